@@ -1,0 +1,217 @@
+"""The ini file, read once into frozen dataclasses. This is the only module
+that reads it. Keys follow the TrinityX ``luna.ini`` layout; relative paths
+are taken relative to the directory holding the ini file."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from luna2d.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_TRUE = {"1", "yes", "true", "on", "y"}
+_FALSE = {"0", "no", "false", "off", "n"}
+
+
+def parse_duration(text: str, where: str) -> int:
+    """Parse ``1h``, ``30m``, ``45s``, ``2d`` or plain seconds into seconds."""
+    match = _DURATION.match(text)
+    if not match or int(match.group(1)) <= 0:
+        raise ConfigError(f"{where}: {text!r} is not a duration such as 1h, 30m or 3600")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def parse_bool(text: str, where: str) -> bool:
+    """Parse yes/no, true/false, on/off, 1/0."""
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{where}: {text!r} is not a boolean (yes or no)")
+
+
+def parse_endpoint(text: str, where: str) -> tuple[str, int]:
+    """Parse ``host:port`` (``[v6]:port`` too) into its parts."""
+    value = text.strip()
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: {text!r} is not host:port")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class APIConfig:
+    username: str
+    password: str
+    secret_key: str
+    expiry: int
+    host: str
+    port: int
+    protocol: str = "http"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    driver: str
+    database: Path
+    synchronous: str = "NORMAL"
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    image_files: Path
+    image_directory: Path
+    keyfile: Path
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    enabled: bool
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    api: APIConfig
+    database: DatabaseConfig
+    files: FilesConfig
+    dhcp: ServiceConfig
+    tftp: ServiceConfig
+    dns: ServiceConfig
+    bootstrap: bool
+    controller_name: str
+    controller_ip: str | None
+    cluster_name: str
+    log_level: str
+
+
+_KNOWN = {
+    "API": {"USERNAME", "PASSWORD", "SECRET_KEY", "EXPIRY", "ENDPOINT", "PROTOCOL", "VERIFY_CERTIFICATE"},
+    "DATABASE": {"DRIVER", "DATABASE", "DBUSER", "DBPASSWORD", "HOST", "PORT", "SYNCHRONOUS"},
+    "FILES": {"IMAGE_FILES", "IMAGE_DIRECTORY", "KEYFILE", "TARBALL", "MAXPACKAGINGTIME"},
+    "BOOTSTRAP": {"ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"},
+    "LOGGER": {"LEVEL", "LOGFILE"},
+}
+_DRIVERS = {"sqlite3": "SQLite3", "sqlite": "SQLite3"}
+_SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+def load(path: str | os.PathLike) -> Config:
+    """Read and check the ini at ``path``. Raises ConfigError naming the
+    section and key of the first problem; never returns a half-valid Config."""
+    ini_path = Path(path)
+    if not ini_path.is_file():
+        raise ConfigError(f"config file {str(ini_path)!r} does not exist")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str.upper  # type: ignore[assignment,method-assign]
+    try:
+        with open(ini_path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{ini_path}: cannot parse: {exc}".splitlines()[0]) from None
+    base = ini_path.resolve().parent
+
+    for section, keys in _KNOWN.items():
+        if parser.has_section(section):
+            for key in parser[section]:
+                if key not in keys:
+                    raise ConfigError(f"[{section}] {key}: unknown key (known: {', '.join(sorted(keys))})")
+
+    def get(section: str, key: str, default: str | None = None) -> str:
+        if parser.has_section(section) and key in parser[section]:
+            value = parser[section][key].strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            return value
+        if default is None:
+            raise ConfigError(f"[{section}] {key}: required key is missing")
+        return default
+
+    def where(section: str, key: str) -> str:
+        return f"[{section}] {key}"
+
+    def as_path(section: str, key: str, default: str | None = None) -> Path:
+        value = get(section, key, default)
+        if not value:
+            raise ConfigError(f"[{section}] {key}: must not be empty")
+        candidate = Path(os.path.expanduser(value))
+        return candidate if candidate.is_absolute() else base / candidate
+
+    username = get("API", "USERNAME")
+    password = get("API", "PASSWORD")
+    secret_key = get("API", "SECRET_KEY")
+    if not username:
+        raise ConfigError("[API] USERNAME: must not be empty")
+    if len(password) < 4:
+        raise ConfigError("[API] PASSWORD: must be at least 4 characters")
+    if len(secret_key) < 16:
+        raise ConfigError("[API] SECRET_KEY: must be at least 16 characters")
+    host, port = parse_endpoint(get("API", "ENDPOINT", "0.0.0.0:7050"), where("API", "ENDPOINT"))
+    api = APIConfig(
+        username=username,
+        password=password,
+        secret_key=secret_key,
+        expiry=parse_duration(get("API", "EXPIRY", "1h"), where("API", "EXPIRY")),
+        host=host,
+        port=port,
+        protocol=get("API", "PROTOCOL", "http").lower(),
+    )
+    if api.protocol not in ("http", "https"):
+        raise ConfigError("[API] PROTOCOL: must be http or https")
+
+    driver = _DRIVERS.get(get("DATABASE", "DRIVER", "SQLite3").lower())
+    if driver is None:
+        raise ConfigError("[DATABASE] DRIVER: only SQLite3 is supported")
+    synchronous = get("DATABASE", "SYNCHRONOUS", "NORMAL").upper()
+    if synchronous not in _SYNC:
+        raise ConfigError("[DATABASE] SYNCHRONOUS: must be one of OFF, NORMAL, FULL, EXTRA")
+    database = DatabaseConfig(driver=driver, database=as_path("DATABASE", "DATABASE"), synchronous=synchronous)
+
+    files = FilesConfig(
+        image_files=as_path("FILES", "IMAGE_FILES", "files"),
+        image_directory=as_path("FILES", "IMAGE_DIRECTORY", "images"),
+        keyfile=as_path("FILES", "KEYFILE", "luna.key"),
+    )
+
+    def service(section: str) -> ServiceConfig:
+        enabled = parse_bool(get(section, "ENABLED", "no"), where(section, "ENABLED"))
+        options = dict(parser[section]) if parser.has_section(section) else {}
+        options.pop("ENABLED", None)
+        return ServiceConfig(enabled=enabled, options=options)
+
+    controller_ip = get("BOOTSTRAP", "CONTROLLER_IP", "") or None
+    if controller_ip is not None:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(controller_ip)
+        except ValueError:
+            raise ConfigError(f"[BOOTSTRAP] CONTROLLER_IP: {controller_ip!r} is not an IP address") from None
+    level = get("LOGGER", "LEVEL", "info").lower()
+    if level not in ("debug", "info", "warning", "error", "critical"):
+        raise ConfigError("[LOGGER] LEVEL: must be debug, info, warning, error or critical")
+    controller_name = get("BOOTSTRAP", "CONTROLLER", "controller")
+    if not re.match(r"^[a-z0-9][a-z0-9._-]{0,62}$", controller_name):
+        raise ConfigError("[BOOTSTRAP] CONTROLLER: not a valid host name")
+    return Config(
+        path=ini_path.resolve(),
+        api=api,
+        database=database,
+        files=files,
+        dhcp=service("DHCP"),
+        tftp=service("TFTP"),
+        dns=service("DNS"),
+        bootstrap=parse_bool(get("BOOTSTRAP", "ENABLED", "yes"), where("BOOTSTRAP", "ENABLED")),
+        controller_name=controller_name,
+        controller_ip=controller_ip,
+        cluster_name=get("BOOTSTRAP", "CLUSTER", "cluster"),
+        log_level=level,
+    )

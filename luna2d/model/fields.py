@@ -1,0 +1,181 @@
+"""Field descriptions and the coercion of raw JSON values into them.
+
+Every coercion either returns the canonical Python value or raises
+``Invalid`` with a message naming the field. ``None`` always means "unset"
+(and so "inherit", where the field inherits)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from luna2d.errors import Invalid
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+@-]{0,127}$")
+INTERFACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$")
+TOKEN_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
+MAX_TEXT = 65536
+MAX_LINE = 4096
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a kind.
+
+    type: str, text, int, bool, ip, cidr, mac, script, list, ref, choice,
+          token (a short lowercase word), secret (a str stored encrypted).
+    inherit: where a null value is looked up, in order: (kind, field) pairs
+          naming the parent kind and the parent's field.
+    ref: for type ref, the kind the name must exist in.
+    internal: kept in the store but neither shown nor accepted by the
+          generic config endpoints (set through dedicated endpoints).
+    """
+
+    name: str
+    type: str = "str"
+    aliases: tuple[str, ...] = ()
+    default: Any = None
+    inherit: tuple[tuple[str, str], ...] = ()
+    ref: str | None = None
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+    internal: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def normalize_mac(value: Any, label: str = "macaddress") -> str:
+    """Return a MAC as lowercase colon-separated hex or raise Invalid."""
+    if not isinstance(value, str):
+        raise Invalid(f"{label}: expected a MAC address string, got {_describe(value)}")
+    raw = value.strip().lower()
+    if not MAC_RE.match(raw):
+        raise Invalid(f"{label}: {_describe(value)} is not a MAC address")
+    digits = re.sub(r"[^0-9a-f]", "", raw)
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def decode_script(value: str) -> str:
+    """Scripts arrive as plain text or base64; keep the plain text."""
+    candidate = value.strip()
+    if candidate and len(candidate) % 4 == 0 and re.fullmatch(r"[A-Za-z0-9+/=\s]+", candidate):
+        try:
+            decoded = base64.b64decode(candidate, validate=False)
+            text = decoded.decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return value
+        if text and all(ch.isprintable() or ch in "\n\r\t" for ch in text):
+            return text
+    return value
+
+
+def encode_script(value: str | None) -> str | None:
+    """Scripts are answered base64-encoded."""
+    if value is None:
+        return None
+    return base64.b64encode(value.encode("utf-8")).decode("ascii")
+
+
+def coerce(field: Field, value: Any, label: str | None = None) -> Any:
+    """Turn a raw JSON value into the field's canonical value."""
+    label = label or field.name
+    if value is None:
+        return None
+    kind = field.type
+    if kind in ("str", "secret", "text", "script"):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise Invalid(f"{label}: expected a string, got {_describe(value)}")
+        text = str(value)
+        limit = MAX_LINE if kind == "str" else MAX_TEXT
+        if len(text) > limit:
+            raise Invalid(f"{label}: longer than {limit} characters")
+        if "\x00" in text:
+            raise Invalid(f"{label}: must not contain NUL characters")
+        if kind == "script":
+            return decode_script(text)
+        return text
+    if kind == "int":
+        if isinstance(value, bool):
+            raise Invalid(f"{label}: expected an integer, got {_describe(value)}")
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,18}\s*", value):
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int):
+            raise Invalid(f"{label}: expected an integer, got {_describe(value)}")
+        if field.minimum is not None and value < field.minimum:
+            raise Invalid(f"{label}: must be at least {field.minimum}")
+        if field.maximum is not None and value > field.maximum:
+            raise Invalid(f"{label}: must be at most {field.maximum}")
+        return value
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("true", "yes", "y", "on", "1"):
+                return True
+            if lowered in ("false", "no", "n", "off", "0"):
+                return False
+        raise Invalid(f"{label}: expected true or false, got {_describe(value)}")
+    if kind == "ip":
+        if not isinstance(value, str):
+            raise Invalid(f"{label}: expected an IP address string, got {_describe(value)}")
+        if value.strip() == "":
+            return None
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise Invalid(f"{label}: {_describe(value)} is not an IP address") from None
+    if kind == "cidr":
+        if not isinstance(value, str):
+            raise Invalid(f"{label}: expected a network such as 10.141.0.0/16, got {_describe(value)}")
+        try:
+            net = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise Invalid(f"{label}: {_describe(value)} is not a network such as 10.141.0.0/16") from None
+        if net.num_addresses < 4:
+            raise Invalid(f"{label}: {net} is too small to hold hosts (at most /30 or /126)")
+        return str(net)
+    if kind == "mac":
+        if isinstance(value, str) and value.strip() == "":
+            return None
+        return normalize_mac(value, label)
+    if kind == "list":
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise Invalid(f"{label}: expected a list of strings, got {_describe(value)}")
+        if len(value) > 1024 or any(len(v) > MAX_LINE for v in value):
+            raise Invalid(f"{label}: list too long")
+        return list(value)
+    if kind == "ref":
+        if not isinstance(value, str):
+            raise Invalid(f"{label}: expected the name of a {field.ref}, got {_describe(value)}")
+        if value == "":
+            return None
+        if not NAME_RE.match(value):
+            raise Invalid(f"{label}: {_describe(value)} is not a valid {field.ref} name")
+        return value
+    if kind == "choice":
+        if not isinstance(value, str) or value not in field.choices:
+            raise Invalid(f"{label}: must be one of {', '.join(field.choices)}, got {_describe(value)}")
+        return value
+    if kind == "token":
+        if not isinstance(value, str) or not TOKEN_RE.match(value):
+            raise Invalid(f"{label}: expected a short lowercase word, got {_describe(value)}")
+        return value
+    raise AssertionError(f"unknown field type {kind}")

@@ -1,0 +1,100 @@
+"""What every resource shares: JSON in and out, and the one mapping from
+errors to status codes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from klein import Klein
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
+
+from luna2d.errors import Invalid, LunaError
+
+log = Logger()
+MAX_BODY = 64 * 1024 * 1024
+JSON_TYPE = b"application/json"
+
+
+def reply(request: Any, body: Any, code: int = 200) -> bytes:
+    """A JSON answer."""
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", JSON_TYPE)
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+def message(request: Any, text: str, code: int) -> bytes:
+    return reply(request, {"message": text}, code)
+
+
+def no_content(request: Any) -> bytes:
+    request.setResponseCode(204)
+    return b""
+
+
+def read_json(request: Any) -> Any:
+    """The request body as JSON, or Invalid naming what is wrong."""
+    raw = request.content.read(MAX_BODY + 1) if request.content is not None else b""
+    if len(raw) > MAX_BODY:
+        raise Invalid("request body is larger than 64 MiB")
+    if not raw.strip():
+        raise Invalid("request body is empty; a JSON object is required")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise Invalid(f"request body is not valid JSON: {str(exc)[:120]}") from None
+
+
+def envelope(body: Any, *path: str) -> Any:
+    """Walk ``{"config": {"node": {...}}}`` along ``path`` with clear errors."""
+    current = body
+    walked = []
+    for key in path:
+        if not isinstance(current, dict):
+            where = ".".join(walked) or "the body"
+            raise Invalid(f"{where}: expected a JSON object holding {key!r}")
+        if key not in current:
+            where = ".".join(walked) or "the body"
+            raise Invalid(f"{where}: missing {key!r}")
+        current = current[key]
+        walked.append(key)
+    return current
+
+
+def single(body: Any, kind: str, name: str) -> Any:
+    """The one object named ``name`` in a ``{"config": {kind: {name: ...}}}`` body."""
+    objects = envelope(body, "config", kind)
+    if not isinstance(objects, dict):
+        raise Invalid(f"config.{kind}: expected a JSON object keyed by name")
+    if name not in objects:
+        names = ", ".join(repr(k) for k in list(objects)[:3]) or "nothing"
+        raise Invalid(f"config.{kind}: the path names {name!r} but the body holds {names}")
+    if len(objects) != 1:
+        raise Invalid(f"config.{kind}: holds more than the one object {name!r}")
+    return objects[name]
+
+
+def install_error_handlers(app: Klein) -> None:
+    """Map every error of a Klein app to a JSON answer; nothing else escapes."""
+
+    @app.handle_errors(LunaError)
+    def luna_error(instance: Any, request: Any, failure: Failure) -> bytes:
+        return message(request, failure.value.message, failure.value.status)
+
+    @app.handle_errors(RouteNotFound)
+    def not_found(instance: Any, request: Any, failure: Failure) -> bytes:
+        if request.method not in (b"GET", b"POST", b"HEAD"):
+            return message(request, f"method {request.method.decode('latin-1')} is not supported", 405)
+        return message(request, f"no such endpoint: {request.path.decode('utf-8', 'replace')}", 404)
+
+    @app.handle_errors(MethodNotAllowed)
+    def not_allowed(instance: Any, request: Any, failure: Failure) -> bytes:
+        method = request.method.decode("latin-1")
+        return message(request, f"method {method} is not supported on {request.path.decode('utf-8', 'replace')}", 405)
+
+    @app.handle_errors(Exception)
+    def unexpected(instance: Any, request: Any, failure: Failure) -> bytes:
+        log.failure("unexpected error answering {path}", failure, path=request.path)
+        return message(request, "internal error; the daemon's log has the details", 500)

@@ -1,0 +1,112 @@
+"""The site root: /token, /version, /journal, and the /config branch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from klein import Klein
+from twisted.web.resource import Resource
+
+import luna2d
+from luna2d.errors import Invalid
+from luna2d.resources import common
+from luna2d.resources.auth import Auth
+from luna2d.resources.common import envelope, message, read_json, reply
+from luna2d.resources.config import ConfigAPI
+
+
+def git_commit(start: Path) -> str:
+    """The commit luna2d runs from, read from .git without running git."""
+    for folder in [start, *start.parents]:
+        head = folder / ".git" / "HEAD"
+        if head.is_file():
+            try:
+                text = head.read_text().strip()
+                if text.startswith("ref: "):
+                    ref = folder / ".git" / text[5:]
+                    if ref.is_file():
+                        return ref.read_text().strip()
+                    packed = folder / ".git" / "packed-refs"
+                    if packed.is_file():
+                        for line in packed.read_text().splitlines():
+                            if line.endswith(" " + text[5:]):
+                                return line.split()[0]
+                    return "unknown"
+                return text
+            except OSError:
+                return "unknown"
+    return "unknown"
+
+
+class RootAPI:
+    """Handlers at the top of the URL space."""
+
+    app = Klein()
+    common.install_error_handlers(app)
+
+    def __init__(self, store: Any, auth: Auth, ini_admin: str) -> None:
+        self.store = store
+        self.auth = auth
+        self.config = ConfigAPI(store, auth, ini_admin)
+        self.commit = git_commit(Path(luna2d.__file__).resolve().parent)
+
+    @app.route("/token", methods=["POST"])
+    async def token(self, request: Any) -> bytes:
+        token = await self.auth.login(read_json(request))
+        return reply(request, {"token": token}, 201)
+
+    @app.route("/version", methods=["GET"])
+    def version(self, request: Any) -> bytes:
+        return reply(request, {"version": {"luna": luna2d.__version__, "api": luna2d.API_VERSION,
+                                           "commit": self.commit}})
+
+    @app.route("/config", branch=True)
+    def config(self, request: Any) -> Any:
+        return self.config.app.resource()
+
+    @app.route("/journal/<controller>", methods=["GET"])
+    async def journal(self, request: Any, controller: str) -> bytes:
+        self.auth.reader(request)
+        entries = await self.store.journal(controller)
+        return reply(request, {"journal": entries})
+
+    @app.route("/journal", methods=["POST"])
+    async def journal_add(self, request: Any) -> bytes:
+        self.auth.admin(request)
+        entries = envelope(read_json(request), "journal")
+        count = await self.store.add_journal(entries)
+        return message(request, f"{count} journal entries added", 201)
+
+    @app.route("/", methods=["GET"])
+    def index(self, request: Any) -> bytes:
+        return reply(request, {"message": "luna2d REST API; see /version"})
+
+
+class Guard(Resource):
+    """Answers what Klein cannot route (undecodable paths) with JSON, then
+    hands every request to the Klein tree."""
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def render(self, request: Any) -> Any:
+        try:
+            request.path.decode("utf-8")
+            from urllib.parse import unquote_to_bytes
+
+            unquote_to_bytes(request.path).decode("utf-8")
+        except UnicodeDecodeError:
+            return common.message(request, "the request path is not valid UTF-8", 400)
+        return self.inner.render(request)
+
+
+def build(store: Any, auth: Auth, ini_admin: str) -> Resource:
+    """The one resource the HTTP site serves."""
+    return Guard(RootAPI(store, auth, ini_admin).app.resource())
+
+
+__all__ = ["build", "Invalid"]

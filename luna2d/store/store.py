@@ -1,0 +1,318 @@
+"""The store: the one owner of luna2d's state.
+
+Reads answer from memory. Writes are serialized by one lock: each runs a
+pure function over a Tx, then one database transaction through adbapi, and
+only after the commit swaps the result into memory and tells listeners
+(boot indexes) that something changed. An acknowledged write is on disk."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any, Callable
+
+from twisted.internet import defer, threads
+
+from luna2d.errors import Invalid, NotFound
+from luna2d.model.fields import NAME_RE, Field, coerce
+from luna2d.model.kinds import GENERIC, KINDS, kind_named
+from luna2d.store import crypto as cryptomod
+from luna2d.store import db, ipam, objects, views
+from luna2d.store.state import State, Tx, build_state, ip_key, load_rows
+
+JOURNAL_FIELDS = ("function", "object", "param", "payload", "masteronly", "misc", "sendfor", "sendby", "created")
+
+
+def _run_statements(cursor: Any, statements: list[tuple[str, tuple]]) -> None:
+    for sql, args in statements:
+        cursor.execute(sql, args)
+
+
+class Store:
+    """Every object kind, their addresses, secrets, users and the journal."""
+
+    def __init__(self, pool: Any, crypto: cryptomod.Crypto, clock: Any = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[no-redef]
+        self.clock = clock
+        self.pool = pool
+        self.crypto = crypto
+        self.state = State()
+        self._lock = defer.DeferredLock()
+        self.listeners: list[Callable[[Tx], None]] = []
+        self.writes = 0
+
+    async def open(self) -> "Store":
+        """Migrate the schema and load every object into memory."""
+        await db.migrate(self.pool)
+        rows = await self.pool.runInteraction(load_rows)
+        self.state = build_state(rows, self.crypto.decrypt)
+        return self
+
+    @property
+    def empty(self) -> bool:
+        return self.state.singleton("cluster") is None
+
+    # -- writing --------------------------------------------------------------------
+    def write(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
+        """Run ``fn(tx, *args)`` as one serialized, durable write."""
+        return self._lock.run(self._write, fn, *args)
+
+    def _write(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
+        tx = Tx(self.state)
+        try:
+            result = fn(tx, *args)
+        except Exception:
+            return defer.fail()
+        if tx.empty:
+            return defer.succeed(result)
+        statements = tx.statements(self.crypto.encrypt)
+        d = self.pool.runInteraction(_run_statements, statements)
+
+        def committed(_: Any) -> Any:
+            tx.apply()
+            self.writes += 1
+            for listener in self.listeners:
+                listener(tx)
+            return result
+
+        d.addCallback(committed)
+        return d
+
+    # -- generic reads ----------------------------------------------------------------
+    def _obj(self, kind: str, name: str):
+        kind_named(kind)
+        obj = self.state.get(kind, name)
+        if obj is None:
+            raise NotFound(f"{kind} {name!r} does not exist")
+        return obj
+
+    def list(self, kind: str, reveal: bool = True) -> dict[str, dict]:
+        kind_named(kind)
+        return {o.name: views.view(self.state, o, reveal) for o in self.state.by_kind[kind].values()}
+
+    def show(self, kind: str, name: str, reveal: bool = True) -> dict:
+        return views.view(self.state, self._obj(kind, name), reveal)
+
+    def members(self, kind: str, name: str) -> list[str]:
+        """Nodes (or devices) that belong to or use the object."""
+        obj = self._obj(kind, name)
+        state = self.state
+        node_kind = KINDS["node"]
+        if kind in ("osimage", "bmcsetup"):
+            f = node_kind.by_name[kind]
+            return sorted(
+                n.name for n in state.by_kind["node"].values() if views.resolve(state, node_kind, n, f)[0] == obj.id
+            )
+        if kind in ("group", "switch"):
+            return sorted(n.name for n in state.by_kind["node"].values() if n.data.get(kind) == obj.id)
+        if kind == "network":
+            return sorted({o.name for o, _ in ipam.holders_on(state, obj.id)})
+        if kind == "rack":
+            return [d["name"] for d in views.rack_devices(state, obj)]
+        return []
+
+    def interfaces(self, kind: str, name: str, iface: str | None = None) -> list[dict]:
+        obj = self._obj(kind, name)
+        items = views.interfaces(self.state, obj)
+        if iface is None:
+            return items
+        chosen = [i for i in items if i["interface"] == iface]
+        if not chosen:
+            raise NotFound(f"{kind} {name!r} has no interface {iface!r}")
+        return chosen
+
+    # -- networks ------------------------------------------------------------------
+    def nextfreeip(self, network: str) -> str | None:
+        return ipam.next_free(self.state, self._obj("network", network))
+
+    def ipinfo(self, network: str, ip: str) -> dict:
+        net = self._obj("network", network)
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            raise Invalid(f"{ip!r} is not an IP address") from None
+        if addr not in ipam.net_of(net):
+            raise NotFound(f"{addr} is not inside network {network} ({net.data['network']})")
+        holder = self.state.ips.get(ip_key(str(addr)))
+        if holder is not None:
+            return {"status": "taken", "device": self.state.by_id[holder[0]].name}
+        for key in ("gateway", "nameserver_ip"):
+            if net.data.get(key) == str(addr):
+                return {"status": "taken", "device": key}
+        return {"status": "free"}
+
+    def taken(self, network: str) -> list[dict]:
+        return ipam.taken(self.state, self._obj("network", network))
+
+    # -- osimage tags ------------------------------------------------------------------
+    def tags(self, osimage: str | None = None) -> dict[str, dict]:
+        images = [self._obj("osimage", osimage)] if osimage else list(self.state.by_kind["osimage"].values())
+        out = {}
+        for image in images:
+            for tag, files in sorted((image.data.get("tags") or {}).items()):
+                out[f"{image.name}:{tag}" if osimage is None and tag in out else tag] = {
+                    "name": tag,
+                    "osimage": image.name,
+                    **files,
+                }
+        return out
+
+    # -- cluster --------------------------------------------------------------------------
+    def cluster(self) -> dict:
+        return views.cluster_view(self.state)
+
+    # -- secrets ----------------------------------------------------------------------------
+    def secrets(self, owner_kind: str | None = None, owner: str | None = None,
+                name: str | None = None, reveal: bool = True) -> dict:
+        out: dict[str, dict] = {"node": {}, "group": {}}
+        if owner_kind is None:
+            for kind in ("node", "group"):
+                for obj in self.state.by_kind[kind].values():
+                    if obj.secrets:
+                        out[kind][obj.name] = views.secrets_of(obj, reveal)
+            return out
+        obj = self._obj(owner_kind, owner or "")
+        if name is not None:
+            items = views.secrets_of(obj, reveal, only=name)
+            if not items:
+                raise NotFound(f"{owner_kind} {obj.name} has no secret {name!r}")
+            out[owner_kind][obj.name] = items
+            return {owner_kind: out[owner_kind]}
+        out[owner_kind][obj.name] = views.secrets_of(obj, reveal)
+        if owner_kind == "node":
+            group = self.state.obj(obj.data.get("group"))
+            if group is not None:
+                out["group"][group.name] = views.secrets_of(group, reveal)
+            return out
+        return {"group": out["group"]}
+
+    # -- racks -----------------------------------------------------------------------------------
+    def inventory(self, subset: str | None = None) -> list[dict]:
+        if subset not in (None, "configured", "unconfigured", "all"):
+            raise NotFound(f"there is no inventory subset {subset!r} (configured, unconfigured)")
+        out = []
+        for kind in KINDS.values():
+            if kind.rack_device:
+                for obj in self.state.by_kind[kind.name].values():
+                    entry = views.device_entry(self.state, obj)
+                    placed = entry["rack"] is not None
+                    if subset == "configured" and not placed or subset == "unconfigured" and placed:
+                        continue
+                    out.append(entry)
+        return out
+
+    # -- users ------------------------------------------------------------------------------------
+    def user(self, name: str):
+        return self.state.get("user", name)
+
+    async def check_user(self, name: str, password: str) -> str | None:
+        """The user's role when the password matches, else None (slow, threaded)."""
+        user = self.state.get("user", name) if isinstance(name, str) else None
+        stored = user.data.get("pwhash") if user is not None else None
+        ok = await threads.deferToThread(
+            cryptomod.check_password, password, stored or "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 44
+        )
+        if ok and user is not None and stored:
+            return user.data.get("role") or "readonly"
+        return None
+
+    async def put_user(self, name: str, raw: Any, reserved: str) -> bool:
+        if not isinstance(raw, dict):
+            raise Invalid(f"the user {name!r} must be a JSON object of fields")
+        objects.check_name("user", name)
+        if name == reserved or raw.get("newusername") == reserved:
+            raise Invalid(f"name: {reserved!r} is the ini file's admin and cannot be managed here")
+        body = dict(raw)
+        password = body.pop("password", None)
+        pwhash = None
+        if password is not None:
+            password = coerce(Field("password", "str"), password, "password")
+            if len(password) < 8:
+                raise Invalid("password: must be at least 8 characters")
+            pwhash = await threads.deferToThread(cryptomod.hash_password, password)
+
+        def apply(tx: Tx) -> bool:
+            existing = tx.get("user", name)
+            if existing is None and pwhash is None:
+                raise Invalid(f"password: required to create user {name!r}")
+            created = objects.upsert(tx, "user", name, body)
+            if pwhash is not None:
+                target = tx.get("user", body.get("newusername") or name)
+                tx.edit(target).data["pwhash"] = pwhash
+            return created
+
+        return await self.write(apply)
+
+    # -- journal ------------------------------------------------------------------------------------
+    def journal(self, controller: str) -> defer.Deferred:
+        if not NAME_RE.match(controller) or self.state.get("controller", controller) is None:
+            return defer.fail(NotFound(f"controller {controller!r} does not exist"))
+
+        def query(cursor: Any) -> list[dict]:
+            rows = cursor.execute(
+                "SELECT function, object, param, payload, masteronly, misc, sendfor, sendby, created "
+                "FROM journal WHERE sendfor = ? ORDER BY id",
+                (controller,),
+            ).fetchall()
+            return [dict(zip(JOURNAL_FIELDS, row)) for row in rows]
+
+        return self.pool.runInteraction(query)
+
+    def add_journal(self, entries: Any) -> defer.Deferred:
+        if not isinstance(entries, list) or not entries:
+            return defer.fail(Invalid("journal: expected a non-empty list of entries"))
+        now = int(self.clock.seconds())
+        try:
+            rows = [_journal_row(entry, index, now) for index, entry in enumerate(entries)]
+        except Invalid:
+            return defer.fail()
+
+        def insert(cursor: Any) -> int:
+            cursor.executemany(
+                "INSERT INTO journal (function, object, param, payload, masteronly, misc, sendfor, sendby, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return len(rows)
+
+        return self._lock.run(self.pool.runInteraction, insert)
+
+
+def _journal_row(entry: Any, index: int, now: int) -> tuple:
+    label = f"journal[{index}]"
+    if not isinstance(entry, dict):
+        raise Invalid(f"{label}: expected a journal entry object")
+    unknown = set(entry) - set(JOURNAL_FIELDS)
+    if unknown:
+        raise Invalid(f"{label}.{sorted(unknown)[0]}: unknown journal field")
+    values = []
+    for key in JOURNAL_FIELDS:
+        value = entry.get(key)
+        if key in ("function", "sendfor") and (not isinstance(value, str) or not value):
+            raise Invalid(f"{label}.{key}: required")
+        if key == "masteronly":
+            if value in (None, False, 0, "0", "false"):
+                value = "0"
+            elif value in (True, 1, "1", "true"):
+                value = "1"
+            else:
+                raise Invalid(f"{label}.masteronly: expected 0 or 1")
+        elif key == "created":
+            if value is None:
+                value = str(now)
+            elif isinstance(value, bool) or not isinstance(value, (int, float, str)) or not str(value).replace(".", "", 1).isdigit():
+                raise Invalid(f"{label}.created: expected a UNIX timestamp")
+            value = str(value)
+        elif value is not None:
+            if not isinstance(value, str):
+                raise Invalid(f"{label}.{key}: expected a string or null")
+            if len(value) > 16 * 1024 * 1024:
+                raise Invalid(f"{label}.{key}: too long")
+        values.append(value)
+    return tuple(values)
+
+
+# Generic kinds as data: which kinds the generic endpoints serve.
+SERVED = GENERIC
+__all__ = ["Store", "SERVED", "json"]
