@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from typing import Any
 
@@ -78,7 +79,10 @@ class LunaDaemon(service.MultiService):
             key = load_or_create_key(cfg.files.keyfile)
         except (ConfigError, OSError) as exc:
             raise SystemExit(f"luna2d: {exc}") from None
-        startup = db.SyncPool(cfg.database.database, cfg.database.synchronous) if self._dir_ok() else None
+        try:
+            startup = db.SyncPool(cfg.database.database, cfg.database.synchronous) if self._dir_ok() else None
+        except sqlite3.Error as exc:
+            raise SystemExit(f"luna2d: [DATABASE] DATABASE: cannot open {cfg.database.database}: {exc}") from None
         store = Store(startup, Crypto(key), reactor)
         try:
             result = defer.ensureDeferred(store.open())
