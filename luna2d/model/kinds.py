@@ -77,7 +77,7 @@ NODE = Kind(
         Field("group", "ref", ref="group"),
         Field("macaddr", "mac", aliases=("macaddress",), internal=True),
         Field("switch", "ref", ref="switch"),
-        Field("switchport", "str"),
+        Field("switchport", "int", minimum=0, maximum=1_000_000),
         Field("service", "bool", default=False),
         Field("setupbmc", "bool", default=False, inherit=(("group", "bmcsetup"),)),
         Field("bmcsetup", "ref", ref="bmcsetup", inherit=(("group", "bmcsetupname"),)),

@@ -4,12 +4,14 @@ errors to status codes."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from klein import Klein
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
+from werkzeug.routing import RequestRedirect
 
 from luna2d.errors import Invalid, LunaError
 
@@ -42,9 +44,32 @@ def read_json(request: Any) -> Any:
     if not raw.strip():
         raise Invalid("request body is empty; a JSON object is required")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise Invalid(f"request body is not valid JSON: {str(exc)[:120]}") from None
+    if _SURROGATE_ESCAPE.search(raw) and _has_surrogate(body):
+        # "\ud800" parses, but no such text can be stored, encrypted or answered.
+        raise Invalid("request body is not valid JSON: it holds an unpaired UTF-16 surrogate (\\udXXX)")
+    return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def envelope(body: Any, *path: str) -> Any:
@@ -88,6 +113,11 @@ def install_error_handlers(app: Klein) -> None:
         if request.method not in (b"GET", b"POST", b"HEAD"):
             return message(request, f"method {request.method.decode('latin-1')} is not supported", 405)
         return message(request, f"no such endpoint: {request.path.decode('utf-8', 'replace')}", 404)
+
+    @app.handle_errors(RequestRedirect)
+    def redirect(instance: Any, request: Any, failure: Failure) -> bytes:
+        # werkzeug redirects paths with empty segments (a//b); no endpoint has one.
+        return not_found(instance, request, failure)
 
     @app.handle_errors(MethodNotAllowed)
     def not_allowed(instance: Any, request: Any, failure: Failure) -> bytes:

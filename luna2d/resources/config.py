@@ -78,7 +78,12 @@ class ConfigAPI:
         return reply(request, _wrap("network", name, {"taken": self.store.taken(_name("network", name))}))
 
     @app.route("/network/<name>/<ip>", methods=["GET"])
-    def ipinfo(self, request: Any, name: str, ip: str) -> bytes:
+    async def ipinfo(self, request: Any, name: str, ip: str) -> bytes:
+        # This route shadows the generic GET routes of a network.
+        if ip == "_member":
+            return self.members(request, "network", name)
+        if ip == "_delete":
+            return await self.delete(request, "network", name)
         self.auth.reader(request)
         return reply(request, {"config": {"network": {ip: self.store.ipinfo(_name("network", name), ip)}}})
 
@@ -127,7 +132,7 @@ class ConfigAPI:
     @app.route("/osimagetag/<name>/_list", methods=["GET"])
     def tag_members(self, request: Any, name: str) -> bytes:
         self.auth.reader(request)
-        members = self.store.members("osimage", _name("osimage", name))
+        members = self.store.members("osimagetag", _name("osimage", name))
         return reply(request, _wrap("osimage", name, {"members": members}))
 
     # -- secrets -------------------------------------------------------------------------
@@ -249,6 +254,8 @@ class ConfigAPI:
     @app.route("/<kind>", methods=["POST"])
     def list_post(self, request: Any, kind: str) -> bytes:
         self.auth.admin(request)
+        if kind == "secrets":
+            raise Invalid("POST /config/secrets is not supported; POST to /config/secrets/{node,group}/<name>")
         _kind(kind)
         raise Invalid(f"POST /config/{kind} is not supported; POST to /config/{kind}/<name>")
 
@@ -260,6 +267,8 @@ class ConfigAPI:
     @app.route("/<kind>/<name>", methods=["POST"])
     async def update(self, request: Any, kind: str, name: str) -> bytes:
         who = self.auth.need(request)
+        if who.role == "readonly":
+            raise Forbidden("readonly tokens may not change anything")
         _kind(kind)
         body = single(read_json(request), kind, name)
         if who.role == "node":
@@ -324,7 +333,9 @@ class ConfigAPI:
         self.auth.admin(request)
         body = single(read_json(request), self._iface_kind(kind), name)
         entries = envelope(body, "interfaces")
-        await self.store.write(objects.put_interfaces, kind, _name(kind, name), entries)
+        created = await self.store.write(objects.put_interfaces, kind, _name(kind, name), entries)
+        if created:
+            return message(request, f"interfaces created for {kind} {name}", 201)
         return no_content(request)
 
     @app.route("/<kind>/<name>/interfaces/<iface>", methods=["GET"])

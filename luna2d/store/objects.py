@@ -33,6 +33,8 @@ def check_name(kind: str, name: Any, label: str = "name") -> str:
             f"{label}: {name!r} is not a valid {kind} name "
             "(lowercase letters, digits, '.', '_' and '-', at most 63 characters)"
         )
+    if kind == "rack" and name == "inventory":
+        raise Invalid(f"{label}: 'inventory' is reserved")
     return name
 
 
@@ -81,6 +83,10 @@ class Body:
                         f"use {kind.rename[0] if kind.rename else 'a new object'} to rename"
                     )
                 continue
+            if kind.name == "rack" and key == "devices":
+                # A rack's devices are its content, not an echoed output.
+                self.extra["devices"] = value
+                continue
             if key in OUTPUT_ONLY or (key.startswith("_") and key.endswith("_source")):
                 continue
             if key == "interfaces" and kind.interfaces in ("multi", "network"):
@@ -93,9 +99,6 @@ class Body:
                 continue
             if kind.name == "node" and key in ("macaddr", "macaddress"):
                 self.macaddr = (True, value)
-                continue
-            if kind.name == "rack" and key == "devices":
-                self.extra["devices"] = value
                 continue
             f = kind.field(key)
             if f is None or f.internal:
@@ -136,6 +139,9 @@ def upsert(tx: Tx, kind_name: str, name: str, raw: Any, allow_create: bool = Tru
 def apply_body(tx: Tx, obj: Obj, body: Body, created: bool, template: Obj | None = None) -> None:
     kind = body.kind
     before = dict(obj.data)
+    for fname in kind.required:
+        if fname in body.given and body.values.get(fname) is None:
+            raise Invalid(f"{fname}: required for {kind.name} {obj.name!r}; it cannot be unset")
     for fname, value in body.values.items():
         f = kind.by_name[fname]
         if f.type == "ref":
@@ -164,6 +170,8 @@ def apply_body(tx: Tx, obj: Obj, body: Body, created: bool, template: Obj | None
         put_single_iface(tx, obj, body, created)
     if kind.name == "rack" and "devices" in body.extra:
         place_devices(tx, obj, body.extra["devices"])
+    elif kind.name == "rack" and not created:
+        check_rack(tx, obj)  # a smaller size must still hold its devices
 
 
 def rename(tx: Tx, obj: Obj, new_name: str) -> None:
@@ -390,16 +398,19 @@ def _canonical_ip(value: str, label: str) -> str:
         raise Invalid(f"{label}: {value!r} is not an IP address") from None
 
 
-def put_interfaces(tx: Tx, kind_name: str, name: str, entries: Any) -> None:
-    """POST .../interfaces: add or update the listed interfaces."""
+def put_interfaces(tx: Tx, kind_name: str, name: str, entries: Any) -> bool:
+    """POST .../interfaces: add or update the listed interfaces; True when
+    any of them is new."""
     obj = tx.edit(require(tx, kind_name, name))
     if not isinstance(entries, list) or not entries:
         raise Invalid("interfaces: expected a non-empty list of interface objects")
+    before = {item.name for item in obj.ifaces}
     for index, entry in enumerate(entries):
         if kind_name == "node":
             put_node_iface(tx, obj, entry, f"interfaces[{index}]")
         else:
             put_group_iface(tx, obj, entry, f"interfaces[{index}]")
+    return any(item.name not in before for item in obj.ifaces)
 
 
 def delete_interface(tx: Tx, kind_name: str, name: str, iface: str) -> None:
@@ -487,7 +498,8 @@ def renumber(tx: Tx, network: Obj, old: Any, new: Any) -> None:
         edited.append((mine, item))
         tx.put_iface(mine, Iface(item.name, item.network, None, item.mac, item.options))
     for (mine, item), (_, _, moved) in zip(edited, moves):
-        ipam.check_address(tx, network, moved, (mine.id, item.name), f"network (moving {mine.name})", force=True)
+        ipam.check_address(tx, network, moved, (mine.id, item.name), f"network (moving {mine.name})", force=True,
+                           infra=mine.kind == "controller")
         tx.put_iface(mine, Iface(item.name, item.network, moved, item.mac, item.options))
 
 

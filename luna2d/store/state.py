@@ -213,8 +213,12 @@ class Tx:
         current = self.obj(obj.id)
         if current is None:
             return
-        for item in list(current.ifaces):
-            self.drop_iface(current, item.name)
+        # Release its addresses in the overlays; never touch the live object.
+        for item in current.ifaces:
+            if item.ip:
+                self.ips.pop(ip_key(item.ip))
+            if item.mac:
+                self.macs.pop(item.mac)
         self.names[(current.kind, current.name)] = None
         self.changed.pop(obj.id, None)
         if obj.id in self.created:

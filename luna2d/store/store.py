@@ -41,6 +41,7 @@ class Store:
         self._lock = defer.DeferredLock()
         self.listeners: list[Callable[[Tx], None]] = []
         self.writes = 0
+        self._nextfree: dict[int, tuple] = {}  # network id -> (state, generation, network, answer)
 
     async def open(self) -> "Store":
         """Migrate the schema and load every object into memory."""
@@ -89,14 +90,17 @@ class Store:
 
     def list(self, kind: str, reveal: bool = True) -> dict[str, dict]:
         kind_named(kind)
-        return {o.name: views.view(self.state, o, reveal) for o in self.state.by_kind[kind].values()}
+        # In id order, as a restart loads them (an update re-inserts into by_kind).
+        objs = sorted(self.state.by_kind[kind].values(), key=lambda o: o.id)
+        return {o.name: views.view(self.state, o, reveal) for o in objs}
 
     def show(self, kind: str, name: str, reveal: bool = True) -> dict:
         return views.view(self.state, self._obj(kind, name), reveal)
 
     def members(self, kind: str, name: str) -> list[str]:
-        """Nodes (or devices) that belong to or use the object."""
-        obj = self._obj(kind, name)
+        """Nodes (or devices) that belong to or use the object; for
+        ``osimagetag``, the nodes of osimage ``name`` that boot a tag."""
+        obj = self._obj("osimage" if kind == "osimagetag" else kind, name)
         state = self.state
         node_kind = KINDS["node"]
         if kind in ("osimage", "bmcsetup"):
@@ -106,8 +110,17 @@ class Store:
             )
         if kind in ("group", "switch"):
             return sorted(n.name for n in state.by_kind["node"].values() if n.data.get(kind) == obj.id)
+        if kind == "osimagetag":
+            image = self._obj("osimage", name)
+            image_field, tag_field = node_kind.by_name["osimage"], node_kind.by_name["osimagetag"]
+            return sorted(
+                n.name
+                for n in state.by_kind["node"].values()
+                if views.resolve(state, node_kind, n, image_field)[0] == image.id
+                and views.resolve(state, node_kind, n, tag_field)[0] is not None
+            )
         if kind == "network":
-            return sorted({o.name for o, _ in ipam.holders_on(state, obj.id)})
+            return sorted({o.name for o, _ in ipam.holders_on(state, obj.id) if o.kind != "group"})
         if kind == "rack":
             return [d["name"] for d in views.rack_devices(state, obj)]
         return []
@@ -124,7 +137,14 @@ class Store:
 
     # -- networks ------------------------------------------------------------------
     def nextfreeip(self, network: str) -> str | None:
-        return ipam.next_free(self.state, self._obj("network", network))
+        # The scan walks every taken address; its answer holds until the next write.
+        net, state = self._obj("network", network), self.state
+        cached = self._nextfree.get(net.id)
+        if cached is not None and cached[0] is state and cached[1] == state.generation and cached[2] is net:
+            return cached[3]
+        ip = ipam.next_free(state, net)
+        self._nextfree[net.id] = (state, state.generation, net, ip)
+        return ip
 
     def ipinfo(self, network: str, ip: str) -> dict:
         net = self._obj("network", network)
@@ -134,6 +154,9 @@ class Store:
             raise Invalid(f"{ip!r} is not an IP address") from None
         if addr not in ipam.net_of(net):
             raise NotFound(f"{addr} is not inside network {network} ({net.data['network']})")
+        net_range = ipam.net_of(net)
+        if addr in (net_range.network_address, net_range.broadcast_address):
+            return {"status": "taken", "device": "network" if addr == net_range.network_address else "broadcast"}
         holder = self.state.ips.get(ip_key(str(addr)))
         if holder is not None:
             return {"status": "taken", "device": self.state.by_id[holder[0]].name}
@@ -194,7 +217,7 @@ class Store:
         out = []
         for kind in KINDS.values():
             if kind.rack_device:
-                for obj in self.state.by_kind[kind.name].values():
+                for obj in sorted(self.state.by_kind[kind.name].values(), key=lambda o: o.id):
                     entry = views.device_entry(self.state, obj)
                     placed = entry["rack"] is not None
                     if subset == "configured" and not placed or subset == "unconfigured" and placed:

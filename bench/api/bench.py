@@ -1,0 +1,650 @@
+"""The luna2d API benchmark (run it through bench/api/run).
+
+Starts the real daemon (twistd luna2d) on 127.0.0.1 and a free port in a
+temporary directory, loads a cluster through the HTTP API (a /16
+provisioning network, a /16 BMC network, 50 groups with interfaces and
+10,000 nodes, each node taking an address on both networks), then measures
+with wrk (1 thread, 32 connections):
+
+  1. GET  /config/node/<random node>             throughput, p50, p99
+  2. POST /config/node/<random node> (comment)   throughput, p50, p99
+  3. GET  /config/node (every node)              median time, size
+  4. GET  /config/network/<prov>/_nextfreeip     throughput, p50, p99
+  5. the daemon's VmRSS after the load and after the runs
+
+Every wrk and list measurement runs --repeat times (rounds interleaved);
+the best run is reported and every run is kept in the JSON. Each run also
+records how much CPU the rest of the machine used meanwhile ("other
+load"), so that noisy numbers can be recognised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+RESULTS = REPO / "bench" / "results"
+TWISTD = REPO / ".venv" / "bin" / "twistd"
+LUA = HERE / "bench.lua"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+USER, PASSWORD = "luna", "bench-password"
+PROV, BMC = "prov", "bmcnet"
+
+# Goals (from the project's issue) and the reference: the Flask-based luna2
+# daemon, 4 gunicorn workers, 1,000 nodes, measured on this machine kind.
+GOALS = {
+    "get_rps": 1500,
+    "p99_ms": 50,
+    "list_s": 1.0,
+    "nextfreeip_ms": 20,
+    "rss_mb": 200,
+}
+REFERENCE = {
+    "get_rps": 876, "get_p50_ms": 36, "get_p99_ms": 49,
+    "list_s": 0.82, "nextfreeip_rps": 86, "nextfreeip_p50_ms": 322, "rss_mb": 440,
+}
+
+
+# -- the machine ---------------------------------------------------------------------------
+
+def machine() -> dict:
+    model = "unknown"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "luna2d"],
+                               capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        commit, dirty = "unknown", ""
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "twisted": version("Twisted"),
+        "klein": version("klein"),
+        "wrk": (wrk.stdout or wrk.stderr).split("[")[0].strip() or "wrk",
+        "commit": commit + (" (luna2d/ modified)" if dirty else ""),
+    }
+
+
+def busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy since boot."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def proc_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_quiet(pid: int, limit: float, patience: float) -> float:
+    """Wait (up to ``patience`` seconds) until the rest of the machine uses
+    less than ``limit`` cores over one second; returns the last reading."""
+    deadline = time.monotonic() + patience
+    while True:
+        busy0, daemon0, t0 = busy_seconds(), proc_cpu(pid), time.monotonic()
+        time.sleep(1)
+        other = (busy_seconds() - busy0 - (proc_cpu(pid) - daemon0)) / (time.monotonic() - t0)
+        if other < limit or time.monotonic() >= deadline:
+            return round(max(0.0, other), 2)
+
+
+class Meter:
+    """Wall time, daemon CPU, our own and our children's CPU, and what the
+    rest of the machine used meanwhile, around one measurement."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __enter__(self) -> "Meter":
+        self.load1 = os.getloadavg()[0]
+        self.t0 = time.monotonic()
+        self.busy0 = busy_seconds()
+        self.daemon0 = proc_cpu(self.pid)
+        self.self0 = self._ours()
+        return self
+
+    @staticmethod
+    def _ours() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.monotonic() - self.t0
+        busy = busy_seconds() - self.busy0
+        self.daemon_cpu = proc_cpu(self.pid) - self.daemon0
+        ours = self._ours() - self.self0
+        self.other = max(0.0, busy - self.daemon_cpu - ours) / self.wall if self.wall else 0.0
+
+    def record(self) -> dict:
+        return {"wall_s": round(self.wall, 3), "daemon_cores": round(self.daemon_cpu / self.wall, 2),
+                "other_cores": round(self.other, 2), "load1_before": round(self.load1, 2)}
+
+
+# -- the daemon --------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+INI = """\
+[API]
+USERNAME = {user}
+PASSWORD = {password}
+SECRET_KEY = luna2d-benchmark-secret-key-0123456789
+EXPIRY = 12h
+ENDPOINT = 127.0.0.1:{port}
+
+[DATABASE]
+DRIVER = SQLite3
+DATABASE = {folder}/luna.db
+
+[FILES]
+IMAGE_FILES = {folder}/files
+IMAGE_DIRECTORY = {folder}/images
+KEYFILE = {folder}/luna.key
+
+[DHCP]
+ENABLED = no
+
+[TFTP]
+ENABLED = no
+
+[DNS]
+ENABLED = no
+
+[BOOTSTRAP]
+ENABLED = no
+CONTROLLER = controller
+"""
+
+
+class Daemon:
+    def __init__(self, folder: Path, cpu: int | None) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.ini = folder / "luna2d.ini"
+        self.ini.write_text(INI.format(user=USER, password=PASSWORD, port=self.port, folder=folder))
+        self.log = folder / "daemon.log"
+        command = [str(TWISTD), "-n", "--pidfile=", "--logfile", str(self.log),
+                   "luna2d", "--config", str(self.ini)]
+        if cpu is not None:
+            command = ["taskset", "-c", str(cpu)] + command
+        self.proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self.proc.pid  # taskset execs twistd: the same process
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the daemon exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"the daemon did not listen within {timeout}s:\n{self.tail()}")
+
+    def tail(self) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- a small HTTP client -------------------------------------------------------------------------
+
+class Client:
+    """One keep-alive connection per thread."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.token = ""
+        self.local = threading.local()
+
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        return conn
+
+    def request(self, method: str, path: str, body: object = None) -> tuple[int, bytes]:
+        headers = {"x-access-tokens": self.token}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["content-type"] = "application/json"
+        for attempt in (1, 2):
+            conn = self._conn()
+            try:
+                conn.request(method, path, body=data, headers=headers)
+                response = conn.getresponse()
+                return response.status, response.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def must(self, method: str, path: str, body: object = None, ok: tuple = (200, 201, 204)) -> bytes:
+        status, data = self.request(method, path, body)
+        if status not in ok:
+            raise SystemExit(f"{method} {path}: {status} {data[:300]!r}")
+        return data
+
+    def login(self) -> None:
+        data = self.must("POST", "/token", {"username": USER, "password": PASSWORD})
+        self.token = json.loads(data)["token"]
+
+
+# -- loading the cluster ------------------------------------------------------------------------
+
+PARTSCRIPT = """\
+parted /dev/sda -s 'mklabel gpt'
+parted /dev/sda -s 'mkpart efi fat32 1 512m' set 1 esp on
+parted /dev/sda -s 'mkpart root ext4 512m 100%'
+mkfs.fat -F32 /dev/sda1 && mkfs.ext4 -F /dev/sda2
+mount /dev/sda2 /sysroot && mkdir -p /sysroot/boot/efi && mount /dev/sda1 /sysroot/boot/efi
+"""
+POSTSCRIPT = "echo 'tmpfs /tmp tmpfs defaults 0 0' >> /sysroot/etc/fstab\n"
+
+
+def node_name(number: int) -> str:
+    return f"node{number:05d}"
+
+
+def wrap(kind: str, name: str, body: dict) -> dict:
+    return {"config": {kind: {name: body}}}
+
+
+def load(client: Client, nodes: int, groups: int, concurrency: int) -> dict:
+    """The networks, an OS image, a BMC setup, the groups, then the nodes."""
+    client.must("POST", f"/config/network/{PROV}", wrap("network", PROV, {
+        "network": "10.20.0.0/16", "gateway": "10.20.255.254", "nameserver_ip": "10.20.255.254",
+        "dhcp": True, "dhcp_range_begin": "10.20.255.1", "dhcp_range_end": "10.20.255.200",
+        "comment": "provisioning network"}))
+    client.must("POST", f"/config/network/{BMC}", wrap("network", BMC, {
+        "network": "10.21.0.0/16", "gateway": "10.21.255.254", "comment": "BMC network"}))
+    client.must("POST", "/config/osimage/compute", wrap("osimage", "compute", {
+        "path": "/trinity/images/compute", "distribution": "redhat", "kernelversion": "5.14.0-427",
+        "grab_exclude": ["/proc/*", "/sys/*", "/dev/*"], "grab_filesystems": ["/", "/boot"]}))
+    client.must("POST", "/config/bmcsetup/compute", wrap("bmcsetup", "compute", {
+        "username": "luna", "password": "bmc-secret", "userid": 3}))
+    for number in range(1, groups + 1):
+        name = f"group{number:02d}"
+        client.must("POST", f"/config/group/{name}", wrap("group", name, {
+            "osimage": "compute", "bmcsetup": True, "bmcsetupname": "compute", "domain": "cluster",
+            "partscript": PARTSCRIPT, "postscript": POSTSCRIPT, "comment": f"benchmark group {number}",
+            "interfaces": [{"interface": "BOOTIF", "network": PROV},
+                           {"interface": "BMC", "network": BMC}]}))
+    per_group = -(-nodes // groups)
+
+    def create(number: int) -> None:
+        name = node_name(number)
+        mac = "02:00:00:%02x:%02x:%02x" % (number >> 16 & 255, number >> 8 & 255, number & 255)
+        client.must("POST", f"/config/node/{name}", wrap("node", name, {
+            "group": f"group{(number - 1) // per_group + 1:02d}",
+            "interfaces": [{"interface": "BOOTIF", "macaddress": mac}]}), ok=(201,))
+
+    started = time.monotonic()
+    done = 0
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in pool.map(create, range(1, nodes + 1)):
+            done += 1
+            if done % 1000 == 0:
+                rate = done / (time.monotonic() - started)
+                print(f"  {done:>6} nodes loaded ({rate:.0f}/s)", flush=True)
+    return {"nodes": nodes, "groups": groups, "concurrency": concurrency,
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def verify(client: Client, nodes: int) -> None:
+    """The load did what the benchmark needs: addresses on both networks."""
+    for number in (1, nodes):
+        view = json.loads(client.must("GET", f"/config/node/{node_name(number)}"))["config"]["node"]
+        ifaces = view[node_name(number)]["interfaces"]
+        if len(ifaces) != 2 or not all(i["ipaddress"] for i in ifaces):
+            raise SystemExit(f"node {node_name(number)} has not got both addresses: {ifaces}")
+    taken = json.loads(client.must("GET", f"/config/network/{PROV}/_list"))
+    count = len(taken["config"]["network"][PROV]["taken"])
+    if count != nodes:
+        raise SystemExit(f"network {PROV} holds {count} addresses, expected {nodes}")
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+def run_wrk(daemon: Daemon, token: str, mode: str, arg: str, connections: int, duration: int,
+            cpu: int | None) -> dict:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA),
+               f"http://127.0.0.1:{daemon.port}", "--", mode, token, arg]
+    if cpu is not None:
+        command = ["taskset", "-c", str(cpu)] + command
+    with Meter(daemon.pid) as meter:
+        out = subprocess.run(command, capture_output=True, text=True, check=False)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    if out.returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    raw = json.loads(line[len("WRKJSON "):])
+    seconds = raw["duration_us"] / 1e6
+    lat = {k: round(v / 1000, 2) for k, v in raw["latency_us"].items()}
+    errors = sum(raw["errors"].values())
+    return {"rps": round(raw["requests"] / seconds, 1), "requests": raw["requests"],
+            "cpu_us_per_request": round(meter.daemon_cpu / max(1, raw["requests"]) * 1e6),
+            "p50_ms": lat["p50"], "p90_ms": lat["p90"], "p99_ms": lat["p99"], "max_ms": lat["max"],
+            "mean_ms": lat["mean"], "errors": errors, "error_detail": raw["errors"],
+            "bytes_per_response": round(raw["bytes"] / max(1, raw["requests"])),
+            "connections": connections, **meter.record()}
+
+
+def run_list(daemon: Daemon, client: Client, times: int) -> dict:
+    durations = []
+    size = 0
+    with Meter(daemon.pid) as meter:
+        for _ in range(times):
+            started = time.monotonic()
+            data = client.must("GET", "/config/node")
+            durations.append(time.monotonic() - started)
+            size = len(data)
+    count = len(json.loads(data)["config"]["node"])
+    return {"median_s": round(statistics.median(durations), 3), "min_s": round(min(durations), 3),
+            "max_s": round(max(durations), 3), "requests": times, "bytes": size, "nodes": count,
+            **meter.record()}
+
+
+def run_after_write(daemon: Daemon, client: Client, nodes: int, times: int) -> dict:
+    """_nextfreeip right after a write, one client: the daemon cannot reuse
+    an earlier answer, so this is the cost of the scan itself."""
+    durations = []
+    path = f"/config/network/{PROV}/_nextfreeip"
+    with Meter(daemon.pid) as meter:
+        for number in range(times):
+            name = node_name(1 + number * 7919 % nodes)
+            client.must("POST", f"/config/node/{name}", wrap("node", name, {"comment": f"after write {number}"}))
+            started = time.monotonic()
+            client.must("GET", path)
+            durations.append(time.monotonic() - started)
+    durations.sort()
+    return {"p50_ms": round(statistics.median(durations) * 1000, 2),
+            "p99_ms": round(durations[min(len(durations) - 1, int(len(durations) * 0.99))] * 1000, 2),
+            "max_ms": round(durations[-1] * 1000, 2), "requests": times, **meter.record()}
+
+
+def best(runs: list[dict], key: str, lower: bool = False) -> dict:
+    return (min if lower else max)(runs, key=lambda r: r[key])
+
+
+# -- reporting -------------------------------------------------------------------------------------
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def table(results: dict) -> str:
+    m = results["best"]
+    g, r = GOALS, REFERENCE
+    get, post, nfi, nfi1, lst = m["get"], m["post"], m["nextfreeip"], m.get("nextfreeip_c1"), m["list"]
+    nodes = results["load"]["nodes"]
+    rows = [
+        ("Load: nodes created through the API", f"{nodes:,} nodes, {results['load']['groups']} groups "
+         f"in {results['load']['seconds']} s ({nodes / results['load']['seconds']:.0f}/s, "
+         f"{results['load']['concurrency']} clients)", "", "", ""),
+        ("GET /config/node/<n>: throughput", f"{get['rps']:,.0f}/s", f">= {g['get_rps']:,}/s",
+         f"{r['get_rps']}/s", verdict(get["rps"] >= g["get_rps"])),
+        ("GET /config/node/<n>: p50 / p99", f"{get['p50_ms']} / {get['p99_ms']} ms", f"p99 < {g['p99_ms']} ms",
+         f"{r['get_p50_ms']} / {r['get_p99_ms']} ms", verdict(get["p99_ms"] < g["p99_ms"])),
+        ("GET /config/node/<n>: daemon CPU per request", f"{get['cpu_us_per_request']} µs "
+         f"(= {1e6 / max(1, get['cpu_us_per_request']):,.0f}/s per busy core)", "", "", ""),
+        ("POST /config/node/<n> (comment): throughput", f"{post['rps']:,.0f}/s", "", "", ""),
+        ("POST /config/node/<n>: p50 / p99", f"{post['p50_ms']} / {post['p99_ms']} ms",
+         f"(GET goal: p99 < {g['p99_ms']} ms)", "",
+         "within" if post["p99_ms"] < g["p99_ms"] else "over"),
+        (f"GET /config/node (all {lst['nodes']:,}): median of {lst['requests']}",
+         f"{lst['median_s']} s ({lst['bytes'] / 1e6:.1f} MB)", f"< {g['list_s']} s",
+         f"{r['list_s']} s (1,000 nodes)", verdict(lst["median_s"] < g["list_s"])),
+        ("GET .../_nextfreeip: throughput", f"{nfi['rps']:,.0f}/s", "", f"{r['nextfreeip_rps']}/s", ""),
+        ("GET .../_nextfreeip: p50 / p99 (32 clients)", f"{nfi['p50_ms']} / {nfi['p99_ms']} ms",
+         f"< {g['nextfreeip_ms']} ms", f"p50 {r['nextfreeip_p50_ms']} ms",
+         verdict(nfi["p99_ms"] < g["nextfreeip_ms"])),
+    ]
+    if nfi1:
+        rows.append(("GET .../_nextfreeip: p50 / p99 (1 client)", f"{nfi1['p50_ms']} / {nfi1['p99_ms']} ms",
+                     f"< {g['nextfreeip_ms']} ms", "", verdict(nfi1["p99_ms"] < g["nextfreeip_ms"])))
+    nfiw = m.get("nextfreeip_after_write")
+    if nfiw:
+        rows.append((f"GET .../_nextfreeip right after a write: p50 / p99 (1 client, {nfiw['requests']}x)",
+                     f"{nfiw['p50_ms']} / {nfiw['p99_ms']} ms", f"< {g['nextfreeip_ms']} ms", "",
+                     verdict(nfiw["p99_ms"] < g["nextfreeip_ms"])))
+    rows += [
+        ("Daemon RSS after the load", f"{results['rss_mb']['after_load']:.0f} MB", f"< {g['rss_mb']} MB",
+         f"{r['rss_mb']} MB (1,000 nodes)", verdict(results["rss_mb"]["after_load"] < g["rss_mb"])),
+        ("Daemon RSS after the runs", f"{results['rss_mb']['after_runs']:.0f} MB", f"< {g['rss_mb']} MB",
+         "", verdict(results["rss_mb"]["after_runs"] < g["rss_mb"])),
+    ]
+    lines = ["| Measurement | luna2d | Goal | Reference (luna2, Flask) | |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    other = max(x["other_cores"] for x in (get, post, nfi, lst))
+    lines.append("")
+    lines.append(f"Best of {results['repeat']} runs each; wrk: 1 thread, {get['connections']} connections, "
+                 f"{results['duration_s']} s per run; daemon "
+                 + (f"pinned to CPU {results['pin']['daemon']}, wrk to CPU {results['pin']['wrk']}"
+                    if results["pin"] else "not pinned")
+                 + f". Other work on the machine during the reported runs: up to {other:.2f} cores "
+                 f"(daemon used {get['daemon_cores']:.2f} cores during the GET run).")
+    return "\n".join(lines)
+
+
+def machine_md(info: dict) -> str:
+    return (f"{info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB memory, Linux {info['kernel']}, "
+            f"Python {info['python']}, Twisted {info['twisted']}, Klein {info['klein']}, {info['wrk']}; "
+            f"luna2d at {info['commit']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--groups", type=int, default=50)
+    parser.add_argument("--load-clients", type=int, default=8, help="concurrent clients while loading")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of every measurement (best reported)")
+    parser.add_argument("--list-requests", type=int, default=5, help="sequential full-list requests per run")
+    parser.add_argument("--quiet-wait", type=float, default=60, metavar="SECONDS",
+                        help="before each run, wait up to this long for other work on the machine to settle")
+    parser.add_argument("--quiet-below", type=float, default=0.25, metavar="CORES",
+                        help="'settled' means other work uses less than this many cores")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the daemon and wrk to CPUs")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (database, log)")
+    parser.add_argument("--profile", metavar="SECONDS", type=int, default=0,
+                        help="after the runs, record a py-spy profile of GET, POST and list traffic "
+                             "into bench/results/ (needs py-spy in the venv)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (bench/api/run installs it)")
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = None if args.no_pin or len(cpus) < 2 else {"daemon": cpus[-1], "wrk": cpus[0]}
+
+    info = machine()
+    print(f"machine: {machine_md(info)}", flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="luna2d-bench-"))
+    daemon = Daemon(folder, pin["daemon"] if pin else None)
+    try:
+        daemon.wait_ready()
+        print(f"daemon pid {daemon.pid} on 127.0.0.1:{daemon.port} in {folder}", flush=True)
+        client = Client(daemon.port)
+        client.login()
+        print(f"loading {args.nodes:,} nodes in {args.groups} groups with {args.load_clients} clients...",
+              flush=True)
+        loaded = load(client, args.nodes, args.groups, args.load_clients)
+        verify(client, args.nodes)
+        rss_load = rss_mb(daemon.pid)
+        print(f"loaded in {loaded['seconds']} s; daemon RSS {rss_load:.0f} MB", flush=True)
+        nextfreeip = f"/config/network/{PROV}/_nextfreeip"
+        wrk_cpu = pin["wrk"] if pin else None
+        c = args.connections
+        # Warm up (first requests pay for imports and caches).
+        run_wrk(daemon, client.token, "get", str(args.nodes), c, 2, wrk_cpu)
+        runs: dict[str, list] = {"get": [], "post": [], "list": [], "nextfreeip": [], "nextfreeip_c1": [],
+                                 "nextfreeip_after_write": []}
+        for round_ in range(1, args.repeat + 1):
+            print(f"round {round_}/{args.repeat}", flush=True)
+            steps = [
+                ("get", lambda: run_wrk(daemon, client.token, "get", str(args.nodes), c, args.duration, wrk_cpu)),
+                ("post", lambda: run_wrk(daemon, client.token, "post", str(args.nodes), c, args.duration, wrk_cpu)),
+                ("list", lambda: run_list(daemon, client, args.list_requests)),
+                ("nextfreeip", lambda: run_wrk(daemon, client.token, "path", nextfreeip, c, args.duration, wrk_cpu)),
+                ("nextfreeip_c1", lambda: run_wrk(daemon, client.token, "path", nextfreeip, 1,
+                                                  max(3, args.duration // 2), wrk_cpu)),
+                ("nextfreeip_after_write", lambda: run_after_write(daemon, client, args.nodes, 100)),
+            ]
+            for name, step in steps:
+                quiet = wait_quiet(daemon.pid, args.quiet_below, args.quiet_wait) if args.quiet_wait else None
+                result = step()
+                result["other_cores_before"] = quiet
+                runs[name].append(result)
+                shown = {k: result[k] for k in ("rps", "p50_ms", "p99_ms", "median_s", "bytes", "errors",
+                                                "cpu_us_per_request", "daemon_cores", "other_cores")
+                         if k in result}
+                print(f"  {name:<14} {shown}", flush=True)
+        rss_runs = rss_mb(daemon.pid)
+        if args.profile:
+            profile(daemon, client, args, wrk_cpu)
+    finally:
+        daemon.stop()
+        if args.keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    for name, items in runs.items():
+        bad = [r for r in items if r.get("errors")]
+        if bad:
+            print(f"warning: {name} had errors: {bad[0]['error_detail']}", file=sys.stderr)
+    results = {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": info,
+        "repeat": args.repeat,
+        "duration_s": args.duration,
+        "pin": pin,
+        "load": loaded,
+        "rss_mb": {"after_load": round(rss_load, 1), "after_runs": round(rss_runs, 1)},
+        "best": {
+            "get": best(runs["get"], "rps"),
+            "post": best(runs["post"], "rps"),
+            "list": best(runs["list"], "median_s", lower=True),
+            "nextfreeip": best(runs["nextfreeip"], "rps"),
+            "nextfreeip_c1": best(runs["nextfreeip_c1"], "p50_ms", lower=True),
+            "nextfreeip_after_write": best(runs["nextfreeip_after_write"], "p50_ms", lower=True),
+        },
+        "runs": runs,
+        "goals": GOALS,
+        "reference": REFERENCE,
+    }
+    markdown = table(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    doc = (f"# luna2d API benchmark, {results['date']}\n\nMachine: {machine_md(info)}\n\n{markdown}\n")
+    for stem in (f"api-{stamp}", "api-latest"):
+        (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+        (RESULTS / f"{stem}.md").write_text(doc)
+    print()
+    print(f"Machine: {machine_md(info)}")
+    print()
+    print(markdown)
+    print()
+    print(f"written to {RESULTS}/api-{stamp}.json and .md (and api-latest.*)")
+
+
+def profile(daemon: Daemon, client: Client, args: argparse.Namespace, wrk_cpu: int | None) -> None:
+    spy = REPO / ".venv" / "bin" / "py-spy"
+    if not spy.exists():
+        print("no py-spy in the venv (.venv/bin/pip install py-spy); skipping the profile", file=sys.stderr)
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for mode in ("get", "post", "list", "nextfreeip"):
+        out = RESULTS / f"profile-{mode}.txt"
+        recorder = subprocess.Popen([str(spy), "record", "--pid", str(daemon.pid), "--duration",
+                                     str(args.profile), "--format", "raw", "--output", str(out), "--nonblocking"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        if mode == "list":
+            deadline = time.monotonic() + args.profile
+            while time.monotonic() < deadline:
+                client.must("GET", "/config/node")
+        elif mode == "nextfreeip":
+            run_wrk(daemon, client.token, "path", f"/config/network/{PROV}/_nextfreeip", args.connections,
+                    args.profile, wrk_cpu)
+        else:
+            run_wrk(daemon, client.token, mode, str(args.nodes), args.connections, args.profile, wrk_cpu)
+        recorder.wait()
+        print(f"profile of {mode} traffic: {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,923 @@
+"""test-case-name: tests.test_fuzz
+
+Property tests with hypothesis: random and plausible-but-wrong input to
+every POST endpoint, random GET paths and methods.
+
+Each example runs a short sequence of requests against a fresh API (the
+whole HTTP stack through StubTreq, the store on a real SQLite file run
+synchronously). After every request:
+
+- the answer is 2xx or 4xx (never 5xx; the one documented 503 is
+  ``/config/osimage/<o>/_pack``), JSON with ``content-type:
+  application/json`` (204 has no body), and a 4xx body is an object with a
+  string ``message``;
+- a fresh Store opened on the same SQLite file with the same key shows
+  exactly what the live store shows (every kind, secrets, cluster, tags,
+  inventory, raw objects and the address and MAC indexes);
+- the live state keeps its invariants: no address or MAC held twice, every
+  interface address inside its network, every reference (node/group
+  fields, interface networks) naming an existing object of the right kind,
+  the indexes matching the interfaces.
+
+Also: unknown paths and methods answer JSON 404/405, and random ini text
+into ``luna2d.config.load`` gives a Config or a ConfigError, nothing else."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from luna2d import config as configmod
+from luna2d.errors import ConfigError
+from luna2d.model.kinds import GENERIC, KINDS
+from luna2d.store import crypto as cryptomod
+from luna2d.store import db
+from luna2d.store import store as storemod
+from luna2d.store.crypto import Crypto
+from luna2d.store.state import State, ip_key
+from luna2d.store.store import JOURNAL_FIELDS, Store
+from tests.support import PASSWORD, API, result_of
+
+# -- vocabulary ---------------------------------------------------------------------------
+
+# Names per kind: the ones bootstrap made, the ones examples may create, and
+# a few that name another kind's objects.
+KIND_NAMES = {
+    "node": ["node001", "node002", "node004", "node005", "node006"],
+    "group": ["compute", "g2"],
+    "network": ["cluster", "ipmi", "ib", "net2", "net6"],
+    "osimage": ["compute", "img2"],
+    "bmcsetup": ["compute", "b2"],
+    "switch": ["sw1", "sw2"],
+    "otherdev": ["dev1", "dev2"],
+    "rack": ["rack1", "r2"],
+    "user": ["admin2", "ro1"],
+    "controller": ["controller"],
+}
+NAMES = sorted({n for pool in KIND_NAMES.values() for n in pool} | {"inventory", "luna", "cluster"})
+BAD_NAMES = ["", "UPPER", "-x", "a" * 64, "sp ace", "..", "a/b", "\u00e9t\u00e9", "_delete", "n\x00"]
+IFACE_NAMES = ["BOOTIF", "BMC", "ib0", "eth1"]
+BAD_IFACE_NAMES = ["", "bad name", "x" * 40, "-a"]
+SECRET_NAMES = ["key", "software license", "other"]
+BAD_SECRET_NAMES = ["bad/name", "", " lead", "x" * 200]
+GOOD_CIDRS = ["10.150.0.0/16", "10.151.0.0/24", "10.141.0.0/16", "10.141.0.0/24", "10.141.0.0/29", "10.148.0.0/17",
+              "10.151.0.0/30", "fd00::/64", "10.141.0.0/8"]
+BAD_CIDRS = ["10.141.0.0/31", "10.141.0.0/32", "fd00::/127", "10.141.0.0/33", "10.141.0.0", "nonsense", "",
+             "0.0.0.0/0", "::/0"]
+FIXED_IPS = ["10.141.255.254", "10.141.0.200", "10.141.0.253", "10.141.0.0", "10.141.255.255", "10.148.255.254",
+             "fd00::1", "fd00::2", "::1", "10.141.0.1", "10.148.0.1", "10.149.0.1", "10.150.0.1", "10.151.0.1",
+             "10.151.0.3", "10.151.0.255"]
+BAD_IPS = ["256.1.1.1", "10.141.0.01", " 10.141.0.5 ", "", "10.141.0.5/16", "x", "1e3"]
+TOKEN_ROLES = ["admin"] * 30 + ["readonly", "node", "none", "junk"]
+
+ADMIN_NAME = "luna"
+
+
+def often(good: st.SearchStrategy, bad: st.SearchStrategy, ratio: int = 7) -> st.SearchStrategy:
+    """Mostly ``good``, sometimes ``bad`` (one in ratio + 1). Not one_of over
+    repeated branches: hypothesis folds identical branches into one."""
+    return st.sampled_from([True] * ratio + [False]).flatmap(lambda ok: good if ok else bad)
+
+
+# -- value strategies ---------------------------------------------------------------------
+
+def _long(c: str, n: int) -> str:
+    return c * n
+
+
+plain_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=10)
+weird_text = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfff", "\u202e", "\n", "yes", "no", "true", "0", "1", "-1",
+                     "12", " 7 ", "null", "None", "/abs/path", "rel/path"]),
+    st.builds(_long, st.sampled_from(["a", "\u00e9", "\U0001f600"]),
+              st.sampled_from([4095, 4096, 4097, 65536, 65537])),
+)
+json_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-3, max_value=300),
+    st.integers(),
+    st.integers(min_value=-(10 ** 300), max_value=10 ** 300),
+    st.floats(allow_nan=False, allow_infinity=False),
+    weird_text,
+)
+wild_json = st.recursive(
+    json_scalar,
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.one_of(st.text(max_size=8), st.sampled_from(NAMES)), children,
+                                               max_size=4)),
+    max_leaves=8,
+)
+
+
+def _ip_in(prefix: str, c: int, d: int) -> str:
+    return f"{prefix}.{c}.{d}"
+
+
+good_ips = st.one_of(
+    st.builds(_ip_in, st.sampled_from(["10.141", "10.148", "10.149", "10.150", "10.151"]),
+              st.sampled_from([0, 0, 0, 1]), st.integers(1, 12)),
+    st.sampled_from(FIXED_IPS),
+)
+ips = often(good_ips, st.one_of(st.sampled_from(BAD_IPS), st.ip_addresses().map(str),
+                                 st.builds(_ip_in, st.sampled_from(["10.200", "192.168"]), st.integers(0, 255),
+                                           st.integers(0, 255))), 3)
+
+
+def _mac(n: int, sep: str, upper: bool) -> str:
+    text = sep.join(["aa", "bb", "cc", "dd", "ee", f"{n:02x}"])
+    return text.upper() if upper else text
+
+
+good_macs = st.builds(_mac, st.integers(0, 4), st.sampled_from([":", ":", "-", ""]), st.booleans())
+macs = often(good_macs, st.sampled_from(["", "zz:zz:zz:zz:zz:zz", "aa:bb:cc:dd:ee", "aa:bb-cc:dd:ee:ff",
+                                         " aa:bb:cc:dd:ee:01 ", "aa:bb:cc:dd:ee:ff:00"]))
+names = often(st.sampled_from(NAMES), st.sampled_from(BAD_NAMES), 3)
+
+
+def names_of(kind: str | None) -> st.SearchStrategy:
+    """Mostly names of that kind, sometimes any name, sometimes a bad one."""
+    pool = KIND_NAMES.get(kind or "", NAMES)
+    return often(st.sampled_from(pool), names, 3)
+
+
+scripts = st.one_of(plain_text, plain_text.map(lambda t: base64.b64encode(t.encode()).decode()))
+
+
+def good_value(f: Any) -> st.SearchStrategy:
+    """Values a field accepts (references may still name missing objects)."""
+    if f.type in ("str", "text", "secret"):
+        return plain_text
+    if f.type == "script":
+        return scripts
+    if f.type == "int":
+        low = f.minimum if f.minimum is not None else -5
+        high = f.maximum if f.maximum is not None else 1000
+        return st.one_of(st.integers(low, min(high, low + 10)), st.integers(low, high),
+                         st.integers(low, min(high, low + 10)).map(str))
+    if f.type == "bool":
+        return st.one_of(st.booleans(), st.sampled_from([0, 1, "yes", "no", "true", "off"]))
+    if f.type == "ip":
+        return st.one_of(good_ips, st.just(""))
+    if f.type == "cidr":
+        return st.sampled_from(GOOD_CIDRS)
+    if f.type == "mac":
+        return good_macs
+    if f.type == "list":
+        return st.one_of(st.lists(plain_text, max_size=3), plain_text)
+    if f.type == "ref":
+        return st.one_of(st.sampled_from(KIND_NAMES.get(f.ref, NAMES)), st.just(""))
+    if f.type == "choice":
+        return st.sampled_from(f.choices)
+    if f.type == "token":
+        return st.sampled_from(["torrent", "http", "tftp"])
+    raise AssertionError(f.type)
+
+
+def bad_value(f: Any) -> st.SearchStrategy:
+    """Values of the wrong type or shape for a field, or wild JSON."""
+    by_type = {
+        "int": st.sampled_from(["1e3", "99999999999999999999", 2.5, 10 ** 40, -(10 ** 40), True, "", [1], -100,
+                                 10 ** 6]),
+        "bool": st.sampled_from([2, -1, "maybe", "", [], {}, 0.5]),
+        "ip": st.sampled_from(BAD_IPS + [167837953, ["10.141.0.1"], True]),
+        "cidr": st.sampled_from(BAD_CIDRS + [16, None]),
+        "mac": st.sampled_from(["zz:zz:zz:zz:zz:zz", "aa:bb:cc:dd:ee", 1, ["aa"]]),
+        "ref": st.sampled_from(BAD_NAMES + ["nope", 1, True, {"a": 1}] + NAMES),
+        "choice": st.sampled_from(["", "other", "FRONT", 1, None]),
+        "token": st.sampled_from(["Bad Word", "", "x" * 40, 7]),
+    }
+    return st.one_of(by_type.get(f.type, weird_text), wild_json)
+
+
+def field_values(f: Any) -> st.SearchStrategy:
+    return often(good_value(f), bad_value(f))
+
+
+def iface_entry(for_group: bool = False) -> st.SearchStrategy:
+    good_pairs = [
+        st.tuples(st.just("network"), st.sampled_from(KIND_NAMES["network"])),
+        st.tuples(st.just("options"), plain_text),
+    ]
+    if not for_group:
+        good_pairs += [
+            st.tuples(st.just("ipaddress"), st.one_of(good_ips, st.just(""))),
+            st.tuples(st.just("macaddress"), st.one_of(good_macs, st.just(""), st.none())),
+            st.tuples(st.just("force"), st.booleans()),
+        ]
+    bad_pairs = [
+        st.tuples(st.just("interface"), st.one_of(st.sampled_from(BAD_IFACE_NAMES), wild_json)),
+        st.tuples(st.just("network"), st.one_of(st.sampled_from(["nope", "", "NET"]), wild_json)),
+        st.tuples(st.just("ipaddress"), st.one_of(ips, wild_json)),
+        st.tuples(st.just("macaddress"), macs),
+        st.tuples(st.just("options"), wild_json),
+        st.tuples(st.just("force"), st.one_of(st.sampled_from(["maybe", 2]), wild_json)),
+        st.tuples(st.sampled_from(["vlanid", "dhcp", "bogus"]), wild_json),
+    ]
+    return often(
+        st.builds(lambda name, pairs: {"interface": name, **dict(pairs)}, st.sampled_from(IFACE_NAMES),
+                  st.lists(often(st.one_of(*good_pairs), st.one_of(*bad_pairs), 6), max_size=3)),
+        st.one_of(st.lists(st.one_of(*good_pairs, *bad_pairs), max_size=4).map(dict), wild_json), 5)
+
+
+def iface_lists(for_group: bool = False) -> st.SearchStrategy:
+    return often(st.lists(iface_entry(for_group), min_size=1, max_size=3), wild_json)
+
+
+RACKABLE = [("node", "node001"), ("node", "node002"), ("node", "node005"), ("switch", "sw1"), ("otherdev", "dev1"),
+            ("controller", "controller")]
+device_entry = often(
+    st.builds(lambda dev, pairs: {"type": dev[0], "name": dev[1], **dict(pairs)}, st.sampled_from(RACKABLE),
+              st.lists(st.one_of(
+                  st.tuples(st.just("position"), st.integers(1, 44)),
+                  st.tuples(st.just("height"), st.integers(1, 4)),
+                  st.tuples(st.just("orientation"), st.sampled_from(["front", "back"])),
+                  st.tuples(st.just("vendor"), plain_text),
+                  st.tuples(st.sampled_from(["position", "height"]), st.sampled_from([0, 101, "3", 2.0, None, -1])),
+                  st.tuples(st.just("type"), st.sampled_from(["rack", "", None, "node"])),
+                  st.tuples(st.sampled_from(["rack", "bogus", "orientation", "name"]), wild_json),
+              ), max_size=4)),
+    wild_json,
+)
+device_lists = often(st.lists(device_entry, max_size=4), wild_json)
+
+
+def key_values(kind_name: str) -> st.SearchStrategy:
+    """(key, value) pairs for an object body of a kind: mostly its real
+    fields with fitting values, sometimes wrong values or unknown keys."""
+    kind = KINDS[kind_name]
+    good = [st.tuples(st.just(key), field_values(f)) for key, f in sorted(kind.by_name.items()) if not f.internal]
+    extra_good = []
+    for key in kind.rename:
+        extra_good.append(st.tuples(st.just(key), names_of(kind_name)))
+    if kind.interfaces == "multi":
+        extra_good += [st.tuples(st.just("interfaces"), iface_lists()),
+                       st.tuples(st.sampled_from(["macaddr", "macaddress"]), macs)]
+    if kind.interfaces == "network":
+        extra_good.append(st.tuples(st.just("interfaces"), iface_lists(for_group=True)))
+    if kind.interfaces == "single":
+        extra_good += [st.tuples(st.just("network"), often(st.sampled_from(KIND_NAMES["network"] + [""]),
+                                                           wild_json)),
+                       st.tuples(st.just("ipaddress"), ips)]
+    if kind_name == "rack":
+        extra_good.append(st.tuples(st.just("devices"), device_lists))
+    if kind_name == "user":
+        extra_good.append(st.tuples(st.just("password"), often(st.sampled_from(["long-enough-pw", "another-pw-1"]),
+                                                               st.one_of(st.just("short"), weird_text, wild_json))))
+    bad = st.one_of(
+        st.tuples(st.just("name"), st.one_of(names, wild_json)),
+        st.tuples(st.sampled_from(["interfaces", "network", "ipaddress", "macaddr", "devices", "password"]),
+                  wild_json),
+        st.tuples(st.sampled_from(["members", "tags", "_override", "_osimage_source", "_x_source"]), wild_json),
+        st.tuples(st.sampled_from(sorted(kind.by_name) or ["comment"]), wild_json),
+        st.tuples(st.one_of(st.text(max_size=6), st.sampled_from(["bogus", "group", "size", "rack", "pwhash"])),
+                  wild_json),
+    )
+    return often(st.one_of(*(good + extra_good)), bad, 12)
+
+
+def required_pairs(kind_name: str) -> st.SearchStrategy:
+    """What creating an object of the kind needs, most of the time."""
+    if kind_name == "node":
+        return st.sampled_from([[("group", "compute")]] * 3 + [[("group", "g2")], []])
+    if kind_name == "network":
+        return often(st.sampled_from(GOOD_CIDRS).map(lambda c: [("network", c)]), st.just([]))
+    if kind_name == "user":
+        return st.sampled_from([[("password", "long-enough-pw")]] * 3 + [[]])
+    return st.just([])
+
+
+@st.composite
+def object_body(draw: Any, kind_name: str) -> Any:
+    if draw(st.integers(0, 29)) == 0:
+        return draw(wild_json)
+    pairs = draw(required_pairs(kind_name)) + draw(st.lists(key_values(kind_name), max_size=3))
+    return dict(pairs)
+
+
+@st.composite
+def enveloped(draw: Any, kind: str, name: str, inner: Any) -> Any:
+    """The right envelope, mostly; sometimes a subtly wrong one."""
+    shape = draw(st.integers(0, 29))
+    if shape <= 24:
+        return {"config": {kind: {name: inner}}}
+    if shape == 25:
+        return {"config": {kind: {draw(names): inner}}}
+    if shape == 26:
+        return {"config": {kind: {name: inner, draw(names): draw(wild_json)}}}
+    if shape == 27:
+        return draw(st.sampled_from([{"config": {kind: inner}}, {kind: {name: inner}}, {"config": inner}, inner,
+                                     {"config": {kind: []}}, {"config": {kind: {name: inner}}, "extra": 1}]))
+    if shape == 28:
+        return {"config": {draw(st.sampled_from(list(KINDS) + ["secrets", "x"])): {name: inner}}}
+    return draw(wild_json)
+
+
+# -- request strategies -------------------------------------------------------------------
+
+def q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+GENERIC_WEIGHTED = list(GENERIC) + ["node", "node", "network", "group", "switch", "rack", "otherdev"]  # sampled
+
+
+@st.composite
+def post_target(draw: Any) -> tuple[str, str, str]:
+    """(what, path, kind|name or owner-kind|owner) of a POST endpoint."""
+    what = draw(st.sampled_from(["token", "upsert", "upsert", "upsert", "upsert", "upsert", "upsert", "clone",
+                                 "clone", "interfaces", "interfaces", "cluster", "secrets", "secrets", "secret",
+                                 "secret_clone", "tag", "kernel", "inventory", "journal", "list", "delete", "user"]))
+    kind = draw(often(st.sampled_from(GENERIC_WEIGHTED),
+                      st.sampled_from(["cluster", "controller", "secrets", "osimagetag", "bogus"]), 8))
+    name = draw(names_of(kind))
+    if what == "token":
+        return what, "/token", ""
+    if what in ("upsert", "user"):
+        if what == "user":
+            kind, name = "user", draw(names_of("user"))
+        return "upsert", f"/config/{q(kind)}/{q(name)}", kind + "|" + name
+    if what == "clone":
+        return what, f"/config/{q(kind)}/{q(name)}/_clone", kind + "|" + name
+    if what == "interfaces":
+        kind = draw(st.sampled_from(["node", "node", "group", "switch"]))
+        name = draw(names_of(kind))
+        return what, f"/config/{kind}/{q(name)}/interfaces", kind + "|" + name
+    if what == "cluster":
+        return what, "/config/cluster", ""
+    if what in ("secrets", "secret", "secret_clone"):
+        owner_kind = draw(often(st.sampled_from(["node", "group"]), st.sampled_from(["switch", "bogus"])))
+        owner = draw(names_of(owner_kind))
+        path = f"/config/secrets/{owner_kind}/{q(owner)}"
+        if what != "secrets":
+            path += "/" + q(draw(st.sampled_from(SECRET_NAMES)))
+        if what == "secret_clone":
+            path += "/_clone"
+        return what, path, owner_kind + "|" + owner
+    if what in ("tag", "kernel"):
+        image = draw(names_of("osimage"))
+        return what, f"/config/osimage/{q(image)}/{what}", "osimage|" + image
+    if what == "inventory":
+        return what, "/config/rack/inventory", ""
+    if what == "journal":
+        return what, "/journal", ""
+    if what == "list":
+        return what, f"/config/{q(kind)}", kind
+    return what, f"/config/{q(kind)}/{q(name)}/_delete", kind
+
+
+secret_item = often(
+    st.builds(lambda n, c, pairs: {"secretname": n, "content": c, **dict(pairs)}, st.sampled_from(SECRET_NAMES),
+              plain_text, st.lists(st.one_of(
+        st.tuples(st.just("content"), plain_text),
+        st.tuples(st.just("path"), st.sampled_from(["/etc/key", "/root/x", None])),
+        st.tuples(st.just("newsecretname"), st.sampled_from(SECRET_NAMES + ["renamed"])),
+        st.tuples(st.just("content"), often(weird_text, wild_json, 1)),
+        st.tuples(st.just("path"), st.sampled_from(["rel", "", 1])),
+        st.tuples(st.just("newsecretname"), st.sampled_from(BAD_SECRET_NAMES + [None, 1])),
+    ), max_size=3)),
+    st.one_of(st.lists(st.one_of(
+        st.tuples(st.sampled_from(["secretname", "name"]), st.one_of(st.sampled_from(SECRET_NAMES + BAD_SECRET_NAMES),
+                                                                      wild_json)),
+        st.tuples(st.sampled_from(["content", "path", "newsecretname", "bogus"]), wild_json)),
+        max_size=4).map(dict), wild_json),
+)
+
+
+@st.composite
+def plausible_body(draw: Any, what: str, extra: str) -> Any:
+    """A structurally plausible body for the endpoint ``what``."""
+    if what == "token":
+        return draw(often(
+            st.fixed_dictionaries({"username": st.sampled_from([ADMIN_NAME, "admin2", "ro1", "nobody"]),
+                                   "password": st.sampled_from([PASSWORD, "long-enough-pw", "wrong"])}),
+            st.lists(st.one_of(
+                st.tuples(st.sampled_from(["username", "password", "extra"]), wild_json),
+                st.tuples(st.just("username"), st.sampled_from([ADMIN_NAME, "admin2"])),
+                st.tuples(st.just("password"), st.sampled_from([PASSWORD, "long-enough-pw"]))),
+                max_size=3).map(dict)))
+    if what in ("upsert", "clone", "interfaces", "tag", "kernel"):
+        kind, name = extra.split("|", 1)
+        if what == "interfaces":
+            inner = draw(often(st.builds(lambda v: {"interfaces": v}, iface_lists(kind == "group")),
+                               object_body("node"), 6))
+        elif what == "tag":
+            inner = draw(often(st.builds(lambda t: {"tag": t}, st.sampled_from(["v1", "v2", "latest"])),
+                               st.one_of(st.lists(st.one_of(
+                                   st.tuples(st.just("tag"), st.one_of(names, wild_json)),
+                                   st.tuples(st.sampled_from(["name", "bogus"]), wild_json)), max_size=2).map(dict),
+                                   wild_json)))
+        elif what == "kernel":
+            inner = draw(often(
+                st.lists(st.tuples(st.sampled_from(["kernelversion", "kernver", "kernelfile", "initrdfile"]),
+                                   plain_text), min_size=1, max_size=3).map(dict),
+                st.one_of(st.lists(st.tuples(st.sampled_from(["kernelversion", "name", "bogus", "path"]), wild_json),
+                                   max_size=3).map(dict), wild_json)))
+        else:
+            inner = draw(object_body(kind if kind in KINDS else "node"))
+            if what == "clone" and isinstance(inner, dict) and kind in KINDS and KINDS[kind].rename and draw(
+                    st.integers(0, 3)) > 0:
+                inner[draw(st.sampled_from(KINDS[kind].rename))] = draw(names_of(kind))
+        return draw(enveloped(kind, name, inner))
+    if what == "cluster":
+        inner = draw(often(st.lists(key_values("cluster"), max_size=3).map(dict), st.one_of(
+            st.lists(st.tuples(st.sampled_from(["controller", "controller2", "name", "members"]), wild_json),
+                     min_size=1, max_size=2).map(dict), wild_json)))
+        return draw(often(st.just({"config": {"cluster": inner}}),
+                          st.sampled_from([{"cluster": inner}, inner, {"config": inner}]), 8))
+    if what in ("secrets", "secret", "secret_clone"):
+        owner_kind, owner = extra.split("|", 1)
+        items = draw(often(st.lists(secret_item, min_size=1, max_size=3), st.one_of(st.just([]), wild_json)))
+        shape = draw(st.integers(0, 9))
+        if shape <= 6:
+            return {"config": {"secrets": {owner_kind: {owner: items}}}}
+        if shape == 7:
+            return {"secrets": {owner_kind: {owner: items}}}
+        if shape == 8:
+            return {"config": {"secrets": {owner_kind: {owner: items, "other": items}}}}
+        return {"config": {"secrets": items}}
+    if what == "inventory":
+        return draw(often(st.builds(lambda v: {"config": {"rack": {"inventory": v}}}, device_lists), wild_json))
+    if what == "journal":
+        entry = often(
+            st.builds(lambda pairs: {"function": "f", "sendfor": "controller", **dict(pairs)}, st.lists(
+                st.tuples(st.sampled_from(JOURNAL_FIELDS), st.one_of(plain_text, json_scalar)), max_size=3)),
+            st.one_of(st.lists(st.tuples(st.sampled_from(list(JOURNAL_FIELDS) + ["bogus"]), wild_json),
+                               max_size=4).map(dict), wild_json))
+        return draw(often(st.builds(lambda v: {"journal": v}, st.lists(entry, min_size=1, max_size=3)), wild_json))
+    return draw(wild_json)
+
+
+def _nested(depth: int, kind: int) -> bytes:
+    if kind == 0:
+        return b"[" * depth + b"]" * depth
+    if kind == 1:
+        return b'{"a":' * depth + b"1" + b"}" * depth
+    if kind == 2:
+        return b'{"config":{"node":{"node001":{"comment":' + b"[" * depth + b"]" * depth + b"}}}}"
+    if kind == 3:
+        return b'{"config":{"node":{"node001":{"interfaces":[' + b"[" * depth + b"]" * depth + b"]}}}}"
+    if kind == 4:
+        return b'{"config":{"cluster":{"comment":' + b'{"a":' * depth + b"1" + b"}" * depth + b"}}}"
+    return b"[" * depth  # unterminated
+
+
+raw_junk = st.one_of(
+    st.binary(max_size=64),
+    st.builds(_nested, st.sampled_from([5, 100, 400, 900, 990, 1200, 5000, 100000]), st.integers(0, 5)),
+    st.sampled_from([b"", b" ", b"null", b"0", b"[]", b"{}", b'"x"', b"{", b'{"config":', b"\x00", b'{"a":"\x00"}',
+                     b'{"config":{"node":{"node001":{"comment":"\xff\xfe"}}}}', b"\xef\xbb\xbf{}",
+                     b'{"config":{"node":{"node001":{"comment":"\\ud800"}}}}',
+                     b'{"config":{"node":{"node001":{"comment":NaN}}}}',
+                     b'{"config":{"rack":{"r2":{"size":Infinity}}}}',
+                     b'{"config":{"node":{"node001":{"comment":"a"}}},"config":{}}',
+                     b'{"config":{"node":{"node001":{"service":1' + b"0" * 5000 + b"}}}}",
+                     b'{"journal":[{"function":"f","sendfor":"controller","created":' + b"9" * 4000 + b"}]}"]),
+)
+
+
+def encode(body: Any, ascii_only: bool) -> bytes:
+    return json.dumps(body, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def structured_post(draw: Any) -> tuple:
+    what, path, extra = draw(post_target())
+    body = draw(plausible_body(what, extra))
+    return ("POST", path, encode(body, draw(st.integers(0, 3)) > 0), draw(st.sampled_from(TOKEN_ROLES)))
+
+
+@st.composite
+def random_post(draw: Any) -> tuple:
+    _, path, _ = draw(post_target())
+    raw = draw(st.one_of(raw_junk, wild_json.map(lambda b: encode(b, True)),
+                         wild_json.map(lambda b: encode(b, False))))
+    return ("POST", path, raw, draw(st.sampled_from(TOKEN_ROLES)))
+
+
+GET_TEMPLATES = [
+    "/config/{kind}", "/config/{kind}/{name}", "/config/{kind}/{name}/_delete", "/config/{kind}/{name}/_delete",
+    "/config/{kind}/{name}/_list", "/config/{kind}/{name}/_member", "/config/{kind}/{name}/interfaces",
+    "/config/{kind}/{name}/interfaces/{iface}", "/config/{kind}/{name}/interfaces/{iface}/_delete",
+    "/config/network/{net}/{ip}", "/config/network/{net}/_nextfreeip", "/config/network/{net}/_list",
+    "/config/secrets", "/config/secrets/{owner}/{name}", "/config/secrets/{owner}/{name}/{secret}",
+    "/config/secrets/{owner}/{name}/{secret}/_delete", "/config/osimage/{name}/_pack",
+    "/config/osimage/{name}/osimagetag/{tag}/_delete", "/config/osimagetag", "/config/osimagetag/{name}",
+    "/config/osimagetag/{name}/_member", "/config/rack/inventory", "/config/rack/inventory/{subset}",
+    "/config/rack/inventory/{name}/type/{kind}/_delete", "/config/cluster", "/journal/{name}", "/version", "/",
+    "/config", "/token", "/journal",
+]
+SEGMENTS = ["config", "node", "group", "network", "osimage", "osimagetag", "bmcsetup", "switch", "otherdev", "rack",
+            "user", "secrets", "cluster", "controller", "inventory", "interfaces", "BOOTIF", "_delete", "_list",
+            "_member", "_clone", "_nextfreeip", "_pack", "tag", "kernel", "type", "journal", "version", "token",
+            "boot", "%ff", "%00", "%2F", "..", ".", "", "%E2%82%AC", "10.141.0.1"]
+
+
+@st.composite
+def random_get(draw: Any) -> tuple:
+    if draw(st.integers(0, 3)) > 0:
+        template = draw(st.sampled_from(GET_TEMPLATES))
+        kind = draw(often(st.sampled_from(GENERIC_WEIGHTED), st.sampled_from(list(KINDS) + ["bogus", ""])))
+        path = template.format(
+            kind=q(kind), name=q(draw(names_of(kind))),
+            iface=q(draw(often(st.sampled_from(IFACE_NAMES), st.sampled_from(BAD_IFACE_NAMES)))),
+            net=q(draw(names_of("network"))), ip=q(draw(ips)),
+            owner=draw(st.sampled_from(["node", "group", "switch"])),
+            secret=q(draw(often(st.sampled_from(SECRET_NAMES), st.sampled_from(BAD_SECRET_NAMES)))),
+            tag=q(draw(st.sampled_from(["v1", "v2", "nope", ""]))),
+            subset=draw(st.sampled_from(["configured", "unconfigured", "all", "bogus"])))
+    else:
+        segments = draw(st.lists(st.one_of(st.sampled_from(SEGMENTS), st.sampled_from(NAMES),
+                                           st.text(max_size=6).map(q)), max_size=7))
+        path = "/" + "/".join(segments)
+        if draw(st.integers(0, 9)) == 0:
+            path += "?" + draw(st.sampled_from(["x=1", "", "%ff=%00", "a=" + "b" * 100]))
+    return ("GET", path, None, draw(st.sampled_from(TOKEN_ROLES)))
+
+
+# -- the checks ----------------------------------------------------------------------------
+
+def make_api() -> tuple[API, Path]:
+    api = API()
+    return api, api.cfg.path.parent
+
+
+def dispose(api: API, folder: Path) -> None:
+    api.store.pool.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def token_for(api: API, role: str) -> str | None:
+    if role == "admin":
+        return api.admin_token
+    if role == "readonly":
+        return api.token("readonly")
+    if role == "node":
+        return api.token("node", node="node001")
+    if role == "junk":
+        return "not.a.token"
+    return None
+
+
+def call(api: API, method: str, path: str, raw: bytes | None, role: str) -> tuple[int, bytes, bytes]:
+    """(status, content-type, body) of one request through the whole stack."""
+    headers = {}
+    token = token_for(api, role)
+    if token:
+        headers["x-access-tokens"] = token
+    d = api.treq.request(method, "http://luna" + path, data=raw, headers=headers)
+    api.treq.flush()
+    response = result_of(d)
+    content_d = response.content()
+    api.treq.flush()
+    content = result_of(content_d)
+    ctype = response.headers.getRawHeaders(b"content-type", [b""])[0]
+    return response.code, ctype, content
+
+
+def check_answer(method: str, path: str, code: int, ctype: bytes, content: bytes) -> None:
+    where = f"{method} {path} answered {code} {ctype!r} {content[:300]!r}"
+    allowed_5xx = code == 503 and path.split("?")[0].endswith("/_pack")
+    assert 200 <= code < 500 or allowed_5xx, where
+    if code == 204:
+        assert content == b"", where
+        return
+    if code < 300 and path.startswith("/boot") and ctype.startswith(b"text/plain"):
+        return
+    assert ctype.startswith(b"application/json"), where
+    body = json.loads(content)
+    if code >= 400:
+        assert isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"], where
+
+
+def _normal(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=repr))
+
+
+def views_of(store: Store) -> dict:
+    out: dict[str, Any] = {kind: store.list(kind) for kind in KINDS}
+    out["_order"] = {kind: list(listed) for kind, listed in out.items()}
+    out["_secrets"] = store.secrets()
+    out["_cluster"] = store.cluster()
+    out["_tags"] = store.tags()
+    out["_inventory"] = store.inventory()
+    out["_raw"] = {
+        obj_id: [obj.kind, obj.name, obj.data, [vars(i) for i in obj.ifaces], [vars(s) for s in obj.secrets]]
+        for obj_id, obj in store.state.by_id.items()
+    }
+    out["_ips"] = {str(k): list(v) for k, v in store.state.ips.items()}
+    out["_macs"] = {k: list(v) for k, v in store.state.macs.items()}
+    return _normal(out)
+
+
+def check_reload(api: API) -> None:
+    """A fresh Store on the same file and key shows what the live one shows."""
+    key = api.cfg.files.keyfile.read_bytes()
+    pool = db.SyncPool(api.cfg.database.database)
+    try:
+        fresh = Store(pool, Crypto(key), Clock())
+        result_of(defer.ensureDeferred(fresh.open()))
+        live, loaded = views_of(api.store), views_of(fresh)
+        if live != loaded:
+            diff = {k: (live.get(k), loaded.get(k)) for k in set(live) | set(loaded) if live.get(k) != loaded.get(k)}
+            raise AssertionError(f"the live store and the reloaded one differ: {str(diff)[:2000]}")
+    finally:
+        pool.close()
+
+
+def check_invariants(state: State) -> None:
+    """Addresses, MACs and references of the live state."""
+    ips: dict[int, tuple[int, str]] = {}
+    macs: dict[str, tuple[int, str]] = {}
+    assert sum(len(v) for v in state.by_kind.values()) == len(state.by_id), "by_kind and by_id disagree"
+    for obj_id, obj in state.by_id.items():
+        label = f"{obj.kind} {obj.name}"
+        assert obj.id == obj_id and state.by_kind[obj.kind].get(obj.name) is obj, f"{label}: not indexed"
+        kind = KINDS[obj.kind]
+        for f in kind.refs:
+            value = obj.data.get(f.name)
+            if value is not None:
+                target = state.by_id.get(value)
+                assert target is not None and target.kind == f.ref, f"{label}.{f.name}: dangling reference {value}"
+        for required in kind.required:
+            assert obj.data.get(required) is not None, f"{label}: required field {required} unset"
+        if obj.kind == "network":
+            net = ipaddress.ip_network(obj.data["network"])
+            for key in ("gateway", "nameserver_ip", "dhcp_range_begin", "dhcp_range_end"):
+                if obj.data.get(key):
+                    assert ipaddress.ip_address(obj.data[key]) in net, f"{label}.{key} outside {net}"
+        assert len({i.name for i in obj.ifaces}) == len(obj.ifaces), f"{label}: interface names repeat"
+        assert len({s.name for s in obj.secrets}) == len(obj.secrets), f"{label}: secret names repeat"
+        for item in obj.ifaces:
+            where = f"{label} interface {item.name}"
+            network = state.by_id.get(item.network) if item.network is not None else None
+            if item.network is not None:
+                assert network is not None and network.kind == "network", f"{where}: dangling network {item.network}"
+            if obj.kind == "group":
+                assert item.ip is None and item.mac is None, f"{where}: a group interface holds an address"
+            if item.ip:
+                assert network is not None, f"{where}: {item.ip} without a network"
+                assert ipaddress.ip_address(item.ip) in ipaddress.ip_network(network.data["network"]), (
+                    f"{where}: {item.ip} outside {network.name} ({network.data['network']})")
+                key = ip_key(item.ip)
+                assert key not in ips, f"{where}: {item.ip} also held by {ips[key]}"
+                ips[key] = (obj.id, item.name)
+            if item.mac:
+                assert item.mac not in macs, f"{where}: {item.mac} also held by {macs[item.mac]}"
+                macs[item.mac] = (obj.id, item.name)
+    assert ips == state.ips, f"the address index differs from the interfaces: {ips} != {state.ips}"
+    assert macs == state.macs, f"the MAC index differs from the interfaces: {macs} != {state.macs}"
+
+
+def run_ops(ops: list[tuple]) -> None:
+    api, folder = make_api()
+    try:
+        for index, (method, path, raw, role) in enumerate(ops):
+            try:
+                code, ctype, content = call(api, method, path, raw, role)
+                check_answer(method, path, code, ctype, content)
+                check_invariants(api.store.state)
+                check_reload(api)
+            except AssertionError as exc:
+                shown = "\n".join(f"  {m} {p} {r!r:.600} ({who})" for m, p, r, who in ops[: index + 1])
+                raise AssertionError(f"{exc}\nafter the requests:\n{shown}") from None
+    finally:
+        dispose(api, folder)
+
+
+def _utf8_path(path: str) -> bool:
+    try:
+        unquote_to_bytes(path.split("?")[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _sync_thread(fn: Any, *args: Any, **kw: Any) -> defer.Deferred:
+    return defer.maybeDeferred(fn, *args, **kw)
+
+
+def scaled(examples: int) -> int:
+    """LUNA2D_FUZZ_SCALE=10 runs ten times the examples (a long hunt)."""
+    return max(1, int(examples * float(os.environ.get("LUNA2D_FUZZ_SCALE", "1"))))
+
+
+FUZZ = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True)
+
+
+class FuzzBase(unittest.TestCase):
+    def setUp(self) -> None:
+        # Password hashing runs in a thread in the daemon; here it runs inline
+        # (StubTreq has no thread pool) and cheaply.
+        self.patch(storemod.threads, "deferToThread", _sync_thread)
+        self.patch(cryptomod, "_SCRYPT", {"n": 2 ** 4, "r": 1, "p": 1})
+
+
+class APIFuzzTests(FuzzBase):
+    @settings(FUZZ, max_examples=scaled(250))
+    @given(st.lists(random_post(), min_size=1, max_size=4))
+    def test_random_bodies_at_every_post_endpoint(self, ops: list) -> None:
+        """Random bytes and random JSON at every POST endpoint: 2xx/4xx JSON, store intact."""
+        run_ops(ops)
+
+    @settings(FUZZ, max_examples=scaled(700))
+    @given(st.lists(often(structured_post(), random_get(), 3),
+                    min_size=1, max_size=8))
+    def test_plausible_bodies_and_gets(self, ops: list) -> None:
+        """Right envelopes with real field names and wrong values, mixed with
+        GETs (deletes included): 2xx/4xx JSON, store intact after each."""
+        run_ops(ops)
+
+    @settings(FUZZ, max_examples=scaled(250))
+    @given(st.lists(random_get(), min_size=1, max_size=6))
+    def test_random_gets(self, ops: list) -> None:
+        """Random paths and GETs: 2xx/4xx JSON, store intact."""
+        run_ops(ops)
+
+    @settings(FUZZ, max_examples=scaled(150))
+    @given(st.sampled_from(["PUT", "DELETE", "PATCH", "OPTIONS", "FOO", "TRACE", "CONNECT"]),
+           st.one_of(st.sampled_from(GET_TEMPLATES).map(lambda t: t.replace("{kind}", "node").replace(
+               "{name}", "node001").replace("{owner}", "node").replace("{net}", "cluster").replace(
+               "{ip}", "10.141.0.1").replace("{secret}", "key").replace("{iface}", "BOOTIF").replace(
+               "{tag}", "t").replace("{subset}", "all")), random_get().map(lambda op: op[1])),
+           st.sampled_from(TOKEN_ROLES))
+    def test_other_methods_answer_json_405(self, method: str, path: str, role: str) -> None:
+        """Any method other than GET/POST answers 405 JSON with a message."""
+        api, folder = make_api()
+        try:
+            code, ctype, content = call(api, method, path, b"{}", role)
+            where = f"{method} {path} answered {code} {ctype!r} {content[:200]!r}"
+            if code == 400 and not _utf8_path(path):
+                code = 405  # an undecodable path is refused before its method is looked at
+            self.assertEqual(code, 405, where)
+            self.assertTrue(ctype.startswith(b"application/json"), where)
+            self.assertIsInstance(json.loads(content).get("message"), str, where)
+        finally:
+            dispose(api, folder)
+
+    @settings(FUZZ, max_examples=scaled(150))
+    @given(st.sampled_from(["GET", "POST"]),
+           st.text(alphabet="abcxyz019_-.%", min_size=1, max_size=10).filter(
+               lambda s: s not in ("config", "token", "version", "journal", "boot", "monitor", "files", "control",
+                                   "service", ".", "..")),
+           st.lists(st.text(max_size=5).map(q), max_size=3), st.sampled_from(TOKEN_ROLES))
+    def test_unknown_paths_answer_json_404(self, method: str, top: str, rest: list, role: str) -> None:
+        """A path under no known top-level segment answers 404 JSON."""
+        path = "/" + "/".join([q(top)] + rest)
+        api, folder = make_api()
+        try:
+            code, ctype, content = call(api, method, path, b"{}" if method == "POST" else None, role)
+            where = f"{method} {path} answered {code} {ctype!r} {content[:200]!r}"
+            self.assertEqual(code, 404, where)
+            self.assertTrue(ctype.startswith(b"application/json"), where)
+            self.assertIsInstance(json.loads(content).get("message"), str, where)
+        finally:
+            dispose(api, folder)
+
+    def test_known_unknowns(self) -> None:
+        """Fixed cases: 405 for a GET-only path POSTed, 404 for an unknown kind, 400 for list-only POSTs."""
+        api, folder = make_api()
+        try:
+            for method, path, raw, expected in [
+                ("POST", "/version", b"{}", 405),
+                ("GET", "/nowhere", None, 404),
+                ("GET", "/config/bogus/x", None, 404),
+                ("POST", "/config/osimage", b"{}", 400),
+                ("POST", "/config/secrets", b"{}", 400),
+                ("DELETE", "/config/node/node001", None, 405),
+            ]:
+                code, ctype, content = call(api, method, path, raw, "admin")
+                self.assertEqual(code, expected, f"{method} {path}: {code} {content!r}")
+                check_answer(method, path, code, ctype, content)
+        finally:
+            dispose(api, folder)
+
+
+class CheckerTests(FuzzBase):
+    """The consistency checks can fail: they catch corruption planted on purpose."""
+
+    def test_duplicate_address_is_caught(self) -> None:
+        api, folder = make_api()
+        try:
+            check_invariants(api.store.state)
+            check_reload(api)
+            node2 = api.store.state.get("node", "node002")
+            node2.ifaces[0].ip = api.store.state.get("node", "node001").ifaces[0].ip
+            self.assertRaises(AssertionError, check_invariants, api.store.state)
+            self.assertRaises(AssertionError, check_reload, api)
+        finally:
+            dispose(api, folder)
+
+    def test_dangling_reference_is_caught(self) -> None:
+        api, folder = make_api()
+        try:
+            api.store.state.get("node", "node001").data["osimage"] = 99999
+            self.assertRaises(AssertionError, check_invariants, api.store.state)
+        finally:
+            dispose(api, folder)
+
+    def test_address_outside_network_is_caught(self) -> None:
+        api, folder = make_api()
+        try:
+            api.store.state.get("node", "node001").ifaces[0].ip = "192.168.1.1"
+            self.assertRaises(AssertionError, check_invariants, api.store.state)
+        finally:
+            dispose(api, folder)
+
+    def test_a_500_is_caught(self) -> None:
+        self.assertRaises(AssertionError, check_answer, "GET", "/x", 500, b"application/json", b'{"message":"x"}')
+        self.assertRaises(AssertionError, check_answer, "GET", "/x", 404, b"text/html", b"<html>")
+        self.assertRaises(AssertionError, check_answer, "GET", "/x", 400, b"application/json", b'{"error":"x"}')
+
+
+# -- the ini parser -------------------------------------------------------------------------
+
+INI_SECTIONS = ["API", "DATABASE", "FILES", "BOOTSTRAP", "LOGGER", "DHCP", "TFTP", "DNS", "DEFAULT", "api", "X"]
+INI_KEYS = {
+    "API": ["USERNAME", "PASSWORD", "SECRET_KEY", "EXPIRY", "ENDPOINT", "PROTOCOL", "VERIFY_CERTIFICATE"],
+    "DATABASE": ["DRIVER", "DATABASE", "SYNCHRONOUS", "HOST", "PORT"],
+    "FILES": ["IMAGE_FILES", "IMAGE_DIRECTORY", "KEYFILE"],
+    "BOOTSTRAP": ["ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"],
+    "LOGGER": ["LEVEL", "LOGFILE"],
+}
+ALL_INI_KEYS = sorted({k for keys in INI_KEYS.values() for k in keys} | {"ENABLED", "BOGUS", "username"})
+ini_values = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["luna", "a-long-enough-secret-key-0123", "1h", "30m", "0", "-1h", "99999999999999999999d",
+                     "0.0.0.0:7050", "[::1]:7050", "host:", ":7050", "host:99999", "host:\u00b2", "host:\u0663",
+                     "\u0663h", "\u00b2h", "sqlite3", "postgres", "full", "yes", "no", "maybe", "10.141.255.254",
+                     "10.141.255.256", "fd00::1", "debug", "~", "~nosuchuser/x", "~\x00", "a\x00b", "relative/path",
+                     "/abs/path", '"quoted"', "'", "%(x)s", "", "   ", "\u00e9", "Node-1"]),
+)
+
+
+@st.composite
+def ini_texts(draw: Any) -> str:
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.text(max_size=200))
+    lines = []
+    base = {"API": {"USERNAME": "luna", "PASSWORD": "luna-pass", "SECRET_KEY": "0123456789abcdef0123"},
+            "DATABASE": {"DATABASE": "luna.db"}}
+    sections = draw(st.lists(st.sampled_from(INI_SECTIONS), max_size=7))
+    if draw(st.booleans()):
+        sections = ["API", "DATABASE"] + sections
+    for section in sections:
+        lines.append(draw(st.sampled_from([f"[{section}]", f"[{section}]", f" [{section}]", f"[{section}"])))
+        keys = dict(base.get(section, {})) if draw(st.booleans()) else {}
+        for _ in range(draw(st.integers(0, 4))):
+            key = draw(st.one_of(st.sampled_from(INI_KEYS.get(section, ALL_INI_KEYS)), st.sampled_from(ALL_INI_KEYS),
+                                 st.text(max_size=5)))
+            keys[key] = draw(ini_values)
+        for key, value in keys.items():
+            sep = draw(st.sampled_from(["=", " = ", ":", " "]))
+            lines.append(f"{key}{sep}{value}")
+        if draw(st.integers(0, 5)) == 0:
+            lines.append(draw(st.sampled_from(["  continuation", "# comment", "; comment", "junk line", "=x"])))
+    return "\n".join(lines) + "\n"
+
+
+class IniFuzzTests(unittest.TestCase):
+    @settings(max_examples=scaled(400), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(ini_texts(), st.sampled_from(["utf-8", "latin-1", "utf-16"]))
+    def test_load_gives_config_or_config_error(self, text: str, encoding: str) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="luna2d-ini-"))
+        try:
+            path = folder / "luna.ini"
+            path.write_bytes(text.encode(encoding, "surrogatepass") if encoding != "latin-1"
+                             else text.encode("latin-1", "replace"))
+            try:
+                loaded = configmod.load(path)
+            except ConfigError as exc:
+                self.assertTrue(str(exc))
+            else:
+                self.assertIsInstance(loaded, configmod.Config)
+                self.assertTrue(loaded.api.username)
+                self.assertGreater(loaded.api.expiry, 0)
+                self.assertTrue(0 <= loaded.api.port <= 65535)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def test_a_working_ini_loads(self) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="luna2d-ini-"))
+        try:
+            path = folder / "luna.ini"
+            path.write_text("[API]\nUSERNAME = luna\nPASSWORD = luna-pass\nSECRET_KEY = 0123456789abcdef0123\n"
+                            "EXPIRY = 2h\n[DATABASE]\nDATABASE = luna.db\n")
+            loaded = configmod.load(path)
+            self.assertEqual(loaded.api.expiry, 7200)
+            self.assertEqual(loaded.database.database, folder.resolve() / "luna.db")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
