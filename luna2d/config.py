@@ -40,7 +40,7 @@ def parse_endpoint(text: str, where: str) -> tuple[str, int]:
     """Parse ``host:port`` (``[v6]:port`` too) into its parts."""
     value = text.strip()
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{where}: {text!r} is not host:port")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
@@ -78,6 +78,25 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class DHCPConfig(ServiceConfig):
+    """[DHCP]: the interfaces to serve (each matched to the configured network
+    holding its address) and the lease time of answers."""
+
+    interfaces: tuple[str, ...] = ()
+    lease_time: int = 3600
+
+
+@dataclass(frozen=True)
+class TFTPConfig(ServiceConfig):
+    """[TFTP]: the UDP port, the root served, and the directory the iPXE
+    binaries come from when the root does not hold them (Debian's ``ipxe``)."""
+
+    port: int = 69
+    root: Path = Path("tftpboot")
+    ipxe: Path = Path("/usr/lib/ipxe")
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     api: APIConfig
@@ -99,6 +118,7 @@ _KNOWN = {
     "FILES": {"IMAGE_FILES", "IMAGE_DIRECTORY", "KEYFILE", "TARBALL", "MAXPACKAGINGTIME"},
     "BOOTSTRAP": {"ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"},
     "LOGGER": {"LEVEL", "LOGFILE"},
+    "TFTP": {"ENABLED", "PORT", "ROOT", "IPXE"},
 }
 _DRIVERS = {"sqlite3": "SQLite3", "sqlite": "SQLite3"}
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
@@ -142,6 +162,8 @@ def load(path: str | os.PathLike) -> Config:
         value = get(section, key, default)
         if not value:
             raise ConfigError(f"[{section}] {key}: must not be empty")
+        if "\x00" in value:
+            raise ConfigError(f"[{section}] {key}: a path must not contain NUL characters")
         candidate = Path(os.path.expanduser(value))
         return candidate if candidate.is_absolute() else base / candidate
 
@@ -187,6 +209,24 @@ def load(path: str | os.PathLike) -> Config:
         options.pop("ENABLED", None)
         return ServiceConfig(enabled=enabled, options=options)
 
+    def dhcp_service() -> DHCPConfig:
+        base = service("DHCP")
+        names = tuple(n.strip() for n in get("DHCP", "INTERFACES", "").split(",") if n.strip())
+        for name in names:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,14}$", name):
+                raise ConfigError(f"[DHCP] INTERFACES: {name!r} is not an interface name")
+        lease_time = parse_duration(get("DHCP", "LEASE_TIME", "1h"), where("DHCP", "LEASE_TIME"))
+        options = {k: v for k, v in base.options.items() if k not in ("INTERFACES", "LEASE_TIME")}
+        return DHCPConfig(enabled=base.enabled, options=options, interfaces=names, lease_time=lease_time)
+
+    def tftp_service() -> TFTPConfig:
+        base = service("TFTP")
+        port_text = get("TFTP", "PORT", "69")
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) <= 65535:
+            raise ConfigError(f"[TFTP] PORT: {port_text!r} is not a UDP port (1-65535)")
+        return TFTPConfig(enabled=base.enabled, options=base.options, port=int(port_text),
+                          root=as_path("TFTP", "ROOT", "tftpboot"), ipxe=as_path("TFTP", "IPXE", "/usr/lib/ipxe"))
+
     controller_ip = get("BOOTSTRAP", "CONTROLLER_IP", "") or None
     if controller_ip is not None:
         import ipaddress
@@ -206,8 +246,8 @@ def load(path: str | os.PathLike) -> Config:
         api=api,
         database=database,
         files=files,
-        dhcp=service("DHCP"),
-        tftp=service("TFTP"),
+        dhcp=dhcp_service(),
+        tftp=tftp_service(),
         dns=service("DNS"),
         bootstrap=parse_bool(get("BOOTSTRAP", "ENABLED", "yes"), where("BOOTSTRAP", "ENABLED")),
         controller_name=controller_name,

@@ -20,8 +20,10 @@ from twisted.web.server import Site
 
 from luna2d import config as configmod
 from luna2d.errors import ConfigError
+from luna2d.ipmi.client import IPMIClient
 from luna2d.resources.auth import Auth
 from luna2d.resources.root import build
+from luna2d.resources.service import Services
 from luna2d.store import bootstrap, db
 from luna2d.store.crypto import Crypto, load_or_create_key
 from luna2d.store.store import Store
@@ -70,6 +72,9 @@ class LunaDaemon(service.MultiService):
         self.port_number = port
         self.store: Store | None = None
         self.listening: Any = None
+        self.ipmi: IPMIClient | None = None  # the one IPMI client (/control)
+        # Not ``services``: MultiService keeps its child services under that name.
+        self.health_checks: Services | None = None  # health checks of the embedded services (/monitor/service)
 
     def privilegedStartService(self) -> None:
         from twisted.internet import reactor
@@ -98,7 +103,9 @@ class LunaDaemon(service.MultiService):
         store.pool = db.open_pool(cfg.database.database, cfg.database.synchronous)
         self.store = store
         auth = Auth(cfg.api, store, reactor)
-        site = Site(build(store, auth, cfg.api.username))
+        self.health_checks = Services.from_config(cfg)
+        self.ipmi = IPMIClient(reactor)
+        site = Site(build(store, auth, cfg.api.username, cfg.files.image_files, self.health_checks, ipmi=self.ipmi))
         site.displayTracebacks = False
         from twisted.internet.error import CannotListenError
 
@@ -107,6 +114,14 @@ class LunaDaemon(service.MultiService):
         except CannotListenError as exc:
             raise SystemExit(f"luna2d: cannot listen on {self.host}:{self.port_number}: {exc.socketError}") from None
         log.info("luna2d API listening on {host}:{port}", host=self.host, port=self.listening.getHost().port)
+        if cfg.dhcp.enabled:
+            dhcp = dhcp_server(cfg, store, reactor, self.listening.getHost().port)
+            dhcp.setServiceParent(self)
+            self.health_checks.register("dhcp", dhcp.health, dhcp.reload)
+        if cfg.tftp.enabled:
+            tftp = tftp_server(cfg, reactor)
+            tftp.setServiceParent(self)
+            self.health_checks.register("tftp", tftp.health, tftp.reload)
         super().privilegedStartService()
 
     def _dir_ok(self) -> bool:
@@ -120,9 +135,56 @@ class LunaDaemon(service.MultiService):
         d = defer.maybeDeferred(super().stopService)
         if self.listening is not None:
             d.addCallback(lambda _: self.listening.stopListening())
+        if self.ipmi is not None:
+            d.addCallback(lambda _: self.ipmi.stop())
         if self.store is not None:
             d.addCallback(lambda _: self.store.pool.close())
         return d
+
+
+def dhcp_server(cfg: configmod.Config, store: Store, reactor: Any, http_port: int) -> Any:
+    """The [DHCP] server over the store's boot index and lease table, bound
+    to its interfaces (SystemExit naming the interface when it cannot be)."""
+    from luna2d.protocols.dhcp.policy import Policy, Settings
+    from luna2d.protocols.dhcp.protocol import DHCPServer, InterfaceError
+    from luna2d.store import bootindex, leases
+
+    if not getattr(cfg.dhcp, "interfaces", ()):
+        raise SystemExit("luna2d: [DHCP] INTERFACES: name the interfaces to serve (comma-separated) "
+                         "when ENABLED = yes")
+    indexer = bootindex.BootIndexer(store)
+    policy = Policy(indexer.current, Settings(lease_time=getattr(cfg.dhcp, "lease_time", 3600),
+                                              http_port=http_port))
+    server = DHCPServer(reactor, getattr(cfg.dhcp, "interfaces", ()), policy,
+                        load=lambda: leases.load(store.pool),
+                        save=lambda changes: leases.apply(store.pool, changes))
+    try:
+        server.bind()
+    except InterfaceError as exc:
+        raise SystemExit(f"luna2d: [DHCP] INTERFACES: {exc}") from None
+    return server
+
+
+def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
+    """The [TFTP] server over ROOT (created if missing) with the iPXE
+    directory as the fallback for the boot binaries, bound on PORT now
+    (SystemExit naming the key when it cannot be)."""
+    from twisted.internet.error import CannotListenError
+
+    from luna2d.protocols.tftp.server import TFTPService
+
+    tftp = cfg.tftp if isinstance(cfg.tftp, configmod.TFTPConfig) else configmod.TFTPConfig(True)
+    try:
+        tftp.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"luna2d: [TFTP] ROOT: cannot create {tftp.root}: {exc}") from None
+    server = TFTPService(reactor, tftp.port, tftp.root, tftp.ipxe)
+    try:
+        server.bind()
+    except CannotListenError as exc:
+        raise SystemExit(f"luna2d: [TFTP] PORT: cannot listen on UDP {tftp.port}: {exc.socketError}") from None
+    log.info("luna2d TFTP serving {root} on UDP {port}", root=tftp.root, port=server.bound_port)
+    return server
 
 
 def makeService(options: Options) -> service.MultiService:

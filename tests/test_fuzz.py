@@ -335,32 +335,37 @@ def q(segment: str) -> str:
 GENERIC_WEIGHTED = list(GENERIC) + ["node", "node", "network", "group", "switch", "rack", "otherdev"]  # sampled
 
 
+POST_COMBOS = (
+    [("upsert", k) for k in GENERIC for _ in range(2)]
+    + [("clone", k) for k in GENERIC]
+    + [("interfaces", "node"), ("interfaces", "node"), ("interfaces", "group"), ("interfaces", "switch"),
+       ("cluster", ""), ("cluster", ""), ("secrets", "node"), ("secrets", "group"), ("secret", "node"),
+       ("secret", "group"), ("secret_clone", "node"), ("secret_clone", "group"), ("secrets", "switch"),
+       ("tag", ""), ("kernel", ""), ("inventory", ""), ("inventory", ""), ("journal", ""), ("token", ""),
+       ("list", ""), ("delete", ""), ("upsert", "cluster"), ("upsert", "controller"), ("upsert", "bogus"),
+       ("clone", "controller")]
+)
+
+
 @st.composite
 def post_target(draw: Any) -> tuple[str, str, str]:
     """(what, path, kind|name or owner-kind|owner) of a POST endpoint."""
-    what = draw(st.sampled_from(["token", "upsert", "upsert", "upsert", "upsert", "upsert", "upsert", "clone",
-                                 "clone", "interfaces", "interfaces", "cluster", "secrets", "secrets", "secret",
-                                 "secret_clone", "tag", "kernel", "inventory", "journal", "list", "delete", "user"]))
-    kind = draw(often(st.sampled_from(GENERIC_WEIGHTED),
-                      st.sampled_from(["cluster", "controller", "secrets", "osimagetag", "bogus"]), 8))
+    what, kind = draw(st.sampled_from(POST_COMBOS))
+    if what in ("list", "delete"):
+        kind = draw(st.sampled_from(list(GENERIC) + ["cluster", "controller", "secrets", "osimagetag", "bogus"]))
     name = draw(names_of(kind))
     if what == "token":
         return what, "/token", ""
-    if what in ("upsert", "user"):
-        if what == "user":
-            kind, name = "user", draw(names_of("user"))
+    if what == "upsert":
         return "upsert", f"/config/{q(kind)}/{q(name)}", kind + "|" + name
     if what == "clone":
         return what, f"/config/{q(kind)}/{q(name)}/_clone", kind + "|" + name
     if what == "interfaces":
-        kind = draw(st.sampled_from(["node", "node", "group", "switch"]))
-        name = draw(names_of(kind))
         return what, f"/config/{kind}/{q(name)}/interfaces", kind + "|" + name
     if what == "cluster":
         return what, "/config/cluster", ""
     if what in ("secrets", "secret", "secret_clone"):
-        owner_kind = draw(often(st.sampled_from(["node", "group"]), st.sampled_from(["switch", "bogus"])))
-        owner = draw(names_of(owner_kind))
+        owner_kind, owner = kind, name
         path = f"/config/secrets/{owner_kind}/{q(owner)}"
         if what != "secrets":
             path += "/" + q(draw(st.sampled_from(SECRET_NAMES)))
@@ -477,7 +482,9 @@ def _nested(depth: int, kind: int) -> bytes:
 
 raw_junk = st.one_of(
     st.binary(max_size=64),
-    st.builds(_nested, st.sampled_from([5, 100, 400, 900, 990, 1200, 5000, 100000]), st.integers(0, 5)),
+    # Depths around the parser's and repr()'s recursion limits too.
+    st.builds(_nested, st.one_of(st.sampled_from([5, 63, 64, 65, 100, 400, 1200, 5000, 100000]),
+                                 st.integers(800, 1000)), st.integers(0, 5)),
     st.sampled_from([b"", b" ", b"null", b"0", b"[]", b"{}", b'"x"', b"{", b'{"config":', b"\x00", b'{"a":"\x00"}',
                      b'{"config":{"node":{"node001":{"comment":"\xff\xfe"}}}}', b"\xef\xbb\xbf{}",
                      b'{"config":{"node":{"node001":{"comment":"\\ud800"}}}}',
@@ -485,7 +492,11 @@ raw_junk = st.one_of(
                      b'{"config":{"rack":{"r2":{"size":Infinity}}}}',
                      b'{"config":{"node":{"node001":{"comment":"a"}}},"config":{}}',
                      b'{"config":{"node":{"node001":{"service":1' + b"0" * 5000 + b"}}}}",
-                     b'{"journal":[{"function":"f","sendfor":"controller","created":' + b"9" * 4000 + b"}]}"]),
+                     b'{"journal":[{"function":"f","sendfor":"controller","created":' + b"9" * 4000 + b"}]}",
+                     b'{"journal":[{"function":"\xed\xa0\x80","sendfor":"controller"}]}',
+                     '{"config":{"node":{"node001":{"comment":"x"}}}}'.encode("utf-16"),
+                     '{"config":{"node":{"node001":{"comment":"x"}}}}'.encode("utf-32"),
+                     b'{\x00"\x00a\x00"\x00:\x00"\x00\x00\xd8"\x00}\x00']),
 )
 
 
@@ -548,10 +559,72 @@ def random_get(draw: Any) -> tuple:
     return ("GET", path, None, draw(st.sampled_from(TOKEN_ROLES)))
 
 
+DELETABLE = [(kind, name) for kind in GENERIC for name in KIND_NAMES[kind]]
+
+
+@st.composite
+def delete_get(draw: Any) -> tuple:
+    """A GET that deletes something that likely exists."""
+    which = draw(st.integers(0, 5))
+    if which <= 1:
+        kind, name = draw(st.sampled_from(DELETABLE))
+        path = f"/config/{kind}/{name}/_delete"
+    elif which == 2:
+        kind = draw(st.sampled_from(["node", "group"]))
+        path = f"/config/{kind}/{draw(st.sampled_from(KIND_NAMES[kind]))}/interfaces/" \
+               f"{draw(st.sampled_from(IFACE_NAMES))}/_delete"
+    elif which == 3:
+        owner = draw(st.sampled_from(["node/node001", "node/node005", "group/compute", "group/g2"]))
+        path = f"/config/secrets/{owner}/{q(draw(st.sampled_from(SECRET_NAMES)))}/_delete"
+    elif which == 4:
+        path = f"/config/osimage/{draw(st.sampled_from(KIND_NAMES['osimage']))}/osimagetag/" \
+               f"{draw(st.sampled_from(['v1', 'v2', 'latest']))}/_delete"
+    else:
+        kind, name = draw(st.sampled_from(RACKABLE))
+        path = f"/config/rack/inventory/{name}/type/{kind}/_delete"
+    return ("GET", path, None, draw(st.sampled_from(TOKEN_ROLES)))
+
+
 # -- the checks ----------------------------------------------------------------------------
 
-def make_api() -> tuple[API, Path]:
+# A richer start than bootstrap's: one object of every kind, a rack in use,
+# secrets, a tag, a MAC, a DHCP network, users. Made through the API.
+RICH_SETUP = [
+    ("network", "net2", {"network": "10.150.0.0/16", "gateway": "10.150.255.254", "dhcp": True,
+                         "dhcp_range_begin": "10.150.0.200", "dhcp_range_end": "10.150.0.250"}),
+    ("osimage", "img2", {"kernelfile": "vmlinuz-6", "initrdfile": "initrd-6", "kernelversion": "6.1"}),
+    ("bmcsetup", "b2", {"username": "admin", "password": "bmc-secret"}),
+    ("group", "g2", {"osimage": "img2", "bmcsetupname": "b2", "osimagetag": "v1",
+                     "interfaces": [{"interface": "BOOTIF", "network": "net2"},
+                                    {"interface": "BMC", "network": "ipmi"}]}),
+    ("switch", "sw1", {"network": "ipmi", "ipaddress": "10.148.0.100"}),
+    ("otherdev", "dev1", {"network": "cluster"}),
+    ("node", "node005", {"group": "g2", "switch": "sw1", "switchport": 5,
+                         "interfaces": [{"interface": "BOOTIF", "macaddress": "aa:bb:cc:dd:ee:05"}]}),
+    ("node", "node001", {"macaddr": "aa:bb:cc:dd:ee:01", "osimagetag": "v1"}),
+    ("rack", "rack1", {"size": 42, "devices": [{"name": "node001", "type": "node", "position": 1},
+                                               {"name": "sw1", "type": "switch", "position": 10, "height": 2}]}),
+    ("user", "admin2", {"password": "long-enough-pw", "role": "admin"}),
+    ("user", "ro1", {"password": "long-enough-pw", "role": "readonly"}),
+]
+RICH_EXTRA = [
+    ("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
+        {"secretname": "key", "content": "node secret", "path": "/etc/key"}]}}}}),
+    ("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
+        {"secretname": "software license", "content": "group secret"}]}}}}),
+    ("/config/osimage/img2/tag", {"config": {"osimage": {"img2": {"tag": "v1"}}}}),
+    ("/journal", {"journal": [{"function": "f", "sendfor": "controller", "object": "node001"}]}),
+]
+
+
+def make_api(rich: bool = False) -> tuple[API, Path]:
     api = API()
+    if rich:
+        steps = [(f"/config/{kind}/{name}", {"config": {kind: {name: body}}}) for kind, name, body in RICH_SETUP]
+        steps[4:4] = RICH_EXTRA[2:3]  # the tag before the group that names it
+        for path, body in steps + RICH_EXTRA[:2] + RICH_EXTRA[3:]:
+            code, _, content = call(api, "POST", path, json.dumps(body).encode(), "admin")
+            assert code in (200, 201, 204), f"setup POST {path} answered {code} {content!r}"
     return api, api.cfg.path.parent
 
 
@@ -682,8 +755,11 @@ def check_invariants(state: State) -> None:
     assert macs == state.macs, f"the MAC index differs from the interfaces: {macs} != {state.macs}"
 
 
-def run_ops(ops: list[tuple]) -> None:
-    api, folder = make_api()
+def run_ops(ops: list[tuple], rich: bool = False) -> None:
+    api, folder = make_api(rich)
+    if rich:
+        check_invariants(api.store.state)
+        check_reload(api)
     try:
         for index, (method, path, raw, role) in enumerate(ops):
             try:
@@ -718,6 +794,9 @@ def scaled(examples: int) -> int:
 FUZZ = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True)
 
 
+RICH = st.sampled_from([True, True, True, False])  # start from RICH_SETUP, or from bootstrap alone
+
+
 class FuzzBase(unittest.TestCase):
     def setUp(self) -> None:
         # Password hashing runs in a thread in the daemon; here it runs inline
@@ -728,24 +807,24 @@ class FuzzBase(unittest.TestCase):
 
 class APIFuzzTests(FuzzBase):
     @settings(FUZZ, max_examples=scaled(250))
-    @given(st.lists(random_post(), min_size=1, max_size=4))
-    def test_random_bodies_at_every_post_endpoint(self, ops: list) -> None:
+    @given(RICH, st.lists(random_post(), min_size=1, max_size=4))
+    def test_random_bodies_at_every_post_endpoint(self, rich: bool, ops: list) -> None:
         """Random bytes and random JSON at every POST endpoint: 2xx/4xx JSON, store intact."""
-        run_ops(ops)
+        run_ops(ops, rich)
 
-    @settings(FUZZ, max_examples=scaled(700))
-    @given(st.lists(often(structured_post(), random_get(), 3),
-                    min_size=1, max_size=8))
-    def test_plausible_bodies_and_gets(self, ops: list) -> None:
+    @settings(FUZZ, max_examples=scaled(600))
+    @given(RICH, st.lists(often(structured_post(), st.one_of(random_get(), delete_get()), 3), min_size=1,
+                          max_size=10))
+    def test_plausible_bodies_and_gets(self, rich: bool, ops: list) -> None:
         """Right envelopes with real field names and wrong values, mixed with
         GETs (deletes included): 2xx/4xx JSON, store intact after each."""
-        run_ops(ops)
+        run_ops(ops, rich)
 
-    @settings(FUZZ, max_examples=scaled(250))
-    @given(st.lists(random_get(), min_size=1, max_size=6))
-    def test_random_gets(self, ops: list) -> None:
+    @settings(FUZZ, max_examples=scaled(200))
+    @given(RICH, st.lists(random_get(), min_size=1, max_size=6))
+    def test_random_gets(self, rich: bool, ops: list) -> None:
         """Random paths and GETs: 2xx/4xx JSON, store intact."""
-        run_ops(ops)
+        run_ops(ops, rich)
 
     @settings(FUZZ, max_examples=scaled(150))
     @given(st.sampled_from(["PUT", "DELETE", "PATCH", "OPTIONS", "FOO", "TRACE", "CONNECT"]),
@@ -784,6 +863,26 @@ class APIFuzzTests(FuzzBase):
             self.assertEqual(code, 404, where)
             self.assertTrue(ctype.startswith(b"application/json"), where)
             self.assertIsInstance(json.loads(content).get("message"), str, where)
+        finally:
+            dispose(api, folder)
+
+    def test_deep_nesting_sweep(self) -> None:
+        """Every depth around the recursion limits, as a field value, a name and
+        an interface: parsed or refused, never a 500 (repr() of a value nested
+        just below the parser's limit used to overflow)."""
+        api, folder = make_api()
+        try:
+            for depth in list(range(1, 80)) + list(range(700, 1100)):
+                for path, raw in [
+                    ("/config/node/node001", _nested(depth, 2)),
+                    ("/config/cluster", _nested(depth, 4)),
+                    ("/config/group/compute",
+                     b'{"config":{"group":{"compute":{"newgroupname":' + b"[" * depth + b"]" * depth + b"}}}}"),
+                ]:
+                    code, ctype, content = call(api, "POST", path, raw, "admin")
+                    check_answer("POST", f"{path} (depth {depth})", code, ctype, content)
+            check_invariants(api.store.state)
+            check_reload(api)
         finally:
             dispose(api, folder)
 
@@ -845,53 +944,75 @@ class CheckerTests(FuzzBase):
 
 # -- the ini parser -------------------------------------------------------------------------
 
-INI_SECTIONS = ["API", "DATABASE", "FILES", "BOOTSTRAP", "LOGGER", "DHCP", "TFTP", "DNS", "DEFAULT", "api", "X"]
-INI_KEYS = {
-    "API": ["USERNAME", "PASSWORD", "SECRET_KEY", "EXPIRY", "ENDPOINT", "PROTOCOL", "VERIFY_CERTIFICATE"],
-    "DATABASE": ["DRIVER", "DATABASE", "SYNCHRONOUS", "HOST", "PORT"],
-    "FILES": ["IMAGE_FILES", "IMAGE_DIRECTORY", "KEYFILE"],
-    "BOOTSTRAP": ["ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"],
-    "LOGGER": ["LEVEL", "LOGFILE"],
+VALID_INI = {
+    "API": {"USERNAME": "luna", "PASSWORD": "luna-pass", "SECRET_KEY": "0123456789abcdef0123", "EXPIRY": "1h",
+            "ENDPOINT": "127.0.0.1:7050", "PROTOCOL": "http"},
+    "DATABASE": {"DRIVER": "SQLite3", "DATABASE": "luna.db", "SYNCHRONOUS": "NORMAL"},
+    "FILES": {"IMAGE_FILES": "files", "IMAGE_DIRECTORY": "images", "KEYFILE": "luna.key"},
+    "BOOTSTRAP": {"ENABLED": "yes", "CONTROLLER": "controller", "CONTROLLER_IP": "10.141.255.254",
+                  "CLUSTER": "cluster"},
+    "LOGGER": {"LEVEL": "info"},
+    "DHCP": {"ENABLED": "no"},
 }
-ALL_INI_KEYS = sorted({k for keys in INI_KEYS.values() for k in keys} | {"ENABLED", "BOGUS", "username"})
-ini_values = st.one_of(
-    st.text(max_size=20),
-    st.sampled_from(["luna", "a-long-enough-secret-key-0123", "1h", "30m", "0", "-1h", "99999999999999999999d",
+INI_SECTIONS = list(VALID_INI) + ["TFTP", "DNS", "DEFAULT", "api", "X", ""]
+ALL_INI_KEYS = sorted({k for keys in VALID_INI.values() for k in keys}
+                      | {"VERIFY_CERTIFICATE", "HOST", "PORT", "LOGFILE", "BOGUS", "username", ""})
+ini_values = often(st.sampled_from(["luna", "a-long-enough-secret-key-0123", "1h", "30m", "0", "-1h", "99999999999999999999d",
                      "0.0.0.0:7050", "[::1]:7050", "host:", ":7050", "host:99999", "host:\u00b2", "host:\u0663",
-                     "\u0663h", "\u00b2h", "sqlite3", "postgres", "full", "yes", "no", "maybe", "10.141.255.254",
-                     "10.141.255.256", "fd00::1", "debug", "~", "~nosuchuser/x", "~\x00", "a\x00b", "relative/path",
-                     "/abs/path", '"quoted"', "'", "%(x)s", "", "   ", "\u00e9", "Node-1"]),
-)
+                     "host:-1", "host:+1", "host: 1", "\u0663h", "\u00b2h", "1\u00b2", "\u2075m", "sqlite3", "postgres",
+                     "full", "yes", "no", "maybe", "\u00b2", "10.141.255.254", "10.141.255.256", "fd00::1", "debug",
+                     "~", "~nosuchuser/x", "~\x00", "a\x00b", "relative/path", "/abs/path", '"quoted"', "'", "%(x)s",
+                     "", "   ", "\u00e9", "Node-1", "https", "HTTP", "\x00", "x" * 5000]), st.text(max_size=20), 3)
+
+
+_PATHS = ["~", "~nosuchuser/x", "~\x00", "a\x00b", "", "/abs/path", "x" * 5000, "."]
+INI_KEY_VALUES = {
+    "USERNAME": ["", "abc"], "PASSWORD": ["", "abc", "abcd"], "SECRET_KEY": ["", "x" * 15, "x" * 16],
+    "EXPIRY": ["0", "-1h", "1x", "\u0663h", "\u00b2h", "99999999999999999999d", "1 h", "", "2W"],
+    "ENDPOINT": ["host:", ":7050", "host:99999", "host:\u00b2", "host:\u0663", "[::1]:7050", "host:-1", "7050",
+                 "host: 1", "host:\u00b9\u00b2"],
+    "PROTOCOL": ["HTTPS", "ftp", ""], "DRIVER": ["sqlite", "postgres", ""],
+    "SYNCHRONOUS": ["full", "bogus", ""], "ENABLED": ["maybe", "", "YES", "1", "\u00b9"],
+    "CONTROLLER": ["Node-1", "", "a" * 64], "CLUSTER": ["", "Any Name"],
+    "CONTROLLER_IP": ["10.141.255.256", "fd00::1", "1e3", "", "10.1", "fe80::1%eth0"],
+    "LEVEL": ["DEBUG", "verbose", ""],
+    "DATABASE": _PATHS, "IMAGE_FILES": _PATHS, "IMAGE_DIRECTORY": _PATHS, "KEYFILE": _PATHS,
+}
 
 
 @st.composite
 def ini_texts(draw: Any) -> str:
+    """Random text, or a working ini with a few keys, sections or lines broken."""
     if draw(st.integers(0, 4)) == 0:
         return draw(st.text(max_size=200))
+    sections = {name: dict(keys) for name, keys in VALID_INI.items() if draw(st.integers(0, 9)) > 0}
+    for _ in range(draw(st.integers(1, 4))):
+        section = draw(often(st.sampled_from(list(VALID_INI)), st.sampled_from(INI_SECTIONS), 3))
+        action = draw(st.integers(0, 4))
+        keys = sections.setdefault(section, {})
+        if action == 0 and keys:
+            keys.pop(draw(st.sampled_from(sorted(keys))))
+        elif action == 1:
+            keys[draw(st.one_of(st.sampled_from(ALL_INI_KEYS), st.text(max_size=5)))] = draw(ini_values)
+        else:
+            known = sorted(VALID_INI.get(section, {})) or ALL_INI_KEYS
+            key = draw(st.sampled_from(known))
+            keys[key] = draw(often(st.sampled_from(INI_KEY_VALUES.get(key, [""])), ini_values, 2))
     lines = []
-    base = {"API": {"USERNAME": "luna", "PASSWORD": "luna-pass", "SECRET_KEY": "0123456789abcdef0123"},
-            "DATABASE": {"DATABASE": "luna.db"}}
-    sections = draw(st.lists(st.sampled_from(INI_SECTIONS), max_size=7))
-    if draw(st.booleans()):
-        sections = ["API", "DATABASE"] + sections
-    for section in sections:
-        lines.append(draw(st.sampled_from([f"[{section}]", f"[{section}]", f" [{section}]", f"[{section}"])))
-        keys = dict(base.get(section, {})) if draw(st.booleans()) else {}
-        for _ in range(draw(st.integers(0, 4))):
-            key = draw(st.one_of(st.sampled_from(INI_KEYS.get(section, ALL_INI_KEYS)), st.sampled_from(ALL_INI_KEYS),
-                                 st.text(max_size=5)))
-            keys[key] = draw(ini_values)
+    sep = draw(st.sampled_from(["=", " = ", ":"]))
+    for section, keys in sections.items():
+        lines.append(draw(often(st.just(f"[{section}]"), st.sampled_from([f" [{section}]", f"[{section}"]), 30)))
         for key, value in keys.items():
-            sep = draw(st.sampled_from(["=", " = ", ":", " "]))
             lines.append(f"{key}{sep}{value}")
-        if draw(st.integers(0, 5)) == 0:
-            lines.append(draw(st.sampled_from(["  continuation", "# comment", "; comment", "junk line", "=x"])))
+        if draw(st.integers(0, 19)) == 0:
+            lines.append(draw(st.sampled_from(["  continuation", "# comment", "; comment", "junk line", "=x",
+                                               "[API]", "USERNAME=again", "KEY value"])))
     return "\n".join(lines) + "\n"
 
 
 class IniFuzzTests(unittest.TestCase):
     @settings(max_examples=scaled(400), deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(ini_texts(), st.sampled_from(["utf-8", "latin-1", "utf-16"]))
+    @given(ini_texts(), st.sampled_from(["utf-8"] * 8 + ["latin-1", "utf-16"]))
     def test_load_gives_config_or_config_error(self, text: str, encoding: str) -> None:
         folder = Path(tempfile.mkdtemp(prefix="luna2d-ini-"))
         try:
@@ -902,6 +1023,8 @@ class IniFuzzTests(unittest.TestCase):
                 loaded = configmod.load(path)
             except ConfigError as exc:
                 self.assertTrue(str(exc))
+            except Exception as exc:
+                self.fail(f"load raised {exc!r} (not a ConfigError) for the ini text {text!r} ({encoding})")
             else:
                 self.assertIsInstance(loaded, configmod.Config)
                 self.assertTrue(loaded.api.username)

@@ -28,8 +28,9 @@ from luna2d.store.state import Iface
 from luna2d.store.store import Store
 from tests.support import ADMIN, make_config
 
-SCHEMA_TABLES = {"object", "interface", "secret", "journal", "schema_version"}
-SCHEMA_INDEXES = {"interface_ip", "interface_mac", "interface_network", "journal_sendfor"}
+SCHEMA_TABLES = {"object", "interface", "secret", "journal", "schema_version", "dhcp_lease"}
+SCHEMA_INDEXES = {"interface_ip", "interface_mac", "interface_network", "journal_sendfor", "dhcp_lease_mac"}
+LATEST = max(v for v, _ in db.schema_files())
 
 
 def async_test(method: Callable[..., Coroutine]) -> Callable[..., defer.Deferred]:
@@ -103,11 +104,12 @@ class RealStoreTestCase(unittest.TestCase):
 class SchemaTests(RealStoreTestCase):
     @async_test
     async def test_migrations_create_schema(self) -> None:
-        """Migrating an empty file creates every table and index and records version 1."""
+        """Migrating an empty file creates every table and index and records
+        each schema step, numbered from 1 without gaps."""
         pool = self.pool()
         version = await db.migrate(pool)
-        self.assertEqual(version, 1)
-        self.assertEqual([v for v, _ in db.schema_files()], [1])
+        self.assertEqual(version, LATEST)
+        self.assertEqual([v for v, _ in db.schema_files()], list(range(1, LATEST + 1)))
         connection = sqlite3.connect(str(self.db_path))
         self.addCleanup(connection.close)
         names = {row[0]: row[1] for row in connection.execute("SELECT name, type FROM sqlite_master")}
@@ -115,7 +117,8 @@ class SchemaTests(RealStoreTestCase):
             self.assertEqual(names.get(table), "table", table)
         for index in SCHEMA_INDEXES:
             self.assertEqual(names.get(index), "index", index)
-        self.assertEqual(connection.execute("SELECT version FROM schema_version").fetchall(), [(1,)])
+        self.assertEqual(connection.execute("SELECT version FROM schema_version ORDER BY version").fetchall(),
+                         [(v,) for v in range(1, LATEST + 1)])
         self.assertEqual(connection.execute("PRAGMA journal_mode").fetchone(), ("wal",))
 
     @async_test
@@ -123,14 +126,14 @@ class SchemaTests(RealStoreTestCase):
         """Migrating again, in the same pool or a new one, changes nothing and
         keeps the data."""
         pool = self.pool()
-        self.assertEqual(await db.migrate(pool), 1)
+        self.assertEqual(await db.migrate(pool), LATEST)
         store = await self.open()
         before = dump(self.db_path)
-        self.assertEqual(await db.migrate(pool), 1)
-        self.assertEqual(await db.migrate(self.pool()), 1)
-        self.assertEqual(await db.migrate(store.pool), 1)
+        self.assertEqual(await db.migrate(pool), LATEST)
+        self.assertEqual(await db.migrate(self.pool()), LATEST)
+        self.assertEqual(await db.migrate(store.pool), LATEST)
         self.assertEqual(dump(self.db_path), before)
-        self.assertEqual(before["schema_version"], [(1,)])
+        self.assertEqual(sorted(before["schema_version"]), [(v,) for v in range(1, LATEST + 1)])
 
     @async_test
     async def test_pool_settings(self) -> None:

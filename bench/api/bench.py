@@ -9,13 +9,20 @@ with wrk (1 thread, 32 connections):
   1. GET  /config/node/<random node>             throughput, p50, p99
   2. POST /config/node/<random node> (comment)   throughput, p50, p99
   3. GET  /config/node (every node)              median time, size
-  4. GET  /config/network/<prov>/_nextfreeip     throughput, p50, p99
+  4. GET  /config/network/<prov>/_nextfreeip     throughput, p50, p99 (32
+     clients and 1 client), and right after a write (the daemon reuses an
+     answer until the next write, so this is the cost of the address scan)
   5. the daemon's VmRSS after the load and after the runs
 
-Every wrk and list measurement runs --repeat times (rounds interleaved);
-the best run is reported and every run is kept in the JSON. Each run also
-records how much CPU the rest of the machine used meanwhile ("other
-load"), so that noisy numbers can be recognised.
+Every measurement runs --repeat times (rounds interleaved); the best run is
+reported and every run is kept in the JSON. Before each run the runner
+waits (--quiet-wait) for other work on the machine to settle, and each run
+records the daemon's CPU time per request and how much CPU the rest of the
+machine used meanwhile ("other cores"), so that noisy numbers show.
+
+Results: bench/results/api-<time>.{json,md} and api-latest.{json,md};
+``bench/api/run --markdown bench/results/api-latest.json`` prints the table
+again (for docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
+from typing import Self
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -148,7 +156,7 @@ class Meter:
     def __init__(self, pid: int) -> None:
         self.pid = pid
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Self:
         self.load1 = os.getloadavg()[0]
         self.t0 = time.monotonic()
         self.busy0 = busy_seconds()
@@ -221,13 +229,25 @@ class Daemon:
         self.ini = folder / "luna2d.ini"
         self.ini.write_text(INI.format(user=USER, password=PASSWORD, port=self.port, folder=folder))
         self.log = folder / "daemon.log"
-        command = [str(TWISTD), "-n", "--pidfile=", "--logfile", str(self.log),
+        # As packaging/luna2d.service runs it: the log (one line per request)
+        # goes to stdout, here a pipe that a thread copies into daemon.log.
+        command = [str(TWISTD), "-n", "--pidfile=", "--logfile=-",
                    "luna2d", "--config", str(self.ini)]
         if cpu is not None:
             command = ["taskset", "-c", str(cpu)] + command
-        self.proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.pid = self.proc.pid  # taskset execs twistd: the same process
+        self.copier = threading.Thread(target=self._copy_log, daemon=True)
+        self.copier.start()
+
+    def _copy_log(self) -> None:
+        with open(self.log, "wb") as out:
+            while True:
+                chunk = self.proc.stdout.read1(1 << 16)
+                if not chunk:
+                    return
+                out.write(chunk)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -255,6 +275,7 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.copier.join(5)
 
 
 # -- a small HTTP client -------------------------------------------------------------------------
@@ -347,7 +368,7 @@ def load(client: Client, nodes: int, groups: int, concurrency: int) -> dict:
 
     def create(number: int) -> None:
         name = node_name(number)
-        mac = "02:00:00:%02x:%02x:%02x" % (number >> 16 & 255, number >> 8 & 255, number & 255)
+        mac = f"02:00:00:{number >> 16 & 255:02x}:{number >> 8 & 255:02x}:{number & 255:02x}"
         client.must("POST", f"/config/node/{name}", wrap("node", name, {
             "group": f"group{(number - 1) // per_group + 1:02d}",
             "interfaces": [{"interface": "BOOTIF", "macaddress": mac}]}), ok=(201,))
@@ -451,15 +472,15 @@ def table(results: dict) -> str:
     get, post, nfi, nfi1, lst = m["get"], m["post"], m["nextfreeip"], m.get("nextfreeip_c1"), m["list"]
     nodes = results["load"]["nodes"]
     rows = [
-        ("Load: nodes created through the API", f"{nodes:,} nodes, {results['load']['groups']} groups "
+        ("Load: nodes created through the API", (f"{nodes:,} nodes, {results['load']['groups']} groups "
          f"in {results['load']['seconds']} s ({nodes / results['load']['seconds']:.0f}/s, "
-         f"{results['load']['concurrency']} clients)", "", "", ""),
+         f"{results['load']['concurrency']} clients)"), "", "", ""),
         ("GET /config/node/<n>: throughput", f"{get['rps']:,.0f}/s", f">= {g['get_rps']:,}/s",
          f"{r['get_rps']}/s", verdict(get["rps"] >= g["get_rps"])),
         ("GET /config/node/<n>: p50 / p99", f"{get['p50_ms']} / {get['p99_ms']} ms", f"p99 < {g['p99_ms']} ms",
          f"{r['get_p50_ms']} / {r['get_p99_ms']} ms", verdict(get["p99_ms"] < g["p99_ms"])),
-        ("GET /config/node/<n>: daemon CPU per request", f"{get['cpu_us_per_request']} µs "
-         f"(= {1e6 / max(1, get['cpu_us_per_request']):,.0f}/s per busy core)", "", "", ""),
+        ("GET /config/node/<n>: daemon CPU per request", (f"{get['cpu_us_per_request']} µs "
+         f"(= {1e6 / max(1, get['cpu_us_per_request']):,.0f}/s per busy core)"), "", "", ""),
         ("POST /config/node/<n> (comment): throughput", f"{post['rps']:,.0f}/s", "", "", ""),
         ("POST /config/node/<n>: p50 / p99", f"{post['p50_ms']} / {post['p99_ms']} ms",
          f"(GET goal: p99 < {g['p99_ms']} ms)", "",
@@ -469,8 +490,8 @@ def table(results: dict) -> str:
          f"{r['list_s']} s (1,000 nodes)", verdict(lst["median_s"] < g["list_s"])),
         ("GET .../_nextfreeip: throughput", f"{nfi['rps']:,.0f}/s", "", f"{r['nextfreeip_rps']}/s", ""),
         ("GET .../_nextfreeip: p50 / p99 (32 clients)", f"{nfi['p50_ms']} / {nfi['p99_ms']} ms",
-         f"< {g['nextfreeip_ms']} ms", f"p50 {r['nextfreeip_p50_ms']} ms",
-         verdict(nfi["p99_ms"] < g["nextfreeip_ms"])),
+         f"p50 < {g['nextfreeip_ms']} ms", f"p50 {r['nextfreeip_p50_ms']} ms",
+         verdict(nfi["p50_ms"] < g["nextfreeip_ms"])),
     ]
     if nfi1:
         rows.append(("GET .../_nextfreeip: p50 / p99 (1 client)", f"{nfi1['p50_ms']} / {nfi1['p99_ms']} ms",
@@ -489,14 +510,16 @@ def table(results: dict) -> str:
     lines = ["| Measurement | luna2d | Goal | Reference (luna2, Flask) | |",
              "|---|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
-    other = max(x["other_cores"] for x in (get, post, nfi, lst))
     lines.append("")
-    lines.append(f"Best of {results['repeat']} runs each; wrk: 1 thread, {get['connections']} connections, "
-                 f"{results['duration_s']} s per run; daemon "
-                 + (f"pinned to CPU {results['pin']['daemon']}, wrk to CPU {results['pin']['wrk']}"
+    lines.append(f"Best of {results['repeat']} runs each (highest throughput; shortest list time); wrk: 1 thread, "
+                 f"{get['connections']} connections, {results['duration_s']} s per run; daemon "
+                 + (f"pinned to CPU {results['pin']['daemon']}, wrk and the runner to CPU {results['pin']['wrk']}"
                     if results["pin"] else "not pinned")
-                 + f". Other work on the machine during the reported runs: up to {other:.2f} cores "
-                 f"(daemon used {get['daemon_cores']:.2f} cores during the GET run).")
+                 + "; the daemon logs to stdout (a pipe), as packaging/luna2d.service runs it. "
+                 "Other work on the machine during the reported runs, in cores: "
+                 f"GET {get['other_cores']:.2f}, POST {post['other_cores']:.2f}, list {lst['other_cores']:.2f}, "
+                 f"_nextfreeip {nfi['other_cores']:.2f} (the daemon got {get['daemon_cores']:.2f} cores "
+                 "during the GET run).")
     return "\n".join(lines)
 
 
@@ -524,12 +547,21 @@ def main() -> None:
     parser.add_argument("--profile", metavar="SECONDS", type=int, default=0,
                         help="after the runs, record a py-spy profile of GET, POST and list traffic "
                              "into bench/results/ (needs py-spy in the venv)")
+    parser.add_argument("--markdown", metavar="RESULTS.json",
+                        help="only print the machine line and the markdown table of a saved result "
+                             "(e.g. bench/results/api-latest.json) and exit")
     args = parser.parse_args()
+    if args.markdown:
+        saved = json.loads(Path(args.markdown).read_text())
+        print(f"Machine: {machine_md(saved['machine'])}, measured {saved['date']}\n\n{table(saved)}")
+        return
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (bench/api/run installs it)")
     cpus = sorted(os.sched_getaffinity(0))
     pin = None if args.no_pin or len(cpus) < 2 else {"daemon": cpus[-1], "wrk": cpus[0]}
 
+    if pin:
+        os.sched_setaffinity(0, {pin["wrk"]})  # the runner and its children stay off the daemon's CPU
     info = machine()
     print(f"machine: {machine_md(info)}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="luna2d-bench-"))

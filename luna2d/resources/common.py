@@ -44,16 +44,35 @@ def read_json(request: Any) -> Any:
     if not raw.strip():
         raise Invalid("request body is empty; a JSON object is required")
     try:
-        body = json.loads(raw)
+        # Decoded strictly: json.loads(bytes) would let encoded surrogates through.
+        text = raw.decode(json.detect_encoding(raw))
+        body = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise Invalid(f"request body is not valid JSON: {str(exc)[:120]}") from None
-    if _SURROGATE_ESCAPE.search(raw) and _has_surrogate(body):
+    if _SURROGATE_ESCAPE.search(text) and _has_surrogate(body):
         # "\ud800" parses, but no such text can be stored, encrypted or answered.
         raise Invalid("request body is not valid JSON: it holds an unpaired UTF-16 surrogate (\\udXXX)")
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(body) > MAX_DEPTH:
+        # No luna body comes close; deeper values break repr() in error messages.
+        raise Invalid(f"request body is nested deeper than {MAX_DEPTH} levels")
     return body
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+MAX_DEPTH = 64
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -12,8 +12,13 @@ import luna2d
 from luna2d.errors import Invalid
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
+from luna2d.resources.boot import BootAPI
 from luna2d.resources.common import envelope, message, read_json, reply
 from luna2d.resources.config import ConfigAPI
+from luna2d.resources.control import ControlAPI
+from luna2d.resources.files import FilesAPI
+from luna2d.resources.monitor import MonitorAPI
+from luna2d.resources.service import ServiceAPI, Services, with_luna2
 
 
 def git_commit(start: Path) -> str:
@@ -45,10 +50,17 @@ class RootAPI:
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, ini_admin: str) -> None:
+    def __init__(self, store: Any, auth: Auth, ini_admin: str, files: Path | None = None,
+                 services: Services | None = None, ipmi: Any = None) -> None:
         self.store = store
         self.auth = auth
         self.config = ConfigAPI(store, auth, ini_admin)
+        self.boot = BootAPI(store, auth)
+        self.files = FilesAPI(store, auth, files)
+        self.services = with_luna2(services, store, self.boot.renderer)
+        self.monitor = MonitorAPI(store, auth, self.services)
+        self.service = ServiceAPI(auth, self.services)
+        self.control = ControlAPI(store, auth, ipmi)
         self.commit = git_commit(Path(luna2d.__file__).resolve().parent)
 
     @app.route("/token", methods=["POST"])
@@ -64,6 +76,26 @@ class RootAPI:
     @app.route("/config", branch=True)
     def config(self, request: Any) -> Any:
         return self.config.app.resource()
+
+    @app.route("/boot", branch=True)
+    def boot_branch(self, request: Any) -> Any:
+        return self.boot.branch(request)
+
+    @app.route("/files", branch=True)
+    def files_branch(self, request: Any) -> Any:
+        return self.files.app.resource()
+
+    @app.route("/monitor", branch=True)
+    def monitor_branch(self, request: Any) -> Any:
+        return self.monitor.app.resource()
+
+    @app.route("/service", branch=True)
+    def service_branch(self, request: Any) -> Any:
+        return self.service.app.resource()
+
+    @app.route("/control", branch=True)
+    def control_branch(self, request: Any) -> Any:
+        return self.control.app.resource()
 
     @app.route("/journal/<controller>", methods=["GET"])
     async def journal(self, request: Any, controller: str) -> bytes:
@@ -104,9 +136,11 @@ class Guard(Resource):
         return self.inner.render(request)
 
 
-def build(store: Any, auth: Auth, ini_admin: str) -> Resource:
-    """The one resource the HTTP site serves."""
-    return Guard(RootAPI(store, auth, ini_admin).app.resource())
+def build(store: Any, auth: Auth, ini_admin: str, files: Path | None = None,
+          services: Services | None = None, ipmi: Any = None) -> Resource:
+    """The one resource the HTTP site serves; ``ipmi`` is the IPMI client
+    the /control branch uses (none: control actions answer 503)."""
+    return Guard(RootAPI(store, auth, ini_admin, files, services, ipmi).app.resource())
 
 
 __all__ = ["build", "Invalid"]

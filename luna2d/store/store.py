@@ -170,7 +170,8 @@ class Store:
 
     # -- osimage tags ------------------------------------------------------------------
     def tags(self, osimage: str | None = None) -> dict[str, dict]:
-        images = [self._obj("osimage", osimage)] if osimage else list(self.state.by_kind["osimage"].values())
+        images = [self._obj("osimage", osimage)] if osimage else sorted(self.state.by_kind["osimage"].values(),
+                                                                         key=lambda o: o.id)
         out = {}
         for image in images:
             for tag, files in sorted((image.data.get("tags") or {}).items()):

@@ -1,0 +1,292 @@
+"""TFTP decisions, pure: which names may be served, which options are
+accepted, netascii conversion, and the read transfer state machine.
+
+Nothing here touches sockets, files or the clock. The state machine is given
+the packets the peer sent and the time (seconds, from the reactor clock the
+transport reads); it answers with the packets to send and keeps a deadline
+the transport arms a timer for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from luna2d.protocols.tftp.codec import (
+    Ack,
+    Data,
+    Error,
+    ErrorCode,
+    OptionAck,
+    Options,
+    Packet,
+    options_dict,
+)
+
+MIN_BLKSIZE = 8
+MAX_BLKSIZE = 65464
+DEFAULT_BLKSIZE = 512
+MAX_TIMEOUT = 255
+MODES = ("octet", "netascii")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the server allows, whatever a client asks for.
+
+    ``max_windowsize`` bounds how many blocks are in flight (RFC 7440 allows
+    up to 65535; a burst that size would only overflow the client's socket
+    buffer). ``timeout`` is the retransmission interval when the client does
+    not negotiate one, ``retries`` how many retransmissions of the same window
+    are made before the transfer is given up."""
+
+    max_blksize: int = MAX_BLKSIZE
+    max_windowsize: int = 64
+    timeout: float = 1.0
+    retries: int = 5
+
+    def __post_init__(self) -> None:
+        if not MIN_BLKSIZE <= self.max_blksize <= MAX_BLKSIZE:
+            raise ValueError(f"max_blksize must be {MIN_BLKSIZE}..{MAX_BLKSIZE}")
+        if not 1 <= self.max_windowsize <= 65535:
+            raise ValueError("max_windowsize must be 1..65535")
+        if self.timeout <= 0 or self.retries < 0:
+            raise ValueError("timeout must be positive and retries not negative")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parameters one transfer runs with, after negotiation."""
+
+    blksize: int = DEFAULT_BLKSIZE
+    windowsize: int = 1
+    timeout: float = 1.0
+    retries: int = 5
+
+
+def safe_path(filename: str) -> tuple[str, ...] | None:
+    """The path components of a requested name, relative to the TFTP root, or
+    None when the name is refused: empty, absolute, or holding a ``..``
+    component. Backslashes count as separators (some firmware sends DOS-style
+    names); empty and ``.`` components are dropped. Symbolic links are the file
+    layer's business: it checks where the path really leads."""
+    if not filename or filename[0] in "/\\":
+        return None
+    parts = tuple(part for part in filename.replace("\\", "/").split("/") if part not in ("", "."))
+    if not parts or ".." in parts:
+        return None
+    return parts
+
+
+def _number(text: str) -> int | None:
+    """A plain ASCII decimal (RFC 2347 option values), else None."""
+    if not text or len(text) > 12 or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def negotiate(options: Options, size: int, limits: Limits) -> tuple[Settings, OptionAck | None]:
+    """Settle the options of an RRQ for a file of ``size`` bytes (as sent:
+    after netascii conversion).
+
+    Known options with usable values are accepted, clamped to ``limits``
+    (RFC 2348 and RFC 7440 let the server answer a smaller value); unknown
+    options and unusable values are left out of the OACK, as RFC 2347 allows.
+    Returns the transfer's settings and the OACK to send, or None when no
+    option was accepted (the transfer then starts with DATA 1)."""
+    asked = options_dict(options)
+    accepted: dict[str, str] = {}
+    blksize, windowsize, timeout = DEFAULT_BLKSIZE, 1, limits.timeout
+
+    value = _number(asked.get("blksize", ""))
+    if value is not None and value >= MIN_BLKSIZE:
+        blksize = min(value, limits.max_blksize)
+        accepted["blksize"] = str(blksize)
+    value = _number(asked.get("timeout", ""))
+    if value is not None and 1 <= value <= MAX_TIMEOUT:
+        timeout = float(value)
+        accepted["timeout"] = str(value)
+    if _number(asked.get("tsize", "")) is not None:
+        accepted["tsize"] = str(size)
+    value = _number(asked.get("windowsize", ""))
+    if value is not None and 1 <= value <= 65535:
+        windowsize = min(value, limits.max_windowsize)
+        accepted["windowsize"] = str(windowsize)
+
+    settings = Settings(blksize=blksize, windowsize=windowsize, timeout=timeout, retries=limits.retries)
+    if not accepted:
+        return settings, None
+    # The OACK names options the way the client spelled them, in its order.
+    answer: list[tuple[str, str]] = []
+    for name, _ in options:
+        key = name.lower()
+        if key in accepted:
+            answer.append((name, accepted.pop(key)))
+    return settings, OptionAck(tuple(answer))
+
+
+def to_netascii(data: bytes) -> bytes:
+    """RFC 764 netascii as TFTP uses it: CR becomes CR NUL, LF becomes CR LF."""
+    return data.replace(b"\r", b"\r\x00").replace(b"\n", b"\r\n")
+
+
+class Source(Protocol):
+    """The bytes a transfer sends. ``read`` answers None while a part is not
+    loaded yet; the transport calls :meth:`ReadTransfer.resume` once it is."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self, offset: int, length: int) -> bytes | None: ...
+
+    def release(self, offset: int) -> None:
+        """Bytes before ``offset`` will not be read again."""
+
+
+class BytesSource:
+    """A file already in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @property
+    def size(self) -> int:
+        """The number of bytes to send."""
+        return len(self.data)
+
+    def read(self, offset: int, length: int) -> bytes | None:
+        """``length`` bytes from ``offset`` (fewer at the end)."""
+        return self.data[offset : offset + length]
+
+    def release(self, offset: int) -> None:
+        """Nothing to free: the bytes are shared with the file cache."""
+
+
+# Outcomes of a transfer.
+COMPLETE = "complete"
+TIMED_OUT = "timed out"
+
+
+class ReadTransfer:
+    """One RRQ being served, from the first packet to the final ACK.
+
+    Blocks are numbered 1.. internally (the wire number is that modulo 65536,
+    so files over 65535 blocks roll over to 0 as common clients expect). A
+    window of ``windowsize`` blocks is sent; an ACK for block n within the
+    window starts the next window at n + 1 (RFC 7440), so a client that lost
+    a block in the middle gets the rest again at once. ACKs for blocks already
+    acknowledged are ignored (no Sorcerer's Apprentice doubling). When the
+    deadline passes without progress the window is sent again, at most
+    ``retries`` times in a row; then the transfer ends as timed out. The
+    transfer is complete when the last block (shorter than ``blksize``,
+    possibly empty) is acknowledged."""
+
+    def __init__(self, source: Source, settings: Settings, oack: OptionAck | None = None) -> None:
+        self.source = source
+        self.settings = settings
+        self.oack = oack
+        self.blocks = source.size // settings.blksize + 1
+        self.acked = 0
+        self.sent = 0
+        self.waiting_oack_ack = oack is not None
+        self.deadline: float | None = None
+        self.outcome: str | None = None
+        self.retransmissions = 0
+        self._retries_left = settings.retries
+
+    @property
+    def finished(self) -> bool:
+        """True once the transfer is over, one way or the other."""
+        return self.outcome is not None
+
+    def start(self, now: float) -> list[Packet]:
+        """The first packets: the OACK, or the first window of DATA."""
+        if self.waiting_oack_ack:
+            assert self.oack is not None
+            self.deadline = now + self.settings.timeout
+            return [self.oack]
+        return self._fill(now)
+
+    def receive(self, packet: Packet, now: float) -> list[Packet]:
+        """Packets to send in answer to ``packet`` from the peer."""
+        if self.finished:
+            return []
+        if isinstance(packet, Ack):
+            return self._ack(packet.block, now)
+        if isinstance(packet, Error):
+            self._finish(f"peer error {packet.code}: {packet.message}")
+            return []
+        self._finish("illegal operation")
+        return [Error(ErrorCode.ILLEGAL_OPERATION, "illegal TFTP operation")]
+
+    def expire(self, now: float) -> list[Packet]:
+        """Called when the timer fires: retransmit, or give up."""
+        if self.finished or self.deadline is None or now < self.deadline:
+            return []
+        if self._retries_left <= 0:
+            self._finish(TIMED_OUT)
+            return [Error(ErrorCode.NOT_DEFINED, "timed out")]
+        self._retries_left -= 1
+        self.retransmissions += 1
+        if self.waiting_oack_ack:
+            assert self.oack is not None
+            self.deadline = now + self.settings.timeout
+            return [self.oack]
+        self.sent = self.acked
+        return self._fill(now)
+
+    def resume(self, now: float) -> list[Packet]:
+        """More of the source is readable: send what the window allows."""
+        if self.finished or self.waiting_oack_ack:
+            return []
+        return self._fill(now)
+
+    def abort(self, code: int, message: str) -> list[Packet]:
+        """End the transfer from the server side (a read error, shutdown)."""
+        if self.finished:
+            return []
+        self._finish(f"aborted: {message}")
+        return [Error(code, message)]
+
+    def _ack(self, block: int, now: float) -> list[Packet]:
+        if self.waiting_oack_ack:
+            if block != 0:
+                return []
+            self.waiting_oack_ack = False
+            self._retries_left = self.settings.retries
+            return self._fill(now)
+        delta = (block - self.acked) & 0xFFFF
+        if delta == 0 or self.acked + delta > self.sent:
+            return []  # a duplicate, stale or not-yet-sent block
+        self.acked += delta
+        self._retries_left = self.settings.retries
+        if self.acked == self.blocks:
+            self._finish(COMPLETE)
+            return []
+        self.source.release(self.acked * self.settings.blksize)
+        # An ACK inside the window: the peer lost what followed; resend from there.
+        self.sent = min(self.sent, self.acked)
+        return self._fill(now)
+
+    def _fill(self, now: float) -> list[Packet]:
+        # Runs once per window: locals rather than attributes in the loop.
+        blksize = self.settings.blksize
+        end = min(self.acked + self.settings.windowsize, self.blocks)
+        read = self.source.read
+        sent = self.sent
+        out: list[Packet] = []
+        while sent < end:
+            chunk = read(sent * blksize, blksize)
+            if chunk is None:
+                break
+            sent += 1
+            out.append(Data(sent & 0xFFFF, chunk))
+        self.sent = sent
+        if out:
+            self.deadline = now + self.settings.timeout
+        elif self.sent == self.acked:
+            self.deadline = None  # nothing in flight: waiting for the source
+        return out
+
+    def _finish(self, outcome: str) -> None:
+        self.outcome = outcome
+        self.deadline = None

@@ -1,0 +1,533 @@
+"""The TFTP transport: thin DatagramProtocols around the codec and policy.
+
+:class:`TFTPServer` listens on the configured port (69 by default). Each RRQ
+is served from a new ephemeral port of its own (a new socket, bound to the
+local address the request was sent to, read with ``IP_PKTINFO``, so a
+multi-homed controller answers from the address the client expects; see
+:class:`TransferPort`). WRQ is refused: the server is read-only.
+Datagrams that do not decode are dropped and counted."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import threads, udp
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+from luna2d.protocols.tftp import codec
+from luna2d.protocols.tftp.codec import (
+    DecodeError,
+    Error,
+    ErrorCode,
+    ReadRequest,
+    WriteRequest,
+)
+from luna2d.protocols.tftp.files import (
+    IPXE_BINARIES,
+    AccessDenied,
+    FileNotFound,
+    TFTPFiles,
+    TooLarge,
+)
+from luna2d.protocols.tftp.policy import (
+    COMPLETE,
+    MODES,
+    Limits,
+    ReadTransfer,
+    negotiate,
+    safe_path,
+)
+
+log = Logger()
+
+# Linux's value; Python 3.11's socket module does not name it.
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+_READ_AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECONNREFUSED, errno.EMSGSIZE)
+Address = tuple[str, int]
+
+
+class PacketInfoPort(udp.Port):
+    """A UDP port that also tells its protocol which local address each
+    datagram was sent to: ``protocol.datagramReceivedOn(data, addr, local)``.
+    Used for the listening socket only; it is bound to all addresses."""
+
+    def createInternetSocket(self) -> socket.socket:
+        sock: socket.socket = super().createInternetSocket()
+        if self.addressFamily == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        try:
+            # A boot storm sends its RRQs in a burst.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        except OSError:
+            pass
+        return sock
+
+    def doRead(self) -> None:
+        read = 0
+        while read < self.maxThroughput:
+            try:
+                data, ancillary, _flags, addr = self.socket.recvmsg(self.maxPacketSize, 64)
+            except OSError as exc:
+                if exc.errno not in _READ_AGAIN:
+                    # Never let an odd socket error close the listening port.
+                    log.emit(LogLevel.warn, "TFTP: receive error on the listening port: {error}", error=exc)
+                return
+            read += len(data)
+            local = None
+            for level, kind, payload in ancillary:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(payload) >= 12:
+                    local = socket.inet_ntoa(payload[4:8])  # ipi_spec_dst
+            try:
+                self.protocol.datagramReceivedOn(data, addr[:2], local)
+            except Exception:  # noqa: BLE001 - one bad datagram must not close the port
+                log.failure("TFTP: unexpected error handling a datagram")
+
+
+def listen(reactor: Any, port: int, protocol: TFTPServer, interface: str = "") -> PacketInfoPort:
+    """Bind ``protocol`` to UDP ``port`` on ``interface`` (all by default).
+    Raises CannotListenError as ``listenUDP`` does."""
+    listening = PacketInfoPort(port, protocol, interface, 65535, reactor)
+    listening.startListening()
+    return listening
+
+
+class TransferPort:
+    """One transfer's UDP socket: bound to an ephemeral port on the local
+    address the request came to, connected to the client (the kernel then
+    keeps strangers' datagrams away, and an ICMP port-unreachable from a
+    client that went away reaches the protocol as ``connectionRefused``).
+    A quiet, minimal reader for the reactor: thousands of them come and go
+    in a boot storm."""
+
+    def __init__(self, reactor: Any, protocol: DatagramProtocol, local: str, peer: Address) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((local, 0))
+            sock.connect(peer)
+        except OSError:
+            sock.close()
+            raise
+        self.socket: socket.socket | None = sock
+        self._fileno = sock.fileno()
+        self.reactor = reactor
+        self.protocol = protocol
+        self.peer = peer
+        self._reading = False
+
+    def start(self) -> None:
+        """Hand the port to its protocol and start reading."""
+        # The part of IUDPTransport a transfer uses: write, stopListening, getHost.
+        self.protocol.makeConnection(self)  # type: ignore[arg-type]
+        if self.socket is not None:  # the protocol may have closed it at once
+            self.reactor.addReader(self)
+            self._reading = True
+
+    def fileno(self) -> int:
+        return self._fileno if self.socket is not None else -1
+
+    def logPrefix(self) -> str:
+        return "TFTP transfer"
+
+    def getHost(self) -> IPv4Address:
+        """The local address and port."""
+        host, port = self.socket.getsockname() if self.socket is not None else ("0.0.0.0", 0)
+        return IPv4Address("UDP", host, port)
+
+    def doRead(self) -> None:
+        for _ in range(64):
+            sock = self.socket
+            if sock is None:
+                return
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionRefusedError:
+                self.protocol.connectionRefused()
+                return
+            except OSError:
+                return
+            self.protocol.datagramReceived(data, self.peer)
+
+    def write(self, datagram: bytes, addr: Address | None = None) -> None:
+        """Send one datagram to the client. Raises OSError (a full socket
+        buffer, ConnectionRefusedError) for the caller to handle."""
+        if self.socket is not None:
+            self.socket.send(datagram)
+
+    def stopListening(self) -> None:
+        """Close the socket and stop the protocol."""
+        sock, self.socket = self.socket, None
+        if sock is None:
+            return
+        if self._reading:
+            self.reactor.removeReader(self)
+            self._reading = False
+        sock.close()
+        if self.protocol.numPorts:  # not while the protocol is still starting
+            self.protocol.doStop()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.stopListening()
+
+
+def open_transfer_port(reactor: Any, protocol: DatagramProtocol, local: str, peer: Address) -> TransferPort:
+    """A started :class:`TransferPort` for ``protocol``. Raises OSError."""
+    port = TransferPort(reactor, protocol, local, peer)
+    port.start()
+    return port
+
+
+class TransferProtocol(DatagramProtocol):
+    """One transfer: decode what the client sends, hand it to the state
+    machine, send what that answers, keep a timer at its deadline."""
+
+    noisy = False
+    transport: Any
+
+    def __init__(self, server: TFTPServer, machine: ReadTransfer, source: Any, peer: Address,
+                 request: ReadRequest) -> None:
+        self.server = server
+        self.machine = machine
+        self.source = source
+        self.peer = peer
+        self.request = request
+        self.clock = server.reactor
+        self.started = self.clock.seconds()
+        self._timer: Any = None  # an IDelayedCall
+        self._closed = False
+
+    def startProtocol(self) -> None:
+        self.source.wakeup = self._wakeup
+        self._send(self.machine.start(self.clock.seconds()))
+        self._after()
+
+    def datagramReceived(self, data: bytes, addr: Address) -> None:
+        if self._closed:
+            return
+        try:
+            packet = codec.decode(data)
+        except DecodeError:
+            self.server.stats["dropped"] += 1
+            return
+        self._send(self.machine.receive(packet, self.clock.seconds()))
+        self._after()
+
+    def connectionRefused(self) -> None:
+        # ICMP port unreachable: the client is gone.
+        if not self._closed:
+            self.machine.abort(ErrorCode.NOT_DEFINED, "client unreachable")
+            self._after()
+
+    def _wakeup(self) -> None:
+        if self._closed:
+            return
+        if getattr(self.source, "error", None):
+            self._send(self.machine.abort(ErrorCode.NOT_DEFINED, "read error"))
+        else:
+            self._send(self.machine.resume(self.clock.seconds()))
+        self._after()
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        now = self.clock.seconds()
+        deadline = self.machine.deadline
+        if deadline is not None and now >= deadline:
+            self._send(self.machine.expire(now))
+        self._after()
+
+    def _send(self, packets: list) -> None:
+        write = self.transport.write
+        for packet in packets:
+            try:
+                write(packet.encode())
+            except ConnectionRefusedError:
+                self.machine.abort(ErrorCode.NOT_DEFINED, "client unreachable")
+                return
+            except OSError:
+                # A full socket buffer: the rest of the window counts as lost
+                # and the retransmission timer covers it.
+                self.server.stats["send_errors"] += 1
+                return
+
+    def _after(self) -> None:
+        machine = self.machine
+        if machine.finished:
+            self.close()
+            return
+        deadline = machine.deadline
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is None or not timer.active():
+            # Deadlines mostly move later: one timer, re-armed when it fires.
+            self._timer = self.clock.callLater(max(deadline - self.clock.seconds(), 0), self._expire)
+        elif timer.getTime() > deadline:
+            timer.reset(max(deadline - self.clock.seconds(), 0))
+
+    def close(self) -> None:
+        """Stop the timer, free the source and the port, tell the server."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self.source.close()
+        self.server.transfer_done(self)
+        self.transport.stopListening()
+
+
+class _OneShot(DatagramProtocol):
+    """Sends one packet from a fresh port, then closes it."""
+
+    noisy = False
+    transport: Any
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def startProtocol(self) -> None:
+        try:
+            self.transport.write(self.payload)
+        except OSError:
+            pass
+        self.transport.stopListening()
+
+
+class TFTPServer(DatagramProtocol):
+    """The listening protocol: validates requests and starts transfers.
+
+    ``reactor`` is the clock (and, for the default ``open_port``, the
+    reactor the transfer ports read in); ``open_port(reactor, protocol,
+    local, peer)`` opens and starts the port of one transfer (tests pass a
+    fake).
+    ``stats`` counts what happened: ``requests``, ``dropped`` (datagrams that
+    do not decode), ``stray`` (valid packets that are not requests),
+    ``duplicates`` (an RRQ again from a client already being served),
+    ``refused`` (error answers), ``started``, ``negotiated`` (transfers that
+    began with an OACK), ``completed``, ``failed``, ``send_errors``,
+    ``retransmissions``."""
+
+    transport: Any
+
+    def __init__(self, files: TFTPFiles, reactor: Any, limits: Limits | None = None,
+                 max_transfers: int = 1000, interface: str = "",
+                 open_port: Callable[..., Any] = open_transfer_port) -> None:
+        self.files = files
+        self.open_port = open_port
+        self.reactor = reactor
+        self.limits = limits or Limits()
+        self.max_transfers = max_transfers
+        self.interface = interface
+        self.stats: Counter[str] = Counter()
+        # Clients being served, by address: the transfer, or the request
+        # while its file is being looked up.
+        self.active: dict[Address, TransferProtocol | ReadRequest] = {}
+
+    def datagramReceived(self, data: bytes, addr: Address) -> None:
+        self.datagramReceivedOn(data, addr, None)
+
+    def datagramReceivedOn(self, data: bytes, addr: Address, local: str | None) -> None:
+        """A datagram to the listening port; ``local`` is the address it was
+        sent to, when known."""
+        try:
+            packet = codec.decode(data)
+        except DecodeError:
+            self.stats["dropped"] += 1
+            return
+        if isinstance(packet, ReadRequest):
+            self.stats["requests"] += 1
+            self._read_request(packet, addr, local)
+        elif isinstance(packet, WriteRequest):
+            self.stats["requests"] += 1
+            self._refuse(addr, local, ErrorCode.ACCESS_VIOLATION, "read-only server", packet.filename)
+        else:
+            self.stats["stray"] += 1
+
+    def _read_request(self, request: ReadRequest, peer: Address, local: str | None) -> None:
+        current = self.active.get(peer)
+        if current is not None:
+            if (current.request if isinstance(current, TransferProtocol) else current) == request:
+                # The client sent its RRQ again before our first answer reached
+                # it; the transfer under way retransmits by itself.
+                self.stats["duplicates"] += 1
+                return
+            # Another request from the same port: the client gave up the first
+            # (firmware asking tsize, then the file, does this).
+            self.stats["superseded"] += 1
+            del self.active[peer]
+            if isinstance(current, TransferProtocol):
+                current.machine.abort(ErrorCode.NOT_DEFINED, "superseded by a new request")
+                current.close()
+        mode = request.mode.lower()
+        if mode not in MODES:
+            self._refuse(peer, local, ErrorCode.ILLEGAL_OPERATION, f"unsupported mode {request.mode!r}",
+                         request.filename)
+            return
+        parts = safe_path(request.filename)
+        if parts is None:
+            self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found", request.filename)
+            return
+        if len(self.active) >= self.max_transfers:
+            self._refuse(peer, local, ErrorCode.NOT_DEFINED, "server busy, try again", request.filename)
+            return
+        self.active[peer] = request
+        d = self.files.open(parts, netascii=mode == "netascii")
+        d.addCallbacks(self._start, self._not_opened, callbackArgs=(request, peer, local),
+                       errbackArgs=(request, peer, local))
+        d.addErrback(self._internal_error, request, peer)
+
+    def _start(self, source: Any, request: ReadRequest, peer: Address, local: str | None) -> None:
+        if self.active.get(peer) is not request:  # superseded, or the server stopped meanwhile
+            source.close()
+            return
+        settings, oack = negotiate(request.options, source.size, self.limits)
+        if oack is not None:
+            self.stats["negotiated"] += 1
+        machine = ReadTransfer(source, settings, oack)
+        protocol = TransferProtocol(self, machine, source, peer, request)
+        try:
+            self.open_port(self.reactor, protocol, local or self.interface, peer)
+        except OSError as exc:
+            source.close()
+            del self.active[peer]
+            log.emit(LogLevel.warn, "TFTP: no port for a transfer to {peer}: {error}", peer=peer, error=exc)
+            self._refuse(peer, local, ErrorCode.NOT_DEFINED, "server busy, try again", request.filename)
+            return
+        if not protocol._closed:
+            self.active[peer] = protocol
+        self.stats["started"] += 1
+
+    def _not_opened(self, failure: Failure, request: ReadRequest, peer: Address, local: str | None) -> None:
+        if self.active.get(peer) is not request:  # superseded: the client moved on
+            return
+        del self.active[peer]
+        name = request.filename
+        if failure.check(FileNotFound):
+            self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found", name)
+        elif failure.check(AccessDenied):
+            self._refuse(peer, local, ErrorCode.ACCESS_VIOLATION, "access denied", name)
+        elif failure.check(TooLarge):
+            self._refuse(peer, local, ErrorCode.NOT_DEFINED, failure.getErrorMessage(), name)
+        else:
+            log.failure("TFTP: cannot read {name!r}", failure, name=name)
+            self._refuse(peer, local, ErrorCode.NOT_DEFINED, "read error", name)
+
+    def _internal_error(self, failure: Failure, request: ReadRequest, peer: Address) -> None:
+        log.failure("TFTP: unexpected error starting a transfer to {peer}", failure, peer=peer)
+        if self.active.get(peer) is request:
+            del self.active[peer]
+
+    def _refuse(self, peer: Address, local: str | None, code: int, message: str, name: str = "") -> None:
+        """An ERROR answer from a fresh port (as a transfer would send it), logged."""
+        self.stats["refused"] += 1
+        log.info("TFTP {host}:{port} {name!r} refused: {message}", host=peer[0], port=peer[1], name=name,
+                 message=message)
+        payload = Error(code, message).encode()
+        try:
+            self.open_port(self.reactor, _OneShot(payload), local or self.interface, peer)
+        except OSError:
+            if self.transport is not None:
+                try:
+                    self.transport.write(payload, peer)
+                except OSError:
+                    pass
+
+    def transfer_done(self, transfer: TransferProtocol) -> None:
+        """Called by a transfer's protocol when it ends: counted and logged
+        (one line per transfer, luna2d's TFTP request log)."""
+        machine = transfer.machine
+        if self.active.get(transfer.peer) is transfer:
+            del self.active[transfer.peer]
+        self.stats["completed" if machine.outcome == COMPLETE else "failed"] += 1
+        self.stats["retransmissions"] += machine.retransmissions
+        settings = machine.settings
+        log.info("TFTP {host}:{port} {name!r} {outcome}: {size} bytes, blksize {blksize}, windowsize {window}, "
+                 "{seconds:.3f} s, {retransmissions} retransmissions", host=transfer.peer[0],
+                 port=transfer.peer[1], name=transfer.request.filename, outcome=machine.outcome, size=machine.source.size,
+                 blksize=settings.blksize, window=settings.windowsize,
+                 seconds=self.reactor.seconds() - transfer.started, retransmissions=machine.retransmissions)
+
+    def stopProtocol(self) -> None:
+        """The listening port closed: end every transfer (requests still
+        being looked up are dropped when their file arrives)."""
+        for current in list(self.active.values()):
+            if isinstance(current, TransferProtocol):
+                current.close()
+        self.active.clear()
+
+
+
+class TFTPService(service.Service):
+    """The TFTP server as a child of the daemon's service tree: binds the
+    listening port in ``privilegedStartService`` (port 69 needs root), warms
+    the cache with the iPXE binaries on start, stops transfers on stop."""
+
+    def __init__(self, reactor: Any, port: int, root: Path, ipxe_dir: Path | None,
+                 interface: str = "", limits: Limits | None = None) -> None:
+        self.reactor = reactor
+        self.port = port
+        self.interface = interface
+        pool = reactor.getThreadPool()
+        self.files = TFTPFiles(root, reactor, lambda f, *a: threads.deferToThreadPool(reactor, pool, f, *a),
+                               ipxe_dir=ipxe_dir)
+        self.server = TFTPServer(self.files, reactor, limits, interface=interface)
+        self.listening: PacketInfoPort | None = None
+
+    def bind(self) -> None:
+        """Bind the listening port now, unless it is bound. Raises
+        CannotListenError when it cannot be."""
+        if self.listening is None:
+            self.listening = listen(self.reactor, self.port, self.server, self.interface)
+
+    def privilegedStartService(self) -> None:
+        """Bind the port (before privileges are dropped)."""
+        self.bind()
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        """Read the iPXE binaries into the cache before the first node asks."""
+        super().startService()
+        for name in IPXE_BINARIES:
+            self.files.open((name,)).addCallbacks(lambda source: source.close(), lambda _failure: None)
+
+    def stopService(self) -> Any:
+        """Stop listening; transfers under way end."""
+        super().stopService()
+        listening, self.listening = self.listening, None
+        self.files.close()
+        if listening is not None:
+            return listening.stopListening()
+        return None
+
+    @property
+    def bound_port(self) -> int | None:
+        """The UDP port actually bound (useful when configured as 0)."""
+        return self.listening.getHost().port if self.listening is not None else None
+
+    def health(self) -> tuple[bool, str]:
+        """(ok, text) for /monitor/service/tftp: listening or not, and the counters."""
+        if self.listening is None:
+            return False, "TFTP is not listening"
+        stats = self.server.stats
+        counters = ", ".join(f"{key} {stats[key]}" for key in sorted(stats))
+        return True, (f"TFTP listening on UDP {self.bound_port}, {len(self.server.active)} transfers "
+                      f"under way{'; ' + counters if counters else ''}")
+
+    def reload(self) -> str:
+        """Forget the file cache: the next requests read the files again."""
+        self.files.close()
+        return "TFTP file cache cleared"

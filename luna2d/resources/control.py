@@ -1,0 +1,203 @@
+"""``/control``: power, identify and SEL through the nodes' BMCs.
+
+``GET /control/action/<command>/<node>/_<action>`` acts on one node;
+``POST /control/action/<command>/_<action>`` with
+``{"control": {command: {action: {"hostlist": "node[001-004]"}}}}`` on many,
+answering once every BMC has answered or timed out, with the nodes grouped
+by result and compressed back to hostlists (docs/API.md, "Control").
+
+The BMC address is the node's ``BMC`` interface; the user and password come
+from the node's bmcsetup, else its group's. The IPMI client
+(luna2d.ipmi.client) is handed in by tap.py; without one, actions answer 503."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hostlist  # type: ignore[import-untyped]
+from klein import Klein
+
+from luna2d.errors import Forbidden, Invalid, NotFound, Unavailable
+from luna2d.ipmi import commands
+from luna2d.ipmi.client import Target
+from luna2d.ipmi.session import Credentials, Failure, Outcome, Success
+from luna2d.model.kinds import KINDS
+from luna2d.resources import common
+from luna2d.resources.auth import Auth
+from luna2d.resources.common import envelope, message, no_content, read_json, reply
+from luna2d.store import views
+
+BMC_INTERFACE = "BMC"
+# command -> action -> IPMI command name in luna2d.ipmi.commands
+ACTIONS: dict[str, dict[str, tuple[str, str]]] = {
+    "power": {"status": ("power", "status"), "on": ("power", "on"), "off": ("power", "off"),
+              "reset": ("power", "reset"), "cycle": ("power", "cycle"), "soft": ("power", "soft")},
+    "chassis": {"identify": ("chassis", "identify"), "noidentify": ("chassis", "noidentify")},
+    "sel": {"list": ("sel", "list"), "clear": ("sel", "clear")},
+}
+READ_ONLY = {("power", "status"), ("sel", "list")}
+MAX_HOSTS = 100_000
+
+
+def _action(command: str, action: str) -> tuple[str, str]:
+    try:
+        return ACTIONS[command][action]
+    except KeyError:
+        raise NotFound(f"there is no control action {command} _{action}") from None
+
+
+def _ok_group(command: str, action: str) -> str:
+    """The group successful nodes are listed under (the spec's examples:
+    the action for power, ``ok`` for chassis and SEL)."""
+    return action if command == "power" else "ok"
+
+
+class ControlAPI:
+    """Handlers under /control."""
+
+    app = Klein()
+    common.install_error_handlers(app)
+
+    def __init__(self, store: Any, auth: Auth, ipmi: Any = None, limit: int = 256) -> None:
+        self.store = store
+        self.auth = auth
+        self.ipmi = ipmi
+        self.limit = limit
+
+    # -- who may do what -----------------------------------------------------------------
+    def _allowed(self, request: Any, command: str, action: str, post: bool) -> tuple[str, str]:
+        who = self.auth.admin(request) if post else self.auth.reader(request)
+        name = _action(command, action)
+        if not who.admin and name not in READ_ONLY:
+            raise Forbidden(f"{who.role} tokens may not run {command} {action}")
+        return name
+
+    def _client(self) -> Any:
+        if self.ipmi is None:
+            raise Unavailable("power control is not available: this luna2d runs without an IPMI client")
+        return self.ipmi
+
+    # -- nodes to BMC targets -----------------------------------------------------------------
+    def _target(self, node: Any) -> Target | str:
+        """The node's BMC as a Target, or why there is none."""
+        iface = node.iface(BMC_INTERFACE)
+        if iface is None or not iface.ip:
+            return f"no BMC: node {node.name} has no '{BMC_INTERFACE}' interface with an address"
+        state = self.store.state
+        kind = KINDS["node"]
+        setup_id, _ = views.resolve(state, kind, node, kind.by_name["bmcsetup"])
+        setup = state.obj(setup_id)
+        if setup is None:
+            return f"no BMC credentials: neither node {node.name} nor its group names a bmcsetup"
+        username, password = setup.data.get("username"), setup.data.get("password")
+        if not username:
+            return f"no BMC credentials: bmcsetup {setup.name} has no username"
+        if password is None:
+            return f"no BMC credentials: bmcsetup {setup.name} has no password"
+        credentials = Credentials(str(username).encode("utf-8"), str(password).encode("utf-8"))
+        return Target(node.name, iface.ip, credentials)
+
+    def _nodes(self, names: list[str]) -> list[Any]:
+        state = self.store.state
+        found = [state.get("node", name) for name in names]
+        missing = [name for name, node in zip(names, found, strict=True) if node is None]
+        if missing:
+            shown = hostlist.collect_hostlist(missing)
+            noun = "node" if len(missing) == 1 else "nodes"
+            raise NotFound(f"{noun} {shown} {'does' if len(missing) == 1 else 'do'} not exist")
+        return found
+
+    # -- one node -------------------------------------------------------------------------------
+    @app.route("/action/<command>/<node>/_<action>", methods=["GET"])
+    async def one(self, request: Any, command: str, node: str, action: str) -> bytes:
+        """One node: 200 with the state or SEL, 204 for actions, 500 with the reason on failure."""
+        name = self._allowed(request, command, action, post=False)
+        (obj,) = self._nodes([node])
+        client = self._client()
+        target = self._target(obj)
+        if isinstance(target, str):
+            outcome: Outcome = Failure("error", target)
+        else:
+            ipmi_command = commands.lookup(*name)
+            assert ipmi_command is not None
+            outcome = await client.run(target, ipmi_command)
+        if isinstance(outcome, Failure):
+            return message(request, f"{node}: {outcome}", 500)
+        if name == ("power", "status"):
+            return reply(request, {"control": {"power": outcome.value, "status": outcome.value}})
+        if name == ("sel", "list"):
+            return reply(request, {"control": {"sel": outcome.value}})
+        return no_content(request)
+
+    # -- many nodes --------------------------------------------------------------------------------
+    @app.route("/action/<command>/_<action>", methods=["POST"])
+    async def many(self, request: Any, command: str, action: str) -> bytes:
+        """A hostlist: 200 with the nodes grouped by result once all have answered."""
+        name = self._allowed(request, command, action, post=True)
+        names = self._hostlist(read_json(request), command, action)
+        nodes = self._nodes(names)
+        client = self._client()
+        outcomes: dict[str, Outcome] = {}
+        targets = []
+        for node in nodes:
+            target = self._target(node)
+            if isinstance(target, str):
+                outcomes[node.name] = Failure("error", target)
+            else:
+                targets.append(target)
+        if targets:
+            factory = commands.COMMANDS[name]
+            outcomes.update(await client.fan_out(targets, factory, limit=self.limit))
+        return reply(request, {"control": {command: self._grouped(command, action, names, outcomes)}})
+
+    @staticmethod
+    def _hostlist(body: Any, command: str, action: str) -> list[str]:
+        """The node names of a ``{"control": {command: {action: {"hostlist": ...}}}}`` body."""
+        for path, allowed in ((("control",), command), (("control", command), action),
+                              (("control", command, action), "hostlist")):
+            level = envelope(body, *path)
+            if not isinstance(level, dict):
+                raise Invalid(f"{'.'.join(path)}: expected a JSON object holding {allowed!r}")
+            extra = sorted(set(level) - {allowed})
+            if extra:
+                raise Invalid(f"{'.'.join(path)}.{extra[0]}: unexpected; the path asks for {command} _{action}")
+        text = envelope(body, "control", command, action, "hostlist")
+        if not isinstance(text, str) or not text.strip():
+            raise Invalid(f"control.{command}.{action}.hostlist: expected a hostlist such as node[001-004]")
+        try:
+            names = hostlist.expand_hostlist(text.strip())
+        except hostlist.BadHostlist as exc:
+            raise Invalid(f"control.{command}.{action}.hostlist: {text[:80]!r} is not a hostlist ({exc})") from None
+        if not names:
+            raise Invalid(f"control.{command}.{action}.hostlist: names no node")
+        if len(names) > MAX_HOSTS:
+            raise Invalid(f"control.{command}.{action}.hostlist: more than {MAX_HOSTS} nodes")
+        return list(dict.fromkeys(names))
+
+    @staticmethod
+    def _grouped(command: str, action: str, names: list[str], outcomes: dict[str, Outcome]) -> dict[str, Any]:
+        """Nodes grouped by result, each group as a compressed hostlist."""
+        groups: dict[str, list[str]] = {}
+        reasons: dict[str, str] = {}
+        entries: dict[str, Any] = {}
+        for name in names:
+            outcome = outcomes[name]
+            if isinstance(outcome, Success):
+                key = outcome.value if (command, action) == ("power", "status") else _ok_group(command, action)
+                groups.setdefault(str(key), []).append(name)
+                if (command, action) == ("sel", "list"):
+                    entries[name] = outcome.value
+            else:
+                groups.setdefault("failed", []).append(name)
+                reasons[name] = str(outcome)
+        result: dict[str, Any] = {}
+        for key, members in groups.items():
+            result[key] = {"hostlist": hostlist.collect_hostlist(members)}
+        if entries:
+            result["ok"]["entries"] = entries
+        if reasons:
+            result["failed"]["reasons"] = reasons
+        return result
+
+
+__all__ = ["ControlAPI"]

@@ -1,0 +1,90 @@
+"""``/files/<name>``: kernels, initrds and image tarballs from ``[FILES]
+IMAGE_FILES``.
+
+Files are served by ``twisted.web.static.File``: Range requests, HEAD, and a
+producer that reads the file in chunks as the client takes them, so a large
+image never sits in memory or holds the reactor. The kernels and initrds an
+osimage names are open (iPXE fetches them without credentials); everything
+else, image tarballs first of all, needs a valid token. A name is one path
+segment inside the folder: anything else, hidden files, directories and
+links leading outside are "not found"."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from klein import Klein
+from twisted.web import static
+
+from luna2d.errors import NotFound
+from luna2d.resources import common
+from luna2d.resources.auth import Auth
+
+TARBALL = re.compile(r"\.(tar|tgz|tbz|tbz2|txz|tzst|tar\.(gz|bz2|xz|zst|zstd|lz4|lzma))$", re.IGNORECASE)
+BOOT_FILE_FIELDS = ("kernelfile", "initrdfile")
+
+
+def is_tarball(name: str) -> bool:
+    """Image tarballs, by their name."""
+    return TARBALL.search(name) is not None
+
+
+def boot_files(reader: Any) -> set[str]:
+    """Kernel and initrd names of every osimage and osimage tag."""
+    names: set[str] = set()
+    for image in reader.all("osimage"):
+        sources = [image.data, *(image.data.get("tags") or {}).values()]
+        for source in sources:
+            for key in BOOT_FILE_FIELDS:
+                value = source.get(key)
+                if isinstance(value, str) and value:
+                    names.add(value)
+    return names
+
+
+def check_name(name: str) -> str:
+    """One plain path segment: no separators, no hidden or dot names."""
+    if not name or name.startswith(".") or any(ch in name for ch in "/\\\x00"):
+        raise NotFound(f"file {name!r} does not exist")
+    return name
+
+
+def locate(folder: Path | None, name: str) -> Path:
+    """The regular file ``name`` directly inside ``folder``, or NotFound."""
+    missing = NotFound(f"file {name!r} does not exist")
+    if folder is None:
+        raise NotFound("no file folder is configured ([FILES] IMAGE_FILES)")
+    check_name(name)
+    root = os.path.realpath(folder)
+    path = os.path.realpath(os.path.join(root, name))
+    if os.path.dirname(path) != root or not os.path.isfile(path):
+        raise missing
+    return Path(path)
+
+
+class FilesAPI:
+    """Handlers under /files."""
+
+    app = Klein()
+    common.install_error_handlers(app)
+
+    def __init__(self, store: Any, auth: Auth, folder: Path | None) -> None:
+        self.store = store
+        self.auth = auth
+        self.folder = folder
+
+    @app.route("/<name>", methods=["GET", "HEAD"])
+    def file(self, request: Any, name: str) -> Any:
+        """The file, with Range support; a token unless it is a boot file."""
+        check_name(name)
+        if is_tarball(name) or name not in boot_files(self.store.state):
+            self.auth.need(request)
+        path = locate(self.folder, name)
+        served = static.File(str(path), defaultType="application/octet-stream")
+        # Bytes as stored: no Content-Encoding that would make clients unpack a tarball.
+        served.contentEncodings = {}
+        served.contentTypes = {}
+        return served

@@ -1,0 +1,269 @@
+"""The boot index: what network-boot services read on their hot path, built
+from the store's in-memory State as plain frozen dataclasses.
+
+- ``BootNode``: one node interface with a MAC, with the node's effective
+  (inherited) boot settings and its network's router, name servers and
+  domain.
+- ``BootNetwork``: one IPv4 network with its DHCP settings, the addresses no
+  dynamic lease may take and the controller's address on it.
+- ``BootIndex``: MAC -> BootNode, address -> BootNetwork, and every address
+  a device holds.
+
+``BootIndexer`` keeps one BootIndex in step with the store: it listens to
+every committed write (``Store.listeners``) and rebuilds lazily, on the next
+``current()``, so that an API change takes effect in the next answer and a
+burst of API writes costs nothing until someone asks. A write touching only
+nodes updates just their entries; a change of a group, network, cluster or
+controller rebuilds the whole index."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from luna2d.model.kinds import KINDS
+from luna2d.store.state import Obj, State, Tx
+from luna2d.store.views import resolve
+
+# Kinds whose change can alter every node's entry or the networks.
+_GLOBAL_KINDS = frozenset({"group", "network", "cluster", "controller"})
+# Kinds that hold addresses (a change may alter the taken set).
+_HOLDER_KINDS = frozenset({"node", "switch", "otherdev", "controller"})
+
+
+@dataclass(frozen=True)
+class BootNode:
+    """A known node's interface, as DHCP and the boot scripts need it."""
+
+    mac: str
+    name: str
+    interface: str
+    address: str
+    network: str
+    prefixlen: int
+    gateway: str | None
+    nameservers: tuple[str, ...]
+    domain: str | None
+    hostname: str
+    netboot: bool
+    bootmenu: bool
+    known: bool = True
+
+
+@dataclass(frozen=True)
+class BootNetwork:
+    """An IPv4 network with its DHCP settings."""
+
+    name: str
+    cidr: str
+    network_address: int
+    mask: int
+    prefixlen: int
+    netmask: str
+    broadcast: str
+    gateway: str | None
+    nameservers: tuple[str, ...]
+    ntp_servers: tuple[str, ...]
+    domain: str | None
+    dhcp: bool
+    range_begin: int | None
+    range_end: int | None
+    reserved: frozenset[int]
+    controller: str | None
+
+
+@dataclass(frozen=True)
+class BootIndex:
+    """One consistent view: nodes by MAC, networks, taken addresses."""
+
+    nodes: dict[str, BootNode]
+    networks: tuple[BootNetwork, ...]
+    addresses: frozenset[int]
+    generation: int = 0
+    _memo: dict[str, BootNetwork | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def node(self, mac: str) -> BootNode | None:
+        """The node interface with this MAC (lowercase, colon-separated)."""
+        return self.nodes.get(mac)
+
+    def network_for(self, address: str) -> BootNetwork | None:
+        """The configured network holding ``address`` (the most specific one)."""
+        if address in self._memo:
+            return self._memo[address]
+        found: BootNetwork | None = None
+        try:
+            value = int(ipaddress.IPv4Address(address))
+        except ValueError:
+            value = None
+        if value is not None:
+            for network in self.networks:
+                if value & network.mask == network.network_address and (
+                    found is None or network.prefixlen > found.prefixlen
+                ):
+                    found = network
+        if len(self._memo) < 65536:
+            self._memo[address] = found
+        return found
+
+    def taken(self, address: int) -> bool:
+        """Whether a device (node, switch, other device, controller) holds it."""
+        return address in self.addresses
+
+
+def _ipv4(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(ipaddress.IPv4Address(value.strip()))
+    except ValueError:
+        return None
+
+
+def _network_entry(state: State, net: Obj, domain: str | None) -> BootNetwork | None:
+    try:
+        cidr = ipaddress.ip_network(net.data.get("network") or "", strict=False)
+    except ValueError:
+        return None
+    if not isinstance(cidr, ipaddress.IPv4Network):
+        return None
+    gateway = _ipv4(net.data.get("gateway"))
+    nameserver = _ipv4(net.data.get("nameserver_ip"))
+    ntp_value, _ = resolve(state, KINDS["network"], net, KINDS["network"].by_name["ntp_server"])
+    ntp = tuple(a for a in (_ipv4(part) for part in re.split(r"[\s,]+", ntp_value or "")) if a)
+    controller = None
+    for obj in state.all("controller"):
+        for item in obj.ifaces:
+            if item.network == net.id and _ipv4(item.ip):
+                controller = item.ip
+    begin = _ipv4(net.data.get("dhcp_range_begin"))
+    end = _ipv4(net.data.get("dhcp_range_end"))
+    reserved = {int(cidr.network_address), int(cidr.broadcast_address)}
+    for extra in (gateway, nameserver, controller):
+        if extra:
+            reserved.add(int(ipaddress.IPv4Address(extra)))
+    return BootNetwork(
+        name=net.name,
+        cidr=str(cidr),
+        network_address=int(cidr.network_address),
+        mask=int(cidr.netmask),
+        prefixlen=cidr.prefixlen,
+        netmask=str(cidr.netmask),
+        broadcast=str(cidr.broadcast_address),
+        gateway=gateway,
+        nameservers=(nameserver,) if nameserver else (),
+        ntp_servers=ntp,
+        domain=domain,
+        dhcp=bool(net.data.get("dhcp")),
+        range_begin=int(ipaddress.IPv4Address(begin)) if begin and end else None,
+        range_end=int(ipaddress.IPv4Address(end)) if begin and end else None,
+        reserved=frozenset(reserved),
+        controller=controller,
+    )
+
+
+def _node_entries(state: State, node: Obj, networks: dict[int, BootNetwork]) -> list[BootNode]:
+    kind = KINDS["node"]
+    netboot = bool(resolve(state, kind, node, kind.by_name["netboot"])[0])
+    bootmenu = bool(resolve(state, kind, node, kind.by_name["bootmenu"])[0])
+    domain = resolve(state, kind, node, kind.by_name["domain"])[0]
+    out = []
+    for item in node.ifaces:
+        network = networks.get(item.network) if item.network is not None else None
+        address = _ipv4(item.ip)
+        if not item.mac or network is None or address is None:
+            continue
+        out.append(BootNode(
+            mac=item.mac,
+            name=node.name,
+            interface=item.name,
+            address=address,
+            network=network.name,
+            prefixlen=network.prefixlen,
+            gateway=network.gateway,
+            nameservers=network.nameservers,
+            domain=domain or network.domain,
+            hostname=node.name,
+            netboot=netboot,
+            bootmenu=bootmenu,
+        ))
+    return out
+
+
+def _addresses(state: State) -> frozenset[int]:
+    return frozenset(key for key in state.ips if key < (1 << 32))
+
+
+def build(state: State, generation: int = 0) -> tuple[BootIndex, dict[int, BootNetwork], dict[int, list[str]]]:
+    """A whole index from the State, with the network entries by object id
+    and each node's MACs (for later partial updates)."""
+    cluster = state.singleton("cluster")
+    domain = (cluster.data.get("domain") if cluster else None) or KINDS["cluster"].by_name["domain"].default
+    networks: dict[int, BootNetwork] = {}
+    for net in state.all("network"):
+        entry = _network_entry(state, net, domain)
+        if entry is not None:
+            networks[net.id] = entry
+    nodes: dict[str, BootNode] = {}
+    macs: dict[int, list[str]] = {}
+    for node in state.all("node"):
+        for item in _node_entries(state, node, networks):
+            nodes[item.mac] = item
+            macs.setdefault(node.id, []).append(item.mac)
+    index = BootIndex(nodes, tuple(networks.values()), _addresses(state), generation)
+    return index, networks, macs
+
+
+class BootIndexer:
+    """Keeps a BootIndex in step with a store's committed writes."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._index: BootIndex | None = None
+        self._networks: dict[int, BootNetwork] = {}
+        self._macs: dict[int, list[str]] = {}
+        self._full = True
+        self._nodes: set[int] = set()
+        self._taken = False
+        self.generation = 0
+        self.rebuilds = 0
+        store.listeners.append(self.committed)
+
+    def committed(self, tx: Tx) -> None:
+        """Store listener: note what a committed write changed."""
+        touched = list(tx.changed.values()) + list(tx.deleted.values())
+        self.generation += 1
+        for obj in touched:
+            if obj.kind in _GLOBAL_KINDS:
+                self._full = True
+            elif obj.kind == "node":
+                self._nodes.add(obj.id)
+            if obj.kind in _HOLDER_KINDS:
+                self._taken = True
+
+    def current(self) -> BootIndex:
+        """The index as of the last committed write."""
+        state: State = self._store.state
+        if self._index is None or self._full:
+            self._index, self._networks, self._macs = build(state, self.generation)
+            self._full, self._nodes, self._taken = False, set(), False
+            self.rebuilds += 1
+            return self._index
+        if not self._nodes and not self._taken:
+            return self._index
+        nodes = dict(self._index.nodes)
+        for node_id in self._nodes:
+            for mac in self._macs.pop(node_id, ()):
+                nodes.pop(mac, None)
+        for node_id in self._nodes:
+            node = state.by_id.get(node_id)
+            if node is None or node.kind != "node":
+                continue
+            for entry in _node_entries(state, node, self._networks):
+                nodes[entry.mac] = entry
+                self._macs.setdefault(node_id, []).append(entry.mac)
+        addresses = _addresses(state) if self._taken else self._index.addresses
+        self._index = BootIndex(nodes, self._index.networks, addresses, self.generation)
+        self._nodes, self._taken = set(), False
+        return self._index

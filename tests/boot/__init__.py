@@ -1,0 +1,2 @@
+"""Network boot over HTTP: iPXE scripts, the install script, files,
+monitoring and service endpoints."""

@@ -1,0 +1,292 @@
+"""test-case-name: tests.ipmi.test_control
+
+The control API end to end: the whole HTTP API (root resource, auth, the
+store on a real SQLite file) served on a loopback port, a real IPMI client,
+and nodes whose BMC interfaces point at several OpenIPMI ipmi_sim processes;
+requests go over real HTTP with treq. Single-node GETs and hostlist POSTs
+for power, identify and SEL; results grouped and compressed to hostlists;
+a dead BMC and a wrong password failing alone with their reasons;
+credentials from the node's bmcsetup before its group's; 401, 403, 404, 400,
+405 and 503 as docs/API.md says. One more test runs the real daemon
+(``twistd luna2d``) to prove tap.py hands the client to /control."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+from typing import Any
+
+import treq
+from twisted.web.client import HTTPConnectionPool
+from twisted.web.server import Site
+
+from luna2d.config import APIConfig
+from luna2d.ipmi.client import IPMIClient
+from luna2d.resources.auth import Auth
+from luna2d.resources.root import build
+from tests.integration.test_daemon import ADMIN as DAEMON_ADMIN
+from tests.integration.test_daemon import PASSWORD as DAEMON_PASSWORD
+from tests.integration.test_daemon import Daemon
+from tests.ipmi.support import ReactorCase, Simulator, the_reactor
+from tests.support import ADMIN, PASSWORD, SECRET, open_store
+
+SIM_USER, SIM_PASSWORD = "luna", "bmc-pass-1"
+
+
+def free_subnet() -> str:
+    """A 127.a.b.0/24 whose .10-.19 are free on UDP 623."""
+    for _ in range(100):
+        prefix = f"127.{random.randint(100, 250)}.{random.randint(0, 255)}"
+        try:
+            for host in range(10, 20):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.bind((f"{prefix}.{host}", 623))
+        except OSError:
+            continue
+        return prefix
+    raise RuntimeError("no free loopback /24")
+
+
+class Cluster:
+    """luna2d's HTTP API on a loopback port with a real IPMI client."""
+
+    def __init__(self, case: ReactorCase, ipmi: bool = True) -> None:
+        self.case = case
+        reactor = the_reactor()
+        self.store, _ = open_store(clock=reactor)
+        self.auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), self.store, reactor)
+        self.ipmi = IPMIClient(reactor, timeout=0.4, retries=1) if ipmi else None
+        if self.ipmi is not None:
+            case.addCleanup(self.ipmi.stop)
+        site = Site(build(self.store, self.auth, ADMIN, ipmi=self.ipmi))
+        self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        case.addCleanup(self.port.stopListening)
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.admin = self.auth.issue(ADMIN, "admin")
+        self.prefix = free_subnet()
+
+    async def call(self, method: str, path: str, body: Any = None, token: str | None | bool = True) -> tuple[int, Any]:
+        """(status, parsed JSON or None) of one request; token True means the admin token."""
+        if token is True:
+            token = self.admin
+        headers: Any = {b"x-access-tokens": [token.encode()]} if token else {}
+        data = json.dumps(body).encode() if body is not None else None
+        url = f"http://127.0.0.1:{self.port.getHost().port}{path}"
+        response = await treq.request(method, url, data=data, headers=headers, pool=self.pool, timeout=20)
+        content = await response.content()
+        return response.code, json.loads(content) if content else None
+
+    async def setup(self) -> None:
+        """The sample cluster's BMC network moved onto loopback, and the group's
+        bmcsetup given the simulators' user."""
+        code, _ = await self.call("POST", "/config/network/bmcnet",
+                                  {"config": {"network": {"bmcnet": {"network": f"{self.prefix}.0/24"}}}})
+        assert code == 201, code
+        code, _ = await self.call("POST", "/config/bmcsetup/compute",
+                                  {"config": {"bmcsetup": {"compute": {"username": SIM_USER, "password": SIM_PASSWORD}}}})
+        assert code == 204, code
+
+    async def bmc_at(self, node: str, host: str) -> None:
+        """Point the node's BMC interface at ``host`` on the BMC network."""
+        body = {"config": {"node": {node: {"interfaces": [{"interface": "BMC", "network": "bmcnet",
+                                                             "ipaddress": host}]}}}}
+        code, answer = await self.call("POST", f"/config/node/{node}/interfaces", body)
+        assert code in (201, 204), (code, answer)
+
+    async def simulators(self, powers: list[bool]) -> list[Simulator]:
+        """One ipmi_sim per node (node001, node002, ...) with the given power."""
+        sims = []
+        for number, power in enumerate(powers, start=1):
+            sim = await Simulator(self.case, users=[(SIM_USER, SIM_PASSWORD)], power=power,
+                                  host=f"{self.prefix}.{9 + number}").start()
+            await self.bmc_at(f"node{number:03d}", sim.host)
+            sims.append(sim)
+        return sims
+
+
+def bulk(command: str, action: str, hosts: str) -> dict:
+    """A control POST body for one command, action and hostlist."""
+    return {"control": {command: {action: {"hostlist": hosts}}}}
+
+
+class SingleNodeTests(ReactorCase):
+    async def test_power_identify_sel(self) -> None:
+        """GET status answers the state (200); on, identify, noidentify and
+        clear answer 204 and reach the simulator; sel list answers the lines."""
+        cluster = Cluster(self)
+        await cluster.setup()
+        (sim,) = await cluster.simulators([False])
+        base = "/control/action"
+        self.assertEqual(await cluster.call("GET", f"{base}/power/node001/_status"),
+                         (200, {"control": {"power": "off", "status": "off"}}))
+        self.assertEqual(await cluster.call("GET", f"{base}/power/node001/_on"), (204, None))
+        self.assertEqual(sim.power, "1")
+        self.assertEqual(await cluster.call("GET", f"{base}/power/node001/_status"),
+                         (200, {"control": {"power": "on", "status": "on"}}))
+        self.assertEqual(await cluster.call("GET", f"{base}/chassis/node001/_identify"), (204, None))
+        self.assertEqual(await cluster.call("GET", f"{base}/chassis/node001/_noidentify"), (204, None))
+        code, body = await cluster.call("GET", f"{base}/sel/node001/_list")
+        self.assertEqual(code, 200)
+        self.assertEqual([line.split(" | ")[2:] for line in body["control"]["sel"]],
+                         [["Temperature #0x01", "Upper Non-critical going high", "Asserted"],
+                          ["Processor #0x10", "Thermal Trip", "Asserted"]])
+        self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_clear"), (204, None))
+        self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_list"), (200, {"control": {"sel": []}}))
+        sets = [call for call in sim.calls if call.startswith("set")]
+        self.assertEqual(sets, ["set power 1", "set identify 0 1", "set identify 0 0"])
+
+    async def test_failures(self) -> None:
+        """A BMC that does not answer, and a node without a BMC address,
+        answer 500 with the node and the reason."""
+        cluster = Cluster(self)
+        await cluster.setup()
+        await cluster.bmc_at("node001", f"{cluster.prefix}.19")  # nothing listens there
+        code, body = await cluster.call("GET", "/control/action/power/node001/_status")
+        self.assertEqual(code, 500)
+        self.assertEqual(body["message"], "node001: timeout: no answer from the BMC (2 tries, 0.4 s each)")
+        code, _ = await cluster.call("GET", "/config/node/node002/interfaces/BMC/_delete")
+        self.assertEqual(code, 204)
+        code, body = await cluster.call("GET", "/control/action/power/node002/_on")
+        self.assertEqual(code, 500)
+        self.assertIn("node002 has no 'BMC' interface", body["message"])
+
+
+class BulkTests(ReactorCase):
+    async def test_status_grouped(self) -> None:
+        """POST power _status over node[001-004]: two simulators on, one off,
+        one dead BMC; the answer groups them as hostlists, the dead one under
+        failed with its reason, in about one timeout."""
+        cluster = Cluster(self)
+        await cluster.setup()
+        await cluster.simulators([True, False, True])
+        await cluster.bmc_at("node004", f"{cluster.prefix}.19")
+        reactor = the_reactor()
+        started = reactor.seconds()
+        code, body = await cluster.call("POST", "/control/action/power/_status", bulk("power", "status", "node[001-004]"))
+        self.assertLess(reactor.seconds() - started, 2.5)
+        self.assertEqual(code, 200)
+        self.assertEqual(body, {"control": {"power": {
+            "on": {"hostlist": "node[001,003]"},
+            "off": {"hostlist": "node002"},
+            "failed": {"hostlist": "node004",
+                       "reasons": {"node004": "timeout: no answer from the BMC (2 tries, 0.4 s each)"}},
+        }}})
+
+    async def test_power_on_with_credentials_per_node(self) -> None:
+        """POST power _on: node002's own bmcsetup (another user on its BMC)
+        wins over the group's; node003's own bmcsetup has a wrong password
+        and fails alone as unauthorized."""
+        cluster = Cluster(self)
+        await cluster.setup()
+        sims = await cluster.simulators([False, False, False])
+        second = Simulator(self, users=[("other", "other-pw")], host=f"{cluster.prefix}.18")
+        await second.start()
+        await cluster.bmc_at("node002", second.host)
+        for name, user, password in (("own", "other", "other-pw"), ("bad", SIM_USER, "wrong")):
+            code, _ = await cluster.call("POST", f"/config/bmcsetup/{name}",
+                                         {"config": {"bmcsetup": {name: {"username": user, "password": password}}}})
+            self.assertEqual(code, 201)
+        await cluster.call("POST", "/config/node/node002", {"config": {"node": {"node002": {"bmcsetup": "own"}}}})
+        await cluster.call("POST", "/config/node/node003", {"config": {"node": {"node003": {"bmcsetup": "bad"}}}})
+        code, body = await cluster.call("POST", "/control/action/power/_on", bulk("power", "on", "node[001-003]"))
+        self.assertEqual(code, 200)
+        power = body["control"]["power"]
+        self.assertEqual(power["on"], {"hostlist": "node[001-002]"})
+        self.assertEqual(power["failed"]["hostlist"], "node003")
+        self.assertTrue(power["failed"]["reasons"]["node003"].startswith("unauthorized: "))
+        self.assertEqual((sims[0].power, second.power, sims[2].power), ("1", "1", "0"))
+
+    async def test_identify_and_sel(self) -> None:
+        """Chassis identify and SEL list over a hostlist group successes under
+        ok; SEL list adds each node's entries."""
+        cluster = Cluster(self)
+        await cluster.setup()
+        sims = await cluster.simulators([False, False])
+        code, body = await cluster.call("POST", "/control/action/chassis/_identify",
+                                        bulk("chassis", "identify", "node001,node002"))
+        self.assertEqual((code, body), (200, {"control": {"chassis": {"ok": {"hostlist": "node[001-002]"}}}}))
+        self.assertEqual([s.calls[-1] for s in sims], ["set identify 0 1"] * 2)
+        code, body = await cluster.call("POST", "/control/action/sel/_list", bulk("sel", "list", "node[001-002]"))
+        self.assertEqual(code, 200)
+        ok = body["control"]["sel"]["ok"]
+        self.assertEqual(ok["hostlist"], "node[001-002]")
+        self.assertEqual(sorted(ok["entries"]), ["node001", "node002"])
+        self.assertEqual(len(ok["entries"]["node002"]), 2)
+
+
+class RefusalTests(ReactorCase):
+    async def test_status_codes(self) -> None:
+        """401 without a token, 403 for readonly tokens on actions that change
+        state and on every POST, 404 for unknown nodes (named) and actions,
+        400 for bad hostlists and bodies, 405 for other methods."""
+        cluster = Cluster(self)
+        await cluster.setup()
+        await cluster.bmc_at("node001", f"{cluster.prefix}.19")
+        readonly = cluster.auth.issue("viewer", "readonly")
+        await cluster.call("POST", "/config/user/viewer",
+                           {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}})
+        node_token = cluster.auth.issue("node001", "node", node="node001")
+        base = "/control/action"
+        cases = [
+            ("GET", f"{base}/power/node001/_status", None, None, 401),
+            ("POST", f"{base}/power/_status", bulk("power", "status", "node001"), None, 401),
+            ("GET", f"{base}/power/node001/_on", None, readonly, 403),
+            ("GET", f"{base}/sel/node001/_clear", None, readonly, 403),
+            ("POST", f"{base}/power/_status", bulk("power", "status", "node001"), readonly, 403),
+            ("GET", f"{base}/power/node001/_status", None, node_token, 403),
+            ("GET", f"{base}/power/node999/_status", None, True, 404),
+            ("GET", f"{base}/power/node001/_explode", None, True, 404),
+            ("GET", f"{base}/redfish/node001/_upload", None, True, 404),
+            ("POST", f"{base}/power/_on", bulk("power", "on", "node[001,998-999]"), True, 404),
+            ("POST", f"{base}/power/_on", bulk("power", "on", "node[001-"), True, 400),
+            ("POST", f"{base}/power/_on", bulk("power", "on", ""), True, 400),
+            ("POST", f"{base}/power/_on", bulk("power", "off", "node001"), True, 400),
+            ("POST", f"{base}/power/_on", {"control": {"power": {"on": {"hostlist": 5}}}}, True, 400),
+            ("POST", f"{base}/power/_on", {"control": {"power": {"on": {"hostlist": "node001", "x": 1}}}}, True, 400),
+            ("POST", f"{base}/power/_on", ["node001"], True, 400),
+            ("PUT", f"{base}/power/node001/_on", None, True, 405),
+            ("POST", f"{base}/power/node001/_on", {}, True, 405),
+        ]
+        for method, path, body, token, expected in cases:
+            code, answer = await cluster.call(method, path, body, token)
+            self.assertEqual(code, expected, f"{method} {path} {body}: {answer}")
+            self.assertIsInstance(answer["message"], str)
+        code, answer = await cluster.call("POST", f"{base}/power/_on", bulk("power", "on", "node[001,998-999]"))
+        self.assertEqual(answer["message"], "nodes node[998-999] do not exist")
+        code, answer = await cluster.call("GET", f"{base}/power/node001/_status", token=readonly)
+        self.assertEqual(code, 500, "readonly may read the status (this BMC is dead)")
+
+    async def test_without_client(self) -> None:
+        """A luna2d without an IPMI client answers control actions 503 (after
+        the token and the node are checked)."""
+        cluster = Cluster(self, ipmi=False)
+        self.assertEqual((await cluster.call("GET", "/control/action/power/node001/_status"))[0], 503)
+        self.assertEqual((await cluster.call("GET", "/control/action/power/node009/_status"))[0], 404)
+        self.assertEqual((await cluster.call("GET", "/control/action/power/node001/_status", token=None))[0], 401)
+
+
+class DaemonTests(ReactorCase):
+    async def test_twistd_luna2d(self) -> None:
+        """The real daemon: tap.py gives the API its IPMI client; power status
+        and power on of a node whose BMC is an ipmi_sim work over HTTP."""
+        daemon = Daemon(self)
+        await daemon.start()
+        token = await daemon.token(DAEMON_ADMIN, DAEMON_PASSWORD)
+        prefix = free_subnet()
+        sim = await Simulator(self, users=[(SIM_USER, SIM_PASSWORD)], host=f"{prefix}.10").start()
+        calls = [
+            ("/config/network/bmcnet", {"config": {"network": {"bmcnet": {"network": f"{prefix}.0/24"}}}}),
+            ("/config/bmcsetup/compute",
+             {"config": {"bmcsetup": {"compute": {"username": SIM_USER, "password": SIM_PASSWORD}}}}),
+            ("/config/node/node001/interfaces", {"config": {"node": {"node001": {"interfaces": [
+                {"interface": "BMC", "network": "bmcnet", "ipaddress": sim.host}]}}}}),
+        ]
+        for path, body in calls:
+            code, answer = await daemon.call("POST", path, body, token)
+            self.assertIn(code, (201, 204), answer)
+        self.assertEqual(await daemon.call("GET", "/control/action/power/node001/_status", token=token),
+                         (200, {"control": {"power": "off", "status": "off"}}))
+        code, body = await daemon.call("POST", "/control/action/power/_on", bulk("power", "on", "node001"), token)
+        self.assertEqual((code, body), (200, {"control": {"power": {"on": {"hostlist": "node001"}}}}))
+        self.assertEqual(sim.power, "1")

@@ -1,0 +1,333 @@
+"""test-case-name: tests.tftp.test_policy
+
+The pure TFTP policy: which names are served, option negotiation (RFC 2347,
+2348, 2349, 7440), netascii, and the read transfer state machine driven by
+a ``Clock`` (times come from it, as the transport reads them from the
+reactor): lock-step and windowed transfers, loss and retransmission,
+duplicate and stale ACKs, the OACK handshake, block-number rollover, the
+final ACK, timeouts, and a source that is not loaded yet."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from luna2d.protocols.tftp.codec import (
+    Ack,
+    Data,
+    Error,
+    ErrorCode,
+    OptionAck,
+    ReadRequest,
+)
+from luna2d.protocols.tftp.policy import (
+    COMPLETE,
+    TIMED_OUT,
+    BytesSource,
+    Limits,
+    ReadTransfer,
+    Settings,
+    negotiate,
+    safe_path,
+    to_netascii,
+)
+
+
+class SafePathTests(unittest.TestCase):
+    def test_plain_names(self) -> None:
+        """Relative names split into components; '.', empty components and
+        backslashes (DOS-style firmware) are normalised."""
+        self.assertEqual(safe_path("undionly.kpxe"), ("undionly.kpxe",))
+        self.assertEqual(safe_path("efi/x64//./ipxe.efi"), ("efi", "x64", "ipxe.efi"))
+        self.assertEqual(safe_path("boot\\pxe\\a.0"), ("boot", "pxe", "a.0"))
+
+    def test_escapes_refused(self) -> None:
+        """Absolute names, '..' anywhere, and names that are empty after
+        normalisation are refused (None)."""
+        for name in ["", "/etc/passwd", "\\windows", "..", "../x", "a/../../b", "a/..", "a\\..\\..\\b",
+                     ".", "./", "//"]:
+            self.assertIsNone(safe_path(name), name)
+
+    def test_dots_inside_names_allowed(self) -> None:
+        """'..' only matters as a whole component: 'a..b' and '...' are names."""
+        self.assertEqual(safe_path("a..b/..."), ("a..b", "..."))
+
+
+class NegotiateTests(unittest.TestCase):
+    def test_no_options_no_oack(self) -> None:
+        """Without options: RFC 1350 defaults (512 bytes, window 1) and no OACK."""
+        settings, oack = negotiate((), 1000, Limits())
+        self.assertEqual(settings, Settings(512, 1, 1.0, 5))
+        self.assertIsNone(oack)
+
+    def test_ipxe_options(self) -> None:
+        """iPXE's blksize 1432 and tsize: both accepted, tsize answered with the size."""
+        settings, oack = negotiate((("blksize", "1432"), ("tsize", "0")), 74213, Limits())
+        self.assertEqual(settings.blksize, 1432)
+        self.assertEqual(oack, OptionAck((("blksize", "1432"), ("tsize", "74213"))))
+
+    def test_all_options_order_and_spelling_kept(self) -> None:
+        """The OACK lists accepted options in the client's order and spelling."""
+        _, oack = negotiate((("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"), ("tsize", "0")), 5,
+                            Limits())
+        self.assertEqual(oack, OptionAck((("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"),
+                                          ("tsize", "5"))))
+
+    def test_clamping(self) -> None:
+        """blksize above 65464 or the limit, and windowsize above the limit,
+        are answered with the largest allowed value (RFC 2348, RFC 7440)."""
+        settings, oack = negotiate((("blksize", "99999"), ("windowsize", "65535")), 0, Limits())
+        self.assertEqual((settings.blksize, settings.windowsize), (65464, 64))
+        self.assertEqual(oack, OptionAck((("blksize", "65464"), ("windowsize", "64"))))
+        settings, oack = negotiate((("blksize", "4000"),), 0, Limits(max_blksize=1468))
+        self.assertEqual(settings.blksize, 1468)
+        self.assertEqual(oack, OptionAck((("blksize", "1468"),)))
+
+    def test_unusable_values_and_unknown_options_left_out(self) -> None:
+        """blksize under 8, timeout 0 or over 255, windowsize 0, values that
+        are not plain decimals, and unknown options are left out of the OACK."""
+        for options in [(("blksize", "7"),), (("timeout", "0"),), (("timeout", "256"),), (("windowsize", "0"),),
+                        (("blksize", "+512"),), (("blksize", " 512"),), (("tsize", "x"),), (("utimeout", "1"),),
+                        (("blksize", "\xb2"),), (("multicast", ""),)]:
+            settings, oack = negotiate(options, 10, Limits())
+            self.assertIsNone(oack, options)
+            self.assertEqual(settings, Settings(512, 1, 1.0, 5), options)
+
+    def test_timeout_option(self) -> None:
+        """timeout N (RFC 2349) sets the retransmission interval to N seconds."""
+        settings, oack = negotiate((("timeout", "4"),), 1, Limits())
+        self.assertEqual(settings.timeout, 4.0)
+        self.assertEqual(oack, OptionAck((("timeout", "4"),)))
+
+    def test_repeated_option_first_wins(self) -> None:
+        """A repeated option counts once, with its first value."""
+        settings, oack = negotiate((("blksize", "1024"), ("BLKSIZE", "2048")), 1, Limits())
+        self.assertEqual(settings.blksize, 1024)
+        self.assertEqual(oack, OptionAck((("blksize", "1024"),)))
+
+
+class NetasciiTests(unittest.TestCase):
+    def test_conversion(self) -> None:
+        """LF becomes CR LF, a lone CR becomes CR NUL, CR LF becomes CR NUL CR LF."""
+        self.assertEqual(to_netascii(b"a\nb\rc\r\nd"), b"a\r\nb\r\x00c\r\x00\r\nd")
+        self.assertEqual(to_netascii(b""), b"")
+
+
+def blocks_of(packets: list) -> list[int]:
+    return [p.block for p in packets if isinstance(p, Data)]
+
+
+class SlowSource(BytesSource):
+    """A source whose bytes from ``loaded`` on are not read yet."""
+
+    def __init__(self, data: bytes, loaded: int) -> None:
+        super().__init__(data)
+        self.loaded = loaded
+        self.released = 0
+
+    def read(self, offset: int, length: int) -> bytes | None:
+        if offset + min(length, len(self.data) - offset) > self.loaded:
+            return None
+        return super().read(offset, length)
+
+    def release(self, offset: int) -> None:
+        self.released = offset
+
+
+class TransferTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+
+    def machine(self, size: int, blksize: int = 512, windowsize: int = 1, oack: OptionAck | None = None,
+                retries: int = 3, timeout: float = 1.0) -> tuple[ReadTransfer, bytes]:
+        data = bytes(i % 251 for i in range(size))
+        settings = Settings(blksize=blksize, windowsize=windowsize, timeout=timeout, retries=retries)
+        return ReadTransfer(BytesSource(data), settings, oack), data
+
+    def test_lock_step_whole_file(self) -> None:
+        """Window 1: one DATA per ACK; the last block is short; the ACK of the
+        last block completes the transfer; the bytes sent are the file."""
+        machine, data = self.machine(1300)
+        sent = machine.start(self.clock.seconds())
+        self.assertEqual(sent, [Data(1, data[:512])])
+        got = [sent[0].data]
+        for block in (1, 2):
+            sent = machine.receive(Ack(block), self.clock.seconds())
+            self.assertEqual(blocks_of(sent), [block + 1])
+            got.append(sent[0].data)
+        self.assertEqual(len(got[-1]), 1300 - 1024)
+        self.assertFalse(machine.finished)
+        self.assertEqual(machine.receive(Ack(3), self.clock.seconds()), [])
+        self.assertEqual(machine.outcome, COMPLETE)
+        self.assertIsNone(machine.deadline)
+        self.assertEqual(b"".join(got), data)
+
+    def test_exact_multiple_ends_with_empty_block(self) -> None:
+        """A file of exactly n blocks ends with an empty DATA n+1; an empty
+        file is one empty DATA 1."""
+        machine, _ = self.machine(1024)
+        machine.start(0)
+        machine.receive(Ack(1), 0)
+        self.assertEqual(machine.receive(Ack(2), 0), [Data(3, b"")])
+        machine.receive(Ack(3), 0)
+        self.assertEqual(machine.outcome, COMPLETE)
+        empty, _ = self.machine(0)
+        self.assertEqual(empty.start(0), [Data(1, b"")])
+        empty.receive(Ack(1), 0)
+        self.assertTrue(empty.finished)
+
+    def test_lost_data_retransmitted_at_deadline(self) -> None:
+        """A lost DATA: nothing happens before the deadline; at the deadline
+        (timeout after the send, by the clock) the same block goes again."""
+        machine, data = self.machine(2000)
+        machine.start(self.clock.seconds())
+        machine.receive(Ack(1), self.clock.seconds())  # DATA 2 sent... and lost
+        self.clock.advance(0.5)
+        self.assertEqual(machine.expire(self.clock.seconds()), [])
+        self.clock.advance(0.5)
+        self.assertEqual(machine.deadline, 1.0)
+        self.assertEqual(machine.expire(self.clock.seconds()), [Data(2, data[512:1024])])
+        self.assertEqual(machine.deadline, 2.0)
+        self.assertEqual(machine.retransmissions, 1)
+
+    def test_duplicate_ack_ignored_no_sorcerers_apprentice(self) -> None:
+        """A duplicate ACK (the client got a retransmitted block twice) sends
+        nothing: each block goes out once per ACK, never doubling."""
+        machine, _ = self.machine(3000)
+        machine.start(0)
+        self.assertEqual(blocks_of(machine.receive(Ack(1), 0)), [2])
+        self.assertEqual(machine.receive(Ack(1), 0), [])
+        self.assertEqual(blocks_of(machine.receive(Ack(2), 0)), [3])
+        self.assertEqual(machine.receive(Ack(2), 0), [])
+
+    def test_stale_and_future_acks_ignored(self) -> None:
+        """ACKs for blocks not sent yet, or long acknowledged, change nothing."""
+        machine, _ = self.machine(5000)
+        machine.start(0)
+        machine.receive(Ack(1), 0)
+        self.assertEqual(machine.receive(Ack(7), 0), [])
+        self.assertEqual(machine.receive(Ack(0), 0), [])
+        self.assertEqual((machine.acked, machine.sent), (1, 2))
+
+    def test_timeout_gives_up_after_retries(self) -> None:
+        """Without an answer, the block is resent ``retries`` times, one
+        timeout apart; at the next deadline the transfer ends as timed out
+        with an ERROR."""
+        machine, _ = self.machine(100, retries=3, timeout=2.0)
+        machine.start(self.clock.seconds())
+        for _ in range(3):
+            self.clock.advance(2.0)
+            self.assertEqual(blocks_of(machine.expire(self.clock.seconds())), [1])
+        self.clock.advance(2.0)
+        self.assertEqual(machine.expire(self.clock.seconds()), [Error(ErrorCode.NOT_DEFINED, "timed out")])
+        self.assertEqual(machine.outcome, TIMED_OUT)
+        self.assertEqual(machine.receive(Ack(1), self.clock.seconds()), [])
+
+    def test_progress_resets_retries(self) -> None:
+        """Each ACK that makes progress gives the next block the full number of retries."""
+        machine, _ = self.machine(3000, retries=1)
+        machine.start(0)
+        self.assertEqual(blocks_of(machine.expire(1.0)), [1])
+        blocks = machine.receive(Ack(1), 1.5)
+        self.assertEqual(blocks_of(blocks), [2])
+        self.assertEqual(blocks_of(machine.expire(2.5)), [2])
+        self.assertFalse(machine.finished)
+        machine.expire(3.5)
+        self.assertEqual(machine.outcome, TIMED_OUT)
+
+    def test_window_of_blocks(self) -> None:
+        """Window 4 (RFC 7440): four DATA at once; the ACK of the window's last
+        block opens the next window; the final window is cut at the last block."""
+        machine, data = self.machine(512 * 9 + 10, windowsize=4)
+        self.assertEqual(blocks_of(machine.start(0)), [1, 2, 3, 4])
+        self.assertEqual(blocks_of(machine.receive(Ack(4), 0)), [5, 6, 7, 8])
+        last = machine.receive(Ack(8), 0)
+        self.assertEqual(blocks_of(last), [9, 10])
+        self.assertEqual(last[-1].data, data[512 * 9:])
+        machine.receive(Ack(10), 0)
+        self.assertEqual(machine.outcome, COMPLETE)
+
+    def test_window_gap_resends_from_ack(self) -> None:
+        """Block 3 of a window of 4 is lost: the client ACKs 2 (its last
+        block in order), and the next window starts at 3 at once."""
+        machine, _ = self.machine(512 * 20, windowsize=4)
+        machine.start(0)
+        self.assertEqual(blocks_of(machine.receive(Ack(2), 0)), [3, 4, 5, 6])
+
+    def test_window_lost_entirely_retransmitted(self) -> None:
+        """A whole window lost: at the deadline the whole window goes again."""
+        machine, _ = self.machine(512 * 20, windowsize=4)
+        machine.start(0)
+        machine.receive(Ack(4), 0)
+        self.assertEqual(blocks_of(machine.expire(1.0)), [5, 6, 7, 8])
+
+    def test_window_duplicate_ack_ignored(self) -> None:
+        """In a window, an ACK of the block already acknowledged sends nothing."""
+        machine, _ = self.machine(512 * 20, windowsize=4)
+        machine.start(0)
+        machine.receive(Ack(4), 0)
+        self.assertEqual(machine.receive(Ack(4), 0), [])
+
+    def test_oack_handshake(self) -> None:
+        """With options: the OACK first; DATA only after ACK 0; the OACK is
+        retransmitted at the deadline; ACKs other than 0 are ignored meanwhile."""
+        oack = OptionAck((("blksize", "1432"), ("tsize", "3000")))
+        machine, data = self.machine(3000, blksize=1432, oack=oack)
+        self.assertEqual(machine.start(0), [oack])
+        self.assertEqual(machine.receive(Ack(1), 0.2), [])
+        self.assertEqual(machine.expire(1.0), [oack])
+        self.assertEqual(machine.receive(Ack(0), 1.1), [Data(1, data[:1432])])
+
+    def test_oack_refused_by_client(self) -> None:
+        """The client answers the OACK with ERROR 8 (it only wanted tsize): the
+        transfer ends quietly."""
+        machine, _ = self.machine(10, oack=OptionAck((("tsize", "10"),)))
+        machine.start(0)
+        self.assertEqual(machine.receive(Error(ErrorCode.OPTION_REFUSED, "tsize query"), 0), [])
+        self.assertTrue(machine.finished)
+        self.assertIn("peer error 8", machine.outcome or "")
+
+    def test_illegal_packet_ends_transfer(self) -> None:
+        """A DATA or a request on the transfer port: ERROR 4 and the end."""
+        machine, _ = self.machine(10)
+        machine.start(0)
+        self.assertEqual(machine.receive(ReadRequest("x", "octet"), 0),
+                         [Error(ErrorCode.ILLEGAL_OPERATION, "illegal TFTP operation")])
+        self.assertTrue(machine.finished)
+
+    def test_block_number_rollover(self) -> None:
+        """Past block 65535 the wire number rolls over to 0 and the ACK of the
+        rolled-over number is understood (blksize 8: 70,000 blocks)."""
+        machine, data = self.machine(8 * 70000, blksize=8, windowsize=16)
+        got = []
+        sent = machine.start(0)
+        while not machine.finished:
+            got.extend(p.data for p in sent)
+            self.assertTrue(sent)
+            sent = machine.receive(Ack(sent[-1].block), 0)
+        self.assertEqual(machine.outcome, COMPLETE)
+        self.assertEqual(b"".join(got), data)
+        self.assertEqual(machine.blocks, 70001)
+
+    def test_abort(self) -> None:
+        """abort() ends the transfer with the ERROR it is given, once."""
+        machine, _ = self.machine(10)
+        machine.start(0)
+        self.assertEqual(machine.abort(0, "read error"), [Error(0, "read error")])
+        self.assertEqual(machine.abort(0, "again"), [])
+
+    def test_source_not_loaded_yet(self) -> None:
+        """While the source cannot give a block the window stops there with no
+        deadline (nothing in flight); resume() sends the rest once loaded; the
+        acknowledged part is released to the source."""
+        data = bytes(range(256)) * 20
+        source = SlowSource(data, loaded=1024)
+        machine = ReadTransfer(source, Settings(blksize=512, windowsize=4))
+        self.assertEqual(blocks_of(machine.start(0)), [1, 2])
+        self.assertEqual(machine.receive(Ack(2), 0.1), [])
+        self.assertEqual(source.released, 1024)
+        self.assertIsNone(machine.deadline)
+        self.assertEqual(machine.expire(5.0), [])
+        source.loaded = len(data)
+        self.assertEqual(blocks_of(machine.resume(5.0)), [3, 4, 5, 6])
+        self.assertEqual(machine.deadline, 6.0)

@@ -1,0 +1,357 @@
+"""test-case-name: tests.tftp.test_server
+
+The TFTP transport without sockets: ``TFTPServer`` and its transfer
+protocols on a ``Clock``, with a fake port factory standing in for the
+per-transfer sockets, over real files in a temporary root. Pins that each
+RRQ gets a port of its own bound to the address the request came to,
+retransmission and giving up on the clock's time with no timer left behind,
+refusals (WRQ, bad mode, escapes, missing files, too many transfers), a
+repeated RRQ not starting a second transfer, bad datagrams dropped and
+counted, and (hypothesis) that no sequence of datagrams breaks the server.
+Real sockets and real clients are in test_integration."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from luna2d.protocols.tftp import codec
+from luna2d.protocols.tftp.codec import (
+    Ack,
+    Data,
+    Error,
+    ErrorCode,
+    OptionAck,
+    ReadRequest,
+    WriteRequest,
+)
+from luna2d.protocols.tftp.files import TFTPFiles
+from luna2d.protocols.tftp.policy import Limits, to_netascii
+from luna2d.protocols.tftp.server import TFTPServer
+
+CLIENT = ("10.1.0.5", 2070)
+LOCAL = "10.1.0.1"
+
+
+def inline(f: Any, *args: Any) -> defer.Deferred:
+    return defer.maybeDeferred(f, *args)
+
+
+class FakePort:
+    """What a transfer's socket would do, recorded."""
+
+    def __init__(self, protocol: Any, local: str, peer: tuple[str, int]) -> None:
+        self.protocol = protocol
+        self.local = local
+        self.peer = peer
+        self.sent: list[codec.Packet] = []
+        self.closed = False
+        self.fail_writes: type[OSError] | None = None
+
+    def write(self, datagram: bytes, addr: Any = None) -> None:
+        if self.fail_writes is not None:
+            raise self.fail_writes()
+        self.sent.append(codec.decode(datagram))
+
+    def stopListening(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.protocol.numPorts:
+                self.protocol.doStop()
+
+    def deliver(self, packet: codec.Packet | bytes) -> None:
+        self.protocol.datagramReceived(packet if isinstance(packet, bytes) else packet.encode(), self.peer)
+
+
+class ServerCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="luna2d-tftp-server-"))
+        self.addCleanup(shutil.rmtree, self.root, True)
+        self.data = bytes(i % 253 for i in range(1300))
+        (self.root / "file.bin").write_bytes(self.data)
+        self.clock = Clock()
+        self.ports: list[FakePort] = []
+        self.refuse_ports = False
+        self.files = TFTPFiles(self.root, self.clock, inline)
+        self.server = self.make_server()
+
+    def make_server(self, **kwargs: Any) -> TFTPServer:
+        return TFTPServer(self.files, self.clock, Limits(retries=2), open_port=self.open_port, **kwargs)
+
+    def open_port(self, reactor: Any, protocol: Any, local: str, peer: tuple[str, int]) -> FakePort:
+        if self.refuse_ports:
+            raise OSError("no ports left")
+        port = FakePort(protocol, local, peer)
+        self.ports.append(port)
+        protocol.makeConnection(port)
+        return port
+
+    def request(self, packet: codec.Packet | bytes, peer: tuple[str, int] = CLIENT) -> None:
+        wire = packet if isinstance(packet, bytes) else packet.encode()
+        self.server.datagramReceivedOn(wire, peer, LOCAL)
+
+
+class TransferTests(ServerCase):
+    def test_rrq_served_from_own_port_to_completion(self) -> None:
+        """An RRQ opens a port of its own, bound to the address the request
+        was sent to and aimed at the client; the file goes out in lock-step;
+        the final ACK closes the port and counts the transfer complete."""
+        self.request(ReadRequest("file.bin", "octet"))
+        [port] = self.ports
+        self.assertEqual((port.local, port.peer), (LOCAL, CLIENT))
+        self.assertEqual(port.sent, [Data(1, self.data[:512])])
+        port.deliver(Ack(1))
+        port.deliver(Ack(2))
+        self.assertEqual([p.block for p in port.sent], [1, 2, 3])
+        self.assertEqual(b"".join(p.data for p in port.sent), self.data)
+        port.deliver(Ack(3))
+        self.assertTrue(port.closed)
+        self.assertEqual(self.server.stats["completed"], 1)
+        self.assertEqual(self.server.active, {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_options_negotiated(self) -> None:
+        """blksize, tsize and windowsize: the OACK first, then after ACK 0 a
+        window of DATA of the negotiated size."""
+        self.request(ReadRequest("file.bin", "octet", (("blksize", "600"), ("tsize", "0"), ("windowsize", "2"))))
+        [port] = self.ports
+        self.assertEqual(port.sent, [OptionAck((("blksize", "600"), ("tsize", "1300"), ("windowsize", "2")))])
+        port.deliver(Ack(0))
+        self.assertEqual(port.sent[1:], [Data(1, self.data[:600]), Data(2, self.data[600:1200])])
+
+    def test_retransmit_then_give_up_on_clock(self) -> None:
+        """No ACK: DATA 1 again one second later by the clock, twice (the
+        retries), then an ERROR, the port closed, the transfer counted failed,
+        and no timer left."""
+        self.request(ReadRequest("file.bin", "octet"))
+        [port] = self.ports
+        self.clock.advance(0.9)
+        self.assertEqual(len(port.sent), 1)
+        self.clock.advance(0.1)
+        self.assertEqual(port.sent[-1], Data(1, self.data[:512]))
+        self.clock.advance(1.0)
+        self.assertEqual(len(port.sent), 3)
+        self.clock.advance(1.0)
+        self.assertEqual(port.sent[-1], Error(ErrorCode.NOT_DEFINED, "timed out"))
+        self.assertTrue(port.closed)
+        self.assertEqual(self.server.stats["failed"], 1)
+        self.assertEqual(self.server.stats["retransmissions"], 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_timer_follows_progress(self) -> None:
+        """Progress moves the deadline: ACKs every 0.6 s never cause a retransmission."""
+        self.request(ReadRequest("file.bin", "octet"))
+        [port] = self.ports
+        for block in (1, 2):
+            self.clock.advance(0.6)
+            port.deliver(Ack(block))
+        self.clock.advance(0.6)
+        self.assertEqual([p.block for p in port.sent], [1, 2, 3])
+
+    def test_repeated_rrq_does_not_start_second_transfer(self) -> None:
+        """The same client (address and port) sending its RRQ again while
+        served: no second port; another client port is another transfer."""
+        self.request(ReadRequest("file.bin", "octet"))
+        self.request(ReadRequest("file.bin", "octet"))
+        self.assertEqual(len(self.ports), 1)
+        self.assertEqual(self.server.stats["duplicates"], 1)
+        self.request(ReadRequest("file.bin", "octet"), ("10.1.0.5", 2071))
+        self.assertEqual(len(self.ports), 2)
+
+    def test_different_rrq_from_same_port_supersedes(self) -> None:
+        """Firmware that asks tsize, then requests again from the same port
+        with other options: the first transfer ends silently, the second
+        starts on a new port."""
+        self.request(ReadRequest("file.bin", "octet", (("tsize", "0"),)))
+        self.request(ReadRequest("file.bin", "octet", (("blksize", "1300"),)))
+        first, second = self.ports
+        self.assertTrue(first.closed)
+        self.assertEqual(first.sent, [OptionAck((("tsize", "1300"),))])
+        self.assertEqual(second.sent, [OptionAck((("blksize", "1300"),))])
+        self.assertEqual(self.server.stats["superseded"], 1)
+        second.deliver(Ack(0))
+        second.deliver(Ack(1))
+        self.assertEqual(second.sent[-1], Data(2, b""))  # 1300 bytes in blocks of 1300: an empty one ends it
+        second.deliver(Ack(2))
+        self.assertEqual(self.server.stats["completed"], 1)
+        self.assertEqual(self.server.active, {})
+
+    def test_repeat_while_file_is_looked_up(self) -> None:
+        """An RRQ repeated while its file is still being looked up is a
+        duplicate; a different one supersedes it and only the latter is served."""
+        queued: list[tuple[Any, tuple, defer.Deferred]] = []
+
+        def later(f: Any, *args: Any) -> defer.Deferred:
+            d: defer.Deferred = defer.Deferred()
+            queued.append((f, args, d))
+            return d
+
+        self.files = TFTPFiles(self.root, self.clock, later)
+        self.server = self.make_server()
+        self.request(ReadRequest("file.bin", "octet"))
+        self.request(ReadRequest("file.bin", "octet"))
+        self.assertEqual(self.server.stats["duplicates"], 1)
+        self.request(ReadRequest("file.bin", "netascii"))
+        for f, args, d in queued:
+            d.callback(f(*args))
+        [port] = self.ports
+        self.assertEqual(port.sent, [Data(1, to_netascii(self.data)[:512])])  # the netascii request's
+        self.assertEqual(self.server.stats["superseded"], 1)
+
+    def test_client_error_ends_transfer(self) -> None:
+        """An ERROR from the client ends the transfer at once, with nothing sent."""
+        self.request(ReadRequest("file.bin", "octet"))
+        [port] = self.ports
+        port.deliver(Error(0, "cancelled"))
+        self.assertEqual(len(port.sent), 1)
+        self.assertTrue(port.closed)
+        self.assertEqual(self.server.active, {})
+
+    def test_garbage_on_transfer_port_dropped(self) -> None:
+        """A datagram that does not decode, on a transfer's port, is dropped
+        and counted; the transfer goes on."""
+        self.request(ReadRequest("file.bin", "octet"))
+        [port] = self.ports
+        port.deliver(b"\x00\x04\x00")
+        self.assertEqual(self.server.stats["dropped"], 1)
+        port.deliver(Ack(1))
+        self.assertEqual(port.sent[-1].block, 2)
+
+    def test_unreachable_client_ends_transfer(self) -> None:
+        """A send refused (ICMP port unreachable) ends the transfer and frees its port."""
+        self.request(ReadRequest("file.bin", "octet"))
+        [port] = self.ports
+        port.fail_writes = ConnectionRefusedError
+        self.clock.advance(1.0)
+        self.assertTrue(port.closed)
+        self.assertEqual(self.server.active, {})
+
+    def test_full_send_buffer_is_loss(self) -> None:
+        """A send that fails (full buffer) counts as a lost packet: counted,
+        and the retransmission timer sends it again."""
+        self.request(ReadRequest("file.bin", "octet"))
+        [port] = self.ports
+        port.fail_writes = BlockingIOError
+        port.deliver(Ack(1))
+        self.assertEqual(self.server.stats["send_errors"], 1)
+        port.fail_writes = None
+        self.clock.advance(1.0)
+        self.assertEqual(port.sent[-1], Data(2, self.data[512:1024]))
+
+    def test_stop_closes_transfers(self) -> None:
+        """Stopping the listening protocol closes every transfer and its timer."""
+        self.request(ReadRequest("file.bin", "octet"))
+        self.request(ReadRequest("file.bin", "octet"), ("10.1.0.6", 1000))
+        self.server.stopProtocol()
+        self.assertTrue(all(port.closed for port in self.ports))
+        self.assertEqual(self.server.active, {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class RefusalTests(ServerCase):
+    def refusal(self) -> codec.Packet:
+        port = self.ports[-1]
+        self.assertTrue(port.closed, "a refusal's port is closed at once")
+        self.assertEqual(len(port.sent), 1)
+        return port.sent[0]
+
+    def test_write_request_refused(self) -> None:
+        """WRQ: ERROR 2 (access violation): the server is read-only."""
+        self.request(WriteRequest("file.bin", "octet"))
+        self.assertEqual(self.refusal(), Error(ErrorCode.ACCESS_VIOLATION, "read-only server"))
+
+    def test_escape_and_missing_refused_as_not_found(self) -> None:
+        """'..', absolute names and missing files: ERROR 1, the same answer
+        (nothing tells whether something exists outside the root)."""
+        for name in ("../etc/passwd", "/etc/passwd", "sub/../../x", "missing.bin"):
+            self.request(ReadRequest(name, "octet"))
+            self.assertEqual(self.refusal(), Error(ErrorCode.FILE_NOT_FOUND, "file not found"), name)
+        self.assertEqual(self.server.active, {})
+
+    def test_mail_mode_refused(self) -> None:
+        """Modes other than octet and netascii: ERROR 4; the mode is case-insensitive."""
+        self.request(ReadRequest("file.bin", "mail"))
+        self.assertEqual(self.refusal().code, ErrorCode.ILLEGAL_OPERATION)
+        self.request(ReadRequest("file.bin", "OCTET"), ("10.1.0.9", 9))
+        self.assertEqual(self.ports[-1].sent, [Data(1, self.data[:512])])
+
+    def test_too_many_transfers(self) -> None:
+        """Beyond max_transfers an RRQ is answered 'server busy'."""
+        self.server = self.make_server(max_transfers=1)
+        self.request(ReadRequest("file.bin", "octet"))
+        self.request(ReadRequest("file.bin", "octet"), ("10.1.0.7", 7))
+        self.assertEqual(self.refusal(), Error(ErrorCode.NOT_DEFINED, "server busy, try again"))
+
+    def test_no_port_for_transfer(self) -> None:
+        """When no port can be opened the client gets an ERROR from the
+        listening socket and nothing stays active."""
+        sent: list[tuple[bytes, Any]] = []
+
+        class Listening:
+            def write(self, data: bytes, addr: Any) -> None:
+                sent.append((data, addr))
+
+        self.server.transport = Listening()
+        self.refuse_ports = True
+        self.request(ReadRequest("file.bin", "octet"))
+        self.assertEqual([codec.decode(d) for d, _ in sent], [Error(0, "server busy, try again")])
+        self.assertEqual(sent[0][1], CLIENT)
+        self.assertEqual(self.server.active, {})
+
+    def test_bad_and_stray_datagrams_counted(self) -> None:
+        """On the listening port: undecodable datagrams count as dropped,
+        valid non-requests (ACK, DATA) as stray; nothing is answered."""
+        self.request(b"\x00")
+        self.request(b"\x00\x09abc")
+        self.request(Ack(1))
+        self.request(Data(1, b"x"))
+        self.assertEqual((self.server.stats["dropped"], self.server.stats["stray"]), (2, 2))
+        self.assertEqual(self.ports, [])
+
+
+datagram = st.one_of(
+    st.binary(max_size=64),
+    st.builds(lambda b: Ack(b).encode(), st.integers(0, 6)),
+    st.builds(lambda name, opts: ReadRequest(name, "octet", opts).encode(),
+              st.sampled_from(["file.bin", "../x", "nope", "/file.bin", "file.bin\\..\\.."]),
+              st.lists(st.tuples(st.sampled_from(["blksize", "tsize", "windowsize", "timeout", "x"]),
+                                 st.sampled_from(["0", "8", "512", "99999", "-1", "a", ""])),
+                       max_size=4).map(tuple)),
+    st.just(WriteRequest("file.bin", "octet").encode()),
+    st.just(Error(0, "bye").encode()),
+)
+step = st.tuples(st.sampled_from(["listen", "transfer", "tick"]), st.integers(0, 3), datagram)
+
+
+class FuzzTests(ServerCase):
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(step, max_size=30))
+    def test_server_survives_any_datagrams(self, steps: list) -> None:
+        """Any sequence of datagrams to the listening port and to transfer
+        ports, from a few clients, with time passing: no exception escapes,
+        and once the clock has run past every timeout no transfer, port or
+        timer is left."""
+        self.ports.clear()
+        server = self.make_server()
+        for where, who, wire in steps:
+            peer = (f"10.2.0.{who}", 1000 + who)
+            if where == "listen":
+                server.datagramReceivedOn(wire, peer, LOCAL)
+            elif where == "transfer":
+                for port in [p for p in self.ports if p.peer == peer and not p.closed]:
+                    port.protocol.datagramReceived(wire, peer)
+            else:
+                self.clock.advance(0.7)
+        for _ in range(60):
+            self.clock.advance(5)
+        self.assertEqual(server.active, {})
+        self.assertTrue(all(port.closed for port in self.ports))
+        self.assertEqual(self.clock.getDelayedCalls(), [])

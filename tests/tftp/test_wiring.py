@@ -1,0 +1,144 @@
+"""test-case-name: tests.tftp.test_wiring
+
+How TFTP is configured and started: the ini's ``[TFTP]`` section (ENABLED,
+PORT, ROOT, IPXE) read by ``luna2d.config``, and the real daemon
+(``twistd luna2d``) with TFTP enabled serving a fresh install: ROOT created
+beside the ini, the iPXE binary from Debian's ``ipxe`` package fetched with
+curl, a file put in ROOT served, a clean stop; and a taken port refused at
+start-up with a message naming the key."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial import unittest
+
+from luna2d import config
+from luna2d.errors import ConfigError
+from tests.integration.test_daemon import (
+    TWISTD,
+    Daemon,
+    DaemonCase,
+    assert_clean_exit,
+    ini_text,
+    make_folder,
+    the_reactor,
+)
+
+CURL = shutil.which("curl") or "/usr/bin/curl"
+IPXE_PACKAGE = Path("/usr/lib/ipxe")
+
+
+def free_udp_port() -> int:
+    """A UDP port on this host that nobody is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0", 0))
+        return sock.getsockname()[1]
+
+
+def with_tftp(ini: str, section: str) -> str:
+    return ini.replace("[TFTP]\nENABLED = no\n", section)
+
+
+class ConfigTests(unittest.TestCase):
+    def load(self, section: str) -> config.Config:
+        folder = make_folder(self)
+        path = folder / "luna.ini"
+        path.write_text(with_tftp(ini_text(7050), section))
+        return config.load(path)
+
+    def test_defaults(self) -> None:
+        """[TFTP] with only ENABLED: port 69, ROOT 'tftpboot' beside the ini,
+        the iPXE binaries from /usr/lib/ipxe."""
+        cfg = self.load("[TFTP]\nENABLED = yes\n")
+        self.assertIsInstance(cfg.tftp, config.TFTPConfig)
+        assert isinstance(cfg.tftp, config.TFTPConfig)
+        self.assertTrue(cfg.tftp.enabled)
+        self.assertEqual(cfg.tftp.port, 69)
+        self.assertEqual(cfg.tftp.root, cfg.path.parent / "tftpboot")
+        self.assertEqual(cfg.tftp.ipxe, Path("/usr/lib/ipxe"))
+
+    def test_all_keys(self) -> None:
+        """PORT, ROOT (relative to the ini) and IPXE are read."""
+        cfg = self.load("[TFTP]\nENABLED = no\nPORT = 6969\nROOT = boot/tftp\nIPXE = /opt/ipxe\n")
+        assert isinstance(cfg.tftp, config.TFTPConfig)
+        self.assertFalse(cfg.tftp.enabled)
+        self.assertEqual((cfg.tftp.port, cfg.tftp.root, cfg.tftp.ipxe),
+                         (6969, cfg.path.parent / "boot" / "tftp", Path("/opt/ipxe")))
+
+    def test_bad_values_name_the_key(self) -> None:
+        """A port that is not 1-65535, an empty ROOT and an unknown key are
+        ConfigErrors naming [TFTP] and the key."""
+        for section, key in [("PORT = 0\n", "[TFTP] PORT"), ("PORT = 70000\n", "[TFTP] PORT"),
+                             ("PORT = sixty\n", "[TFTP] PORT"), ("ROOT =\n", "[TFTP] ROOT"),
+                             ("BLKSIZE = 1468\n", "[TFTP] BLKSIZE")]:
+            error = self.assertRaises(ConfigError, self.load, "[TFTP]\nENABLED = yes\n" + section)
+            self.assertIn(key, str(error), section)
+
+
+class DaemonTests(DaemonCase):
+    timeout = 120
+
+    async def test_fresh_install_serves_ipxe(self) -> None:
+        """twistd luna2d with [TFTP] ENABLED on a free port and no ROOT made
+        beforehand: ROOT appears beside the ini; curl gets undionly.kpxe
+        (from the ipxe package, as iPXE asks: blksize 1432) identical to the
+        package's; a file put into ROOT is served; /monitor/service/tftp says it
+        listens and counts both transfers; each transfer has its line in the
+        daemon's log; SIGTERM stops it cleanly."""
+        udp = free_udp_port()
+        daemon = Daemon(self)
+        daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
+                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = var/tftpboot\n"))
+        await daemon.start()
+        root = daemon.folder / "var" / "tftpboot"
+        self.assertTrue(root.is_dir())
+        out = daemon.folder / "got"
+        expected = (IPXE_PACKAGE / "undionly.kpxe").read_bytes()
+        text, code = await self.curl("--tftp-blksize", "1432", "-o", str(out),
+                                     f"tftp://127.0.0.1:{udp}/undionly.kpxe")
+        self.assertEqual(code, 0, text)
+        self.assertEqual(out.read_bytes(), expected)
+        (root / "pxelinux.cfg").mkdir()
+        (root / "pxelinux.cfg" / "default").write_bytes(b"DEFAULT luna\n")
+        text, code = await self.curl("-o", str(out), f"tftp://127.0.0.1:{udp}/pxelinux.cfg/default")
+        self.assertEqual(code, 0, text)
+        self.assertEqual(out.read_bytes(), b"DEFAULT luna\n")
+        token = await daemon.token()
+        code, body = await daemon.call("GET", "/monitor/service/tftp", token=token)
+        self.assertEqual(code, 200, body)
+        health = body["monitor"]["service"]["tftp"]
+        self.assertIn(f"TFTP listening on UDP {udp}", health)
+        self.assertIn("completed 2", health)
+        reason = await daemon.stop()
+        output = daemon.output()
+        assert_clean_exit(self, reason, output)
+        # luna2d's request log: one line per transfer, and per refusal.
+        self.assertIn(f"'undionly.kpxe' complete: {len(expected)} bytes, blksize 1432, windowsize 1", output)
+        self.assertIn("'pxelinux.cfg/default' complete: 13 bytes", output)
+
+    async def test_taken_port_refused_at_start(self) -> None:
+        """A TFTP port already bound: the daemon exits non-zero, naming
+        [TFTP] PORT and the port, without a traceback."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("0.0.0.0", 0))
+            udp = taken.getsockname()[1]
+            daemon = Daemon(self)
+            daemon.ini.write_text(with_tftp(daemon.ini.read_text(), f"[TFTP]\nENABLED = yes\nPORT = {udp}\n"))
+            out, err, code = await getProcessOutputAndValue(
+                TWISTD, ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(daemon.ini)],
+                env=dict(os.environ), path=str(daemon.cwd), reactor=daemon.reactor)
+        text = (out + err).decode("utf-8", "replace")
+        self.assertNotEqual(code, 0, text)
+        self.assertIn("[TFTP] PORT", text)
+        self.assertIn(str(udp), text)
+        self.assertNotIn("Traceback", text)
+
+    async def curl(self, *args: str) -> tuple[str, int]:
+        out, err, code = await getProcessOutputAndValue(CURL, ["-sS", *args], env=dict(os.environ),
+                                                        reactor=the_reactor())
+        return (out + err).decode("utf-8", "replace"), code
