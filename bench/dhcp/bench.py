@@ -33,6 +33,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -73,12 +74,13 @@ def ini_text(port: int, interface: str) -> str:
 def build_store(ini: Path, nodes: int) -> float:
     """The sample cluster, the bench network and group, and ``nodes`` nodes,
     written before the daemon starts; the seconds it took."""
+    from twisted.internet import defer
+    from twisted.internet.task import Clock
+
     from luna2d import config as configmod
     from luna2d.store import bootstrap, db, objects
     from luna2d.store.crypto import Crypto, load_or_create_key
     from luna2d.store.store import Store
-    from twisted.internet import defer
-    from twisted.internet.task import Clock
 
     started = time.monotonic()
     cfg = configmod.load(ini)
@@ -88,7 +90,7 @@ def build_store(ini: Path, nodes: int) -> float:
     defer.ensureDeferred(store.open()).addErrback(failures.append)
     store.write(bootstrap.seed, cfg).addErrback(failures.append)
 
-    def fill(tx: object) -> None:
+    def fill(tx: Any) -> None:
         objects.upsert(tx, "network", "bench", {
             "network": f"{PREFIX}.0.0/16", "gateway": f"{PREFIX}.255.253", "nameserver_ip": SERVER,
             "dhcp": False})
@@ -111,6 +113,7 @@ class Pair:
     def __init__(self, tag: str, server_ns: str | None) -> None:
         self.client_ns = f"luna2d-bench-{tag}-c"
         self.server_ns = server_ns
+        self.ns = server_ns or ""
         self.server_if = f"lb{tag}s{os.getpid() % 10000}"[:15]
         self.client_if = "cli0"
         self._peer = f"lb{tag}c{os.getpid() % 10000}"[:15]
@@ -154,7 +157,7 @@ def perfdhcp(pair: Pair, rate: int, period: int, macs: Path) -> dict:
     """One perfdhcp run; its counters."""
     argv = ["ip", "netns", "exec", pair.client_ns, "perfdhcp", "-4", "-l", pair.client_if, "-r", str(rate),
             "-p", str(period), "-M", str(macs), "-d", "2", "-W", "2000000", SERVER]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=period + 60)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=period + 60, check=False)
     text = done.stdout + done.stderr
     out: dict = {"rate": rate, "period": period, "exit": done.returncode}
     sections = re.split(r"\*\*\*Statistics for: ", text)
@@ -278,7 +281,7 @@ def main() -> None:
     luna = Pair(f"l{tag}", None)
     ref = Pair(f"d{tag}", f"luna2d-bench-d{tag}-s")
     daemon = dnsmasq = None
-    results: dict = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    results: dict = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                      "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                  "kernel": platform.release()},
                      "nodes": args.nodes, "period": args.period, "repeat": args.repeat, "runs": []}
@@ -291,9 +294,9 @@ def main() -> None:
         ini.write_text(ini_text(port, luna.server_if))
         results["store_build_s"] = round(build_store(ini, args.nodes), 1)
         print(f"store with {args.nodes} nodes built in {results['store_build_s']} s", flush=True)
-        log = open(folder / "twistd.log", "w")
-        daemon = subprocess.Popen([str(TWISTD), "-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config",
-                                   str(ini)], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        with open(folder / "twistd.log", "w") as log:
+            daemon = subprocess.Popen([str(TWISTD), "-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config",
+                                       str(ini)], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
         wait_http(port)
         perfdhcp(luna, 200, 2, macs)  # warm-up: the boot index is built on the first request
         results["runs"] += run_series("luna2d", luna, daemon.pid, rates, args.period, macs, args.repeat)
@@ -302,7 +305,7 @@ def main() -> None:
             hosts = folder / "dnsmasq.hosts"
             hosts.write_text("".join(f"{mac_of(n)},{address_of(n)},bn{n:05d}\n" for n in range(args.nodes)))
             dnsmasq = subprocess.Popen([
-                "ip", "netns", "exec", ref.server_ns, "dnsmasq", "--keep-in-foreground", "--port=0",
+                "ip", "netns", "exec", ref.ns, "dnsmasq", "--keep-in-foreground", "--port=0",
                 "--no-resolv", "--no-hosts", "--bind-interfaces", f"--interface={ref.server_if}",
                 "--except-interface=lo", "--user=root", "--quiet-dhcp", "--dhcp-authoritative",
                 f"--dhcp-range={PREFIX}.0.0,static,255.255.0.0,1h", f"--dhcp-hostsfile={hosts}",
@@ -310,7 +313,7 @@ def main() -> None:
                 f"--dhcp-option=option:dns-server,{SERVER}", "--domain=bench", "--dhcp-lease-max=100000",
                 f"--log-facility={folder / 'dnsmasq.log'}"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             time.sleep(1)
-            pid = int(sh("ip", "netns", "pids", ref.server_ns).stdout.split()[0])
+            pid = int(sh("ip", "netns", "pids", ref.ns).stdout.split()[0])
             perfdhcp(ref, 200, 2, macs)
             results["runs"] += run_series("dnsmasq", ref, pid, rates, args.period, macs, args.repeat)
     finally:

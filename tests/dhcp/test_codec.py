@@ -8,6 +8,8 @@ padding, size limits and every kind of malformed input."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from scapy.layers.dhcp import BOOTP, DHCP
 from twisted.trial import unittest
 
@@ -17,7 +19,7 @@ from luna2d.protocols.dhcp.codec import DecodeError, EncodeError, Message
 MAC = bytes.fromhex("020000aabbcc")
 
 
-def scapy_discover(**fields: object) -> bytes:
+def scapy_discover(**fields: Any) -> bytes:
     options = fields.pop("options", [("message-type", "discover"), "end"])
     packet = BOOTP(op=1, xid=0xDEADBEEF, chaddr=MAC + bytes(10), **fields) / DHCP(options=options)
     return bytes(packet)

@@ -152,7 +152,7 @@ class ProtocolFuzzTests(unittest.TestCase):
         self.stats = Stats()
         self.protocol = DHCPProtocol(LINK, self.policy, self.clock, self.stats, lambda changes: None)
         self.transport = FakeDatagramTransport()
-        self.protocol.makeConnection(self.transport)
+        self.protocol.makeConnection(self.transport)  # type: ignore[arg-type]
 
     @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(requests() | st.binary(max_size=600), min_size=1, max_size=6), st.integers(0, 2000))

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from luna2d.protocols.dhcp.policy import Lease, LeaseChange
@@ -68,7 +69,7 @@ class LeaseStoreTests(unittest.TestCase):
         self.assertEqual(len(failures), 1)
         self.assertEqual(result_of(leases.load(self.store.pool)), [])
 
-    def test_real_pool(self) -> None:
+    def test_real_pool(self) -> defer.Deferred:
         """Through the daemon's adbapi pool (a thread), too."""
         pool = db.open_pool(self.cfg.database.database)
         self.addCleanup(pool.close)

@@ -8,6 +8,8 @@ table and the firmware's architecture."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
@@ -48,10 +50,10 @@ class Base(unittest.TestCase):
         self.index = index()
         self.policy = Policy(lambda: self.index, Settings(lease_time=3600, offer_hold=60, decline_hold=600))
 
-    def handle(self, kind: int, mac: str = KNOWN_MAC, options: tuple = (), **fields: object) -> Outcome | None:
+    def handle(self, kind: int, mac: str = KNOWN_MAC, options: tuple = (), **fields: Any) -> Outcome | None:
         return self.policy.handle(inbound(request(kind, mac, options, **fields)), self.clock.seconds())
 
-    def answer(self, kind: int, mac: str = KNOWN_MAC, options: tuple = (), **fields: object) -> Outcome:
+    def answer(self, kind: int, mac: str = KNOWN_MAC, options: tuple = (), **fields: Any) -> Outcome:
         outcome = self.handle(kind, mac, options, **fields)
         assert outcome is not None, "expected an answer"
         return outcome

@@ -57,7 +57,7 @@ class ProtocolTests(unittest.TestCase):
         self.ready = True
         self.protocol = DHCPProtocol(LINK, self.policy, self.clock, self.stats, self.changes, lambda: self.ready)
         self.transport = FakeDatagramTransport()
-        self.protocol.makeConnection(self.transport)
+        self.protocol.makeConnection(self.transport)  # type: ignore[arg-type]
 
     def send(self, data: bytes) -> None:
         self.protocol.datagramReceived(data, ("0.0.0.0", 68))
@@ -241,7 +241,7 @@ class LoopbackServerTests(DaemonCase):
         """Nothing is answered before the leases are loaded; then a relayed
         DISCOVER and REQUEST of an unknown machine get OFFER and ACK at the
         relay's port, and the lease goes to save; a known node gets its address."""
-        relay = {"giaddr": "127.0.0.1", "hops": 1}
+        relay: dict[str, Any] = {"giaddr": "127.0.0.1", "hops": 1}
         self.assertIsNone(await self.ask(request(codec.DISCOVER, UNKNOWN_MAC, **relay), expect_reply=False))
         self.assertEqual(self.server.stats.not_ready, 1)
         self.assertFalse(self.server.healthy)

@@ -23,7 +23,7 @@ from twisted.internet import defer, protocol, task
 from twisted.internet.utils import getProcessOutputAndValue
 
 from luna2d.protocols.tftp.codec import Data, ReadRequest, decode
-from luna2d.protocols.tftp.server import TFTPService
+from luna2d.protocols.tftp.server import TFTPService, TransferPort
 from tests.integration.test_daemon import DaemonCase, the_reactor
 
 TFTP = shutil.which("tftp") or "/usr/bin/tftp"
@@ -276,3 +276,30 @@ class LocalAddressTests(ClientCase):
         client.write(b"\x00\x04\x00\x01", ("127.0.0.2", port))  # ACK 1: done
         await self.quiet()
         self.assertEqual(self.stats["completed"], 1)
+
+
+class _Silent(protocol.DatagramProtocol):
+    pass
+
+
+class SegmentedSendTests(DaemonCase):
+    async def test_window_arrives_as_separate_datagrams(self) -> None:
+        """A transfer port's write_many (one segmented send per run of
+        equal-sized datagrams) delivers each datagram separately, intact and
+        in order, to a real socket on loopback: 40 of 1472 bytes, a short
+        one, then 3 more."""
+        reactor = the_reactor()
+        collector = _Collector()
+        receiver = reactor.listenUDP(0, collector, interface="127.0.0.1")
+        self.addCleanup(receiver.stopListening)
+        port = TransferPort(reactor, _Silent(), "127.0.0.1", ("127.0.0.1", receiver.getHost().port))
+        port.start()
+        self.addCleanup(port.stopListening)
+        window = [bytes([i]) * 1472 for i in range(40)] + [b"end"] + [bytes([i]) * 700 for i in range(3)]
+        port.write_many(window)
+        for _ in range(200):
+            if len(collector.got) >= len(window):
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual([data for data, _ in collector.got], window)
+        self.assertTrue(TransferPort.gso, "this kernel should segment UDP (Linux 4.18+)")

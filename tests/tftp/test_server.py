@@ -35,7 +35,7 @@ from luna2d.protocols.tftp.codec import (
 )
 from luna2d.protocols.tftp.files import TFTPFiles
 from luna2d.protocols.tftp.policy import Limits, to_netascii
-from luna2d.protocols.tftp.server import TFTPServer
+from luna2d.protocols.tftp.server import TFTPServer, _gso_groups
 
 CLIENT = ("10.1.0.5", 2070)
 LOCAL = "10.1.0.1"
@@ -315,6 +315,24 @@ class RefusalTests(ServerCase):
         self.request(Data(1, b"x"))
         self.assertEqual((self.server.stats["dropped"], self.server.stats["stray"]), (2, 2))
         self.assertEqual(self.ports, [])
+
+
+class SegmentationGroupTests(unittest.TestCase):
+    def test_groups(self) -> None:
+        """Windows are cut into groups one segmented send carries: equal
+        sizes with a shorter last one closing its group, at most 64
+        datagrams and 65,000 bytes each, order kept."""
+        a, b, short = b"a" * 100, b"b" * 100, b"c" * 10
+        self.assertEqual(_gso_groups([a, b, short, a]), [[a, b, short], [a]])
+        self.assertEqual(_gso_groups([short, a]), [[short], [a]])
+        self.assertEqual(_gso_groups([]), [])
+        many = [bytes([i]) * 100 for i in range(130)]
+        self.assertEqual([len(g) for g in _gso_groups(many)], [64, 64, 2])
+        big = [b"x" * 1472] * 64
+        groups = _gso_groups(big)
+        self.assertEqual([len(g) for g in groups], [44, 20])
+        self.assertTrue(all(sum(map(len, g)) <= 65000 for g in groups))
+        self.assertEqual(b"".join(b"".join(g) for g in groups), b"".join(big))
 
 
 datagram = st.one_of(

@@ -145,7 +145,7 @@ class Message:
             if not 0 < code < 255 or code == OVERLOAD:
                 raise ValueError(f"option {code}: not an option a message may carry")
             if type(value) is not bytes:
-                raise ValueError(f"option {code}: value must be bytes")  # noqa: TRY004 (one error type)
+                raise ValueError(f"option {code}: value must be bytes")
             if code not in by_code:
                 by_code[code] = value
         object.__setattr__(self, "_by_code", by_code)

@@ -322,7 +322,10 @@ class TFTPFiles:
                  ipxe_dir: Path | None = None, small_limit: int = SMALL_LIMIT,
                  cache_budget: int = CACHE_BUDGET, revalidate: float = REVALIDATE,
                  chunk: int = CHUNK, netascii_limit: int = NETASCII_LIMIT) -> None:
-        self.root = root  # clock: an IReactorTime
+        """``clock`` is an IReactorTime (the reactor; a Clock in tests);
+        ``run_in_thread(f, *args)`` runs ``f`` off the reactor thread and
+        returns a Deferred of its result."""
+        self.root = root
         self.ipxe_dir = ipxe_dir
         self.clock = clock
         self.run_in_thread = run_in_thread

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -100,6 +101,38 @@ def listen(reactor: Any, port: int, protocol: TFTPServer, interface: str = "") -
     return listening
 
 
+# UDP segmentation offload (Linux 4.18+): one sendmsg, many datagrams.
+SOL_UDP = getattr(socket, "SOL_UDP", 17)
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+_GSO_SIZE = struct.Struct("=H")
+GSO_MAX_SEGMENTS = 64
+GSO_MAX_BYTES = 65000  # the whole buffer is one UDP payload before it is cut
+
+
+def _gso_groups(datagrams: list[bytes]) -> list[list[bytes]]:
+    """Split ``datagrams`` (in order) into groups one segmented send can
+    carry: equal sizes, except that the last may be shorter, at most 64 of
+    them and 65,000 bytes in all."""
+    groups: list[list[bytes]] = []
+    group: list[bytes] = []
+    size = total = 0
+    for datagram in datagrams:
+        length = len(datagram)
+        if group and length <= size and len(group) < GSO_MAX_SEGMENTS and total + length <= GSO_MAX_BYTES:
+            group.append(datagram)
+            total += length
+            if length < size:  # a shorter one ends its group
+                groups.append(group)
+                group = []
+            continue
+        if group:
+            groups.append(group)
+        group, size, total = [datagram], length, length
+    if group:
+        groups.append(group)
+    return groups
+
+
 class TransferPort:
     """One transfer's UDP socket: bound to an ephemeral port on the local
     address the request came to, connected to the client (the kernel then
@@ -107,6 +140,8 @@ class TransferPort:
     client that went away reaches the protocol as ``connectionRefused``).
     A quiet, minimal reader for the reactor: thousands of them come and go
     in a boot storm."""
+
+    gso = True  # until the kernel says otherwise
 
     def __init__(self, reactor: Any, protocol: DatagramProtocol, local: str, peer: Address) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -164,6 +199,31 @@ class TransferPort:
         buffer, ConnectionRefusedError) for the caller to handle."""
         if self.socket is not None:
             self.socket.send(datagram)
+
+    def write_many(self, datagrams: list[bytes]) -> None:
+        """Send a window of datagrams, in order. Runs of equal-sized ones
+        (a window of DATA; the last may be shorter) go out in one system call
+        with UDP segmentation offload: the kernel cuts the buffer into the
+        separate datagrams the client receives. Where the kernel or device
+        cannot, each goes alone. Raises OSError as :meth:`write`."""
+        sock = self.socket
+        if sock is None:
+            return
+        for group in _gso_groups(datagrams):
+            if len(group) == 1 or not TransferPort.gso:
+                for datagram in group:
+                    sock.send(datagram)
+                continue
+            try:
+                sock.sendmsg([b"".join(group)], [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(len(group[0])))])
+            except OSError as exc:
+                if exc.errno not in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                    raise
+                TransferPort.gso = False  # not on this machine: one send per datagram from now on
+                log.info("TFTP: UDP segmentation offload unavailable ({error}); sending datagrams one by one",
+                         error=exc)
+                for datagram in group:
+                    sock.send(datagram)
 
     def stopListening(self) -> None:
         """Close the socket and stop the protocol."""
@@ -249,18 +309,22 @@ class TransferProtocol(DatagramProtocol):
         self._after()
 
     def _send(self, packets: list) -> None:
-        write = self.transport.write
-        for packet in packets:
-            try:
-                write(packet.encode())
-            except ConnectionRefusedError:
-                self.machine.abort(ErrorCode.NOT_DEFINED, "client unreachable")
-                return
-            except OSError:
-                # A full socket buffer: the rest of the window counts as lost
-                # and the retransmission timer covers it.
-                self.server.stats["send_errors"] += 1
-                return
+        if not packets:
+            return
+        transport = self.transport
+        write_many = getattr(transport, "write_many", None)
+        try:
+            if write_many is not None and len(packets) > 1:
+                write_many([packet.encode() for packet in packets])
+            else:
+                for packet in packets:
+                    transport.write(packet.encode())
+        except ConnectionRefusedError:
+            self.machine.abort(ErrorCode.NOT_DEFINED, "client unreachable")
+        except OSError:
+            # A full socket buffer: the rest of the window counts as lost and
+            # the retransmission timer covers it.
+            self.server.stats["send_errors"] += 1
 
     def _after(self) -> None:
         machine = self.machine
