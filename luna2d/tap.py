@@ -105,7 +105,9 @@ class LunaDaemon(service.MultiService):
         auth = Auth(cfg.api, store, reactor)
         self.health_checks = Services.from_config(cfg)
         self.ipmi = IPMIClient(reactor)
-        site = Site(build(store, auth, cfg.api.username, cfg.files.image_files, self.health_checks, ipmi=self.ipmi))
+        ipxe = getattr(cfg.tftp, "ipxe", None)
+        site = Site(build(store, auth, cfg.api.username, cfg.files.image_files, self.health_checks, ipmi=self.ipmi,
+                          ipxe=ipxe))
         site.displayTracebacks = False
         from twisted.internet.error import CannotListenError
 

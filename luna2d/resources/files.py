@@ -25,6 +25,8 @@ from luna2d.resources.auth import Auth
 
 TARBALL = re.compile(r"\.(tar|tgz|tbz|tbz2|txz|tzst|tar\.(gz|bz2|xz|zst|zstd|lz4|lzma))$", re.IGNORECASE)
 BOOT_FILE_FIELDS = ("kernelfile", "initrdfile")
+# iPXE binaries are open: UEFI HTTP boot firmware fetches them from /files.
+IPXE_BINARY = re.compile(r"\.(efi|kpxe|kkpxe|pxe|lkrn)$", re.IGNORECASE)
 
 
 def is_tarball(name: str) -> bool:
@@ -65,24 +67,46 @@ def locate(folder: Path | None, name: str) -> Path:
     return Path(path)
 
 
+def locate_ipxe(folder: Path | None, name: str) -> Path:
+    """An iPXE binary of the distribution's directory. Its entries may be
+    links (Debian's ipxe.efi points into /boot); the name is one plain
+    segment, so only entries of that directory are reachable."""
+    check_name(name)
+    if folder is None or not (folder / name).is_file():
+        raise NotFound(f"file {name!r} does not exist")
+    return Path(os.path.realpath(folder / name))
+
+
 class FilesAPI:
     """Handlers under /files."""
 
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, folder: Path | None) -> None:
+    def __init__(self, store: Any, auth: Auth, folder: Path | None, ipxe: Path | None = None) -> None:
         self.store = store
         self.auth = auth
         self.folder = folder
+        self.ipxe = ipxe
 
     @app.route("/<name>", methods=["GET", "HEAD"])
     def file(self, request: Any, name: str) -> Any:
-        """The file, with Range support; a token unless it is a boot file."""
+        """The file, with Range support; a token unless it is a boot file
+        (an osimage's kernel or initrd, or an iPXE binary)."""
         check_name(name)
+        if IPXE_BINARY.search(name):
+            # The image folder may hold its own build; else the distribution's.
+            try:
+                path = locate(self.folder, name)
+            except NotFound:
+                path = locate_ipxe(self.ipxe, name)
+            return self._serve(path)
         if is_tarball(name) or name not in boot_files(self.store.state):
             self.auth.need(request)
-        path = locate(self.folder, name)
+        return self._serve(locate(self.folder, name))
+
+    @staticmethod
+    def _serve(path: Path) -> Any:
         served = static.File(str(path), defaultType="application/octet-stream")
         # Bytes as stored: no Content-Encoding that would make clients unpack a tarball.
         served.contentEncodings = {}

@@ -51,12 +51,12 @@ class RootAPI:
     common.install_error_handlers(app)
 
     def __init__(self, store: Any, auth: Auth, ini_admin: str, files: Path | None = None,
-                 services: Services | None = None, ipmi: Any = None) -> None:
+                 services: Services | None = None, ipmi: Any = None, ipxe: Path | None = None) -> None:
         self.store = store
         self.auth = auth
         self.config = ConfigAPI(store, auth, ini_admin)
         self.boot = BootAPI(store, auth)
-        self.files = FilesAPI(store, auth, files)
+        self.files = FilesAPI(store, auth, files, ipxe)
         self.services = with_luna2(services, store, self.boot.renderer)
         self.monitor = MonitorAPI(store, auth, self.services)
         self.service = ServiceAPI(auth, self.services)
@@ -137,10 +137,11 @@ class Guard(Resource):
 
 
 def build(store: Any, auth: Auth, ini_admin: str, files: Path | None = None,
-          services: Services | None = None, ipmi: Any = None) -> Resource:
+          services: Services | None = None, ipmi: Any = None, ipxe: Path | None = None) -> Resource:
     """The one resource the HTTP site serves; ``ipmi`` is the IPMI client
-    the /control branch uses (none: control actions answer 503)."""
-    return Guard(RootAPI(store, auth, ini_admin, files, services, ipmi).app.resource())
+    the /control branch uses (none: control actions answer 503); ``ipxe`` the
+    directory of the distribution's iPXE binaries, served open under /files."""
+    return Guard(RootAPI(store, auth, ini_admin, files, services, ipmi, ipxe).app.resource())
 
 
 __all__ = ["build", "Invalid"]

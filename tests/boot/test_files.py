@@ -41,6 +41,32 @@ class FilesTests(ReactorCase):
             self.assertEqual(body, PAYLOAD)
             self.assertEqual(headers[b"Content-Type"], [b"application/octet-stream"])
 
+    async def test_ipxe_binaries_open(self) -> None:
+        """iPXE binaries (what UEFI HTTP boot firmware is told to fetch) come
+        without a token: the image folder's own build first, else the one in
+        the iPXE directory, reached through its links as Debian ships them;
+        other names there stay unreachable."""
+        from luna2d.resources.root import build
+        from tests.support import ADMIN
+        from treq.testing import StubTreq
+
+        ipxe = self.api.files.parent / "ipxe"
+        ipxe.mkdir()
+        (self.api.files.parent / "real.efi").write_bytes(b"efi-binary")
+        os.symlink(self.api.files.parent / "real.efi", ipxe / "ipxe.efi")
+        (ipxe / "undionly.kpxe").write_bytes(b"kpxe-from-ipxe-dir")
+        (ipxe / "notes.txt").write_bytes(b"not served")
+        (self.api.files / "undionly.kpxe").write_bytes(b"kpxe-from-image-folder")
+        self.api.resource = build(self.api.store, self.api.auth, ADMIN, self.api.files, self.api.services,
+                                  ipxe=ipxe)
+        self.api.treq = StubTreq(self.api.resource)
+        code, _, body = await fetch(self.api, "GET", "/files/ipxe.efi")
+        self.assertEqual((code, body), (200, b"efi-binary"))
+        code, _, body = await fetch(self.api, "GET", "/files/undionly.kpxe")
+        self.assertEqual((code, body), (200, b"kpxe-from-image-folder"))
+        self.assertEqual((await fetch(self.api, "GET", "/files/snponly.efi"))[0], 404)
+        self.assertEqual((await fetch(self.api, "GET", "/files/notes.txt"))[0], 401)
+
     async def test_tarball_needs_token(self) -> None:
         """A tarball without a token (or with a forged one) is 401 as JSON;
         with any valid token, node tokens included, it is served whole, as
