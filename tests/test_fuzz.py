@@ -5,22 +5,29 @@ every POST endpoint, random GET paths and methods.
 
 Each example runs a short sequence of requests against a fresh API (the
 whole HTTP stack through StubTreq, the store on a real SQLite file run
-synchronously). After every request:
+synchronously), starting from bootstrap's sample cluster or from a richer
+one (RICH_SETUP: one object of every kind, a rack in use, secrets, a tag,
+MACs, users). After every request:
 
 - the answer is 2xx or 4xx (never 5xx; the one documented 503 is
   ``/config/osimage/<o>/_pack``), JSON with ``content-type:
   application/json`` (204 has no body), and a 4xx body is an object with a
   string ``message``;
-- a fresh Store opened on the same SQLite file with the same key shows
-  exactly what the live store shows (every kind, secrets, cluster, tags,
-  inventory, raw objects and the address and MAC indexes);
 - the live state keeps its invariants: no address or MAC held twice, every
   interface address inside its network, every reference (node/group
   fields, interface networks) naming an existing object of the right kind,
-  the indexes matching the interfaces.
+  required fields set, gateways and nameservers held by no device but a
+  controller, racks without overlaps, the indexes matching the interfaces.
 
-Also: unknown paths and methods answer JSON 404/405, and random ini text
-into ``luna2d.config.load`` gives a Config or a ConfigError, nothing else."""
+After each example a fresh Store opened on the same SQLite file with the
+same key must show exactly what the live store shows (every kind in the
+same order, secrets, cluster, tags, inventory, raw objects, the address and
+MAC indexes).
+
+Also: unknown paths and methods answer JSON 404/405, a sweep of nesting
+depths around the recursion limits, and random ini text into
+``luna2d.config.load`` gives a Config or a ConfigError, nothing else.
+``LUNA2D_FUZZ_SCALE=10`` multiplies every example count for a long hunt."""
 
 from __future__ import annotations
 
@@ -339,7 +346,7 @@ def q(segment: str) -> str:
     return quote(segment, safe="")
 
 
-GENERIC_WEIGHTED = list(GENERIC) + ["node", "node", "network", "group", "switch", "rack", "otherdev"]  # sampled
+GENERIC_WEIGHTED = list(GENERIC) + ["node", "node", "network", "group", "switch", "rack", "otherdev"]
 
 
 POST_COMBOS = (

@@ -215,9 +215,10 @@ def _network_holding(tx: Tx, ip: str, label: str) -> Obj:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         raise Invalid(f"{label}: {ip!r} is not an IP address") from None
-    for network in tx.all("network"):
-        if addr in ipam.net_of(network):
-            return network
+    # The most specific network holding it; the oldest one among equals.
+    holding = [n for n in tx.all("network") if addr in ipam.net_of(n)]
+    if holding:
+        return min(holding, key=lambda n: (-ipam.net_of(n).prefixlen, n.id))
     raise Invalid(f"{label}: no configured network holds {addr}")
 
 

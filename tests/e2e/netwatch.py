@@ -99,7 +99,7 @@ def describe(frame: bytes) -> dict[str, Any] | None:
     source_port, dest_port = struct.unpack("!HH", frame[udp:udp + 4])
     payload = frame[udp + 8:]
     source, dest = socket.inet_ntoa(frame[26:30]), socket.inet_ntoa(frame[30:34])
-    if {source_port, dest_port} & {67, 68} and dest_port in (67, 68):
+    if dest_port in (67, 68, 4011) or (source_port == 4011 and dest_port == 4011):
         record = describe_dhcp(payload)
     elif dest_port == 69 and payload[:2] == b"\x00\x01":
         fields = payload[2:].split(b"\x00")

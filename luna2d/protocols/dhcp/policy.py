@@ -244,12 +244,16 @@ def boot_file(message: Message, node: NodeInfo | None, server: str,
             return f"http://{server}:{settings.http_port}{path}", b"HTTPClient"
         return None, b"HTTPClient"
     if pxe:
+        # No vendor class back: PXE firmware (EDK2's UEFI PXE as PXE 2.1
+        # says) takes an offer holding PXEClient but no PXE options (43) for
+        # a BINL offer and asks a boot server on UDP 4011 for the file, which
+        # luna2d does not run; a plain offer's file is fetched as it is.
         arch = arches[0] if arches else ARCH_BIOS
         if arch == ARCH_BIOS:
-            return settings.bios_binary, b"PXEClient"
+            return settings.bios_binary, None
         if arch in (ARCH_EFI_X64, ARCH_EFI_BC):
-            return settings.efi_binary, b"PXEClient"
-        return None, b"PXEClient"
+            return settings.efi_binary, None
+        return None, None
     return None, None
 
 
