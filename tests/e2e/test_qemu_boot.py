@@ -30,8 +30,18 @@ import random
 import re
 from typing import Any
 
-from tests.e2e.bootlab import (TAP, BootLab, HTTPLine, NamespaceDaemon, Spawned, TFTPLine, daemon_log,
-                               ipxe_file, start_watch, watch_records)
+from tests.e2e.bootlab import (
+    TAP,
+    BootLab,
+    HTTPLine,
+    NamespaceDaemon,
+    Spawned,
+    TFTPLine,
+    daemon_log,
+    ipxe_file,
+    start_watch,
+    watch_records,
+)
 from tests.integration.test_daemon import DaemonCase
 
 QEMU = "/usr/bin/qemu-system-x86_64"
@@ -45,7 +55,7 @@ BOOT_DEADLINE = 75.0  # seconds for the VM to go from power-on to its kernel
 
 def random_mac() -> str:
     """A locally administered QEMU-style MAC of its own for each run."""
-    return "52:54:00:4c:%02x:%02x" % (random.randrange(256), random.randrange(256))
+    return f"52:54:00:4c:{random.randrange(256):02x}:{random.randrange(256):02x}"
 
 
 class QemuBootTests(DaemonCase):
@@ -116,7 +126,8 @@ class QemuBootTests(DaemonCase):
         for path in wanted:
             found = next((i for i in range(start, len(events)) if isinstance(events[i], HTTPLine)
                           and events[i].client == client and events[i].path == path), None)
-            self.assertIsNotNone(found, f"no GET {path} from {client} after the previous step{why}")
+            if found is None:
+                self.fail(f"no GET {path} from {client} after the previous step{why}")
             line = events[found]
             self.assertEqual((line.method, line.status), ("GET", 200), f"{line}{why}")
             self.assertTrue(line.agent.startswith("iPXE/"), f"{line}{why}")
@@ -129,7 +140,8 @@ class QemuBootTests(DaemonCase):
         self.assertEqual(code, 200, body)
         text = body["monitor"]["service"]["dhcp"]
         match = re.search(r"(\d+) received, (\d+) answered", text)
-        self.assertIsNotNone(match, text)
+        if match is None:
+            self.fail(text)
         self.assertGreaterEqual(int(match[2]), answers, f"{text}{why}")
 
     async def test_uefi_pxe_tftp_ipxe_chain(self) -> None:
@@ -150,8 +162,9 @@ class QemuBootTests(DaemonCase):
 
         def first(start: int, test: Any, what: str) -> int:
             found = next((i for i in range(start, len(wire)) if test(wire[i])), None)
-            self.assertIsNotNone(found, f"on the wire: no {what}{why}")
-            return found  # type: ignore[return-value]
+            if found is None:
+                self.fail(f"on the wire: no {what}{why}")
+            return found
 
         firmware = first(0, lambda r: r.get("type") == "DISCOVER" and "user_class" not in r
                          and r.get("vendor_class", "").startswith("PXEClient:Arch:00007"),
@@ -172,12 +185,12 @@ class QemuBootTests(DaemonCase):
 
         events = daemon_log(daemon.output())
         size = ipxe_file("ipxe.efi").stat().st_size
-        transfers = [i for i, e in enumerate(events) if isinstance(e, TFTPLine) and e.client == client
+        transfers = [(i, e) for i, e in enumerate(events) if isinstance(e, TFTPLine) and e.client == client
                      and e.name == "ipxe.efi" and e.outcome == "complete"]
         self.assertTrue(transfers, f"luna2d logged no complete TFTP transfer of ipxe.efi{why}")
-        self.assertEqual(events[transfers[0]].size, size, why)
+        self.assertEqual(transfers[0][1].size, size, why)
         positions = self.assert_http_chain(events, client, mac, why)
-        self.assertLess(transfers[0], positions[0], f"/boot before the TFTP transfer ended{why}")
+        self.assertLess(transfers[0][0], positions[0], f"/boot before the TFTP transfer ended{why}")
         await self.assert_dhcp_counters(daemon, 4, why)
         self.assertIn(f"{marker} {mac}", vm.text(), f"the kernel did not run{why}")
         self.assertTrue(vm.ended, f"the VM did not finish within {BOOT_DEADLINE} s{why}")

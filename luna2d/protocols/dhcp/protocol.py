@@ -152,6 +152,10 @@ class DHCPProtocol(DatagramProtocol):
             try:
                 transport.write(wire, outcome.destination)
                 stats.sent += 1
+                reply = outcome.reply
+                log.info("DHCP {event} {mac} on {interface}: {address} file {file!r}", event=outcome.event,
+                         mac=message.mac, interface=self.link.interface, address=reply.yiaddr,
+                         file=reply.file.rstrip(b"\x00").decode("latin-1"))
             except OSError as exc:
                 stats.send_errors += 1
                 log.warn("DHCP: cannot send to {dest} on {interface}: {error}",  # noqa: G010 (twisted Logger)
