@@ -97,6 +97,21 @@ class TFTPConfig(ServiceConfig):
 
 
 @dataclass(frozen=True)
+class ControlConfig:
+    """[CONTROL]: how power and chassis control talks to the BMCs. TIMEOUT
+    is the wait for each answer (seconds), RETRIES how often a request is
+    resent before the BMC is reported as timed out, CIPHER_SUITE the RMCP+
+    suite offered (3: SHA-1, 17: SHA-256), SOCKETS how many UDP sockets all
+    BMCs share, PARALLEL how many BMCs one bulk request talks to at once."""
+
+    timeout: float = 1.0
+    retries: int = 2
+    cipher_suite: int = 3
+    sockets: int = 4
+    parallel: int = 256
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     api: APIConfig
@@ -110,6 +125,7 @@ class Config:
     controller_ip: str | None
     cluster_name: str
     log_level: str
+    control: ControlConfig = field(default_factory=ControlConfig)
 
 
 _KNOWN = {
@@ -119,6 +135,7 @@ _KNOWN = {
     "BOOTSTRAP": {"ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"},
     "LOGGER": {"LEVEL", "LOGFILE"},
     "TFTP": {"ENABLED", "PORT", "ROOT", "IPXE"},
+    "CONTROL": {"TIMEOUT", "RETRIES", "CIPHER_SUITE", "SOCKETS", "PARALLEL"},
 }
 _DRIVERS = {"sqlite3": "SQLite3", "sqlite": "SQLite3"}
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
@@ -227,6 +244,31 @@ def load(path: str | os.PathLike) -> Config:
         return TFTPConfig(enabled=base.enabled, options=base.options, port=int(port_text),
                           root=as_path("TFTP", "ROOT", "tftpboot"), ipxe=as_path("TFTP", "IPXE", "/usr/lib/ipxe"))
 
+    def integer(section: str, key: str, default: int, low: int, high: int) -> int:
+        text = get(section, key, str(default))
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+            raise ConfigError(f"[{section}] {key}: {text!r} is not a whole number from {low} to {high}")
+        return int(text)
+
+    def control() -> ControlConfig:
+        text = get("CONTROL", "TIMEOUT", "1")
+        try:
+            timeout = float(text)
+        except ValueError:
+            timeout = -1.0
+        if not 0.1 <= timeout <= 60:
+            raise ConfigError(f"[CONTROL] TIMEOUT: {text!r} is not a number of seconds from 0.1 to 60")
+        suite = integer("CONTROL", "CIPHER_SUITE", 3, 0, 255)
+        if suite not in (3, 17):
+            raise ConfigError(f"[CONTROL] CIPHER_SUITE: {suite} is not supported (3 or 17)")
+        return ControlConfig(
+            timeout=timeout,
+            retries=integer("CONTROL", "RETRIES", 2, 0, 10),
+            cipher_suite=suite,
+            sockets=integer("CONTROL", "SOCKETS", 4, 1, 64),
+            parallel=integer("CONTROL", "PARALLEL", 256, 1, 4096),
+        )
+
     controller_ip = get("BOOTSTRAP", "CONTROLLER_IP", "") or None
     if controller_ip is not None:
         import ipaddress
@@ -254,4 +296,5 @@ def load(path: str | os.PathLike) -> Config:
         controller_ip=controller_ip,
         cluster_name=get("BOOTSTRAP", "CLUSTER", "cluster"),
         log_level=level,
+        control=control(),
     )

@@ -60,7 +60,7 @@ def raise_file_limit() -> None:
 
 
 class Options(usage.Options):
-    optParameters = [
+    optParameters = [  # noqa: RUF012 - twisted.python.usage reads this class attribute
         ["config", "c", "/trinity/local/luna/daemon/config/luna.ini", "The luna2d ini file."],
         ["port", "p", None, "Listen on this TCP port instead of the ini's [API] ENDPOINT port."],
         ["interface", "i", None, "Listen on this address instead of the ini's [API] ENDPOINT host."],
@@ -71,9 +71,9 @@ class Options(usage.Options):
             self.loaded = configmod.load(self["config"])
         except ConfigError as exc:
             raise usage.UsageError(f"{self['config']}: {exc}") from None
-        if self["port"] is not None:
-            if not self["port"].isdigit() or not 0 <= int(self["port"]) <= 65535:
-                raise usage.UsageError(f"--port: {self['port']!r} is not a TCP port")
+        port = self["port"]
+        if port is not None and (not port.isdigit() or not 0 <= int(port) <= 65535):
+            raise usage.UsageError(f"--port: {port!r} is not a TCP port")
         ensure_asyncio_reactor()
 
 
@@ -126,10 +126,12 @@ class LunaDaemon(service.MultiService):
         gc.freeze()
         auth = Auth(cfg.api, store, reactor)
         self.health_checks = Services.from_config(cfg)
-        self.ipmi = IPMIClient(reactor)
+        control = cfg.control
+        self.ipmi = IPMIClient(reactor, sockets=control.sockets, timeout=control.timeout,
+                               retries=control.retries, cipher_suite=control.cipher_suite)
         ipxe = getattr(cfg.tftp, "ipxe", None)
         site = Site(build(store, auth, cfg.api.username, cfg.files.image_files, self.health_checks, ipmi=self.ipmi,
-                          ipxe=ipxe))
+                          ipxe=ipxe, control_parallel=control.parallel))
         site.displayTracebacks = False
         from twisted.internet.error import CannotListenError
 

@@ -180,6 +180,18 @@ class GoodConfigTests(ConfigTestsBase):
         self.assertEqual(cfg.controller_ip, "10.141.255.250")
         self.assertEqual(cfg.cluster_name, "mycluster")
 
+    def test_control_defaults(self) -> None:
+        """Without [CONTROL], BMCs get 1 s per answer, 2 resends, cipher
+        suite 3, 4 shared sockets and 256 BMCs at once."""
+        self.assertEqual(self.load(GOOD).control, config.ControlConfig(1.0, 2, 3, 4, 256))
+
+    def test_control_section(self) -> None:
+        """[CONTROL] sets the per-answer timeout (fractions allowed), the
+        resends, the cipher suite, the sockets and the parallelism."""
+        cfg = self.load(GOOD + "\n[CONTROL]\nTIMEOUT = 0.5\nRETRIES = 0\nCIPHER_SUITE = 17\n"
+                        "SOCKETS = 8\nPARALLEL = 1000\n")
+        self.assertEqual(cfg.control, config.ControlConfig(0.5, 0, 17, 8, 1000))
+
     def test_keys_case_insensitive(self) -> None:
         """Keys are matched whatever their case."""
         cfg = self.load(GOOD.replace("USERNAME", "username"))
@@ -266,6 +278,17 @@ class BrokenConfigTests(ConfigTestsBase):
         self.assertIn("'perhaps'", message)
         message = self.broken(GOOD + "\n[DHCP]\nENABLED = 2\n")
         self.assertNames(message, "DHCP", "ENABLED")
+
+    def test_bad_control_values(self) -> None:
+        """Every [CONTROL] key out of range names itself and the value."""
+        cases = [("TIMEOUT", "0"), ("TIMEOUT", "soon"), ("TIMEOUT", "61"), ("TIMEOUT", "nan"),
+                 ("RETRIES", "-1"), ("RETRIES", "11"), ("RETRIES", "two"), ("CIPHER_SUITE", "2"),
+                 ("CIPHER_SUITE", "x"), ("SOCKETS", "0"), ("SOCKETS", "65"), ("PARALLEL", "0"),
+                 ("PARALLEL", "5000")]
+        for key, value in cases:
+            message = self.broken(GOOD + f"\n[CONTROL]\n{key} = {value}\n")
+            self.assertNames(message, "CONTROL", key)
+            self.assertIn(value if key == "CIPHER_SUITE" and value.isdigit() else repr(value), message)
 
     def test_bad_controller_ip(self) -> None:
         """CONTROLLER_IP that is not an address names [BOOTSTRAP] CONTROLLER_IP."""

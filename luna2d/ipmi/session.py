@@ -225,10 +225,11 @@ class Session:
             return Output(send=(pending.build(),), deadline=pending.deadline)
         if self.phase == "closing":
             return self._finish()
+        waited = f"1 try of {self.timeout:g} s" if tries == 1 else f"{tries} tries, {self.timeout:g} s each"
         if self.answered:
-            detail = f"no answer to {pending.stage} ({tries} tries, {self.timeout:g} s each)"
+            detail = f"no answer to {pending.stage} ({waited})"
         else:
-            detail = f"no answer from the BMC ({tries} tries, {self.timeout:g} s each)"
+            detail = f"no answer from the BMC ({waited})"
         return self._fail("timeout", detail)
 
     # -- helpers ---------------------------------------------------------------------------------

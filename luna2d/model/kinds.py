@@ -8,7 +8,8 @@ behaviour (IP allocation, renumbering, secrets) is a hook keyed on the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 from luna2d.errors import NotFound
 from luna2d.model.fields import Field

@@ -53,7 +53,7 @@ class Auth:
             raise Invalid("the body must be a JSON object with username and password")
         unknown = set(body) - {"username", "password"}
         if unknown:
-            raise Invalid(f"{sorted(unknown)[0]}: unknown field")
+            raise Invalid(f"{min(unknown)}: unknown field")
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not username:
             raise Invalid("username: required")

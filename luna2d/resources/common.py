@@ -10,7 +10,8 @@ from typing import Any
 from klein import Klein
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import RequestRedirect
 
 from luna2d.errors import Invalid, LunaError

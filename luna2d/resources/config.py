@@ -13,7 +13,14 @@ from luna2d.model.fields import NAME_RE
 from luna2d.model.kinds import GENERIC, KINDS
 from luna2d.resources import common
 from luna2d.resources.auth import Auth, check_node_update
-from luna2d.resources.common import envelope, message, no_content, read_json, reply, single
+from luna2d.resources.common import (
+    envelope,
+    message,
+    no_content,
+    read_json,
+    reply,
+    single,
+)
 from luna2d.store import objects
 
 SECRET_OWNERS = ("node", "group")
@@ -351,4 +358,4 @@ class ConfigAPI:
         return no_content(request)
 
 
-__all__ = ["ConfigAPI", "KINDS"]
+__all__ = ["KINDS", "ConfigAPI"]

@@ -137,11 +137,16 @@ class Guard(Resource):
 
 
 def build(store: Any, auth: Auth, ini_admin: str, files: Path | None = None,
-          services: Services | None = None, ipmi: Any = None, ipxe: Path | None = None) -> Resource:
+          services: Services | None = None, ipmi: Any = None, ipxe: Path | None = None,
+          control_parallel: int = 256) -> Resource:
     """The one resource the HTTP site serves; ``ipmi`` is the IPMI client
     the /control branch uses (none: control actions answer 503); ``ipxe`` the
-    directory of the distribution's iPXE binaries, served open under /files."""
-    return Guard(RootAPI(store, auth, ini_admin, files, services, ipmi, ipxe).app.resource())
+    directory of the distribution's iPXE binaries, served open under /files;
+    ``control_parallel`` how many BMCs one bulk control request talks to at
+    once."""
+    api = RootAPI(store, auth, ini_admin, files, services, ipmi, ipxe)
+    api.control.limit = control_parallel
+    return Guard(api.app.resource())
 
 
-__all__ = ["build", "Invalid"]
+__all__ = ["Invalid", "build"]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
@@ -55,7 +56,7 @@ class SyncPool:
         try:
             result = interaction(cursor, *args, **kw)
             self.connection.commit()
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - any failure rolls back and fails the Deferred
             self.connection.rollback()
             return defer.fail()
         finally:

@@ -197,7 +197,7 @@ def _entry(entry: Any, label: str) -> dict:
         raise Invalid(f"{label}: expected an interface object")
     unknown = set(entry) - IFACE_KEYS
     if unknown:
-        raise Invalid(f"{label}.{sorted(unknown)[0]}: unknown interface field")
+        raise Invalid(f"{label}.{min(unknown)}: unknown interface field")
     return entry
 
 
@@ -464,11 +464,16 @@ def network_hook(tx: Tx, network: Obj, before: dict, body: Body, created: bool) 
         if not created:
             for obj, iface in ipam.holders_on(tx, network.id):
                 item = obj.iface(iface)
-                if item and item.ip and b <= ipaddress.ip_address(item.ip) <= e and obj.kind == "node":
-                    if ("dhcp_range_begin" in body.given or "dhcp_range_end" in body.given):
-                        raise Invalid(
-                            f"dhcp_range_begin: the range would hold {item.ip} of node {obj.name}"
-                        )
+                if (
+                    item
+                    and item.ip
+                    and b <= ipaddress.ip_address(item.ip) <= e
+                    and obj.kind == "node"
+                    and ("dhcp_range_begin" in body.given or "dhcp_range_end" in body.given)
+                ):
+                    raise Invalid(
+                        f"dhcp_range_begin: the range would hold {item.ip} of node {obj.name}"
+                    )
     for key in ("gateway", "nameserver_ip"):
         value = network.data.get(key)
         holder = tx.ips.get(ip_key(value)) if value else None
@@ -601,7 +606,7 @@ def _secret_item(raw: Any, label: str) -> tuple[str, str | None, str | None, str
         raise Invalid(f"{label}: expected a secret object")
     unknown = set(raw) - {"secretname", "name", "content", "path", "newsecretname"}
     if unknown:
-        raise Invalid(f"{label}.{sorted(unknown)[0]}: unknown secret field")
+        raise Invalid(f"{label}.{min(unknown)}: unknown secret field")
     name = raw.get("secretname", raw.get("name"))
     if not isinstance(name, str) or not SECRET_NAME_RE.match(name):
         raise Invalid(f"{label}.secretname: {name!r} is not a valid secret name")
@@ -686,7 +691,7 @@ def _device(tx: Tx, raw: Any, label: str) -> Obj:
         raise Invalid(f"{label}: expected a device object")
     unknown = set(raw) - {"name", "type", "vendor", "orientation", "height", "position", "rack"}
     if unknown:
-        raise Invalid(f"{label}.{sorted(unknown)[0]}: unknown device field")
+        raise Invalid(f"{label}.{min(unknown)}: unknown device field")
     dtype = raw.get("type", "node")
     if dtype not in RACK_TYPES:
         raise Invalid(f"{label}.type: must be one of {', '.join(RACK_TYPES)}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from luna2d.model.kinds import KINDS
 
@@ -60,7 +61,7 @@ class Obj:
                 return item
         return None
 
-    def clone(self) -> "Obj":
+    def clone(self) -> Obj:
         return Obj(
             self.id,
             self.kind,
@@ -287,8 +288,10 @@ class Tx:
                 data[key] = value
             out.append(
                 (
-                    "INSERT INTO object (id, kind, name, data) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+                    (
+                        "INSERT INTO object (id, kind, name, data) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data"
+                    ),
                     (obj_id, obj.kind, obj.name, json.dumps(data, separators=(",", ":"))),
                 )
             )
@@ -296,8 +299,10 @@ class Tx:
             for position, item in enumerate(obj.ifaces):
                 out.append(
                     (
-                        "INSERT INTO interface (object_id, name, position, network_id, ipaddress, "
-                        "macaddress, options) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            "INSERT INTO interface (object_id, name, position, network_id, "
+                            "ipaddress, macaddress, options) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                        ),
                         (obj_id, item.name, position, item.network, item.ip, item.mac, item.options),
                     )
                 )

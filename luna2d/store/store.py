@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer, threads
 
@@ -43,7 +44,7 @@ class Store:
         self.writes = 0
         self._nextfree: dict[int, tuple] = {}  # network id -> (state, generation, network, answer)
 
-    async def open(self) -> "Store":
+    async def open(self) -> Store:
         """Migrate the schema and load every object into memory."""
         await db.migrate(self.pool)
         rows = await self.pool.runInteraction(load_rows)
@@ -63,7 +64,7 @@ class Store:
         tx = Tx(self.state)
         try:
             result = fn(tx, *args)
-        except Exception:
+        except Exception:  # noqa: BLE001 - handed to the caller as a failed Deferred
             return defer.fail()
         if tx.empty:
             return defer.succeed(result)
@@ -309,7 +310,7 @@ def _journal_row(entry: Any, index: int, now: int) -> tuple:
         raise Invalid(f"{label}: expected a journal entry object")
     unknown = set(entry) - set(JOURNAL_FIELDS)
     if unknown:
-        raise Invalid(f"{label}.{sorted(unknown)[0]}: unknown journal field")
+        raise Invalid(f"{label}.{min(unknown)}: unknown journal field")
     values = []
     for key in JOURNAL_FIELDS:
         value = entry.get(key)
@@ -339,4 +340,4 @@ def _journal_row(entry: Any, index: int, now: int) -> tuple:
 
 # Generic kinds as data: which kinds the generic endpoints serve.
 SERVED = GENERIC
-__all__ = ["Store", "SERVED", "json"]
+__all__ = ["SERVED", "Store", "json"]

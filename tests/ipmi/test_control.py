@@ -269,8 +269,10 @@ class RefusalTests(ReactorCase):
 class DaemonTests(ReactorCase):
     async def test_twistd_luna2d(self) -> None:
         """The real daemon: tap.py gives the API its IPMI client; power status
-        and power on of a node whose BMC is an ipmi_sim work over HTTP."""
+        and power on of a node whose BMC is an ipmi_sim work over HTTP; the
+        ini's [CONTROL] timeout and retries decide when a dead BMC fails."""
         daemon = Daemon(self)
+        daemon.ini.write_text(daemon.ini.read_text() + "\n[CONTROL]\nTIMEOUT = 0.3\nRETRIES = 0\n")
         await daemon.start()
         token = await daemon.token(DAEMON_ADMIN, DAEMON_PASSWORD)
         prefix = free_subnet()
@@ -281,6 +283,8 @@ class DaemonTests(ReactorCase):
              {"config": {"bmcsetup": {"compute": {"username": SIM_USER, "password": SIM_PASSWORD}}}}),
             ("/config/node/node001/interfaces", {"config": {"node": {"node001": {"interfaces": [
                 {"interface": "BMC", "network": "bmcnet", "ipaddress": sim.host}]}}}}),
+            ("/config/node/node002/interfaces", {"config": {"node": {"node002": {"interfaces": [
+                {"interface": "BMC", "network": "bmcnet", "ipaddress": f"{prefix}.19"}]}}}}),
         ]
         for path, body in calls:
             code, answer = await daemon.call("POST", path, body, token)
@@ -290,3 +294,6 @@ class DaemonTests(ReactorCase):
         code, body = await daemon.call("POST", "/control/action/power/_on", bulk("power", "on", "node001"), token)
         self.assertEqual((code, body), (200, {"control": {"power": {"on": {"hostlist": "node001"}}}}))
         self.assertEqual(sim.power, "1")
+        code, body = await daemon.call("GET", "/control/action/power/node002/_status", token=token)
+        self.assertEqual((code, body["message"]),
+                         (500, "node002: timeout: no answer from the BMC (1 try of 0.3 s)"))
