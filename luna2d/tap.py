@@ -101,8 +101,9 @@ class LunaDaemon(service.MultiService):
             key = load_or_create_key(cfg.files.keyfile)
         except (ConfigError, OSError) as exc:
             raise SystemExit(f"luna2d: {exc}") from None
+        self._make_database_dir()
         try:
-            startup = db.SyncPool(cfg.database.database, cfg.database.synchronous) if self._dir_ok() else None
+            startup = db.SyncPool(cfg.database.database, cfg.database.synchronous)
         except sqlite3.Error as exc:
             raise SystemExit(f"luna2d: [DATABASE] DATABASE: cannot open {cfg.database.database}: {exc}") from None
         store = Store(startup, Crypto(key), reactor)
@@ -150,12 +151,11 @@ class LunaDaemon(service.MultiService):
             self.health_checks.register("tftp", tftp.health, tftp.reload)
         super().privilegedStartService()
 
-    def _dir_ok(self) -> bool:
+    def _make_database_dir(self) -> None:
         try:
             self.cfg.database.database.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SystemExit(f"luna2d: [DATABASE] DATABASE: cannot create {self.cfg.database.database.parent}: {exc}")
-        return True
 
     def stopService(self) -> defer.Deferred:
         d = defer.maybeDeferred(super().stopService)

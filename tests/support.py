@@ -1,5 +1,6 @@
 """Shared test helpers: a store on a real SQLite file, the whole HTTP API
-in process through StubTreq, and tokens of every role."""
+in process through StubTreq, tokens of every role, password hashing run
+inline, and a TestCase for tests that wait on the real reactor."""
 
 from __future__ import annotations
 
@@ -12,17 +13,24 @@ from cryptography.fernet import Fernet
 from treq.testing import StubTreq
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.trial import unittest
 
 from luna2d.config import APIConfig, Config, DatabaseConfig, FilesConfig, ServiceConfig
 from luna2d.resources.auth import Auth
 from luna2d.resources.root import build
 from luna2d.store import bootstrap, db
+from luna2d.store import store as store_module
 from luna2d.store.crypto import Crypto
 from luna2d.store.store import Store
 
 ADMIN = "luna"
 PASSWORD = "luna-test-password"
 SECRET = "test-secret-key-0123456789abcdef"
+
+
+def env(kind: str, name: str, fields: Any) -> dict:
+    """A ``{"config": {kind: {name: fields}}}`` body."""
+    return {"config": {kind: {name: fields}}}
 
 
 def make_config(folder: Path, bootstrap_enabled: bool = True) -> Config:
@@ -52,36 +60,94 @@ def result_of(d: defer.Deferred) -> Any:
     return box[0]
 
 
+def load_store(cfg: Config, clock: Clock | None = None) -> Store:
+    """A Store on ``cfg``'s database and key file, run synchronously
+    (SyncPool), migrated and loaded as a (re)start loads it; nothing is
+    seeded. The caller closes its pool."""
+    store = Store(db.SyncPool(cfg.database.database), Crypto(cfg.files.keyfile.read_bytes()), clock or Clock())
+    result_of(defer.ensureDeferred(store.open()))
+    return store
+
+
 def open_store(folder: Path | None = None, bootstrap_enabled: bool = True, key: bytes | None = None,
                clock: Clock | None = None) -> tuple[Store, Config]:
-    """A Store on a real SQLite file, run synchronously (SyncPool)."""
+    """A Store on a real SQLite file, run synchronously (SyncPool), seeded
+    with bootstrap's sample cluster when the file is new."""
     folder = folder or Path(tempfile.mkdtemp(prefix="luna2d-test-"))
     cfg = make_config(folder, bootstrap_enabled)
-    key = key or Fernet.generate_key()
-    cfg.files.keyfile.write_bytes(key)
-    store = Store(db.SyncPool(cfg.database.database), Crypto(key), clock or Clock())
-    result_of(defer.ensureDeferred(store.open()))
+    cfg.files.keyfile.write_bytes(key or Fernet.generate_key())
+    store = load_store(cfg, clock)
     if store.empty:
         result_of(store.write(bootstrap.seed, cfg))
     return store, cfg
 
 
-class API:
-    """The whole HTTP API in process, with tokens of each role."""
+class InlineThreads:
+    """Stands in for ``twisted.internet.threads`` in luna2d.store.store:
+    password hashing runs inline, so user creation and login answer within
+    one StubTreq flush (StubTreq has no thread pool)."""
 
-    def __init__(self, store: Store | None = None, bootstrap_enabled: bool = True) -> None:
+    @staticmethod
+    def deferToThread(f: Any, *args: Any, **kwargs: Any) -> defer.Deferred:
+        return defer.maybeDeferred(f, *args, **kwargs)
+
+
+def hash_inline(case: unittest.TestCase) -> None:
+    """Hash passwords inline for the rest of ``case``."""
+    case.patch(store_module, "threads", InlineThreads)
+
+
+def the_reactor() -> Any:
+    """The running reactor (imported late, after trial installed it)."""
+    from twisted.internet import reactor
+
+    return reactor
+
+
+class ReactorCase(unittest.TestCase):
+    """For tests that wait on the real reactor, under ``trial --jobs`` too.
+    There each test is its own suite and trial fires the reactor's
+    "shutdown" event after it, whose reactor.crash() calls asyncio's
+    loop.stop() while the loop is not running; the stop stays pending and
+    ends the next test's reactor.run() at once (the test errors and the
+    worker dies). One iteration with a stop of our own consumes it."""
+
+    def setUp(self) -> None:
+        loop = getattr(the_reactor(), "_asyncioEventloop", None)
+        if loop is not None and not loop.is_running():
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+
+
+class API:
+    """The whole HTTP API in process, with tokens of each role; ``ipmi`` is
+    the IPMI client /control uses (none: control actions answer 503)."""
+
+    def __init__(self, store: Store | None = None, bootstrap_enabled: bool = True, ipmi: Any = None) -> None:
         self.clock = Clock()
         self.clock.advance(1_800_000_000)
         if store is None:
             store, self.cfg = open_store(bootstrap_enabled=bootstrap_enabled, clock=self.clock)
         self.store = store
         self.auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, self.clock)
-        self.resource = build(store, self.auth, ADMIN)
+        self.resource = build(store, self.auth, ADMIN, ipmi=ipmi)
         self.treq = StubTreq(self.resource)
         self.admin_token = self.auth.issue(ADMIN, "admin")
 
     def token(self, role: str = "admin", name: str | None = None, node: str | None = None) -> str:
         return self.auth.issue(name or (node or ADMIN), role, node=node)
+
+    def raw(self, method: str, path: str, data: bytes | None = None,
+            headers: dict | None = None) -> tuple[int, bytes, bytes, dict]:
+        """(status, content-type, body bytes, headers) of one request, as sent."""
+        d = self.treq.request(method, "http://luna" + path, data=data, headers=headers or {})
+        self.treq.flush()
+        response = result_of(d)
+        content_d = response.content()
+        self.treq.flush()
+        content = result_of(content_d)
+        ctype = response.headers.getRawHeaders(b"content-type", [b""])[0]
+        return response.code, ctype, content, {k: v for k, v in response.headers.getAllRawHeaders()}
 
     def request(self, method: str, path: str, body: Any = None, token: str | None | bool = True,
                 raw: bytes | None = None, headers: dict | None = None) -> tuple[int, Any, dict]:
@@ -92,17 +158,11 @@ class API:
         if token:
             all_headers["x-access-tokens"] = token
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        d = self.treq.request(method, "http://luna" + path, data=data, headers=all_headers)
-        self.treq.flush()
-        response = result_of(d)
-        content_d = response.content()
-        self.treq.flush()
-        content = result_of(content_d)
-        ctype = response.headers.getRawHeaders(b"content-type", [b""])[0]
+        code, ctype, content, answer_headers = self.raw(method, path, data, all_headers)
         parsed: Any = None
         if content:
             parsed = json.loads(content) if ctype.startswith(b"application/json") else content.decode()
-        return response.code, parsed, {k: v for k, v in response.headers.getAllRawHeaders()}
+        return code, parsed, answer_headers
 
     def get(self, path: str, **kw: Any) -> tuple[int, Any]:
         code, body, _ = self.request("GET", path, **kw)
@@ -111,3 +171,9 @@ class API:
     def post(self, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
         code, body, _ = self.request("POST", path, body, **kw)
         return code, body
+
+    def show(self, kind: str, name: str) -> dict:
+        """The fields of one object as an admin's GET answers them (which must be 200)."""
+        code, body = self.get(f"/config/{kind}/{name}")
+        assert code == 200, (kind, name, code, body)
+        return body["config"][kind][name]

@@ -8,14 +8,14 @@ provisioning tokens scoped to their own node, and tokens of deleted users."""
 from __future__ import annotations
 
 import jwt
-from twisted.internet import defer
 from twisted.trial import unittest
 
 import luna2d
-from luna2d.store import store as store_module
-from tests.support import ADMIN, PASSWORD, SECRET, API
+from luna2d.model.kinds import KINDS
+from tests.support import ADMIN, API, PASSWORD, SECRET, env, hash_inline
 
 MASK = "********"
+NODE_SECRET, GROUP_SECRET = "node-secret-text", "group-secret-text"
 NO_TOKEN = {"message": "a valid token is required (x-access-tokens header)"}
 READONLY_POST = {"message": "readonly tokens may not change anything"}
 
@@ -82,18 +82,23 @@ CONFIG_GETS = [
 ]
 
 
-def _node(name: str, fields: dict) -> dict:
-    return {"config": {"node": {name: fields}}}
+def fixture_secrets(node: str, group: str, node_only: bool = False) -> dict:
+    """The GET answer for the fixture's secrets of node001 (and, unless
+    ``node_only``, of its group), with the contents shown as given."""
+    view = {"node": {"node001": [{"secretname": "shared key", "content": node, "path": "/etc/shared.key"}]}}
+    if not node_only:
+        view["group"] = {"compute": [{"secretname": "shared key", "content": group, "path": "/etc/group.key"}]}
+    return {"config": {"secrets": view}}
 
 
 # Every POST that needs an admin token, with a body that an admin could send.
 CONFIG_POSTS = [
     ("/config/node", {}),
-    ("/config/node/node001", _node("node001", {"comment": "x"})),
-    ("/config/node/node009", _node("node009", {"group": "compute"})),
-    ("/config/node/node001/_clone", _node("node001", {"newhostname": "node010"})),
+    ("/config/node/node001", env("node", "node001", {"comment": "x"})),
+    ("/config/node/node009", env("node", "node009", {"group": "compute"})),
+    ("/config/node/node001/_clone", env("node", "node001", {"newhostname": "node010"})),
     ("/config/node/node001/_delete", {}),
-    ("/config/node/node001/interfaces", _node("node001", {"interfaces": [{"interface": "eth9", "network": "ib"}]})),
+    ("/config/node/node001/interfaces", env("node", "node001", {"interfaces": [{"interface": "eth9", "network": "ib"}]})),
     ("/config/group/compute", {"config": {"group": {"compute": {"comment": "x"}}}}),
     ("/config/group/compute/_clone", {"config": {"group": {"compute": {"newgroupname": "gpu"}}}}),
     ("/config/group/compute/interfaces",
@@ -128,18 +133,9 @@ CONFIG_POSTS = [
 ]
 
 
-class _InlineThreads:
-    """deferToThread run inline: password hashing finishes before StubTreq
-    is flushed, so user creation and login answer synchronously."""
-
-    @staticmethod
-    def deferToThread(f, *args, **kwargs):  # noqa: N802 - the twisted name
-        return defer.maybeDeferred(f, *args, **kwargs)
-
-
 class AuthCase(unittest.TestCase):
     def setUp(self) -> None:
-        self.patch(store_module, "threads", _InlineThreads)
+        hash_inline(self)
         self.api = API()
         self.secret_fixture()
 
@@ -148,10 +144,10 @@ class AuthCase(unittest.TestCase):
         point the endpoint lists at."""
         api = self.api
         code, _ = api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-            {"secretname": "shared key", "content": "node-secret-text", "path": "/etc/shared.key"}]}}}})
+            {"secretname": "shared key", "content": NODE_SECRET, "path": "/etc/shared.key"}]}}}})
         self.assertEqual(code, 201)
         code, _ = api.post("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
-            {"secretname": "shared key", "content": "group-secret-text", "path": "/etc/group.key"}]}}}})
+            {"secretname": "shared key", "content": GROUP_SECRET, "path": "/etc/group.key"}]}}}})
         self.assertEqual(code, 201)
         code, _ = api.post("/config/switch/sw01", {"config": {"switch": {"sw01": {
             "network": "cluster", "ipaddress": "10.141.250.1", "rw": "write-community"}}}})
@@ -161,6 +157,14 @@ class AuthCase(unittest.TestCase):
         self.assertEqual(code, 201)
         code, _ = api.post("/config/rack/rack01", {"config": {"rack": {"rack01": {"size": 42}}}})
         self.assertEqual(code, 201)
+
+    def everything(self) -> dict:
+        """What an admin's GETs show of every kind, the secrets, the
+        cluster, the inventory, the tags and the journal."""
+        paths = [f"/config/{kind}" for kind in KINDS if kind != "cluster"] + [
+            "/config/secrets", "/config/cluster", "/config/rack/inventory", "/config/osimagetag",
+            "/journal/controller"]
+        return {path: self.api.get(path) for path in paths}
 
     def make_user(self, name: str, role: str, password: str = "correct-horse") -> str:
         """Create a store user through the API and log in as them."""
@@ -277,13 +281,11 @@ class MissingTokenTests(AuthCase):
     def test_every_post_needs_a_token(self) -> None:
         """Every POST except /token without a token answers 401 JSON and
         changes nothing."""
-        before = self.api.get("/config/node/node001")
+        before = self.everything()
         for path, body in CONFIG_POSTS:
             code, answer = self.api.post(path, body, token=False)
             self.assertEqual((path, code, answer), (path, 401, NO_TOKEN))
-        self.assertEqual(self.api.get("/config/node/node001"), before)
-        self.assertEqual(self.api.get("/config/node/node009")[0], 404)
-        self.assertEqual(self.api.get("/config/user/someone")[0], 404)
+        self.assertEqual(self.everything(), before)
 
     def test_empty_token_header(self) -> None:
         """An empty x-access-tokens header is an invalid token: 401."""
@@ -296,7 +298,7 @@ class BadTokenTests(AuthCase):
         """A token that is not a JWT answers 401 on GET and POST."""
         code, body = self.api.get("/config/node", token="not-a-token")
         self.assertEqual((code, body), (401, {"message": "the token is invalid"}))
-        code, body = self.api.post("/config/node/node001", _node("node001", {"comment": "x"}), token="not-a-token")
+        code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}), token="not-a-token")
         self.assertEqual((code, body), (401, {"message": "the token is invalid"}))
 
     def test_token_signed_with_another_key(self) -> None:
@@ -328,7 +330,7 @@ class BadTokenTests(AuthCase):
         self.api.clock.advance(3601)
         code, body = self.api.get("/config/node", token=token)
         self.assertEqual((code, body), (401, {"message": "the token has expired"}))
-        code, body = self.api.post("/config/node/node001", _node("node001", {"comment": "x"}), token=token)
+        code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}), token=token)
         self.assertEqual((code, body), (401, {"message": "the token has expired"}))
         code, body = self.api.post("/token", {"username": ADMIN, "password": PASSWORD}, token=False)
         self.assertEqual(code, 201)
@@ -353,7 +355,7 @@ class BadTokenTests(AuthCase):
                                   headers={"Authorization": "Bearer " + self.api.admin_token})
         self.assertEqual(code, 200)
         self.assertIn("node001", body["config"]["node"])
-        code, _ = self.api.post("/config/node/node001", _node("node001", {"comment": "via bearer"}), token=False,
+        code, _ = self.api.post("/config/node/node001", env("node", "node001", {"comment": "via bearer"}), token=False,
                                 headers={"Authorization": "Bearer " + self.api.admin_token})
         self.assertEqual(code, 204)
         self.assertEqual(self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]["comment"],
@@ -398,13 +400,11 @@ class ReadonlyTests(AuthCase):
 
     def test_readonly_posts_forbidden(self) -> None:
         """A readonly token gets 403 on every POST and nothing changes."""
-        before = {path: self.api.get(path) for path in ("/config/node", "/config/group", "/config/secrets",
-                                                        "/config/cluster", "/config/user", "/config/osimage")}
+        before = self.everything()
         for path, body in CONFIG_POSTS:
             code, answer = self.api.post(path, body, token=self.reader)
             self.assertEqual((path, code, answer), (path, 403, READONLY_POST))
-        for path, answer in before.items():
-            self.assertEqual(self.api.get(path), answer, path)
+        self.assertEqual(self.everything(), before)
 
     def test_readonly_post_malformed_body_forbidden(self) -> None:
         """A readonly token gets 403, not 400, even for a malformed body: the
@@ -415,41 +415,28 @@ class ReadonlyTests(AuthCase):
     def test_readonly_get_actions_forbidden(self) -> None:
         """GET _delete and _pack change things: readonly gets 403 there and the
         object survives."""
+        before = self.everything()
         for path in ("/config/node/node001/_delete", "/config/group/compute/interfaces/BMC/_delete",
                      "/config/secrets/node/node001/shared%20key/_delete", "/config/osimage/compute/_pack",
                      "/config/rack/inventory/node001/type/node/_delete", "/config/switch/sw01/_delete",
                      "/config/network/cluster/_delete", "/config/osimage/compute/osimagetag/v1/_delete"):
             code, body = self.api.get(path, token=self.reader)
             self.assertEqual((path, code, body), (path, 403, READONLY_POST))
-        self.assertEqual(self.api.get("/config/node/node001")[0], 200)
-        self.assertEqual(self.api.get("/config/switch/sw01")[0], 200)
-        self.assertEqual(len(self.api.get("/config/secrets/node/node001")[1]["config"]["secrets"]["node"]["node001"]),
-                         1)
+        self.assertEqual(self.everything(), before)
 
     def test_readonly_sees_secrets_masked(self) -> None:
         """Node and group secrets are "********" to readonly and clear to admin."""
-        code, body = self.api.get("/config/secrets", token=self.reader)
-        self.assertEqual((code, body), (200, {"config": {"secrets": {
-            "node": {"node001": [{"secretname": "shared key", "content": MASK, "path": "/etc/shared.key"}]},
-            "group": {"compute": [{"secretname": "shared key", "content": MASK, "path": "/etc/group.key"}]}}}}))
-        code, body = self.api.get("/config/secrets")
-        self.assertEqual((code, body), (200, {"config": {"secrets": {
-            "node": {"node001": [{"secretname": "shared key", "content": "node-secret-text",
-                                  "path": "/etc/shared.key"}]},
-            "group": {"compute": [{"secretname": "shared key", "content": "group-secret-text",
-                                   "path": "/etc/group.key"}]}}}}))
+        self.assertEqual(self.api.get("/config/secrets", token=self.reader), (200, fixture_secrets(MASK, MASK)))
+        self.assertEqual(self.api.get("/config/secrets"), (200, fixture_secrets(NODE_SECRET, GROUP_SECRET)))
 
     def test_readonly_sees_node_and_single_secret_masked(self) -> None:
         """The per-node view and a single secret are masked for readonly too."""
-        code, body = self.api.get("/config/secrets/node/node001", token=self.reader)
-        self.assertEqual((code, body), (200, {"config": {"secrets": {
-            "node": {"node001": [{"secretname": "shared key", "content": MASK, "path": "/etc/shared.key"}]},
-            "group": {"compute": [{"secretname": "shared key", "content": MASK, "path": "/etc/group.key"}]}}}}))
-        code, body = self.api.get("/config/secrets/node/node001/shared%20key", token=self.reader)
-        self.assertEqual((code, body), (200, {"config": {"secrets": {
-            "node": {"node001": [{"secretname": "shared key", "content": MASK, "path": "/etc/shared.key"}]}}}}))
-        code, body = self.api.get("/config/secrets/node/node001/shared%20key")
-        self.assertEqual(body["config"]["secrets"]["node"]["node001"][0]["content"], "node-secret-text")
+        self.assertEqual(self.api.get("/config/secrets/node/node001", token=self.reader),
+                         (200, fixture_secrets(MASK, MASK)))
+        self.assertEqual(self.api.get("/config/secrets/node/node001/shared%20key", token=self.reader),
+                         (200, fixture_secrets(MASK, MASK, node_only=True)))
+        self.assertEqual(self.api.get("/config/secrets/node/node001/shared%20key"),
+                         (200, fixture_secrets(NODE_SECRET, GROUP_SECRET, node_only=True)))
 
     def test_readonly_sees_bmc_password_masked(self) -> None:
         """The BMC password is "********" to readonly (list and show) and
@@ -478,17 +465,17 @@ class ReadonlyTests(AuthCase):
     def test_admin_role_user(self) -> None:
         """A store user with role admin may change things."""
         token = self.make_user("boss", "admin")
-        code, _ = self.api.post("/config/node/node001", _node("node001", {"comment": "by boss"}), token=token)
+        code, _ = self.api.post("/config/node/node001", env("node", "node001", {"comment": "by boss"}), token=token)
         self.assertEqual(code, 204)
         self.assertEqual(self.api.get("/config/secrets", token=token)[1]["config"]["secrets"]["node"]["node001"][0]
-                         ["content"], "node-secret-text")
+                         ["content"], NODE_SECRET)
 
     def test_role_change_takes_effect(self) -> None:
         """Demoting a user to readonly takes effect on its existing token."""
         token = self.make_user("boss", "admin")
         code, _ = self.api.post("/config/user/boss", {"config": {"user": {"boss": {"role": "readonly"}}}})
         self.assertEqual(code, 204)
-        code, body = self.api.post("/config/node/node001", _node("node001", {"comment": "x"}), token=token)
+        code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}), token=token)
         self.assertEqual((code, body), (403, READONLY_POST))
 
     def test_user_needs_password(self) -> None:
@@ -554,26 +541,21 @@ class NodeTokenTests(AuthCase):
         self.node_token = self.api.token("node", node="node001")
 
     def node001(self) -> dict:
-        return self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]
+        return self.api.show("node", "node001")
 
     def test_reads_own_secrets(self) -> None:
         """A node token reads its own node's secrets in clear, group's included."""
-        code, body = self.api.get("/config/secrets/node/node001", token=self.node_token)
-        self.assertEqual((code, body), (200, {"config": {"secrets": {
-            "node": {"node001": [{"secretname": "shared key", "content": "node-secret-text",
-                                  "path": "/etc/shared.key"}]},
-            "group": {"compute": [{"secretname": "shared key", "content": "group-secret-text",
-                                   "path": "/etc/group.key"}]}}}}))
+        self.assertEqual(self.api.get("/config/secrets/node/node001", token=self.node_token),
+                         (200, fixture_secrets(NODE_SECRET, GROUP_SECRET)))
 
     def test_reads_own_single_secret(self) -> None:
-        """A node token may read a single secret of its own node."""
-        code, body = self.api.get("/config/secrets/node/node001/shared%20key", token=self.node_token)
-        self.assertEqual(code, 200)
-        self.assertEqual(body["config"]["secrets"]["node"]["node001"][0]["content"], "node-secret-text")
+        """A node token may read a single secret of its own node, in clear."""
+        self.assertEqual(self.api.get("/config/secrets/node/node001/shared%20key", token=self.node_token),
+                         (200, fixture_secrets(NODE_SECRET, GROUP_SECRET, node_only=True)))
 
     def test_reports_system_info(self) -> None:
         """The install script's vendor/assettag update answers 204 and sticks."""
-        code, body = self.api.post("/config/node/node001", _node("node001", {
+        code, body = self.api.post("/config/node/node001", env("node", "node001", {
             "vendor": "Dell Inc.", "assettag": "ABC123"}), token=self.node_token)
         self.assertEqual((code, body), (204, None))
         node = self.node001()
@@ -581,7 +563,7 @@ class NodeTokenTests(AuthCase):
 
     def test_reports_status(self) -> None:
         """A node token may set its own status."""
-        code, _ = self.api.post("/config/node/node001", _node("node001", {"status": "installer.ok"}),
+        code, _ = self.api.post("/config/node/node001", env("node", "node001", {"status": "installer.ok"}),
                                 token=self.node_token)
         self.assertEqual(code, 204)
         self.assertEqual(self.node001()["status"], "installer.ok")
@@ -589,7 +571,7 @@ class NodeTokenTests(AuthCase):
     def test_reports_dhcp_address(self) -> None:
         """The install script's update_node_ip body (name, BOOTIF, force,
         an address inside the DHCP range) answers 204 and moves the address."""
-        code, body = self.api.post("/config/node/node001", _node("node001", {
+        code, body = self.api.post("/config/node/node001", env("node", "node001", {
             "name": "node001", "interfaces": [{"interface": "BOOTIF", "force": True, "ipaddress": "10.141.0.210"}]}),
             token=self.node_token)
         self.assertEqual((code, body), (204, None))
@@ -598,14 +580,15 @@ class NodeTokenTests(AuthCase):
 
     def test_reports_tpm(self) -> None:
         """TPM data may be reported by the node itself."""
-        code, _ = self.api.post("/config/node/node001", _node("node001", {"tpm_uuid": "u-1", "tpm_sha256": "ab"}),
+        code, _ = self.api.post("/config/node/node001", env("node", "node001", {"tpm_uuid": "u-1", "tpm_sha256": "ab"}),
                                 token=self.node_token)
         self.assertEqual(code, 204)
-        self.assertEqual(self.node001()["tpm_uuid"], "u-1")
+        node = self.node001()
+        self.assertEqual((node["tpm_uuid"], node["tpm_sha256"]), ("u-1", "ab"))
 
     def test_other_node_forbidden(self) -> None:
         """A node token may not update, or read the secrets of, another node."""
-        code, body = self.api.post("/config/node/node002", _node("node002", {"vendor": "x"}), token=self.node_token)
+        code, body = self.api.post("/config/node/node002", env("node", "node002", {"vendor": "x"}), token=self.node_token)
         self.assertEqual((code, body), (403, {"message": "this token belongs to node node001, not node002"}))
         code, body = self.api.get("/config/secrets/node/node002", token=self.node_token)
         self.assertEqual((code, body), (403, {"message": "this token belongs to node node001"}))
@@ -628,12 +611,13 @@ class NodeTokenTests(AuthCase):
              "interfaces: a node token may only report its address"),
         ):
             before = self.node001()
-            code, body = self.api.post("/config/node/node001", _node("node001", fields), token=self.node_token)
+            code, body = self.api.post("/config/node/node001", env("node", "node001", fields), token=self.node_token)
             self.assertEqual((code, body), (403, {"message": text}))
             self.assertEqual(self.node001(), before)
 
     def test_other_endpoints_forbidden(self) -> None:
-        """Every other endpoint answers 403 to a node token."""
+        """Every other endpoint answers 403 to a node token; nothing changes."""
+        before = self.everything()
         for path in ("/config/node", "/config/node/node001", "/config/node/node001/interfaces",
                      "/config/group/compute", "/config/network", "/config/network/cluster/_nextfreeip",
                      "/config/secrets", "/config/cluster", "/config/user", "/config/osimage",
@@ -648,10 +632,10 @@ class NodeTokenTests(AuthCase):
             code, answer = self.api.post(path, body, token=self.node_token)
             self.assertEqual(code, 403, path)
             self.assertIsInstance(answer["message"], str)
-        self.assertEqual(self.api.get("/config/node/node001")[0], 200)
+        self.assertEqual(self.everything(), before)
 
     def test_unknown_own_node(self) -> None:
         """A node token for a node that no longer exists gets 404 on update."""
         token = self.api.token("node", node="node099")
-        code, body = self.api.post("/config/node/node099", _node("node099", {"vendor": "x"}), token=token)
+        code, body = self.api.post("/config/node/node099", env("node", "node099", {"vendor": "x"}), token=token)
         self.assertEqual((code, body), (404, {"message": "node 'node099' does not exist"}))

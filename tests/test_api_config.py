@@ -13,12 +13,7 @@ from typing import Any
 
 from twisted.trial import unittest
 
-from tests.support import API
-
-
-def env(kind: str, name: str, fields: Any) -> dict:
-    return {"config": {kind: {name: fields}}}
-
+from tests.support import API, env
 
 NODE_SOURCES = {
     "_setupbmc_source": "group", "_bmcsetup_source": "group", "_osimage_source": "group",
@@ -194,14 +189,19 @@ class KindContract:
         before["name"] = "renamed"
         self.assertEqual(after, before)
 
-    def test_rename_second_spelling(self) -> None:
-        """Every spelling of the rename field works."""
-        for spelling in self.rename[1:]:
+    def test_rename_every_spelling(self) -> None:
+        """Every spelling of the rename field works: the object moves to the
+        new name with its fields, and back."""
+        before = self.view(self.existing)
+        for spelling in self.rename:
             code, body = self.api.post(self.path(self.existing), self.body(self.existing, {spelling: "other-name"}))
             self.assertEqual((code, body), (204, None), spelling)
             self.assertMissing(self.existing)
-            code, _ = self.api.post(self.path("other-name"), self.body("other-name", {self.rename[0]: self.existing}))
-            self.assertEqual(code, 204)
+            self.assertEqual(self.view("other-name"), dict(before, name="other-name"), spelling)
+            code, body = self.api.post(self.path("other-name"), self.body("other-name", {spelling: self.existing}))
+            self.assertEqual((code, body), (204, None), spelling)
+            self.assertMissing("other-name")
+        self.assertEqual(self.view(self.existing), before)
 
     def test_rename_with_update(self) -> None:
         """A rename and a field change in one body do both."""
@@ -406,7 +406,9 @@ class KindContract:
 
     def test_null_unsets(self) -> None:
         """A field set to null is unset again (comment back to null)."""
-        self.api.post(self.path(self.existing), self.body(self.existing, {"comment": "set"}))
+        code, _ = self.api.post(self.path(self.existing), self.body(self.existing, {"comment": "set"}))
+        self.assertEqual(code, 204)
+        self.assertEqual(self.view(self.existing)["comment"], "set")
         code, _ = self.api.post(self.path(self.existing), self.body(self.existing, {"comment": None}))
         self.assertEqual(code, 204)
         self.assertIsNone(self.view(self.existing)["comment"])
@@ -921,7 +923,7 @@ class ScriptTests(unittest.TestCase):
         self.api = API()
 
     def group(self) -> dict:
-        return self.api.get("/config/group/compute")[1]["config"]["group"]["compute"]
+        return self.api.show("group", "compute")
 
     def test_plain_text_answered_base64(self) -> None:
         """A script POSTed as plain text is answered base64-encoded."""

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
-from luna2d.store import store as store_module
-from tests.support import API
-
-
-def env(kind: str, name: str, fields: Any) -> dict:
-    return {"config": {kind: {name: fields}}}
+from tests.support import API, env, hash_inline, load_store
 
 
 def secrets_body(owner_kind: str, owner: str, items: list) -> dict:
@@ -27,15 +21,6 @@ def secrets_body(owner_kind: str, owner: str, items: list) -> dict:
 LICENSE = {"secretname": "software license", "content": "LICENSE-TEXT", "path": "/etc/app/license.lic"}
 SHARED = {"secretname": "shared secret", "content": "s3cr3t", "path": "/etc/keys.crt"}
 GROUP_KEY = {"secretname": "Proprietary key", "content": "KEY", "path": "/var/lib/key.pem"}
-
-
-class _InlineThreads:
-    """deferToThread run inline, so user creation and login (slow password
-    hashing in a thread) answer within one StubTreq flush."""
-
-    @staticmethod
-    def deferToThread(f, *args, **kwargs):  # noqa: N802 - the twisted name
-        return defer.maybeDeferred(f, *args, **kwargs)
 
 
 class SecretsTests(unittest.TestCase):
@@ -154,6 +139,8 @@ class SecretsTests(unittest.TestCase):
         self.assertEqual((code, body), (400, {"message": "config: missing 'secrets'"}))
         code, body, _ = self.api.request("POST", "/config/secrets/node/node001", raw=b"[[")
         self.assertEqual(code, 400)
+        self.assertTrue(body["message"].startswith("request body is not valid JSON"), body)
+        self.assertEqual(self.node_secrets(), [LICENSE, SHARED])
 
     def test_single_get(self) -> None:
         """GET .../<secret> with a URL-encoded name answers that secret."""
@@ -235,8 +222,11 @@ class SecretsTests(unittest.TestCase):
         self.assertEqual((code, body),
                          (400, {"message": "deleting a secret is GET .../_delete; POST is not supported"}))
         code, body = self.api.post("/config/secrets/group/compute/Proprietary%20key/_delete", {})
-        self.assertEqual(code, 400)
+        self.assertEqual((code, body),
+                         (400, {"message": "deleting a secret is GET .../_delete; POST is not supported"}))
         self.assertEqual(self.node_secrets(), [LICENSE, SHARED])
+        self.assertEqual(self.api.get("/config/secrets/group/compute")[1],
+                         {"config": {"secrets": {"group": {"compute": [GROUP_KEY]}}}})
 
     def test_post_list(self) -> None:
         """POST /config/secrets is list-only: 400."""
@@ -255,16 +245,18 @@ class SecretsTests(unittest.TestCase):
         self.assertEqual(sorted(self.api.get("/config/secrets")[1]["config"]["secrets"]["node"]), ["node011"])
 
     def test_secrets_survive_restart(self) -> None:
-        """Secrets are stored (encrypted) and read back by a fresh store."""
-        from tests.support import open_store
-
-        folder = self.api.cfg.path.parent
-        store, _ = open_store(folder, key=self.api.cfg.files.keyfile.read_bytes())
+        """Secrets are stored encrypted (the database file and its WAL hold
+        a secret's path but not its content) and read back by a fresh store."""
+        database = self.api.cfg.database.database
+        raw = b"".join(path.read_bytes() for path in (database, database.with_name(database.name + "-wal"))
+                       if path.exists())
+        self.assertTrue(LICENSE["path"].encode() in raw, "the secret rows are not on disk")
+        self.assertFalse(LICENSE["content"].encode() in raw, "a secret's content is on disk in clear")
+        store = load_store(self.api.cfg)
+        self.addCleanup(store.pool.close)
         again = API(store)
-        self.assertEqual(again.get("/config/secrets/node/node001")[1]["config"]["secrets"]["node"]["node001"],
-                         [LICENSE, SHARED])
-        raw = self.api.cfg.database.database.read_bytes()
-        self.assertNotIn(b"LICENSE-TEXT", raw)
+        self.assertEqual(again.get("/config/secrets"), (200, {"config": {"secrets": {
+            "node": {"node001": [LICENSE, SHARED]}, "group": {"compute": [GROUP_KEY]}}}}))
 
 
 class OsimageExtrasTests(unittest.TestCase):
@@ -272,7 +264,7 @@ class OsimageExtrasTests(unittest.TestCase):
         self.api = API()
 
     def image(self) -> dict:
-        return self.api.get("/config/osimage/compute")[1]["config"]["osimage"]["compute"]
+        return self.api.show("osimage", "compute")
 
     def test_pack_unavailable(self) -> None:
         """GET _pack answers 503 with a JSON message; unknown image 404."""
@@ -574,7 +566,7 @@ class JournalTests(unittest.TestCase):
 
 class UserTests(unittest.TestCase):
     def setUp(self) -> None:
-        self.patch(store_module, "threads", _InlineThreads)
+        hash_inline(self)
         self.api = API()
         code, body = self.api.post("/config/user/alice", env("user", "alice", {
             "password": "alice-password", "role": "admin", "comment": "ops"}))

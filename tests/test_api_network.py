@@ -11,11 +11,7 @@ from typing import Any
 
 from twisted.trial import unittest
 
-from tests.support import API
-
-
-def env(kind: str, name: str, fields: Any) -> dict:
-    return {"config": {kind: {name: fields}}}
+from tests.support import API, env
 
 
 def iface(name: str, network: str | None, ip: str | None, mac: str | None = None, options: str | None = None) -> dict:
@@ -33,10 +29,14 @@ class Base(unittest.TestCase):
     def setUp(self) -> None:
         self.api = API()
 
-    def node_ifaces(self, node: str) -> list[dict]:
-        code, body = self.api.get(f"/config/node/{node}/interfaces")
+    def ifaces(self, kind: str, name: str) -> list[dict]:
+        """What GET .../interfaces of a node or group answers (which must be 200)."""
+        code, body = self.api.get(f"/config/{kind}/{name}/interfaces")
         self.assertEqual(code, 200, body)
-        return body["config"]["node"][node]["interfaces"]
+        return body["config"][kind][name]["interfaces"]
+
+    def node_ifaces(self, node: str) -> list[dict]:
+        return self.ifaces("node", node)
 
     def post_node_ifaces(self, node: str, entries: list) -> tuple[int, Any]:
         return self.api.post(f"/config/node/{node}/interfaces", env("node", node, {"interfaces": entries}))
@@ -177,7 +177,7 @@ class NodeInterfaceTests(Base):
 
 class GroupInterfaceTests(Base):
     def group_ifaces(self) -> list[dict]:
-        return self.api.get("/config/group/compute/interfaces")[1]["config"]["group"]["compute"]["interfaces"]
+        return self.ifaces("group", "compute")
 
     def test_list_and_show(self) -> None:
         """GET .../interfaces and .../interfaces/<if> answer networks only."""

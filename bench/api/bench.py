@@ -32,11 +32,8 @@ import datetime as dt
 import http.client
 import json
 import os
-import platform
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,18 +41,18 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from importlib import metadata
 from pathlib import Path
 from typing import Self
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-RESULTS = REPO / "bench" / "results"
-TWISTD = REPO / ".venv" / "bin" / "twistd"
-LUA = HERE / "bench.lua"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(HERE.parent))  # bench/, for benchlib
 
-USER, PASSWORD = "luna", "bench-password"
+import benchlib
+from benchlib import REPO, RESULTS
+
+LUA = HERE / "bench.lua"
+
+PASSWORD = "bench-password"
 PROV, BMC = "prov", "bmcnet"
 
 # Goals (from the project's issue) and the reference: the Flask-based luna2
@@ -76,65 +73,12 @@ REFERENCE = {
 # -- the machine ---------------------------------------------------------------------------
 
 def machine() -> dict:
-    model = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_kb = 0
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "luna2d"],
-                               capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        commit, dirty = "unknown", ""
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model,
-        "memory_gib": round(mem_kb / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "twisted": version("Twisted"),
-        "klein": version("klein"),
+    return benchlib.machine("luna2d/", {
+        "twisted": benchlib.dist_version("Twisted"),
+        "klein": benchlib.dist_version("klein"),
         "wrk": (wrk.stdout or wrk.stderr).split("[")[0].strip() or "wrk",
-        "commit": commit + (" (luna2d/ modified)" if dirty else ""),
-    }
-
-
-def busy_seconds() -> float:
-    """CPU seconds every core of the machine spent busy since boot."""
-    with open("/proc/stat") as handle:
-        fields = [int(x) for x in handle.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / CLK_TCK
-
-
-def proc_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    })
 
 
 def wait_quiet(pid: int, limit: float, patience: float) -> float:
@@ -142,9 +86,9 @@ def wait_quiet(pid: int, limit: float, patience: float) -> float:
     less than ``limit`` cores over one second; returns the last reading."""
     deadline = time.monotonic() + patience
     while True:
-        busy0, daemon0, t0 = busy_seconds(), proc_cpu(pid), time.monotonic()
+        busy0, daemon0, t0 = benchlib.busy_seconds(), benchlib.cpu_seconds(pid), time.monotonic()
         time.sleep(1)
-        other = (busy_seconds() - busy0 - (proc_cpu(pid) - daemon0)) / (time.monotonic() - t0)
+        other = (benchlib.busy_seconds() - busy0 - (benchlib.cpu_seconds(pid) - daemon0)) / (time.monotonic() - t0)
         if other < limit or time.monotonic() >= deadline:
             return round(max(0.0, other), 2)
 
@@ -159,8 +103,8 @@ class Meter:
     def __enter__(self) -> Self:
         self.load1 = os.getloadavg()[0]
         self.t0 = time.monotonic()
-        self.busy0 = busy_seconds()
-        self.daemon0 = proc_cpu(self.pid)
+        self.busy0 = benchlib.busy_seconds()
+        self.daemon0 = benchlib.cpu_seconds(self.pid)
         self.self0 = self._ours()
         return self
 
@@ -172,8 +116,8 @@ class Meter:
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.monotonic() - self.t0
-        busy = busy_seconds() - self.busy0
-        self.daemon_cpu = proc_cpu(self.pid) - self.daemon0
+        busy = benchlib.busy_seconds() - self.busy0
+        self.daemon_cpu = benchlib.cpu_seconds(self.pid) - self.daemon0
         ours = self._ours() - self.self0
         self.other = max(0.0, busy - self.daemon_cpu - ours) / self.wall if self.wall else 0.0
 
@@ -184,55 +128,18 @@ class Meter:
 
 # -- the daemon --------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-INI = """\
-[API]
-USERNAME = {user}
-PASSWORD = {password}
-SECRET_KEY = luna2d-benchmark-secret-key-0123456789
-EXPIRY = 12h
-ENDPOINT = 127.0.0.1:{port}
-
-[DATABASE]
-DRIVER = SQLite3
-DATABASE = {folder}/luna.db
-
-[FILES]
-IMAGE_FILES = {folder}/files
-IMAGE_DIRECTORY = {folder}/images
-KEYFILE = {folder}/luna.key
-
-[DHCP]
-ENABLED = no
-
-[TFTP]
-ENABLED = no
-
-[DNS]
-ENABLED = no
-
-[BOOTSTRAP]
-ENABLED = no
-CONTROLLER = controller
-"""
-
-
 class Daemon:
     def __init__(self, folder: Path, cpu: int | None) -> None:
         self.folder = folder
-        self.port = free_port()
+        self.port = benchlib.free_port()
         self.ini = folder / "luna2d.ini"
-        self.ini.write_text(INI.format(user=USER, password=PASSWORD, port=self.port, folder=folder))
+        self.ini.write_text(benchlib.daemon_ini(
+            f"127.0.0.1:{self.port}", folder, PASSWORD, api={"EXPIRY": "12h"}, DHCP={"ENABLED": "no"},
+            TFTP={"ENABLED": "no"}, DNS={"ENABLED": "no"}, BOOTSTRAP={"ENABLED": "no", "CONTROLLER": "controller"}))
         self.log = folder / "daemon.log"
         # As packaging/luna2d.service runs it: the log (one line per request)
         # goes to stdout, here a pipe that a thread copies into daemon.log.
-        command = [str(TWISTD), "-n", "--pidfile=", "--logfile=-",
-                   "luna2d", "--config", str(self.ini)]
+        command = benchlib.twistd(self.ini)
         if cpu is not None:
             command = ["taskset", "-c", str(cpu)] + command
         self.proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE,
@@ -250,31 +157,10 @@ class Daemon:
                 out.write(chunk)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the daemon exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit(f"the daemon did not listen within {timeout}s:\n{self.tail()}")
-
-    def tail(self) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-        except OSError:
-            return "(no log)"
+        benchlib.wait_ready(self.port, self.proc, self.log, timeout)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        benchlib.stop(self.proc)
         self.copier.join(5)
 
 
@@ -320,7 +206,7 @@ class Client:
         return data
 
     def login(self) -> None:
-        data = self.must("POST", "/token", {"username": USER, "password": PASSWORD})
+        data = self.must("POST", "/token", {"username": benchlib.USER, "password": PASSWORD})
         self.token = json.loads(data)["token"]
 
 
@@ -450,10 +336,9 @@ def run_after_write(daemon: Daemon, client: Client, nodes: int, times: int) -> d
             started = time.monotonic()
             client.must("GET", path)
             durations.append(time.monotonic() - started)
-    durations.sort()
     return {"p50_ms": round(statistics.median(durations) * 1000, 2),
-            "p99_ms": round(durations[min(len(durations) - 1, int(len(durations) * 0.99))] * 1000, 2),
-            "max_ms": round(durations[-1] * 1000, 2), "requests": times, **meter.record()}
+            "p99_ms": round(benchlib.percentile(durations, 0.99) * 1000, 2),
+            "max_ms": round(max(durations) * 1000, 2), "requests": times, **meter.record()}
 
 
 def best(runs: list[dict], key: str, lower: bool = False) -> dict:
@@ -489,7 +374,7 @@ def table(results: dict) -> str:
          f"{lst['median_s']} s ({lst['bytes'] / 1e6:.1f} MB)", f"< {g['list_s']} s",
          f"{r['list_s']} s (1,000 nodes)", verdict(lst["median_s"] < g["list_s"])),
         ("GET .../_nextfreeip: throughput", f"{nfi['rps']:,.0f}/s", "", f"{r['nextfreeip_rps']}/s", ""),
-        ("GET .../_nextfreeip: p50 / p99 (32 clients)", f"{nfi['p50_ms']} / {nfi['p99_ms']} ms",
+        (f"GET .../_nextfreeip: p50 / p99 ({nfi['connections']} clients)", f"{nfi['p50_ms']} / {nfi['p99_ms']} ms",
          f"p50 < {g['nextfreeip_ms']} ms", f"p50 {r['nextfreeip_p50_ms']} ms",
          verdict(nfi["p50_ms"] < g["nextfreeip_ms"])),
     ]
@@ -575,7 +460,7 @@ def main() -> None:
               flush=True)
         loaded = load(client, args.nodes, args.groups, args.load_clients)
         verify(client, args.nodes)
-        rss_load = rss_mb(daemon.pid)
+        rss_load = benchlib.rss_mb(daemon.pid)
         print(f"loaded in {loaded['seconds']} s; daemon RSS {rss_load:.0f} MB", flush=True)
         nextfreeip = f"/config/network/{PROV}/_nextfreeip"
         wrk_cpu = pin["wrk"] if pin else None
@@ -604,7 +489,7 @@ def main() -> None:
                                                 "cpu_us_per_request", "daemon_cores", "other_cores")
                          if k in result}
                 print(f"  {name:<14} {shown}", flush=True)
-        rss_runs = rss_mb(daemon.pid)
+        rss_runs = benchlib.rss_mb(daemon.pid)
         if args.profile:
             profile(daemon, client, args, wrk_cpu)
     finally:
@@ -639,18 +524,15 @@ def main() -> None:
         "reference": REFERENCE,
     }
     markdown = table(results)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    when = benchlib.stamp()
     doc = (f"# luna2d API benchmark, {results['date']}\n\nMachine: {machine_md(info)}\n\n{markdown}\n")
-    for stem in (f"api-{stamp}", "api-latest"):
-        (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-        (RESULTS / f"{stem}.md").write_text(doc)
+    benchlib.write_results(RESULTS, [f"api-{when}", "api-latest"], results, doc)
     print()
     print(f"Machine: {machine_md(info)}")
     print()
     print(markdown)
     print()
-    print(f"written to {RESULTS}/api-{stamp}.json and .md (and api-latest.*)")
+    print(f"written to {RESULTS}/api-{when}.json and .md (and api-latest.*)")
 
 
 def profile(daemon: Daemon, client: Client, args: argparse.Namespace, wrk_cpu: int | None) -> None:

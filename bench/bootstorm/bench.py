@@ -33,22 +33,23 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import resource
-import signal
+import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))  # bench/, for benchlib
+
+import benchlib
+from benchlib import PYTHON, sh
+
 RESULTS = HERE / "results"
-PYTHON = REPO / ".venv" / "bin" / "python"
-TWISTD = REPO / ".venv" / "bin" / "twistd"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER, CLIENT = "198.18.0.1", "198.18.0.2"
 LINK = "198.18.0.0/24"
 NODE_NET, NODE_PREFIX, GIADDR = "10.201.0.0/20", "10.201", "10.201.15.254"
@@ -58,49 +59,10 @@ IPXE_FILE = Path("/usr/lib/ipxe/undionly.kpxe")
 GOAL_S = 60.0
 
 
-def sh(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, check=check, capture_output=True, text=True, input=stdin)
-
-
-def first_line(command: list[str]) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return ((done.stdout or done.stderr).strip().splitlines() or ["unknown"])[0]
-
-
 def machine() -> dict[str, Any]:
-    model = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as handle:
-        mem_kb = next(int(line.split()[1]) for line in handle if line.startswith("MemTotal:"))
-    commit = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = sh("git", "-C", str(REPO), "status", "--porcelain", "--", "luna2d", check=False).stdout.strip()
-    twisted = first_line([str(PYTHON), "-c", "import twisted; print(twisted.__version__)"])
-    return {"nproc": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kb / 1024 / 1024, 1),
-            "kernel": platform.release(), "python": platform.python_version(), "twisted": twisted,
-            "ipxe": first_line(["dpkg-query", "-W", "-f=${Version}", "ipxe"]),
-            "commit": commit + (" (luna2d/ modified)" if dirty else ""),
+    return {**benchlib.machine("luna2d/", {"twisted": benchlib.dist_version("Twisted"),
+                                           "ipxe": benchlib.package_version("ipxe")}),
             "loadavg": os.getloadavg()}
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
 
 class Namespaces:
@@ -125,26 +87,13 @@ class Namespaces:
 
     def down(self) -> None:
         for ns in (self.server, self.client):
-            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except (OSError, ValueError):
-                    pass
-            sh("ip", "netns", "del", ns, check=False)
+            benchlib.remove_netns(ns)
 
 
 def ini_text() -> str:
-    return (
-        "[API]\nUSERNAME = luna\n"
-        f"PASSWORD = {PASSWORD}\nSECRET_KEY = luna2d-bootstorm-secret-key-0123456789\n"
-        f"ENDPOINT = 0.0.0.0:{API_PORT}\n"
-        "[DATABASE]\nDATABASE = var/luna.db\n"
-        "[FILES]\nIMAGE_FILES = var/files\nIMAGE_DIRECTORY = var/images\nKEYFILE = var/luna.key\n"
-        "[DHCP]\nENABLED = yes\nINTERFACES = srv0\n"
-        "[TFTP]\nENABLED = yes\nPORT = 69\nROOT = var/tftpboot\n"
-        "[BOOTSTRAP]\nENABLED = yes\nCONTROLLER = controller\n"
-    )
+    return benchlib.daemon_ini(f"0.0.0.0:{API_PORT}", "var", PASSWORD, DHCP={"ENABLED": "yes", "INTERFACES": "srv0"},
+                               TFTP={"ENABLED": "yes", "PORT": 69, "ROOT": "var/tftpboot"},
+                               BOOTSTRAP={"ENABLED": "yes", "CONTROLLER": "controller"})
 
 
 def storm_cmd(ns: Namespaces, phase: str, args: argparse.Namespace) -> list[str]:
@@ -244,10 +193,8 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.nofile, hard), hard))  # inherited by luna2d
         try:
             with open(log_path, "wb") as log:
-                daemon = subprocess.Popen(
-                    ["ip", "netns", "exec", ns.server, str(TWISTD), "-n", "--reactor=asyncio", "--pidfile=",
-                     "luna2d", "--config", str(folder / "luna.ini")],
-                    stdout=log, stderr=subprocess.STDOUT, cwd=folder / "cwd")
+                daemon = subprocess.Popen(["ip", "netns", "exec", ns.server, *benchlib.twistd(folder / "luna.ini")],
+                                          stdout=log, stderr=subprocess.STDOUT, cwd=folder / "cwd")
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, ours)
         print(f"bootstorm: luna2d pid {daemon.pid}; loading {args.nodes} nodes through the API", flush=True)
@@ -255,33 +202,22 @@ def main() -> None:
         print(f"bootstorm: loaded in {result['load']['load_s']} s; storm of {args.nodes} nodes over "
               f"{args.spread} s", flush=True)
         time.sleep(1.0)
-        cpu_before = cpu_seconds(daemon.pid)
+        cpu_before = benchlib.cpu_seconds(daemon.pid)
         result["storm"] = run_storm(ns, "storm", args)
-        result["daemon"] = {"storm_cpu_s": round(cpu_seconds(daemon.pid) - cpu_before, 2),
-                            "rss_mib_after": rss_mib(daemon.pid)}
+        result["daemon"] = {"storm_cpu_s": round(benchlib.cpu_seconds(daemon.pid) - cpu_before, 2),
+                            "rss_mib_after": round(benchlib.rss_mb(daemon.pid, float("nan")), 1)}
         result["machine"]["loadavg_end"] = os.getloadavg()
     finally:
-        if daemon is not None and daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(15)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        benchlib.stop(daemon)
         ns.down()
     text = log_path.read_text(errors="replace")
     result["log"] = read_log(text)
-    RESULTS.mkdir(exist_ok=True)
     report = markdown(result)
-    for name in (f"bootstorm-{when}", "latest"):
-        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-        (RESULTS / f"{name}.md").write_text(report)
+    benchlib.write_results(RESULTS, [f"bootstorm-{when}", "latest"], result, report, indent=1)
     print(report)
     if args.keep:
         print(f"kept {folder}")
     else:
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -38,7 +38,12 @@ import struct
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for benchlib
+
+from benchlib import percentile
 
 MAGIC = b"\x63\x82\x53\x63"
 DISCOVER, OFFER, REQUEST, ACK, NAK = 1, 2, 3, 5, 6
@@ -421,13 +426,6 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.monotonic() - started
     return {"api_wait_s": round(waited, 2), "nodes": args.nodes, "load_s": round(seconds, 2),
             "nodes_per_s": round(args.nodes / seconds, 1)}
-
-
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 async def storm(args: argparse.Namespace, data: bytes) -> dict[str, Any]:

@@ -21,35 +21,28 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-RESULTS = REPO / "bench" / "results"
-TWISTD = REPO / ".venv" / "bin" / "twistd"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(HERE.parent))  # bench/, for benchlib
+
+import benchlib
+from benchlib import REPO, RESULTS, sh
+
 PREFIX = "198.19"  # the bench network, 198.19.0.0/16 (RFC 2544 benchmark space)
 SERVER = f"{PREFIX}.255.254"
 CLIENT = f"{PREFIX}.255.1"
 GOAL_RATE, GOAL_DROPS = 3000, 1.0
 
 sys.path.insert(0, str(REPO))
-
-
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, check=check, capture_output=True, text=True)
 
 
 def mac_of(number: int) -> str:
@@ -61,14 +54,9 @@ def address_of(number: int) -> str:
 
 
 def ini_text(port: int, interface: str) -> str:
-    return (
-        "[API]\nUSERNAME = luna\nPASSWORD = bench-password\nSECRET_KEY = bench-secret-key-0123456789\n"
-        f"ENDPOINT = 127.0.0.1:{port}\n"
-        "[DATABASE]\nDATABASE = var/luna.db\n"
-        "[FILES]\nIMAGE_FILES = var/files\nIMAGE_DIRECTORY = var/images\nKEYFILE = var/luna.key\n"
-        f"[DHCP]\nENABLED = yes\nINTERFACES = {interface}\nLEASE_TIME = 1h\n"
-        "[BOOTSTRAP]\nENABLED = yes\nCONTROLLER = controller\n"
-    )
+    return benchlib.daemon_ini(f"127.0.0.1:{port}", "var", "bench-password",
+                               DHCP={"ENABLED": "yes", "INTERFACES": interface, "LEASE_TIME": "1h"},
+                               BOOTSTRAP={"ENABLED": "yes", "CONTROLLER": "controller"})
 
 
 def build_store(ini: Path, nodes: int) -> float:
@@ -137,20 +125,9 @@ class Pair:
 
     def down(self) -> None:
         for ns in filter(None, (self.client_ns, self.server_ns)):
-            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except OSError:
-                    pass
-            sh("ip", "netns", "del", ns, check=False)
+            benchlib.remove_netns(ns)
             shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
         sh("ip", "link", "del", self.server_if, check=False)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def perfdhcp(pair: Pair, rate: int, period: int, macs: Path) -> dict:
@@ -189,22 +166,16 @@ def udp_buffer_drops(ns: str | None) -> int:
     return int(dict(zip(lines[0], lines[1]))["RcvbufErrors"])
 
 
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy (all cores)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
-
-
 def run_series(name: str, pair: Pair, pid: int, rates: list[int], period: int, macs: Path,
                repeat: int) -> list[dict]:
     runs = []
     for rate in [r for _ in range(repeat) for r in rates]:
-        before = cpu_seconds(pid)
+        before = benchlib.cpu_seconds(pid)
         drops_before = (udp_buffer_drops(pair.server_ns), udp_buffer_drops(pair.client_ns))
-        busy_before = busy_seconds()
+        busy_before = benchlib.busy_seconds()
         result = perfdhcp(pair, rate, period, macs)
-        result["machine_busy_s"] = round(busy_seconds() - busy_before, 2)
-        result["server_cpu_s"] = round(cpu_seconds(pid) - before, 2)
+        result["machine_busy_s"] = round(benchlib.busy_seconds() - busy_before, 2)
+        result["server_cpu_s"] = round(benchlib.cpu_seconds(pid) - before, 2)
         result["server_rcvbuf_drops"] = udp_buffer_drops(pair.server_ns) - drops_before[0]
         result["client_rcvbuf_drops"] = udp_buffer_drops(pair.client_ns) - drops_before[1]
         result["server"] = name
@@ -215,26 +186,6 @@ def run_series(name: str, pair: Pair, pid: int, rates: list[int], period: int, m
               f"{result['server_rcvbuf_drops']} client {result['client_rcvbuf_drops']}", flush=True)
         time.sleep(1)
     return runs
-
-
-def wait_http(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("luna2d did not answer /version")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def best_per_rate(runs: list[dict]) -> list[dict]:
@@ -282,22 +233,20 @@ def main() -> None:
     ref = Pair(f"d{tag}", f"luna2d-bench-d{tag}-s")
     daemon = dnsmasq = None
     results: dict = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                 "kernel": platform.release()},
+                     "machine": benchlib.machine_brief(),
                      "nodes": args.nodes, "period": args.period, "repeat": args.repeat, "runs": []}
     try:
         macs = folder / "macs.txt"
         macs.write_text("".join(mac_of(n) + "\n" for n in range(args.nodes)))
-        port = free_port()
+        port = benchlib.free_port()
         luna.up()
         ini = folder / "luna.ini"
         ini.write_text(ini_text(port, luna.server_if))
         results["store_build_s"] = round(build_store(ini, args.nodes), 1)
         print(f"store with {args.nodes} nodes built in {results['store_build_s']} s", flush=True)
         with open(folder / "twistd.log", "w") as log:
-            daemon = subprocess.Popen([str(TWISTD), "-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config",
-                                       str(ini)], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-        wait_http(port)
+            daemon = subprocess.Popen(benchlib.twistd(ini), stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        benchlib.wait_ready(port, daemon, folder / "twistd.log")
         perfdhcp(luna, 200, 2, macs)  # warm-up: the boot index is built on the first request
         results["runs"] += run_series("luna2d", luna, daemon.pid, rates, args.period, macs, args.repeat)
         if not args.no_dnsmasq:
@@ -318,25 +267,17 @@ def main() -> None:
             results["runs"] += run_series("dnsmasq", ref, pid, rates, args.period, macs, args.repeat)
     finally:
         for process in (daemon, dnsmasq):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            benchlib.stop(process)
         luna.down()
         ref.down()
     results["best"] = {name: best_within(best_per_rate(results["runs"]), name) for name in ("luna2d", "dnsmasq")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     text = table(results)
     best = results["best"]["luna2d"]
     verdict = (f"luna2d: best {best['dora_per_s']:,.0f} DORA/s under {GOAL_DROPS:.0f} % drops "
                f"(goal {GOAL_RATE:,}: {'met' if best['dora_per_s'] >= GOAL_RATE * 0.98 else 'missed'})"
                if best else "luna2d: no rate under 1 % drops")
-    for name in ("dhcp-latest", f"dhcp-{stamp}"):
-        (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2))
-        (RESULTS / f"{name}.md").write_text(text + "\n\n" + verdict + "\n")
+    benchlib.write_results(RESULTS, ["dhcp-latest", f"dhcp-{benchlib.stamp()}"], results,
+                           text + "\n\n" + verdict + "\n")
     print(text)
     print(verdict)
     shutil.rmtree(folder, ignore_errors=True)

@@ -27,7 +27,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -43,15 +42,18 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-RESULTS = HERE / "results"
-PYTHON = REPO / ".venv" / "bin" / "python"
-TWISTD = REPO / ".venv" / "bin" / "twistd"
+sys.path.insert(0, str(HERE.parent))  # bench/, for benchlib
+
+import benchlib
+from benchlib import PYTHON, REPO
+
 sys.path.insert(0, str(REPO))
 
 from tests.ipmi.support import CHASSIS_SCRIPT, EMU, SEL_EVENTS, lan_conf
 
-ADMIN, ADMIN_PASSWORD = "luna", "bench-password"
+RESULTS = HERE / "results"
+
+ADMIN, ADMIN_PASSWORD = benchlib.USER, "bench-password"
 BMC_USER, BMC_PASSWORD = "luna", "bmc-bench-pw"
 GOAL_SECONDS = 10.0
 GOAL_FACTOR = 20.0
@@ -60,13 +62,6 @@ GOAL_FACTOR = 20.0
 def log(text: str) -> None:
     """A timestamped progress line."""
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def free_prefix() -> int:
@@ -146,44 +141,25 @@ class Daemon:
     def __init__(self, folder: Path) -> None:
         self.folder = folder / "daemon"
         self.folder.mkdir()
-        self.port = free_port()
+        self.port = benchlib.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        ini = (f"[API]\nUSERNAME = {ADMIN}\nPASSWORD = {ADMIN_PASSWORD}\nSECRET_KEY = bench-secret-0123456789abcdef\n"
-               f"EXPIRY = 4h\nENDPOINT = 127.0.0.1:{self.port}\n"
-               "\n[DATABASE]\nDRIVER = SQLite3\nDATABASE = var/luna.db\n"
-               "\n[FILES]\nIMAGE_FILES = var/files\nIMAGE_DIRECTORY = var/images\nKEYFILE = var/luna.key\n"
-               "\n[DHCP]\nENABLED = no\n\n[TFTP]\nENABLED = no\n\n[DNS]\nENABLED = no\n"
-               "\n[BOOTSTRAP]\nENABLED = yes\nCONTROLLER = controller\n")
-        (self.folder / "luna.ini").write_text(ini)
+        (self.folder / "luna.ini").write_text(benchlib.daemon_ini(
+            f"127.0.0.1:{self.port}", "var", ADMIN_PASSWORD, api={"EXPIRY": "4h"}, DHCP={"ENABLED": "no"},
+            TFTP={"ENABLED": "no"}, DNS={"ENABLED": "no"}, BOOTSTRAP={"ENABLED": "yes", "CONTROLLER": "controller"}))
         self.process: subprocess.Popen | None = None
         self.token = ""
 
     def start(self) -> None:
         """Spawn twistd, wait for /version, take an admin token."""
-        self.process = subprocess.Popen(
-            [str(TWISTD), "-n", "--reactor=asyncio", "--pidfile=", "--logfile", str(self.folder / "twistd.log"),
-             "luna2d", "--config", str(self.folder / "luna.ini")], cwd=self.folder)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if self.call("GET", "/version", token=False)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("luna2d did not start; see " + str(self.folder / "twistd.log"))
+        log = self.folder / "twistd.log"
+        self.process = subprocess.Popen(benchlib.twistd(self.folder / "luna.ini", log), cwd=self.folder)
+        benchlib.wait_ready(self.port, self.process, log, 30)
         _, body = self.call("POST", "/token", {"username": ADMIN, "password": ADMIN_PASSWORD}, token=False)
         self.token = body["token"]
 
     def stop(self) -> None:
         """SIGTERM the daemon (SIGKILL after 15 s)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        benchlib.stop(self.process)
 
     def call(self, method: str, path: str, body: Any = None, token: bool = True, timeout: float = 120) -> tuple[int, Any]:
         """(status, parsed JSON) of one request to the daemon."""
@@ -202,10 +178,7 @@ class Daemon:
     def rss_mb(self) -> float:
         """The daemon's resident memory in MB."""
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return benchlib.rss_mb(self.process.pid)
 
 
 def load(daemon: Daemon, fleet: Fleet) -> None:
@@ -226,10 +199,13 @@ def load(daemon: Daemon, fleet: Fleet) -> None:
 
 
 def verify_fleet(fleet: Fleet) -> dict[str, str]:
-    """ipmitool against one BMC of each kind: the simulators answer alike."""
+    """ipmitool against one BMC of each kind, both powered off (an ipmi_sim
+    at an even index; every fake BMC starts off): the simulators answer alike."""
     seen = {}
     for kind in ("ipmi_sim", "fake"):
-        index = next(i for i in range(len(fleet.hosts)) if fleet.kind(i) == kind and i % 2 == 0)
+        index = next((i for i in range(len(fleet.hosts)) if fleet.kind(i) == kind and i % 2 == 0), None)
+        if index is None:
+            raise SystemExit(f"no powered-off {kind} BMC to check the simulators with: raise --bmcs or --sims")
         output = subprocess.run(
             ["ipmitool", "-I", "lanplus", "-C", "3", "-H", fleet.hosts[index], "-U", BMC_USER, "-E",
              "chassis", "power", "status"], check=False, env=dict(os.environ, IPMI_PASSWORD=BMC_PASSWORD),
@@ -288,7 +264,8 @@ async def ipmitool_fanout(fleet: Fleet, width: int, kill_after: float) -> dict[s
 
     started = time.monotonic()
     await asyncio.gather(*(one(host) for host in fleet.hosts))
-    return {"seconds": round(time.monotonic() - started, 3), "outcomes": outcomes}
+    return {"seconds": round(time.monotonic() - started, 3), "outcomes": outcomes, "width": width,
+            "kill_after_s": kill_after}
 
 
 def main(argv: list[str]) -> None:
@@ -312,7 +289,7 @@ def main(argv: list[str]) -> None:
     daemon = Daemon(folder)
     result: dict[str, Any] = {
         "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+        "machine": benchlib.machine_brief(),
         "fleet": {"bmcs": args.bmcs, "dead": args.dead, "ipmi_sim": len(fleet.sim_index),
                   "fake": len(fleet.fake_index), "network": f"127.{fleet.x}.0.0/16"},
     }
@@ -348,12 +325,8 @@ def main(argv: list[str]) -> None:
         daemon.stop()
         fleet.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    text = json.dumps(result, indent=2)
-    (RESULTS / f"ipmi-{stamp}.json").write_text(text + "\n")
-    (RESULTS / "ipmi-latest.json").write_text(text + "\n")
-    (RESULTS / "ipmi-latest.md").write_text(markdown(result))
+    benchlib.write_results(RESULTS, [f"ipmi-{benchlib.stamp()}"], result, None)
+    benchlib.write_results(RESULTS, ["ipmi-latest"], result, markdown(result))
     print(markdown(result))
 
 
@@ -370,7 +343,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| luna2d control API, run {number} | {run['seconds']} | {run['groups']} |")
     if "ipmitool" in result:
         tool = result["ipmitool"]
-        lines.append(f"| ipmitool, 10 at a time | {tool['seconds']} | {tool['outcomes']} |")
+        lines.append(f"| ipmitool, {tool.get('width', 10)} at a time | {tool['seconds']} | {tool['outcomes']} |")
         lines += ["", f"Speed-up (ipmitool / luna2d median): {result['speedup']}x."]
     lines += ["", f"luna2d daemon RSS after the runs: {luna['rss_mb']} MB.", "",
               "Goals: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in result["goals"].items()), ""]

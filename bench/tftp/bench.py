@@ -36,9 +36,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -48,94 +46,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-RESULTS = REPO / "bench" / "results"
-TWISTD = REPO / ".venv" / "bin" / "twistd"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for benchlib
+
+import benchlib
+from benchlib import RESULTS
+
 BLKSIZE = 1468
 FILES = {"1MiB": 1 << 20, "30MiB": 30 << 20}
 WINDOWS = (1, 16)
 SMALL_ROUNDS = 4  # rounds of the 1 MiB transfers per round of the 30 MiB ones
 
 
-# -- the machine ---------------------------------------------------------------------------
-
-def first_line(command: list[str]) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return ((done.stdout or done.stderr).strip().splitlines() or ["unknown"])[0]
-
-
-def package_version(name: str) -> str:
-    return first_line(["dpkg-query", "-W", "-f=${Version}", name])
-
-
 def machine() -> dict:
-    model = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as handle:
-        mem_kb = next(int(line.split()[1]) for line in handle if line.startswith("MemTotal:"))
-    commit = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "luna2d/protocols/tftp"],
-                           capture_output=True, text=True, check=False).stdout.strip()
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model,
-        "memory_gib": round(mem_kb / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "atftp": package_version("atftp"),
-        "tftpd-hpa": package_version("tftpd-hpa"),
-        "commit": commit + (" (luna2d/protocols/tftp modified)" if dirty else ""),
-    }
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` and of its children it has waited for."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / CLK_TCK
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return benchlib.machine("luna2d/protocols/tftp", {"atftp": benchlib.package_version("atftp"),
+                                                      "tftpd-hpa": benchlib.package_version("tftpd-hpa")})
 
 
 # -- the servers ---------------------------------------------------------------------------
-
-INI = """\
-[API]
-USERNAME = luna
-PASSWORD = bench-password
-SECRET_KEY = luna2d-benchmark-secret-key-0123456789
-ENDPOINT = 127.0.0.1:{api}
-
-[DATABASE]
-DATABASE = {folder}/luna.db
-
-[FILES]
-IMAGE_FILES = {folder}/files
-IMAGE_DIRECTORY = {folder}/images
-KEYFILE = {folder}/luna.key
-
-[TFTP]
-ENABLED = yes
-PORT = {tftp}
-ROOT = {root}
-
-[BOOTSTRAP]
-ENABLED = no
-"""
-
 
 class Server:
     name = ""
@@ -143,42 +70,30 @@ class Server:
     proc: subprocess.Popen
 
     def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        """CPU of the server and of the children it has waited for."""
+        return benchlib.cpu_seconds(self.proc.pid, children=True)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        benchlib.stop(self.proc)
 
 
 class Luna2d(Server):
     name = "luna2d"
 
     def __init__(self, folder: Path, root: Path) -> None:
-        self.api = free_port(socket.SOCK_STREAM)
-        self.port = free_port(socket.SOCK_DGRAM)
+        self.api = benchlib.free_port(socket.SOCK_STREAM)
+        self.port = benchlib.free_port(socket.SOCK_DGRAM)
         ini = folder / "luna2d.ini"
-        ini.write_text(INI.format(api=self.api, tftp=self.port, folder=folder / "luna2d", root=root))
-        self.log = open(folder / "luna2d.log", "wb")  # noqa: SIM115 - open while the daemon runs
-        self.proc = subprocess.Popen([str(TWISTD), "-n", "--pidfile=", "--logfile=-", "--reactor=asyncio",
-                                      "luna2d", "--config", str(ini)], cwd=folder, stdout=self.log,
+        ini.write_text(benchlib.daemon_ini(f"127.0.0.1:{self.api}", folder / "luna2d", "bench-password",
+                                           TFTP={"ENABLED": "yes", "PORT": self.port, "ROOT": root},
+                                           BOOTSTRAP={"ENABLED": "no"}))
+        self.log_path = folder / "luna2d.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - open while the daemon runs
+        self.proc = subprocess.Popen(benchlib.twistd(ini), cwd=folder, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"luna2d exited with {self.proc.returncode}; see its log")
-            try:
-                with socket.create_connection(("127.0.0.1", self.api), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit("luna2d did not start")
+        benchlib.wait_ready(self.api, self.proc, self.log_path, timeout)
 
     def stop(self) -> None:
         super().stop()
@@ -189,7 +104,7 @@ class TftpdHpa(Server):
     name = "tftpd-hpa"
 
     def __init__(self, root: Path) -> None:
-        self.port = free_port(socket.SOCK_DGRAM)
+        self.port = benchlib.free_port(socket.SOCK_DGRAM)
         binary = shutil.which("in.tftpd") or "/usr/sbin/in.tftpd"
         self.proc = subprocess.Popen([binary, "-L", "-s", str(root), "-a", f"127.0.0.1:{self.port}"],
                                      start_new_session=True)
@@ -364,15 +279,11 @@ def main() -> None:
                                if line.endswith(" retransmissions") and " TFTP " in line),
     }
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     text = table(result)
     header = (f"# TFTP benchmark {result['when']}\n\nMachine: {json.dumps(result['machine'])}\n\n"
               f"Client: {result['client']}; {args.repeat} rounds; load average before "
               f"{result['load1_before']}, after {result['load1_after']}\n\n")
-    for path in (RESULTS / f"tftp-{stamp}", RESULTS / "tftp-latest"):
-        path.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-        path.with_suffix(".md").write_text(header + text + "\n")
+    benchlib.write_results(RESULTS, [f"tftp-{benchlib.stamp()}", "tftp-latest"], result, header + text + "\n")
     print(header + text)
 
 

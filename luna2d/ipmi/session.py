@@ -34,7 +34,7 @@ from luna2d.ipmi.commands import (
     completion_text,
 )
 
-__all__ = ["STATUS_CODES", "Credentials", "Failure", "Outcome", "Output", "Session", "Success"]
+__all__ = ["STATUS_CODES", "Credentials", "Failure", "Outcome", "Output", "Session", "Success", "seal"]
 
 CMD_GET_CHANNEL_AUTH_CAPS = 0x38
 CMD_SET_SESSION_PRIVILEGE = 0x3B
@@ -144,6 +144,17 @@ class _Inbound:
         if len(self.order) > 64:
             self.seen.discard(self.order.pop(0))
         return True
+
+
+def seal(keys: crypto.SessionKeys, session_id: int, sequence: int, message: bytes, iv: bytes) -> bytes:
+    """``message`` as a datagram of an established session, addressed to
+    the peer's ``session_id``: encrypted under K2 with ``iv``, then given
+    the integrity pad, pad length, next header and its code under K1."""
+    payload = keys.encrypt(message, iv)
+    packet = codec.Ipmi20Packet(codec.PAYLOAD_IPMI, payload, session_id, sequence, encrypted=True, authenticated=True)
+    pad = codec.integrity_pad(len(packet.header()) + len(payload))
+    unsigned = replace(packet, trailer=b"\xff" * pad + bytes((pad, codec.NEXT_HEADER)))
+    return replace(unsigned, trailer=unsigned.trailer + keys.integrity_code(unsigned.encode()[4:])).encode()
 
 
 class Session:
@@ -268,11 +279,22 @@ class Session:
         self.rq_seq = (self.rq_seq + 1) & 0x3F or 1
         return self.rq_seq
 
-    def _setup_payload(self, packet: codec.Packet, payload_type: int) -> bytes | None:
+    def _expect_setup(self, stage: str, payload_type: int, payload: bytes, now: float) -> Output:
+        """Send a session set-up message (Open Session, RAKP) and wait for its answer."""
+        datagram = codec.Ipmi20Packet(payload_type, payload).encode()
+        return self._expect(_Pending(stage, lambda: datagram, 0.0), now)
+
+    def _setup_reply(self, packet: codec.Packet, payload_type: int, structure: Any) -> Any:
+        """The set-up message of ``structure`` in ``packet`` when it answers
+        ours (payload type, tag, console session ID), else None."""
         if (not isinstance(packet, codec.Ipmi20Packet) or packet.payload_type != payload_type
                 or packet.encrypted or packet.authenticated):
             return None
-        return packet.payload
+        message = structure.decode(packet.payload)
+        # A refusing Open Session Response may stop before the console session ID.
+        if message.tag != self.tag or message.console_session_id not in (self.console_id, None):
+            return None
+        return message
 
     # -- phase: channel authentication capabilities ----------------------------------------------------
     def _on_capabilities(self, packet: codec.Packet, now: float) -> Output | None:
@@ -309,16 +331,12 @@ class Session:
         self.phase = "open"
         request = codec.OpenSessionRequest(self._next_tag(), self.console_id, self.suite.authentication,
                                            self.suite.integrity, self.suite.confidentiality, self.privilege)
-        datagram = codec.Ipmi20Packet(codec.PAYLOAD_OPEN_SESSION_REQUEST, request.encode()).encode()
-        return self._expect(_Pending("Open Session", lambda: datagram, 0.0), now)
+        return self._expect_setup("Open Session", codec.PAYLOAD_OPEN_SESSION_REQUEST, request.encode(), now)
 
     def _on_open(self, packet: codec.Packet, now: float) -> Output | None:
         assert self.suite is not None
-        payload = self._setup_payload(packet, codec.PAYLOAD_OPEN_SESSION_RESPONSE)
-        if payload is None:
-            return None
-        response = codec.OpenSessionResponse.decode(payload)
-        if response.tag != self.tag or response.console_session_id not in (self.console_id, None):
+        response = self._setup_reply(packet, codec.PAYLOAD_OPEN_SESSION_RESPONSE, codec.OpenSessionResponse)
+        if response is None:
             return None
         self.answered = True
         if response.status != 0:
@@ -342,16 +360,12 @@ class Session:
         self.console_random = self.random(16)
         message = codec.Rakp1(self._next_tag(), self.bmc_id, self.console_random, self.role,
                               self.credentials.username)
-        datagram = codec.Ipmi20Packet(codec.PAYLOAD_RAKP1, message.encode()).encode()
-        return self._expect(_Pending("RAKP message 1", lambda: datagram, 0.0), now)
+        return self._expect_setup("RAKP message 1", codec.PAYLOAD_RAKP1, message.encode(), now)
 
     def _on_rakp2(self, packet: codec.Packet, now: float) -> Output | None:
         assert self.suite is not None
-        payload = self._setup_payload(packet, codec.PAYLOAD_RAKP2)
-        if payload is None:
-            return None
-        message = codec.Rakp2.decode(payload)
-        if message.tag != self.tag or message.console_session_id != self.console_id:
+        message = self._setup_reply(packet, codec.PAYLOAD_RAKP2, codec.Rakp2)
+        if message is None:
             return None
         self.answered = True
         if message.status != 0:
@@ -375,17 +389,13 @@ class Session:
                                  self.credentials.username)
         self.phase = "rakp4"
         rakp3 = codec.Rakp3(self._next_tag(), 0, self.bmc_id, code).encode()
-        datagram = codec.Ipmi20Packet(codec.PAYLOAD_RAKP3, rakp3).encode()
-        return self._expect(_Pending("RAKP message 3", lambda: datagram, 0.0), now)
+        return self._expect_setup("RAKP message 3", codec.PAYLOAD_RAKP3, rakp3, now)
 
     # -- phase: RAKP 3/4 -----------------------------------------------------------------------------------------
     def _on_rakp4(self, packet: codec.Packet, now: float) -> Output | None:
         assert self.suite is not None and self.keys is not None
-        payload = self._setup_payload(packet, codec.PAYLOAD_RAKP4)
-        if payload is None:
-            return None
-        message = codec.Rakp4.decode(payload)
-        if message.tag != self.tag or message.console_session_id != self.console_id:
+        message = self._setup_reply(packet, codec.PAYLOAD_RAKP4, codec.Rakp4)
+        if message is None:
             return None
         if message.status != 0:
             kind, text = _status(message.status)
@@ -407,12 +417,7 @@ class Session:
         keys = self.keys
         assert keys is not None
         self.out_sequence = (self.out_sequence + 1) & 0xFFFFFFFF or 1
-        payload = keys.encrypt(message, self.random(crypto.AES_BLOCK))
-        packet = codec.Ipmi20Packet(codec.PAYLOAD_IPMI, payload, self.bmc_id, self.out_sequence,
-                                    encrypted=True, authenticated=True)
-        pad = codec.integrity_pad(len(packet.header()) + len(payload))
-        unsigned = replace(packet, trailer=b"\xff" * pad + bytes((pad, codec.NEXT_HEADER)))
-        return replace(unsigned, trailer=unsigned.trailer + keys.integrity_code(unsigned.encode()[4:])).encode()
+        return seal(keys, self.bmc_id, self.out_sequence, message, self.random(crypto.AES_BLOCK))
 
     def _send_request(self, request: Request, now: float, phase: str, tries: int = 0,
                       outcome: Outcome | None = None) -> Output:

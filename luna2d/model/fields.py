@@ -35,6 +35,8 @@ class Field:
     ref: for type ref, the kind the name must exist in.
     internal: kept in the store but neither shown nor accepted by the
           generic config endpoints (set through dedicated endpoints).
+    pattern: for type str, the form the text must have (an interface
+          name); "" unsets such a field, as it does references.
     """
 
     name: str
@@ -48,6 +50,7 @@ class Field:
     internal: bool = False
     minimum: int | None = None
     maximum: int | None = None
+    pattern: re.Pattern | None = None
 
 
 def _describe(value: Any) -> str:
@@ -104,6 +107,10 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
             raise Invalid(f"{label}: must not contain NUL characters")
         if kind == "script":
             return decode_script(text)
+        if field.pattern is not None and text == "":
+            return None
+        if field.pattern is not None and not field.pattern.match(text):
+            raise Invalid(f"{label}: {_describe(value)} does not match {field.pattern.pattern}")
         return text
     if kind == "int":
         if isinstance(value, bool):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 
 from luna2d.errors import NotFound
-from luna2d.model.fields import Field
+from luna2d.model.fields import INTERFACE_RE, Field
 
 # Interface modes:
 #   "multi":   named interfaces with network, ipaddress, macaddress (node)
@@ -28,8 +28,7 @@ class Kind:
     rename: tuple[str, ...] = ()
     interfaces: str | None = None
     required: tuple[str, ...] = ()
-    list_only: bool = False
-    public: bool = True
+    public: bool = True  # served by the generic /config/<kind> endpoints
     has_secrets: bool = False
     rack_device: bool = False
     by_name: dict[str, Field] = dc_field(default_factory=dict, compare=False, repr=False)
@@ -45,10 +44,6 @@ class Kind:
     def field(self, name: str) -> Field | None:
         """The field spelled ``name`` (canonical or alias), if any."""
         return self.by_name.get(name)
-
-    @property
-    def visible(self) -> tuple[Field, ...]:
-        return tuple(f for f in self.fields if not f.internal)
 
     @property
     def refs(self) -> tuple[Field, ...]:
@@ -92,7 +87,8 @@ NODE = Kind(
         Field("netboot", "bool", default=True, inherit=(("group", "netboot"),)),
         Field("bootmenu", "bool", default=False, inherit=(("group", "bootmenu"),)),
         Field("localinstall", "bool", default=False, inherit=(("group", "localinstall"),)),
-        Field("provision_interface", "str", default="BOOTIF", inherit=(("group", "provision_interface"),)),
+        Field("provision_interface", "str", default="BOOTIF", pattern=INTERFACE_RE,
+              inherit=(("group", "provision_interface"),)),
         Field(
             "provision_method",
             "token",
@@ -131,7 +127,7 @@ GROUP = Kind(
         Field("partscript", "script"),
         Field("postscript", "script"),
         Field("prescript", "script"),
-        Field("provision_interface", "str", default="BOOTIF"),
+        Field("provision_interface", "str", default="BOOTIF", pattern=INTERFACE_RE),
         Field("netboot", "bool", default=True),
         Field("localinstall", "bool", default=False),
         Field("bootmenu", "bool", default=False),
@@ -162,7 +158,6 @@ NETWORK = Kind(
 OSIMAGE = Kind(
     name="osimage",
     rename=("newosimage", "newosimagename"),
-    list_only=True,
     fields=(
         Field("kernelversion", "str", aliases=("kernver",)),
         Field("kernelmodules", "str", aliases=("kernmodules",)),
@@ -275,7 +270,9 @@ KINDS: dict[str, Kind] = {
 }
 
 # Kinds served by the generic /config/<kind>/<name> machinery.
-GENERIC = ("node", "group", "network", "osimage", "bmcsetup", "switch", "otherdev", "rack", "user")
+GENERIC = tuple(k.name for k in KINDS.values() if k.public)
+# Kinds that own secrets (/config/secrets/<kind>/<name>).
+SECRET_OWNERS = tuple(k.name for k in KINDS.values() if k.has_secrets)
 
 # Which kinds a device in a rack or the inventory may be.
 RACK_TYPES = {"node": "node", "switch": "switch", "otherdev": "otherdev", "controller": "controller"}

@@ -131,7 +131,8 @@ def node_by_ip(reader: Any, ip: str | None) -> Obj | None:
     return obj if obj is not None and obj.kind == "node" else None
 
 
-def _node(reader: Any, name: str) -> Obj:
+def node_named(reader: Any, name: str) -> Obj:
+    """The node ``name``, or NotFound."""
     node = reader.get("node", name) if NAME_RE.match(name) else None
     if node is None:
         raise NotFound(f"node {name!r} does not exist")
@@ -409,15 +410,15 @@ class BootAPI:
     @app.route("/manual/hostname/<node>", methods=["GET"])
     def manual(self, request: Any, node: str) -> bytes:
         """Boot as ``node`` without changing anything."""
-        return self._boot(request, _node(self.store.state, node), None, obey_flags=False)
+        return self._boot(request, node_named(self.store.state, node), None, obey_flags=False)
 
     @app.route("/manual/hostname/<node>/<mac>", methods=["GET"])
     async def manual_mac(self, request: Any, node: str, mac: str) -> bytes:
         """Boot as ``node``: the MAC becomes the node's (taken from any other)."""
         mac = _mac(mac)
-        _node(self.store.state, node)
+        node_named(self.store.state, node)
         await self.store.write(assign_mac, node, mac)
-        return self._boot(request, _node(self.store.state, node), mac, obey_flags=False)
+        return self._boot(request, node_named(self.store.state, node), mac, obey_flags=False)
 
     @app.route("/manual/group/<group>/<mac>", methods=["GET"])
     async def manual_group(self, request: Any, group: str, mac: str) -> bytes:
@@ -426,13 +427,13 @@ class BootAPI:
         if not NAME_RE.match(group) or self.store.state.get("group", group) is None:
             raise NotFound(f"group {group!r} does not exist")
         name = await self.store.write(assign_group_mac, group, mac)
-        return self._boot(request, _node(self.store.state, name), mac, obey_flags=False)
+        return self._boot(request, node_named(self.store.state, name), mac, obey_flags=False)
 
     @app.route("/install/<node>", methods=["GET"])
     def install(self, request: Any, node: str) -> bytes:
         """The node's install script, for an admin or the node itself."""
         state = self.store.state
-        obj = _node(state, node)
+        obj = node_named(state, node)
         source = client_ip(request)
         if source is None or not any(item.ip == source for item in obj.ifaces):
             who = self.auth.principal(request)

@@ -4,6 +4,7 @@ errors to status codes."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -47,7 +48,7 @@ def read_json(request: Any) -> Any:
     try:
         # Decoded strictly: json.loads(bytes) would let encoded surrogates through.
         text = raw.decode(json.detect_encoding(raw))
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise Invalid(f"request body is not valid JSON: {str(exc)[:120]}") from None
     if _SURROGATE_ESCAPE.search(text) and _has_surrogate(body):
@@ -60,6 +61,18 @@ def read_json(request: Any) -> Any:
 
 
 MAX_DEPTH = 64
+
+
+def _no_constant(name: str) -> Any:
+    # Python's parser takes NaN and Infinity, which JSON does not have.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
 
 
 def _depth(value: Any) -> int:

@@ -10,7 +10,7 @@ from klein import Klein
 
 from luna2d.errors import Forbidden, Invalid, NotFound, Unavailable
 from luna2d.model.fields import NAME_RE
-from luna2d.model.kinds import GENERIC, KINDS
+from luna2d.model.kinds import GENERIC, SECRET_OWNERS
 from luna2d.resources import common
 from luna2d.resources.auth import Auth, check_node_update
 from luna2d.resources.common import (
@@ -23,7 +23,6 @@ from luna2d.resources.common import (
 )
 from luna2d.store import objects
 
-SECRET_OWNERS = ("node", "group")
 KERNEL_FIELDS = {"kernelversion", "kernver", "kernelfile", "initrdfile", "name"}
 
 
@@ -357,5 +356,3 @@ class ConfigAPI:
         await self.store.write(objects.delete_interface, self._iface_kind(kind), _name(kind, name), iface)
         return no_content(request)
 
-
-__all__ = ["KINDS", "ConfigAPI"]

@@ -6,12 +6,14 @@
 answering once every BMC has answered or timed out, with the nodes grouped
 by result and compressed back to hostlists (docs/API.md, "Control").
 
-The BMC address is the node's ``BMC`` interface; the user and password come
-from the node's bmcsetup, else its group's. The IPMI client
-(luna2d.ipmi.client) is handed in by tap.py; without one, actions answer 503."""
+The BMC address is the node's ``BMC`` interface (the name in any case, as
+the install script's BMC setup reads it); the user and password come from
+the node's bmcsetup, else its group's. The IPMI client (luna2d.ipmi.client)
+is handed in by tap.py; without one, actions answer 503."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import hostlist  # type: ignore[import-untyped]
@@ -27,23 +29,24 @@ from luna2d.resources.auth import Auth
 from luna2d.resources.common import envelope, message, no_content, read_json, reply
 from luna2d.store import views
 
-BMC_INTERFACE = "BMC"
-# command -> action -> IPMI command name in luna2d.ipmi.commands
-ACTIONS: dict[str, dict[str, tuple[str, str]]] = {
-    "power": {"status": ("power", "status"), "on": ("power", "on"), "off": ("power", "off"),
-              "reset": ("power", "reset"), "cycle": ("power", "cycle"), "soft": ("power", "soft")},
-    "chassis": {"identify": ("chassis", "identify"), "noidentify": ("chassis", "noidentify")},
-    "sel": {"list": ("sel", "list"), "clear": ("sel", "clear")},
-}
+BMC_INTERFACE = "BMC"  # matched regardless of case, as the install script's BMC setup does
+# (command, action) -> the IPMI command it runs: luna2d.ipmi.commands' table, for these commands
+CONTROL_COMMANDS = ("power", "chassis", "sel")
+ACTIONS: dict[tuple[str, str], Callable[[], commands.Command]] = {
+    key: factory for key, factory in commands.COMMANDS.items() if key[0] in CONTROL_COMMANDS}
 READ_ONLY = {("power", "status"), ("sel", "list")}
 MAX_HOSTS = 100_000
 
 
 def _action(command: str, action: str) -> tuple[str, str]:
-    try:
-        return ACTIONS[command][action]
-    except KeyError:
-        raise NotFound(f"there is no control action {command} _{action}") from None
+    if (command, action) not in ACTIONS:
+        raise NotFound(f"there is no control action {command} _{action}")
+    return command, action
+
+
+def _bmc_iface(node: Any) -> Any:
+    """The node's BMC interface (any case of the name), or None."""
+    return next((iface for iface in node.ifaces if iface.name.lower() == BMC_INTERFACE.lower()), None)
 
 
 def _ok_group(command: str, action: str) -> str:
@@ -80,7 +83,7 @@ class ControlAPI:
     # -- nodes to BMC targets -----------------------------------------------------------------
     def _target(self, node: Any) -> Target | str:
         """The node's BMC as a Target, or why there is none."""
-        iface = node.iface(BMC_INTERFACE)
+        iface = _bmc_iface(node)
         if iface is None or not iface.ip:
             return f"no BMC: node {node.name} has no '{BMC_INTERFACE}' interface with an address"
         state = self.store.state
@@ -118,9 +121,7 @@ class ControlAPI:
         if isinstance(target, str):
             outcome: Outcome = Failure("error", target)
         else:
-            ipmi_command = commands.lookup(*name)
-            assert ipmi_command is not None
-            outcome = await client.run(target, ipmi_command)
+            outcome = await client.run(target, ACTIONS[name]())
         if isinstance(outcome, Failure):
             return message(request, f"{node}: {outcome}", 500)
         if name == ("power", "status"):
@@ -146,8 +147,7 @@ class ControlAPI:
             else:
                 targets.append(target)
         if targets:
-            factory = commands.COMMANDS[name]
-            outcomes.update(await client.fan_out(targets, factory, limit=self.limit))
+            outcomes.update(await client.fan_out(targets, ACTIONS[name], limit=self.limit))
         return reply(request, {"control": {command: self._grouped(command, action, names, outcomes)}})
 
     @staticmethod

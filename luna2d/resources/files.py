@@ -72,7 +72,8 @@ def locate_ipxe(folder: Path | None, name: str) -> Path:
     links (Debian's ipxe.efi points into /boot); the name is one plain
     segment, so only entries of that directory are reachable."""
     check_name(name)
-    if folder is None or not (folder / name).is_file():
+    # os.path.isfile, not Path.is_file: a name too long for the file system is "not found" too.
+    if folder is None or not os.path.isfile(folder / name):
         raise NotFound(f"file {name!r} does not exist")
     return Path(os.path.realpath(folder / name))
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from klein import Klein
 
-from luna2d.errors import Forbidden, Invalid, NotFound
-from luna2d.model.fields import NAME_RE
+from luna2d.errors import Forbidden, Invalid
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
+from luna2d.resources.boot import node_named
 from luna2d.resources.common import envelope, no_content, read_json, reply
 from luna2d.resources.service import Services
 from luna2d.store import objects
@@ -83,17 +83,11 @@ class MonitorAPI:
         self.auth = auth
         self.services = services
 
-    def _node(self, name: str) -> Any:
-        node = self.store.state.get("node", name) if NAME_RE.match(name) else None
-        if node is None:
-            raise NotFound(f"node {name!r} does not exist")
-        return node
-
     @app.route("/node/<node>", methods=["GET"])
     @app.route("/status/<node>", methods=["GET"])
     def status(self, request: Any, node: str) -> bytes:
         """The node's state: 200 when OK, 500 when not."""
-        state, text = split_status(self._node(node).data.get("status"))
+        state, text = split_status(node_named(self.store.state, node).data.get("status"))
         ok = state_ok(state)
         return reply(request, {"monitor": {"status": {node: {"status": text, "state": state}}}}, 200 if ok else 500)
 
@@ -107,7 +101,7 @@ class MonitorAPI:
                 raise Forbidden(f"this token belongs to node {who.node}, not {node}")
         elif not who.admin:
             raise Forbidden(f"{who.role} tokens may not change anything")
-        self._node(node)
+        node_named(self.store.state, node)
         value = parse_report(read_json(request), node)
         await self.store.write(objects.upsert, "node", node, {"status": value}, False)
         return no_content(request)

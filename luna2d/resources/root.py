@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from klein import Klein
 from twisted.web.resource import Resource
 
 import luna2d
-from luna2d.errors import Invalid
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
 from luna2d.resources.boot import BootAPI
@@ -51,7 +51,8 @@ class RootAPI:
     common.install_error_handlers(app)
 
     def __init__(self, store: Any, auth: Auth, ini_admin: str, files: Path | None = None,
-                 services: Services | None = None, ipmi: Any = None, ipxe: Path | None = None) -> None:
+                 services: Services | None = None, ipmi: Any = None, ipxe: Path | None = None,
+                 control_parallel: int = 256) -> None:
         self.store = store
         self.auth = auth
         self.config = ConfigAPI(store, auth, ini_admin)
@@ -60,7 +61,7 @@ class RootAPI:
         self.services = with_luna2(services, store, self.boot.renderer)
         self.monitor = MonitorAPI(store, auth, self.services)
         self.service = ServiceAPI(auth, self.services)
-        self.control = ControlAPI(store, auth, ipmi)
+        self.control = ControlAPI(store, auth, ipmi, limit=control_parallel)
         self.commit = git_commit(Path(luna2d.__file__).resolve().parent)
 
     @app.route("/token", methods=["POST"])
@@ -128,8 +129,6 @@ class Guard(Resource):
     def render(self, request: Any) -> Any:
         try:
             request.path.decode("utf-8")
-            from urllib.parse import unquote_to_bytes
-
             unquote_to_bytes(request.path).decode("utf-8")
         except UnicodeDecodeError:
             return common.message(request, "the request path is not valid UTF-8", 400)
@@ -144,9 +143,5 @@ def build(store: Any, auth: Auth, ini_admin: str, files: Path | None = None,
     directory of the distribution's iPXE binaries, served open under /files;
     ``control_parallel`` how many BMCs one bulk control request talks to at
     once."""
-    api = RootAPI(store, auth, ini_admin, files, services, ipmi, ipxe)
-    api.control.limit = control_parallel
-    return Guard(api.app.resource())
+    return Guard(RootAPI(store, auth, ini_admin, files, services, ipmi, ipxe, control_parallel).app.resource())
 
-
-__all__ = ["Invalid", "build"]

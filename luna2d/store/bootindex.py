@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from luna2d.model.kinds import KINDS
+from luna2d.store import ipam
 from luna2d.store.state import Obj, State, Tx
 from luna2d.store.views import resolve
 
@@ -137,12 +138,12 @@ def _network_entry(state: State, net: Obj, domain: str | None) -> BootNetwork | 
         for item in obj.ifaces:
             if item.network == net.id and _ipv4(item.ip):
                 controller = item.ip
-    begin = _ipv4(net.data.get("dhcp_range_begin"))
-    end = _ipv4(net.data.get("dhcp_range_end"))
-    reserved = {int(cidr.network_address), int(cidr.broadcast_address)}
-    for extra in (gateway, nameserver, controller):
-        if extra:
-            reserved.add(int(ipaddress.IPv4Address(extra)))
+    span = ipam.dhcp_range(net)
+    # What IPAM keeps from every device (network, broadcast, gateway, name
+    # server), and the controller's own address.
+    reserved = ipam.reserved(net)
+    if controller:
+        reserved.add(int(ipaddress.IPv4Address(controller)))
     return BootNetwork(
         name=net.name,
         cidr=str(cidr),
@@ -156,8 +157,8 @@ def _network_entry(state: State, net: Obj, domain: str | None) -> BootNetwork | 
         ntp_servers=ntp,
         domain=domain,
         dhcp=bool(net.data.get("dhcp")),
-        range_begin=int(ipaddress.IPv4Address(begin)) if begin and end else None,
-        range_end=int(ipaddress.IPv4Address(end)) if begin and end else None,
+        range_begin=span[0] if span else None,
+        range_end=span[1] if span else None,
         reserved=frozenset(reserved),
         controller=controller,
     )

@@ -84,9 +84,13 @@ def _migrate(cursor: Any) -> int:
     for version, sql in schema_files():
         if version <= current:
             continue
+        # Explicitly: sqlite3 runs CREATE outside any transaction unless one
+        # is open, and a step cut short must leave nothing behind.
+        cursor.execute("BEGIN")
         for statement in _statements(sql):
             cursor.execute(statement)
         cursor.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        cursor.execute("COMMIT")
         current = version
     return current
 

@@ -693,7 +693,7 @@ def _device(tx: Tx, raw: Any, label: str) -> Obj:
     if unknown:
         raise Invalid(f"{label}.{min(unknown)}: unknown device field")
     dtype = raw.get("type", "node")
-    if dtype not in RACK_TYPES:
+    if not isinstance(dtype, str) or dtype not in RACK_TYPES:
         raise Invalid(f"{label}.type: must be one of {', '.join(RACK_TYPES)}")
     name = raw.get("name")
     if not isinstance(name, str) or tx.get(RACK_TYPES[dtype], name) is None:

@@ -155,7 +155,6 @@ class Tx:
         self.ips = Overlay(state.ips)
         self.macs = Overlay(state.macs)
         self.next_id = state.next_id
-        self.journal: list[dict] = []
 
     # -- reading through the pending changes -------------------------------
     def obj(self, obj_id: int | None) -> Obj | None:
@@ -254,9 +253,6 @@ class Tx:
             self.macs.pop(old.mac)
         obj.ifaces.remove(old)
 
-    def log(self, function: str, obj: str, payload: Any = None) -> None:
-        self.journal.append({"function": function, "object": obj, "payload": payload})
-
     @property
     def empty(self) -> bool:
         return not self.changed and not self.deleted
@@ -264,8 +260,6 @@ class Tx:
     # -- committing -------------------------------------------------------------
     def statements(self, encrypt) -> list[tuple[str, tuple]]:
         """The SQL for this write, in an order the constraints accept."""
-        from luna2d.model.kinds import KINDS
-
         out: list[tuple[str, tuple]] = []
         for obj_id in self.deleted:
             out.append(("DELETE FROM object WHERE id = ?", (obj_id,)))

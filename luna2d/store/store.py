@@ -8,7 +8,6 @@ only after the commit swaps the result into memory and tells listeners
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +15,7 @@ from twisted.internet import defer, threads
 
 from luna2d.errors import Invalid, NotFound
 from luna2d.model.fields import NAME_RE, Field, coerce
-from luna2d.model.kinds import GENERIC, KINDS, kind_named
+from luna2d.model.kinds import KINDS, kind_named
 from luna2d.store import crypto as cryptomod
 from luna2d.store import db, ipam, objects, views
 from luna2d.store.state import State, Tx, build_state, ip_key, load_rows
@@ -336,8 +335,3 @@ def _journal_row(entry: Any, index: int, now: int) -> tuple:
                 raise Invalid(f"{label}.{key}: too long")
         values.append(value)
     return tuple(values)
-
-
-# Generic kinds as data: which kinds the generic endpoints serve.
-SERVED = GENERIC
-__all__ = ["SERVED", "Store", "json"]

@@ -14,18 +14,12 @@ from twisted.internet import task
 
 from luna2d.resources.root import build
 from luna2d.resources.service import Services
-from tests.integration.test_daemon import DaemonCase, the_reactor
-from tests.support import ADMIN, API
+from tests.support import ADMIN, API, env, the_reactor
 
 KERNEL = "compute-vmlinuz-4.18.0-372.26.1.el8_6.x86_64"
 INITRD = "compute-initramfs-4.18.0-372.26.1.el8_6.x86_64"
 TARBALL = "compute.tar.gz"
 MAC = "18:c0:4d:45:00:eb"
-
-
-def env(kind: str, name: str, fields: Any) -> dict:
-    """A ``{"config": {kind: {name: fields}}}`` body."""
-    return {"config": {kind: {name: fields}}}
 
 
 class BootAPI(API):
@@ -47,6 +41,15 @@ class BootAPI(API):
         """(status, body, headers) of a GET sent without a token unless given."""
         return self.request("GET", path, token=token, **kw)
 
+    def script(self, path: str) -> str:
+        """The iPXE script a GET of ``path`` without a token answers, which
+        must be 200 plain text starting with ``#!ipxe``."""
+        code, body, headers = self.text(path)
+        assert code == 200, (path, code, body)
+        assert headers[b"Content-Type"] == [b"text/plain; charset=utf-8"], (path, headers[b"Content-Type"])
+        assert body.startswith("#!ipxe\n"), (path, body[:40])
+        return body
+
     def bootable(self) -> None:
         """Give the sample osimage a kernel, an initrd and a tarball."""
         code, body = self.post("/config/osimage/compute", env("osimage", "compute", {
@@ -58,9 +61,7 @@ class BootAPI(API):
         assert code in (201, 204), (code, body)
 
     def node(self, name: str) -> dict:
-        code, body = self.get(f"/config/node/{name}")
-        assert code == 200, body
-        return body["config"]["node"][name]
+        return self.show("node", name)
 
     def on_loopback(self, node: str) -> None:
         """Give ``node`` the address 127.0.0.1: StubTreq's requests come from there."""
@@ -68,11 +69,6 @@ class BootAPI(API):
             self.update("network", "loop", {"network": "127.0.0.0/8"})
         self.update("node", node, {"interfaces": [{"interface": "lo0", "network": "loop",
                                                    "ipaddress": "127.0.0.1"}]})
-
-
-class ReactorCase(DaemonCase):
-    """A test that lets the real reactor turn (file bodies are produced by a
-    cooperator on it), with the ``trial --jobs`` workaround of DaemonCase."""
 
 
 async def settle(api: API, d: Any) -> Any:

@@ -8,14 +8,11 @@ needs a token or reveals a secret."""
 
 from __future__ import annotations
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
-from luna2d.store import db
-from luna2d.store.crypto import Crypto
 from luna2d.store.store import Store
 from tests.boot.support import INITRD, KERNEL, MAC, BootAPI
-from tests.support import result_of
+from tests.support import load_store
 
 BASE = "http://127.0.0.1:80"
 
@@ -31,19 +28,12 @@ class MenuTests(unittest.TestCase):
     def setUp(self) -> None:
         self.api = BootAPI(self)
 
-    def script(self, path: str) -> str:
-        code, body, headers = self.api.text(path)
-        self.assertEqual(code, 200, body)
-        self.assertEqual(headers[b"Content-Type"], [b"text/plain; charset=utf-8"])
-        self.assertTrue(body.startswith("#!ipxe\n"), body[:40])
-        return body
-
     def test_full_menu(self) -> None:
         """GET /boot without a token is the full iPXE menu: detection by MAC
         (the default after the timeout), a node by name, the local disk, a
         shell and reboot, with the controller's address as the request
         reached it."""
-        body = self.script("/boot")
+        body = self.api.script("/boot")
         self.assertIn(f"set luna-url {BASE}\n", body)
         self.assertIn("choose --timeout ${luna-menu-timeout} --default detect luna-choice", body)
         self.assertIn("chain --replace --autofree ${luna-url}/boot/search/mac/${netX/mac}", body)
@@ -55,10 +45,10 @@ class MenuTests(unittest.TestCase):
         """/boot/short chains straight to the node's own script by MAC;
         /boot/disk leaves network boot for the local disk (sanboot on BIOS,
         exit to the firmware on UEFI)."""
-        short = self.script("/boot/short")
+        short = self.api.script("/boot/short")
         self.assertIn("chain --replace --autofree ${luna-url}/boot/search/mac/${netX/mac}", short)
         self.assertNotIn("choose", short)
-        disk = self.script("/boot/disk")
+        disk = self.api.script("/boot/disk")
         self.assertIn("sanboot --no-describe --drive 0x80", disk)
         self.assertIn("iseq ${platform} efi && goto efi", disk)
         self.assertIn("exit 1", disk)
@@ -69,7 +59,7 @@ class MenuTests(unittest.TestCase):
         off and netboot on gives the short script, bootmenu and netboot on
         the normal menu, netboot off the disk whatever bootmenu says; an
         unknown machine gets the normal menu."""
-        self.assertIn("menu luna2d network boot", self.script("/boot"))  # unknown: row 4
+        self.assertIn("menu luna2d network boot", self.api.script("/boot"))  # unknown: row 4
         self.api.on_loopback("node001")
         cases = [
             ({"bootmenu": False, "netboot": True}, "straight to this node's own boot script"),  # row 1
@@ -79,7 +69,7 @@ class MenuTests(unittest.TestCase):
         ]
         for flags, expected in cases:
             self.api.update("group", "compute", flags)
-            body = self.script("/boot")
+            body = self.api.script("/boot")
             self.assertIn(expected, body, flags)
 
     def test_table_node_overrides_group(self) -> None:
@@ -88,7 +78,7 @@ class MenuTests(unittest.TestCase):
         self.api.on_loopback("node001")
         self.api.update("group", "compute", {"bootmenu": False, "netboot": True})
         self.api.update("node", "node001", {"bootmenu": True})
-        self.assertIn("menu luna2d network boot", self.script("/boot"))
+        self.assertIn("menu luna2d network boot", self.api.script("/boot"))
 
 
 class SearchTests(unittest.TestCase):
@@ -97,19 +87,12 @@ class SearchTests(unittest.TestCase):
         self.api.bootable()
         self.api.update("node", "node001", {"macaddr": MAC})
 
-    def script(self, path: str) -> str:
-        code, body, headers = self.api.text(path)
-        self.assertEqual(code, 200, body)
-        self.assertEqual(headers[b"Content-Type"], [b"text/plain; charset=utf-8"])
-        self.assertTrue(body.startswith("#!ipxe\n"), body[:40])
-        return body
-
     def test_known_mac_as_in_the_spec(self) -> None:
         """A known MAC gets the spec's script: kernel and initrd fetched from
         /files under the names the osimage gives, and the luna.* arguments
         (static address with prefix, MAC, URL, node, FQDN, service flag) in
         the spec's order."""
-        body = self.script(f"/boot/search/mac/{MAC}")
+        body = self.api.script(f"/boot/search/mac/{MAC}")
         lines = body.splitlines()
         self.assertIn(f"imgfetch --name kernel {BASE}/files/{KERNEL} || goto failed", lines)
         self.assertIn("imgload kernel || goto failed", lines)
@@ -123,10 +106,10 @@ class SearchTests(unittest.TestCase):
     def test_both_search_paths_and_mac_spellings(self) -> None:
         """/boot/search/<mac> (the spec's) and /boot/search/mac/<mac> give
         the same script, for the MAC in any case and with dashes."""
-        expected = self.script(f"/boot/search/mac/{MAC}")
+        expected = self.api.script(f"/boot/search/mac/{MAC}")
         for path in (f"/boot/search/{MAC}", f"/boot/search/{MAC.upper()}",
                      f"/boot/search/mac/{MAC.replace(':', '-')}"):
-            self.assertEqual(self.script(path), expected, path)
+            self.assertEqual(self.api.script(path), expected, path)
 
     def test_kernel_options_service_domain(self) -> None:
         """The osimage's kernel options follow luna.service (newlines
@@ -134,7 +117,7 @@ class SearchTests(unittest.TestCase):
         luna.service=1; the FQDN uses the node's effective domain."""
         self.api.update("osimage", "compute", {"kerneloptions": "console=ttyS0\nimgexec evil"})
         self.api.update("node", "node001", {"service": True, "domain": "hpc.example"})
-        body = self.script(f"/boot/search/mac/{MAC}")
+        body = self.api.script(f"/boot/search/mac/{MAC}")
         self.assertIn(" luna.hostname=node001.hpc.example luna.service=1 console=ttyS0 imgexec evil "
                       "initrd=initrd.img\n", body)
         self.assertFalse(any(line.startswith("imgexec evil") for line in body.splitlines()))
@@ -144,7 +127,7 @@ class SearchTests(unittest.TestCase):
         luna.bootproto=dhcp and no luna.ip."""
         self.api.update("node", "node001", {"provision_interface": "eth9", "interfaces": [
             {"interface": "eth9", "macaddress": "02:00:00:00:00:09"}]})
-        body = self.script("/boot/search/mac/02:00:00:00:00:09")
+        body = self.api.script("/boot/search/mac/02:00:00:00:00:09")
         self.assertIn("luna.bootproto=dhcp luna.mac=02:00:00:00:00:09 luna.url=", body)
         self.assertNotIn("luna.ip=", body)
 
@@ -153,16 +136,16 @@ class SearchTests(unittest.TestCase):
         code, _ = self.api.post("/config/osimage/compute/tag", {"config": {"osimage": {"compute": {"tag": "v1"}}}})
         self.assertEqual(code, 201)
         self.api.update("osimage", "compute", {"kernelfile": "new-vmlinuz", "initrdfile": "new-initrd"})
-        self.assertIn("/files/new-vmlinuz ", self.script(f"/boot/search/mac/{MAC}"))
+        self.assertIn("/files/new-vmlinuz ", self.api.script(f"/boot/search/mac/{MAC}"))
         self.api.update("node", "node001", {"osimagetag": "v1"})
-        body = self.script(f"/boot/search/mac/{MAC}")
+        body = self.api.script(f"/boot/search/mac/{MAC}")
         self.assertIn(f"/files/{KERNEL} ", body)
         self.assertIn(f"/files/{INITRD} ", body)
 
     def test_netboot_off_boots_disk(self) -> None:
         """A known node with netboot off is sent to its local disk."""
         self.api.update("node", "node001", {"netboot": False})
-        body = self.script(f"/boot/search/mac/{MAC}")
+        body = self.api.script(f"/boot/search/mac/{MAC}")
         self.assertIn("sanboot --no-describe --drive 0x80", body)
         self.assertIn("node node001", body)
 
@@ -170,7 +153,7 @@ class SearchTests(unittest.TestCase):
         """An osimage without kernel or initrd gives a script that says why
         the node cannot boot and asks again later, not a broken kernel line."""
         self.api.update("osimage", "compute", {"kernelfile": None})
-        body = self.script(f"/boot/search/mac/{MAC}")
+        body = self.api.script(f"/boot/search/mac/{MAC}")
         self.assertIn("node001 cannot boot: osimage compute has no kernelfile", body)
         self.assertIn(f"chain --replace --autofree {BASE}/boot/search/mac/{MAC}", body)
         self.assertNotIn("imgfetch", body)
@@ -180,7 +163,7 @@ class SearchTests(unittest.TestCase):
         current MAC or none), every group with its count of nodes without a
         MAC, detection again by default; a choice chains to the manual boot
         paths with this MAC."""
-        body = self.script("/boot/search/mac/aa:bb:cc:dd:ee:ff")
+        body = self.api.script("/boot/search/mac/aa:bb:cc:dd:ee:ff")
         self.assertIn("menu luna2d: unknown machine aa:bb:cc:dd:ee:ff", body)
         self.assertIn(f"item hostname/node001 node001 (now {MAC}) [compute]", body)
         self.assertIn("item hostname/node002 node002 (no MAC yet) [compute]", body)
@@ -207,7 +190,7 @@ class SearchTests(unittest.TestCase):
         self.assertEqual(code, 201)
         for path in ("/boot", "/boot/short", "/boot/disk", f"/boot/search/mac/{MAC}",
                      "/boot/search/aa:bb:cc:dd:ee:ff", "/boot/manual/hostname/node001"):
-            body = self.script(path)
+            body = self.api.script(path)
             for secret in ("bmc-PASSWORD-xyz", "SECRET-CONTENT", "eyJ"):
                 self.assertNotIn(secret, body, path)
 
@@ -217,17 +200,9 @@ class ManualTests(unittest.TestCase):
         self.api = BootAPI(self)
         self.api.bootable()
 
-    def script(self, path: str) -> str:
-        code, body, _ = self.api.text(path)
-        self.assertEqual(code, 200, body)
-        self.assertTrue(body.startswith("#!ipxe\n"))
-        return body
-
     def reopened(self) -> Store:
         """The store as a restart would load it from the database file."""
-        crypto = Crypto(self.api.cfg.files.keyfile.read_bytes())
-        store = Store(db.SyncPool(self.api.cfg.database.database), crypto, self.api.clock)
-        result_of(defer.ensureDeferred(store.open()))
+        store = load_store(self.api.cfg, self.api.clock)
         self.addCleanup(store.pool.close)
         return store
 
@@ -235,7 +210,7 @@ class ManualTests(unittest.TestCase):
         """/boot/manual/hostname/<node> boots the node (iPXE fills in its own
         MAC) and writes nothing."""
         writes = self.api.store.writes
-        body = self.script("/boot/manual/hostname/node002")
+        body = self.api.script("/boot/manual/hostname/node002")
         self.assertIn(spec_args("node002", "10.141.0.2", "${netX/mac}"), body.splitlines())
         self.assertEqual(self.api.store.writes, writes)
 
@@ -245,12 +220,12 @@ class ManualTests(unittest.TestCase):
         taking it away from the node that had it (the spec's example: the
         machine of node001 boots as node002)."""
         self.api.update("node", "node001", {"macaddr": MAC})
-        body = self.script(f"/boot/manual/hostname/node002/{MAC.upper()}")
+        body = self.api.script(f"/boot/manual/hostname/node002/{MAC.upper()}")
         self.assertIn(spec_args("node002", "10.141.0.2"), body.splitlines())
         self.assertEqual(self.api.node("node002")["macaddr"], MAC)
         self.assertIsNone(self.api.node("node001")["macaddr"])
         # The next search by that MAC finds node002.
-        self.assertIn("luna.node=node002 ", self.script(f"/boot/search/mac/{MAC}"))
+        self.assertIn("luna.node=node002 ", self.api.script(f"/boot/search/mac/{MAC}"))
         store = self.reopened()
         boot = {i["interface"]: i["macaddress"] for i in store.show("node", "node002")["interfaces"]}
         self.assertEqual(boot["BOOTIF"], MAC)
@@ -258,9 +233,9 @@ class ManualTests(unittest.TestCase):
 
     def test_same_mac_again_writes_nothing(self) -> None:
         """A manual boot with the MAC the node has already is not a write."""
-        self.script(f"/boot/manual/hostname/node003/{MAC}")
+        self.api.script(f"/boot/manual/hostname/node003/{MAC}")
         writes = self.api.store.writes
-        self.script(f"/boot/manual/hostname/node003/{MAC}")
+        self.api.script(f"/boot/manual/hostname/node003/{MAC}")
         self.assertEqual(self.api.store.writes, writes)
 
     def test_unknown_node_or_group_404(self) -> None:
@@ -278,12 +253,12 @@ class ManualTests(unittest.TestCase):
         first node (by name) without one and boots it; the same MAC again
         boots that node again; a group with no node left is a 400."""
         self.api.update("node", "node001", {"macaddr": "02:00:00:00:00:01"})
-        body = self.script(f"/boot/manual/group/compute/{MAC}")
+        body = self.api.script(f"/boot/manual/group/compute/{MAC}")
         self.assertIn("luna.node=node002 ", body)
         self.assertEqual(self.api.node("node002")["macaddr"], MAC)
-        self.assertIn("luna.node=node002 ", self.script(f"/boot/manual/group/compute/{MAC}"))
-        self.assertIn("luna.node=node003 ", self.script("/boot/manual/group/compute/02:00:00:00:00:03"))
-        self.assertIn("luna.node=node004 ", self.script("/boot/manual/group/compute/02:00:00:00:00:04"))
+        self.assertIn("luna.node=node002 ", self.api.script(f"/boot/manual/group/compute/{MAC}"))
+        self.assertIn("luna.node=node003 ", self.api.script("/boot/manual/group/compute/02:00:00:00:00:03"))
+        self.assertIn("luna.node=node004 ", self.api.script("/boot/manual/group/compute/02:00:00:00:00:04"))
         code, body, _ = self.api.text("/boot/manual/group/compute/02:00:00:00:00:05")
         self.assertEqual(code, 400)
         self.assertIn("no node left without a MAC", body["message"])
@@ -292,6 +267,6 @@ class ManualTests(unittest.TestCase):
         """A MAC held by a node of another group moves to the chosen group's node."""
         self.api.update("group", "other", {"interfaces": [{"interface": "BOOTIF", "network": "cluster"}]})
         self.api.update("node", "other01", {"group": "other", "macaddr": MAC})
-        self.assertIn("luna.node=node001 ", self.script(f"/boot/manual/group/compute/{MAC}"))
+        self.assertIn("luna.node=node001 ", self.api.script(f"/boot/manual/group/compute/{MAC}"))
         self.assertIsNone(self.api.node("other01")["macaddr"])
         self.assertEqual(self.api.node("node001")["macaddr"], MAC)

@@ -16,8 +16,8 @@ import shutil
 from twisted.trial import unittest
 
 from luna2d.resources.files import is_tarball
-from tests.boot.support import INITRD, KERNEL, TARBALL, BootAPI, ReactorCase, fetch
-from tests.support import API
+from tests.boot.support import INITRD, KERNEL, TARBALL, BootAPI, fetch
+from tests.support import API, ReactorCase
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB, every byte value
 
@@ -46,9 +46,10 @@ class FilesTests(ReactorCase):
         without a token: the image folder's own build first, else the one in
         the iPXE directory, reached through its links as Debian ships them;
         other names there stay unreachable."""
+        from treq.testing import StubTreq
+
         from luna2d.resources.root import build
         from tests.support import ADMIN
-        from treq.testing import StubTreq
 
         ipxe = self.api.files.parent / "ipxe"
         ipxe.mkdir()

@@ -17,8 +17,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
 from luna2d.store import objects
-from tests.boot.support import TARBALL, BootAPI, ReactorCase
-from tests.support import SECRET, result_of
+from tests.boot.support import TARBALL, BootAPI
+from tests.support import SECRET, ReactorCase, result_of
 
 TRICKY = "#!/bin/bash\necho \"$HOME\" '$x' `date` \\\nEOF\nLUNA2D\ncat <<EOF\nnested\nEOF\n"
 

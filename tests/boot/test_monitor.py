@@ -52,11 +52,13 @@ class NodeStatusTests(unittest.TestCase):
     def test_not_ok_is_500(self) -> None:
         """A failure state answers 500 with the state and text; an OK state
         afterwards answers 200 again."""
-        self.api.post("/monitor/node/node001", report("node001", "installer.error", "disk not found"))
+        self.assertEqual(self.api.post("/monitor/node/node001", report("node001", "installer.error",
+                                                                      "disk not found"))[0], 204)
         self.assertEqual(self.status("node001"), (500, {"monitor": {"status": {"node001": {
             "status": "disk not found", "state": "installer.error"}}}}))
-        self.api.post("/monitor/node/node001", report("node001", "installer.download"))
-        self.assertEqual(self.status("node001")[0], 200)
+        self.assertEqual(self.api.post("/monitor/node/node001", report("node001", "installer.download"))[0], 204)
+        self.assertEqual(self.status("node001"), (200, {"monitor": {"status": {"node001": {
+            "status": "installer.download", "state": "installer.download"}}}}))
 
     def test_kept_in_the_node_status_field(self) -> None:
         """The state is the node's status field, written through the store
@@ -110,6 +112,7 @@ class NodeStatusTests(unittest.TestCase):
         self.assertIn("node999", body["message"])
         code, body = self.api.post("/monitor/node/node999", report("node999", "installer.ok"))
         self.assertEqual(code, 404)
+        self.assertIn("node999", body["message"])
 
     def test_state_rules(self) -> None:
         """What is OK: nothing, or a state whose last dotted part is not a

@@ -20,7 +20,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
 from luna2d import render
-from tests.boot.support import ReactorCase
+from tests.support import ReactorCase
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(p.name for p in (REPO / "templates").glob("*.j2"))

@@ -8,7 +8,9 @@ relay path (giaddr), only once its leases are loaded."""
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, protocol, task
@@ -19,11 +21,13 @@ from twisted.trial import unittest
 from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.policy import Lease, LeaseChange, Policy, Settings
 from luna2d.protocols.dhcp.protocol import (
+    RECEIVE_BUFFER,
     DHCPProtocol,
     DHCPServer,
     InterfaceError,
     LeaseWriter,
     Stats,
+    bound_socket,
     interface_address,
 )
 from tests.dhcp.fakes import (
@@ -114,6 +118,19 @@ class ProtocolTests(unittest.TestCase):
         self.send(request(codec.DISCOVER).encode())
         self.assertEqual(len(self.transport.written), 1)
 
+    def test_reply_too_large_dropped(self) -> None:
+        """A reply the client's own options leave no room for (a long client
+        identifier and relay agent information, both echoed) is not sent and
+        is counted as oversized, not as an error (no traceback logged); the
+        lease it bound still goes to the writer, as the policy holds it."""
+        self.send(request(codec.REQUEST, UNKNOWN_MAC, (
+            (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.201")),
+            (codec.CLIENT_ID, b"\x01" * 300), (codec.RELAY_AGENT_INFO, b"\x02" * 300))).encode())
+        self.assertEqual(self.transport.written, [])
+        self.assertEqual((self.stats.oversized, self.stats.errors, self.stats.events), (1, 0, {}))
+        self.assertEqual([[c.address for c in b] for b in self.changes.batches], [["10.141.0.201"]])
+        self.assertIn("10.141.0.201", self.policy.leases)
+
     def test_send_failure_contained(self) -> None:
         """A socket error on write is counted, not raised."""
         class Failing:
@@ -190,6 +207,19 @@ class InterfaceTests(unittest.TestCase):
         self.assertIn("does not exist", str(caught.exception))
         with self.assertRaises(InterfaceError):
             interface_address("x" * 20)
+
+    def test_receive_buffer(self) -> None:
+        """A served socket gets a 4 MiB receive buffer for a boot storm's
+        bursts: forced past the kernel's rmem_max when privileged, else as
+        much as rmem_max allows (the kernel reports twice what was set)."""
+        sock = bound_socket("lo", free_udp_port())
+        self.addCleanup(sock.close)
+        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        if os.geteuid() == 0:
+            self.assertGreaterEqual(got, RECEIVE_BUFFER)
+        else:
+            cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
+            self.assertGreaterEqual(got, min(RECEIVE_BUFFER, cap))
 
     def test_bind_failure_leaves_nothing(self) -> None:
         """A server whose second interface is missing binds nothing at all."""

@@ -7,7 +7,8 @@ bridge for a virtual machine, and a veth pair to the root namespace
 (``<prefix>.128/30``: ``.129`` outside, ``.130`` inside) through which the
 test speaks HTTP to the daemon. The VM's broadcasts never leave the
 namespace. ``<prefix>`` is a /24 of 198.18.0.0/16 (set aside for tests and
-benchmarks) that no root-namespace address uses.
+benchmarks) that no root-namespace address uses (``tests.netns_support``
+makes the namespace and removes it).
 
 ``NamespaceDaemon`` is ``tests.integration.test_daemon.Daemon`` run through
 ``ip netns exec``: the same folder, ini, readiness check and clean-up, with
@@ -17,57 +18,32 @@ cleanup is registered before the thing it removes exists."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import random
 import re
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from twisted.internet import defer, protocol, task
-from twisted.internet.utils import getProcessOutputAndValue
+from twisted.internet import defer
+from twisted.internet.error import ProcessExitedAlready
 from twisted.trial import unittest
 
 from tests.integration.test_daemon import _LIVE, TWISTD, Daemon, _Capture, ini_text
+from tests.netns_support import IP, Namespace, Output, pause, run, the_reactor
 
 REPO = Path(__file__).resolve().parents[2]
-IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "/sbin/ip"
 BRIDGE, TAP, UPLINK = "br0", "tap0", "up0"
-_COUNTER = itertools.count(1)
 
 
-def the_reactor() -> Any:
-    from twisted.internet import reactor
-
-    return reactor
-
-
-async def run(*argv: str, check: bool = True) -> tuple[str, str, int]:
-    """Run a command to its end through the reactor; (stdout, stderr, status)."""
-    out, err, code = await getProcessOutputAndValue(argv[0], argv[1:], env=dict(os.environ))
-    if check and code != 0:
-        raise AssertionError(f"{' '.join(argv)} exited {code}: {err.decode(errors='replace')}")
-    return out.decode(errors="replace"), err.decode(errors="replace"), code
-
-
-async def pause(seconds: float) -> None:
-    await task.deferLater(the_reactor(), seconds, lambda: None)
-
-
-class BootLab:
+class BootLab(Namespace):
     """One namespace with the boot bridge, a tap device and a veth uplink."""
 
     def __init__(self, case: unittest.TestCase) -> None:
-        self.case = case
-        tag = f"{os.getpid() % 100000}{next(_COUNTER)}"
-        self.ns = f"luna2d-e2e-{tag}"
-        self.outside = f"l2e{tag}"[:15]
-        self.prefix = ""
+        super().__init__(case, "e2e")
+        self.outside = f"l2e{self.tag}"[:15]
 
     @property
     def server(self) -> str:
@@ -85,34 +61,19 @@ class BootLab:
 
     def address(self, host: int) -> str:
         assert 1 < host < 127
-        return f"{self.prefix}.{host}"
-
-    async def _free_prefix(self) -> str:
-        out, _, _ = await run(IP, "-4", "-o", "addr", "show")
-        used = set(re.findall(r"inet (198\.18\.\d+)\.", out))
-        for _ in range(200):
-            candidate = f"198.18.{random.randrange(256)}"
-            if candidate not in used:
-                return candidate
-        raise AssertionError("no free /24 in 198.18.0.0/16")
+        return super().address(host)
 
     async def create(self) -> BootLab:
         """Make the namespace, bridge, tap and uplink; cleanup is registered first."""
-        self.case.addCleanup(lambda: defer.ensureDeferred(self.destroy()))
-        self.prefix = await self._free_prefix()
+        await self.add_namespace()
         ns = ("-n", self.ns)
-        await run(IP, "netns", "add", self.ns)
-        await run(IP, *ns, "link", "set", "lo", "up")
         await run(IP, *ns, "link", "add", BRIDGE, "type", "bridge", "forward_delay", "0", "stp_state", "0")
         await run(IP, *ns, "tuntap", "add", "dev", TAP, "mode", "tap")
         await run(IP, *ns, "link", "set", TAP, "master", BRIDGE)
         await run(IP, *ns, "addr", "add", f"{self.server}/25", "dev", BRIDGE)
         await run(IP, *ns, "link", "set", TAP, "up")
         await run(IP, *ns, "link", "set", BRIDGE, "up")
-        inside = f"{self.outside}p"[:15]
-        await run(IP, "link", "add", self.outside, "type", "veth", "peer", "name", inside)
-        await run(IP, "link", "set", inside, "netns", self.ns)
-        await run(IP, *ns, "link", "set", inside, "name", UPLINK)
+        await self.add_veth(self.outside, UPLINK)
         await run(IP, *ns, "addr", "add", f"{self.api_host}/30", "dev", UPLINK)
         await run(IP, *ns, "link", "set", UPLINK, "up")
         # The root end needs no IPv6: nothing of the boot network's IPv6 reaches it anyway.
@@ -120,28 +81,6 @@ class BootLab:
         await run(IP, "addr", "add", f"{self.prefix}.129/30", "dev", self.outside)
         await run(IP, "link", "set", self.outside, "up")
         return self
-
-    def netns_exec(self, *argv: str) -> list[str]:
-        """``argv`` run inside the lab's namespace (``ip netns exec`` execs
-        it, so the process id is the command's own)."""
-        return [IP, "netns", "exec", self.ns, *argv]
-
-    async def destroy(self) -> None:
-        """Kill whatever still runs in the namespace (only what this lab
-        started can be there), then delete it and the uplink."""
-        out, _, _ = await run(IP, "netns", "pids", self.ns, check=False)
-        for pid in out.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-        for _ in range(50):
-            out, _, _ = await run(IP, "netns", "pids", self.ns, check=False)
-            if not out.split():
-                break
-            await pause(0.1)
-        await run(IP, "netns", "del", self.ns, check=False)
-        await run(IP, "link", "del", self.outside, check=False)
 
 
 def boot_ini(port: int, lab: BootLab) -> str:
@@ -187,39 +126,30 @@ class NamespaceDaemon(Daemon):
         await self.ready()
 
 
-class Spawned(protocol.ProcessProtocol):
+class Spawned(Output):
     """A child process (in the lab's namespace) whose output is kept; killed
     by id at cleanup if still running."""
 
     def __init__(self, case: unittest.TestCase, argv: list[str], cwd: Path | None = None) -> None:
-        self.out = bytearray()
-        self.reason: Any = None
-        self._ended: defer.Deferred = defer.Deferred()
+        super().__init__()
         self._line_waiters: list[tuple[re.Pattern, defer.Deferred]] = []
         reactor = the_reactor()
         self.transport_: Any = reactor.spawnProcess(self, argv[0], argv, env=dict(os.environ),
                                                     path=str(cwd) if cwd else None)
-        _LIVE.add(self.transport_.pid)
+        self.pid: int = self.transport_.pid  # the transport forgets it once the process is reaped
+        _LIVE.add(self.pid)
         case.addCleanup(lambda: defer.ensureDeferred(self.kill()))
 
     def outReceived(self, data: bytes) -> None:
-        self.out += data
+        super().outReceived(data)
         self._check_waiters()
 
     errReceived = outReceived
 
     def processEnded(self, reason: Any) -> None:
-        self.reason = reason.value
-        _LIVE.discard(self.transport_.pid)
-        self._ended.callback(self.reason)
+        _LIVE.discard(self.pid)
+        super().processEnded(reason)
         self._check_waiters()
-
-    @property
-    def ended(self) -> bool:
-        return self.reason is not None
-
-    def text(self) -> str:
-        return bytes(self.out).decode("utf-8", "replace")
 
     def _check_waiters(self) -> None:
         for pattern, waiter in list(self._line_waiters):
@@ -249,7 +179,7 @@ class Spawned(protocol.ProcessProtocol):
         if not self.ended:
             try:
                 self.transport_.signalProcess("KILL")
-            except OSError:
+            except (OSError, ProcessExitedAlready):
                 pass
             while not self.ended:
                 await pause(0.05)
@@ -290,16 +220,28 @@ class TFTPLine:
     blksize: int
 
 
+@dataclass(frozen=True)
+class DHCPLine:
+    event: str
+    mac: str
+    interface: str
+    address: str
+    file: str
+
+
 _ACCESS = re.compile(r'"(?P<client>[0-9.]+)" - - \[[^\]]*\] "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/1\.[01]" '
                      r'(?P<status>\d{3}) \S+ "[^"]*" "(?P<agent>[^"]*)"')
 _TFTP = re.compile(r"TFTP (?P<client>[0-9.]+):\d+ '(?P<name>[^']*)' (?P<outcome>[^:]+): (?P<size>\d+) bytes, "
                    r"blksize (?P<blksize>\d+)")
+_DHCP = re.compile(r"DHCP (?P<event>\w+) (?P<mac>[0-9a-f]{2}(?::[0-9a-f]{2}){5}) on (?P<interface>\S+): "
+                   r"(?P<address>[0-9.]+) file '(?P<file>[^']*)'")
 
 
-def daemon_log(text: str) -> list[HTTPLine | TFTPLine]:
+def daemon_log(text: str) -> list[HTTPLine | TFTPLine | DHCPLine]:
     """luna2d's request log in order: twisted.web's access lines (paths
-    unquoted) and the TFTP server's one line per transfer."""
-    events: list[HTTPLine | TFTPLine] = []
+    unquoted), the TFTP server's one line per transfer and the DHCP
+    server's one line per answer sent."""
+    events: list[HTTPLine | TFTPLine | DHCPLine] = []
     for line in text.splitlines():
         match = _ACCESS.search(line)
         if match:
@@ -310,6 +252,11 @@ def daemon_log(text: str) -> list[HTTPLine | TFTPLine]:
         if match:
             events.append(TFTPLine(match["client"], match["name"], match["outcome"], int(match["size"]),
                                    int(match["blksize"])))
+            continue
+        match = _DHCP.search(line)
+        if match:
+            events.append(DHCPLine(match["event"], match["mac"], match["interface"], match["address"],
+                                   match["file"]))
     return events
 
 

@@ -17,9 +17,10 @@ node is created over the API with the VM's MAC on its BOOTIF interface.
 The "kernel" is a two-line iPXE script that prints a marker made for this
 run and reboots; QEMU runs with ``-no-reboot``, so the VM ends by itself
 once the node script has done its work. What happened is read from
-luna2d's own log (twisted.web's access lines, the TFTP server's line per
-transfer, the DHCP counters of ``/monitor/service/dhcp``) and from a
-watcher on the bridge that records every DHCP message and TFTP request
+luna2d's own log (the DHCP server's line per answer, the TFTP server's
+line per transfer, twisted.web's access lines: the whole chain, in order),
+from the DHCP counters of ``/monitor/service/dhcp``, and from a watcher on
+the bridge that records every DHCP message and TFTP request
 (tests/e2e/netwatch.py, which also sends the IPv6 router advertisements
 that spare iPXE its 13 s wait)."""
 
@@ -33,6 +34,7 @@ from typing import Any
 from tests.e2e.bootlab import (
     TAP,
     BootLab,
+    DHCPLine,
     HTTPLine,
     NamespaceDaemon,
     Spawned,
@@ -118,22 +120,37 @@ class QemuBootTests(DaemonCase):
         return (f"\n--- VM ({'ended: ' + str(vm.reason) if vm.ended else 'still running'}), console tail ---\n"
                 f"{console[-3000:]}\n--- wire ---\n{watch.text()[-6000:]}\n--- luna2d ---\n{daemon.output()[-6000:]}")
 
-    def assert_http_chain(self, events: list[Any], client: str, mac: str, why: str) -> list[int]:
-        """The VM's requests in order, each answered 200: /boot, the search
-        by its MAC, then the node script's kernel and initrd; their positions."""
-        wanted = ["/boot", f"/boot/search/mac/{mac}", f"/files/{KERNEL}", f"/files/{INITRD}"]
+    def assert_log_chain(self, events: list[Any], steps: list[tuple[str, Any]], why: str) -> list[int]:
+        """Each step (what, test) found in luna2d's log after the one before
+        it; a request found there must be a GET answered 200 to iPXE. Their
+        positions."""
         positions, start = [], 0
-        for path in wanted:
-            found = next((i for i in range(start, len(events)) if isinstance(events[i], HTTPLine)
-                          and events[i].client == client and events[i].path == path), None)
+        for what, test in steps:
+            found = next((i for i in range(start, len(events)) if test(events[i])), None)
             if found is None:
-                self.fail(f"no GET {path} from {client} after the previous step{why}")
+                self.fail(f"luna2d's log: no {what} after the previous step{why}")
             line = events[found]
-            self.assertEqual((line.method, line.status), ("GET", 200), f"{line}{why}")
-            self.assertTrue(line.agent.startswith("iPXE/"), f"{line}{why}")
+            if isinstance(line, HTTPLine):
+                self.assertEqual((line.method, line.status), ("GET", 200), f"{line}{why}")
+                self.assertTrue(line.agent.startswith("iPXE/"), f"{line}{why}")
             positions.append(found)
             start = found + 1
         return positions
+
+    @staticmethod
+    def dhcp_answer(event: str, mac: str, client: str, file: str) -> tuple[str, Any]:
+        """A step: luna2d sent a DHCP ``event`` to ``mac`` with ``client`` and boot file ``file``."""
+        return (f"DHCP {event} to {mac} of {client} with file {file!r}",
+                lambda e: isinstance(e, DHCPLine) and (e.event, e.mac, e.address, e.file) == (event, mac, client, file))
+
+    @staticmethod
+    def http_chain(client: str, mac: str) -> list[tuple[str, Any]]:
+        """The steps of iPXE's requests: /boot, the search by its MAC, then the
+        node script's kernel and initrd."""
+        paths = ["/boot", f"/boot/search/mac/{mac}", f"/files/{KERNEL}", f"/files/{INITRD}"]
+        return [(f"GET {path} from {client}",
+                 lambda e, path=path: isinstance(e, HTTPLine) and e.client == client and e.path == path)
+                for path in paths]
 
     async def assert_dhcp_counters(self, daemon: NamespaceDaemon, answers: int, why: str) -> None:
         code, body = await daemon.call("GET", "/monitor/service/dhcp")
@@ -149,12 +166,13 @@ class QemuBootTests(DaemonCase):
         no iPXE user class) is offered and acked ipxe.efi with next-server
         luna2d and the node's fixed address, and no vendor class (which would
         send EDK2 to a boot server on port 4011); the firmware fetches
-        ipxe.efi over TFTP, whole (luna2d's log: complete, the size of the
-        ipxe package's file); iPXE's own DHCP (user class iPXE) is acked
-        http://<luna2d>:<port>/boot; then GET /boot, GET
-        /boot/search/mac/<its MAC>, the kernel and the initrd, each 200 and
-        in that order after the TFTP transfer; the kernel runs (its marker
-        on the console) and the VM ends by itself."""
+        ipxe.efi over TFTP; iPXE's own DHCP (user class iPXE) is acked
+        http://<luna2d>:<port>/boot (all this on the wire). luna2d's log has
+        the same chain in order: offer and ack of ipxe.efi to the VM's MAC,
+        the TFTP transfer of ipxe.efi complete (the size of the ipxe
+        package's file), offer and ack of /boot, then GET /boot, GET
+        /boot/search/mac/<its MAC>, the kernel and the initrd, each 200; the
+        kernel runs (its marker on the console) and the VM ends by itself."""
         lab, daemon, mac, marker, watch, vm = await self.boot(uefi=True)
         why = self.explain(daemon, watch, vm)
         client = lab.address(HOST)
@@ -184,13 +202,18 @@ class QemuBootTests(DaemonCase):
                          (client, f"{daemon.boot_url}/boot"), f"{wire[ipxe_ack]}{why}")
 
         events = daemon_log(daemon.output())
-        size = ipxe_file("ipxe.efi").stat().st_size
-        transfers = [(i, e) for i, e in enumerate(events) if isinstance(e, TFTPLine) and e.client == client
-                     and e.name == "ipxe.efi" and e.outcome == "complete"]
-        self.assertTrue(transfers, f"luna2d logged no complete TFTP transfer of ipxe.efi{why}")
-        self.assertEqual(transfers[0][1].size, size, why)
-        positions = self.assert_http_chain(events, client, mac, why)
-        self.assertLess(transfers[0][0], positions[0], f"/boot before the TFTP transfer ended{why}")
+        boot = f"{daemon.boot_url}/boot"
+        positions = self.assert_log_chain(events, [
+            self.dhcp_answer("offer", mac, client, "ipxe.efi"),
+            self.dhcp_answer("ack", mac, client, "ipxe.efi"),
+            ("complete TFTP transfer of ipxe.efi", lambda e: isinstance(e, TFTPLine) and e.client == client
+             and e.name == "ipxe.efi" and e.outcome == "complete"),
+            self.dhcp_answer("offer", mac, client, boot),
+            self.dhcp_answer("ack", mac, client, boot),
+            *self.http_chain(client, mac)], why)
+        transfer = events[positions[2]]
+        assert isinstance(transfer, TFTPLine)
+        self.assertEqual(transfer.size, ipxe_file("ipxe.efi").stat().st_size, f"{transfer}{why}")
         await self.assert_dhcp_counters(daemon, 4, why)
         self.assertIn(f"{marker} {mac}", vm.text(), f"the kernel did not run{why}")
         self.assertTrue(vm.ended, f"the VM did not finish within {BOOT_DEADLINE} s{why}")
@@ -200,9 +223,10 @@ class QemuBootTests(DaemonCase):
         (PXEClient arch 0 and user class iPXE) is offered and acked the node's
         address and http://<luna2d>:<port>/boot with vendor class PXEClient
         (iPXE takes that offer at once), and nothing over TFTP (the ROM is
-        iPXE already); then GET /boot, GET /boot/search/mac/<its MAC>, the
-        kernel and the initrd, each 200 and in order; the kernel runs and
-        the VM ends by itself."""
+        iPXE already). luna2d's log has, in order, the offer and ack of /boot
+        to the VM's MAC, GET /boot, GET /boot/search/mac/<its MAC>, the
+        kernel and the initrd, each 200, and no TFTP transfer; the kernel
+        runs and the VM ends by itself."""
         lab, daemon, mac, marker, watch, vm = await self.boot(uefi=False)
         why = self.explain(daemon, watch, vm)
         client = lab.address(HOST)
@@ -218,7 +242,10 @@ class QemuBootTests(DaemonCase):
                              (client, f"{daemon.boot_url}/boot", "PXEClient"), f"{reply}{why}")
         events = daemon_log(daemon.output())
         self.assertEqual([e for e in events if isinstance(e, TFTPLine)], [], why)
-        self.assert_http_chain(events, client, mac, why)
+        boot = f"{daemon.boot_url}/boot"
+        self.assert_log_chain(events, [self.dhcp_answer("offer", mac, client, boot),
+                                       self.dhcp_answer("ack", mac, client, boot),
+                                       *self.http_chain(client, mac)], why)
         await self.assert_dhcp_counters(daemon, 2, why)
         self.assertIn(f"{marker} {mac}", vm.text(), f"the kernel did not run{why}")
         self.assertTrue(vm.ended, f"the VM did not finish within {BOOT_DEADLINE} s{why}")

@@ -19,12 +19,13 @@ import argparse
 import os
 import struct
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol
 
 from luna2d.ipmi import codec, crypto
+from luna2d.ipmi.session import seal
 
 GUID = bytes(range(0xA0, 0xB0))
 SUITE_BY_ALGORITHMS = {(cs.authentication, cs.integrity, cs.confidentiality): cs for cs in crypto.SUITES.values()}
@@ -187,12 +188,7 @@ class FakeBMC:
         keys = session.keys
         assert keys is not None
         session.out_sequence += 1
-        payload = keys.encrypt(message, self.random(16))
-        packet = codec.Ipmi20Packet(codec.PAYLOAD_IPMI, payload, session.console_id, session.out_sequence,
-                                    encrypted=True, authenticated=True)
-        pad = codec.integrity_pad(len(packet.header()) + len(payload))
-        unsigned = replace(packet, trailer=b"\xff" * pad + bytes((pad, codec.NEXT_HEADER)))
-        return replace(unsigned, trailer=unsigned.trailer + keys.integrity_code(unsigned.encode()[4:])).encode()
+        return seal(keys, session.console_id, session.out_sequence, message, self.random(crypto.AES_BLOCK))
 
     # -- commands ----------------------------------------------------------------------------------
     def _command(self, session: _BmcSession, request: codec.IpmiRequest) -> tuple[int, bytes]:

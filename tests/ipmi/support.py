@@ -179,17 +179,32 @@ def lan_conf(name: str, host: str, port: int, script: Path, users: list[tuple[st
     return "\n".join(lines) + "\n"
 
 
+def port_623_free(host: str) -> bool:
+    """Whether nothing listens on UDP 623 at ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, 623))
+        except OSError:
+            return False
+    return True
+
+
 def free_loopback() -> str:
     """A 127.x.y.z address where nothing listens on UDP 623 right now."""
     for _ in range(200):
         host = f"127.{random.randint(100, 250)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.bind((host, 623))
-            except OSError:
-                continue
-        return host
+        if port_623_free(host):
+            return host
     raise RuntimeError("no free loopback address for a simulated BMC")
+
+
+def free_subnet() -> str:
+    """A 127.a.b (a /24 prefix) whose .10-.19 are free on UDP 623."""
+    for _ in range(100):
+        prefix = f"127.{random.randint(100, 250)}.{random.randint(0, 255)}"
+        if all(port_623_free(f"{prefix}.{host}") for host in range(10, 20)):
+            return prefix
+    raise RuntimeError("no free loopback /24")
 
 
 class _Watch(protocol.ProcessProtocol):
@@ -236,6 +251,11 @@ class Simulator:
         if not path.exists():
             return []
         return [line.split(" ", 1)[1] for line in path.read_text().splitlines() if " " in line]
+
+    @property
+    def sets(self) -> list[str]:
+        """The chassis_control calls that changed something ("set ..."), in order."""
+        return [call for call in self.calls if call.startswith("set")]
 
     @property
     def power(self) -> str:

@@ -117,6 +117,7 @@ class FanOutTests(ClientCase):
         bmc, host, port = self.bmc()
         client = self.client(sockets=2)
         runs = [client.run(Target("n", host, CREDS, port), commands.identify(True)) for _ in range(5)]
+        self.assertEqual(client.in_flight, 2, "one session per socket on the same BMC; three wait")
         outcomes = await defer.gatherResults(runs)
         self.assertEqual(outcomes, [Success("identify")] * 5)
         self.assertEqual(bmc.calls, ["set identify 0 1"] * 5)

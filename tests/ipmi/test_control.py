@@ -13,8 +13,6 @@ credentials from the node's bmcsetup before its group's; 401, 403, 404, 400,
 from __future__ import annotations
 
 import json
-import random
-import socket
 from typing import Any
 
 import treq
@@ -28,24 +26,10 @@ from luna2d.resources.root import build
 from tests.integration.test_daemon import ADMIN as DAEMON_ADMIN
 from tests.integration.test_daemon import PASSWORD as DAEMON_PASSWORD
 from tests.integration.test_daemon import Daemon
-from tests.ipmi.support import ReactorCase, Simulator, the_reactor
+from tests.ipmi.support import ReactorCase, Simulator, free_subnet, the_reactor
 from tests.support import ADMIN, PASSWORD, SECRET, open_store
 
 SIM_USER, SIM_PASSWORD = "luna", "bmc-pass-1"
-
-
-def free_subnet() -> str:
-    """A 127.a.b.0/24 whose .10-.19 are free on UDP 623."""
-    for _ in range(100):
-        prefix = f"127.{random.randint(100, 250)}.{random.randint(0, 255)}"
-        try:
-            for host in range(10, 20):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.bind((f"{prefix}.{host}", 623))
-        except OSError:
-            continue
-        return prefix
-    raise RuntimeError("no free loopback /24")
 
 
 class Cluster:
@@ -133,12 +117,12 @@ class SingleNodeTests(ReactorCase):
                           ["Processor #0x10", "Thermal Trip", "Asserted"]])
         self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_clear"), (204, None))
         self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_list"), (200, {"control": {"sel": []}}))
-        sets = [call for call in sim.calls if call.startswith("set")]
-        self.assertEqual(sets, ["set power 1", "set identify 0 1", "set identify 0 0"])
+        self.assertEqual(sim.sets, ["set power 1", "set identify 0 1", "set identify 0 0"])
 
     async def test_failures(self) -> None:
         """A BMC that does not answer, and a node without a BMC address,
-        answer 500 with the node and the reason."""
+        answer 500 with the node and the reason; an interface named ``bmc``
+        counts as the BMC, as it does for the install script."""
         cluster = Cluster(self)
         await cluster.setup()
         await cluster.bmc_at("node001", f"{cluster.prefix}.19")  # nothing listens there
@@ -150,16 +134,22 @@ class SingleNodeTests(ReactorCase):
         code, body = await cluster.call("GET", "/control/action/power/node002/_on")
         self.assertEqual(code, 500)
         self.assertIn("node002 has no 'BMC' interface", body["message"])
+        body = {"config": {"node": {"node002": {"interfaces": [{"interface": "bmc", "network": "bmcnet",
+                                                                  "ipaddress": f"{cluster.prefix}.18"}]}}}}
+        code, answer = await cluster.call("POST", "/config/node/node002/interfaces", body)
+        self.assertIn(code, (201, 204), answer)
+        code, body = await cluster.call("GET", "/control/action/power/node002/_on")
+        self.assertEqual((code, body["message"]), (500, "node002: timeout: no answer from the BMC (2 tries, 0.4 s each)"))
 
 
 class BulkTests(ReactorCase):
     async def test_status_grouped(self) -> None:
         """POST power _status over node[001-004]: two simulators on, one off,
         one dead BMC; the answer groups them as hostlists, the dead one under
-        failed with its reason, in about one timeout."""
+        failed with its reason, in about one timeout; no BMC was told to change anything."""
         cluster = Cluster(self)
         await cluster.setup()
-        await cluster.simulators([True, False, True])
+        sims = await cluster.simulators([True, False, True])
         await cluster.bmc_at("node004", f"{cluster.prefix}.19")
         reactor = the_reactor()
         started = reactor.seconds()
@@ -172,11 +162,13 @@ class BulkTests(ReactorCase):
             "failed": {"hostlist": "node004",
                        "reasons": {"node004": "timeout: no answer from the BMC (2 tries, 0.4 s each)"}},
         }}})
+        self.assertEqual([sim.sets for sim in sims], [[], [], []])
 
     async def test_power_on_with_credentials_per_node(self) -> None:
         """POST power _on: node002's own bmcsetup (another user on its BMC)
         wins over the group's; node003's own bmcsetup has a wrong password
-        and fails alone as unauthorized."""
+        and fails alone as unauthorized. Each simulator saw exactly the calls
+        meant for it."""
         cluster = Cluster(self)
         await cluster.setup()
         sims = await cluster.simulators([False, False, False])
@@ -196,6 +188,8 @@ class BulkTests(ReactorCase):
         self.assertEqual(power["failed"]["hostlist"], "node003")
         self.assertTrue(power["failed"]["reasons"]["node003"].startswith("unauthorized: "))
         self.assertEqual((sims[0].power, second.power, sims[2].power), ("1", "1", "0"))
+        self.assertEqual([sims[0].sets, second.sets, sims[1].sets, sims[2].sets],
+                         [["set power 1"], ["set power 1"], [], []])
 
     async def test_identify_and_sel(self) -> None:
         """Chassis identify and SEL list over a hostlist group successes under
@@ -206,13 +200,12 @@ class BulkTests(ReactorCase):
         code, body = await cluster.call("POST", "/control/action/chassis/_identify",
                                         bulk("chassis", "identify", "node001,node002"))
         self.assertEqual((code, body), (200, {"control": {"chassis": {"ok": {"hostlist": "node[001-002]"}}}}))
-        self.assertEqual([s.calls[-1] for s in sims], ["set identify 0 1"] * 2)
+        self.assertEqual([sim.sets for sim in sims], [["set identify 0 1"]] * 2)
         code, body = await cluster.call("POST", "/control/action/sel/_list", bulk("sel", "list", "node[001-002]"))
         self.assertEqual(code, 200)
         ok = body["control"]["sel"]["ok"]
         self.assertEqual(ok["hostlist"], "node[001-002]")
-        self.assertEqual(sorted(ok["entries"]), ["node001", "node002"])
-        self.assertEqual(len(ok["entries"]["node002"]), 2)
+        self.assertEqual({node: len(lines) for node, lines in ok["entries"].items()}, {"node001": 2, "node002": 2})
 
 
 class RefusalTests(ReactorCase):
@@ -241,6 +234,9 @@ class RefusalTests(ReactorCase):
             ("POST", f"{base}/power/_on", bulk("power", "on", "node[001,998-999]"), True, 404),
             ("POST", f"{base}/power/_on", bulk("power", "on", "node[001-"), True, 400),
             ("POST", f"{base}/power/_on", bulk("power", "on", ""), True, 400),
+            ("POST", f"{base}/power/_on", bulk("power", "on", "node[1-99999],n[1-99999]"), True, 400),
+            ("POST", f"{base}/power/_on", {"control": {"power": {"on": "node001"}}}, True, 400),
+            ("POST", f"{base}/power/_on", {"control": {"power": "on"}}, True, 400),
             ("POST", f"{base}/power/_on", bulk("power", "off", "node001"), True, 400),
             ("POST", f"{base}/power/_on", {"control": {"power": {"on": {"hostlist": 5}}}}, True, 400),
             ("POST", f"{base}/power/_on", {"control": {"power": {"on": {"hostlist": "node001", "x": 1}}}}, True, 400),
@@ -294,6 +290,7 @@ class DaemonTests(ReactorCase):
         code, body = await daemon.call("POST", "/control/action/power/_on", bulk("power", "on", "node001"), token)
         self.assertEqual((code, body), (200, {"control": {"power": {"on": {"hostlist": "node001"}}}}))
         self.assertEqual(sim.power, "1")
+        self.assertEqual(sim.sets, ["set power 1"])
         code, body = await daemon.call("GET", "/control/action/power/node002/_status", token=token)
         self.assertEqual((code, body["message"]),
                          (500, "node002: timeout: no answer from the BMC (1 try of 0.3 s)"))

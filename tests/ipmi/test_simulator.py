@@ -74,8 +74,7 @@ class PowerTests(SimulatorCase):
 
         self.assertEqual(await self.run_command(sim, commands.power("off")), Success("off"))
         self.assertEqual(await self.run_command(sim, commands.power_status()), Success("off"))
-        sets = [call for call in sim.calls if call.startswith("set")]
-        self.assertEqual(sets, ["set power 1", "set power 0"])
+        self.assertEqual(sim.sets, ["set power 1", "set power 0"])
 
     async def test_cycle_reset_soft(self) -> None:
         """Cycle turns power off then (the simulator's own timer) on again;
@@ -90,8 +89,7 @@ class PowerTests(SimulatorCase):
         self.assertEqual(sim.power, "1", "the simulator powers back on after a cycle")
         self.assertEqual(await self.run_command(sim, commands.power("reset")), Success("reset"))
         self.assertEqual(await self.run_command(sim, commands.power("soft")), Success("soft"))
-        sets = [call for call in sim.calls if call.startswith("set")]
-        self.assertEqual(sets, ["set power 0", "set power 1", "set reset 1", "set shutdown 1"])
+        self.assertEqual(sim.sets, ["set power 0", "set power 1", "set reset 1", "set shutdown 1"])
 
     async def test_identify(self) -> None:
         """Identify forces the light on (interval 0, force 1); noidentify

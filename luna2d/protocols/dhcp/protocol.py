@@ -28,6 +28,7 @@ from twisted.logger import Logger
 
 from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.policy import Inbound, LeaseChange, Link, Policy
+from luna2d.protocols.udp import set_buffer
 
 log = Logger()
 
@@ -49,6 +50,7 @@ class Stats:
     ignored: int = 0
     not_ready: int = 0
     errors: int = 0
+    oversized: int = 0
     sent: int = 0
     send_errors: int = 0
     events: dict[str, int] = field(default_factory=dict)
@@ -83,15 +85,7 @@ def bound_socket(interface: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode())
-        # A large receive buffer rides out a boot storm's bursts; beyond the
-        # kernel's rmem_max only with privileges (SO_RCVBUFFORCE).
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), RECEIVE_BUFFER)
-        except OSError:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-            except OSError:
-                pass
+        set_buffer(sock, RECEIVE_BUFFER)  # rides out a boot storm's bursts
         sock.bind(("0.0.0.0", port))
         sock.setblocking(False)
     except OSError:
@@ -130,29 +124,40 @@ class DHCPProtocol(DatagramProtocol):
             return
         try:
             outcome = self.policy.handle(Inbound(message, self.link), self.clock.seconds())
-            wire = None
-            if outcome is not None and outcome.reply is not None:
-                wire = outcome.reply.encode(max_size=outcome.max_size, min_size=300)
         except Exception:  # noqa: BLE001 (a datagram must never stop the server)
-            stats.errors += 1
-            log.failure("DHCP: cannot answer a request from {mac} on {interface}",
-                        mac=message.mac, interface=self.link.interface)
+            self._failed(message)
             return
         if outcome is None:
             stats.ignored += 1
             return
+        if outcome.changes:
+            # The policy's lease table holds them already, whether or not the reply goes out.
+            self.changed(outcome.changes)
+        reply, wire = outcome.reply, None
+        if reply is not None:
+            try:
+                wire = reply.encode(max_size=outcome.max_size, min_size=300)
+            except codec.EncodeError:
+                # The client's own options (a long client identifier or relay
+                # agent information echoed back) leave no room: bad input, not a fault.
+                stats.oversized += 1
+                log.warn("DHCP: the {event} for {mac} on {interface} does not fit "  # noqa: G010
+                         "in {size} octets; not sent", event=outcome.event, mac=message.mac,
+                         interface=self.link.interface, size=outcome.max_size)
+                return
+            except Exception:  # noqa: BLE001 (a datagram must never stop the server)
+                self._failed(message)
+                return
         stats.count(outcome.event)
         if outcome.detail:
             log.info("DHCP {event} on {interface}: {detail}", event=outcome.event,
                      interface=self.link.interface, detail=outcome.detail)
-        if outcome.changes:
-            self.changed(outcome.changes)
-        if wire is not None and outcome.destination is not None and self.transport is not None:
+        if (wire is not None and reply is not None and outcome.destination is not None
+                and self.transport is not None):
             transport: Any = self.transport
             try:
                 transport.write(wire, outcome.destination)
                 stats.sent += 1
-                reply = outcome.reply
                 log.info("DHCP {event} {mac} on {interface}: {address} file {file!r}", event=outcome.event,
                          mac=message.mac, interface=self.link.interface, address=reply.yiaddr,
                          file=reply.file.rstrip(b"\x00").decode("latin-1"))
@@ -160,6 +165,11 @@ class DHCPProtocol(DatagramProtocol):
                 stats.send_errors += 1
                 log.warn("DHCP: cannot send to {dest} on {interface}: {error}",  # noqa: G010 (twisted Logger)
                          dest=outcome.destination, interface=self.link.interface, error=exc)
+
+    def _failed(self, message: codec.Message) -> None:
+        self.stats.errors += 1
+        log.failure("DHCP: cannot answer a request from {mac} on {interface}",
+                    mac=message.mac, interface=self.link.interface)
 
 
 class LeaseWriter:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import ClassVar
 
 _HEAD = struct.Struct("!HH")
 _OPCODE = struct.Struct("!H")
@@ -82,8 +83,10 @@ def _flatten(options: Options) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class ReadRequest:
-    """RRQ: a client asks to read ``filename``."""
+class _Request:
+    """What RRQ and WRQ share: a file name, a mode and options."""
+
+    opcode: ClassVar[Opcode]
 
     filename: str
     mode: str
@@ -96,25 +99,21 @@ class ReadRequest:
 
     def encode(self) -> bytes:
         """The packet's wire bytes."""
-        return _OPCODE.pack(Opcode.RRQ) + _strings((self.filename, self.mode, *_flatten(self.options)))
+        return _OPCODE.pack(self.opcode) + _strings((self.filename, self.mode, *_flatten(self.options)))
 
 
 @dataclass(frozen=True)
-class WriteRequest:
+class ReadRequest(_Request):
+    """RRQ: a client asks to read ``filename``."""
+
+    opcode = Opcode.RRQ
+
+
+@dataclass(frozen=True)
+class WriteRequest(_Request):
     """WRQ: a client asks to write ``filename`` (luna2d refuses)."""
 
-    filename: str
-    mode: str
-    options: Options = ()
-
-    def __post_init__(self) -> None:
-        _check_string(self.filename, "the file name")
-        _check_string(self.mode, "the mode")
-        _check_options(self.options)
-
-    def encode(self) -> bytes:
-        """The packet's wire bytes."""
-        return _OPCODE.pack(Opcode.WRQ) + _strings((self.filename, self.mode, *_flatten(self.options)))
+    opcode = Opcode.WRQ
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,13 @@ from luna2d.protocols.tftp.policy import (
     negotiate,
     safe_path,
 )
+from luna2d.protocols.udp import set_buffer
 
 log = Logger()
 
 # Linux's value; Python 3.11's socket module does not name it.
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+RECEIVE_BUFFER = 4 * 1024 * 1024
 _READ_AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECONNREFUSED, errno.EMSGSIZE)
 Address = tuple[str, int]
 
@@ -65,11 +67,7 @@ class PacketInfoPort(udp.Port):
         sock: socket.socket = super().createInternetSocket()
         if self.addressFamily == socket.AF_INET:
             sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-        try:
-            # A boot storm sends its RRQs in a burst.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        except OSError:
-            pass
+        set_buffer(sock, RECEIVE_BUFFER)  # a boot storm sends its RRQs in a burst
         return sock
 
     def doRead(self) -> None:

@@ -1,0 +1,237 @@
+"""What the luna2d benchmarks under bench/ share.
+
+Every bench/<x>/bench.py (and bench/bootstorm/storm.py) puts bench/ on
+``sys.path`` and imports this module: the machine a run was taken on, /proc
+readings of one process and of the whole machine, a ``luna2d.ini`` for a
+daemon in a temporary folder, the daemon's command line, waiting for its API
+and stopping it, network namespaces, percentiles and the results files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"  # api, dhcp and tftp; ipmi and bootstorm keep results/ of their own
+PYTHON = REPO / ".venv" / "bin" / "python"
+TWISTD = REPO / ".venv" / "bin" / "twistd"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+USER = "luna"
+SECRET_KEY = "luna2d-benchmark-secret-key-0123456789"
+
+
+def sh(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command to its end, its output captured as text."""
+    return subprocess.run(argv, check=check, capture_output=True, text=True, input=stdin)
+
+
+# -- the machine ---------------------------------------------------------------------------
+
+def first_line(command: list[str]) -> str:
+    """The first line a command prints (stdout, else stderr), or 'unknown'."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return ((done.stdout or done.stderr).strip().splitlines() or ["unknown"])[0]
+
+
+def package_version(name: str) -> str:
+    """The installed version of a Debian package."""
+    return first_line(["dpkg-query", "-W", "-f=${Version}", name])
+
+
+def dist_version(name: str) -> str:
+    """The installed version of a Python distribution in the venv."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def commit(watch: str) -> str:
+    """The short commit of the repository, marked when ``watch`` (a path in
+    it) has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", watch],
+                               capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        head, dirty = "", ""
+    return (head or "unknown") + (f" ({watch} modified)" if dirty else "")
+
+
+def machine(watch: str = "luna2d/", extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """CPUs, CPU model, memory, kernel and Python, then ``extra`` (versions
+    of the tools a benchmark uses), then the commit (see ``commit``)."""
+    model = "unknown"
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+                break
+    return {"nproc": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kb / 1024 / 1024, 1),
+            "kernel": platform.release(), "python": platform.python_version(), **(extra or {}),
+            "commit": commit(watch)}
+
+
+def machine_brief() -> dict[str, Any]:
+    """CPUs, kernel and Python only (the DHCP and IPMI results' ``machine``)."""
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()}
+
+
+# -- /proc readings ----------------------------------------------------------------------------
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """CPU seconds (user + system) ``pid`` used; with ``children``, those
+    of the children it has waited for too."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15 if children else 13]) / CLK_TCK
+
+
+def rss_mb(pid: int, default: float = 0.0) -> float:
+    """The resident memory of ``pid`` in MiB (VmRSS), ``default`` if it has none."""
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return default
+
+
+def busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy since boot (idle and
+    iowait left out; guest time is already inside user time)."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+# -- the daemon --------------------------------------------------------------------------------
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port free on 127.0.0.1 (TCP, or UDP with ``socket.SOCK_DGRAM``)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def daemon_ini(endpoint: str, var: str | Path, password: str, api: dict[str, str] | None = None,
+               **sections: dict[str, object]) -> str:
+    """A luna2d.ini: the API on ``endpoint`` for user ``luna``, the database,
+    files and key under ``var`` (relative paths are taken from the ini's
+    folder), ``api`` more [API] keys, then each of ``sections`` in order,
+    e.g. ``DHCP={"ENABLED": "no"}``."""
+    parts = {
+        "API": {"USERNAME": USER, "PASSWORD": password, "SECRET_KEY": SECRET_KEY, **(api or {}),
+                "ENDPOINT": endpoint},
+        "DATABASE": {"DRIVER": "SQLite3", "DATABASE": f"{var}/luna.db"},
+        "FILES": {"IMAGE_FILES": f"{var}/files", "IMAGE_DIRECTORY": f"{var}/images", "KEYFILE": f"{var}/luna.key"},
+        **sections,
+    }
+    return "\n".join(f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in keys.items())
+                     for name, keys in parts.items())
+
+
+def twistd(ini: Path, logfile: str | Path = "-") -> list[str]:
+    """The daemon's command line, as packaging/luna2d.service runs it (the
+    log to stdout unless ``logfile`` names a file)."""
+    return [str(TWISTD), "-n", "--pidfile=", "--reactor=asyncio", f"--logfile={logfile}",
+            "luna2d", "--config", str(ini)]
+
+
+def log_tail(log: Path | None, lines: int = 30) -> str:
+    """The last lines of a log file."""
+    if log is None:
+        return "(no log)"
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_ready(port: int, proc: subprocess.Popen | None = None, log: Path | None = None,
+               timeout: float = 60) -> None:
+    """Wait until the daemon answers ``GET /version`` on 127.0.0.1:``port``;
+    SystemExit (with the end of ``log``) if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"luna2d exited with {proc.returncode}:\n{log_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"luna2d did not answer GET /version within {timeout:g} s:\n{log_tail(log)}")
+
+
+def stop(proc: subprocess.Popen | None, grace: float = 15) -> None:
+    """SIGTERM ``proc``, SIGKILL after ``grace`` seconds, and reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def remove_netns(ns: str) -> None:
+    """Kill whatever runs in network namespace ``ns``, then delete it."""
+    for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+    sh("ip", "netns", "del", ns, check=False)
+
+
+# -- numbers and results -------------------------------------------------------------------
+
+def percentile(values: list[float], share: float) -> float:
+    """The ``share`` percentile (0.5, 0.99, ...) of ``values``: the sample
+    at rank ``share * (n - 1)``, rounded; NaN when there is none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def stamp() -> str:
+    """Local time as the results files name it."""
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def write_results(folder: Path, stems: list[str], result: dict[str, Any], markdown: str | None,
+                  indent: int = 2) -> None:
+    """``<stem>.json`` (and ``<stem>.md`` when there is ``markdown``) in
+    ``folder`` for each stem."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result, indent=indent) + "\n"
+    for name in stems:
+        (folder / f"{name}.json").write_text(text)
+        if markdown is not None:
+            (folder / f"{name}.md").write_text(markdown)

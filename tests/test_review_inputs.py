@@ -1,0 +1,169 @@
+"""test-case-name: tests.test_review_inputs
+
+Hostile input that used to reach a 500 or be stored as nonsense, through the
+whole HTTP stack (StubTreq): a rack device type that is not a string, JSON
+constants Python's parser takes but JSON does not have, a /files name too
+long for the file system, and provision_interface values that are not
+interface names (the install script puts that name into a shell line).
+Also: a schema step that fails half-way leaves no table behind."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from treq.testing import StubTreq
+from twisted.trial import unittest
+
+from luna2d.resources.root import build
+from luna2d.store import db
+from tests.support import ADMIN, API, result_of
+
+
+class Base(unittest.TestCase):
+    def setUp(self) -> None:
+        self.api = API()
+        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
+        self.addCleanup(self.api.store.pool.close)
+
+    def assertBad(self, code_body: tuple, *words: str) -> None:
+        code, body = code_body
+        self.assertEqual(code, 400, body)
+        for word in words:
+            self.assertIn(word, body["message"])
+
+
+class RackTypeTests(Base):
+    def test_device_type_of_the_wrong_json_type(self) -> None:
+        """A device ``type`` that is a list, an object or a number is 400
+        naming the field, in a rack's devices and in the inventory; nothing
+        is placed."""
+        self.assertEqual(self.api.post("/config/rack/r1", {"config": {"rack": {"r1": {}}}})[0], 201)
+        for dtype in (["node"], {"node": 1}, 1, None):
+            body = {"config": {"rack": {"r1": {"devices": [{"name": "node001", "type": dtype, "position": 1}]}}}}
+            self.assertBad(self.api.post("/config/rack/r1", body), "devices[0].type")
+            inventory = {"config": {"rack": {"inventory": [{"name": "node001", "type": dtype, "vendor": "x"}]}}}
+            self.assertBad(self.api.post("/config/rack/inventory", inventory), "inventory[0].type")
+        self.assertEqual(self.api.get("/config/rack/r1")[1]["config"]["rack"]["r1"]["devices"], [])
+        entry = next(d for d in self.api.get("/config/rack/inventory")[1]["config"]["rack"]["inventory"]
+                     if d["name"] == "node001")
+        self.assertEqual((entry["rack"], entry["vendor"]), (None, None))
+
+    def test_device_type_string_still_works(self) -> None:
+        """The string types keep working (the default is node)."""
+        body = {"config": {"rack": {"r1": {"devices": [{"name": "node001", "type": "node", "position": 3}]}}}}
+        self.assertEqual(self.api.post("/config/rack/r1", body)[0], 201)
+        devices = self.api.get("/config/rack/r1")[1]["config"]["rack"]["r1"]["devices"]
+        self.assertEqual([(d["name"], d["position"]) for d in devices], [("node001", 3)])
+
+
+class StrictJSONTests(Base):
+    def test_non_json_constants_are_400(self) -> None:
+        """NaN, Infinity, -Infinity and a number beyond a float's range are
+        not JSON values: 400, and nothing is stored (they used to become the
+        text "nan" or "inf")."""
+        before = self.api.get("/config/cluster")[1]
+        for raw in (b'{"config": {"cluster": {"ntp_server": NaN}}}',
+                    b'{"config": {"cluster": {"ntp_server": Infinity}}}',
+                    b'{"config": {"cluster": {"ntp_server": -Infinity}}}',
+                    b'{"config": {"cluster": {"ntp_server": 1e999}}}',
+                    b'{"config": {"node": {"node001": {"comment": -1E400}}}}'):
+            path = "/config/node/node001" if b"node001" in raw else "/config/cluster"
+            code, body, _ = self.api.request("POST", path, raw=raw)
+            self.assertEqual(code, 400, (raw, body))
+            self.assertIn("not valid JSON", body["message"])
+        self.assertEqual(self.api.get("/config/cluster")[1], before)
+
+    def test_finite_numbers_still_parse(self) -> None:
+        """Ordinary floats are still JSON: a whole-number float is an integer."""
+        code, _ = self.api.post("/config/bmcsetup/compute", {"config": {"bmcsetup": {"compute": {"userid": 4.0}}}})
+        self.assertEqual(code, 204)
+        self.assertEqual(self.api.get("/config/bmcsetup/compute")[1]["config"]["bmcsetup"]["compute"]["userid"], 4)
+        code, _, _ = self.api.request("POST", "/config/cluster",
+                                      raw=b'{"config": {"cluster": {"ntp_server": 1.5e2}}}')
+        self.assertEqual(code, 204)
+        self.assertEqual(self.api.get("/config/cluster")[1]["config"]["cluster"]["ntp_server"], "150.0")
+
+
+class LongFileNameTests(Base):
+    def test_name_too_long_for_the_file_system(self) -> None:
+        """An open iPXE binary name longer than the file system allows is
+        404 JSON, not 500; so is any other long name."""
+        root = Path(tempfile.mkdtemp(prefix="luna2d-files-"))
+        self.addCleanup(shutil.rmtree, str(root), True)
+        files, ipxe = root / "files", root / "ipxe"
+        files.mkdir()
+        ipxe.mkdir()
+        self.api.resource = build(self.api.store, self.api.auth, ADMIN, files, ipxe=ipxe)
+        self.api.treq = StubTreq(self.api.resource)
+        for name in ("a" * 300 + ".efi", "b" * 300 + ".kpxe", "c" * 300, "d" * 300 + ".tar"):
+            for token in (None, True):
+                code, body = self.api.get(f"/files/{name}", token=token)
+                if token is None and not name.endswith((".efi", ".kpxe")):
+                    self.assertEqual(code, 401, name)
+                    continue
+                self.assertEqual(code, 404, (name, body))
+                self.assertIn("does not exist", body["message"])
+
+
+class ProvisionInterfaceTests(Base):
+    def test_not_an_interface_name_is_400(self) -> None:
+        """A provision_interface that is no interface name (spaces, quotes,
+        a newline) is 400 on nodes and groups and is not stored."""
+        for bad in ("a b", "eth0'; reboot #", 'x"y', "eth0\nexit", "-x", "x" * 40):
+            self.assertBad(self.api.post("/config/node/node001", {"config": {"node": {"node001": {
+                "provision_interface": bad}}}}), "provision_interface")
+            self.assertBad(self.api.post("/config/group/compute", {"config": {"group": {"compute": {
+                "provision_interface": bad}}}}), "provision_interface")
+        node = self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]
+        self.assertEqual(node["provision_interface"], "BOOTIF")
+
+    def test_names_set_and_empty_unsets(self) -> None:
+        """An interface name is kept; "" unsets it, so the node inherits
+        from its group again."""
+        self.assertEqual(self.api.post("/config/group/compute", {"config": {"group": {"compute": {
+            "provision_interface": "eth1"}}}})[0], 204)
+        self.assertEqual(self.api.post("/config/node/node001", {"config": {"node": {"node001": {
+            "provision_interface": "ib0:1"}}}})[0], 204)
+        node = self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]
+        self.assertEqual((node["provision_interface"], node["_provision_interface_source"]), ("ib0:1", "node"))
+        self.assertEqual(self.api.post("/config/node/node001", {"config": {"node": {"node001": {
+            "provision_interface": ""}}}})[0], 204)
+        node = self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]
+        self.assertEqual((node["provision_interface"], node["_provision_interface_source"]), ("eth1", "group"))
+
+
+class MigrationTests(unittest.TestCase):
+    def test_failed_step_leaves_nothing(self) -> None:
+        """A schema step whose second statement fails leaves neither the
+        table its first statement made nor its version; the steps before it
+        stay, and the step runs whole once it is fixed."""
+        folder = Path(tempfile.mkdtemp(prefix="luna2d-migrate-"))
+        self.addCleanup(shutil.rmtree, str(folder), True)
+        path = folder / "luna.db"
+        shipped = db.schema_files()
+        latest = shipped[-1][0]
+        broken = (latest + 1, "CREATE TABLE review_a (x INTEGER);\nCREATE TABLE object (y INTEGER);")
+        self.patch(db, "schema_files", lambda: [*shipped, broken])
+        pool = db.SyncPool(path)
+        self.addCleanup(pool.close)
+        failure = []
+        db.migrate(pool).addErrback(failure.append)
+        self.assertEqual(len(failure), 1)
+        failure[0].trap(sqlite3.OperationalError)
+
+        def look(cursor: object) -> tuple:
+            tables = {row[0] for row in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return tables, cursor.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+
+        tables, version = result_of(pool.runInteraction(look))
+        self.assertNotIn("review_a", tables)
+        self.assertIn("object", tables)
+        self.assertEqual(version, latest)
+        self.patch(db, "schema_files", lambda: [*shipped, (latest + 1, "CREATE TABLE review_a (x INTEGER);")])
+        self.assertEqual(result_of(db.migrate(pool)), latest + 1)
+        tables, version = result_of(pool.runInteraction(look))
+        self.assertIn("review_a", tables)
+        self.assertEqual(version, latest + 1)
