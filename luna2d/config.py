@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from luna2d.errors import ConfigError
+from luna2d.model.fields import NAME_RE
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -117,8 +118,8 @@ class Config:
     api: APIConfig
     database: DatabaseConfig
     files: FilesConfig
-    dhcp: ServiceConfig
-    tftp: ServiceConfig
+    dhcp: DHCPConfig
+    tftp: TFTPConfig
     dns: ServiceConfig
     bootstrap: bool
     controller_name: str
@@ -134,6 +135,7 @@ _KNOWN = {
     "FILES": {"IMAGE_FILES", "IMAGE_DIRECTORY", "KEYFILE", "TARBALL", "MAXPACKAGINGTIME"},
     "BOOTSTRAP": {"ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"},
     "LOGGER": {"LEVEL", "LOGFILE"},
+    "DHCP": {"ENABLED", "INTERFACES", "LEASE_TIME"},
     "TFTP": {"ENABLED", "PORT", "ROOT", "IPXE"},
     "CONTROL": {"TIMEOUT", "RETRIES", "CIPHER_SUITE", "SOCKETS", "PARALLEL"},
 }
@@ -281,8 +283,12 @@ def load(path: str | os.PathLike) -> Config:
     if level not in ("debug", "info", "warning", "error", "critical"):
         raise ConfigError("[LOGGER] LEVEL: must be debug, info, warning, error or critical")
     controller_name = get("BOOTSTRAP", "CONTROLLER", "controller")
-    if not re.match(r"^[a-z0-9][a-z0-9._-]{0,62}$", controller_name):
+    if not NAME_RE.match(controller_name):
         raise ConfigError("[BOOTSTRAP] CONTROLLER: not a valid host name")
+    cluster_name = get("BOOTSTRAP", "CLUSTER", "cluster")
+    if not NAME_RE.match(cluster_name):
+        raise ConfigError(f"[BOOTSTRAP] CLUSTER: {cluster_name!r} is not a valid name "
+                          "(lower-case letters, digits, '.', '_', '-'; up to 63)")
     return Config(
         path=ini_path.resolve(),
         api=api,
@@ -294,7 +300,7 @@ def load(path: str | os.PathLike) -> Config:
         bootstrap=parse_bool(get("BOOTSTRAP", "ENABLED", "yes"), where("BOOTSTRAP", "ENABLED")),
         controller_name=controller_name,
         controller_ip=controller_ip,
-        cluster_name=get("BOOTSTRAP", "CLUSTER", "cluster"),
+        cluster_name=cluster_name,
         log_level=level,
         control=control(),
     )

@@ -130,9 +130,8 @@ class LunaDaemon(service.MultiService):
         control = cfg.control
         self.ipmi = IPMIClient(reactor, sockets=control.sockets, timeout=control.timeout,
                                retries=control.retries, cipher_suite=control.cipher_suite)
-        ipxe = getattr(cfg.tftp, "ipxe", None)
         site = Site(build(store, auth, cfg.api.username, cfg.files.image_files, self.health_checks, ipmi=self.ipmi,
-                          ipxe=ipxe, control_parallel=control.parallel))
+                          ipxe=cfg.tftp.ipxe, control_parallel=control.parallel))
         site.displayTracebacks = False
         from twisted.internet.error import CannotListenError
 
@@ -175,13 +174,13 @@ def dhcp_server(cfg: configmod.Config, store: Store, reactor: Any, http_port: in
     from luna2d.protocols.dhcp.protocol import DHCPServer, InterfaceError
     from luna2d.store import bootindex, leases
 
-    if not getattr(cfg.dhcp, "interfaces", ()):
+    if not cfg.dhcp.interfaces:
         raise SystemExit("luna2d: [DHCP] INTERFACES: name the interfaces to serve (comma-separated) "
                          "when ENABLED = yes")
     indexer = bootindex.BootIndexer(store)
-    policy = Policy(indexer.current, Settings(lease_time=getattr(cfg.dhcp, "lease_time", 3600),
+    policy = Policy(indexer.current, Settings(lease_time=cfg.dhcp.lease_time,
                                               http_port=http_port))
-    server = DHCPServer(reactor, getattr(cfg.dhcp, "interfaces", ()), policy,
+    server = DHCPServer(reactor, cfg.dhcp.interfaces, policy,
                         load=lambda: leases.load(store.pool),
                         save=lambda changes: leases.apply(store.pool, changes))
     try:
@@ -199,7 +198,7 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
 
     from luna2d.protocols.tftp.server import TFTPService
 
-    tftp = cfg.tftp if isinstance(cfg.tftp, configmod.TFTPConfig) else configmod.TFTPConfig(True)
+    tftp = cfg.tftp
     try:
         tftp.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -22,11 +22,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer, protocol, task
+from twisted.internet import defer, task
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
-from tests.integration.test_daemon import the_reactor
+from tests.support import Output, the_reactor
 
 __all__ = ["IP", "Namespace", "Output", "free_prefix", "pause", "run", "run_limited", "the_reactor"]
 
@@ -45,32 +45,6 @@ async def run(*argv: str, check: bool = True) -> tuple[str, str, int]:
 
 async def pause(seconds: float) -> None:
     await task.deferLater(the_reactor(), seconds, lambda: None)
-
-
-class Output(protocol.ProcessProtocol):
-    """A child's stdout and stderr, kept together, and how it ended:
-    ``reason`` once it has, and ``done`` fires with it."""
-
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.reason: Any = None
-        self.done: defer.Deferred = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Any) -> None:
-        self.reason = reason.value
-        self.done.callback(self.reason)
-
-    @property
-    def ended(self) -> bool:
-        return self.reason is not None
-
-    def text(self) -> str:
-        return bytes(self.out).decode("utf-8", "replace")
 
 
 async def run_limited(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[str, Any]:

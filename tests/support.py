@@ -11,11 +11,11 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 from treq.testing import StubTreq
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from luna2d.config import APIConfig, Config, DatabaseConfig, FilesConfig, ServiceConfig
+from luna2d.config import APIConfig, Config, DatabaseConfig, DHCPConfig, FilesConfig, ServiceConfig, TFTPConfig
 from luna2d.resources.auth import Auth
 from luna2d.resources.root import build
 from luna2d.store import bootstrap, db
@@ -39,8 +39,8 @@ def make_config(folder: Path, bootstrap_enabled: bool = True) -> Config:
         api=APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0),
         database=DatabaseConfig("SQLite3", folder / "luna.db"),
         files=FilesConfig(folder / "files", folder / "images", folder / "luna.key"),
-        dhcp=ServiceConfig(False),
-        tftp=ServiceConfig(False),
+        dhcp=DHCPConfig(False),
+        tftp=TFTPConfig(False),
         dns=ServiceConfig(False),
         bootstrap=bootstrap_enabled,
         controller_name="controller",
@@ -177,3 +177,29 @@ class API:
         code, body = self.get(f"/config/{kind}/{name}")
         assert code == 200, (kind, name, code, body)
         return body["config"][kind][name]
+
+
+class Output(protocol.ProcessProtocol):
+    """A child's stdout and stderr, kept together, and how it ended:
+    ``reason`` once it has, and ``done`` fires with it."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.reason: Any = None
+        self.done: defer.Deferred = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Any) -> None:
+        self.reason = reason.value
+        self.done.callback(self.reason)
+
+    @property
+    def ended(self) -> bool:
+        return self.reason is not None
+
+    def text(self) -> str:
+        return bytes(self.out).decode("utf-8", "replace")

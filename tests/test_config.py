@@ -164,10 +164,13 @@ class GoodConfigTests(ConfigTestsBase):
         self.assertEqual(cfg.api.username, "luna")
 
     def test_service_sections(self) -> None:
-        """[DHCP] ENABLED is parsed as a bool; the other keys are kept as options."""
-        cfg = self.load(GOOD + "\n[DHCP]\nENABLED = yes\nRANGE = 10\n[TFTP]\nENABLED = off\n")
+        """ENABLED is parsed as a bool; [DNS], which luna2d does not serve yet,
+        keeps its other keys as options."""
+        cfg = self.load(GOOD + "\n[DHCP]\nENABLED = yes\n[DNS]\nENABLED = no\nFORWARDER = 10.0.0.1\n"
+                        "[TFTP]\nENABLED = off\n")
         self.assertTrue(cfg.dhcp.enabled)
-        self.assertEqual(cfg.dhcp.options, {"RANGE": "10"})
+        self.assertFalse(cfg.dns.enabled)
+        self.assertEqual(cfg.dns.options, {"FORWARDER": "10.0.0.1"})
         self.assertFalse(cfg.tftp.enabled)
 
     def test_bootstrap_section(self) -> None:
@@ -297,6 +300,14 @@ class BrokenConfigTests(ConfigTestsBase):
     def test_bad_controller_name(self) -> None:
         """CONTROLLER that is not a host name names [BOOTSTRAP] CONTROLLER."""
         self.assertNames(self.broken(GOOD + "\n[BOOTSTRAP]\nCONTROLLER = Bad Name\n"), "BOOTSTRAP", "CONTROLLER")
+
+    def test_bad_cluster_name(self) -> None:
+        """CLUSTER, the sample cluster's name, follows the object-name rule:
+        empty or upper-case names name [BOOTSTRAP] CLUSTER and the value."""
+        for value in ('""', "My Cluster", "-x"):
+            message = self.broken(GOOD + f"\n[BOOTSTRAP]\nCLUSTER = {value}\n")
+            self.assertNames(message, "BOOTSTRAP", "CLUSTER")
+            self.assertIn(repr(value.strip('"')), message)
 
     def test_bad_log_level(self) -> None:
         """An unknown LEVEL names [LOGGER] LEVEL."""

@@ -111,7 +111,7 @@ def run_storm(ns: Namespaces, phase: str, args: argparse.Namespace) -> dict[str,
 
 
 def read_log(text: str) -> dict[str, Any]:
-    tftp = re.findall(r"TFTP [0-9.]+:\d+ '([^']*)' ([^:]+): (\d+) bytes, .*?(\d+) retransmissions", text)
+    tftp = re.findall(r"TFTP [0-9.]+:\d+ '([^']*)' ([^:]+): (\d+) of \d+ bytes, .*?(\d+) retransmissions", text)
     outcomes: dict[str, int] = {}
     for _, outcome, _, _ in tftp:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1

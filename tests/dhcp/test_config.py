@@ -48,10 +48,11 @@ class DHCPConfigTests(unittest.TestCase):
         dhcp = self.load("")
         self.assertEqual((dhcp.enabled, dhcp.interfaces, dhcp.lease_time), (False, (), 3600))
 
-    def test_other_keys_kept(self) -> None:
-        """Keys luna2d does not use stay in ``options``; its own do not."""
-        dhcp = self.load("[DHCP]\nENABLED = no\nINTERFACES = eth1\nRANGE = 10\n")
-        self.assertEqual(dhcp.options, {"RANGE": "10"})
+    def test_unknown_key_refused(self) -> None:
+        """A key [DHCP] does not know (a typo of LEASE_TIME here) stops the
+        start, naming the section, the key and the keys it knows."""
+        exc = self.assertRaises(ConfigError, self.load, "[DHCP]\nENABLED = no\nLEASETIME = 8h\n")
+        self.assertEqual(str(exc), "[DHCP] LEASETIME: unknown key (known: ENABLED, INTERFACES, LEASE_TIME)")
 
     def test_errors(self) -> None:
         """A name that is no interface name and a bad lease time are refused,

@@ -216,7 +216,7 @@ class TFTPLine:
     client: str
     name: str
     outcome: str
-    size: int
+    size: int  # the bytes the client acknowledged
     blksize: int
 
 
@@ -231,7 +231,7 @@ class DHCPLine:
 
 _ACCESS = re.compile(r'"(?P<client>[0-9.]+)" - - \[[^\]]*\] "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/1\.[01]" '
                      r'(?P<status>\d{3}) \S+ "[^"]*" "(?P<agent>[^"]*)"')
-_TFTP = re.compile(r"TFTP (?P<client>[0-9.]+):\d+ '(?P<name>[^']*)' (?P<outcome>[^:]+): (?P<size>\d+) bytes, "
+_TFTP = re.compile(r"TFTP (?P<client>[0-9.]+):\d+ '(?P<name>[^']*)' (?P<outcome>[^:]+): (?P<size>\d+) of \d+ bytes, "
                    r"blksize (?P<blksize>\d+)")
 _DHCP = re.compile(r"DHCP (?P<event>\w+) (?P<mac>[0-9a-f]{2}(?::[0-9a-f]{2}){5}) on (?P<interface>\S+): "
                    r"(?P<address>[0-9.]+) file '(?P<file>[^']*)'")

@@ -24,28 +24,11 @@ from twisted.trial import unittest
 from luna2d.ipmi import codec
 from luna2d.ipmi.session import Outcome, Output, Session
 from tests.ipmi.fakebmc import FakeBMC
+from tests.support import Output as ProcessOutput
+from tests.support import the_reactor
 
 IPMI_SIM = shutil.which("ipmi_sim") or "/usr/bin/ipmi_sim"
 IPMITOOL = shutil.which("ipmitool") or "/usr/bin/ipmitool"
-
-
-def the_reactor() -> Any:
-    """The running reactor (imported late, after trial installed it)."""
-    from twisted.internet import reactor
-
-    return reactor
-
-
-class ReactorCase(unittest.TestCase):
-    """For tests that wait on the real reactor. Under ``trial --jobs`` the
-    asyncio loop can hold a stale stop from the previous test's shutdown;
-    one iteration with a stop of our own consumes it."""
-
-    def setUp(self) -> None:
-        loop = getattr(the_reactor(), "_asyncioEventloop", None)
-        if loop is not None and not loop.is_running():
-            loop.call_soon(loop.stop)
-            loop.run_forever()
 
 
 def sleep(seconds: float) -> defer.Deferred:
@@ -207,21 +190,6 @@ def free_subnet() -> str:
     raise RuntimeError("no free loopback /24")
 
 
-class _Watch(protocol.ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = bytearray()
-        self.ended: defer.Deferred = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.output += data
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(None)
-
-
 class Simulator:
     """One ipmi_sim process on a loopback address, with users, a chassis
     control script that records calls, and a seeded SEL."""
@@ -242,7 +210,7 @@ class Simulator:
         (self.folder / "lan.conf").write_text(lan_conf("bmc", self.host, self.port, self.script, self.users))
         (self.folder / "sim.emu").write_text(EMU.format(sel="\n".join(f"sel_add 0x20 {e}" for e in SEL_EVENTS)))
         self.process: Any = None
-        self.watch = _Watch()
+        self.watch = ProcessOutput()
 
     @property
     def calls(self) -> list[str]:
@@ -271,8 +239,8 @@ class Simulator:
         self.case.addCleanup(self.stop)
         # Ready once it answers a presence ping on its address.
         for _ in range(100):
-            if self.watch.ended.called:
-                raise RuntimeError(f"ipmi_sim exited: {bytes(self.watch.output).decode(errors='replace')}")
+            if self.watch.ended:
+                raise RuntimeError(f"ipmi_sim exited: {self.watch.text()}")
             if await self._pong():
                 return self
             await sleep(0.05)
@@ -304,7 +272,7 @@ class Simulator:
 
     async def stop(self) -> None:
         """Kill the simulator (if running) and wait for it to end."""
-        if self.process is not None and not self.watch.ended.called:
+        if self.process is not None and not self.watch.ended:
             with contextlib.suppress(ProcessExitedAlready):
                 self.process.signalProcess(signal.SIGKILL)
-            await self.watch.ended
+            await self.watch.done

@@ -24,7 +24,8 @@ from luna2d.ipmi import codec, commands
 from luna2d.ipmi.client import IPMIClient, Target
 from luna2d.ipmi.session import Credentials, Failure, Success
 from tests.ipmi.fakebmc import FakeBMC, FakeBMCProtocol
-from tests.ipmi.support import ReactorCase, free_loopback, sleep, the_reactor
+from tests.ipmi.support import free_loopback, sleep
+from tests.support import ReactorCase, the_reactor
 
 CREDS = Credentials(b"admin", b"pw")
 

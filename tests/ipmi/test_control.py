@@ -26,8 +26,8 @@ from luna2d.resources.root import build
 from tests.integration.test_daemon import ADMIN as DAEMON_ADMIN
 from tests.integration.test_daemon import PASSWORD as DAEMON_PASSWORD
 from tests.integration.test_daemon import Daemon
-from tests.ipmi.support import ReactorCase, Simulator, free_subnet, the_reactor
-from tests.support import ADMIN, PASSWORD, SECRET, open_store
+from tests.ipmi.support import Simulator, free_subnet
+from tests.support import ADMIN, PASSWORD, SECRET, ReactorCase, open_store, the_reactor
 
 SIM_USER, SIM_PASSWORD = "luna", "bmc-pass-1"
 

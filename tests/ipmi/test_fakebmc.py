@@ -22,11 +22,10 @@ from tests.ipmi.fakebmc import FakeBMC, FakeBMCProtocol
 from tests.ipmi.support import (
     IPMITOOL,
     SEL_EVENTS,
-    ReactorCase,
     Simulator,
     free_loopback,
-    the_reactor,
 )
+from tests.support import ReactorCase, the_reactor
 
 USER, PASSWORD = "admin", "s3cret-pw"
 

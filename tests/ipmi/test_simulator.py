@@ -21,12 +21,11 @@ from luna2d.ipmi.client import IPMIClient, Target
 from luna2d.ipmi.session import Credentials, Failure, Success
 from tests.ipmi.support import (
     IPMITOOL,
-    ReactorCase,
     Simulator,
     free_loopback,
     sleep,
-    the_reactor,
 )
+from tests.support import ReactorCase, the_reactor
 
 USER, PASSWORD = "admin", "s3cret-pw"
 

@@ -118,8 +118,8 @@ class DaemonTests(DaemonCase):
         output = daemon.output()
         assert_clean_exit(self, reason, output)
         # luna2d's request log: one line per transfer, and per refusal.
-        self.assertIn(f"'undionly.kpxe' complete: {len(expected)} bytes, blksize 1432, windowsize 1", output)
-        self.assertIn("'pxelinux.cfg/default' complete: 13 bytes", output)
+        self.assertIn(f"'undionly.kpxe' complete: {len(expected)} of {len(expected)} bytes, blksize 1432, windowsize 1", output)
+        self.assertIn("'pxelinux.cfg/default' complete: 13 of 13 bytes", output)
 
     async def test_taken_port_refused_at_start(self) -> None:
         """A TFTP port already bound: the daemon exits non-zero, naming

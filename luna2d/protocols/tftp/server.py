@@ -517,9 +517,13 @@ class TFTPServer(DatagramProtocol):
         self.stats["completed" if machine.outcome == COMPLETE else "failed"] += 1
         self.stats["retransmissions"] += machine.retransmissions
         settings = machine.settings
-        log.info("TFTP {host}:{port} {name!r} {outcome}: {size} bytes, blksize {blksize}, windowsize {window}, "
-                 "{seconds:.3f} s, {retransmissions} retransmissions", host=transfer.peer[0],
-                 port=transfer.peer[1], name=transfer.request.filename, outcome=machine.outcome, size=machine.source.size,
+        size = machine.source.size
+        # What the client acknowledged, of the file's size: all of it only
+        # when the transfer completed.
+        sent = min(machine.acked * settings.blksize, size)
+        log.info("TFTP {host}:{port} {name!r} {outcome}: {sent} of {size} bytes, blksize {blksize}, "
+                 "windowsize {window}, {seconds:.3f} s, {retransmissions} retransmissions", host=transfer.peer[0],
+                 port=transfer.peer[1], name=transfer.request.filename, outcome=machine.outcome, sent=sent, size=size,
                  blksize=settings.blksize, window=settings.windowsize,
                  seconds=self.reactor.seconds() - transfer.started, retransmissions=machine.retransmissions)
 
