@@ -67,6 +67,21 @@ def shquote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
+def ipmitool_word(value: Any) -> str:
+    """A value as one word of an ``ipmitool exec`` command file, whose
+    reader groups a word in single or double quotes (no escapes): quoted
+    with the kind the value does not hold; "" when it holds both kinds or a
+    line break, which such a file cannot carry."""
+    text = str(value)
+    if "\n" in text or "\r" in text or "\x00" in text:
+        return ""
+    if "'" not in text:
+        return f"'{text}'"
+    if '"' not in text:
+        return f'"{text}"'
+    return ""
+
+
 def urlpath(value: Any) -> str:
     """A value as one URL path segment."""
     return quote(str(value), safe="")
@@ -89,7 +104,7 @@ def _environment(folder: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=False,
     )
-    env.filters.update(ipxe=ipxe_arg, shquote=shquote, urlpath=urlpath)
+    env.filters.update(ipxe=ipxe_arg, shquote=shquote, urlpath=urlpath, ipmitool_word=ipmitool_word)
     env.globals["heredoc_end"] = heredoc_end
     return env
 

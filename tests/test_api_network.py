@@ -304,6 +304,13 @@ class AddressTests(Base):
                      "/config/network/ghost/10.141.0.1", "/config/network/ghost/_member"):
             self.assertEqual(self.api.get(path), (404, {"message": "network 'ghost' does not exist"}), path)
 
+    def test_network_interfaces_not_found(self) -> None:
+        """Networks have no interfaces endpoint: 404 like every other kind
+        without one, not 400 from the address lookup the path resembles."""
+        self.assertEqual(self.api.get("/config/network/cluster/interfaces"),
+                         (404, {"message": "network objects have no interfaces endpoint"}))
+        self.assertEqual(self.api.get("/config/switch/switch01/interfaces")[0], 404)
+
     def test_ip_taken(self) -> None:
         """A held address answers taken with its device."""
         self.assertEqual(self.api.get("/config/network/cluster/10.141.0.3"),

@@ -90,6 +90,8 @@ class ConfigAPI:
             return self.members(request, "network", name)
         if ip == "_delete":
             return await self.delete(request, "network", name)
+        if ip == "interfaces":
+            return self.interfaces(request, "network", name)
         self.auth.reader(request)
         return reply(request, {"config": {"network": {ip: self.store.ipinfo(_name("network", name), ip)}}})
 

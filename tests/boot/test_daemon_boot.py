@@ -29,7 +29,12 @@ CURL = "/usr/bin/curl"
 STUBS = {
     "dmidecode": '#!/bin/sh\ncase "$2" in system-manufacturer) echo "ACME Computers";; '
                  'system-serial-number) echo "SN-12345";; esac\nexit 0\n',
+    # Records every call; for ``exec FILE`` also the file's mode and lines.
     "ipmitool": '#!/bin/sh\necho "$*" >> "$IPMI_LOG"\n'
+                'if [ "$1" = exec ]; then\n'
+                '  echo "mode $(stat -c %a "$2")" >> "$IPMI_LOG"\n'
+                '  sed "s/^/file: /" "$2" >> "$IPMI_LOG"\n'
+                'fi\n'
                 'if [ "$1 $2" = "user list" ]; then\n'
                 '  echo "ID  Name   Callin  Link Auth  IPMI Msg   Channel Priv Limit"\n'
                 '  echo "1          true    false      false      NO ACCESS"\n'
@@ -193,9 +198,14 @@ class BootDaemonTests(DaemonCase):
         calls = ipmi_log.read_text().splitlines()
         for expected in ("lan set 1 ipaddr 10.148.0.1", "lan set 1 netmask 255.255.0.0",
                          "lan set 1 defgw ipaddr 10.148.255.254", "user set name 3 luna",
-                         "user set password 3 bmc-pass", "user enable 3", "user disable 2"):
+                         "file: user set password 3 'bmc-pass'", "mode 600", "user enable 3",
+                         "user disable 2"):
             self.assertIn(expected, calls)
         self.assertNotIn("user disable 3", calls)
+        # The password only ever in the command file, which is gone after.
+        self.assertEqual([call for call in calls if "bmc-pass" in call], ["file: user set password 3 'bmc-pass'"])
+        (command_file,) = [call.split(" ", 1)[1] for call in calls if call.startswith("exec ")]
+        self.assertFalse(os.path.exists(command_file), command_file)
 
         code, body = await daemon.call("GET", "/monitor/node/node001")
         self.assertEqual((code, body), (200, {"monitor": {"status": {"node001": {

@@ -178,7 +178,12 @@ class ContentTests(ReactorCase):
         self.assertIn("ipmitool lan set $netchannel netmask 255.255.0.0 ", body)
         self.assertIn("ipmitool lan set $netchannel defgw ipaddr 10.148.255.254 ", body)
         self.assertIn("ipmitool user set name $userid luna ", body)
-        self.assertIn("ipmitool user set password $userid 'Bmc pass'\"'\"'word' ", body)
+        # The password only in the root-only command file ipmitool reads,
+        # never on an ipmitool (or any other) command line.
+        self.assertIn("\nuser set password 4 \"Bmc pass'word\"\nLUNA2D_BMC_PASSWORD\n", body)
+        self.assertIn('ipmitool exec "$commands" || failed=1', body)
+        self.assertEqual([line for line in body.splitlines() if "Bmc pass" in line],
+                         ["user set password 4 \"Bmc pass'word\""])
         self.assertIn("ipmitool user disable $other", body)
         self.api.update("group", "compute", {"bmcsetup": False})
         body = self.script()
@@ -189,6 +194,16 @@ class ContentTests(ReactorCase):
         body = self.script()
         self.assertIn("no BMC setup is configured for node001", body)
         self.assertNotIn("ipmitool lan set", body)
+
+    def test_bmc_password_file_cannot_carry(self) -> None:
+        """A BMC password holding both quote kinds cannot be a word of
+        ipmitool's command file: the script says so and counts the BMC setup
+        as failed instead of putting the password on a command line."""
+        self.api.update("bmcsetup", "compute", {"password": "a'b\"c"})
+        body = self.script()
+        self.assertNotIn("a'b", body)
+        self.assertIn("holds both quote kinds or a line break", body)
+        self.assertNotIn("ipmitool exec", body)
 
     def test_secrets(self) -> None:
         """The node's and its group's secrets with a path are written into

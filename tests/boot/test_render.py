@@ -70,6 +70,16 @@ class EnvironmentTests(unittest.TestCase):
         """Block tags take their own line and indentation with them."""
         self.assertEqual(self.renderer.render("blocks.j2", items=["a", "", "b"]), "a\nb\n")
 
+    def test_ipmitool_word(self) -> None:
+        """One word of an ipmitool command file: in the quote kind the value
+        lacks; "" when it holds both kinds or a line break. (tests.ipmi's
+        simulator tests feed such words to the real ipmitool.)"""
+        self.assertEqual(render.ipmitool_word("pass word$\\"), "'pass word$\\'")
+        self.assertEqual(render.ipmitool_word("it's"), '"it\'s"')
+        self.assertEqual(render.ipmitool_word('say "x"'), "'say \"x\"'")
+        for value in ("a'b\"c", "line\nbreak", "cr\rx", "nul\x00"):
+            self.assertEqual(render.ipmitool_word(value), "", repr(value))
+
     def test_heredoc_end(self) -> None:
         """The delimiter depends on the text and never is one of its lines,
         even for text holding the label and common delimiters."""

@@ -323,6 +323,8 @@ class LoopbackServerTests(DaemonCase):
         ok, text = self.server.health()
         self.assertTrue(ok)
         self.assertIn("lo (127.0.0.1)", text)
+        self.server.stats.oversized = 2
+        self.assertIn("0 malformed, 2 too large to send, 0 errors", self.server.health()[1])
         self.assertIn("addresses unchanged", self.server.reload())
         self.server.address_of = lambda name: "127.0.0.2"
         self.assertIn("lo: 127.0.0.1 -> 127.0.0.2", self.server.reload())

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.utils import getProcessOutputAndValue
 
+from luna2d import render
 from luna2d.ipmi import commands
 from luna2d.ipmi.client import IPMIClient, Target
 from luna2d.ipmi.session import Credentials, Failure, Success
@@ -137,6 +139,34 @@ class SelTests(SimulatorCase):
         self.assertEqual(await self.run_command(sim, commands.sel_list()), Success([]))
         code, text = await ipmitool(sim, "sel", "list")
         self.assertIn("SEL has no entries", text)
+
+
+class InstallScriptPasswordTests(SimulatorCase):
+    async def test_ipmitool_exec_takes_the_words(self) -> None:
+        """The install script sets the BMC password with ``ipmitool exec``
+        and a command file, the password quoted by render.ipmitool_word.
+        The real ipmitool reads such files: each password below, spaces,
+        backslash, dollar and either quote kind included, is set on the
+        simulator and then opens a session (luna2d's client, as that user),
+        while the old one no longer does."""
+        sim = await Simulator(self, users=[(USER, PASSWORD), ("other", "old-pw")]).start()
+        folder = Path(self.mktemp())
+        folder.mkdir(parents=True)
+        old = "old-pw"
+        for number, password in enumerate(["pass word$\\", "it's x", 'say "hi"']):
+            word = render.ipmitool_word(password)
+            self.assertTrue(word, password)
+            commands_file = folder / f"commands{number}"
+            commands_file.write_text(f"user set password 3 {word}\n")
+            code, text = await ipmitool(sim, "exec", str(commands_file))
+            self.assertEqual(code, 0, text)
+            user = Target("other", sim.host, Credentials(b"other", password.encode()), sim.port)
+            self.assertEqual(await self.client.run(user, commands.power_status()), Success("off"), password)
+            stale = Target("other", sim.host, Credentials(b"other", old.encode()), sim.port)
+            outcome = await self.client.run(stale, commands.power_status())
+            assert isinstance(outcome, Failure), password
+            self.assertEqual(outcome.kind, "unauthorized")
+            old = password
 
 
 class FailureTests(SimulatorCase):

@@ -298,7 +298,7 @@ class DHCPServer(service.Service):
         stats = self.stats
         answered = sum(stats.events.values())
         text = (f"DHCP serving {served}: {stats.received} received, {answered} answered, "
-                f"{stats.malformed} malformed, {stats.errors} errors")
+                f"{stats.malformed} malformed, {stats.oversized} too large to send, {stats.errors} errors")
         return self.healthy, text
 
     def reload(self) -> str:
