@@ -232,7 +232,7 @@ def load(path: str | os.PathLike) -> Config:
         base = service("DHCP")
         names = tuple(n.strip() for n in get("DHCP", "INTERFACES", "").split(",") if n.strip())
         for name in names:
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,14}$", name):
+            if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,14}$", name):
                 raise ConfigError(f"[DHCP] INTERFACES: {name!r} is not an interface name")
         lease_time = parse_duration(get("DHCP", "LEASE_TIME", "1h"), where("DHCP", "LEASE_TIME"))
         options = {k: v for k, v in base.options.items() if k not in ("INTERFACES", "LEASE_TIME")}
@@ -283,10 +283,10 @@ def load(path: str | os.PathLike) -> Config:
     if level not in ("debug", "info", "warning", "error", "critical"):
         raise ConfigError("[LOGGER] LEVEL: must be debug, info, warning, error or critical")
     controller_name = get("BOOTSTRAP", "CONTROLLER", "controller")
-    if not NAME_RE.match(controller_name):
+    if not NAME_RE.fullmatch(controller_name):
         raise ConfigError("[BOOTSTRAP] CONTROLLER: not a valid host name")
     cluster_name = get("BOOTSTRAP", "CLUSTER", "cluster")
-    if not NAME_RE.match(cluster_name):
+    if not NAME_RE.fullmatch(cluster_name):
         raise ConfigError(f"[BOOTSTRAP] CLUSTER: {cluster_name!r} is not a valid name "
                           "(lower-case letters, digits, '.', '_', '-'; up to 63)")
     return Config(

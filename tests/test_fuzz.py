@@ -187,9 +187,11 @@ scripts = st.one_of(plain_text, plain_text.map(lambda t: base64.b64encode(t.enco
 def good_value(f: Any) -> st.SearchStrategy:
     """Values a field accepts (references may still name missing objects)."""
     if getattr(f, "pattern", None) is not None:
-        # A text field with a fixed form (an interface name): names of that
-        # form, and "" which unsets it.
-        return st.one_of(st.sampled_from(IFACE_NAMES), st.just("")).filter(lambda v: v == "" or f.pattern.match(v))
+        # A text field with a fixed form (an interface name, a DNS domain):
+        # samples of that form, and "" which unsets it.
+        samples = [v for v in IFACE_NAMES + ["hpc.example.org", "cluster", "lab-1.example."]
+                   if f.pattern.fullmatch(v)]
+        return st.one_of(st.sampled_from(samples), st.just(""))
     if f.type in ("str", "text", "secret"):
         return plain_text
     if f.type == "script":

@@ -135,6 +135,56 @@ class ProvisionInterfaceTests(Base):
         self.assertEqual((node["provision_interface"], node["_provision_interface_source"]), ("eth1", "group"))
 
 
+class DomainTests(Base):
+    def test_not_a_domain_is_400(self) -> None:
+        """A domain with a space (it would split the boot line's
+        luna.hostname argument), a quote, an empty label, a label starting
+        with '-' or over 63 characters, or a line break is 400 on nodes,
+        groups and the cluster, in words, and nothing is stored."""
+        before = self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]["domain"]
+        for bad in ("a b", "hpc'x", "a..b", "-a.b", "x" * 64, "hpc\n", ".a"):
+            self.assertBad(self.api.post("/config/node/node001", {"config": {"node": {"node001": {
+                "domain": bad}}}}), "domain", "is not a DNS domain")
+            self.assertBad(self.api.post("/config/group/compute", {"config": {"group": {"compute": {
+                "domain": bad}}}}), "domain")
+            self.assertBad(self.api.post("/config/cluster", {"config": {"cluster": {"domain": bad}}}), "domain")
+        self.assertEqual(self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]["domain"], before)
+
+    def test_domains_kept_and_empty_unsets(self) -> None:
+        """A DNS domain (dots, digits, '-', '_', a final dot) is kept; ""
+        unsets a node's, which inherits its group's again."""
+        self.assertEqual(self.api.post("/config/group/compute", {"config": {"group": {"compute": {
+            "domain": "hpc.example.org"}}}})[0], 204)
+        self.assertEqual(self.api.post("/config/node/node001", {"config": {"node": {"node001": {
+            "domain": "rack-1.lab_a.example."}}}})[0], 204)
+        node = self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]
+        self.assertEqual((node["domain"], node["_domain_source"]), ("rack-1.lab_a.example.", "node"))
+        self.assertEqual(self.api.post("/config/node/node001", {"config": {"node": {"node001": {
+            "domain": ""}}}})[0], 204)
+        node = self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]
+        self.assertEqual((node["domain"], node["_domain_source"]), ("hpc.example.org", "group"))
+
+
+class TrailingLineBreakTests(Base):
+    def test_names_with_a_trailing_line_break_are_400(self) -> None:
+        """Every name rule must match the whole value: an interface name, a
+        secret name, an osimage tag and a provision_interface ending in a
+        line break are 400 (a regular expression's '$' alone would let
+        them through), and nothing is created."""
+        self.assertBad(self.api.post("/config/node/node001/interfaces", {"config": {"node": {"node001": {
+            "interfaces": [{"interface": "eth9\n"}]}}}}), "interface")
+        self.assertBad(self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {
+            "node001": [{"secretname": "k\n", "content": "x"}]}}}}), "secretname")
+        self.assertBad(self.api.post("/config/osimage/compute/tag", {"config": {"osimage": {"compute": {
+            "tag": "t1\n"}}}}), "tag")
+        self.assertBad(self.api.post("/config/node/node001", {"config": {"node": {"node001": {
+            "provision_interface": "eth0\n"}}}}), "provision_interface")
+        names = [i["interface"] for i in self.api.get("/config/node/node001/interfaces")[1]["config"]["node"][
+            "node001"]["interfaces"]]
+        self.assertNotIn("eth9\n", names)
+        self.assertEqual(self.api.get("/config/secrets/node/node001/k%0A")[0], 404)
+
+
 class MigrationTests(unittest.TestCase):
     def test_failed_step_leaves_nothing(self) -> None:
         """A schema step whose second statement fails leaves neither the

@@ -18,6 +18,9 @@ from luna2d.errors import Invalid
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+@-]{0,127}$")
 INTERFACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$")
+# A DNS domain: dot-separated labels of letters, digits, '-' and '_' (not
+# starting or ending with '-'), at most 63 characters each, 253 in all.
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
 TOKEN_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 MAX_TEXT = 65536
@@ -36,7 +39,7 @@ class Field:
     internal: kept in the store but neither shown nor accepted by the
           generic config endpoints (set through dedicated endpoints).
     pattern: for type str, the form the text must have (an interface
-          name); "" unsets such a field, as it does references.
+          name, a DNS domain); "" unsets such a field, as it does references.
     """
 
     name: str
@@ -53,6 +56,13 @@ class Field:
     pattern: re.Pattern | None = None
 
 
+# What a text field with a pattern must be, in words for error messages.
+_FORMS = {
+    INTERFACE_RE: "an interface name (letters, digits, '.', '_', ':', '-'; at most 32)",
+    DOMAIN_RE: "a DNS domain (dot-separated labels of letters, digits, '-' and '_')",
+}
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -63,7 +73,7 @@ def normalize_mac(value: Any, label: str = "macaddress") -> str:
     if not isinstance(value, str):
         raise Invalid(f"{label}: expected a MAC address string, got {_describe(value)}")
     raw = value.strip().lower()
-    if not MAC_RE.match(raw):
+    if not MAC_RE.fullmatch(raw):
         raise Invalid(f"{label}: {_describe(value)} is not a MAC address")
     digits = re.sub(r"[^0-9a-f]", "", raw)
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
@@ -109,8 +119,9 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
             return decode_script(text)
         if field.pattern is not None and text == "":
             return None
-        if field.pattern is not None and not field.pattern.match(text):
-            raise Invalid(f"{label}: {_describe(value)} does not match {field.pattern.pattern}")
+        if field.pattern is not None and not field.pattern.fullmatch(text):
+            form = _FORMS.get(field.pattern, f"of the form {field.pattern.pattern}")
+            raise Invalid(f"{label}: {_describe(value)} is not {form}")
         return text
     if kind == "int":
         if isinstance(value, bool):
@@ -174,7 +185,7 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
             raise Invalid(f"{label}: expected the name of a {field.ref}, got {_describe(value)}")
         if value == "":
             return None
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             raise Invalid(f"{label}: {_describe(value)} is not a valid {field.ref} name")
         return value
     if kind == "choice":
@@ -182,7 +193,7 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
             raise Invalid(f"{label}: must be one of {', '.join(field.choices)}, got {_describe(value)}")
         return value
     if kind == "token":
-        if not isinstance(value, str) or not TOKEN_RE.match(value):
+        if not isinstance(value, str) or not TOKEN_RE.fullmatch(value):
             raise Invalid(f"{label}: expected a short lowercase word, got {_describe(value)}")
         return value
     raise AssertionError(f"unknown field type {kind}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 
 from luna2d.errors import NotFound
-from luna2d.model.fields import INTERFACE_RE, Field
+from luna2d.model.fields import DOMAIN_RE, INTERFACE_RE, Field
 
 # Interface modes:
 #   "multi":   named interfaces with network, ipaddress, macaddress (node)
@@ -101,7 +101,7 @@ NODE = Kind(
             default="http",
             inherit=(("group", "provision_fallback"), ("cluster", "provision_fallback")),
         ),
-        Field("domain", "str", inherit=(("group", "domain"), ("cluster", "domain"))),
+        Field("domain", "str", inherit=(("group", "domain"), ("cluster", "domain")), pattern=DOMAIN_RE),
         Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"),
               inherit=(("group", "unmanaged_bmc_users"),)),
         Field("tpm_uuid", "str"),
@@ -121,7 +121,7 @@ GROUP = Kind(
     fields=(
         Field("bmcsetup", "bool", default=False),
         Field("bmcsetupname", "ref", ref="bmcsetup"),
-        Field("domain", "str", inherit=(("cluster", "domain"),)),
+        Field("domain", "str", inherit=(("cluster", "domain"),), pattern=DOMAIN_RE),
         Field("osimage", "ref", ref="osimage"),
         Field("osimagetag", "str"),
         Field("partscript", "script"),
@@ -249,7 +249,7 @@ CLUSTER = Kind(
         Field("provision_method", "token", aliases=("provisioning_method",), default="torrent"),
         Field("provision_fallback", "token", aliases=("provisioning_fallback",), default="http"),
         Field("debug", "bool", default=False),
-        Field("domain", "str", default="cluster"),
+        Field("domain", "str", default="cluster", pattern=DOMAIN_RE),
         COMMENT,
     ),
 )

@@ -133,7 +133,7 @@ def node_by_ip(reader: Any, ip: str | None) -> Obj | None:
 
 def node_named(reader: Any, name: str) -> Obj:
     """The node ``name``, or NotFound."""
-    node = reader.get("node", name) if NAME_RE.match(name) else None
+    node = reader.get("node", name) if NAME_RE.fullmatch(name) else None
     if node is None:
         raise NotFound(f"node {name!r} does not exist")
     return node
@@ -424,7 +424,7 @@ class BootAPI:
     async def manual_group(self, request: Any, group: str, mac: str) -> bytes:
         """Boot as the group's node with this MAC, or its first node without one."""
         mac = _mac(mac)
-        if not NAME_RE.match(group) or self.store.state.get("group", group) is None:
+        if not NAME_RE.fullmatch(group) or self.store.state.get("group", group) is None:
             raise NotFound(f"group {group!r} does not exist")
         name = await self.store.write(assign_group_mac, group, mac)
         return self._boot(request, node_named(self.store.state, name), mac, obey_flags=False)

@@ -33,7 +33,7 @@ def _kind(kind: str) -> str:
 
 
 def _name(kind: str, name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise NotFound(f"{kind} {name!r} does not exist")
     return name
 

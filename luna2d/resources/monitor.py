@@ -59,7 +59,7 @@ def parse_report(body: Any, node: str) -> str:
     if unknown:
         raise Invalid(f"monitor.status.{node}.{min(unknown)}: unknown field")
     state = report.get("state")
-    if not isinstance(state, str) or not STATE_RE.match(state):
+    if not isinstance(state, str) or not STATE_RE.fullmatch(state):
         raise Invalid(f"monitor.status.{node}.state: required, a word such as installer.ok")
     text = report.get("status")
     if text is None:

@@ -28,7 +28,7 @@ IFACE_KEYS = {"interface", "network", "ipaddress", "macaddress", "options", "for
 
 
 def check_name(kind: str, name: Any, label: str = "name") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise Invalid(
             f"{label}: {name!r} is not a valid {kind} name "
             "(lowercase letters, digits, '.', '_' and '-', at most 63 characters)"
@@ -187,7 +187,7 @@ def rename(tx: Tx, obj: Obj, new_name: str) -> None:
 
 def _iface_name(entry: dict, label: str) -> str:
     name = entry.get("interface")
-    if not isinstance(name, str) or not INTERFACE_RE.match(name):
+    if not isinstance(name, str) or not INTERFACE_RE.fullmatch(name):
         raise Invalid(f"{label}.interface: {name!r} is not a valid interface name")
     return name
 
@@ -202,7 +202,7 @@ def _entry(entry: Any, label: str) -> dict:
 
 
 def _network(tx: Tx, value: Any, label: str) -> Obj:
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise Invalid(f"{label}: {value!r} is not a network name")
     network = tx.get("network", value)
     if network is None:
@@ -608,14 +608,14 @@ def _secret_item(raw: Any, label: str) -> tuple[str, str | None, str | None, str
     if unknown:
         raise Invalid(f"{label}.{min(unknown)}: unknown secret field")
     name = raw.get("secretname", raw.get("name"))
-    if not isinstance(name, str) or not SECRET_NAME_RE.match(name):
+    if not isinstance(name, str) or not SECRET_NAME_RE.fullmatch(name):
         raise Invalid(f"{label}.secretname: {name!r} is not a valid secret name")
     content = coerce(Field("content", "text"), raw.get("content"), f"{label}.content")
     path = coerce(Field("path", "str"), raw.get("path"), f"{label}.path")
     if path is not None and not path.startswith("/"):
         raise Invalid(f"{label}.path: {path!r} must be an absolute path")
     new = raw.get("newsecretname")
-    if new is not None and (not isinstance(new, str) or not SECRET_NAME_RE.match(new)):
+    if new is not None and (not isinstance(new, str) or not SECRET_NAME_RE.fullmatch(new)):
         raise Invalid(f"{label}.newsecretname: {new!r} is not a valid secret name")
     return name, content, path, new
 
@@ -781,7 +781,7 @@ def put_tag(tx: Tx, osimage: str, raw: Any) -> bool:
     if not isinstance(raw, dict) or set(raw) - {"tag", "name"}:
         raise Invalid("tag: expected an object with the field tag")
     tag = raw.get("tag")
-    if not isinstance(tag, str) or not NAME_RE.match(tag):
+    if not isinstance(tag, str) or not NAME_RE.fullmatch(tag):
         raise Invalid(f"tag: {tag!r} is not a valid tag name")
     mine = tx.edit(image)
     tags = dict(mine.data.get("tags") or {})

@@ -270,7 +270,7 @@ class Store:
 
     # -- journal ------------------------------------------------------------------------------------
     def journal(self, controller: str) -> defer.Deferred:
-        if not NAME_RE.match(controller) or self.state.get("controller", controller) is None:
+        if not NAME_RE.fullmatch(controller) or self.state.get("controller", controller) is None:
             return defer.fail(NotFound(f"controller {controller!r} does not exist"))
 
         def query(cursor: Any) -> list[dict]:
