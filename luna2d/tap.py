@@ -17,7 +17,6 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.server import Site
 
 from luna2d import config as configmod
 from luna2d.errors import ConfigError
@@ -25,6 +24,7 @@ from luna2d.ipmi.client import IPMIClient
 from luna2d.resources.auth import Auth
 from luna2d.resources.root import build
 from luna2d.resources.service import Services
+from luna2d.resources.site import make_site
 from luna2d.store import bootstrap, db
 from luna2d.store.crypto import Crypto, load_or_create_key
 from luna2d.store.store import Store
@@ -130,9 +130,8 @@ class LunaDaemon(service.MultiService):
         control = cfg.control
         self.ipmi = IPMIClient(reactor, sockets=control.sockets, timeout=control.timeout,
                                retries=control.retries, cipher_suite=control.cipher_suite)
-        site = Site(build(store, auth, cfg.api.username, cfg.files.image_files, self.health_checks, ipmi=self.ipmi,
-                          ipxe=cfg.tftp.ipxe, control_parallel=control.parallel))
-        site.displayTracebacks = False
+        site = make_site(build(store, auth, cfg.api.username, cfg.files.image_files, self.health_checks,
+                               ipmi=self.ipmi, ipxe=cfg.tftp.ipxe, control_parallel=control.parallel))
         from twisted.internet.error import CannotListenError
 
         try:

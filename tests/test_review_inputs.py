@@ -19,7 +19,7 @@ from twisted.trial import unittest
 
 from luna2d.resources.root import build
 from luna2d.store import db
-from tests.support import ADMIN, API, result_of
+from tests.support import ADMIN, API, PASSWORD, result_of
 
 
 class Base(unittest.TestCase):
@@ -57,6 +57,19 @@ class RackTypeTests(Base):
         self.assertEqual(self.api.post("/config/rack/r1", body)[0], 201)
         devices = self.api.get("/config/rack/r1")[1]["config"]["rack"]["r1"]["devices"]
         self.assertEqual([(d["name"], d["position"]) for d in devices], [("node001", 3)])
+
+
+class LoginBodyTests(Base):
+    def test_login_body_capped_before_any_token(self) -> None:
+        """POST /token, the one body read without a token, takes at most 64
+        KiB (a login is a few hundred bytes): a larger one is 400 before it
+        is parsed; a normal login still gets its token."""
+        big = b'{"username": "luna", "password": "' + b"x" * (64 * 1024) + b'"}'
+        code, body, _ = self.api.request("POST", "/token", raw=big, token=None)
+        self.assertEqual((code, body), (400, {"message": "request body is larger than 64 KiB"}))
+        code, body, _ = self.api.request("POST", "/token", {"username": ADMIN, "password": PASSWORD}, token=None)
+        self.assertEqual(code, 201, body)
+        self.assertIn("token", body)
 
 
 class StrictJSONTests(Base):

@@ -19,6 +19,9 @@ from luna2d.errors import Invalid, LunaError
 
 log = Logger()
 MAX_BODY = 64 * 1024 * 1024
+# POST /token is the one body read before any token is checked: a login is
+# a few hundred bytes, so no one without a token makes the reactor parse more.
+MAX_LOGIN_BODY = 64 * 1024
 JSON_TYPE = b"application/json"
 
 
@@ -38,11 +41,13 @@ def no_content(request: Any) -> bytes:
     return b""
 
 
-def read_json(request: Any) -> Any:
-    """The request body as JSON, or Invalid naming what is wrong."""
-    raw = request.content.read(MAX_BODY + 1) if request.content is not None else b""
-    if len(raw) > MAX_BODY:
-        raise Invalid("request body is larger than 64 MiB")
+def read_json(request: Any, limit: int = MAX_BODY) -> Any:
+    """The request body as JSON (at most ``limit`` bytes), or Invalid naming
+    what is wrong."""
+    raw = request.content.read(limit + 1) if request.content is not None else b""
+    if len(raw) > limit:
+        size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+        raise Invalid(f"request body is larger than {size}")
     if not raw.strip():
         raise Invalid("request body is empty; a JSON object is required")
     try:

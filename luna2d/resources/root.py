@@ -13,7 +13,7 @@ import luna2d
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
 from luna2d.resources.boot import BootAPI
-from luna2d.resources.common import envelope, message, read_json, reply
+from luna2d.resources.common import MAX_LOGIN_BODY, envelope, message, read_json, reply
 from luna2d.resources.config import ConfigAPI
 from luna2d.resources.control import ControlAPI
 from luna2d.resources.files import FilesAPI
@@ -66,7 +66,7 @@ class RootAPI:
 
     @app.route("/token", methods=["POST"])
     async def token(self, request: Any) -> bytes:
-        token = await self.auth.login(read_json(request))
+        token = await self.auth.login(read_json(request, MAX_LOGIN_BODY))
         return reply(request, {"token": token}, 201)
 
     @app.route("/version", methods=["GET"])

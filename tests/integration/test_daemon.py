@@ -469,6 +469,49 @@ def _observed(index: int, node: dict | None) -> str:
     return f"torn: comment/vendor/assettag {fields}"
 
 
+class BodyLimitTests(DaemonCase):
+    async def test_oversized_bodies_are_dropped_not_kept(self) -> None:
+        """curl POSTs a body one byte over 64 MiB, once with Content-Length
+        and once chunked, without a token: each answers 400 with the JSON
+        message (not 401: the body is refused before any handler), the
+        daemon's memory does not grow by the body's size, and it goes on
+        serving; a body at the limit still reaches the handler (401)."""
+        daemon = Daemon(self)
+        await daemon.start()
+        folder = Path(self.mktemp())
+        folder.mkdir(parents=True)
+        limit = 64 * 1024 * 1024
+        big, exact = folder / "big.json", folder / "exact.json"
+        with open(big, "wb") as handle:
+            handle.truncate(limit + 1)
+        with open(exact, "wb") as handle:
+            handle.truncate(limit)
+        rss_before = _rss_kib(daemon.process.pid)
+        for extra in ([], ["-H", "Transfer-Encoding: chunked"]):
+            out, err, code = await getProcessOutputAndValue(
+                "/usr/bin/curl", ["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", *extra,
+                                  "-H", "Content-Type: application/json", "--data-binary", f"@{big}",
+                                  f"{daemon.url}/config/node/node001"])
+            text, status = out.decode().rsplit("\n", 1)
+            self.assertEqual((code, status), (0, "400"), err)
+            self.assertEqual(json.loads(text), {"message": "request body is larger than 64 MiB"})
+        self.assertLess(_rss_kib(daemon.process.pid) - rss_before, 32 * 1024, "the body was kept in memory")
+        out, err, code = await getProcessOutputAndValue(
+            "/usr/bin/curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--data-binary",
+                              f"@{exact}", f"{daemon.url}/config/node/node001"])
+        self.assertEqual(out.decode(), "401", err)
+        code, body = await daemon.call("GET", "/version")
+        self.assertEqual(code, 200, body)
+
+
+def _rss_kib(pid: int) -> int:
+    """A process's resident memory in KiB (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
 class DurabilityTests(DaemonCase):
     NODES = 200
     WORKERS = 8
