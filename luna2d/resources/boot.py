@@ -31,7 +31,6 @@ from luna2d.store.state import Iface, Obj, Tx, ip_key
 
 TEXT_TYPE = b"text/plain; charset=utf-8"
 NODE = KINDS["node"]
-BMC_INTERFACE = "bmc"
 DEFAULT_PORT = 7050
 # iPXE's own MAC variable: used where the script, not the server, knows the MAC.
 IPXE_MAC = "${netX/mac}"
@@ -295,7 +294,7 @@ def install_context(reader: Any, node: Obj, where: Controller, token: str) -> di
     bmc = None
     setup = reader.obj(effective(reader, node, "bmcsetup"))
     if setupbmc and setup is not None:
-        item = next((i for i in node.ifaces if i.name.lower() == BMC_INTERFACE), None)
+        item = node.bmc_iface()
         network = reader.obj(item.network) if item is not None else None
         netmask = str(ipaddress.ip_network(network.data["network"]).netmask) if network is not None else None
         defaults = {f.name: f.default for f in KINDS["bmcsetup"].fields}

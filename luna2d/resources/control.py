@@ -28,8 +28,8 @@ from luna2d.resources import common
 from luna2d.resources.auth import Auth
 from luna2d.resources.common import envelope, message, no_content, read_json, reply
 from luna2d.store import views
+from luna2d.store.state import BMC_INTERFACE
 
-BMC_INTERFACE = "BMC"  # matched regardless of case, as the install script's BMC setup does
 # (command, action) -> the IPMI command it runs: luna2d.ipmi.commands' table, for these commands
 CONTROL_COMMANDS = ("power", "chassis", "sel")
 ACTIONS: dict[tuple[str, str], Callable[[], commands.Command]] = {
@@ -42,11 +42,6 @@ def _action(command: str, action: str) -> tuple[str, str]:
     if (command, action) not in ACTIONS:
         raise NotFound(f"there is no control action {command} _{action}")
     return command, action
-
-
-def _bmc_iface(node: Any) -> Any:
-    """The node's BMC interface (any case of the name), or None."""
-    return next((iface for iface in node.ifaces if iface.name.lower() == BMC_INTERFACE.lower()), None)
 
 
 def _ok_group(command: str, action: str) -> str:
@@ -83,7 +78,7 @@ class ControlAPI:
     # -- nodes to BMC targets -----------------------------------------------------------------
     def _target(self, node: Any) -> Target | str:
         """The node's BMC as a Target, or why there is none."""
-        iface = _bmc_iface(node)
+        iface = node.bmc_iface()
         if iface is None or not iface.ip:
             return f"no BMC: node {node.name} has no '{BMC_INTERFACE}' interface with an address"
         state = self.store.state

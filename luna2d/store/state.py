@@ -24,6 +24,10 @@ def ip_key(ip: str) -> int:
     return int(addr) if addr.version == 4 else (1 << 128) | int(addr)
 
 
+# The interface name that marks a node's BMC, matched in any case.
+BMC_INTERFACE = "BMC"
+
+
 @dataclass
 class Iface:
     name: str
@@ -52,6 +56,14 @@ class Obj:
     def iface(self, name: str) -> Iface | None:
         for item in self.ifaces:
             if item.name == name:
+                return item
+        return None
+
+    def bmc_iface(self) -> Iface | None:
+        """The interface that is the BMC: the one named ``BMC`` in any case
+        (power control and the install script's BMC setup both read it)."""
+        for item in self.ifaces:
+            if item.name.lower() == BMC_INTERFACE.lower():
                 return item
         return None
 
