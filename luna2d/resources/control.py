@@ -44,6 +44,23 @@ def _action(command: str, action: str) -> tuple[str, str]:
     return command, action
 
 
+def _top_level_parts(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets: ``a[1,2],b`` gives
+    ``a[1,2]`` and ``b`` (unbalanced brackets stay in one part for the
+    hostlist library to refuse)."""
+    parts, depth, start = [], 0, 0
+    for position, char in enumerate(text):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth = max(depth - 1, 0)
+        elif char == "," and depth == 0:
+            parts.append(text[start:position])
+            start = position + 1
+    parts.append(text[start:])
+    return parts
+
+
 def _ok_group(command: str, action: str) -> str:
     """The group successful nodes are listed under (the spec's examples:
     the action for power, ``ok`` for chassis and SEL)."""
@@ -159,14 +176,18 @@ class ControlAPI:
         text = envelope(body, "control", command, action, "hostlist")
         if not isinstance(text, str) or not text.strip():
             raise Invalid(f"control.{command}.{action}.hostlist: expected a hostlist such as node[001-004]")
-        try:
-            names = hostlist.expand_hostlist(text.strip())
-        except hostlist.BadHostlist as exc:
-            raise Invalid(f"control.{command}.{action}.hostlist: {text[:80]!r} is not a hostlist ({exc})") from None
+        names: list[str] = []
+        # Part by part, so that many ranges (each within the library's own
+        # limit) cannot add up to more names than memory holds.
+        for part in _top_level_parts(text.strip()):
+            try:
+                names.extend(hostlist.expand_hostlist(part))
+            except hostlist.BadHostlist as exc:
+                raise Invalid(f"control.{command}.{action}.hostlist: {text[:80]!r} is not a hostlist ({exc})") from None
+            if len(names) > MAX_HOSTS:
+                raise Invalid(f"control.{command}.{action}.hostlist: more than {MAX_HOSTS} nodes")
         if not names:
             raise Invalid(f"control.{command}.{action}.hostlist: names no node")
-        if len(names) > MAX_HOSTS:
-            raise Invalid(f"control.{command}.{action}.hostlist: more than {MAX_HOSTS} nodes")
         return list(dict.fromkeys(names))
 
     @staticmethod
