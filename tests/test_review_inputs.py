@@ -178,6 +178,22 @@ class DomainTests(Base):
         self.assertEqual((node["domain"], node["_domain_source"]), ("hpc.example.org", "group"))
 
 
+class ScopedAddressTests(Base):
+    def test_zone_is_refused(self) -> None:
+        """An IPv6 address with a zone (fe80::1%eth0) parses in Python but is
+        no cluster address: 400 for an interface and a network's gateway;
+        the plain address is still taken where an IPv6 network holds it."""
+        self.assertEqual(self.api.post("/config/network/v6", {"config": {"network": {"v6": {
+            "network": "fd00:1::/64"}}}})[0], 201)
+        self.assertBad(self.api.post("/config/node/node001/interfaces", {"config": {"node": {"node001": {
+            "interfaces": [{"interface": "eth6", "network": "v6", "ipaddress": "fd00:1::5%eth0"}]}}}}),
+            "ipaddress", "zone")
+        self.assertBad(self.api.post("/config/network/v6", {"config": {"network": {"v6": {
+            "gateway": "fd00:1::1%eth0"}}}}), "gateway", "zone")
+        self.assertEqual(self.api.post("/config/node/node001/interfaces", {"config": {"node": {"node001": {
+            "interfaces": [{"interface": "eth6", "network": "v6", "ipaddress": "fd00:1::5"}]}}}})[0], 201)
+
+
 class TrailingLineBreakTests(Base):
     def test_names_with_a_trailing_line_break_are_400(self) -> None:
         """Every name rule must match the whole value: an interface name, a

@@ -63,6 +63,19 @@ _FORMS = {
 }
 
 
+def parse_ip(text: str, label: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IP address given by a client, or Invalid naming ``label``. An
+    IPv6 zone (``fe80::1%eth0``, which Python parses) names a link of one
+    host, not a cluster address, and is refused."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise Invalid(f"{label}: {_describe(text)} is not an IP address") from None
+    if getattr(address, "scope_id", None):
+        raise Invalid(f"{label}: {_describe(text)} carries a zone (%...); give the address alone")
+    return address
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -154,10 +167,7 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
             raise Invalid(f"{label}: expected an IP address string, got {_describe(value)}")
         if value.strip() == "":
             return None
-        try:
-            return str(ipaddress.ip_address(value.strip()))
-        except ValueError:
-            raise Invalid(f"{label}: {_describe(value)} is not an IP address") from None
+        return str(parse_ip(value.strip(), label))
     if kind == "cidr":
         if not isinstance(value, str):
             raise Invalid(f"{label}: expected a network such as 10.141.0.0/16, got {_describe(value)}")

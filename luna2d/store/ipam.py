@@ -10,6 +10,7 @@ import ipaddress
 from typing import Any
 
 from luna2d.errors import Invalid
+from luna2d.model.fields import parse_ip
 from luna2d.store.state import Obj, ip_key
 
 SCAN_LIMIT = 1 << 20  # never walk more host addresses than this
@@ -89,10 +90,7 @@ def check_address(
     the canonical form or raises Invalid naming the problem. ``force``
     allows the DHCP range; ``infra`` (controllers) the gateway and
     nameserver addresses."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        raise Invalid(f"{label}: {ip!r} is not an IP address") from None
+    addr = parse_ip(ip, label)
     net = net_of(network)
     if addr not in net:
         raise Invalid(f"{label}: {addr} is not inside network {network.name} ({net})")

@@ -16,6 +16,7 @@ from luna2d.model.fields import (
     Field,
     coerce,
     normalize_mac,
+    parse_ip,
 )
 from luna2d.model.kinds import KINDS, RACK_TYPES, Kind, referrers
 from luna2d.store import ipam
@@ -211,10 +212,7 @@ def _network(tx: Tx, value: Any, label: str) -> Obj:
 
 
 def _network_holding(tx: Tx, ip: str, label: str) -> Obj:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        raise Invalid(f"{label}: {ip!r} is not an IP address") from None
+    addr = parse_ip(ip, label)
     # The most specific network holding it; the oldest one among equals.
     holding = [n for n in tx.all("network") if addr in ipam.net_of(n)]
     if holding:
