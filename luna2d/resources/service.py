@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.boot.test_service,tests.boot.test_monitor -*-
 """The embedded services' health and reload hooks, and ``/service``.
 
 ``Services`` is the small registry ``tap.py`` fills: each embedded service
@@ -105,11 +106,8 @@ class Services:
 def store_health(store: Any, timeout: float = STORE_TIMEOUT) -> HealthCheck:
     """luna2's health: the database answers a query within ``timeout`` s."""
 
-    def query(cursor: Any) -> Any:
-        return cursor.execute("SELECT COUNT(*) FROM object").fetchone()
-
     async def check() -> Health:
-        d = defer.maybeDeferred(store.pool.runInteraction, query)
+        d = store.ping()
         d.addTimeout(timeout, store.clock)
         try:
             await d
