@@ -29,8 +29,8 @@ from luna2d.resources.auth import Auth
 from luna2d.resources.common import reply
 
 Health = tuple[bool, str]
-HealthCheck = Callable[[], Health | Awaitable[Health] | defer.Deferred]
-Reloader = Callable[[], str | Awaitable[str] | defer.Deferred | None]
+HealthCheck = Callable[[], Health | Awaitable[Health] | defer.Deferred[Any]]
+Reloader = Callable[[], str | Awaitable[str] | defer.Deferred[Any] | None]
 STORE_TIMEOUT = 5.0
 
 

@@ -56,7 +56,7 @@ def effective(reader: Any, node: Obj, field: str) -> Any:
 
 def node_named(reader: Any, name: str) -> Obj:
     """The node ``name``, or NotFound."""
-    node = reader.get("node", name) if NAME_RE.fullmatch(name) else None
+    node: Obj | None = reader.get("node", name) if NAME_RE.fullmatch(name) else None
     if node is None:
         raise NotFound(f"node {name!r} does not exist")
     return node
@@ -565,8 +565,7 @@ def _report_address(tx: Tx, node: Obj, entries: Any, source: str | None) -> None
     if addr is None or ipaddress.ip_address(addr) not in ipam.net_of(network):
         raise Invalid(f"interfaces[0].ipaddress: {text!r} is not inside network {network.name}")
     begin, end = network.data.get("dhcp_range_begin"), network.data.get("dhcp_range_end")
-    if begin and end and not (ipaddress.ip_address(begin) <= ipaddress.ip_address(addr)
-                              <= ipaddress.ip_address(end)):
+    if begin and end and not ip_key(begin) <= ip_key(addr) <= ip_key(end):
         raise Forbidden(f"interfaces[0].ipaddress: {addr} is outside the DHCP range of network {network.name}")
     if source is None or ip_key(source) != ip_key(addr):
         raise Forbidden(f"interfaces[0].ipaddress: a node token may only report the address it calls from "

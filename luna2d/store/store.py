@@ -8,7 +8,7 @@ only after the commit swaps the result into memory and tells listeners
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet import defer, threads
@@ -331,11 +331,11 @@ class Store:
         """The controller object's address and port, when it has one."""
         return bootstore.controller_address(self.state)
 
-    def boot_script(self, node: str, mac: str | None, base: str, host: str) -> tuple[str, dict]:
+    def boot_script(self, node: str, mac: str | None, base: str, host: str) -> tuple[str, dict[str, Any]]:
         """Template and context of node ``node``'s iPXE script."""
         return bootstore.boot_script(self.state, node, mac, base, host)
 
-    def discovery_menu(self) -> tuple[list[dict], list[dict]]:
+    def discovery_menu(self) -> tuple[Sequence[dict[str, str]], Sequence[dict[str, str]]]:
         """Nodes and groups the discovery menu lists (none unless allowed)."""
         return bootstore.discovery_menu(self.state)
 
@@ -343,27 +343,27 @@ class Store:
         """Whether ``ip`` is node ``node``'s provisioning address."""
         return bootstore.install_source_ok(self.state, node, ip)
 
-    def install_context(self, node: str, base: str, token: str, heredoc_end: Any) -> dict:
+    def install_context(self, node: str, base: str, token: str, heredoc_end: Any) -> dict[str, Any]:
         """What the install script of ``node`` renders."""
         return bootstore.install_context(self.state, node, base, token, heredoc_end)
 
-    def take_install(self, node: str) -> defer.Deferred:
+    def take_install(self, node: str) -> defer.Deferred[Any]:
         """Spend ``node``'s grant for one install script with secrets."""
         return self.write(bootstore.take_install, node, self._now())
 
-    def assign_mac(self, node: str, mac: str) -> defer.Deferred:
+    def assign_mac(self, node: str, mac: str) -> defer.Deferred[Any]:
         """The manual boot: ``mac`` for node ``node``, as the policy allows."""
         return self.write(bootstore.assign_mac, node, mac, self._now())
 
-    def assign_group_mac(self, group: str, mac: str) -> defer.Deferred:
+    def assign_group_mac(self, group: str, mac: str) -> defer.Deferred[Any]:
         """The manual boot of a group: which node boots with ``mac``."""
         return self.write(bootstore.assign_group_mac, group, mac, self._now())
 
-    def arming(self, node: str) -> dict:
+    def arming(self, node: str) -> dict[str, Any]:
         """Node ``node``'s arming and install grant, as admins see them."""
         return bootstore.arming(self.state, node, self._now())
 
-    def arm(self, node: str, raw: Any) -> defer.Deferred:
+    def arm(self, node: str, raw: Any) -> defer.Deferred[Any]:
         """Arm ``node`` (body: mode once or continuous, expiry in seconds)."""
         try:
             self.node_exists(node)
@@ -372,20 +372,20 @@ class Store:
             return defer.fail()
         return self.write(bootstore.arm, node, mode, lifetime, self._now())
 
-    def disarm(self, node: str) -> defer.Deferred:
+    def disarm(self, node: str) -> defer.Deferred[Any]:
         return self.write(bootstore.disarm, node)
 
-    def grant_install(self, nodes: list[str], reason: str) -> defer.Deferred:
+    def grant_install(self, nodes: Sequence[str], reason: str) -> defer.Deferred[Any]:
         """Nodes whose boot luna2d started: one install with secrets each."""
         return self.write(bootstore.grant_install, nodes, reason, self._now())
 
     def node_status(self, node: str) -> str | None:
         return bootstore.node_status(self.state, node)
 
-    def report_status(self, node: str, value: str) -> defer.Deferred:
+    def report_status(self, node: str, value: str) -> defer.Deferred[Any]:
         return self.write(bootstore.report_status, node, value)
 
-    def node_report(self, node: str, raw: Any, source: str | None) -> defer.Deferred:
+    def node_report(self, node: str, raw: Any, source: str | None) -> defer.Deferred[Any]:
         """What a node token reports about its own node."""
         return self.write(bootstore.node_report, node, raw, source)
 
@@ -393,14 +393,14 @@ class Store:
         """Kernel and initrd names of every osimage and tag (open files)."""
         return bootstore.boot_file_names(self.state)
 
-    def missing_nodes(self, names: list[str]) -> list[str]:
+    def missing_nodes(self, names: Sequence[str]) -> Sequence[str]:
         return bootstore.missing_nodes(self.state, names)
 
     def bmc_access(self, node: str) -> tuple[str, str, str] | str:
         """(BMC address, user, password) of ``node``, or why there is none."""
         return bootstore.bmc_access(self.state, node)
 
-    def ping(self) -> defer.Deferred:
+    def ping(self) -> defer.Deferred[Any]:
         """A query the database answers when it is healthy."""
 
         def query(cursor: Any) -> Any:
