@@ -188,6 +188,16 @@ class InstallPolicyTests(unittest.TestCase):
         for _ in range(3):
             self.assertEqual(self.fetch()[0], 200)
 
+    def test_clone_is_not_armed(self) -> None:
+        """A clone of an armed node is not armed (it starts as a node
+        without a MAC: first provisioning)."""
+        self.api.arm("node001", {"config": {"node": {"node001": {"mode": "continuous"}}}})
+        code, body = self.api.post("/config/node/node001/_clone",
+                                   {"config": {"node": {"node001": {"newhostname": "node009"}}}})
+        self.assertEqual(code, 201, body)
+        state = self.api.get("/config/node/node009/_arm")[1]["config"]["node"]["node009"]
+        self.assertEqual((state["armed"], state["install_grant"]), (None, None))
+
     def test_arming_persists(self) -> None:
         """Arming is a store write: a restart (the store loaded again from
         its database file) still has it."""
