@@ -217,15 +217,46 @@ def discovery_menu(reader: Any) -> tuple[list[dict[str, str]], list[dict[str, st
     return nodes, groups
 
 
+def _dynamic_network(reader: Any, item: Iface, addr: str) -> Obj | None:
+    """The network a DHCP-given ``addr`` of ``item`` is on: the interface's
+    own, else the most specific network holding the address."""
+    if item.network is not None:
+        network: Obj | None = reader.obj(item.network)
+        return network
+    value = ipaddress.ip_address(addr)
+    holding = [n for n in reader.all("network") if value in ipam.net_of(n)]
+    return min(holding, key=lambda n: (-ipam.net_of(n).prefixlen, n.id)) if holding else None
+
+
+def _dynamic_problem(network: Obj | None, addr: str) -> str | None:
+    """Why ``addr`` is no address DHCP gives on ``network`` (None when it is):
+    the network must have ``dhcp`` on and hold the address in its range."""
+    if network is None:
+        return f"no configured network holds {addr}"
+    if not network.data.get("dhcp"):
+        return f"network {network.name} has dhcp off"
+    if ipaddress.ip_address(addr) not in ipam.net_of(network):
+        return f"{addr} is not inside network {network.name}"
+    begin, end = network.data.get("dhcp_range_begin"), network.data.get("dhcp_range_end")
+    if begin and end and not ip_key(begin) <= ip_key(addr) <= ip_key(end):
+        return f"{addr} is outside the DHCP range of network {network.name}"
+    return None
+
+
 def install_source_ok(reader: Any, name: str, ip: str | None) -> bool:
     """Whether ``ip`` is the address of node ``name``'s provisioning
-    interface (not its BMC, not another interface)."""
+    interface (not its BMC, not another interface); for an interface without
+    an address (it boots by DHCP), an address of a DHCP range that no device
+    holds."""
     node = node_named(reader, name)
     _, item, _ = provisioning(reader, node)
-    if ip is None or item is None or not item.ip:
+    if ip is None or item is None:
         return False
     try:
-        return ip_key(item.ip) == ip_key(ip)
+        key = ip_key(ip)
+        if item.ip:
+            return ip_key(item.ip) == key
+        return reader.ips.get(key) is None and _dynamic_problem(_dynamic_network(reader, item, ip), ip) is None
     except ValueError:
         return False
 
@@ -548,25 +579,22 @@ def _report_address(tx: Tx, node: Obj, entries: Any, source: str | None) -> None
     unknown = set(entry) - REPORT_IFACE_KEYS
     if unknown:
         raise Forbidden(f"interfaces[0].{min(unknown)}: a node token may only report its address")
-    name, item, network = provisioning(tx, node)
-    if entry.get("interface") != name:
+    name, item, _ = provisioning(tx, node)
+    if entry.get("interface") != name or item is None:
         raise Forbidden(f"interfaces[0].interface: a node token may only report its boot interface {name}")
-    if item is None or network is None:
-        raise Forbidden(f"interfaces[0]: interface {name} of node {node.name} is on no network")
-    if not network.data.get("dhcp"):
-        raise Forbidden(
-            f"interfaces[0].ipaddress: network {network.name} has dhcp off, so {node.name} boots with a "
-            "static address that only an admin changes"
-        )
     text = entry.get("ipaddress")
     if not isinstance(text, str):
         raise Invalid("interfaces[0].ipaddress: expected an IP address string")
     addr = coerce(Field("ipaddress", "ip"), text, "interfaces[0].ipaddress")
-    if addr is None or ipaddress.ip_address(addr) not in ipam.net_of(network):
-        raise Invalid(f"interfaces[0].ipaddress: {text!r} is not inside network {network.name}")
-    begin, end = network.data.get("dhcp_range_begin"), network.data.get("dhcp_range_end")
-    if begin and end and not ip_key(begin) <= ip_key(addr) <= ip_key(end):
-        raise Forbidden(f"interfaces[0].ipaddress: {addr} is outside the DHCP range of network {network.name}")
+    if addr is None:
+        raise Invalid("interfaces[0].ipaddress: required")
+    network = _dynamic_network(tx, item, addr)
+    if network is None or ipaddress.ip_address(addr) not in ipam.net_of(network):
+        raise Invalid(f"interfaces[0].ipaddress: {addr} is not inside the network of interface {name}")
+    problem = _dynamic_problem(network, addr)
+    if problem is not None:
+        raise Forbidden(f"interfaces[0].ipaddress: {problem}, so {node.name} does not boot by DHCP there; "
+                        "only an admin sets that address")
     if source is None or ip_key(source) != ip_key(addr):
         raise Forbidden(f"interfaces[0].ipaddress: a node token may only report the address it calls from "
                         f"({source or 'unknown'})")

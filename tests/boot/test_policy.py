@@ -356,3 +356,47 @@ class NodeTokenTests(unittest.TestCase):
         self.assertEqual(code, 403)
         self.assertIn("dhcp off", body["message"])
         self.assertEqual(self.interfaces()["BOOTIF"], "127.0.0.100")
+
+
+class DynamicNodeTests(unittest.TestCase):
+    """A node whose provisioning interface has no address boots by DHCP:
+    its install script goes to an address of a DHCP range that no device
+    holds (still once per grant), and its token then reports that address."""
+
+    def setUp(self) -> None:
+        self.api = BootAPI(self)
+        self.api.bootable()
+        self.api.update("network", "loop", {"network": "127.0.0.0/24", "dhcp": True,
+                                            "dhcp_range_begin": "127.0.0.1", "dhcp_range_end": "127.0.0.50"})
+        self.api.update("node", "node002", {"provision_interface": "eth9", "interfaces": [
+            {"interface": "eth9", "macaddress": OTHER}]})
+
+    def test_install_then_report(self) -> None:
+        """Not armed: 403; armed: the script, whose token reports the
+        address the node calls from, which becomes the interface's."""
+        self.assertIn("luna.bootproto=dhcp ", self.api.script(f"/boot/search/mac/{OTHER}"))
+        self.assertEqual(self.api.text("/boot/install/node002")[0], 403)
+        self.api.arm("node002")
+        code, script, _ = self.api.text("/boot/install/node002")
+        self.assertEqual(code, 200, script)
+        token = exported(script, "LUNA_TOKEN")
+        code, body = self.api.post("/config/node/node002", {"config": {"node": {"node002": {
+            "name": "node002", "interfaces": [{"interface": "eth9", "force": True, "ipaddress": "127.0.0.1"}]}}}},
+            token=token)
+        self.assertEqual(code, 204, body)
+        eth9 = [i for i in self.api.node("node002")["interfaces"] if i["interface"] == "eth9"][0]
+        self.assertEqual((eth9["network"], eth9["ipaddress"]), ("loop", "127.0.0.1"))
+
+    def test_not_from_a_held_or_static_address(self) -> None:
+        """An address some device holds, or one outside every DHCP range,
+        is not a DHCP-booted node: 403 even when armed."""
+        self.api.arm("node002")
+        self.api.update("node", "node003", {"interfaces": [{"interface": "ib0", "network": "loop",
+                                                            "ipaddress": "127.0.0.1", "force": True}]})
+        self.assertEqual(self.api.text("/boot/install/node002")[0], 403)
+        self.api.update("node", "node003", {"interfaces": [{"interface": "ib0", "network": "ib",
+                                                            "ipaddress": "10.149.0.3"}]})
+        self.api.update("network", "loop", {"dhcp_range_begin": "127.0.0.2"})
+        self.assertEqual(self.api.text("/boot/install/node002")[0], 403)
+        self.api.update("network", "loop", {"dhcp_range_begin": "127.0.0.1"})
+        self.assertEqual(self.api.text("/boot/install/node002")[0], 200)
