@@ -17,7 +17,18 @@ from twisted.trial import unittest
 import luna2d.resources
 
 RESOURCES = Path(luna2d.resources.__file__).parent
-INTERNALS = {"state", "views", "objects", "boot", "ipam", "bootindex", "db", "crypto", "leases", "bootstrap"}
+INTERNALS = {
+    "state",
+    "views",
+    "objects",
+    "boot",
+    "ipam",
+    "bootindex",
+    "db",
+    "crypto",
+    "leases",
+    "bootstrap",
+}
 STORE_ATTRIBUTES = {"state", "pool"}
 # module file name -> store internals it may import, and why.
 ALLOWED = {"config.py": {"objects"}}  # the generic writes of every kind, run through Store.write
@@ -36,11 +47,17 @@ def violations(source: str, filename: str) -> list[str]:
                 names = {leaf} & INTERNALS - allowed
             else:
                 names = set()
-            found += [f"{filename}:{node.lineno} imports luna2d.store.{name}" for name in sorted(names)]
+            found += [
+                f"{filename}:{node.lineno} imports luna2d.store.{name}" for name in sorted(names)
+            ]
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
-                if parts[:2] == ["luna2d", "store"] and len(parts) > 2 and parts[2] in INTERNALS - allowed:
+                if (
+                    parts[:2] == ["luna2d", "store"]
+                    and len(parts) > 2
+                    and parts[2] in INTERNALS - allowed
+                ):
                     found.append(f"{filename}:{node.lineno} imports {alias.name}")
         elif isinstance(node, ast.Attribute) and node.attr in STORE_ATTRIBUTES:
             owner = node.value
@@ -69,8 +86,15 @@ class ThinResourceTests(unittest.TestCase):
             "    self.store.state.get('node', 'x')\n"
             "    return store.pool\n"
         )
-        self.assertEqual(sorted(violations(sample, "x.py")), [
-            "x.py:1 imports luna2d.store.objects", "x.py:1 imports luna2d.store.views",
-            "x.py:2 imports luna2d.store.state", "x.py:3 imports luna2d.store.boot",
-            "x.py:5 reads store.state", "x.py:6 reads store.pool"])
+        self.assertEqual(
+            sorted(violations(sample, "x.py")),
+            [
+                "x.py:1 imports luna2d.store.objects",
+                "x.py:1 imports luna2d.store.views",
+                "x.py:2 imports luna2d.store.state",
+                "x.py:3 imports luna2d.store.boot",
+                "x.py:5 reads store.state",
+                "x.py:6 reads store.pool",
+            ],
+        )
         self.assertEqual(violations("from luna2d.store import objects\n", "config.py"), [])

@@ -108,8 +108,14 @@ class BootAPI:
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, renderer: render.Renderer | None = None,
-                 menu_timeout: int = 5000, discovery_timeout: int = 30000) -> None:
+    def __init__(
+        self,
+        store: Any,
+        auth: Auth,
+        renderer: render.Renderer | None = None,
+        menu_timeout: int = 5000,
+        discovery_timeout: int = 30000,
+    ) -> None:
         self.store = store
         self.auth = auth
         self.renderer = renderer or render.default()
@@ -128,9 +134,15 @@ class BootAPI:
 
     def _entry(self, request: Any, entry: str, who: str = "this machine") -> bytes:
         where = controller_of(request, self.store)
-        return self._render(request, f"{'boot' if entry == render.NORMAL else entry}.ipxe.j2",
-                            base=where.base, controller=where.host, timeout=self.menu_timeout,
-                            cluster=self.store.cluster_name(), who=who)
+        return self._render(
+            request,
+            f"{'boot' if entry == render.NORMAL else entry}.ipxe.j2",
+            base=where.base,
+            controller=where.host,
+            timeout=self.menu_timeout,
+            cluster=self.store.cluster_name(),
+            who=who,
+        )
 
     def _boot(self, request: Any, node: str, mac: str | None) -> bytes:
         where = controller_of(request, self.store)
@@ -172,8 +184,16 @@ class BootAPI:
             return self._boot(request, name, mac)
         where = controller_of(request, self.store)
         nodes, groups = self.store.discovery_menu()
-        return self._render(request, "discovery.ipxe.j2", base=where.base, controller=where.host, mac=mac,
-                            nodes=nodes, groups=groups, timeout=self.discovery_timeout)
+        return self._render(
+            request,
+            "discovery.ipxe.j2",
+            base=where.base,
+            controller=where.host,
+            mac=mac,
+            nodes=nodes,
+            groups=groups,
+            timeout=self.discovery_timeout,
+        )
 
     @app.route("/manual/hostname/<node>", methods=["GET"])
     def manual(self, request: Any, node: str) -> bytes:
@@ -206,11 +226,14 @@ class BootAPI:
         if who is not None and not who.admin:
             raise Forbidden(f"{who.role} tokens may not fetch install scripts")
         if who is None and not self.store.install_source_ok(node, client_ip(request)):
-            raise Forbidden(f"the install script of {node} is served to an admin token or to "
-                            f"{node}'s provisioning interface address")
+            raise Forbidden(
+                f"the install script of {node} is served to an admin token or to "
+                f"{node}'s provisioning interface address"
+            )
         token = self.auth.issue(node, "node", node=node)
-        context = self.store.install_context(node, controller_of(request, self.store).base, token,
-                                             render.heredoc_end)
+        context = self.store.install_context(
+            node, controller_of(request, self.store).base, token, render.heredoc_end
+        )
         body = self._render(request, "install.sh.j2", **context)
         if who is None:
             await self.store.take_install(node)

@@ -51,7 +51,7 @@ def _has_body(request: Any) -> bool:
     return has
 
 
-def _wrap(kind: str, name: str, payload: Any) -> dict:
+def _wrap(kind: str, name: str, payload: Any) -> dict[str, Any]:
     return {"config": {kind: {name: payload}}}
 
 

@@ -32,7 +32,8 @@ from luna2d.resources.common import envelope, message, no_content, read_json, re
 # (command, action) -> the IPMI command it runs: luna2d.ipmi.commands' table, for these commands
 CONTROL_COMMANDS = ("power", "chassis", "sel")
 ACTIONS: dict[tuple[str, str], Callable[[], commands.Command]] = {
-    key: factory for key, factory in commands.COMMANDS.items() if key[0] in CONTROL_COMMANDS}
+    key: factory for key, factory in commands.COMMANDS.items() if key[0] in CONTROL_COMMANDS
+}
 READ_ONLY = {("power", "status"), ("sel", "list")}
 # Actions that start a boot: the node may then fetch its install script once.
 BOOTS = {("power", "on"), ("power", "cycle"), ("power", "reset")}
@@ -93,7 +94,9 @@ class ControlAPI:
 
     def _client(self) -> Any:
         if self.ipmi is None:
-            raise Unavailable("power control is not available: this luna2d runs without an IPMI client")
+            raise Unavailable(
+                "power control is not available: this luna2d runs without an IPMI client"
+            )
         return self.ipmi
 
     # -- nodes to BMC targets -----------------------------------------------------------------
@@ -103,7 +106,9 @@ class ControlAPI:
         if isinstance(access, str):
             return access
         address, username, password = access
-        return Target(name, address, Credentials(username.encode("utf-8"), password.encode("utf-8")))
+        return Target(
+            name, address, Credentials(username.encode("utf-8"), password.encode("utf-8"))
+        )
 
     def _nodes(self, names: list[str]) -> list[str]:
         missing = self.store.missing_nodes(names)
@@ -161,26 +166,38 @@ class ControlAPI:
         if targets:
             outcomes.update(await client.fan_out(targets, ACTIONS[name], limit=self.limit))
         await self._granted(name, outcomes)
-        return reply(request, {"control": {command: self._grouped(command, action, names, outcomes)}})
+        return reply(
+            request, {"control": {command: self._grouped(command, action, names, outcomes)}}
+        )
 
     @staticmethod
     def _hostlist(body: Any, command: str, action: str) -> list[str]:
         """The node names of a ``{"control": {command: {action: {"hostlist": ...}}}}`` body."""
-        for path, allowed in ((("control",), command), (("control", command), action),
-                              (("control", command, action), "hostlist")):
+        for path, allowed in (
+            (("control",), command),
+            (("control", command), action),
+            (("control", command, action), "hostlist"),
+        ):
             level = envelope(body, *path)
             if not isinstance(level, dict):
                 raise Invalid(f"{'.'.join(path)}: expected a JSON object holding {allowed!r}")
             extra = sorted(set(level) - {allowed})
             if extra:
-                raise Invalid(f"{'.'.join(path)}.{extra[0]}: unexpected; the path asks for {command} _{action}")
+                where = ".".join(path)
+                raise Invalid(
+                    f"{where}.{extra[0]}: unexpected; the path asks for {command} _{action}"
+                )
         text = envelope(body, "control", command, action, "hostlist")
         if not isinstance(text, str) or not text.strip():
-            raise Invalid(f"control.{command}.{action}.hostlist: expected a hostlist such as node[001-004]")
+            raise Invalid(
+                f"control.{command}.{action}.hostlist: expected a hostlist such as node[001-004]"
+            )
         longest = max((len(run) for run in DIGITS.findall(text)), default=0)
         if longest > MAX_DIGITS:
-            raise Invalid(f"control.{command}.{action}.hostlist: a number of {longest} digits; "
-                          f"node numbers have at most {MAX_DIGITS}")
+            raise Invalid(
+                f"control.{command}.{action}.hostlist: a number of {longest} digits; "
+                f"node numbers have at most {MAX_DIGITS}"
+            )
         names: list[str] = []
         # Part by part, so that many ranges (each within the library's own
         # limit) cannot add up to more names than memory holds.
@@ -188,7 +205,9 @@ class ControlAPI:
             try:
                 names.extend(hostlist.expand_hostlist(part))
             except (hostlist.BadHostlist, ValueError) as exc:
-                raise Invalid(f"control.{command}.{action}.hostlist: {text[:80]!r} is not a hostlist ({exc})") from None
+                raise Invalid(
+                    f"control.{command}.{action}.hostlist: {text[:80]!r} is not a hostlist ({exc})"
+                ) from None
             if len(names) > MAX_HOSTS:
                 raise Invalid(f"control.{command}.{action}.hostlist: more than {MAX_HOSTS} nodes")
         if not names:
@@ -196,7 +215,9 @@ class ControlAPI:
         return list(dict.fromkeys(names))
 
     @staticmethod
-    def _grouped(command: str, action: str, names: list[str], outcomes: dict[str, Outcome]) -> dict[str, Any]:
+    def _grouped(
+        command: str, action: str, names: list[str], outcomes: dict[str, Outcome]
+    ) -> dict[str, Any]:
         """Nodes grouped by result, each group as a compressed hostlist."""
         groups: dict[str, list[str]] = {}
         reasons: dict[str, str] = {}
@@ -204,7 +225,11 @@ class ControlAPI:
         for name in names:
             outcome = outcomes[name]
             if isinstance(outcome, Success):
-                key = outcome.value if (command, action) == ("power", "status") else _ok_group(command, action)
+                key = (
+                    outcome.value
+                    if (command, action) == ("power", "status")
+                    else _ok_group(command, action)
+                )
                 groups.setdefault(str(key), []).append(name)
                 if (command, action) == ("sel", "list"):
                     entries[name] = outcome.value

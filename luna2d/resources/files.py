@@ -24,7 +24,9 @@ from luna2d.errors import NotFound
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
 
-TARBALL = re.compile(r"\.(tar|tgz|tbz|tbz2|txz|tzst|tar\.(gz|bz2|xz|zst|zstd|lz4|lzma))$", re.IGNORECASE)
+TARBALL = re.compile(
+    r"\.(tar|tgz|tbz|tbz2|txz|tzst|tar\.(gz|bz2|xz|zst|zstd|lz4|lzma))$", re.IGNORECASE
+)
 # iPXE binaries are open: UEFI HTTP boot firmware fetches them from /files.
 IPXE_BINARY = re.compile(r"\.(efi|kpxe|kkpxe|pxe|lkrn)$", re.IGNORECASE)
 
@@ -71,7 +73,9 @@ class FilesAPI:
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, folder: Path | None, ipxe: Path | None = None) -> None:
+    def __init__(
+        self, store: Any, auth: Auth, folder: Path | None, ipxe: Path | None = None
+    ) -> None:
         self.store = store
         self.auth = auth
         self.folder = folder

@@ -88,7 +88,11 @@ class MonitorAPI:
         """The node's state: 200 when OK, 500 when not."""
         state, text = split_status(self.store.node_status(node))
         ok = state_ok(state)
-        return reply(request, {"monitor": {"status": {node: {"status": text, "state": state}}}}, 200 if ok else 500)
+        return reply(
+            request,
+            {"monitor": {"status": {node: {"status": text, "state": state}}}},
+            200 if ok else 500,
+        )
 
     @app.route("/node/<node>", methods=["POST"])
     @app.route("/status/<node>", methods=["POST"])

@@ -57,7 +57,9 @@ class Services:
     @classmethod
     def from_config(cls, cfg: Any) -> Services:
         """The services the ini knows, with their ENABLED flags."""
-        return cls(enabled={"dhcp": cfg.dhcp.enabled, "tftp": cfg.tftp.enabled, "dns": cfg.dns.enabled})
+        return cls(
+            enabled={"dhcp": cfg.dhcp.enabled, "tftp": cfg.tftp.enabled, "dns": cfg.dns.enabled}
+        )
 
     def register(self, name: str, health: HealthCheck, reload: Reloader | None = None) -> None:
         """Add a running service's health check (and reload hook)."""
@@ -70,7 +72,9 @@ class Services:
 
     def _need(self, name: str) -> None:
         if not self.known(name):
-            raise NotFound(f"there is no service {name!r} (known: {', '.join(sorted(self.names()))})")
+            raise NotFound(
+                f"there is no service {name!r} (known: {', '.join(sorted(self.names()))})"
+            )
 
     def names(self) -> set[str]:
         return set(self.enabled) | set(self.health)
@@ -85,7 +89,8 @@ class Services:
             return False, "enabled in the ini but not running in this luna2d"
         try:
             ok, text = await _settle(check())
-        except Exception as exc:  # noqa: BLE001 - any failing check is an unhealthy service, reported in words
+        # Any failing check is an unhealthy service, reported in words.
+        except Exception as exc:  # noqa: BLE001
             return False, f"health check failed: {exc}"
         return bool(ok), str(text)
 
@@ -127,10 +132,14 @@ def template_reloader(renderer: render.Renderer) -> Reloader:
         try:
             names = renderer.reload()
         except jinja2.TemplateSyntaxError as exc:
-            raise ServiceError(f"template {exc.name} line {exc.lineno}: {exc.message}; "
-                               "the previous templates stay in use") from None
+            raise ServiceError(
+                f"template {exc.name} line {exc.lineno}: {exc.message}; "
+                "the previous templates stay in use"
+            ) from None
         except (jinja2.TemplateError, OSError) as exc:
-            raise ServiceError(f"templates not reloaded: {exc}; the previous templates stay in use") from None
+            raise ServiceError(
+                f"templates not reloaded: {exc}; the previous templates stay in use"
+            ) from None
         return f"OK, reloaded {len(names)} templates"
 
     return reload

@@ -127,7 +127,11 @@ def node_at(reader: Any, ip: str | None) -> tuple[str, bool, bool] | None:
     node = node_by_ip(reader, ip)
     if node is None:
         return None
-    return node.name, bool(effective(reader, node, "bootmenu")), bool(effective(reader, node, "netboot"))
+    return (
+        node.name,
+        bool(effective(reader, node, "bootmenu")),
+        bool(effective(reader, node, "netboot")),
+    )
 
 
 def node_with_mac(reader: Any, mac: str) -> tuple[str, bool, bool] | None:
@@ -135,7 +139,11 @@ def node_with_mac(reader: Any, mac: str) -> tuple[str, bool, bool] | None:
     node = node_by_mac(reader, mac)
     if node is None:
         return None
-    return node.name, bool(effective(reader, node, "bootmenu")), bool(effective(reader, node, "netboot"))
+    return (
+        node.name,
+        bool(effective(reader, node, "bootmenu")),
+        bool(effective(reader, node, "netboot")),
+    )
 
 
 def cluster_name(reader: Any) -> str:
@@ -152,7 +160,9 @@ def controller_address(reader: Any) -> tuple[str, int] | None:
     return None
 
 
-def boot_script(reader: Any, name: str, mac: str | None, base: str, host: str) -> tuple[str, dict[str, Any]]:
+def boot_script(
+    reader: Any, name: str, mac: str | None, base: str, host: str
+) -> tuple[str, dict[str, Any]]:
     """The template and context that boot node ``name`` (or explain why it
     cannot), for a controller reached at ``base`` (``http://host:port``)."""
     node = node_named(reader, name)
@@ -161,7 +171,10 @@ def boot_script(reader: Any, name: str, mac: str | None, base: str, host: str) -
     common = {"base": base, "controller": host, "node": node.name, "mac": mac, "retry": 30}
     image, files = image_files(reader, node)
     if image is None:
-        return "noboot.ipxe.j2", {**common, "reason": "it has no osimage (set one on the node or its group)"}
+        return "noboot.ipxe.j2", {
+            **common,
+            "reason": "it has no osimage (set one on the node or its group)",
+        }
     missing = [key for key in ("kernelfile", "initrdfile") if not files.get(key)]
     if missing:
         reason = f"osimage {image.name} has no {' and no '.join(missing)}"
@@ -169,8 +182,10 @@ def boot_script(reader: Any, name: str, mac: str | None, base: str, host: str) -
     options = image.data.get("kerneloptions") or ""
     if not KERNEL_OPTIONS_RE.fullmatch(options):
         # Stored before luna2d refused them: never put them on the imgargs line.
-        reason = (f"the kerneloptions of osimage {image.name} hold ||, &&, a lone ; or ${{...}}, "
-                  "which iPXE would run as commands; correct them")
+        reason = (
+            f"the kerneloptions of osimage {image.name} hold ||, &&, a lone ; or ${{...}}, "
+            "which iPXE would run as commands; correct them"
+        )
         return "noboot.ipxe.j2", {**common, "reason": reason}
     ip = item.ip if item is not None else None
     prefix = None
@@ -210,8 +225,10 @@ def discovery_menu(reader: Any) -> tuple[list[dict[str, str]], list[dict[str, st
             if waiting:
                 free[group.id] = free.get(group.id, 0) + 1
     groups = [
-        {"name": g.name,
-         "label": f"{g.name} ({free.get(g.id, 0)} of {size.get(g.id, 0)} nodes without a MAC)"}
+        {
+            "name": g.name,
+            "label": f"{g.name} ({free.get(g.id, 0)} of {size.get(g.id, 0)} nodes without a MAC)",
+        }
         for g in sorted(reader.all("group"), key=lambda g: g.name)
     ]
     return nodes, groups
@@ -256,7 +273,10 @@ def install_source_ok(reader: Any, name: str, ip: str | None) -> bool:
         key = ip_key(ip)
         if item.ip:
             return ip_key(item.ip) == key
-        return reader.ips.get(key) is None and _dynamic_problem(_dynamic_network(reader, item, ip), ip) is None
+        return (
+            reader.ips.get(key) is None
+            and _dynamic_problem(_dynamic_network(reader, item, ip), ip) is None
+        )
     except ValueError:
         return False
 
@@ -270,14 +290,22 @@ def _script(name: str, value: str | None, heredoc_end: Any) -> dict[str, str] | 
     return {"name": name, "text": body, "end": heredoc_end(body, name.upper())}
 
 
-def install_context(reader: Any, name: str, base: str, token: str, heredoc_end: Any) -> dict[str, Any]:
+def install_context(
+    reader: Any, name: str, base: str, token: str, heredoc_end: Any
+) -> dict[str, Any]:
     """Everything ``install.sh.j2`` renders for node ``name``; ``heredoc_end``
     makes a here-document delimiter for a text (luna2d.render's)."""
     node = node_named(reader, name)
     image, files = image_files(reader, node)
     provision_name, _, _ = provisioning(reader, node)
-    scripts = [s for s in (_script(n, effective(reader, node, n), heredoc_end)
-                           for n in ("prescript", "partscript", "postscript")) if s]
+    scripts = [
+        s
+        for s in (
+            _script(n, effective(reader, node, n), heredoc_end)
+            for n in ("prescript", "partscript", "postscript")
+        )
+        if s
+    ]
     secrets = []
     group = reader.obj(node.data.get("group"))
     for owner in (group, node):
@@ -286,15 +314,25 @@ def install_context(reader: Any, name: str, base: str, token: str, heredoc_end: 
                 continue
             body = secret.content if secret.content.endswith("\n") else secret.content + "\n"
             folder = secret.path.rsplit("/", 1)[0] or "/"
-            secrets.append({"path": secret.path, "folder": folder, "text": body,
-                            "end": heredoc_end(body, "SECRET")})
+            secrets.append(
+                {
+                    "path": secret.path,
+                    "folder": folder,
+                    "text": body,
+                    "end": heredoc_end(body, "SECRET"),
+                }
+            )
     setupbmc = bool(effective(reader, node, "setupbmc"))
     bmc = None
     setup = reader.obj(effective(reader, node, "bmcsetup"))
     if setupbmc and setup is not None:
         item = node.bmc_iface()
         network = reader.obj(item.network) if item is not None else None
-        netmask = str(ipaddress.ip_network(network.data["network"]).netmask) if network is not None else None
+        netmask = (
+            str(ipaddress.ip_network(network.data["network"]).netmask)
+            if network is not None
+            else None
+        )
         defaults = {f.name: f.default for f in KINDS["bmcsetup"].fields}
         value = {key: setup.data.get(key, defaults.get(key)) for key in defaults}
 
@@ -355,7 +393,9 @@ def boot_file_names(reader: Any) -> set[str]:
 
 def missing_nodes(reader: Any, names: Iterable[str]) -> list[str]:
     """The names in ``names`` that are no node."""
-    return [name for name in names if not NAME_RE.fullmatch(name) or reader.get("node", name) is None]
+    return [
+        name for name in names if not NAME_RE.fullmatch(name) or reader.get("node", name) is None
+    ]
 
 
 def bmc_access(reader: Any, name: str) -> tuple[str, str, str] | str:
@@ -426,8 +466,11 @@ def parse_arming(raw: Any, name: str) -> tuple[str, int | None]:
     mode = raw.get("mode", "once")
     if mode not in ARM_MODES:
         raise Invalid(f"config.node.{name}.mode: must be once or continuous")
-    expiry = coerce(Field("expiry", "int", minimum=0, maximum=MAX_ARM_LIFETIME),
-                    raw.get("expiry", ARM_LIFETIME), f"config.node.{name}.expiry")
+    expiry = coerce(
+        Field("expiry", "int", minimum=0, maximum=MAX_ARM_LIFETIME),
+        raw.get("expiry", ARM_LIFETIME),
+        f"config.node.{name}.expiry",
+    )
     return mode, (expiry or None)
 
 
@@ -481,8 +524,8 @@ def take_install(tx: Tx, name: str, now: int) -> str:
         mine.data.pop("install_grant_until", None)
         return str(grant)
     raise Forbidden(
-        f"node {name} is not armed for an install: an admin arms it (POST /config/node/{name}/_arm) "
-        "or powers it on, cycles or resets it through /control"
+        f"node {name} is not armed for an install: an admin arms it "
+        f"(POST /config/node/{name}/_arm) or powers it on, cycles or resets it through /control"
     )
 
 
@@ -513,8 +556,8 @@ def assign_mac(tx: Tx, node_name: str, mac: str, now: int) -> bool:
     first = item.mac is None
     if not first and not _may_lose_mac(tx, node, now):
         raise Forbidden(
-            f"node {node_name} already has a MAC; the boot menu gives it another only when an admin "
-            f"armed it (POST /config/node/{node_name}/_arm) or its group has mac_reassign on"
+            f"node {node_name} already has a MAC; the boot menu gives it another only when an "
+            f"admin armed it (POST /config/node/{node_name}/_arm) or its group has mac_reassign on"
         )
     if holder is not None:
         owner = tx.obj(holder[0])
@@ -525,7 +568,9 @@ def assign_mac(tx: Tx, node_name: str, mac: str, now: int) -> bool:
                 f"(POST /config/node/{owner.name}/_arm, or mac_reassign on its group)"
             )
         if owner is not None and taken is not None:
-            tx.put_iface(tx.edit(owner), Iface(taken.name, taken.network, taken.ip, None, taken.options))
+            tx.put_iface(
+                tx.edit(owner), Iface(taken.name, taken.network, taken.ip, None, taken.options)
+            )
     mine = tx.edit(objects.require(tx, "node", node_name))
     objects.set_boot_mac(tx, mine, mac)
     mode = _armed(mine, now)
@@ -574,14 +619,18 @@ def _report_address(tx: Tx, node: Obj, entries: Any, source: str | None) -> None
     interface, on a network with ``dhcp`` on (it booted by DHCP), inside that
     network and its DHCP range, and the address the report comes from."""
     if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
-        raise Forbidden("interfaces: a node token reports exactly one address, of its boot interface")
+        raise Forbidden(
+            "interfaces: a node token reports exactly one address, of its boot interface"
+        )
     entry = entries[0]
     unknown = set(entry) - REPORT_IFACE_KEYS
     if unknown:
         raise Forbidden(f"interfaces[0].{min(unknown)}: a node token may only report its address")
     name, item, _ = provisioning(tx, node)
     if entry.get("interface") != name or item is None:
-        raise Forbidden(f"interfaces[0].interface: a node token may only report its boot interface {name}")
+        raise Forbidden(
+            f"interfaces[0].interface: a node token may only report its boot interface {name}"
+        )
     text = entry.get("ipaddress")
     if not isinstance(text, str):
         raise Invalid("interfaces[0].ipaddress: expected an IP address string")
@@ -590,18 +639,25 @@ def _report_address(tx: Tx, node: Obj, entries: Any, source: str | None) -> None
         raise Invalid("interfaces[0].ipaddress: required")
     network = _dynamic_network(tx, item, addr)
     if network is None or ipaddress.ip_address(addr) not in ipam.net_of(network):
-        raise Invalid(f"interfaces[0].ipaddress: {addr} is not inside the network of interface {name}")
+        raise Invalid(
+            f"interfaces[0].ipaddress: {addr} is not inside the network of interface {name}"
+        )
     problem = _dynamic_problem(network, addr)
     if problem is not None:
-        raise Forbidden(f"interfaces[0].ipaddress: {problem}, so {node.name} does not boot by DHCP there; "
-                        "only an admin sets that address")
+        raise Forbidden(
+            f"interfaces[0].ipaddress: {problem}, so {node.name} does not boot by DHCP there; "
+            "only an admin sets that address"
+        )
     if source is None or ip_key(source) != ip_key(addr):
-        raise Forbidden(f"interfaces[0].ipaddress: a node token may only report the address it calls from "
-                        f"({source or 'unknown'})")
+        raise Forbidden(
+            f"interfaces[0].ipaddress: a node token may only report the address it calls from "
+            f"({source or 'unknown'})"
+        )
     if item.ip == addr:
         return
-    objects.put_node_iface(tx, tx.edit(node), {"interface": name, "ipaddress": addr, "force": True},
-                           "interfaces[0]")
+    objects.put_node_iface(
+        tx, tx.edit(node), {"interface": name, "ipaddress": addr, "force": True}, "interfaces[0]"
+    )
 
 
 def node_report(tx: Tx, name: str, raw: Any, source: str | None) -> None:

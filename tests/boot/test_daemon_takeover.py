@@ -17,8 +17,9 @@ STRANGER = "02:4c:00:00:0e:01"
 
 class TakeoverTests(DaemonCase):
     async def post(self, daemon: Daemon, token: str, kind: str, name: str, body: dict) -> None:
-        code, answer = await daemon.call("POST", f"/config/{kind}/{name}", {"config": {kind: {name: body}}},
-                                         token=token)
+        code, answer = await daemon.call(
+            "POST", f"/config/{kind}/{name}", {"config": {kind: {name: body}}}, token=token
+        )
         self.assertIn(code, (201, 204), f"{kind} {name}: {answer}")
 
     async def test_stranger_cannot_claim_a_node(self) -> None:
@@ -32,14 +33,39 @@ class TakeoverTests(DaemonCase):
         daemon.ini.write_text(dhcp_ini(daemon.port, lab.host_if))
         await daemon.start()
         token = await daemon.token()
-        await self.post(daemon, token, "network", "lab", {
-            "network": lab.network, "gateway": lab.address(1), "nameserver_ip": lab.address(2),
-            "dhcp": True, "dhcp_range_begin": lab.address(100), "dhcp_range_end": lab.address(110)})
-        await self.post(daemon, token, "group", "labgroup", {
-            "interfaces": [{"interface": "BOOTIF", "network": "lab"}]})
-        await self.post(daemon, token, "node", "node821", {
-            "group": "labgroup", "interfaces": [{"interface": "BOOTIF", "ipaddress": lab.address(21),
-                                                 "macaddress": NODE_MAC}]})
+        await self.post(
+            daemon,
+            token,
+            "network",
+            "lab",
+            {
+                "network": lab.network,
+                "gateway": lab.address(1),
+                "nameserver_ip": lab.address(2),
+                "dhcp": True,
+                "dhcp_range_begin": lab.address(100),
+                "dhcp_range_end": lab.address(110),
+            },
+        )
+        await self.post(
+            daemon,
+            token,
+            "group",
+            "labgroup",
+            {"interfaces": [{"interface": "BOOTIF", "network": "lab"}]},
+        )
+        await self.post(
+            daemon,
+            token,
+            "node",
+            "node821",
+            {
+                "group": "labgroup",
+                "interfaces": [
+                    {"interface": "BOOTIF", "ipaddress": lab.address(21), "macaddress": NODE_MAC}
+                ],
+            },
+        )
 
         code, body = await daemon.call("GET", f"/boot/manual/hostname/node821/{STRANGER}")
         self.assertEqual(code, 403, body)

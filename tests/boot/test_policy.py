@@ -30,7 +30,7 @@ OTHER = "02:00:00:00:00:77"
 
 def exported(script: str, name: str) -> str:
     prefix = f"export {name}="
-    return next(line[len(prefix):] for line in script.splitlines() if line.startswith(prefix))
+    return next(line[len(prefix) :] for line in script.splitlines() if line.startswith(prefix))
 
 
 class ManualBootPolicyTests(unittest.TestCase):
@@ -47,7 +47,10 @@ class ManualBootPolicyTests(unittest.TestCase):
         stranger's by the manual boot (403 naming how to allow it); nothing
         is written, in memory or in the database."""
         writes = self.api.store.writes
-        for path in (f"/boot/manual/hostname/node001/{OTHER}", f"/boot/manual/hostname/node001/{OTHER.upper()}"):
+        for path in (
+            f"/boot/manual/hostname/node001/{OTHER}",
+            f"/boot/manual/hostname/node001/{OTHER.upper()}",
+        ):
             code, body, _ = self.api.text(path)
             self.assertEqual(code, 403, body)
             self.assertIn("_arm", body["message"])
@@ -74,10 +77,16 @@ class ManualBootPolicyTests(unittest.TestCase):
         """A node without a MAC takes one from the manual boot, as the spec
         has it, and may then fetch its install script once."""
         self.api.on_loopback("node002")
-        self.assertIn("luna.node=node002 ", self.api.script(f"/boot/manual/hostname/node002/{OTHER}"))
+        self.assertIn(
+            "luna.node=node002 ", self.api.script(f"/boot/manual/hostname/node002/{OTHER}")
+        )
         self.assertEqual(self.macs(), (MAC, OTHER))
-        self.assertEqual(self.api.get("/config/node/node002/_arm")[1]["config"]["node"]["node002"]
-                         ["install_grant"], "discovery")
+        self.assertEqual(
+            self.api.get("/config/node/node002/_arm")[1]["config"]["node"]["node002"][
+                "install_grant"
+            ],
+            "discovery",
+        )
         code, body, _ = self.api.text("/boot/install/node002")
         self.assertEqual(code, 200, body)
         code, body, _ = self.api.text("/boot/install/node002")
@@ -136,8 +145,12 @@ class InstallPolicyTests(unittest.TestCase):
         code, body = self.fetch()
         self.assertEqual(code, 200, body)
         self.assertIn("bmc-PASSWORD-xyz", body)
-        claims = jwt.decode(exported(body, "LUNA_TOKEN"), SECRET, algorithms=["HS256"],
-                            options={"verify_exp": False, "verify_iat": False})
+        claims = jwt.decode(
+            exported(body, "LUNA_TOKEN"),
+            SECRET,
+            algorithms=["HS256"],
+            options={"verify_exp": False, "verify_iat": False},
+        )
         self.assertEqual(claims["node"], "node001")
         self.assertEqual(self.fetch()[0], 403)
         self.api.arm("node001")
@@ -147,19 +160,35 @@ class InstallPolicyTests(unittest.TestCase):
         """The BMC's address or another interface's is not the node: with
         the node armed, a request from 127.0.0.1 holding its BMC or ib0
         address is refused, and the arming is not spent."""
-        self.api.update("node", "node001", {"interfaces": [
-            {"interface": "BOOTIF", "network": "cluster", "ipaddress": "10.141.0.1"},
-            {"interface": "BMC", "network": "loop", "ipaddress": "127.0.0.1"}]})
+        self.api.update(
+            "node",
+            "node001",
+            {
+                "interfaces": [
+                    {"interface": "BOOTIF", "network": "cluster", "ipaddress": "10.141.0.1"},
+                    {"interface": "BMC", "network": "loop", "ipaddress": "127.0.0.1"},
+                ]
+            },
+        )
         self.api.arm("node001")
         code, body = self.fetch()
         self.assertEqual(code, 403)
         self.assertIn("provisioning interface address", body["message"])
-        self.api.update("node", "node001", {"interfaces": [
-            {"interface": "BMC", "network": "ipmi", "ipaddress": "10.148.0.1"},
-            {"interface": "ib0", "network": "loop", "ipaddress": "127.0.0.1"}]})
+        self.api.update(
+            "node",
+            "node001",
+            {
+                "interfaces": [
+                    {"interface": "BMC", "network": "ipmi", "ipaddress": "10.148.0.1"},
+                    {"interface": "ib0", "network": "loop", "ipaddress": "127.0.0.1"},
+                ]
+            },
+        )
         self.assertEqual(self.fetch()[0], 403)
-        self.assertEqual(self.api.get("/config/node/node001/_arm")[1]["config"]["node"]["node001"]["armed"],
-                         "once")
+        self.assertEqual(
+            self.api.get("/config/node/node001/_arm")[1]["config"]["node"]["node001"]["armed"],
+            "once",
+        )
 
     def test_admin_token_any_time(self) -> None:
         """An admin token gets any node's script at any time, without
@@ -168,8 +197,10 @@ class InstallPolicyTests(unittest.TestCase):
         for _ in range(2):
             code, _, _ = self.api.text("/boot/install/node002", token=self.api.admin_token)
             self.assertEqual(code, 200)
-        self.assertEqual(self.api.text("/boot/install/node001", token=self.api.token("node", node="node001"))[0],
-                         403)
+        self.assertEqual(
+            self.api.text("/boot/install/node001", token=self.api.token("node", node="node001"))[0],
+            403,
+        )
         self.assertEqual(self.fetch()[0], 200)
 
     def test_expiry_and_disarm(self) -> None:
@@ -183,7 +214,9 @@ class InstallPolicyTests(unittest.TestCase):
         self.api.arm("node001")
         self.assertEqual(self.api.post("/config/node/node001/_disarm")[0], 204)
         self.assertEqual(self.fetch()[0], 403)
-        self.api.arm("node001", {"config": {"node": {"node001": {"mode": "continuous", "expiry": 0}}}})
+        self.api.arm(
+            "node001", {"config": {"node": {"node001": {"mode": "continuous", "expiry": 0}}}}
+        )
         self.api.clock.advance(10 * 86400)
         for _ in range(3):
             self.assertEqual(self.fetch()[0], 200)
@@ -192,8 +225,10 @@ class InstallPolicyTests(unittest.TestCase):
         """A clone of an armed node is not armed (it starts as a node
         without a MAC: first provisioning)."""
         self.api.arm("node001", {"config": {"node": {"node001": {"mode": "continuous"}}}})
-        code, body = self.api.post("/config/node/node001/_clone",
-                                   {"config": {"node": {"node001": {"newhostname": "node009"}}}})
+        code, body = self.api.post(
+            "/config/node/node001/_clone",
+            {"config": {"node": {"node001": {"newhostname": "node009"}}}},
+        )
         self.assertEqual(code, 201, body)
         state = self.api.get("/config/node/node009/_arm")[1]["config"]["node"]["node009"]
         self.assertEqual((state["armed"], state["install_grant"]), (None, None))
@@ -218,21 +253,33 @@ class InstallPolicyTests(unittest.TestCase):
         viewer = self.api.token("readonly", "viewer")
         self.assertEqual(self.api.post("/config/node/node001/_arm", token=False)[0], 401)
         self.assertEqual(self.api.post("/config/node/node001/_arm", token=viewer)[0], 403)
-        self.assertEqual(self.api.post("/config/node/node001/_arm",
-                                       token=self.api.token("node", node="node001"))[0], 403)
+        self.assertEqual(
+            self.api.post(
+                "/config/node/node001/_arm", token=self.api.token("node", node="node001")
+            )[0],
+            403,
+        )
         self.assertEqual(self.api.get("/config/node/node001/_arm", token=viewer)[0], 200)
-        for fields, word in (({"mode": "always"}, "mode"), ({"expiry": -1}, "expiry"),
-                             ({"expiry": 10 ** 9}, "expiry"), ({"expiry": "soon"}, "expiry"),
-                             ({"until": 5}, "until")):
-            code, body = self.api.post("/config/node/node001/_arm", {"config": {"node": {"node001": fields}}})
+        for fields, word in (
+            ({"mode": "always"}, "mode"),
+            ({"expiry": -1}, "expiry"),
+            ({"expiry": 10**9}, "expiry"),
+            ({"expiry": "soon"}, "expiry"),
+            ({"until": 5}, "until"),
+        ):
+            code, body = self.api.post(
+                "/config/node/node001/_arm", {"config": {"node": {"node001": fields}}}
+            )
             self.assertEqual(code, 400, fields)
             self.assertIn(word, body["message"])
         self.assertEqual(self.api.post("/config/node/node999/_arm")[0], 404)
         for field in ("armed", "armed_until", "install_grant"):
-            code, body = self.api.post("/config/node/node001",
-                                       {"config": {"node": {"node001": {field: "once"}}}})
+            code, body = self.api.post(
+                "/config/node/node001", {"config": {"node": {"node001": {field: "once"}}}}
+            )
             self.assertEqual(code, 400, field)
         self.assertEqual(self.fetch()[0], 403)
+
 
 class ConcurrentInstallTests(ReactorCase):
     async def test_concurrent_fetches_get_one_script(self) -> None:
@@ -244,8 +291,12 @@ class ConcurrentInstallTests(ReactorCase):
         api.bootable()
         api.on_loopback("node001")
         api.arm("node001")
-        answers = await defer.gatherResults([
-            defer.Deferred.fromCoroutine(fetch(api, "GET", "/boot/install/node001")) for _ in range(10)])
+        answers = await defer.gatherResults(
+            [
+                defer.Deferred.fromCoroutine(fetch(api, "GET", "/boot/install/node001"))
+                for _ in range(10)
+            ]
+        )
         self.assertEqual(sorted(code for code, _, _ in answers), [200] + [403] * 9)
 
 
@@ -257,11 +308,27 @@ class PowerGrantTests(ReactorCase):
         cluster = Cluster(self)
         await cluster.setup()
         await cluster.simulators([False])
-        code, _ = await cluster.call("POST", "/config/network/loop",
-                                     {"config": {"network": {"loop": {"network": "127.0.0.0/8"}}}})
+        code, _ = await cluster.call(
+            "POST",
+            "/config/network/loop",
+            {"config": {"network": {"loop": {"network": "127.0.0.0/8"}}}},
+        )
         self.assertEqual(code, 201)
-        code, _ = await cluster.call("POST", "/config/node/node001", {"config": {"node": {"node001": {
-            "interfaces": [{"interface": "BOOTIF", "network": "loop", "ipaddress": "127.0.0.1"}]}}}})
+        code, _ = await cluster.call(
+            "POST",
+            "/config/node/node001",
+            {
+                "config": {
+                    "node": {
+                        "node001": {
+                            "interfaces": [
+                                {"interface": "BOOTIF", "network": "loop", "ipaddress": "127.0.0.1"}
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 204)
         base = "/control/action/power"
         install = "/boot/install/node001"
@@ -270,19 +337,26 @@ class PowerGrantTests(ReactorCase):
         self.assertEqual((await cluster.call("GET", f"{base}/node001/_off"))[0], 204)
         self.assertEqual((await cluster.call("GET", install, token=None))[0], 403)
         self.assertEqual((await cluster.call("GET", f"{base}/node001/_on"))[0], 204)
-        state = (await cluster.call("GET", "/config/node/node001/_arm"))[1]["config"]["node"]["node001"]
+        state = (await cluster.call("GET", "/config/node/node001/_arm"))[1]["config"]["node"][
+            "node001"
+        ]
         self.assertEqual(state["install_grant"], "power")
         code, body = await self.script(cluster, install)
         self.assertEqual(code, 200, body)
         self.assertIn("export LUNA_TOKEN=", body)
         self.assertEqual((await self.script(cluster, install))[0], 403)
-        code, body = await cluster.call("POST", f"{base}/_cycle",
-                                        {"control": {"power": {"cycle": {"hostlist": "node[001-002]"}}}})
+        code, body = await cluster.call(
+            "POST",
+            f"{base}/_cycle",
+            {"control": {"power": {"cycle": {"hostlist": "node[001-002]"}}}},
+        )
         self.assertEqual(code, 200, body)
         self.assertEqual(body["control"]["power"]["cycle"]["hostlist"], "node001")
         self.assertEqual((await self.script(cluster, install))[0], 200)
         # node002 has no BMC: its cycle failed, so it was granted nothing.
-        state = (await cluster.call("GET", "/config/node/node002/_arm"))[1]["config"]["node"]["node002"]
+        state = (await cluster.call("GET", "/config/node/node002/_arm"))[1]["config"]["node"][
+            "node002"
+        ]
         self.assertIsNone(state["install_grant"])
 
     async def script(self, cluster: Cluster, path: str) -> tuple[int, str]:
@@ -298,15 +372,32 @@ class NodeTokenTests(unittest.TestCase):
 
     def setUp(self) -> None:
         self.api = BootAPI(self)
-        self.api.update("network", "loop", {"network": "127.0.0.0/24", "dhcp": True,
-                                            "dhcp_range_begin": "127.0.0.1", "dhcp_range_end": "127.0.0.50"})
-        self.api.update("node", "node001", {"interfaces": [{"interface": "BOOTIF", "network": "loop",
-                                                            "ipaddress": "127.0.0.100"}]})
+        self.api.update(
+            "network",
+            "loop",
+            {
+                "network": "127.0.0.0/24",
+                "dhcp": True,
+                "dhcp_range_begin": "127.0.0.1",
+                "dhcp_range_end": "127.0.0.50",
+            },
+        )
+        self.api.update(
+            "node",
+            "node001",
+            {
+                "interfaces": [
+                    {"interface": "BOOTIF", "network": "loop", "ipaddress": "127.0.0.100"}
+                ]
+            },
+        )
         self.token = self.api.token("node", node="node001")
 
     def report(self, interfaces: Any, extra: dict | None = None) -> tuple[int, Any]:
         fields = {"name": "node001", "interfaces": interfaces, **(extra or {})}
-        return self.api.post("/config/node/node001", {"config": {"node": {"node001": fields}}}, token=self.token)
+        return self.api.post(
+            "/config/node/node001", {"config": {"node": {"node001": fields}}}, token=self.token
+        )
 
     def interfaces(self) -> dict[str, Any]:
         return {i["interface"]: i["ipaddress"] for i in self.api.node("node001")["interfaces"]}
@@ -314,8 +405,10 @@ class NodeTokenTests(unittest.TestCase):
     def test_reports_its_dhcp_address(self) -> None:
         """What the install script sends (its provisioning interface, force,
         the address it calls from) is stored, with vendor and asset tag."""
-        code, body = self.report([{"interface": "BOOTIF", "force": True, "ipaddress": "127.0.0.1"}],
-                                 {"vendor": "ACME", "assettag": "SN-1"})
+        code, body = self.report(
+            [{"interface": "BOOTIF", "force": True, "ipaddress": "127.0.0.1"}],
+            {"vendor": "ACME", "assettag": "SN-1"},
+        )
         self.assertEqual(code, 204, body)
         self.assertEqual(self.interfaces()["BOOTIF"], "127.0.0.1")
         self.assertEqual(self.api.node("node001")["vendor"], "ACME")
@@ -330,7 +423,13 @@ class NodeTokenTests(unittest.TestCase):
         attacks = [
             ([{"interface": "evil0", "ipaddress": "10.148.0.77", "force": True}], 403),
             ([{"interface": "BMC", "ipaddress": "10.148.0.99"}], 403),
-            ([{"interface": "BOOTIF", "ipaddress": f"127.0.0.{n}", "force": True} for n in range(1, 51)], 403),
+            (
+                [
+                    {"interface": "BOOTIF", "ipaddress": f"127.0.0.{n}", "force": True}
+                    for n in range(1, 51)
+                ],
+                403,
+            ),
             ([{"interface": "BOOTIF", "ipaddress": "127.0.0.1", "network": "cluster"}], 403),
             ([{"interface": "BOOTIF", "ipaddress": "127.0.0.1", "macaddress": OTHER}], 403),
             ([{"interface": "BOOTIF", "ipaddress": "127.0.0.2", "force": True}], 403),
@@ -344,8 +443,19 @@ class NodeTokenTests(unittest.TestCase):
             self.assertEqual(code, expected, (interfaces, body))
             self.assertIsInstance(body["message"], str)
         self.assertEqual(self.interfaces(), before)
-        code, body = self.api.post("/config/node/node002", {"config": {"node": {"node002": {
-            "interfaces": [{"interface": "BOOTIF", "ipaddress": "127.0.0.1"}]}}}}, token=self.token)
+        code, body = self.api.post(
+            "/config/node/node002",
+            {
+                "config": {
+                    "node": {
+                        "node002": {
+                            "interfaces": [{"interface": "BOOTIF", "ipaddress": "127.0.0.1"}]
+                        }
+                    }
+                }
+            },
+            token=self.token,
+        )
         self.assertEqual(code, 403)
 
     def test_static_network_refused(self) -> None:
@@ -366,10 +476,24 @@ class DynamicNodeTests(unittest.TestCase):
     def setUp(self) -> None:
         self.api = BootAPI(self)
         self.api.bootable()
-        self.api.update("network", "loop", {"network": "127.0.0.0/24", "dhcp": True,
-                                            "dhcp_range_begin": "127.0.0.1", "dhcp_range_end": "127.0.0.50"})
-        self.api.update("node", "node002", {"provision_interface": "eth9", "interfaces": [
-            {"interface": "eth9", "macaddress": OTHER}]})
+        self.api.update(
+            "network",
+            "loop",
+            {
+                "network": "127.0.0.0/24",
+                "dhcp": True,
+                "dhcp_range_begin": "127.0.0.1",
+                "dhcp_range_end": "127.0.0.50",
+            },
+        )
+        self.api.update(
+            "node",
+            "node002",
+            {
+                "provision_interface": "eth9",
+                "interfaces": [{"interface": "eth9", "macaddress": OTHER}],
+            },
+        )
 
     def test_install_then_report(self) -> None:
         """Not armed: 403; armed: the script, whose token reports the
@@ -380,22 +504,45 @@ class DynamicNodeTests(unittest.TestCase):
         code, script, _ = self.api.text("/boot/install/node002")
         self.assertEqual(code, 200, script)
         token = exported(script, "LUNA_TOKEN")
-        code, body = self.api.post("/config/node/node002", {"config": {"node": {"node002": {
-            "name": "node002", "interfaces": [{"interface": "eth9", "force": True, "ipaddress": "127.0.0.1"}]}}}},
-            token=token)
+        code, body = self.api.post(
+            "/config/node/node002",
+            {
+                "config": {
+                    "node": {
+                        "node002": {
+                            "name": "node002",
+                            "interfaces": [
+                                {"interface": "eth9", "force": True, "ipaddress": "127.0.0.1"}
+                            ],
+                        }
+                    }
+                }
+            },
+            token=token,
+        )
         self.assertEqual(code, 204, body)
-        eth9 = [i for i in self.api.node("node002")["interfaces"] if i["interface"] == "eth9"][0]
+        eth9 = next(i for i in self.api.node("node002")["interfaces"] if i["interface"] == "eth9")
         self.assertEqual((eth9["network"], eth9["ipaddress"]), ("loop", "127.0.0.1"))
 
     def test_not_from_a_held_or_static_address(self) -> None:
         """An address some device holds, or one outside every DHCP range,
         is not a DHCP-booted node: 403 even when armed."""
         self.api.arm("node002")
-        self.api.update("node", "node003", {"interfaces": [{"interface": "ib0", "network": "loop",
-                                                            "ipaddress": "127.0.0.1", "force": True}]})
+        self.api.update(
+            "node",
+            "node003",
+            {
+                "interfaces": [
+                    {"interface": "ib0", "network": "loop", "ipaddress": "127.0.0.1", "force": True}
+                ]
+            },
+        )
         self.assertEqual(self.api.text("/boot/install/node002")[0], 403)
-        self.api.update("node", "node003", {"interfaces": [{"interface": "ib0", "network": "ib",
-                                                            "ipaddress": "10.149.0.3"}]})
+        self.api.update(
+            "node",
+            "node003",
+            {"interfaces": [{"interface": "ib0", "network": "ib", "ipaddress": "10.149.0.3"}]},
+        )
         self.api.update("network", "loop", {"dhcp_range_begin": "127.0.0.2"})
         self.assertEqual(self.api.text("/boot/install/node002")[0], 403)
         self.api.update("network", "loop", {"dhcp_range_begin": "127.0.0.1"})
