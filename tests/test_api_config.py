@@ -501,7 +501,7 @@ class GroupTests(KindContract, unittest.TestCase):
         "osimagetag": None, "partscript": None, "postscript": None, "prescript": None,
         "provision_interface": "BOOTIF", "netboot": True, "localinstall": False, "bootmenu": False,
         "comment": None, "provision_method": "torrent", "provision_fallback": "http",
-        "unmanaged_bmc_users": None,
+        "unmanaged_bmc_users": None, "mac_reassign": False,
         "interfaces": [{"interface": "BOOTIF", "network": "cluster", "options": None}],
         "_domain_source": "cluster", "_provision_method_source": "cluster",
         "_provision_fallback_source": "cluster", "_override": False,

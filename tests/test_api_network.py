@@ -436,7 +436,8 @@ class ClusterTests(Base):
         self.assertEqual(controller["luna_config"], str(self.api.cfg.path))
         self.assertEqual(view, {"name": "cluster", "ntp_server": "10.141.255.254",
                                 "technical_contacts": "root@localhost", "provision_method": "torrent",
-                                "provision_fallback": "http", "debug": False, "domain": "cluster", "comment": None})
+                                "provision_fallback": "http", "debug": False, "domain": "cluster", "comment": None,
+                                "discovery_names": False})
 
     def test_update(self) -> None:
         """POST /config/cluster changes the settings: 204 with no body."""

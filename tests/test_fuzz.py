@@ -382,7 +382,8 @@ POST_COMBOS = (
        ("secret_delete", "node"), ("secret_delete", "group"), ("tag", "osimage"), ("kernel", "osimage"),
        ("inventory", ""), ("inventory", ""), ("journal", ""), ("token", ""), ("list", ""), ("delete", ""),
        ("upsert", "cluster"), ("upsert", "controller"), ("upsert", "bogus"), ("clone", "controller"),
-       ("monitor", "node"), ("monitor", "node"), ("control", ""), ("control", "")]
+       ("monitor", "node"), ("monitor", "node"), ("control", ""), ("control", ""), ("arm", "node"),
+       ("disarm", "node")]
 )
 MONITOR_PATHS = ["node", "status"]  # /monitor/node/<n> (the installer's) and /monitor/status/<n> (the spec's)
 # The control actions docs/API.md names, as (command, action).
@@ -425,6 +426,8 @@ def post_path(what: str, kind: str, name: str, extra: str = "") -> str:
     if what == "control":
         command, _, action = extra.partition("/")
         return f"/control/action/{q(command)}/_{q(action)}"
+    if what in ("arm", "disarm"):
+        return f"/config/node/{q(name)}/_{what}"
     raise AssertionError(what)
 
 

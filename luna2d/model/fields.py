@@ -21,6 +21,9 @@ INTERFACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$")
 # A DNS domain: dot-separated labels of letters, digits, '-' and '_' (not
 # starting or ending with '-'), at most 63 characters each, 253 in all.
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
+# Kernel options land on iPXE's imgargs line: nothing there may chain another
+# command (||, &&, a lone ;) or expand an iPXE setting (${...}).
+KERNEL_OPTIONS_RE = re.compile(r"^(?!.*(\|\||&&|\$\{|(^|\s);(\s|$)))[^\n\r]*$")
 TOKEN_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 MAX_TEXT = 65536
@@ -60,6 +63,7 @@ class Field:
 _FORMS = {
     INTERFACE_RE: "an interface name (letters, digits, '.', '_', ':', '-'; at most 32)",
     DOMAIN_RE: "a DNS domain (dot-separated labels of letters, digits, '-' and '_')",
+    KERNEL_OPTIONS_RE: "kernel options iPXE passes as they are (no ||, &&, lone ; or ${...})",
 }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 
 from luna2d.errors import NotFound
-from luna2d.model.fields import DOMAIN_RE, INTERFACE_RE, Field
+from luna2d.model.fields import DOMAIN_RE, INTERFACE_RE, KERNEL_OPTIONS_RE, Field
 
 # Interface modes:
 #   "multi":   named interfaces with network, ipaddress, macaddress (node)
@@ -109,6 +109,12 @@ NODE = Kind(
         Field("tpm_sha256", "str"),
         Field("vendor", "str"),
         Field("assettag", "str"),
+        # Boot policy (docs/BOOT.md, "Who may claim a node"): set through
+        # /config/node/<n>/_arm and by luna2d itself, shown by GET .../_arm.
+        Field("armed", "choice", choices=("once", "continuous"), internal=True),
+        Field("armed_until", "int", internal=True),
+        Field("install_grant", "choice", choices=("power", "discovery", "manual"), internal=True),
+        Field("install_grant_until", "int", internal=True),
     )
     + RACK_FIELDS,
 )
@@ -135,6 +141,8 @@ GROUP = Kind(
         Field("provision_method", "token", default="torrent", inherit=(("cluster", "provision_method"),)),
         Field("provision_fallback", "token", default="http", inherit=(("cluster", "provision_fallback"),)),
         Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete")),
+        # The discovery menu may give this group's nodes a new MAC without arming.
+        Field("mac_reassign", "bool", default=False),
     ),
 )
 
@@ -161,7 +169,7 @@ OSIMAGE = Kind(
     fields=(
         Field("kernelversion", "str", aliases=("kernver",)),
         Field("kernelmodules", "str", aliases=("kernmodules",)),
-        Field("kerneloptions", "str", aliases=("kernopts",)),
+        Field("kerneloptions", "str", aliases=("kernopts",), pattern=KERNEL_OPTIONS_RE),
         Field("dracutmodules", "str"),
         Field("grab_exclude", "list", aliases=("grab_exclude_list",)),
         Field("grab_filesystems", "list"),
@@ -251,6 +259,8 @@ CLUSTER = Kind(
         Field("debug", "bool", default=False),
         Field("domain", "str", default="cluster", pattern=DOMAIN_RE),
         COMMENT,
+        # The discovery menu lists node and group names to unknown machines.
+        Field("discovery_names", "bool", default=False),
     ),
 )
 

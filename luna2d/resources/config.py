@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_api_config,tests.boot.test_policy -*-
 """``/config``: one set of handlers for every object kind, plus the few
 endpoints that only some kinds have (network addresses, osimage tags,
 secrets, racks, the cluster)."""
@@ -13,6 +14,7 @@ from luna2d.model.fields import NAME_RE
 from luna2d.model.kinds import GENERIC, SECRET_OWNERS
 from luna2d.resources import common
 from luna2d.resources.auth import Auth, check_node_update
+from luna2d.resources.boot import client_ip
 from luna2d.resources.common import (
     envelope,
     message,
@@ -38,7 +40,18 @@ def _name(kind: str, name: str) -> str:
     return name
 
 
-def _wrap(kind: str, name: str, payload: Any) -> dict:
+def _has_body(request: Any) -> bool:
+    """Whether the request carries anything but whitespace (``_arm``'s body is optional)."""
+    content = request.content
+    if content is None:
+        return False
+    content.seek(0)
+    has = bool(content.read(4096).strip())
+    content.seek(0)
+    return has
+
+
+def _wrap(kind: str, name: str, payload: Any) -> dict[str, Any]:
     return {"config": {kind: {name: payload}}}
 
 
@@ -243,6 +256,25 @@ class ConfigAPI:
         await self.store.write(objects.clear_inventory, device, dtype)
         return no_content(request)
 
+    # -- arming a node for network boot (docs/BOOT.md, "Who may claim a node") ---------------
+    @app.route("/node/<name>/_arm", methods=["GET"])
+    def armed(self, request: Any, name: str) -> bytes:
+        self.auth.reader(request)
+        return reply(request, _wrap("node", name, self.store.arming(_name("node", name))))
+
+    @app.route("/node/<name>/_arm", methods=["POST"])
+    async def arm(self, request: Any, name: str) -> bytes:
+        self.auth.admin(request)
+        body = single(read_json(request), "node", name) if _has_body(request) else None
+        await self.store.arm(_name("node", name), body)
+        return no_content(request)
+
+    @app.route("/node/<name>/_disarm", methods=["POST"])
+    async def disarm(self, request: Any, name: str) -> bytes:
+        self.auth.admin(request)
+        await self.store.disarm(_name("node", name))
+        return no_content(request)
+
     # -- users ------------------------------------------------------------------------------
     @app.route("/user/<name>", methods=["POST"])
     async def user_put(self, request: Any, name: str) -> bytes:
@@ -283,9 +315,10 @@ class ConfigAPI:
             if kind != "node":
                 raise Forbidden("a node token may only update its own node")
             check_node_update(who, name, body)
-            if self.store.state.get("node", name) is None:
-                raise NotFound(f"node {name!r} does not exist")
-        elif who.role != "admin":
+            # Its own address only by the boot policy's rules (docs/BOOT.md).
+            await self.store.node_report(name, body, client_ip(request))
+            return no_content(request)
+        if who.role != "admin":
             raise Forbidden(f"{who.role} tokens may not change anything")
         if kind == "rack" and name == "inventory":
             raise Invalid("name: 'inventory' is reserved")

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.ipmi.test_control -*-
 """``/control``: power, identify and SEL through the nodes' BMCs.
 
 ``GET /control/action/<command>/<node>/_<action>`` acts on one node;
@@ -13,6 +14,7 @@ is handed in by tap.py; without one, actions answer 503."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,19 +25,22 @@ from luna2d.errors import Forbidden, Invalid, NotFound, Unavailable
 from luna2d.ipmi import commands
 from luna2d.ipmi.client import Target
 from luna2d.ipmi.session import Credentials, Failure, Outcome, Success
-from luna2d.model.kinds import KINDS
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
 from luna2d.resources.common import envelope, message, no_content, read_json, reply
-from luna2d.store import views
-from luna2d.store.state import BMC_INTERFACE
 
 # (command, action) -> the IPMI command it runs: luna2d.ipmi.commands' table, for these commands
 CONTROL_COMMANDS = ("power", "chassis", "sel")
 ACTIONS: dict[tuple[str, str], Callable[[], commands.Command]] = {
-    key: factory for key, factory in commands.COMMANDS.items() if key[0] in CONTROL_COMMANDS}
+    key: factory for key, factory in commands.COMMANDS.items() if key[0] in CONTROL_COMMANDS
+}
 READ_ONLY = {("power", "status"), ("sel", "list")}
+# Actions that start a boot: the node may then fetch its install script once.
+BOOTS = {("power", "on"), ("power", "cycle"), ("power", "reset")}
 MAX_HOSTS = 100_000
+# Longer digit runs are no node number, and Python refuses int() past 4,300 digits.
+MAX_DIGITS = 64
+DIGITS = re.compile(r"[0-9]+")
 
 
 def _action(command: str, action: str) -> tuple[str, str]:
@@ -89,51 +94,51 @@ class ControlAPI:
 
     def _client(self) -> Any:
         if self.ipmi is None:
-            raise Unavailable("power control is not available: this luna2d runs without an IPMI client")
+            raise Unavailable(
+                "power control is not available: this luna2d runs without an IPMI client"
+            )
         return self.ipmi
 
     # -- nodes to BMC targets -----------------------------------------------------------------
-    def _target(self, node: Any) -> Target | str:
+    def _target(self, name: str) -> Target | str:
         """The node's BMC as a Target, or why there is none."""
-        iface = node.bmc_iface()
-        if iface is None or not iface.ip:
-            return f"no BMC: node {node.name} has no '{BMC_INTERFACE}' interface with an address"
-        state = self.store.state
-        kind = KINDS["node"]
-        setup_id, _ = views.resolve(state, kind, node, kind.by_name["bmcsetup"])
-        setup = state.obj(setup_id)
-        if setup is None:
-            return f"no BMC credentials: neither node {node.name} nor its group names a bmcsetup"
-        username, password = setup.data.get("username"), setup.data.get("password")
-        if not username:
-            return f"no BMC credentials: bmcsetup {setup.name} has no username"
-        if password is None:
-            return f"no BMC credentials: bmcsetup {setup.name} has no password"
-        credentials = Credentials(str(username).encode("utf-8"), str(password).encode("utf-8"))
-        return Target(node.name, iface.ip, credentials)
+        access = self.store.bmc_access(name)
+        if isinstance(access, str):
+            return access
+        address, username, password = access
+        return Target(
+            name, address, Credentials(username.encode("utf-8"), password.encode("utf-8"))
+        )
 
-    def _nodes(self, names: list[str]) -> list[Any]:
-        state = self.store.state
-        found = [state.get("node", name) for name in names]
-        missing = [name for name, node in zip(names, found, strict=True) if node is None]
+    def _nodes(self, names: list[str]) -> list[str]:
+        missing = self.store.missing_nodes(names)
         if missing:
             shown = hostlist.collect_hostlist(missing)
             noun = "node" if len(missing) == 1 else "nodes"
             raise NotFound(f"{noun} {shown} {'does' if len(missing) == 1 else 'do'} not exist")
-        return found
+        return names
+
+    async def _granted(self, name: tuple[str, str], outcomes: dict[str, Outcome]) -> None:
+        """Nodes luna2d has just powered on, cycled or reset may fetch their
+        install script with secrets once (docs/BOOT.md)."""
+        if name in BOOTS:
+            started = [node for node, outcome in outcomes.items() if isinstance(outcome, Success)]
+            if started:
+                await self.store.grant_install(started, "power")
 
     # -- one node -------------------------------------------------------------------------------
     @app.route("/action/<command>/<node>/_<action>", methods=["GET"])
     async def one(self, request: Any, command: str, node: str, action: str) -> bytes:
         """One node: 200 with the state or SEL, 204 for actions, 500 with the reason on failure."""
         name = self._allowed(request, command, action, post=False)
-        (obj,) = self._nodes([node])
+        self._nodes([node])
         client = self._client()
-        target = self._target(obj)
+        target = self._target(node)
         if isinstance(target, str):
             outcome: Outcome = Failure("error", target)
         else:
             outcome = await client.run(target, ACTIONS[name]())
+        await self._granted(name, {node: outcome})
         if isinstance(outcome, Failure):
             return message(request, f"{node}: {outcome}", 500)
         if name == ("power", "status"):
@@ -155,35 +160,54 @@ class ControlAPI:
         for node in nodes:
             target = self._target(node)
             if isinstance(target, str):
-                outcomes[node.name] = Failure("error", target)
+                outcomes[node] = Failure("error", target)
             else:
                 targets.append(target)
         if targets:
             outcomes.update(await client.fan_out(targets, ACTIONS[name], limit=self.limit))
-        return reply(request, {"control": {command: self._grouped(command, action, names, outcomes)}})
+        await self._granted(name, outcomes)
+        return reply(
+            request, {"control": {command: self._grouped(command, action, names, outcomes)}}
+        )
 
     @staticmethod
     def _hostlist(body: Any, command: str, action: str) -> list[str]:
         """The node names of a ``{"control": {command: {action: {"hostlist": ...}}}}`` body."""
-        for path, allowed in ((("control",), command), (("control", command), action),
-                              (("control", command, action), "hostlist")):
+        for path, allowed in (
+            (("control",), command),
+            (("control", command), action),
+            (("control", command, action), "hostlist"),
+        ):
             level = envelope(body, *path)
             if not isinstance(level, dict):
                 raise Invalid(f"{'.'.join(path)}: expected a JSON object holding {allowed!r}")
             extra = sorted(set(level) - {allowed})
             if extra:
-                raise Invalid(f"{'.'.join(path)}.{extra[0]}: unexpected; the path asks for {command} _{action}")
+                where = ".".join(path)
+                raise Invalid(
+                    f"{where}.{extra[0]}: unexpected; the path asks for {command} _{action}"
+                )
         text = envelope(body, "control", command, action, "hostlist")
         if not isinstance(text, str) or not text.strip():
-            raise Invalid(f"control.{command}.{action}.hostlist: expected a hostlist such as node[001-004]")
+            raise Invalid(
+                f"control.{command}.{action}.hostlist: expected a hostlist such as node[001-004]"
+            )
+        longest = max((len(run) for run in DIGITS.findall(text)), default=0)
+        if longest > MAX_DIGITS:
+            raise Invalid(
+                f"control.{command}.{action}.hostlist: a number of {longest} digits; "
+                f"node numbers have at most {MAX_DIGITS}"
+            )
         names: list[str] = []
         # Part by part, so that many ranges (each within the library's own
         # limit) cannot add up to more names than memory holds.
         for part in _top_level_parts(text.strip()):
             try:
                 names.extend(hostlist.expand_hostlist(part))
-            except hostlist.BadHostlist as exc:
-                raise Invalid(f"control.{command}.{action}.hostlist: {text[:80]!r} is not a hostlist ({exc})") from None
+            except (hostlist.BadHostlist, ValueError) as exc:
+                raise Invalid(
+                    f"control.{command}.{action}.hostlist: {text[:80]!r} is not a hostlist ({exc})"
+                ) from None
             if len(names) > MAX_HOSTS:
                 raise Invalid(f"control.{command}.{action}.hostlist: more than {MAX_HOSTS} nodes")
         if not names:
@@ -191,7 +215,9 @@ class ControlAPI:
         return list(dict.fromkeys(names))
 
     @staticmethod
-    def _grouped(command: str, action: str, names: list[str], outcomes: dict[str, Outcome]) -> dict[str, Any]:
+    def _grouped(
+        command: str, action: str, names: list[str], outcomes: dict[str, Outcome]
+    ) -> dict[str, Any]:
         """Nodes grouped by result, each group as a compressed hostlist."""
         groups: dict[str, list[str]] = {}
         reasons: dict[str, str] = {}
@@ -199,7 +225,11 @@ class ControlAPI:
         for name in names:
             outcome = outcomes[name]
             if isinstance(outcome, Success):
-                key = outcome.value if (command, action) == ("power", "status") else _ok_group(command, action)
+                key = (
+                    outcome.value
+                    if (command, action) == ("power", "status")
+                    else _ok_group(command, action)
+                )
                 groups.setdefault(str(key), []).append(name)
                 if (command, action) == ("sel", "list"):
                     entries[name] = outcome.value

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.boot.test_files -*-
 """``/files/<name>``: kernels, initrds and image tarballs from ``[FILES]
 IMAGE_FILES``.
 
@@ -23,8 +24,9 @@ from luna2d.errors import NotFound
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
 
-TARBALL = re.compile(r"\.(tar|tgz|tbz|tbz2|txz|tzst|tar\.(gz|bz2|xz|zst|zstd|lz4|lzma))$", re.IGNORECASE)
-BOOT_FILE_FIELDS = ("kernelfile", "initrdfile")
+TARBALL = re.compile(
+    r"\.(tar|tgz|tbz|tbz2|txz|tzst|tar\.(gz|bz2|xz|zst|zstd|lz4|lzma))$", re.IGNORECASE
+)
 # iPXE binaries are open: UEFI HTTP boot firmware fetches them from /files.
 IPXE_BINARY = re.compile(r"\.(efi|kpxe|kkpxe|pxe|lkrn)$", re.IGNORECASE)
 
@@ -32,19 +34,6 @@ IPXE_BINARY = re.compile(r"\.(efi|kpxe|kkpxe|pxe|lkrn)$", re.IGNORECASE)
 def is_tarball(name: str) -> bool:
     """Image tarballs, by their name."""
     return TARBALL.search(name) is not None
-
-
-def boot_files(reader: Any) -> set[str]:
-    """Kernel and initrd names of every osimage and osimage tag."""
-    names: set[str] = set()
-    for image in reader.all("osimage"):
-        sources = [image.data, *(image.data.get("tags") or {}).values()]
-        for source in sources:
-            for key in BOOT_FILE_FIELDS:
-                value = source.get(key)
-                if isinstance(value, str) and value:
-                    names.add(value)
-    return names
 
 
 def check_name(name: str) -> str:
@@ -84,7 +73,9 @@ class FilesAPI:
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, folder: Path | None, ipxe: Path | None = None) -> None:
+    def __init__(
+        self, store: Any, auth: Auth, folder: Path | None, ipxe: Path | None = None
+    ) -> None:
         self.store = store
         self.auth = auth
         self.folder = folder
@@ -102,7 +93,7 @@ class FilesAPI:
             except NotFound:
                 path = locate_ipxe(self.ipxe, name)
             return self._serve(path)
-        if is_tarball(name) or name not in boot_files(self.store.state):
+        if is_tarball(name) or name not in self.store.boot_file_names():
             self.auth.need(request)
         return self._serve(locate(self.folder, name))
 

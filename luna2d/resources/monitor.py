@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.boot.test_monitor -*-
 """``/monitor``: node states reported by the installer, and the embedded
 services' health.
 
@@ -21,10 +22,8 @@ from klein import Klein
 from luna2d.errors import Forbidden, Invalid
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
-from luna2d.resources.boot import node_named
 from luna2d.resources.common import envelope, no_content, read_json, reply
 from luna2d.resources.service import Services
-from luna2d.store import objects
 
 STATE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 BAD_ENDINGS = {"error", "fail", "failed", "failure", "fatal"}
@@ -87,9 +86,13 @@ class MonitorAPI:
     @app.route("/status/<node>", methods=["GET"])
     def status(self, request: Any, node: str) -> bytes:
         """The node's state: 200 when OK, 500 when not."""
-        state, text = split_status(node_named(self.store.state, node).data.get("status"))
+        state, text = split_status(self.store.node_status(node))
         ok = state_ok(state)
-        return reply(request, {"monitor": {"status": {node: {"status": text, "state": state}}}}, 200 if ok else 500)
+        return reply(
+            request,
+            {"monitor": {"status": {node: {"status": text, "state": state}}}},
+            200 if ok else 500,
+        )
 
     @app.route("/node/<node>", methods=["POST"])
     @app.route("/status/<node>", methods=["POST"])
@@ -101,9 +104,9 @@ class MonitorAPI:
                 raise Forbidden(f"this token belongs to node {who.node}, not {node}")
         elif not who.admin:
             raise Forbidden(f"{who.role} tokens may not change anything")
-        node_named(self.store.state, node)
+        self.store.node_exists(node)
         value = parse_report(read_json(request), node)
-        await self.store.write(objects.upsert, "node", node, {"status": value}, False)
+        await self.store.report_status(node, value)
         return no_content(request)
 
     @app.route("/service/<name>", methods=["GET"])

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.boot.test_service,tests.boot.test_monitor -*-
 """The embedded services' health and reload hooks, and ``/service``.
 
 ``Services`` is the small registry ``tap.py`` fills: each embedded service
@@ -28,8 +29,8 @@ from luna2d.resources.auth import Auth
 from luna2d.resources.common import reply
 
 Health = tuple[bool, str]
-HealthCheck = Callable[[], Health | Awaitable[Health] | defer.Deferred]
-Reloader = Callable[[], str | Awaitable[str] | defer.Deferred | None]
+HealthCheck = Callable[[], Health | Awaitable[Health] | defer.Deferred[Any]]
+Reloader = Callable[[], str | Awaitable[str] | defer.Deferred[Any] | None]
 STORE_TIMEOUT = 5.0
 
 
@@ -56,7 +57,9 @@ class Services:
     @classmethod
     def from_config(cls, cfg: Any) -> Services:
         """The services the ini knows, with their ENABLED flags."""
-        return cls(enabled={"dhcp": cfg.dhcp.enabled, "tftp": cfg.tftp.enabled, "dns": cfg.dns.enabled})
+        return cls(
+            enabled={"dhcp": cfg.dhcp.enabled, "tftp": cfg.tftp.enabled, "dns": cfg.dns.enabled}
+        )
 
     def register(self, name: str, health: HealthCheck, reload: Reloader | None = None) -> None:
         """Add a running service's health check (and reload hook)."""
@@ -69,7 +72,9 @@ class Services:
 
     def _need(self, name: str) -> None:
         if not self.known(name):
-            raise NotFound(f"there is no service {name!r} (known: {', '.join(sorted(self.names()))})")
+            raise NotFound(
+                f"there is no service {name!r} (known: {', '.join(sorted(self.names()))})"
+            )
 
     def names(self) -> set[str]:
         return set(self.enabled) | set(self.health)
@@ -84,7 +89,8 @@ class Services:
             return False, "enabled in the ini but not running in this luna2d"
         try:
             ok, text = await _settle(check())
-        except Exception as exc:  # noqa: BLE001 - any failing check is an unhealthy service, reported in words
+        # Any failing check is an unhealthy service, reported in words.
+        except Exception as exc:  # noqa: BLE001
             return False, f"health check failed: {exc}"
         return bool(ok), str(text)
 
@@ -105,11 +111,8 @@ class Services:
 def store_health(store: Any, timeout: float = STORE_TIMEOUT) -> HealthCheck:
     """luna2's health: the database answers a query within ``timeout`` s."""
 
-    def query(cursor: Any) -> Any:
-        return cursor.execute("SELECT COUNT(*) FROM object").fetchone()
-
     async def check() -> Health:
-        d = defer.maybeDeferred(store.pool.runInteraction, query)
+        d = store.ping()
         d.addTimeout(timeout, store.clock)
         try:
             await d
@@ -129,10 +132,14 @@ def template_reloader(renderer: render.Renderer) -> Reloader:
         try:
             names = renderer.reload()
         except jinja2.TemplateSyntaxError as exc:
-            raise ServiceError(f"template {exc.name} line {exc.lineno}: {exc.message}; "
-                               "the previous templates stay in use") from None
+            raise ServiceError(
+                f"template {exc.name} line {exc.lineno}: {exc.message}; "
+                "the previous templates stay in use"
+            ) from None
         except (jinja2.TemplateError, OSError) as exc:
-            raise ServiceError(f"templates not reloaded: {exc}; the previous templates stay in use") from None
+            raise ServiceError(
+                f"templates not reloaded: {exc}; the previous templates stay in use"
+            ) from None
         return f"OK, reloaded {len(names)} templates"
 
     return reload

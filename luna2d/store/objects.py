@@ -510,7 +510,8 @@ def renumber(tx: Tx, network: Obj, old: Any, new: Any) -> None:
 # -- clone and delete ----------------------------------------------------------------------
 
 NOT_CLONED = {"macaddr", "status", "vendor", "assettag", "tpm_uuid", "tpm_pubkey", "tpm_sha256",
-              "rack", "rackposition", "rackheight", "rackorientation", "racktype"}
+              "rack", "rackposition", "rackheight", "rackorientation", "racktype",
+              "armed", "armed_until", "install_grant", "install_grant_until"}
 
 
 def clone(tx: Tx, kind_name: str, name: str, raw: Any) -> str:

@@ -8,7 +8,7 @@ only after the commit swaps the result into memory and tells listeners
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet import defer, threads
@@ -16,6 +16,7 @@ from twisted.internet import defer, threads
 from luna2d.errors import Invalid, NotFound
 from luna2d.model.fields import NAME_RE, Field, coerce
 from luna2d.model.kinds import KINDS, kind_named
+from luna2d.store import boot as bootstore
 from luna2d.store import crypto as cryptomod
 from luna2d.store import db, ipam, objects, views
 from luna2d.store.state import State, Tx, build_state, ip_key, load_rows
@@ -301,6 +302,111 @@ class Store:
             return len(rows)
 
         return self._lock.run(self.pool.runInteraction, insert)
+
+    # -- network boot (luna2d.store.boot) ------------------------------------------------------
+    def _now(self) -> int:
+        return int(self.clock.seconds())
+
+    def node_at(self, ip: str | None) -> tuple[str, bool, bool] | None:
+        """(name, bootmenu, netboot) of the node holding address ``ip``."""
+        return bootstore.node_at(self.state, ip)
+
+    def node_with_mac(self, mac: str) -> tuple[str, bool, bool] | None:
+        """(name, bootmenu, netboot) of the node carrying ``mac``."""
+        return bootstore.node_with_mac(self.state, mac)
+
+    def node_exists(self, name: str) -> None:
+        """Nothing for a node that exists; NotFound naming it otherwise."""
+        bootstore.node_named(self.state, name)
+
+    def group_exists(self, name: str) -> None:
+        """Nothing for a group that exists; NotFound naming it otherwise."""
+        if not NAME_RE.fullmatch(name) or self.state.get("group", name) is None:
+            raise NotFound(f"group {name!r} does not exist")
+
+    def cluster_name(self) -> str:
+        return bootstore.cluster_name(self.state)
+
+    def controller_address(self) -> tuple[str, int] | None:
+        """The controller object's address and port, when it has one."""
+        return bootstore.controller_address(self.state)
+
+    def boot_script(self, node: str, mac: str | None, base: str, host: str) -> tuple[str, dict[str, Any]]:
+        """Template and context of node ``node``'s iPXE script."""
+        return bootstore.boot_script(self.state, node, mac, base, host)
+
+    def discovery_menu(self) -> tuple[Sequence[dict[str, str]], Sequence[dict[str, str]]]:
+        """Nodes and groups the discovery menu lists (none unless allowed)."""
+        return bootstore.discovery_menu(self.state)
+
+    def install_source_ok(self, node: str, ip: str | None) -> bool:
+        """Whether ``ip`` is node ``node``'s provisioning address."""
+        return bootstore.install_source_ok(self.state, node, ip)
+
+    def install_context(self, node: str, base: str, token: str, heredoc_end: Any) -> dict[str, Any]:
+        """What the install script of ``node`` renders."""
+        return bootstore.install_context(self.state, node, base, token, heredoc_end)
+
+    def take_install(self, node: str) -> defer.Deferred[Any]:
+        """Spend ``node``'s grant for one install script with secrets."""
+        return self.write(bootstore.take_install, node, self._now())
+
+    def assign_mac(self, node: str, mac: str) -> defer.Deferred[Any]:
+        """The manual boot: ``mac`` for node ``node``, as the policy allows."""
+        return self.write(bootstore.assign_mac, node, mac, self._now())
+
+    def assign_group_mac(self, group: str, mac: str) -> defer.Deferred[Any]:
+        """The manual boot of a group: which node boots with ``mac``."""
+        return self.write(bootstore.assign_group_mac, group, mac, self._now())
+
+    def arming(self, node: str) -> dict[str, Any]:
+        """Node ``node``'s arming and install grant, as admins see them."""
+        return bootstore.arming(self.state, node, self._now())
+
+    def arm(self, node: str, raw: Any) -> defer.Deferred[Any]:
+        """Arm ``node`` (body: mode once or continuous, expiry in seconds)."""
+        try:
+            self.node_exists(node)
+            mode, lifetime = bootstore.parse_arming(raw, node)
+        except (Invalid, NotFound):
+            return defer.fail()
+        return self.write(bootstore.arm, node, mode, lifetime, self._now())
+
+    def disarm(self, node: str) -> defer.Deferred[Any]:
+        return self.write(bootstore.disarm, node)
+
+    def grant_install(self, nodes: Sequence[str], reason: str) -> defer.Deferred[Any]:
+        """Nodes whose boot luna2d started: one install with secrets each."""
+        return self.write(bootstore.grant_install, nodes, reason, self._now())
+
+    def node_status(self, node: str) -> str | None:
+        return bootstore.node_status(self.state, node)
+
+    def report_status(self, node: str, value: str) -> defer.Deferred[Any]:
+        return self.write(bootstore.report_status, node, value)
+
+    def node_report(self, node: str, raw: Any, source: str | None) -> defer.Deferred[Any]:
+        """What a node token reports about its own node."""
+        return self.write(bootstore.node_report, node, raw, source)
+
+    def boot_file_names(self) -> set[str]:
+        """Kernel and initrd names of every osimage and tag (open files)."""
+        return bootstore.boot_file_names(self.state)
+
+    def missing_nodes(self, names: Sequence[str]) -> Sequence[str]:
+        return bootstore.missing_nodes(self.state, names)
+
+    def bmc_access(self, node: str) -> tuple[str, str, str] | str:
+        """(BMC address, user, password) of ``node``, or why there is none."""
+        return bootstore.bmc_access(self.state, node)
+
+    def ping(self) -> defer.Deferred[Any]:
+        """A query the database answers when it is healthy."""
+
+        def query(cursor: Any) -> Any:
+            return cursor.execute("SELECT COUNT(*) FROM object").fetchone()
+
+        return defer.maybeDeferred(self.pool.runInteraction, query)
 
 
 def _journal_row(entry: Any, index: int, now: int) -> tuple:

@@ -63,12 +63,18 @@ class BootAPI(API):
     def node(self, name: str) -> dict:
         return self.show("node", name)
 
-    def on_loopback(self, node: str) -> None:
-        """Give ``node`` the address 127.0.0.1: StubTreq's requests come from there."""
-        if self.store.state.get("network", "loop") is None:
-            self.update("network", "loop", {"network": "127.0.0.0/8"})
-        self.update("node", node, {"interfaces": [{"interface": "lo0", "network": "loop",
+    def on_loopback(self, node: str, dhcp: bool = False) -> None:
+        """Give ``node``'s provisioning interface the address 127.0.0.1:
+        StubTreq's requests come from there."""
+        if self.get("/config/network/loop", token=self.admin_token)[0] == 404:
+            self.update("network", "loop", {"network": "127.0.0.0/8", "dhcp": dhcp})
+        self.update("node", node, {"interfaces": [{"interface": "BOOTIF", "network": "loop",
                                                    "ipaddress": "127.0.0.1"}]})
+
+    def arm(self, node: str, body: Any = None) -> None:
+        """Arm ``node`` as an admin would (POST /config/node/<node>/_arm)."""
+        code, answer = self.post(f"/config/node/{node}/_arm", body)
+        assert code == 204, (code, answer)
 
 
 async def settle(api: API, d: Any) -> Any:

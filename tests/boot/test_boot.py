@@ -8,11 +8,13 @@ needs a token or reveals a secret."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.trial import unittest
 
 from luna2d.store.store import Store
 from tests.boot.support import INITRD, KERNEL, MAC, BootAPI
-from tests.support import load_store
+from tests.support import env, load_store, result_of
 
 BASE = "http://127.0.0.1:80"
 
@@ -112,15 +114,37 @@ class SearchTests(unittest.TestCase):
             self.assertEqual(self.api.script(path), expected, path)
 
     def test_kernel_options_service_domain(self) -> None:
-        """The osimage's kernel options follow luna.service (newlines
-        folded, so nothing can add an iPXE line); a service node says
-        luna.service=1; the FQDN uses the node's effective domain."""
-        self.api.update("osimage", "compute", {"kerneloptions": "console=ttyS0\nimgexec evil"})
+        """The osimage's kernel options follow luna.service; a service node
+        says luna.service=1; the FQDN uses the node's effective domain."""
+        self.api.update("osimage", "compute", {"kerneloptions": "console=ttyS0 quiet"})
         self.api.update("node", "node001", {"service": True, "domain": "hpc.example"})
         body = self.api.script(f"/boot/search/mac/{MAC}")
-        self.assertIn(" luna.hostname=node001.hpc.example luna.service=1 console=ttyS0 imgexec evil "
+        self.assertIn(" luna.hostname=node001.hpc.example luna.service=1 console=ttyS0 quiet "
                       "initrd=initrd.img\n", body)
-        self.assertFalse(any(line.startswith("imgexec evil") for line in body.splitlines()))
+
+    def test_kernel_options_cannot_chain_commands(self) -> None:
+        """Kernel options land on iPXE's imgargs line, where ``||`` or
+        ``&&`` would chain another command, a lone ``;`` end it and
+        ``${...}`` expand a setting: such options, or a line break, are 400
+        naming the field; options stored before this rule (written to the
+        database directly) give the noboot script instead of the imgargs line."""
+        for bad in ("console=ttyS0 || shell", "quiet && chain http://evil/x", "a ; shell",
+                    "x=${net0/ip}", "console=ttyS0\nimgexec evil"):
+            code, body = self.api.post("/config/osimage/compute", env("osimage", "compute",
+                                                                      {"kerneloptions": bad}))
+            self.assertEqual(code, 400, bad)
+            self.assertIn("kerneloptions", body["message"])
+        self.api.update("osimage", "compute", {"kernopts": "a;b console=tty0"})
+
+        def smuggle(tx: Any) -> None:
+            image = tx.edit(tx.get("osimage", "compute"))
+            image.data["kerneloptions"] = "quiet || shell"
+
+        result_of(self.api.store.write(smuggle))
+        body = self.api.script(f"/boot/search/mac/{MAC}")
+        self.assertFalse(any(line.startswith("imgargs") for line in body.splitlines()))
+        self.assertIn("kerneloptions of osimage compute hold ||", body)
+        self.assertNotIn("|| shell", body)
 
     def test_node_without_address_boots_by_dhcp(self) -> None:
         """A node whose provisioning interface has no address boots with
@@ -159,19 +183,31 @@ class SearchTests(unittest.TestCase):
         self.assertNotIn("imgfetch", body)
 
     def test_unknown_mac_discovery(self) -> None:
-        """An unknown MAC gets the discovery menu: every node (with its
-        current MAC or none), every group with its count of nodes without a
-        MAC, detection again by default; a choice chains to the manual boot
-        paths with this MAC."""
+        """An unknown MAC gets the discovery menu, which by default names no
+        node and no group (a stranger learns nothing): typing a name,
+        detection again by default; a choice chains to the manual boot paths
+        with this MAC."""
         body = self.api.script("/boot/search/mac/aa:bb:cc:dd:ee:ff")
         self.assertIn("menu luna2d: unknown machine aa:bb:cc:dd:ee:ff", body)
-        self.assertIn(f"item hostname/node001 node001 (now {MAC}) [compute]", body)
-        self.assertIn("item hostname/node002 node002 (no MAC yet) [compute]", body)
-        self.assertIn("item group/compute compute (3 of 4 nodes without a MAC)", body)
+        for name in ("node001", "node002", "compute", MAC):
+            self.assertNotIn(name, body)
+        self.assertIn("item --key n name Type a node name", body)
         self.assertIn("--default detect luna-choice", body)
         self.assertIn("chain --replace --autofree ${luna-url}/boot/manual/${luna-choice}/${luna-mac}", body)
         self.assertIn("set luna-mac aa:bb:cc:dd:ee:ff\n", body)
         self.assertNotIn("imgfetch", body)
+
+    def test_discovery_names_when_the_cluster_allows(self) -> None:
+        """With the cluster's discovery_names on, the menu lists every node
+        (whether it has a MAC, never the MAC itself) and every group with its
+        count of nodes without a MAC."""
+        code, body = self.api.post("/config/cluster", {"config": {"cluster": {"discovery_names": True}}})
+        self.assertEqual(code, 204, body)
+        body = self.api.script("/boot/search/mac/aa:bb:cc:dd:ee:ff")
+        self.assertIn("item hostname/node001 node001 (has a MAC) [compute]", body)
+        self.assertIn("item hostname/node002 node002 (no MAC yet) [compute]", body)
+        self.assertIn("item group/compute compute (3 of 4 nodes without a MAC)", body)
+        self.assertNotIn(MAC, body.replace("aa:bb:cc:dd:ee:ff", ""))
 
     def test_bad_mac_400(self) -> None:
         """A MAC that is not one is a 400 naming it, as JSON."""
@@ -218,8 +254,10 @@ class ManualTests(unittest.TestCase):
         """/boot/manual/hostname/<node>/<mac> boots the node with that MAC
         and makes it the node's provisioning MAC in the store, durably,
         taking it away from the node that had it (the spec's example: the
-        machine of node001 boots as node002)."""
+        machine of node001 boots as node002, allowed by the group's
+        mac_reassign)."""
         self.api.update("node", "node001", {"macaddr": MAC})
+        self.api.update("group", "compute", {"mac_reassign": True})
         body = self.api.script(f"/boot/manual/hostname/node002/{MAC.upper()}")
         self.assertIn(spec_args("node002", "10.141.0.2"), body.splitlines())
         self.assertEqual(self.api.node("node002")["macaddr"], MAC)
@@ -265,7 +303,8 @@ class ManualTests(unittest.TestCase):
 
     def test_group_moves_mac_from_another_group(self) -> None:
         """A MAC held by a node of another group moves to the chosen group's node."""
-        self.api.update("group", "other", {"interfaces": [{"interface": "BOOTIF", "network": "cluster"}]})
+        self.api.update("group", "other", {"interfaces": [{"interface": "BOOTIF", "network": "cluster"}],
+                                           "mac_reassign": True})
         self.api.update("node", "other01", {"group": "other", "macaddr": MAC})
         self.assertIn("luna.node=node001 ", self.api.script(f"/boot/manual/group/compute/{MAC}"))
         self.assertIsNone(self.api.node("other01")["macaddr"])

@@ -130,26 +130,34 @@ class BootDaemonTests(DaemonCase):
                                         "-H", f"x-access-tokens: {token}", daemon.url + path)
             self.assertEqual(out, b"404", path)
 
-    async def test_install_own_address(self) -> None:
-        """Over a real socket from 127.0.0.1: node001, given that address,
-        gets its install script without a token; node002's is 403."""
-        daemon, token = await self.start()
+    async def loopback_node(self, daemon: Daemon, token: str) -> None:
+        """node001's provisioning interface at 127.0.0.1, armed by the admin."""
         await self.ok(daemon, token, "network", "loop", {"network": "127.0.0.0/8"})
         await self.ok(daemon, token, "node", "node001", {"interfaces": [
-            {"interface": "lo0", "network": "loop", "ipaddress": "127.0.0.1"}]})
+            {"interface": "BOOTIF", "network": "loop", "ipaddress": "127.0.0.1"}]})
+        code, body = await daemon.call("POST", "/config/node/node001/_arm", token=token)
+        self.assertEqual(code, 204, body)
+
+    async def test_install_own_address(self) -> None:
+        """Over a real socket from 127.0.0.1: node001, given that address
+        and armed, gets its install script without a token, once; node002's
+        is 403; the second fetch is 403 until the admin arms it again."""
+        daemon, token = await self.start()
+        await self.loopback_node(daemon, token)
         out, _, _ = await self.curl("-o", "/dev/null", "-w", "%{http_code}", f"{daemon.url}/boot/install/node002")
         self.assertEqual(out, b"403")
         out, err, code = await self.curl("-f", f"{daemon.url}/boot/install/node001")
         self.assertEqual(code, 0, err)
         self.assertTrue(out.startswith(b"#!/bin/bash\n"))
         self.assertIn(f"export LUNA_URL={daemon.url}\n".encode(), out)
+        out, _, _ = await self.curl("-w", "\n%{http_code}", f"{daemon.url}/boot/install/node001")
+        self.assertTrue(out.endswith(b"\n403"), out)
+        self.assertIn(b"not armed", out)
 
     async def run_install(self, daemon: Daemon, token: str) -> tuple[Path, str, int, Path]:
         """Fetch node001's install script from its own address and run it
         with bash into a scratch system root; (root, output, exit code, ipmitool log)."""
-        await self.ok(daemon, token, "network", "loop", {"network": "127.0.0.0/8"})
-        await self.ok(daemon, token, "node", "node001", {"interfaces": [
-            {"interface": "lo0", "network": "loop", "ipaddress": "127.0.0.1"}]})
+        await self.loopback_node(daemon, token)
         script, err, code = await self.curl("-f", f"{daemon.url}/boot/install/node001")
         self.assertEqual(code, 0, err)
         scratch = make_folder(self)

@@ -50,9 +50,11 @@ class AccessTests(unittest.TestCase):
         self.assertIn("node001", body["message"])
 
     def test_own_address_200(self) -> None:
-        """A request from one of the node's interface addresses gets the
-        script without a token; another node's script stays refused."""
+        """A request from the node's provisioning address gets the script
+        without a token (here under an admin's arming); another node's
+        script stays refused."""
         self.api.on_loopback("node001")
+        self.api.arm("node001")
         code, body, headers = self.api.text("/boot/install/node001")
         self.assertEqual(code, 200, body)
         self.assertEqual(headers[b"Content-Type"], [b"text/plain; charset=utf-8"])

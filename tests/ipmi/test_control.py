@@ -240,6 +240,9 @@ class RefusalTests(ReactorCase):
             # in memory and this test would time out).
             ("POST", f"{base}/power/_on", bulk("power", "on", ",".join(f"r{i}x[1-90000]" for i in range(3000))),
              True, 400),
+            # A range number of 5,000 digits: int() refuses it past 4,300 (it was a 500).
+            ("POST", f"{base}/power/_on", bulk("power", "on", "node[1-" + "9" * 5000 + "]"), True, 400),
+            ("POST", f"{base}/power/_on", bulk("power", "on", "node" + "1" * 5000), True, 400),
             ("POST", f"{base}/power/_on", {"control": {"power": {"on": "node001"}}}, True, 400),
             ("POST", f"{base}/power/_on", {"control": {"power": "on"}}, True, 400),
             ("POST", f"{base}/power/_on", bulk("power", "off", "node001"), True, 400),

@@ -1,0 +1,90 @@
+"""The takeover of issue 8 against the real daemon (``twistd luna2d`` with
+``[DHCP] ENABLED = yes``) and a real DHCP client (busybox udhcpc) in a
+network namespace the test creates: a stranger's machine asks the manual
+boot to give a node its MAC, then asks DHCP for an address. It must not get
+the node's address; once the admin arms the node, the same steps do (so the
+test can tell the two apart)."""
+
+from __future__ import annotations
+
+from tests.dhcp.netns import Lab
+from tests.dhcp.test_daemon import dhcp_ini
+from tests.integration.test_daemon import Daemon, DaemonCase, make_folder
+
+NODE_MAC = "02:4c:00:00:08:21"
+STRANGER = "02:4c:00:00:0e:01"
+
+
+class TakeoverTests(DaemonCase):
+    async def post(self, daemon: Daemon, token: str, kind: str, name: str, body: dict) -> None:
+        code, answer = await daemon.call(
+            "POST", f"/config/{kind}/{name}", {"config": {kind: {name: body}}}, token=token
+        )
+        self.assertIn(code, (201, 204), f"{kind} {name}: {answer}")
+
+    async def test_stranger_cannot_claim_a_node(self) -> None:
+        """GET /boot/manual/hostname/node821/<stranger> without a token is
+        403 and leaves the node's MAC; DHCP from the stranger's MAC then gets
+        an address of the dynamic range, not node821's; the discovery menu
+        names no node. After the admin arms node821 the same request moves
+        the MAC, and DHCP from that MAC gets the node's address."""
+        lab = await Lab(self, make_folder(self)).create(STRANGER)
+        daemon = Daemon(self, ini="")
+        daemon.ini.write_text(dhcp_ini(daemon.port, lab.host_if))
+        await daemon.start()
+        token = await daemon.token()
+        await self.post(
+            daemon,
+            token,
+            "network",
+            "lab",
+            {
+                "network": lab.network,
+                "gateway": lab.address(1),
+                "nameserver_ip": lab.address(2),
+                "dhcp": True,
+                "dhcp_range_begin": lab.address(100),
+                "dhcp_range_end": lab.address(110),
+            },
+        )
+        await self.post(
+            daemon,
+            token,
+            "group",
+            "labgroup",
+            {"interfaces": [{"interface": "BOOTIF", "network": "lab"}]},
+        )
+        await self.post(
+            daemon,
+            token,
+            "node",
+            "node821",
+            {
+                "group": "labgroup",
+                "interfaces": [
+                    {"interface": "BOOTIF", "ipaddress": lab.address(21), "macaddress": NODE_MAC}
+                ],
+            },
+        )
+
+        code, body = await daemon.call("GET", f"/boot/manual/hostname/node821/{STRANGER}")
+        self.assertEqual(code, 403, body)
+        self.assertIn("already has a MAC", body["message"])
+        node = (await daemon.get("/config/node/node821", token))["config"]["node"]["node821"]
+        self.assertEqual(node["macaddr"], NODE_MAC)
+        lease = await lab.udhcpc()
+        self.assertEqual(lease["ip"], lab.address(100))
+        code, menu = await daemon.call("GET", f"/boot/search/mac/{STRANGER}")
+        self.assertEqual(code, 200)
+        self.assertNotIn("node821", menu)
+        self.assertNotIn(NODE_MAC, menu)
+
+        code, body = await daemon.call("POST", "/config/node/node821/_arm", token=token)
+        self.assertEqual(code, 204, body)
+        code, script = await daemon.call("GET", f"/boot/manual/hostname/node821/{STRANGER}")
+        self.assertEqual(code, 200, script)
+        self.assertIn("node821", script)
+        node = (await daemon.get("/config/node/node821", token))["config"]["node"]["node821"]
+        self.assertEqual(node["macaddr"], STRANGER)
+        self.assertEqual((await lab.udhcpc())["ip"], lab.address(21))
+        self.assertNotIn("Traceback", daemon.output())
