@@ -1,4 +1,6 @@
 # -*- test-case-name: tests.test_tap,tests.integration.test_daemon,tests.integration.test_edge -*-
+# mypy: disable-error-code="no-untyped-call"
+# (twisted.application's services and endpoints are not annotated)
 """``twistd luna2d``: the command-line options and the one service tree.
 
 ``makeService`` returns a ``MultiService`` whose children, in start order,
@@ -85,11 +87,11 @@ def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
 
     assert api.certificate is not None and api.certificate_key is not None
     texts: dict[str, bytes] = {}
-    for key, path in (("SSL_CERTIFICATE", api.certificate), ("SSL_CERTIFICATE_KEY", api.certificate_key)):
+    for name, path in (("SSL_CERTIFICATE", api.certificate), ("SSL_CERTIFICATE_KEY", api.certificate_key)):
         try:
-            texts[key] = Path(path).read_bytes()
+            texts[name] = Path(path).read_bytes()
         except OSError as exc:
-            raise ConfigError(f"[API] {key}: cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(f"[API] {name}: cannot read {path}: {exc.strerror}") from None
     blocks = _PEM_CERT.findall(texts["SSL_CERTIFICATE"])
     if not blocks:
         raise ConfigError(f"[API] SSL_CERTIFICATE: {api.certificate} holds no PEM certificate")
@@ -216,7 +218,7 @@ class SiteServer(internet.StreamServerEndpointService):
     message naming it."""
 
     def __init__(self, name: str, endpoint: Any, make: Callable[[], Any], where: str) -> None:
-        super().__init__(endpoint, None)  # type: ignore[arg-type]
+        super().__init__(endpoint, None)
         self.setName(name)
         self.make = make
         self.where = where
@@ -230,7 +232,8 @@ class SiteServer(internet.StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as exc:
             raise SystemExit(f"luna2d: cannot listen on {self.where}: {exc.socketError}") from None
-        self._waitingForPort.addCallback(self._bound)
+        waiting: Any = self._waitingForPort
+        waiting.addCallback(self._bound)
 
     def _bound(self, port: Any) -> Any:
         self.port = port
@@ -264,6 +267,7 @@ class LunaDaemon(service.MultiService):
         self._auth: Auth | None = None
         self._resource: Resource | None = None
         api = cfg.api
+        endpoint: Any
         if tls is not None:
             endpoint = endpoints.SSL4ServerEndpoint(reactor, port, tls, interface=host)
         else:

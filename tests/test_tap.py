@@ -15,8 +15,16 @@ import treq
 from OpenSSL import SSL
 from treq.client import HTTPClient
 from twisted.internet import defer, ssl
+from twisted.internet.defer import CancelledError
+from twisted.internet.error import ConnectError
 from twisted.python import usage
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
 
 from luna2d import tap
 from tests.support import ReactorCase, the_reactor
@@ -118,7 +126,7 @@ class ServiceTreeTests(TreeCase):
         self.assertFalse(store.pool.running)
         self.assertIsNone(tftp.listening)
         self.assertTrue(daemon.ipmi._closed)
-        with self.assertRaises(Exception):
+        with self.assertRaises(ConnectError):
             await treq.get(url + "/version", pool=self.pool, timeout=2)
 
     async def test_database_errors_stop_the_start(self) -> None:
@@ -149,7 +157,7 @@ class HTTPSTests(TreeCase):
         client = HTTPClient(Agent(the_reactor(), contextFactory=trust, pool=self.pool))
         code, body = await self.fetch(f"https://127.0.0.1:{api}/version", client)
         self.assertEqual(code, 200)
-        with self.assertRaises(Exception):
+        with self.assertRaises((ResponseFailed, ResponseNeverReceived, CancelledError)):
             await treq.get(f"http://127.0.0.1:{api}/version", pool=self.pool, timeout=3)
         code, _ = await self.fetch(f"http://127.0.0.1:{boot}/version")
         self.assertEqual(code, 200)

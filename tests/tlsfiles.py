@@ -35,7 +35,7 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 def make_tls_files(folder: Path) -> TLSFiles:
     """Write ca.pem, server.pem (chain), server.key and other.key into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("luna2d test CA")).issuer_name(_name("luna2d test CA"))
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())

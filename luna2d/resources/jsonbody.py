@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from twisted.internet import defer, task
@@ -99,7 +99,7 @@ def parse(raw: bytes) -> Any:
             return stop.value
 
 
-def _steps(raw: bytes) -> Iterator[None]:
+def _steps(raw: bytes) -> Generator[None, None, Any]:
     if not raw.strip():
         raise Invalid("request body is empty; a JSON object is required")
     try:
@@ -125,7 +125,7 @@ def _error(message: str, text: str, pos: int) -> json.JSONDecodeError:
     return json.JSONDecodeError(message, text, pos)
 
 
-def _parse(text: str, surrogates: bool) -> Iterator[None]:
+def _parse(text: str, surrogates: bool) -> Generator[None, None, tuple[Any, bool]]:
     """(value, holds an unpaired surrogate) of the JSON document ``text``;
     yields between steps."""
     size = len(text)

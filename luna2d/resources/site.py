@@ -1,4 +1,6 @@
 # -*- test-case-name: tests.test_edge,tests.integration.test_edge -*-
+# mypy: disable-error-code="no-untyped-call"
+# (twisted.web's Request and Resource are not annotated)
 """The HTTP edge: the Site luna2d serves its resource tree from, and what a
 request must show before its body is taken.
 
@@ -35,6 +37,7 @@ from typing import Any
 from twisted.internet import task
 from twisted.logger import Logger
 from twisted.web import server
+from twisted.web.http import RESPONSES
 from twisted.web.resource import Resource
 
 from luna2d.errors import LunaError
@@ -195,14 +198,16 @@ class EdgeRequest(server.Request):
         super().requestReceived(command, path, version)
 
     def process(self) -> None:
+        channel: Any = self.channel
         if self.answered:
             # The answer went out already; the body that followed is dropped.
-            self.channel.loseConnection()
+            channel.loseConnection()
             return
-        size = self.content.seek(0, 2)
-        self.content.seek(0)
+        content: Any = self.content
+        size = content.seek(0, 2)
+        content.seek(0)
         if self.method == b"POST" and size > PARSE_IN_SLICES and self.edge is not None:
-            raw = self.content.getvalue()
+            raw = content.getvalue()
             parsed = jsonbody.parse_sliced(raw, self.edge.cooperator)
 
             def done(result: tuple[bool, Any]) -> None:
@@ -226,15 +231,16 @@ class EdgeRequest(server.Request):
         self.answered = True
         # No "100 Continue" for a body that is refused.
         self.requestHeaders.removeHeader(b"expect")
-        self.channel.persistent = False
+        channel: Any = self.channel
+        channel.persistent = False
         body = json.dumps({"message": text}).encode()
-        version = getattr(self.channel, "_version", b"HTTP/1.1") or b"HTTP/1.1"
-        reason = server.http.RESPONSES.get(code, b"Error")
+        version = getattr(channel, "_version", b"HTTP/1.1") or b"HTTP/1.1"
+        reason = RESPONSES.get(code, b"Error")
         head = (version + b" %d " % code + reason + b"\r\ncontent-type: " + JSON_TYPE
                 + b"\r\ncontent-length: %d\r\nconnection: close\r\n" % len(body))
         if code == 503:
             head += b"retry-after: 1\r\n"
-        self.channel.transport.write(head + b"\r\n" + body)
+        channel.transport.write(head + b"\r\n" + body)
         log.info("{code} before the body: {text}", code=code, text=text)
 
     def _arm_idle(self) -> None:
@@ -253,7 +259,8 @@ class EdgeRequest(server.Request):
             return
         if not self.answered:
             self._answer_early(408, text)
-        transport = self.channel.transport
+        channel: Any = self.channel
+        transport = channel.transport
         if transport is not None:
             transport.loseConnection()
             # A peer that does not read its answer is cut off a little later.

@@ -205,8 +205,8 @@ class UnauthenticatedTests(DaemonCase):
         folder = Path(self.mktemp())
         folder.mkdir(parents=True)
         big = folder / "big.json"
-        with open(big, "wb") as handle:
-            handle.truncate(60 * MIB)
+        big.touch()
+        os.truncate(big, 60 * MIB)
         rss_before = _rss_kib(daemon.process.pid)
         out, err, code = await getProcessOutputAndValue(
             "/usr/bin/curl", ["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "-H",
