@@ -45,16 +45,10 @@ log = Logger()
 
 
 def ensure_asyncio_reactor() -> None:
-    """luna2d runs on Twisted's asyncio reactor (so that asyncio libraries
-    can share its loop): install it when no reactor is installed yet,
-    refuse another one."""
-    import sys
-
-    if "twisted.internet.reactor" not in sys.modules:
-        from twisted.internet import asyncioreactor
-
-        asyncioreactor.install()
-        return
+    """luna2d runs on Twisted's asyncio reactor, so that asyncio libraries
+    can share its loop: refuse any other. twistd has installed its reactor
+    by the time these options are parsed, so it is chosen with
+    ``--reactor=asyncio``."""
     from twisted.internet import reactor
 
     if type(reactor).__name__ != "AsyncioSelectorReactor":
