@@ -151,8 +151,8 @@ class Config:
 
 
 _KNOWN = {
-    "API": {"USERNAME", "PASSWORD", "SECRET_KEY", "EXPIRY", "ENDPOINT", "PROTOCOL", "VERIFY_CERTIFICATE",
-            "SSL_CERTIFICATE", "SSL_CERTIFICATE_KEY", "MAX_BODY_MEMORY", "BODY_TIMEOUT",
+    "API": {"USERNAME", "PASSWORD", "SECRET_KEY", "EXPIRY", "ENDPOINT", "PROTOCOL",
+            "VERIFY_CERTIFICATE", "SSL_CERTIFICATE", "SSL_CERTIFICATE_KEY", "MAX_BODY_MEMORY", "BODY_TIMEOUT",
             "BODY_IDLE_TIMEOUT"},
     "WEBSERVER": {"PORT", "PROTOCOL"},
     "DATABASE": {"DRIVER", "DATABASE", "DBUSER", "DBPASSWORD", "HOST", "PORT", "SYNCHRONOUS"},
@@ -228,8 +228,10 @@ def load(path: str | os.PathLike) -> Config:
         host=host,
         port=port,
         protocol=get("API", "PROTOCOL", "http").lower(),
-        body_memory=parse_size(get("API", "MAX_BODY_MEMORY", "256M"), where("API", "MAX_BODY_MEMORY")),
-        body_idle_timeout=parse_duration(get("API", "BODY_IDLE_TIMEOUT", "30s"), where("API", "BODY_IDLE_TIMEOUT")),
+        body_memory=parse_size(get("API", "MAX_BODY_MEMORY", "256M"),
+                               where("API", "MAX_BODY_MEMORY")),
+        body_idle_timeout=parse_duration(get("API", "BODY_IDLE_TIMEOUT", "30s"),
+                                         where("API", "BODY_IDLE_TIMEOUT")),
         body_timeout=parse_duration(get("API", "BODY_TIMEOUT", "5m"), where("API", "BODY_TIMEOUT")),
     )
     if api.protocol not in ("http", "https"):
@@ -246,7 +248,8 @@ def load(path: str | os.PathLike) -> Config:
     if not (web_port.isascii() and web_port.isdigit()) or not 0 <= int(web_port) <= 65535:
         raise ConfigError(f"[WEBSERVER] PORT: {web_port!r} is not a TCP port")
     if get("WEBSERVER", "PROTOCOL", "http").lower() != "http":
-        raise ConfigError("[WEBSERVER] PROTOCOL: must be http (iPXE fetches the boot files from it)")
+        raise ConfigError("[WEBSERVER] PROTOCOL: must be http "
+                          "(iPXE fetches the boot files from it)")
     api = replace(api, boot_port=int(web_port))
 
     driver = _DRIVERS.get(get("DATABASE", "DRIVER", "SQLite3").lower())

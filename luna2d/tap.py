@@ -52,7 +52,9 @@ def ensure_asyncio_reactor() -> None:
     from twisted.internet import reactor
 
     if type(reactor).__name__ != "AsyncioSelectorReactor":
-        raise usage.UsageError("luna2d needs the asyncio reactor: run twistd --reactor=asyncio luna2d ...")
+        raise usage.UsageError(
+            "luna2d needs the asyncio reactor: run twistd --reactor=asyncio luna2d ..."
+        )
 
 
 def raise_file_limit() -> None:
@@ -81,7 +83,10 @@ def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
 
     assert api.certificate is not None and api.certificate_key is not None
     texts: dict[str, bytes] = {}
-    for name, path in (("SSL_CERTIFICATE", api.certificate), ("SSL_CERTIFICATE_KEY", api.certificate_key)):
+    for name, path in (
+        ("SSL_CERTIFICATE", api.certificate),
+        ("SSL_CERTIFICATE_KEY", api.certificate_key),
+    ):
         try:
             texts[name] = Path(path).read_bytes()
         except OSError as exc:
@@ -92,19 +97,29 @@ def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
     try:
         chain = [crypto.load_certificate(crypto.FILETYPE_PEM, block) for block in blocks]
     except crypto.Error:
-        raise ConfigError(f"[API] SSL_CERTIFICATE: {api.certificate} is not a valid certificate") from None
+        raise ConfigError(
+            f"[API] SSL_CERTIFICATE: {api.certificate} is not a valid certificate"
+        ) from None
     try:
         key = crypto.load_privatekey(crypto.FILETYPE_PEM, texts["SSL_CERTIFICATE_KEY"])
     except crypto.Error:
-        raise ConfigError(f"[API] SSL_CERTIFICATE_KEY: {api.certificate_key} is not a PEM private key "
-                          "(without a passphrase)") from None
-    options = ssl.CertificateOptions(privateKey=key, certificate=chain[0], extraCertChain=chain[1:],
-                                     raiseMinimumTo=ssl.TLSVersion.TLSv1_2)
+        raise ConfigError(
+            f"[API] SSL_CERTIFICATE_KEY: {api.certificate_key} is not a PEM private key "
+            "(without a passphrase)"
+        ) from None
+    options = ssl.CertificateOptions(
+        privateKey=key,
+        certificate=chain[0],
+        extraCertChain=chain[1:],
+        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+    )
     try:
         options.getContext()
     except SSL.Error:
-        raise ConfigError(f"[API] SSL_CERTIFICATE_KEY: {api.certificate_key} does not match the "
-                          f"certificate in {api.certificate}") from None
+        raise ConfigError(
+            f"[API] SSL_CERTIFICATE_KEY: {api.certificate_key} does not match the "
+            f"certificate in {api.certificate}"
+        ) from None
     return options
 
 
@@ -112,7 +127,12 @@ class Options(usage.Options):
     optParameters = [  # noqa: RUF012 - twisted.python.usage reads this class attribute
         ["config", "c", "/trinity/local/luna/daemon/config/luna.ini", "The luna2d ini file."],
         ["port", "p", None, "Listen on this TCP port instead of the ini's [API] ENDPOINT port."],
-        ["interface", "i", None, "Listen on this address instead of the ini's [API] ENDPOINT host."],
+        [
+            "interface",
+            "i",
+            None,
+            "Listen on this address instead of the ini's [API] ENDPOINT host.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -158,12 +178,15 @@ class StoreService(service.Service):
         try:
             cfg.database.database.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SystemExit(f"luna2d: [DATABASE] DATABASE: cannot create {cfg.database.database.parent}: "
-                             f"{exc}") from None
+            raise SystemExit(
+                f"luna2d: [DATABASE] DATABASE: cannot create {cfg.database.database.parent}: {exc}"
+            ) from None
         try:
             startup = db.SyncPool(cfg.database.database, cfg.database.synchronous)
         except sqlite3.Error as exc:
-            raise SystemExit(f"luna2d: [DATABASE] DATABASE: cannot open {cfg.database.database}: {exc}") from None
+            raise SystemExit(
+                f"luna2d: [DATABASE] DATABASE: cannot open {cfg.database.database}: {exc}"
+            ) from None
         store = Store(startup, Crypto(key), self.reactor)
         try:
             result = defer.ensureDeferred(store.open())
@@ -172,8 +195,10 @@ class StoreService(service.Service):
             failures: list[Any] = []
             result.addErrback(failures.append)
             if failures:
-                raise SystemExit(f"luna2d: cannot open the database {cfg.database.database}: "
-                                 f"{failures[0].getErrorMessage()}")
+                raise SystemExit(
+                    f"luna2d: cannot open the database {cfg.database.database}: "
+                    f"{failures[0].getErrorMessage()}"
+                )
         finally:
             startup.close()
         store.pool = db.open_pool(cfg.database.database, cfg.database.synchronous)
@@ -198,8 +223,13 @@ class IPMIService(service.Service):
     name = "ipmi"
 
     def __init__(self, reactor: Any, control: configmod.ControlConfig) -> None:
-        self.client = IPMIClient(reactor, sockets=control.sockets, timeout=control.timeout,
-                                 retries=control.retries, cipher_suite=control.cipher_suite)
+        self.client = IPMIClient(
+            reactor,
+            sockets=control.sockets,
+            timeout=control.timeout,
+            retries=control.retries,
+            cipher_suite=control.cipher_suite,
+        )
 
     def stopService(self) -> Any:
         super().stopService()
@@ -231,8 +261,12 @@ class SiteServer(internet.StreamServerEndpointService):
 
     def _bound(self, port: Any) -> Any:
         self.port = port
-        log.info("luna2d {name} listening on {where} (port {port})", name=self.name, where=self.where,
-                 port=port.getHost().port)
+        log.info(
+            "luna2d {name} listening on {where} (port {port})",
+            name=self.name,
+            where=self.where,
+            port=port.getHost().port,
+        )
         return port
 
     @property
@@ -245,8 +279,14 @@ class LunaDaemon(service.MultiService):
     """The running daemon: a MultiService of the store, the IPMI client,
     the HTTP listener(s), DHCP and TFTP (see the module docstring)."""
 
-    def __init__(self, cfg: configmod.Config, host: str, port: int, tls: ssl.CertificateOptions | None = None,
-                 reactor: Any = None) -> None:
+    def __init__(
+        self,
+        cfg: configmod.Config,
+        host: str,
+        port: int,
+        tls: ssl.CertificateOptions | None = None,
+        reactor: Any = None,
+    ) -> None:
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
@@ -271,7 +311,9 @@ class LunaDaemon(service.MultiService):
         self.boot: SiteServer | None = None
         if tls is not None:
             boot = endpoints.TCP4ServerEndpoint(reactor, api.boot_port, interface=host)
-            self.boot = SiteServer("boot", boot, self._boot_site, f"{host}:{api.boot_port} ([WEBSERVER] PORT)")
+            self.boot = SiteServer(
+                "boot", boot, self._boot_site, f"{host}:{api.boot_port} ([WEBSERVER] PORT)"
+            )
             self.boot.setServiceParent(self)
         if cfg.dhcp.enabled:
             self.dhcp = dhcp_server(cfg, self.store_service, reactor, self.boot_port)
@@ -302,15 +344,25 @@ class LunaDaemon(service.MultiService):
             assert store is not None, "the store starts before the listeners"
             cfg = self.cfg
             self._auth = Auth(cfg.api, store, self.reactor)
-            self._resource = build(store, self._auth, cfg.api.username, cfg.files.image_files,
-                                   self.health_checks, ipmi=self.ipmi, ipxe=cfg.tftp.ipxe,
-                                   control_parallel=cfg.control.parallel)
+            self._resource = build(
+                store,
+                self._auth,
+                cfg.api.username,
+                cfg.files.image_files,
+                self.health_checks,
+                ipmi=self.ipmi,
+                ipxe=cfg.tftp.ipxe,
+                control_parallel=cfg.control.parallel,
+            )
         return self._resource, self._auth
 
     def _settings(self) -> EdgeSettings:
         api = self.cfg.api
-        return EdgeSettings(body_memory=api.body_memory, body_idle_timeout=api.body_idle_timeout,
-                            body_timeout=api.body_timeout)
+        return EdgeSettings(
+            body_memory=api.body_memory,
+            body_idle_timeout=api.body_idle_timeout,
+            body_timeout=api.body_timeout,
+        )
 
     def _api_site(self) -> Any:
         resource, auth = self._tree()
@@ -325,8 +377,9 @@ class LunaDaemon(service.MultiService):
         super().privilegedStartService()
 
 
-def dhcp_server(cfg: configmod.Config, stores: StoreService, reactor: Any,
-                http_port: Callable[[], int]) -> Any:
+def dhcp_server(
+    cfg: configmod.Config, stores: StoreService, reactor: Any, http_port: Callable[[], int]
+) -> Any:
     """The [DHCP] server over the store's boot index and lease table; it
     binds its interfaces when it starts (SystemExit naming the interface
     when it cannot)."""
@@ -335,8 +388,10 @@ def dhcp_server(cfg: configmod.Config, stores: StoreService, reactor: Any,
     from luna2d.store import bootindex, leases
 
     if not cfg.dhcp.interfaces:
-        raise SystemExit("luna2d: [DHCP] INTERFACES: name the interfaces to serve (comma-separated) "
-                         "when ENABLED = yes")
+        raise SystemExit(
+            "luna2d: [DHCP] INTERFACES: name the interfaces to serve (comma-separated) "
+            "when ENABLED = yes"
+        )
 
     class StoreDHCP(DHCPServer):
         """DHCP over the store the tree opened just before it."""
@@ -362,8 +417,13 @@ def dhcp_server(cfg: configmod.Config, stores: StoreService, reactor: Any,
         return stores.store.pool
 
     policy = Policy(lambda: server.index(), Settings(lease_time=cfg.dhcp.lease_time))
-    server = StoreDHCP(reactor, cfg.dhcp.interfaces, policy, load=lambda: leases.load(pool()),
-                       save=lambda changes: leases.apply(pool(), changes))
+    server = StoreDHCP(
+        reactor,
+        cfg.dhcp.interfaces,
+        policy,
+        load=lambda: leases.load(pool()),
+        save=lambda changes: leases.apply(pool(), changes),
+    )
     return server
 
 
@@ -384,9 +444,12 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
             try:
                 super().privilegedStartService()
             except CannotListenError as exc:
-                raise SystemExit(f"luna2d: [TFTP] PORT: cannot listen on UDP {tftp.port}: "
-                                 f"{exc.socketError}") from None
-            log.info("luna2d TFTP serving {root} on UDP {port}", root=tftp.root, port=self.bound_port)
+                raise SystemExit(
+                    f"luna2d: [TFTP] PORT: cannot listen on UDP {tftp.port}: {exc.socketError}"
+                ) from None
+            log.info(
+                "luna2d TFTP serving {root} on UDP {port}", root=tftp.root, port=self.bound_port
+            )
 
     server = CheckedTFTP(reactor, tftp.port, tftp.root, tftp.ipxe)
     server.setName("tftp")

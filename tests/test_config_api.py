@@ -34,18 +34,26 @@ class EdgeKeysTests(unittest.TestCase):
         """Without the keys: 256 MiB of bodies, 5 min per request, 30 s of
         pause, plain HTTP, boot port 7051."""
         api = self.load().api
-        self.assertEqual((api.body_memory, api.body_timeout, api.body_idle_timeout), (256 << 20, 300, 30))
-        self.assertEqual((api.protocol, api.certificate, api.certificate_key, api.boot_port),
-                         ("http", None, None, 7051))
+        self.assertEqual(
+            (api.body_memory, api.body_timeout, api.body_idle_timeout), (256 << 20, 300, 30)
+        )
+        self.assertEqual(
+            (api.protocol, api.certificate, api.certificate_key, api.boot_port),
+            ("http", None, None, 7051),
+        )
 
     def test_values(self) -> None:
         """Sizes in K/M/G, durations in s/m/h; certificate paths relative to
         the ini; [WEBSERVER] PORT."""
-        cfg = self.load("MAX_BODY_MEMORY = 1G\nBODY_TIMEOUT = 2m\nBODY_IDLE_TIMEOUT = 10s\nPROTOCOL = https\n"
-                        "SSL_CERTIFICATE = tls/cert.pem\nSSL_CERTIFICATE_KEY = /etc/key.pem\n",
-                        "[WEBSERVER]\nPORT = 8080\nPROTOCOL = http\n")
+        cfg = self.load(
+            "MAX_BODY_MEMORY = 1G\nBODY_TIMEOUT = 2m\nBODY_IDLE_TIMEOUT = 10s\nPROTOCOL = https\n"
+            "SSL_CERTIFICATE = tls/cert.pem\nSSL_CERTIFICATE_KEY = /etc/key.pem\n",
+            "[WEBSERVER]\nPORT = 8080\nPROTOCOL = http\n",
+        )
         api = cfg.api
-        self.assertEqual((api.body_memory, api.body_timeout, api.body_idle_timeout), (1 << 30, 120, 10))
+        self.assertEqual(
+            (api.body_memory, api.body_timeout, api.body_idle_timeout), (1 << 30, 120, 10)
+        )
         self.assertEqual(api.certificate, cfg.path.parent / "tls" / "cert.pem")
         self.assertEqual(api.certificate_key, Path("/etc/key.pem"))
         self.assertEqual(api.boot_port, 8080)

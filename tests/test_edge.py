@@ -36,8 +36,9 @@ class Conn:
     def send(self, data: bytes) -> None:
         self.protocol.dataReceived(data)
 
-    def head(self, method: str, path: str, length: int | None, token: str | None = None,
-             extra: str = "") -> None:
+    def head(
+        self, method: str, path: str, length: int | None, token: str | None = None, extra: str = ""
+    ) -> None:
         lines = [f"{method} {path} HTTP/1.1", "Host: luna", "Content-Type: application/json"]
         if length is not None:
             lines.append(f"Content-Length: {length}")
@@ -69,7 +70,7 @@ class Conn:
                 size, _, body = body.partition(b"\r\n")
                 if int(size, 16) == 0:
                     break
-                data, body = data + body[:int(size, 16)], body[int(size, 16) + 2:]
+                data, body = data + body[: int(size, 16)], body[int(size, 16) + 2 :]
             body = data
         length = int(headers.get("content-length", len(body)))
         body = body[:length]
@@ -103,7 +104,9 @@ class EdgeCase(unittest.TestCase):
     def settle(self) -> None:
         """Run what is due now (the slices of a large body's parse)."""
         for _ in range(10000):
-            if not any(call.getTime() <= self.clock.seconds() for call in self.clock.getDelayedCalls()):
+            if not any(
+                call.getTime() <= self.clock.seconds() for call in self.clock.getDelayedCalls()
+            ):
                 return
             self.clock.advance(0)
 
@@ -162,7 +165,9 @@ class BeforeTheBodyTests(EdgeCase):
             conn = self.conn()
             conn.head("POST", path, limit + 1, token=token)
             code, _, body = conn.answer()
-            self.assertEqual((code, body), (413, {"message": f"request body is larger than {text}"}), path)
+            self.assertEqual(
+                (code, body), (413, {"message": f"request body is larger than {text}"}), path
+            )
             conn.close()
             conn = self.conn()
             conn.head("POST", path, limit, token=token)
@@ -176,7 +181,9 @@ class BeforeTheBodyTests(EdgeCase):
         grows past 1 MiB is answered 413 at that chunk, and what came is
         dropped and released."""
         conn = self.conn()
-        conn.head("POST", "/monitor/node/node001", None, token=self.api.token("node", node="node001"))
+        conn.head(
+            "POST", "/monitor/node/node001", None, token=self.api.token("node", node="node001")
+        )
         chunk = b"x" * (256 * 1024)
         for _ in range(4):
             conn.send(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
@@ -244,8 +251,9 @@ class BudgetTests(EdgeCase):
         memory, reaches its handler, and its room is released once the
         answer is written."""
         comment = "c" * 60000
-        payload = json.dumps({"config": {"node": {"mem01": {"group": "compute", "comment": comment}}}},
-                             indent=60000).encode()
+        payload = json.dumps(
+            {"config": {"node": {"mem01": {"group": "compute", "comment": comment}}}}, indent=60000
+        ).encode()
         self.assertGreater(len(payload), 200 * 1024)
         conn = self.conn()
         conn.head("POST", "/config/node/mem01", len(payload), token=self.api.admin_token)
@@ -312,10 +320,13 @@ class SlowSenderTests(EdgeCase):
 class BootOnlyTests(EdgeCase):
     def setUp(self) -> None:
         super().setUp()
-        self.site = make_site(boot_only(self.api.resource, self.api.auth), self.api.auth, self.settings,
-                              self.clock)
+        self.site = make_site(
+            boot_only(self.api.resource, self.api.auth), self.api.auth, self.settings, self.clock
+        )
 
-    def fetch(self, method: str, path: str, token: str | None = None, payload: bytes = b"") -> tuple[int, Any]:
+    def fetch(
+        self, method: str, path: str, token: str | None = None, payload: bytes = b""
+    ) -> tuple[int, Any]:
         conn = self.conn()
         conn.head(method, path, len(payload), token=token)
         conn.send(payload)
@@ -334,8 +345,12 @@ class BootOnlyTests(EdgeCase):
             self.assertIn("https", body["message"])
         login = json.dumps({"username": "luna", "password": "x"}).encode()
         self.assertEqual(self.fetch("POST", "/token", payload=login)[0], 404)
-        report = json.dumps({"monitor": {"status": {"node001": {"state": "installer.ok"}}}}).encode()
-        code, _ = self.fetch("POST", "/monitor/node/node001", token=self.api.admin_token, payload=report)
+        report = json.dumps(
+            {"monitor": {"status": {"node001": {"state": "installer.ok"}}}}
+        ).encode()
+        code, _ = self.fetch(
+            "POST", "/monitor/node/node001", token=self.api.admin_token, payload=report
+        )
         self.assertEqual(code, 403)
         code, _ = self.fetch("POST", "/monitor/node/node001", token=None, payload=b"")
         self.assertEqual(code, 401)

@@ -42,20 +42,49 @@ def sliced(raw: bytes) -> tuple[str, Any]:
 
 
 CASES = [
-    b'{"a": 1}', b'  {"a": [1,2,3, {"b": "c"}], "d": null, "e": 1.5e3}  ', b'{"a": 1,}', b'{"a" 1}',
-    b'{"a": 1 "b": 2}', b'[1, 2, 3 4]', b'[1,2,', b'{"a": [', b'{"a": NaN}', b'{"a": 1e999}',
-    b'{"a": "\\ud800"}', b'{"\\ud800": 1}', b"[" * 70 + b"]" * 70, b'{"a": 1} x', b"", b"   ",
-    b'{"a": "unterminated', b'{"k": "' + b"x" * 100 + b'"}', b"[" + b",".join([b'"abcdefghijkl"'] * 50) + b"]",
-    b'{"a": {"a": {"a": 1, "a": 2}}, "a": 3}', b"[1, 2, ]", b'{"x": 12345678901234567890123}',
-    b'["\\u0041\\n", true, false, null]', b'{"a": tru}', b"[-]", b'{"a":"\t"}', '{"é": "ü"}'.encode("utf-16"),
-    b"[" + b"9" * 5000 + b"]", b'{"a"}', b"{,}", b"[,]", b'{"a":1}}', b"[1]]", b'{"a": -0.5E-3, "b": [[], {}]}',
+    b'{"a": 1}',
+    b'  {"a": [1,2,3, {"b": "c"}], "d": null, "e": 1.5e3}  ',
+    b'{"a": 1,}',
+    b'{"a" 1}',
+    b'{"a": 1 "b": 2}',
+    b"[1, 2, 3 4]",
+    b"[1,2,",
+    b'{"a": [',
+    b'{"a": NaN}',
+    b'{"a": 1e999}',
+    b'{"a": "\\ud800"}',
+    b'{"\\ud800": 1}',
+    b"[" * 70 + b"]" * 70,
+    b'{"a": 1} x',
+    b"",
+    b"   ",
+    b'{"a": "unterminated',
+    b'{"k": "' + b"x" * 100 + b'"}',
+    b"[" + b",".join([b'"abcdefghijkl"'] * 50) + b"]",
+    b'{"a": {"a": {"a": 1, "a": 2}}, "a": 3}',
+    b"[1, 2, ]",
+    b'{"x": 12345678901234567890123}',
+    b'["\\u0041\\n", true, false, null]',
+    b'{"a": tru}',
+    b"[-]",
+    b'{"a":"\t"}',
+    '{"é": "ü"}'.encode("utf-16"),
+    b"[" + b"9" * 5000 + b"]",
+    b'{"a"}',
+    b"{,}",
+    b"[,]",
+    b'{"a":1}}',
+    b"[1]]",
+    b'{"a": -0.5E-3, "b": [[], {}]}',
 ]
 
 
 def random_value(rng: random.Random, depth: int = 0) -> Any:
     roll = rng.random()
     if depth > 4 or roll < 0.3:
-        return rng.choice([1, -2.5, "s", "é", None, True, "x" * rng.randint(0, 40), 10 ** rng.randint(0, 30)])
+        return rng.choice(
+            [1, -2.5, "s", "é", None, True, "x" * rng.randint(0, 40), 10 ** rng.randint(0, 30)]
+        )
     if roll < 0.65:
         return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 6))]
     return {rng.choice("abcdefg"): random_value(rng, depth + 1) for _ in range(rng.randint(0, 6))}
@@ -85,8 +114,10 @@ class SameAnswersTests(unittest.TestCase):
             variants = [doc]
             for _ in range(3):
                 cut = rng.randrange(len(doc))
-                variants.append(doc[:cut] + doc[cut + 1:])
-                variants.append(doc[:cut] + rng.choice([b",", b"]", b"}", b'"', b":", b" ", b"1"]) + doc[cut:])
+                variants.append(doc[:cut] + doc[cut + 1 :])
+                variants.append(
+                    doc[:cut] + rng.choice([b",", b"]", b"}", b'"', b":", b" ", b"1"]) + doc[cut:]
+                )
             for raw in variants:
                 for window in (8, 32):
                     self.patch(jsonbody, "WINDOW", window)
@@ -96,14 +127,29 @@ class SameAnswersTests(unittest.TestCase):
         """The one difference, written down in the module: a body both too
         deep and malformed is answered with its depth."""
         self.patch(jsonbody, "WINDOW", 4)
-        self.assertEqual(sliced(b"[" * 70), ("error", "request body is nested deeper than 64 levels"))
+        self.assertEqual(
+            sliced(b"[" * 70), ("error", "request body is nested deeper than 64 levels")
+        )
 
 
 def big_body(nodes: int) -> bytes:
-    return json.dumps({"config": {"node": {
-        f"node{i:06d}": {"group": "compute", "comment": "x" * 40, "tags": {"rack": str(i % 40)},
-                         "interfaces": [{"interface": "BOOTIF", "ipaddress": f"10.1.{i // 250}.{i % 250}"}]}
-        for i in range(nodes)}}}).encode()
+    return json.dumps(
+        {
+            "config": {
+                "node": {
+                    f"node{i:06d}": {
+                        "group": "compute",
+                        "comment": "x" * 40,
+                        "tags": {"rack": str(i % 40)},
+                        "interfaces": [
+                            {"interface": "BOOTIF", "ipaddress": f"10.1.{i // 250}.{i % 250}"}
+                        ],
+                    }
+                    for i in range(nodes)
+                }
+            }
+        }
+    ).encode()
 
 
 class ReactorStaysResponsiveTests(ReactorCase):
@@ -141,6 +187,8 @@ class ReactorStaysResponsiveTests(ReactorCase):
         self.assertEqual(value, json.loads(raw))
         self.assertGreater(len(late_cpu), 20)
         worst = max(late_cpu)
-        print(f"\n34 MiB sliced parse: {len(late_cpu)} ticks, worst gap {worst * 1000:.1f} ms CPU, "
-              f"{max(late_wall) * 1000:.1f} ms wall")
+        print(
+            f"\n34 MiB sliced parse: {len(late_cpu)} ticks, worst gap {worst * 1000:.1f} ms CPU, "
+            f"{max(late_wall) * 1000:.1f} ms wall"
+        )
         self.assertLess(worst, 0.05)

@@ -40,16 +40,21 @@ def free_udp_port() -> int:
 
 
 def write_ini(folder: Path, api_extra: str = "", tail: str = "", tftp: bool = True) -> Path:
-    tftp_text = (f"ENABLED = yes\nPORT = {free_udp_port()}\nROOT = var/tftpboot\nIPXE = var/ipxe\n" if tftp
-                 else "ENABLED = no\n")
+    tftp_text = (
+        f"ENABLED = yes\nPORT = {free_udp_port()}\nROOT = var/tftpboot\nIPXE = var/ipxe\n"
+        if tftp
+        else "ENABLED = no\n"
+    )
     ini = folder / "luna.ini"
     ini.write_text(
         "[API]\nUSERNAME = luna\n"
-        f"PASSWORD = {PASSWORD}\nSECRET_KEY = tap-test-secret-key-0123456789abcdef\nENDPOINT = 127.0.0.1:0\n"
+        f"PASSWORD = {PASSWORD}\nSECRET_KEY = tap-test-secret-key-0123456789abcdef\n"
+        "ENDPOINT = 127.0.0.1:0\n"
         f"{api_extra}"
         "\n[DATABASE]\nDATABASE = var/luna.db\n"
         "\n[FILES]\nIMAGE_FILES = var/files\nIMAGE_DIRECTORY = var/images\nKEYFILE = var/luna.key\n"
-        f"\n[DHCP]\nENABLED = no\n\n[TFTP]\n{tftp_text}\n[BOOTSTRAP]\nENABLED = yes\n{tail}")
+        f"\n[DHCP]\nENABLED = no\n\n[TFTP]\n{tftp_text}\n[BOOTSTRAP]\nENABLED = yes\n{tail}"
+    )
     return ini
 
 
@@ -60,8 +65,10 @@ def options(ini: Path) -> tap.Options:
 
 
 def https_extra(files: TLSFiles, key: Path | None = None) -> str:
-    return (f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\n"
-            f"SSL_CERTIFICATE_KEY = {key or files.key}\n")
+    return (
+        f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\n"
+        f"SSL_CERTIFICATE_KEY = {key or files.key}\n"
+    )
 
 
 class TreeCase(ReactorCase):
@@ -111,11 +118,17 @@ class ServiceTreeTests(TreeCase):
         code, body = await self.fetch(url + "/version")
         self.assertEqual(code, 200)
         self.assertIn("version", body)
-        response = await treq.post(url + "/token", json.dumps({"username": "luna", "password": PASSWORD}).encode(),
-                                   pool=self.pool, timeout=10)
+        response = await treq.post(
+            url + "/token",
+            json.dumps({"username": "luna", "password": PASSWORD}).encode(),
+            pool=self.pool,
+            timeout=10,
+        )
         token = (await response.json())["token"]
         code, body = await self.fetch(url + "/config/node", headers={"x-access-tokens": token})
-        self.assertEqual(sorted(body["config"]["node"]), ["node001", "node002", "node003", "node004"])
+        self.assertEqual(
+            sorted(body["config"]["node"]), ["node001", "node002", "node003", "node004"]
+        )
         tftp = daemon.getServiceNamed("tftp")
         self.assertIsNotNone(tftp.bound_port)
         store = daemon.store
@@ -148,8 +161,9 @@ class HTTPSTests(TreeCase):
         plain HTTP on that port gets no answer, and the plain listener on
         [WEBSERVER] PORT serves /boot and /version but not /config."""
         files = make_tls_files(self.folder / "tls")
-        daemon = await self.start(write_ini(self.folder, https_extra(files), "\n[WEBSERVER]\nPORT = 0\n",
-                                            tftp=False))
+        daemon = await self.start(
+            write_ini(self.folder, https_extra(files), "\n[WEBSERVER]\nPORT = 0\n", tftp=False)
+        )
         self.assertEqual([child.name for child in daemon], ["store", "ipmi", "http", "boot"])
         assert daemon.boot is not None
         api, boot = daemon.http.bound_port, daemon.boot.bound_port
@@ -188,10 +202,16 @@ class HTTPSTests(TreeCase):
         garbage.write_text("not a certificate\n")
         cases = [
             ("PROTOCOL = https\n", "[API] SSL_CERTIFICATE: required"),
-            (f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\n", "[API] SSL_CERTIFICATE_KEY: required"),
+            (
+                f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\n",
+                "[API] SSL_CERTIFICATE_KEY: required",
+            ),
             (https_extra(files, self.folder / "missing.key"), "cannot read"),
-            (f"PROTOCOL = https\nSSL_CERTIFICATE = {garbage}\nSSL_CERTIFICATE_KEY = {files.key}\n",
-             "holds no PEM certificate"),
+            (
+                (f"PROTOCOL = https\nSSL_CERTIFICATE = {garbage}\n"
+                f"SSL_CERTIFICATE_KEY = {files.key}\n"),
+                "holds no PEM certificate",
+            ),
             (https_extra(files, garbage), "is not a PEM private key"),
             (https_extra(files, files.other_key), "does not match"),
         ]

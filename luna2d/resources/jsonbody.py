@@ -113,7 +113,9 @@ def _steps(raw: bytes) -> Generator[None, None, Any]:
     except (ValueError, RecursionError) as exc:
         raise Invalid(f"request body is not valid JSON: {str(exc)[:120]}") from None
     if bad:
-        raise Invalid("request body is not valid JSON: it holds an unpaired UTF-16 surrogate (\\udXXX)")
+        raise Invalid(
+            "request body is not valid JSON: it holds an unpaired UTF-16 surrogate (\\udXXX)"
+        )
     return value
 
 
@@ -147,7 +149,7 @@ def _parse(text: str, surrogates: bool) -> Generator[None, None, tuple[Any, bool
             if len(stack) + 1 > MAX_DEPTH:
                 raise _TooDeep()
             pos = _skip(text, pos + 1)
-            char = text[pos:pos + 1]
+            char = text[pos : pos + 1]
             if opened == "{":
                 if char == "}":
                     value, end = {}, pos + 1
@@ -177,7 +179,7 @@ def _parse(text: str, surrogates: bool) -> Generator[None, None, tuple[Any, bool
             frame = stack[-1]
             container = frame[0]
             after = _skip(text, end)
-            char = text[after:after + 1]
+            char = text[after : after + 1]
             if isinstance(container, dict):
                 container[frame[1]] = value
                 if char == "}":
@@ -187,7 +189,7 @@ def _parse(text: str, surrogates: bool) -> Generator[None, None, tuple[Any, bool
                 if char != ",":
                     raise _error("Expecting ',' delimiter", text, after)
                 after = _skip(text, after + 1)
-                if text[after:after + 1] != '"':
+                if text[after : after + 1] != '"':
                     raise _error("Expecting property name enclosed in double quotes", text, after)
                 key, pos = _key(text, after)
                 bad = bad or (surrogates and _has_surrogate(key))
@@ -208,7 +210,7 @@ def _key(text: str, quote: int) -> tuple[str, int]:
     """The key whose opening quote is at ``quote``, and where its value starts."""
     key, end = _scanstring(text, quote + 1, True)
     end = _skip(text, end)
-    if text[end:end + 1] != ":":
+    if text[end : end + 1] != ":":
         raise _error("Expecting ':' delimiter", text, end)
     return key, _skip(text, end + 1)
 
@@ -223,15 +225,15 @@ def _whole(text: str, pos: int, size: int) -> tuple[Any, int, str | None]:
             return value, end, None
         except RecursionError:
             pass  # nested too deep for the C parser: opened below, depth-checked
-    elif text[pos:pos + 1] in ("{", "["):
-        window = text[pos:pos + WINDOW]
+    elif text[pos : pos + 1] in ("{", "["):
+        window = text[pos : pos + WINDOW]
         try:
             value, end = _DECODER.raw_decode(window)
             if end < len(window):  # ended inside the window, so not cut by it
                 return value, pos + end, None
         except (ValueError, RecursionError):
             pass  # cut by the window, or an error found again below with its true position
-    char = text[pos:pos + 1]
+    char = text[pos : pos + 1]
     if char in ("{", "["):
         return None, pos, char
     value, end = _DECODER.raw_decode(text, pos)

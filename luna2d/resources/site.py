@@ -127,8 +127,10 @@ class EdgeRequest(server.Request):
         self._deadline: Any = None
         if self.edge is not None:
             self._deadline = self.edge.clock.callLater(
-                self.edge.settings.body_timeout, self._timed_out,
-                f"the request did not arrive within {self.edge.settings.body_timeout:g} s")
+                self.edge.settings.body_timeout,
+                self._timed_out,
+                f"the request did not arrive within {self.edge.settings.body_timeout:g} s",
+            )
         self.notifyFinish().addBoth(lambda _: self._release())
 
     # -- headers ----------------------------------------------------------------------
@@ -236,8 +238,14 @@ class EdgeRequest(server.Request):
         body = json.dumps({"message": text}).encode()
         version = getattr(channel, "_version", b"HTTP/1.1") or b"HTTP/1.1"
         reason = RESPONSES.get(code, b"Error")
-        head = (version + b" %d " % code + reason + b"\r\ncontent-type: " + JSON_TYPE
-                + b"\r\ncontent-length: %d\r\nconnection: close\r\n" % len(body))
+        head = (
+            version
+            + b" %d " % code
+            + reason
+            + b"\r\ncontent-type: "
+            + JSON_TYPE
+            + b"\r\ncontent-length: %d\r\nconnection: close\r\n" % len(body)
+        )
         if code == 503:
             head += b"retry-after: 1\r\n"
         channel.transport.write(head + b"\r\n" + body)
@@ -250,8 +258,10 @@ class EdgeRequest(server.Request):
             self._idle.reset(self.edge.settings.body_idle_timeout)
             return
         self._idle = self.edge.clock.callLater(
-            self.edge.settings.body_idle_timeout, self._timed_out,
-            f"the request body paused longer than {self.edge.settings.body_idle_timeout:g} s")
+            self.edge.settings.body_idle_timeout,
+            self._timed_out,
+            f"the request body paused longer than {self.edge.settings.body_idle_timeout:g} s",
+        )
 
     def _timed_out(self, text: str) -> None:
         self._stop_timers()
@@ -365,8 +375,9 @@ def boot_only(resource: Resource, auth: Any) -> Resource:
     return BootOnly(resource, auth)
 
 
-def make_site(resource: Resource, auth: Any, settings: EdgeSettings | None = None,
-              clock: Any = None) -> LunaSite:
+def make_site(
+    resource: Resource, auth: Any, settings: EdgeSettings | None = None, clock: Any = None
+) -> LunaSite:
     """The Site for ``resource``: tokens and sizes checked before bodies,
     bounded bodies in memory, slow senders timed out, no tracebacks."""
     if clock is None:
@@ -377,5 +388,14 @@ def make_site(resource: Resource, auth: Any, settings: EdgeSettings | None = Non
 # The name this request class had before the edge checked tokens.
 BoundedRequest = EdgeRequest
 
-__all__ = ["BodyBudget", "BootOnly", "BoundedRequest", "EdgeRequest", "EdgeSettings", "LunaSite", "body_limit",
-           "boot_only", "make_site"]
+__all__ = [
+    "BodyBudget",
+    "BootOnly",
+    "BoundedRequest",
+    "EdgeRequest",
+    "EdgeSettings",
+    "LunaSite",
+    "body_limit",
+    "boot_only",
+    "make_site",
+]

@@ -70,7 +70,12 @@ async def connect(daemon: Daemon) -> RawClient:
 
 
 def head(path: str, length: int, token: str | None = None) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: luna", "Content-Type: application/json", f"Content-Length: {length}"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        "Host: luna",
+        "Content-Type: application/json",
+        f"Content-Length: {length}",
+    ]
     if token:
         lines.append(f"x-access-tokens: {token}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -153,7 +158,9 @@ class HeldUploadTests(DaemonCase):
         201, none 500; nothing is written to TMPDIR. With MAX_BODY_MEMORY =
         64M a second 10 MiB body is 503 with a JSON message from its headers;
         once the held upload is gone, it is taken."""
-        daemon = edge_daemon(self, "MAX_BODY_MEMORY = 64M\nBODY_TIMEOUT = 60s\nBODY_IDLE_TIMEOUT = 30s\n")
+        daemon = edge_daemon(
+            self, "MAX_BODY_MEMORY = 64M\nBODY_TIMEOUT = 60s\nBODY_IDLE_TIMEOUT = 30s\n"
+        )
         await daemon.start()
         token = await daemon.token()
         held = await connect(daemon)
@@ -164,8 +171,15 @@ class HeldUploadTests(DaemonCase):
         await task.deferLater(daemon.reactor, 0.5, lambda: None)
         self.assertEqual(bytes(held.data), b"")
 
-        writes = [daemon.call("POST", f"/config/node/w{n:02d}", node_body(f"w{n:02d}", {"group": "compute"}),
-                              token=token) for n in range(12)]
+        writes = [
+            daemon.call(
+                "POST",
+                f"/config/node/w{n:02d}",
+                node_body(f"w{n:02d}", {"group": "compute"}),
+                token=token,
+            )
+            for n in range(12)
+        ]
         answers = await defer.gatherResults([defer.ensureDeferred(w) for w in writes])
         self.assertEqual([code for code, _ in answers], [201] * 12, answers)
         self.assertEqual(tmp_files(daemon), [])
@@ -209,9 +223,22 @@ class UnauthenticatedTests(DaemonCase):
         os.truncate(big, 60 * MIB)
         rss_before = _rss_kib(daemon.process.pid)
         out, err, code = await getProcessOutputAndValue(
-            "/usr/bin/curl", ["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "-H",
-                              "Content-Type: application/json", "--data-binary", f"@{big}",
-                              f"{daemon.url}/config/node/node001"])
+            "/usr/bin/curl",
+            [
+                "-sS",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                f"@{big}",
+                f"{daemon.url}/config/node/node001",
+            ],
+        )
         text, status = out.decode().rsplit("\n", 1)
         self.assertEqual(status, "401", err)
         self.assertIn("token", json.loads(text)["message"])
@@ -252,8 +279,13 @@ class LargeBodyTests(DaemonCase):
 async def call_raw(daemon: Daemon, path: str, body: bytes, token: str) -> tuple[int, Any]:
     import treq
 
-    response = await treq.post(daemon.url + path, body, headers={b"x-access-tokens": [token.encode()]},
-                               pool=daemon.pool, timeout=60)
+    response = await treq.post(
+        daemon.url + path,
+        body,
+        headers={b"x-access-tokens": [token.encode()]},
+        pool=daemon.pool,
+        timeout=60,
+    )
     content = await response.content()
     return response.code, (json.loads(content) if content else None)
 
@@ -268,8 +300,11 @@ class HTTPSDaemonTests(DaemonCase):
         api_port, boot_port = free_port(), free_port()
         folder = make_folder(self)
         files = make_tls_files(folder / "tls")
-        ini = ini_text(api_port, api_extra=f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\n"
-                                           f"SSL_CERTIFICATE_KEY = {files.key}\n")
+        ini = ini_text(
+            api_port,
+            api_extra=f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\n"
+            f"SSL_CERTIFICATE_KEY = {files.key}\n",
+        )
         ini += f"\n[WEBSERVER]\nPORT = {boot_port}\n"
         daemon = Daemon(self, ini=ini)
         daemon.port = boot_port  # readiness is polled on the plain listener
@@ -277,14 +312,18 @@ class HTTPSDaemonTests(DaemonCase):
         https = f"https://127.0.0.1:{api_port}"
 
         async def curl(*args: str) -> tuple[int, str, str]:
-            out, err, code = await getProcessOutputAndValue("/usr/bin/curl", ["-sS", "--max-time", "10", *args])
+            out, err, code = await getProcessOutputAndValue(
+                "/usr/bin/curl", ["-sS", "--max-time", "10", *args]
+            )
             return code, out.decode(), err.decode()
 
         for version in (["--tlsv1.2", "--tls-max", "1.2"], ["--tlsv1.3"]):
             code, out, err = await curl("--cacert", str(files.ca), *version, https + "/version")
             self.assertEqual(code, 0, err)
             self.assertIn("version", json.loads(out))
-        code, out, err = await curl("--cacert", str(files.ca), "--tlsv1.1", "--tls-max", "1.1", https + "/version")
+        code, out, err = await curl(
+            "--cacert", str(files.ca), "--tlsv1.1", "--tls-max", "1.1", https + "/version"
+        )
         self.assertNotEqual(code, 0, out)
         code, out, err = await curl(https + "/version")  # the test CA is not trusted by default
         self.assertNotEqual(code, 0, out)
@@ -295,9 +334,15 @@ class HTTPSDaemonTests(DaemonCase):
         self.assertEqual(out, "200", err)
         code, out, err = await curl(f"{daemon.url}/config/node")
         self.assertIn("https", json.loads(out)["message"])
-        code, out, err = await curl("--cacert", str(files.ca), "-X", "POST", "-d",
-                                    json.dumps({"username": "luna", "password": "integration-password"}),
-                                    https + "/token")
+        code, out, err = await curl(
+            "--cacert",
+            str(files.ca),
+            "-X",
+            "POST",
+            "-d",
+            json.dumps({"username": "luna", "password": "integration-password"}),
+            https + "/token",
+        )
         self.assertIn("token", json.loads(out))
 
     async def test_https_without_usable_certificate_does_not_start(self) -> None:
@@ -308,19 +353,30 @@ class HTTPSDaemonTests(DaemonCase):
         files = make_tls_files(folder / "tls")
         cases = [
             ("PROTOCOL = https\n", "[API] SSL_CERTIFICATE: required"),
-            (f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\nSSL_CERTIFICATE_KEY = {files.other_key}\n",
-             "does not match"),
+            (
+                (f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\n"
+                f"SSL_CERTIFICATE_KEY = {files.other_key}\n"),
+                "does not match",
+            ),
         ]
         for number, (extra, expected) in enumerate(cases):
             where = folder / f"case{number}"
             where.mkdir()
             port = free_port()
             (where / "luna.ini").write_text(ini_text(port, api_extra=extra))
-            args = ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(where / "luna.ini")]
-            out, err, code = await getProcessOutputAndValue(TWISTD, args, env=dict(os.environ), path=str(where))
+            args = [
+                "-n",
+                "--reactor=asyncio",
+                "--pidfile=",
+                "luna2d",
+                "--config",
+                str(where / "luna.ini"),
+            ]
+            out, err, code = await getProcessOutputAndValue(
+                TWISTD, args, env=dict(os.environ), path=str(where)
+            )
             text = (out + err).decode()
             self.assertNotEqual(code, 0, text)
             self.assertIn(expected, text)
             self.assertNotIn("Traceback", text)
             self.assertFalse((where / "var").exists() and any((where / "var").iterdir()), text)
-
