@@ -7,7 +7,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from luna2d.errors import ConfigError
@@ -25,6 +25,17 @@ def parse_duration(text: str, where: str) -> int:
     if not match or int(match.group(1)) <= 0:
         raise ConfigError(f"{where}: {text!r} is not a duration such as 1h, 30m or 3600")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str, where: str) -> int:
+    """Parse ``256M``, ``64K``, ``1G`` or plain bytes into bytes (powers of 1024)."""
+    match = _SIZE.match(text)
+    if not match or int(match.group(1)) <= 0:
+        raise ConfigError(f"{where}: {text!r} is not a size such as 256M, 64K or 1G")
+    return int(match.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[match.group(2).lower()]
 
 
 def parse_bool(text: str, where: str) -> bool:
@@ -56,6 +67,16 @@ class APIConfig:
     host: str
     port: int
     protocol: str = "http"
+    # https: the certificate chain and its private key (PEM files).
+    certificate: Path | None = None
+    certificate_key: Path | None = None
+    # https: the plain-HTTP port that serves only what iPXE fetches ([WEBSERVER] PORT).
+    boot_port: int = 7051
+    # The HTTP edge: bytes of request bodies held at once, and how long a
+    # request may take to arrive / a body may pause.
+    body_memory: int = 256 << 20
+    body_idle_timeout: int = 30
+    body_timeout: int = 300
 
 
 @dataclass(frozen=True)
@@ -130,7 +151,10 @@ class Config:
 
 
 _KNOWN = {
-    "API": {"USERNAME", "PASSWORD", "SECRET_KEY", "EXPIRY", "ENDPOINT", "PROTOCOL", "VERIFY_CERTIFICATE"},
+    "API": {"USERNAME", "PASSWORD", "SECRET_KEY", "EXPIRY", "ENDPOINT", "PROTOCOL",
+            "VERIFY_CERTIFICATE", "SSL_CERTIFICATE", "SSL_CERTIFICATE_KEY", "MAX_BODY_MEMORY", "BODY_TIMEOUT",
+            "BODY_IDLE_TIMEOUT"},
+    "WEBSERVER": {"PORT", "PROTOCOL"},
     "DATABASE": {"DRIVER", "DATABASE", "DBUSER", "DBPASSWORD", "HOST", "PORT", "SYNCHRONOUS"},
     "FILES": {"IMAGE_FILES", "IMAGE_DIRECTORY", "KEYFILE", "TARBALL", "MAXPACKAGINGTIME"},
     "BOOTSTRAP": {"ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"},
@@ -204,9 +228,29 @@ def load(path: str | os.PathLike) -> Config:
         host=host,
         port=port,
         protocol=get("API", "PROTOCOL", "http").lower(),
+        body_memory=parse_size(get("API", "MAX_BODY_MEMORY", "256M"),
+                               where("API", "MAX_BODY_MEMORY")),
+        body_idle_timeout=parse_duration(get("API", "BODY_IDLE_TIMEOUT", "30s"),
+                                         where("API", "BODY_IDLE_TIMEOUT")),
+        body_timeout=parse_duration(get("API", "BODY_TIMEOUT", "5m"), where("API", "BODY_TIMEOUT")),
     )
     if api.protocol not in ("http", "https"):
         raise ConfigError("[API] PROTOCOL: must be http or https")
+    if api.body_memory < 64 << 20:
+        raise ConfigError("[API] MAX_BODY_MEMORY: must be at least 64M (one largest body)")
+    if api.protocol == "https":
+        for key in ("SSL_CERTIFICATE", "SSL_CERTIFICATE_KEY"):
+            if not get("API", key, ""):
+                raise ConfigError(f"[API] {key}: required when PROTOCOL = https (a PEM file)")
+        api = replace(api, certificate=as_path("API", "SSL_CERTIFICATE"),
+                      certificate_key=as_path("API", "SSL_CERTIFICATE_KEY"))
+    web_port = get("WEBSERVER", "PORT", "7051")
+    if not (web_port.isascii() and web_port.isdigit()) or not 0 <= int(web_port) <= 65535:
+        raise ConfigError(f"[WEBSERVER] PORT: {web_port!r} is not a TCP port")
+    if get("WEBSERVER", "PROTOCOL", "http").lower() != "http":
+        raise ConfigError("[WEBSERVER] PROTOCOL: must be http "
+                          "(iPXE fetches the boot files from it)")
+    api = replace(api, boot_port=int(web_port))
 
     driver = _DRIVERS.get(get("DATABASE", "DRIVER", "SQLite3").lower())
     if driver is None:

@@ -1,22 +1,34 @@
-"""``twistd luna2d``: the command-line options and the one service tree."""
+# -*- test-case-name: tests.test_tap,tests.integration.test_daemon,tests.integration.test_edge -*-
+# mypy: disable-error-code="no-untyped-call"
+# (twisted.application's services and endpoints are not annotated)
+"""``twistd luna2d``: the command-line options and the one service tree.
+
+``makeService`` returns a ``MultiService`` whose children, in start order,
+are the store (key file, database, migrations, seeding, the adbapi pool),
+the IPMI client, the HTTP API (plain or TLS), the plain boot listener
+when the API is https, DHCP and TFTP. Each is started and stopped by the
+service machinery: privileged ports are bound in ``privilegedStartService``,
+the stop runs in reverse order, so the pool closes after the last listener.
+
+luna2d runs on Twisted's asyncio reactor so that asyncio libraries can
+share its loop (planned for SNMP polling); nothing needs it yet."""
 
 from __future__ import annotations
 
 import gc
+import re
 import sqlite3
-import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-if "twisted.internet.reactor" not in sys.modules:
-    # Before anything below imports the default reactor.
-    from twisted.internet import asyncioreactor
-
-    asyncioreactor.install()
-
-from twisted.application import service
-from twisted.internet import defer
+from twisted.application import internet, service
+from twisted.internet import defer, endpoints, ssl
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.web.resource import Resource
 
 from luna2d import config as configmod
 from luna2d.errors import ConfigError
@@ -24,7 +36,7 @@ from luna2d.ipmi.client import IPMIClient
 from luna2d.resources.auth import Auth
 from luna2d.resources.root import build
 from luna2d.resources.service import Services
-from luna2d.resources.site import make_site
+from luna2d.resources.site import EdgeSettings, boot_only, make_site
 from luna2d.store import bootstrap, db
 from luna2d.store.crypto import Crypto, load_or_create_key
 from luna2d.store.store import Store
@@ -33,16 +45,16 @@ log = Logger()
 
 
 def ensure_asyncio_reactor() -> None:
-    """luna2d runs on Twisted's asyncio reactor (pysnmp needs asyncio)."""
-    if "twisted.internet.reactor" not in sys.modules:
-        from twisted.internet import asyncioreactor
-
-        asyncioreactor.install()
-        return
+    """luna2d runs on Twisted's asyncio reactor, so that asyncio libraries
+    can share its loop: refuse any other. twistd has installed its reactor
+    by the time these options are parsed, so it is chosen with
+    ``--reactor=asyncio``."""
     from twisted.internet import reactor
 
     if type(reactor).__name__ != "AsyncioSelectorReactor":
-        raise usage.UsageError("luna2d needs the asyncio reactor: run twistd --reactor=asyncio luna2d ...")
+        raise usage.UsageError(
+            "luna2d needs the asyncio reactor: run twistd --reactor=asyncio luna2d ..."
+        )
 
 
 def raise_file_limit() -> None:
@@ -59,11 +71,68 @@ def raise_file_limit() -> None:
             log.warn("cannot raise the open-files limit above {soft}", soft=soft)  # noqa: G010
 
 
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
+    """The TLS server options of ``[API] SSL_CERTIFICATE`` (the server's
+    certificate, then its chain) and ``SSL_CERTIFICATE_KEY``: TLS 1.2 or
+    newer, Twisted's forward-secret AEAD cipher list. Raises ConfigError
+    naming the key when a file is missing, unreadable or does not match."""
+    from OpenSSL import SSL, crypto
+
+    assert api.certificate is not None and api.certificate_key is not None
+    texts: dict[str, bytes] = {}
+    for name, path in (
+        ("SSL_CERTIFICATE", api.certificate),
+        ("SSL_CERTIFICATE_KEY", api.certificate_key),
+    ):
+        try:
+            texts[name] = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"[API] {name}: cannot read {path}: {exc.strerror}") from None
+    blocks = _PEM_CERT.findall(texts["SSL_CERTIFICATE"])
+    if not blocks:
+        raise ConfigError(f"[API] SSL_CERTIFICATE: {api.certificate} holds no PEM certificate")
+    try:
+        chain = [crypto.load_certificate(crypto.FILETYPE_PEM, block) for block in blocks]
+    except crypto.Error:
+        raise ConfigError(
+            f"[API] SSL_CERTIFICATE: {api.certificate} is not a valid certificate"
+        ) from None
+    try:
+        key = crypto.load_privatekey(crypto.FILETYPE_PEM, texts["SSL_CERTIFICATE_KEY"])
+    except crypto.Error:
+        raise ConfigError(
+            f"[API] SSL_CERTIFICATE_KEY: {api.certificate_key} is not a PEM private key "
+            "(without a passphrase)"
+        ) from None
+    options = ssl.CertificateOptions(
+        privateKey=key,
+        certificate=chain[0],
+        extraCertChain=chain[1:],
+        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+    )
+    try:
+        options.getContext()
+    except SSL.Error:
+        raise ConfigError(
+            f"[API] SSL_CERTIFICATE_KEY: {api.certificate_key} does not match the "
+            f"certificate in {api.certificate}"
+        ) from None
+    return options
+
+
 class Options(usage.Options):
     optParameters = [  # noqa: RUF012 - twisted.python.usage reads this class attribute
         ["config", "c", "/trinity/local/luna/daemon/config/luna.ini", "The luna2d ini file."],
         ["port", "p", None, "Listen on this TCP port instead of the ini's [API] ENDPOINT port."],
-        ["interface", "i", None, "Listen on this address instead of the ini's [API] ENDPOINT host."],
+        [
+            "interface",
+            "i",
+            None,
+            "Listen on this address instead of the ini's [API] ENDPOINT host.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -74,145 +143,322 @@ class Options(usage.Options):
         port = self["port"]
         if port is not None and (not port.isdigit() or not 0 <= int(port) <= 65535):
             raise usage.UsageError(f"--port: {port!r} is not a TCP port")
+        self.tls: ssl.CertificateOptions | None = None
+        if self.loaded.api.protocol == "https":
+            try:
+                self.tls = tls_options(self.loaded.api)
+            except ConfigError as exc:
+                raise usage.UsageError(f"{self['config']}: {exc}") from None
         ensure_asyncio_reactor()
 
 
-class LunaDaemon(service.MultiService):
-    """Loads the store before the reactor runs, then serves the API."""
+class StoreService(service.Service):
+    """The store: opens (creating the key file and the database when they
+    are missing), migrates and loads it before the reactor runs, seeds the
+    sample cluster on an empty database, and closes its pool on stop."""
 
-    def __init__(self, cfg: configmod.Config, host: str, port: int) -> None:
-        super().__init__()
+    name = "store"
+
+    def __init__(self, cfg: configmod.Config, reactor: Any) -> None:
         self.cfg = cfg
-        self.host = host
-        self.port_number = port
+        self.reactor = reactor
         self.store: Store | None = None
-        self.listening: Any = None
-        self.ipmi: IPMIClient | None = None  # the one IPMI client (/control)
-        # Not ``services``: MultiService keeps its child services under that name.
-        self.health_checks: Services | None = None  # health checks of the embedded services (/monitor/service)
 
     def privilegedStartService(self) -> None:
-        from twisted.internet import reactor
+        if self.store is None:
+            self.store = self._open()
+        super().privilegedStartService()
 
-        raise_file_limit()
-
+    def _open(self) -> Store:
         cfg = self.cfg
         try:
             key = load_or_create_key(cfg.files.keyfile)
         except (ConfigError, OSError) as exc:
             raise SystemExit(f"luna2d: {exc}") from None
-        self._make_database_dir()
+        try:
+            cfg.database.database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SystemExit(
+                f"luna2d: [DATABASE] DATABASE: cannot create {cfg.database.database.parent}: {exc}"
+            ) from None
         try:
             startup = db.SyncPool(cfg.database.database, cfg.database.synchronous)
         except sqlite3.Error as exc:
-            raise SystemExit(f"luna2d: [DATABASE] DATABASE: cannot open {cfg.database.database}: {exc}") from None
-        store = Store(startup, Crypto(key), reactor)
+            raise SystemExit(
+                f"luna2d: [DATABASE] DATABASE: cannot open {cfg.database.database}: {exc}"
+            ) from None
+        store = Store(startup, Crypto(key), self.reactor)
         try:
             result = defer.ensureDeferred(store.open())
             if store.empty:
                 result.addCallback(lambda _: store.write(bootstrap.seed, cfg))
-            failures: list = []
+            failures: list[Any] = []
             result.addErrback(failures.append)
             if failures:
-                raise SystemExit(f"luna2d: cannot open the database {cfg.database.database}: "
-                                 f"{failures[0].getErrorMessage()}")
+                raise SystemExit(
+                    f"luna2d: cannot open the database {cfg.database.database}: "
+                    f"{failures[0].getErrorMessage()}"
+                )
         finally:
             startup.close()
         store.pool = db.open_pool(cfg.database.database, cfg.database.synchronous)
-        self.store = store
         # The loaded image lives as long as the daemon: keep it out of every
         # garbage collection, whose full passes over 10,000 nodes would
         # otherwise stall the reactor for tens of milliseconds.
         gc.collect()
         gc.freeze()
-        auth = Auth(cfg.api, store, reactor)
-        self.health_checks = Services.from_config(cfg)
-        control = cfg.control
-        self.ipmi = IPMIClient(reactor, sockets=control.sockets, timeout=control.timeout,
-                               retries=control.retries, cipher_suite=control.cipher_suite)
-        site = make_site(build(store, auth, cfg.api.username, cfg.files.image_files, self.health_checks,
-                               ipmi=self.ipmi, ipxe=cfg.tftp.ipxe, control_parallel=control.parallel))
-        from twisted.internet.error import CannotListenError
+        return store
 
+    def stopService(self) -> Any:
+        super().stopService()
+        if self.store is not None:
+            self.store.pool.close()
+        return None
+
+
+class IPMIService(service.Service):
+    """The one IPMI client (/control): its sockets open on first use and
+    close on stop."""
+
+    name = "ipmi"
+
+    def __init__(self, reactor: Any, control: configmod.ControlConfig) -> None:
+        self.client = IPMIClient(
+            reactor,
+            sockets=control.sockets,
+            timeout=control.timeout,
+            retries=control.retries,
+            cipher_suite=control.cipher_suite,
+        )
+
+    def stopService(self) -> Any:
+        super().stopService()
+        return self.client.stop()
+
+
+class SiteServer(internet.StreamServerEndpointService):
+    """An HTTP(S) listener whose site is made when it starts (the store is
+    open by then); a port that cannot be bound ends the start with a
+    message naming it."""
+
+    def __init__(self, name: str, endpoint: Any, make: Callable[[], Any], where: str) -> None:
+        super().__init__(endpoint, None)
+        self.setName(name)
+        self.make = make
+        self.where = where
+        self.port: Any = None
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self) -> None:
+        if self.factory is None:
+            self.factory = self.make()
         try:
-            self.listening = reactor.listenTCP(self.port_number, site, interface=self.host)
+            super().privilegedStartService()
         except CannotListenError as exc:
-            raise SystemExit(f"luna2d: cannot listen on {self.host}:{self.port_number}: {exc.socketError}") from None
-        log.info("luna2d API listening on {host}:{port}", host=self.host, port=self.listening.getHost().port)
+            raise SystemExit(f"luna2d: cannot listen on {self.where}: {exc.socketError}") from None
+        waiting: Any = self._waitingForPort
+        waiting.addCallback(self._bound)
+
+    def _bound(self, port: Any) -> Any:
+        self.port = port
+        log.info(
+            "luna2d {name} listening on {where} (port {port})",
+            name=self.name,
+            where=self.where,
+            port=port.getHost().port,
+        )
+        return port
+
+    @property
+    def bound_port(self) -> int | None:
+        """The TCP port actually bound (useful when configured as 0)."""
+        return self.port.getHost().port if self.port is not None else None
+
+
+class LunaDaemon(service.MultiService):
+    """The running daemon: a MultiService of the store, the IPMI client,
+    the HTTP listener(s), DHCP and TFTP (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: configmod.Config,
+        host: str,
+        port: int,
+        tls: ssl.CertificateOptions | None = None,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.cfg = cfg
+        self.reactor = reactor
+        # Not ``services``: MultiService keeps its child services under that name.
+        self.health_checks = Services.from_config(cfg)
+        self.store_service = StoreService(cfg, reactor)
+        self.store_service.setServiceParent(self)
+        self.ipmi_service = IPMIService(reactor, cfg.control)
+        self.ipmi_service.setServiceParent(self)
+        self._auth: Auth | None = None
+        self._resource: Resource | None = None
+        api = cfg.api
+        endpoint: Any
+        if tls is not None:
+            endpoint = endpoints.SSL4ServerEndpoint(reactor, port, tls, interface=host)
+        else:
+            endpoint = endpoints.TCP4ServerEndpoint(reactor, port, interface=host)
+        self.http = SiteServer("http", endpoint, self._api_site, f"{host}:{port}")
+        self.http.setServiceParent(self)
+        self.boot: SiteServer | None = None
+        if tls is not None:
+            boot = endpoints.TCP4ServerEndpoint(reactor, api.boot_port, interface=host)
+            self.boot = SiteServer(
+                "boot", boot, self._boot_site, f"{host}:{api.boot_port} ([WEBSERVER] PORT)"
+            )
+            self.boot.setServiceParent(self)
         if cfg.dhcp.enabled:
-            dhcp = dhcp_server(cfg, store, reactor, self.listening.getHost().port)
-            dhcp.setServiceParent(self)
-            self.health_checks.register("dhcp", dhcp.health, dhcp.reload)
+            self.dhcp = dhcp_server(cfg, self.store_service, reactor, self.boot_port)
+            self.dhcp.setServiceParent(self)
+            self.health_checks.register("dhcp", self.dhcp.health, self.dhcp.reload)
         if cfg.tftp.enabled:
             tftp = tftp_server(cfg, reactor)
             tftp.setServiceParent(self)
             self.health_checks.register("tftp", tftp.health, tftp.reload)
+
+    @property
+    def store(self) -> Store | None:
+        return self.store_service.store
+
+    @property
+    def ipmi(self) -> IPMIClient:
+        return self.ipmi_service.client
+
+    def boot_port(self) -> int:
+        """The port iPXE fetches /boot from: the API's, or the plain boot
+        listener's when the API is https."""
+        server = self.boot if self.boot is not None else self.http
+        return server.bound_port or 0
+
+    def _tree(self) -> tuple[Resource, Auth]:
+        if self._resource is None or self._auth is None:
+            store = self.store_service.store
+            assert store is not None, "the store starts before the listeners"
+            cfg = self.cfg
+            self._auth = Auth(cfg.api, store, self.reactor)
+            self._resource = build(
+                store,
+                self._auth,
+                cfg.api.username,
+                cfg.files.image_files,
+                self.health_checks,
+                ipmi=self.ipmi,
+                ipxe=cfg.tftp.ipxe,
+                control_parallel=cfg.control.parallel,
+            )
+        return self._resource, self._auth
+
+    def _settings(self) -> EdgeSettings:
+        api = self.cfg.api
+        return EdgeSettings(
+            body_memory=api.body_memory,
+            body_idle_timeout=api.body_idle_timeout,
+            body_timeout=api.body_timeout,
+        )
+
+    def _api_site(self) -> Any:
+        resource, auth = self._tree()
+        return make_site(resource, auth, self._settings(), self.reactor)
+
+    def _boot_site(self) -> Any:
+        resource, auth = self._tree()
+        return make_site(boot_only(resource, auth), auth, self._settings(), self.reactor)
+
+    def privilegedStartService(self) -> None:
+        raise_file_limit()
         super().privilegedStartService()
 
-    def _make_database_dir(self) -> None:
-        try:
-            self.cfg.database.database.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SystemExit(f"luna2d: [DATABASE] DATABASE: cannot create {self.cfg.database.database.parent}: {exc}")
 
-    def stopService(self) -> defer.Deferred:
-        d = defer.maybeDeferred(super().stopService)
-        if self.listening is not None:
-            d.addCallback(lambda _: self.listening.stopListening())
-        if self.ipmi is not None:
-            d.addCallback(lambda _: self.ipmi.stop())
-        if self.store is not None:
-            d.addCallback(lambda _: self.store.pool.close())
-        return d
-
-
-def dhcp_server(cfg: configmod.Config, store: Store, reactor: Any, http_port: int) -> Any:
-    """The [DHCP] server over the store's boot index and lease table, bound
-    to its interfaces (SystemExit naming the interface when it cannot be)."""
+def dhcp_server(
+    cfg: configmod.Config, stores: StoreService, reactor: Any, http_port: Callable[[], int]
+) -> Any:
+    """The [DHCP] server over the store's boot index and lease table; it
+    binds its interfaces when it starts (SystemExit naming the interface
+    when it cannot)."""
     from luna2d.protocols.dhcp.policy import Policy, Settings
     from luna2d.protocols.dhcp.protocol import DHCPServer, InterfaceError
     from luna2d.store import bootindex, leases
 
     if not cfg.dhcp.interfaces:
-        raise SystemExit("luna2d: [DHCP] INTERFACES: name the interfaces to serve (comma-separated) "
-                         "when ENABLED = yes")
-    indexer = bootindex.BootIndexer(store)
-    policy = Policy(indexer.current, Settings(lease_time=cfg.dhcp.lease_time,
-                                              http_port=http_port))
-    server = DHCPServer(reactor, cfg.dhcp.interfaces, policy,
-                        load=lambda: leases.load(store.pool),
-                        save=lambda changes: leases.apply(store.pool, changes))
-    try:
-        server.bind()
-    except InterfaceError as exc:
-        raise SystemExit(f"luna2d: [DHCP] INTERFACES: {exc}") from None
+        raise SystemExit(
+            "luna2d: [DHCP] INTERFACES: name the interfaces to serve (comma-separated) "
+            "when ENABLED = yes"
+        )
+
+    class StoreDHCP(DHCPServer):
+        """DHCP over the store the tree opened just before it."""
+
+        indexer: Any = None
+
+        def index(self) -> Any:
+            return self.indexer.current()
+
+        def privilegedStartService(self) -> None:
+            store = stores.store
+            assert store is not None, "the store starts before DHCP"
+            if self.indexer is None:
+                self.indexer = bootindex.BootIndexer(store)
+            self.policy.settings = replace(self.policy.settings, http_port=http_port())
+            try:
+                super().privilegedStartService()
+            except InterfaceError as exc:
+                raise SystemExit(f"luna2d: [DHCP] INTERFACES: {exc}") from None
+
+    def pool() -> Any:
+        assert stores.store is not None
+        return stores.store.pool
+
+    policy = Policy(lambda: server.index(), Settings(lease_time=cfg.dhcp.lease_time))
+    server = StoreDHCP(
+        reactor,
+        cfg.dhcp.interfaces,
+        policy,
+        load=lambda: leases.load(pool()),
+        save=lambda changes: leases.apply(pool(), changes),
+    )
     return server
 
 
 def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
-    """The [TFTP] server over ROOT (created if missing) with the iPXE
-    directory as the fallback for the boot binaries, bound on PORT now
-    (SystemExit naming the key when it cannot be)."""
-    from twisted.internet.error import CannotListenError
-
+    """The [TFTP] server over ROOT (created when it starts, if missing) with
+    the iPXE directory as the fallback for the boot binaries; it binds PORT
+    when it starts (SystemExit naming the key when it cannot)."""
     from luna2d.protocols.tftp.server import TFTPService
 
     tftp = cfg.tftp
-    try:
-        tftp.root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SystemExit(f"luna2d: [TFTP] ROOT: cannot create {tftp.root}: {exc}") from None
-    server = TFTPService(reactor, tftp.port, tftp.root, tftp.ipxe)
-    try:
-        server.bind()
-    except CannotListenError as exc:
-        raise SystemExit(f"luna2d: [TFTP] PORT: cannot listen on UDP {tftp.port}: {exc.socketError}") from None
-    log.info("luna2d TFTP serving {root} on UDP {port}", root=tftp.root, port=server.bound_port)
+
+    class CheckedTFTP(TFTPService):
+        def privilegedStartService(self) -> None:
+            try:
+                tftp.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SystemExit(f"luna2d: [TFTP] ROOT: cannot create {tftp.root}: {exc}") from None
+            try:
+                super().privilegedStartService()
+            except CannotListenError as exc:
+                raise SystemExit(
+                    f"luna2d: [TFTP] PORT: cannot listen on UDP {tftp.port}: {exc.socketError}"
+                ) from None
+            log.info(
+                "luna2d TFTP serving {root} on UDP {port}", root=tftp.root, port=self.bound_port
+            )
+
+    server = CheckedTFTP(reactor, tftp.port, tftp.root, tftp.ipxe)
+    server.setName("tftp")
     return server
 
 
 def makeService(options: Options) -> service.MultiService:
+    """The daemon's service tree for the parsed ``options``."""
     cfg: configmod.Config = options.loaded
     host = options["interface"] or cfg.api.host
     port = int(options["port"]) if options["port"] is not None else cfg.api.port
-    return LunaDaemon(cfg, host, port)
+    return LunaDaemon(cfg, host, port, getattr(options, "tls", None))

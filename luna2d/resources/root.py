@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_api_extras,tests.integration.test_daemon -*-
 """The site root: /token, /version, /journal, and the /config branch."""
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class RootAPI:
                  control_parallel: int = 256) -> None:
         self.store = store
         self.auth = auth
-        self.config = ConfigAPI(store, auth, ini_admin)
+        self.config_api = ConfigAPI(store, auth, ini_admin)
         self.boot = BootAPI(store, auth)
         self.files = FilesAPI(store, auth, files, ipxe)
         self.services = with_luna2(services, store, self.boot.renderer)
@@ -76,7 +77,7 @@ class RootAPI:
 
     @app.route("/config", branch=True)
     def config(self, request: Any) -> Any:
-        return self.config.app.resource()
+        return self.config_api.app.resource()
 
     @app.route("/boot", branch=True)
     def boot_branch(self, request: Any) -> Any:
