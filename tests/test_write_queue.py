@@ -207,3 +207,133 @@ class DisciplineTests(unittest.TestCase):
         # And nothing of it reached the disk.
         self.assertEqual(self.store.writes, writes)
         self.assertEqual(dump(self.cfg.database.database)["journal"], [])
+
+
+class GatedPool:
+    """The real adbapi pool behind a gate: while it is shut, commits wait
+    (as behind a slow disk) and the writes after them queue in the store."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.shut = True
+        self.held: list[tuple[defer.Deferred[Any], tuple[Any, ...]]] = []
+
+    def runInteraction(self, *args: Any) -> defer.Deferred[Any]:
+        if not self.shut:
+            return self.pool.runInteraction(*args)
+        waiting: defer.Deferred[Any] = defer.Deferred()
+        self.held.append((waiting, args))
+        return waiting
+
+    def open(self) -> None:
+        self.shut = False
+        held, self.held = self.held, []
+        for waiting, args in held:
+            self.pool.runInteraction(*args).chainDeferred(waiting)
+
+
+class HTTPBurstTests(QueueCase):
+    """The whole API on a real TCP port (port 0), spoken to by real HTTP
+    clients, over a store on the real threaded pool."""
+
+    timeout = 120
+
+    async def serve(self) -> tuple[Store, GatedPool, str, str]:
+        import treq  # noqa: F401 - imported late, after trial installed the reactor
+        from twisted.web.client import HTTPConnectionPool
+
+        from luna2d.config import APIConfig
+        from luna2d.resources.auth import Auth
+        from luna2d.resources.root import build
+        from luna2d.resources.site import make_site
+        from tests.support import ADMIN, PASSWORD, SECRET
+
+        store = await self.open()
+        gated = GatedPool(store.pool)
+        store.pool = gated
+        auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, self.clock)
+        port = the_reactor().listenTCP(0, make_site(build(store, auth, ADMIN)), interface="127.0.0.1", backlog=1024)
+        self.addCleanup(port.stopListening)
+        self.http = HTTPConnectionPool(the_reactor(), persistent=False)
+        self.http.maxPersistentPerHost = 0
+        self.addCleanup(self.http.closeCachedConnections)
+        return store, gated, f"http://127.0.0.1:{port.getHost().port}", auth.issue(ADMIN, "admin")
+
+    async def call(self, method: str, url: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+        import json
+
+        import treq
+
+        headers = {b"x-access-tokens": [token.encode()]} if token else {}
+        data = json.dumps(body).encode() if body is not None else None
+        response = await treq.request(method, url, data=data, headers=headers, pool=self.http, timeout=60)
+        content = await response.content()
+        ctype = (response.headers.getRawHeaders(b"content-type") or [b""])[0]
+        return response.code, json.loads(content) if ctype.startswith(b"application/json") else content
+
+    async def until_queued(self, store: Store, count: int) -> None:
+        """Wait (on the reactor) until ``count`` writes wait in the queue."""
+        deadline = the_reactor().seconds() + 60
+        while len(store.queue) < count:
+            self.assertLess(the_reactor().seconds(), deadline, f"only {len(store.queue)} writes queued")
+            await task.deferLater(the_reactor(), 0.01, lambda: None)
+
+    def node(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return {"config": {"node": {name: fields}}}
+
+    async def test_manual_boot_and_invalid_bursts_do_not_wedge(self) -> None:
+        """The attack of issue 8 finding 1: while a write's commit is held,
+        400 unauthenticated GET /boot/manual/hostname/node002/<mac> (the
+        first gives node002 the MAC, the other 399 change nothing) and 400
+        admin POSTs refused by validation queue behind it. Once the commit
+        goes through every request is answered (200 or 400, never 5xx,
+        nothing left hanging) and a later write commits and is on disk."""
+        store, gated, url, token = await self.serve()
+        mac = "02:00:00:00:99:02"
+        held = defer.ensureDeferred(self.call("POST", f"{url}/config/node/node001", token,
+                                              self.node("node001", {"comment": "held"})))
+        await self.until_queued(store, 0)
+        manual = [defer.ensureDeferred(self.call("GET", f"{url}/boot/manual/hostname/node002/{mac}"))
+                  for _ in range(400)]
+        invalid = [defer.ensureDeferred(self.call("POST", f"{url}/config/node/node003", token,
+                                                  self.node("node003", {"bogus": n})))
+                   for n in range(400)]
+        await self.until_queued(store, 800)
+        self.assertEqual(len(gated.held), 1)
+        gated.open()
+        self.assertEqual((await held)[0], 204)
+        codes = [code for code, _ in await defer.gatherResults(manual)]
+        self.assertEqual(codes, [200] * 400)
+        answers = await defer.gatherResults(invalid)
+        self.assertEqual({code for code, _ in answers}, {400})
+        self.assertTrue(all("bogus" in body["message"] for _, body in answers))
+        code, _ = await self.call("POST", f"{url}/config/node/node004", token, self.node("node004", {"comment": "later"}))
+        self.assertEqual(code, 204)
+        reopened = await self.open()
+        self.assertEqual(reopened.show("node", "node004")["comment"], "later")
+        self.assertEqual(reopened.show("node", "node001")["comment"], "held")
+        self.assertEqual(reopened.show("node", "node002")["macaddr"], mac)
+
+    async def test_concurrent_creates_sharing_an_address_or_mac(self) -> None:
+        """200 concurrent admin creates that ask for one IP address, then 200
+        that ask for one MAC: exactly one of each wins (201), the other 199
+        are 400 naming the holder, and later writes still work."""
+        store, gated, url, token = await self.serve()
+        gated.open()
+        for field, value in (("ipaddress", "10.141.0.150"), ("macaddress", "02:00:00:00:77:01")):
+            requests = [defer.ensureDeferred(self.call("POST", f"{url}/config/node/{field[:3]}{n:03d}", token,
+                                                       self.node(f"{field[:3]}{n:03d}", {
+                                                           "group": "compute",
+                                                           "interfaces": [{"interface": "BOOTIF", field: value}]})))
+                        for n in range(200)]
+            answers = await defer.gatherResults(requests)
+            codes = sorted(code for code, _ in answers)
+            self.assertEqual(codes, [201] + [400] * 199, field)
+            losers = [body["message"] for code, body in answers if code == 400]
+            self.assertTrue(all(value in message for message in losers), losers[:3])
+            holders = [name for name, node in store.list("node").items()
+                       if any(i.get(field) == value for i in node["interfaces"])]
+            self.assertEqual(len(holders), 1, holders)
+        code, _ = await self.call("POST", f"{url}/config/node/late01", token, self.node("late01", {"group": "compute"}))
+        self.assertEqual(code, 201)
+        self.assertEqual(snapshot(await self.open()), snapshot(store))
