@@ -89,7 +89,7 @@ def open_pool(path: Path, synchronous: str = "NORMAL") -> adbapi.ConnectionPool:
     files mode 0600; ``UnusableDatabase`` for an empty database file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     check_file(path)
-    return adbapi.ConnectionPool(
+    return adbapi.ConnectionPool(  # type: ignore[no-untyped-call]
         "sqlite3",
         str(path),
         check_same_thread=False,
@@ -118,7 +118,7 @@ class SyncPool:
             self.connection.close()
             raise
 
-    def runInteraction(self, interaction: Callable[..., Any], *args: Any, **kw: Any) -> defer.Deferred:
+    def runInteraction(self, interaction: Callable[..., Any], *args: Any, **kw: Any) -> defer.Deferred[Any]:
         cursor = self.connection.cursor()
         try:
             result = interaction(cursor, *args, **kw)
@@ -167,6 +167,7 @@ def _statements(sql: str) -> list[str]:
     return [part.strip() for part in without_comments.split(";") if part.strip()]
 
 
-def migrate(pool: Any) -> defer.Deferred:
+def migrate(pool: Any) -> defer.Deferred[int]:
     """Bring the database to the newest schema, each step in its transaction."""
-    return pool.runInteraction(_migrate)
+    migrated: defer.Deferred[int] = pool.runInteraction(_migrate)
+    return migrated

@@ -129,7 +129,7 @@ class WriteQueue:
         try:
             plan = item.plan()
         except Exception:  # noqa: BLE001 - the write fails alone, through its Deferred
-            self._answers.append((item.done, Failure()))
+            self._answers.append((item.done, Failure()))  # type: ignore[no-untyped-call]
             return
         if plan.interaction is None:
             self._answers.append((item.done, plan.result))
@@ -148,19 +148,19 @@ class WriteQueue:
                 answer = plan.committed(outcome) if plan.committed is not None else plan.result
             except Exception:  # noqa: BLE001 - committed, but this write's memory update failed
                 log.failure("a committed write could not be applied in memory")
-                answer = Failure()
+                answer = Failure()  # type: ignore[no-untyped-call]
             self._answers.append((item.done, answer))
         self._drain()
 
     def _storage(self, failure: Failure) -> Failure:
         """A full disk as the error a user can act on (507); other failures as they are."""
-        if not disk_full(failure.value):
+        if failure.value is None or not disk_full(failure.value):
             return failure
         if not self._disk_full:
             self._disk_full = True
             log.error("the database's disk is full: writes fail until there is space ({error})",
                       error=failure.getErrorMessage())
-        return Failure(InsufficientStorage(
+        return Failure(InsufficientStorage(  # type: ignore[no-untyped-call]
             "disk full: the database could not store this write and nothing was changed; "
             "free space on the database's filesystem and retry"))
 
