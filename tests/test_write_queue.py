@@ -7,6 +7,7 @@ store (a Deferred-returning method never raises when called)."""
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from typing import Any
 from cryptography.fernet import Fernet
 from twisted.internet import defer, task
 from twisted.internet.task import Clock
+from twisted.python import log
 from twisted.trial import unittest
 
 from luna2d.errors import Invalid, NotFound
+from luna2d.lag import LagProbe
 from luna2d.store import bootstrap, db, objects
 from luna2d.store.crypto import Crypto
 from luna2d.store.state import Tx
@@ -48,10 +51,10 @@ class QueueCase(ReactorCase):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
 
-    async def open(self) -> Store:
+    async def open(self, clock: Any = None) -> Store:
         pool = db.open_pool(self.folder / "luna.db")
         self.addCleanup(pool.close)
-        store = Store(pool, Crypto(self.key), self.clock)
+        store = Store(pool, Crypto(self.key), clock or self.clock)
         await store.open()
         if store.empty:
             await store.write(bootstrap.seed, make_config(self.folder))
@@ -68,8 +71,17 @@ class BurstTests(QueueCase):
         interleaved. Each gets its own answer (Invalid, or its result), the
         good writes around them commit, and a reopened store shows them.
         With the former DeferredLock this burst hit the recursion limit and
-        every later write hung for good."""
-        store = await self.open()
+        every later write hung for good. On the reactor's clock the queue
+        works through the burst in turns of at most 10 ms, so the reactor
+        keeps running its timers meanwhile (a lag probe ticks all along)."""
+        reactor = the_reactor()
+        store = await self.open(reactor)
+        # As the daemon does once it has loaded: what is loaded stays out of
+        # the collector's full passes (here, the whole test process).
+        gc.collect()
+        gc.freeze()
+        self.addCleanup(gc.unfreeze)
+        probe = LagProbe(reactor, interval=0.005)
         first = store.write(objects.upsert, "node", "node001", {"comment": "before"})
         burst = []
         for number in range(BURST):
@@ -79,7 +91,16 @@ class BurstTests(QueueCase):
                 burst.append(store.write(nothing))
         last = store.write(objects.upsert, "node", "node002", {"comment": "after"})
         self.assertEqual(len(store.queue), BURST + 1)  # the first commits in the pool's thread
+        probe.start()
+        started = reactor.seconds()
         outcomes = await defer.DeferredList(burst, consumeErrors=True)
+        took_ms = (reactor.seconds() - started) * 1000
+        probe.stop()
+        lag = probe.snapshot()
+        log.msg(f"{BURST} failing writes answered in {took_ms:.0f} ms; reactor lag meanwhile: "
+                f"{lag['ticks']} ticks, max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms")
+        self.assertGreaterEqual(lag["ticks"], 5, (took_ms, lag))
+        self.assertLess(lag["max_ms"], took_ms / 2, (took_ms, lag))
         for number, (ok, value) in enumerate(outcomes):
             if number % 2:
                 self.assertFalse(ok, number)
@@ -141,6 +162,44 @@ class BurstTests(QueueCase):
         self.assertEqual(store.show("node", "node001")["comment"], "committed")
         self.assertEqual(store.show("node", "node002")["comment"], None)
         self.assertEqual(snapshot(await self.open()), snapshot(store))
+
+
+class BudgetTests(unittest.TestCase):
+    def test_drain_yields_to_the_reactor(self) -> None:
+        """Writes that take 4 ms each (on the store's clock) are run three to
+        a reactor turn (10 ms budget): after three the loop lets the reactor
+        run and goes on in the next turn, in order, until all are answered."""
+        from tests.support import open_store, result_of
+
+        clock = Clock()
+        store, _ = open_store(clock=clock)
+        self.addCleanup(store.pool.close)
+        gated = GatedPool(store.pool)
+        store.pool = gated
+        ran: list[int] = []
+
+        def slow(tx: Tx, number: int) -> int:
+            clock.advance(0.004)
+            ran.append(number)
+            return number
+
+        held = store.write(objects.upsert, "node", "node001", {"comment": "held"})
+        answers = [store.write(slow, n) for n in range(10)]
+        gated.open()  # the SyncPool commits at once; the queue drains
+        self.assertEqual(ran, [0, 1, 2])  # 12 ms: over the budget, the rest waits for the next turn
+        turns = [len(ran)]
+        while len(ran) < 10:
+            # One reactor turn: the one call the queue left (Clock.advance(0)
+            # would also run the calls that call schedules, all in one go).
+            (resume,) = clock.getDelayedCalls()
+            self.assertEqual(resume.getTime(), clock.seconds())
+            clock.calls.remove(resume)
+            resume.func(*resume.args, **resume.kw)
+            turns.append(len(ran))
+        self.assertEqual(turns, [3, 6, 9, 10])
+        self.assertFalse(result_of(held))
+        self.assertEqual([result_of(d) for d in answers], list(range(10)))
+        self.assertTrue(store.queue.idle)
 
 
 class ListenerTests(unittest.TestCase):
