@@ -202,6 +202,25 @@ class BudgetTests(unittest.TestCase):
         self.assertTrue(store.queue.idle)
 
 
+    def test_one_slow_write_completes_within_the_call(self) -> None:
+        """A write that takes longer than the budget, alone on the
+        synchronous pool (as at start-up, before the reactor runs), is
+        committed and answered within the call that asked for it."""
+        from tests.support import open_store, result_of
+
+        clock = Clock()
+        store, _ = open_store(clock=clock)
+        self.addCleanup(store.pool.close)
+
+        def slow(tx: Tx) -> bool:
+            clock.advance(0.05)
+            return objects.upsert(tx, "node", "node001", {"comment": "slow"})
+
+        self.assertFalse(result_of(store.write(slow)))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(store.show("node", "node001")["comment"], "slow")
+
+
 class ListenerTests(unittest.TestCase):
     def test_failing_listener_is_logged_and_others_run(self) -> None:
         """A listener that raises after a commit is logged with its failure;

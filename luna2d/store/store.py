@@ -76,9 +76,10 @@ class WriteQueue:
     cancelled while committing still commits and is applied to memory (the
     caller just is not told), so memory never falls behind the disk.
 
-    The loop holds the reactor for at most ``budget`` seconds of ``clock``
-    time: past it, it lets the reactor run and goes on in a new turn
-    (``callLater(0)``), so a burst of 10,000 writes is not one long stall.
+    The loop starts no new write once it has held the reactor for
+    ``budget`` seconds of ``clock`` time: it lets the reactor run and goes
+    on in a new turn (``callLater(0)``), so a burst of 10,000 writes is not
+    one long stall.
 
     Group commit fits here later: plan every queued write in turn over one
     chain of Txs, run their interactions in one transaction, and answer
@@ -121,10 +122,6 @@ class WriteQueue:
         started = self._clock.seconds()
         try:
             while True:
-                more = self._answers or (self._queue and not self._committing)
-                if more and self._clock.seconds() - started >= self._budget:
-                    self._resume = self._clock.callLater(0, self._resumed)
-                    return
                 if self._answers:
                     done, outcome = self._answers.popleft()
                     if not done.called:  # not cancelled meanwhile
@@ -134,6 +131,12 @@ class WriteQueue:
                             done.callback(outcome)
                     continue
                 if self._committing or not self._queue:
+                    return
+                # Only between writes: one that was started is answered in
+                # the same turn (a write on a synchronous pool completes
+                # within the call that asked for it).
+                if self._clock.seconds() - started >= self._budget:
+                    self._resume = self._clock.callLater(0, self._resumed)
                     return
                 item = self._queue.popleft()
                 if not item.done.called:  # cancelled while it was queued
