@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_errors -*-
+# -*- test-case-name: tests.test_disk_full -*-
 """Domain errors. Each carries the HTTP status it maps to; resources/ turns
 them into one JSON shape, ``{"message": ...}``, in one place."""
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_db_file -*-
+# -*- test-case-name: tests.test_db_file,tests.test_disk_full,tests.test_store -*-
 """The SQLite connection pool and the schema migrations.
 
 One adbapi pool with a single connection: SQLite has one writer, and a

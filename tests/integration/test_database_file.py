@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import stat
 
-from tests.integration.test_daemon import DaemonCase, Daemon, node_body
+from tests.integration.test_daemon import Daemon, DaemonCase, node_body
 
 
 def mode(path: str) -> int:
