@@ -15,6 +15,7 @@ import platform
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from importlib import metadata
@@ -152,11 +153,77 @@ def daemon_ini(endpoint: str, var: str | Path, password: str, api: dict[str, str
                      for name, keys in parts.items())
 
 
-def twistd(ini: Path, logfile: str | Path = "-") -> list[str]:
+def twistd(ini: Path, logfile: str | Path = "-", lag: Path | None = None) -> list[str]:
     """The daemon's command line, as packaging/luna2d.service runs it (the
-    log to stdout unless ``logfile`` names a file)."""
-    return [str(TWISTD), "-n", "--pidfile=", "--reactor=asyncio", f"--logfile={logfile}",
-            "luna2d", "--config", str(ini)]
+    log to stdout unless ``logfile`` names a file). With ``lag``, the same
+    twistd runs inside this module under a reactor-lag probe that keeps a
+    snapshot in that file (see ``run_with_lag_probe``); the process is still
+    the daemon itself, so its pid, CPU and memory readings are the daemon's."""
+    if lag is None:
+        return [str(TWISTD), "-n", "--pidfile=", "--reactor=asyncio", f"--logfile={logfile}",
+                "luna2d", "--config", str(ini)]
+    return [str(PYTHON), str(Path(__file__).resolve()), "lag-probe", str(lag), "--",
+            "-n", "--pidfile=", f"--logfile={logfile}", "luna2d", "--config", str(ini)]
+
+
+# -- the reactor-lag probe ------------------------------------------------------------------
+
+LAG_WRITE_EVERY = 0.1  # seconds between snapshots written to the lag file
+
+
+def run_with_lag_probe(lag: Path, twistd_args: list[str]) -> None:
+    """Run twistd (``twistd_args``, without --reactor) on the asyncio reactor
+    with a luna2d.lag.LagProbe ticking every 10 ms from the moment the
+    reactor runs; every LAG_WRITE_EVERY seconds, and at shutdown, the
+    probe's cumulative snapshot replaces ``lag`` (written whole, then
+    renamed). Read it with ``read_lag`` and diff two readings with
+    ``luna2d.lag.between``."""
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install()
+    from twisted.internet import reactor, task
+    from twisted.scripts.twistd import run
+
+    from luna2d.lag import LagProbe
+
+    probe = LagProbe(reactor)
+    partial = lag.with_name(lag.name + ".part")
+
+    def write() -> None:
+        partial.write_text(json.dumps(probe.snapshot()))
+        os.replace(partial, lag)
+
+    writer = task.LoopingCall(write)
+
+    def begin() -> None:
+        probe.start()
+        writer.start(LAG_WRITE_EVERY)
+
+    reactor.callWhenRunning(begin)
+    reactor.addSystemEventTrigger("before", "shutdown", write)
+    sys.argv = ["twistd", *twistd_args]
+    run()
+
+
+def read_lag(lag: Path, timeout: float = 10) -> dict[str, Any]:
+    """The latest snapshot in a lag file (waiting for the first one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return json.loads(lag.read_text())
+        except (OSError, ValueError):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no reactor-lag snapshot in {lag} after {timeout:g} s") from None
+            time.sleep(0.05)
+
+
+def lag_phase(lag: Path, before: dict[str, Any]) -> dict[str, Any]:
+    """The probe's figures since ``before`` (a ``read_lag`` result), read
+    once the daemon has written a snapshot that covers the phase's end."""
+    from luna2d.lag import between
+
+    time.sleep(2.5 * LAG_WRITE_EVERY)
+    return between(before, read_lag(lag))
 
 
 def log_tail(log: Path | None, lines: int = 30) -> str:
@@ -235,3 +302,10 @@ def write_results(folder: Path, stems: list[str], result: dict[str, Any], markdo
         (folder / f"{name}.json").write_text(text)
         if markdown is not None:
             (folder / f"{name}.md").write_text(markdown)
+
+
+if __name__ == "__main__":
+    # bench/benchlib.py lag-probe LAGFILE -- TWISTD-ARGS...
+    if len(sys.argv) < 4 or sys.argv[1] != "lag-probe" or sys.argv[3] != "--":
+        raise SystemExit("usage: benchlib.py lag-probe LAGFILE -- TWISTD-ARGS...")
+    run_with_lag_probe(Path(sys.argv[2]), sys.argv[4:])

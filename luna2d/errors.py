@@ -1,5 +1,11 @@
+# -*- test-case-name: tests.test_disk_full -*-
 """Domain errors. Each carries the HTTP status it maps to; resources/ turns
 them into one JSON shape, ``{"message": ...}``, in one place."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
 
 
 class LunaError(Exception):
@@ -40,6 +46,26 @@ class Unavailable(LunaError):
     """The backend cannot serve this now (503)."""
 
     status = 503
+
+
+class InsufficientStorage(LunaError):
+    """The disk is full: nothing was stored (507 Insufficient Storage)."""
+
+    status = 507
+
+
+DISK_FULL_MESSAGE = "database or disk is full"
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says that a disk (or quota, or the database's size
+    limit) is full: SQLite's SQLITE_FULL, or ENOSPC / EDQUOT from the OS."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code == sqlite3.SQLITE_FULL or DISK_FULL_MESSAGE in str(exc)
+    return False
 
 
 class ConfigError(Exception):

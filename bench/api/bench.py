@@ -13,6 +13,10 @@ with wrk (1 thread, 32 connections):
      clients and 1 client), and right after a write (the daemon reuses an
      answer until the next write, so this is the cost of the address scan)
   5. the daemon's VmRSS after the load and after the runs
+  6. the reactor's lag during the load and each run: the daemon runs under
+     a reactor-lag probe (a 10 ms timer; how late it fires is how long a
+     callback held the event loop), see benchlib.run_with_lag_probe; the
+     goal is no callback over 50 ms
 
 Every measurement runs --repeat times (rounds interleaved); the best run is
 reported and every run is kept in the JSON. Before each run the runner
@@ -63,6 +67,7 @@ GOALS = {
     "list_s": 1.0,
     "nextfreeip_ms": 20,
     "rss_mb": 200,
+    "lag_ms": 50,
 }
 REFERENCE = {
     "get_rps": 876, "get_p50_ms": 36, "get_p99_ms": 49,
@@ -94,11 +99,14 @@ def wait_quiet(pid: int, limit: float, patience: float) -> float:
 
 
 class Meter:
-    """Wall time, daemon CPU, our own and our children's CPU, and what the
-    rest of the machine used meanwhile, around one measurement."""
+    """Wall time, daemon CPU, our own and our children's CPU, what the
+    rest of the machine used meanwhile, and the daemon's reactor lag (when
+    ``lag`` names its lag file), around one measurement."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, lag: Path | None = None) -> None:
         self.pid = pid
+        self.lag_file = lag
+        self.lag: dict | None = None
 
     def __enter__(self) -> Self:
         self.load1 = os.getloadavg()[0]
@@ -106,6 +114,7 @@ class Meter:
         self.busy0 = benchlib.busy_seconds()
         self.daemon0 = benchlib.cpu_seconds(self.pid)
         self.self0 = self._ours()
+        self.lag0 = benchlib.read_lag(self.lag_file) if self.lag_file else None
         return self
 
     @staticmethod
@@ -120,10 +129,15 @@ class Meter:
         self.daemon_cpu = benchlib.cpu_seconds(self.pid) - self.daemon0
         ours = self._ours() - self.self0
         self.other = max(0.0, busy - self.daemon_cpu - ours) / self.wall if self.wall else 0.0
+        if self.lag_file is not None and self.lag0 is not None:
+            self.lag = benchlib.lag_phase(self.lag_file, self.lag0)
 
     def record(self) -> dict:
-        return {"wall_s": round(self.wall, 3), "daemon_cores": round(self.daemon_cpu / self.wall, 2),
-                "other_cores": round(self.other, 2), "load1_before": round(self.load1, 2)}
+        out = {"wall_s": round(self.wall, 3), "daemon_cores": round(self.daemon_cpu / self.wall, 2),
+               "other_cores": round(self.other, 2), "load1_before": round(self.load1, 2)}
+        if self.lag is not None:
+            out["reactor_lag"] = self.lag
+        return out
 
 
 # -- the daemon --------------------------------------------------------------------------------
@@ -137,9 +151,10 @@ class Daemon:
             f"127.0.0.1:{self.port}", folder, PASSWORD, api={"EXPIRY": "12h"}, DHCP={"ENABLED": "no"},
             TFTP={"ENABLED": "no"}, DNS={"ENABLED": "no"}, BOOTSTRAP={"ENABLED": "no", "CONTROLLER": "controller"}))
         self.log = folder / "daemon.log"
+        self.lag = folder / "lag.json"
         # As packaging/luna2d.service runs it: the log (one line per request)
         # goes to stdout, here a pipe that a thread copies into daemon.log.
-        command = benchlib.twistd(self.ini)
+        command = benchlib.twistd(self.ini, lag=self.lag)
         if cpu is not None:
             command = ["taskset", "-c", str(cpu)] + command
         self.proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE,
@@ -292,7 +307,7 @@ def run_wrk(daemon: Daemon, token: str, mode: str, arg: str, connections: int, d
                f"http://127.0.0.1:{daemon.port}", "--", mode, token, arg]
     if cpu is not None:
         command = ["taskset", "-c", str(cpu)] + command
-    with Meter(daemon.pid) as meter:
+    with Meter(daemon.pid, daemon.lag) as meter:
         out = subprocess.run(command, capture_output=True, text=True, check=False)
     line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
     if out.returncode != 0 or line is None:
@@ -312,7 +327,7 @@ def run_wrk(daemon: Daemon, token: str, mode: str, arg: str, connections: int, d
 def run_list(daemon: Daemon, client: Client, times: int) -> dict:
     durations = []
     size = 0
-    with Meter(daemon.pid) as meter:
+    with Meter(daemon.pid, daemon.lag) as meter:
         for _ in range(times):
             started = time.monotonic()
             data = client.must("GET", "/config/node")
@@ -329,7 +344,7 @@ def run_after_write(daemon: Daemon, client: Client, nodes: int, times: int) -> d
     an earlier answer, so this is the cost of the scan itself."""
     durations = []
     path = f"/config/network/{PROV}/_nextfreeip"
-    with Meter(daemon.pid) as meter:
+    with Meter(daemon.pid, daemon.lag) as meter:
         for number in range(times):
             name = node_name(1 + number * 7919 % nodes)
             client.must("POST", f"/config/node/{name}", wrap("node", name, {"comment": f"after write {number}"}))
@@ -339,6 +354,25 @@ def run_after_write(daemon: Daemon, client: Client, nodes: int, times: int) -> d
     return {"p50_ms": round(statistics.median(durations) * 1000, 2),
             "p99_ms": round(benchlib.percentile(durations, 0.99) * 1000, 2),
             "max_ms": round(max(durations) * 1000, 2), "requests": times, **meter.record()}
+
+
+def lag_text(lag: dict | None) -> str:
+    if not lag or lag.get("max_ms") is None:
+        return "(not measured)"
+    return f"max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms, {lag['over_limit']} of {lag['ticks']} ticks over {lag['limit_ms']:g} ms"
+
+
+def worst_lag(loaded: dict, runs: dict[str, list]) -> dict:
+    """The largest reactor lag of the load and of every run, with where it was."""
+    phases = [("load", loaded.get("reactor_lag"))] + [(name, r.get("reactor_lag")) for name, items in runs.items()
+                                                        for r in items]
+    measured = [(name, lag) for name, lag in phases if lag and lag.get("max_ms") is not None]
+    if not measured:
+        return {}
+    name, lag = max(measured, key=lambda item: item[1]["max_ms"])
+    return {"max_ms": lag["max_ms"], "where": name, "p99_ms_worst": max(l["p99_ms"] for _, l in measured),
+            "over_limit": sum(l["over_limit"] for _, l in measured), "ticks": sum(l["ticks"] for _, l in measured),
+            "limit_ms": lag["limit_ms"]}
 
 
 def best(runs: list[dict], key: str, lower: bool = False) -> dict:
@@ -386,6 +420,12 @@ def table(results: dict) -> str:
         rows.append((f"GET .../_nextfreeip right after a write: p50 / p99 (1 client, {nfiw['requests']}x)",
                      f"{nfiw['p50_ms']} / {nfiw['p99_ms']} ms", f"< {g['nextfreeip_ms']} ms", "",
                      verdict(nfiw["p99_ms"] < g["nextfreeip_ms"])))
+    lag = results.get("reactor_lag")
+    if lag:
+        rows.append(("Reactor lag, load and every run: max (where) / worst p99",
+                     (f"{lag['max_ms']} ms ({lag['where']}) / {lag['p99_ms_worst']} ms; "
+                      f"{lag['over_limit']} of {lag['ticks']:,} ticks over {lag['limit_ms']:g} ms"),
+                     f"max < {g['lag_ms']} ms", "", verdict(lag["max_ms"] < g["lag_ms"])))
     rows += [
         ("Daemon RSS after the load", f"{results['rss_mb']['after_load']:.0f} MB", f"< {g['rss_mb']} MB",
          f"{r['rss_mb']} MB (1,000 nodes)", verdict(results["rss_mb"]["after_load"] < g["rss_mb"])),
@@ -458,7 +498,10 @@ def main() -> None:
         client.login()
         print(f"loading {args.nodes:,} nodes in {args.groups} groups with {args.load_clients} clients...",
               flush=True)
-        loaded = load(client, args.nodes, args.groups, args.load_clients)
+        with Meter(daemon.pid, daemon.lag) as load_meter:
+            loaded = load(client, args.nodes, args.groups, args.load_clients)
+        loaded["reactor_lag"] = load_meter.lag
+        print(f"  reactor lag while loading: {lag_text(load_meter.lag)}", flush=True)
         verify(client, args.nodes)
         rss_load = benchlib.rss_mb(daemon.pid)
         print(f"loaded in {loaded['seconds']} s; daemon RSS {rss_load:.0f} MB", flush=True)
@@ -488,7 +531,7 @@ def main() -> None:
                 shown = {k: result[k] for k in ("rps", "p50_ms", "p99_ms", "median_s", "bytes", "errors",
                                                 "cpu_us_per_request", "daemon_cores", "other_cores")
                          if k in result}
-                print(f"  {name:<14} {shown}", flush=True)
+                print(f"  {name:<14} {shown} lag {lag_text(result.get('reactor_lag'))}", flush=True)
         rss_runs = benchlib.rss_mb(daemon.pid)
         if args.profile:
             profile(daemon, client, args, wrk_cpu)
@@ -519,6 +562,7 @@ def main() -> None:
             "nextfreeip_c1": best(runs["nextfreeip_c1"], "p50_ms", lower=True),
             "nextfreeip_after_write": best(runs["nextfreeip_after_write"], "p50_ms", lower=True),
         },
+        "reactor_lag": worst_lag(loaded, runs),
         "runs": runs,
         "goals": GOALS,
         "reference": REFERENCE,

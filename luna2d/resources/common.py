@@ -15,7 +15,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import RequestRedirect
 
-from luna2d.errors import Invalid, LunaError
+from luna2d.errors import InsufficientStorage, Invalid, LunaError, disk_full
 
 log = Logger()
 MAX_BODY = 64 * 1024 * 1024
@@ -23,6 +23,7 @@ MAX_BODY = 64 * 1024 * 1024
 # a few hundred bytes, so no one without a token makes the reactor parse more.
 MAX_LOGIN_BODY = 64 * 1024
 JSON_TYPE = b"application/json"
+DISK_FULL = "disk full: the daemon could not write what this request needs; free space and retry"
 
 
 def reply(request: Any, body: Any, code: int = 200) -> bytes:
@@ -176,5 +177,9 @@ def install_error_handlers(app: Klein) -> None:
 
     @app.handle_errors(Exception)
     def unexpected(instance: Any, request: Any, failure: Failure) -> bytes:
+        if disk_full(failure.value):
+            # A handler that wrote a file (not the store, which says so itself).
+            log.error("disk full answering {path}: {error}", path=request.path, error=failure.getErrorMessage())
+            return message(request, DISK_FULL, InsufficientStorage.status)
         log.failure("unexpected error answering {path}", failure, path=request.path)
         return message(request, "internal error; the daemon's log has the details", 500)

@@ -1,19 +1,30 @@
+# -*- test-case-name: tests.test_store,tests.test_write_queue -*-
 """The store: the one owner of luna2d's state.
 
-Reads answer from memory. Writes are serialized by one lock: each runs a
-pure function over a Tx, then one database transaction through adbapi, and
-only after the commit swaps the result into memory and tells listeners
-(boot indexes) that something changed. An acknowledged write is on disk."""
+Reads answer from memory. Writes go through one queue (``WriteQueue``):
+each runs a pure function over a Tx, then one database transaction through
+adbapi, and only after the commit swaps the result into memory and tells
+listeners (boot indexes) that something changed. An acknowledged write is
+on disk.
+
+Errors, one discipline: a method that answers from memory returns its
+answer or raises a ``LunaError``; a method that writes or reads the
+database returns a Deferred (or is ``async def``) and never raises when
+called: every failure, validation included, comes through the Deferred."""
 
 from __future__ import annotations
 
 import ipaddress
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer, threads
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from luna2d.errors import Invalid, NotFound
+from luna2d.errors import InsufficientStorage, Invalid, NotFound, disk_full
 from luna2d.model.fields import NAME_RE, Field, coerce
 from luna2d.model.kinds import KINDS, kind_named
 from luna2d.store import boot as bootstore
@@ -23,10 +34,159 @@ from luna2d.store.state import State, Tx, build_state, ip_key, load_rows
 
 JOURNAL_FIELDS = ("function", "object", "param", "payload", "masteronly", "misc", "sendfor", "sendby", "created")
 
+log = Logger()
 
-def _run_statements(cursor: Any, statements: list[tuple[str, tuple]]) -> None:
+
+def _run_statements(cursor: Any, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
     for sql, args in statements:
         cursor.execute(sql, args)
+
+
+@dataclass
+class Plan:
+    """What one write does once its turn comes: ``interaction`` (run in the
+    database's one transaction; None when there is nothing to store), then,
+    on the reactor after the commit, ``committed(interaction's result)``,
+    whose return value is the write's answer. With nothing to store the
+    answer is ``result``."""
+
+    result: Any = None
+    interaction: Callable[[Any], Any] | None = None
+    committed: Callable[[Any], Any] | None = None
+
+
+@dataclass
+class _Queued:
+    plan: Callable[[], Plan]
+    done: defer.Deferred[Any]
+
+
+class WriteQueue:
+    """Runs writes one at a time, in the order they were asked for.
+
+    A write is planned on the reactor when its turn comes (so it sees every
+    write before it), committed through ``pool``, and answered after the
+    commit. The queue is drained by a loop, never by recursion: a write
+    that fails or has nothing to store is answered and the loop takes the
+    next, so any number of them in a row cost no stack. Answers are given
+    from the same loop, and a write asked for by an answer's callbacks is
+    only queued, so callback chains cannot nest either. Only the commit is
+    waited for; while it runs, new writes queue.
+
+    A write whose Deferred is cancelled while queued is dropped; one
+    cancelled while committing still commits and is applied to memory (the
+    caller just is not told), so memory never falls behind the disk.
+
+    The loop starts no new write once it has held the reactor for
+    ``budget`` seconds of ``clock`` time: it lets the reactor run and goes
+    on in a new turn (``callLater(0)``), so a burst of 10,000 writes is not
+    one long stall.
+
+    Group commit fits here later: plan every queued write in turn over one
+    chain of Txs, run their interactions in one transaction, and answer
+    each after that commit."""
+
+    def __init__(self, pool: Callable[[], Any], clock: Any, budget: float = 0.01) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._budget = budget
+        self._resume: Any = None  # the delayed call that goes on after a yield
+        self._queue: deque[_Queued] = deque()
+        self._answers: deque[tuple[defer.Deferred[Any], Any]] = deque()
+        self._committing = False
+        self._draining = False
+        self._disk_full = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, committing or waiting to be answered."""
+        return not (self._queue or self._committing or self._answers)
+
+    def submit(self, plan: Callable[[], Plan]) -> defer.Deferred[Any]:
+        """Queue a write; its Deferred fires with the answer after the commit."""
+        done: defer.Deferred[Any] = defer.Deferred()
+        self._queue.append(_Queued(plan, done))
+        self._drain()
+        return done
+
+    def _drain(self) -> None:
+        if self._draining:
+            return
+        if self._resume is not None:
+            if self._resume.active():
+                self._resume.cancel()
+            self._resume = None
+        self._draining = True
+        started = self._clock.seconds()
+        try:
+            while True:
+                if self._answers:
+                    done, outcome = self._answers.popleft()
+                    if not done.called:  # not cancelled meanwhile
+                        if isinstance(outcome, Failure):
+                            done.errback(outcome)
+                        else:
+                            done.callback(outcome)
+                    continue
+                if self._committing or not self._queue:
+                    return
+                # Only between writes: one that was started is answered in
+                # the same turn (a write on a synchronous pool completes
+                # within the call that asked for it).
+                if self._clock.seconds() - started >= self._budget:
+                    self._resume = self._clock.callLater(0, self._resumed)
+                    return
+                item = self._queue.popleft()
+                if not item.done.called:  # cancelled while it was queued
+                    self._start(item)
+        finally:
+            self._draining = False
+
+    def _resumed(self) -> None:
+        self._resume = None
+        self._drain()
+
+    def _start(self, item: _Queued) -> None:
+        try:
+            plan = item.plan()
+        except Exception:  # noqa: BLE001 - the write fails alone, through its Deferred
+            self._answers.append((item.done, Failure()))  # type: ignore[no-untyped-call]
+            return
+        if plan.interaction is None:
+            self._answers.append((item.done, plan.result))
+            return
+        self._committing = True
+        commit = defer.maybeDeferred(self._pool().runInteraction, plan.interaction)
+        commit.addBoth(self._committed, item, plan)
+
+    def _committed(self, outcome: Any, item: _Queued, plan: Plan) -> None:
+        self._committing = False
+        if isinstance(outcome, Failure):
+            self._answers.append((item.done, self._storage(outcome)))
+        else:
+            self._disk_full = False
+            try:
+                answer = plan.committed(outcome) if plan.committed is not None else plan.result
+            except Exception:  # noqa: BLE001 - committed, but this write's memory update failed
+                log.failure("a committed write could not be applied in memory")
+                answer = Failure()  # type: ignore[no-untyped-call]
+            self._answers.append((item.done, answer))
+        self._drain()
+
+    def _storage(self, failure: Failure) -> Failure:
+        """A full disk as the error a user can act on (507); other failures as they are."""
+        if failure.value is None or not disk_full(failure.value):
+            return failure
+        if not self._disk_full:
+            self._disk_full = True
+            log.error("the database's disk is full: writes fail until there is space ({error})",
+                      error=failure.getErrorMessage())
+        return Failure(InsufficientStorage(  # type: ignore[no-untyped-call]
+            "disk full: the database could not store this write and nothing was changed; "
+            "free space on the database's filesystem and retry"))
 
 
 class Store:
@@ -39,7 +199,7 @@ class Store:
         self.pool = pool
         self.crypto = crypto
         self.state = State()
-        self._lock = defer.DeferredLock()
+        self.queue = WriteQueue(lambda: self.pool, clock)
         self.listeners: list[Callable[[Tx], None]] = []
         self.writes = 0
         self._nextfree: dict[int, tuple] = {}  # network id -> (state, generation, network, answer)
@@ -56,30 +216,35 @@ class Store:
         return self.state.singleton("cluster") is None
 
     # -- writing --------------------------------------------------------------------
-    def write(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
-        """Run ``fn(tx, *args)`` as one serialized, durable write."""
-        return self._lock.run(self._write, fn, *args)
+    def write(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        """Run ``fn(tx, *args)`` as one serialized, durable write: its answer
+        is ``fn``'s result, given after the commit; whatever ``fn`` raises
+        comes through the Deferred and changes nothing."""
+        return self.queue.submit(lambda: self._plan(fn, args))
 
-    def _write(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
+    def _plan(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Plan:
         tx = Tx(self.state)
-        try:
-            result = fn(tx, *args)
-        except Exception:  # noqa: BLE001 - handed to the caller as a failed Deferred
-            return defer.fail()
+        result = fn(tx, *args)
         if tx.empty:
-            return defer.succeed(result)
+            return Plan(result)
         statements = tx.statements(self.crypto.encrypt)
-        d = self.pool.runInteraction(_run_statements, statements)
 
         def committed(_: Any) -> Any:
             tx.apply()
             self.writes += 1
-            for listener in self.listeners:
-                listener(tx)
+            self._tell_listeners(tx)
             return result
 
-        d.addCallback(committed)
-        return d
+        return Plan(result, lambda cursor: _run_statements(cursor, statements), committed)
+
+    def _tell_listeners(self, tx: Tx) -> None:
+        """Each listener in turn; one that fails is logged and the rest still
+        hear (the write is committed either way)."""
+        for listener in list(self.listeners):
+            try:
+                listener(tx)
+            except Exception:  # noqa: BLE001 - a listener's bug must not undo an acknowledged write
+                log.failure("store listener {listener!r} failed after a committed write", listener=listener)
 
     # -- generic reads ----------------------------------------------------------------
     def _obj(self, kind: str, name: str):
@@ -301,7 +466,7 @@ class Store:
             )
             return len(rows)
 
-        return self._lock.run(self.pool.runInteraction, insert)
+        return self.queue.submit(lambda: Plan(None, insert, lambda count: count))
 
     # -- network boot (luna2d.store.boot) ------------------------------------------------------
     def _now(self) -> int:
