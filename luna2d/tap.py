@@ -42,6 +42,9 @@ from luna2d.store.crypto import Crypto, load_or_create_key
 from luna2d.store.store import Store
 
 log = Logger()
+# A boot storm opens hundreds of API connections at once; the default
+# listen backlog of 50 drops some of them before they are accepted.
+BACKLOG = 1024
 
 
 def ensure_asyncio_reactor() -> None:
@@ -303,14 +306,16 @@ class LunaDaemon(service.MultiService):
         api = cfg.api
         endpoint: Any
         if tls is not None:
-            endpoint = endpoints.SSL4ServerEndpoint(reactor, port, tls, interface=host)
+            endpoint = endpoints.SSL4ServerEndpoint(reactor, port, tls, backlog=BACKLOG, interface=host)
         else:
-            endpoint = endpoints.TCP4ServerEndpoint(reactor, port, interface=host)
+            endpoint = endpoints.TCP4ServerEndpoint(reactor, port, backlog=BACKLOG, interface=host)
         self.http = SiteServer("http", endpoint, self._api_site, f"{host}:{port}")
         self.http.setServiceParent(self)
         self.boot: SiteServer | None = None
         if tls is not None:
-            boot = endpoints.TCP4ServerEndpoint(reactor, api.boot_port, interface=host)
+            boot = endpoints.TCP4ServerEndpoint(
+                reactor, api.boot_port, backlog=BACKLOG, interface=host
+            )
             self.boot = SiteServer(
                 "boot", boot, self._boot_site, f"{host}:{api.boot_port} ([WEBSERVER] PORT)"
             )

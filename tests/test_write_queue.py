@@ -330,7 +330,7 @@ class HTTPBurstTests(QueueCase):
         gated = GatedPool(store.pool)
         store.pool = gated
         auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, self.clock)
-        port = the_reactor().listenTCP(0, make_site(build(store, auth, ADMIN)), interface="127.0.0.1", backlog=1024)
+        port = the_reactor().listenTCP(0, make_site(build(store, auth, ADMIN), auth), interface="127.0.0.1", backlog=1024)
         self.addCleanup(port.stopListening)
         self.http = HTTPConnectionPool(the_reactor(), persistent=False)
         self.http.maxPersistentPerHost = 0
