@@ -26,7 +26,7 @@ from twisted.logger import Logger
 
 from luna2d.ipmi import codec
 from luna2d.ipmi.commands import Command
-from luna2d.ipmi.session import Credentials, Failure, Outcome, Output, Session
+from luna2d.ipmi.session import Credentials, Fault, Outcome, Output, Session
 
 __all__ = ["ClientStats", "IPMIClient", "Target"]
 
@@ -142,19 +142,19 @@ class IPMIClient:
     # -- running commands ---------------------------------------------------------------------
     def run(self, target: Target, command: Command, cipher_suite: int | None = None) -> defer.Deferred:
         """Run ``command`` on one BMC. The Deferred fires with a Success or a
-        Failure (it never errbacks) as soon as the outcome is known; the
+        Fault (it never errbacks) as soon as the outcome is known; the
         session is closed after that in the background."""
         deferred: defer.Deferred = defer.Deferred()
         if self._closed:
-            deferred.callback(Failure("error", "the IPMI client is stopped"))
+            deferred.callback(Fault("error", "the IPMI client is stopped"))
             return deferred
         try:
             address = ipaddress.ip_address(target.host)
         except ValueError:
-            deferred.callback(Failure("error", f"BMC address {target.host!r} is not an IP address"))
+            deferred.callback(Fault("error", f"BMC address {target.host!r} is not an IP address"))
             return deferred
         if address.version != 4:
-            deferred.callback(Failure("unsupported", f"BMC address {target.host}: only IPv4 is supported"))
+            deferred.callback(Fault("unsupported", f"BMC address {target.host}: only IPv4 is supported"))
             return deferred
         if not self._sockets:
             self._bind()
@@ -172,7 +172,7 @@ class IPMIClient:
     def fan_out(self, targets: Iterable[Target], command: Callable[[], Command], limit: int = 64,
                 cipher_suite: int | None = None) -> defer.Deferred:
         """Run a fresh ``command()`` on every target, at most ``limit`` at a
-        time. Fires with ``{target.key: Success | Failure}`` once every BMC
+        time. Fires with ``{target.key: Success | Fault}`` once every BMC
         has answered or failed."""
         semaphore = defer.DeferredSemaphore(max(1, limit))
         results: dict[str, Outcome] = {}
@@ -215,18 +215,18 @@ class IPMIClient:
             run.deferred.callback(outcome)
         if output.finished and not run.reported:
             run.reported = True
-            run.deferred.callback(Failure("error", "the session ended without an outcome"))
+            run.deferred.callback(Fault("error", "the session ended without an outcome"))
 
-    def _send(self, run: _Run, datagram: bytes) -> Failure | None:
+    def _send(self, run: _Run, datagram: bytes) -> Fault | None:
         sock = run.socket
         if sock is None or sock.transport is None:
-            return Failure("error", "the IPMI client is stopped")
+            return Fault("error", "the IPMI client is stopped")
         try:
             sock.transport.write(datagram, run.address)  # type: ignore[call-arg,arg-type,misc]
         except OSError as exc:
             self.stats.send_errors += 1
             if exc.errno in PERMANENT_SEND_ERRORS:
-                return Failure("unreachable", f"cannot send to {run.address[0]}: {exc.strerror or exc}")
+                return Fault("unreachable", f"cannot send to {run.address[0]}: {exc.strerror or exc}")
             return None  # transient (buffer full): the retry timer resends
         self.stats.sent += 1
         return None
@@ -273,7 +273,7 @@ class IPMIClient:
                 run.timer.cancel()
             if not run.reported:
                 run.reported = True
-                run.deferred.callback(Failure("error", "the IPMI client is stopping"))
+                run.deferred.callback(Fault("error", "the IPMI client is stopping"))
         self._runs.clear()
         self._waiting.clear()
         ports, self._ports, self._sockets = self._ports, [], []

@@ -34,7 +34,7 @@ from luna2d.ipmi.commands import (
     completion_text,
 )
 
-__all__ = ["STATUS_CODES", "Credentials", "Failure", "Outcome", "Output", "Session", "Success", "seal"]
+__all__ = ["STATUS_CODES", "Credentials", "Fault", "Outcome", "Output", "Session", "Success", "seal"]
 
 CMD_GET_CHANNEL_AUTH_CAPS = 0x38
 CMD_SET_SESSION_PRIVILEGE = 0x3B
@@ -89,7 +89,7 @@ class Success:
 
 
 @dataclass(frozen=True)
-class Failure:
+class Fault:
     """The command did not finish. ``kind``: ``timeout``, ``unauthorized``,
     ``unsupported``, ``unreachable`` or ``error``; ``detail`` says why."""
 
@@ -100,7 +100,7 @@ class Failure:
         return f"{self.kind}: {self.detail}"
 
 
-Outcome = Success | Failure
+Outcome = Success | Fault
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ class Session:
         return Output(send=(pending.build(),), outcome=outcome, deadline=pending.deadline)
 
     def _fail(self, kind: str, detail: str, send: tuple[bytes, ...] = ()) -> Output:
-        self.outcome = Failure(kind, detail)
+        self.outcome = Fault(kind, detail)
         self.finished = True
         self.pending = None
         self.phase = "done"
@@ -450,7 +450,7 @@ class Session:
             return None
         if response.completion_code != 0:
             kind = "unauthorized" if response.completion_code in (0x80, 0x81, 0xD4) else "error"
-            return self._close_after(Failure(kind, "Set Session Privilege Level: the BMC answered "
+            return self._close_after(Fault(kind, "Set Session Privilege Level: the BMC answered "
                                                    + completion_text(response.completion_code)), now)
         return self._start_command(now)
 
@@ -475,10 +475,10 @@ class Session:
             return self._close_after(Success(stop.value), now)
         except CommandFailed as exc:
             self.steps = None
-            return self._close_after(Failure(exc.kind, exc.detail), now)
+            return self._close_after(Fault(exc.kind, exc.detail), now)
         except Exception as exc:  # noqa: BLE001 - a command bug must not take the client down
             self.steps = None
-            return self._close_after(Failure("error", f"{self.command.name}: {exc!r}"), now)
+            return self._close_after(Fault("error", f"{self.command.name}: {exc!r}"), now)
         return self._send_request(request, now, phase="command")
 
     # -- closing -----------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from klein import Klein
 from luna2d.errors import Forbidden, Invalid, NotFound, Unavailable
 from luna2d.ipmi import commands
 from luna2d.ipmi.client import Target
-from luna2d.ipmi.session import Credentials, Failure, Outcome, Success
+from luna2d.ipmi.session import Credentials, Fault, Outcome, Success
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
 from luna2d.resources.common import envelope, message, no_content, read_json, reply
@@ -135,11 +135,11 @@ class ControlAPI:
         client = self._client()
         target = self._target(node)
         if isinstance(target, str):
-            outcome: Outcome = Failure("error", target)
+            outcome: Outcome = Fault("error", target)
         else:
             outcome = await client.run(target, ACTIONS[name]())
         await self._granted(name, {node: outcome})
-        if isinstance(outcome, Failure):
+        if isinstance(outcome, Fault):
             return message(request, f"{node}: {outcome}", 500)
         if name == ("power", "status"):
             return reply(request, {"control": {"power": outcome.value, "status": outcome.value}})
@@ -160,7 +160,7 @@ class ControlAPI:
         for node in nodes:
             target = self._target(node)
             if isinstance(target, str):
-                outcomes[node] = Failure("error", target)
+                outcomes[node] = Fault("error", target)
             else:
                 targets.append(target)
         if targets:

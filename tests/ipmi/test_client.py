@@ -22,7 +22,7 @@ from twisted.trial import unittest
 
 from luna2d.ipmi import codec, commands
 from luna2d.ipmi.client import IPMIClient, Target
-from luna2d.ipmi.session import Credentials, Failure, Success
+from luna2d.ipmi.session import Credentials, Fault, Success
 from tests.ipmi.fakebmc import FakeBMC, FakeBMCProtocol
 from tests.ipmi.support import free_loopback, sleep
 from tests.support import ReactorCase, the_reactor
@@ -110,7 +110,7 @@ class FanOutTests(ClientCase):
         self.assertEqual(results["good"], Success("on"))
         self.assertEqual(results["wrong"].kind, "unauthorized")  # type: ignore[union-attr]
         self.assertEqual(results["old"].kind, "unsupported")  # type: ignore[union-attr]
-        self.assertEqual(results["dead"], Failure("timeout", "no answer from the BMC (2 tries, 0.3 s each)"))
+        self.assertEqual(results["dead"], Fault("timeout", "no answer from the BMC (2 tries, 0.3 s each)"))
 
     async def test_same_bmc_twice(self) -> None:
         """Five commands at once on one BMC through a two-socket client all
@@ -174,10 +174,10 @@ class RobustnessTests(ClientCase):
         await sleep(0.05)
         await client.stop()
         outcome = await waiting
-        self.assertEqual(outcome, Failure("error", "the IPMI client is stopping"))
+        self.assertEqual(outcome, Fault("error", "the IPMI client is stopping"))
         self.assertEqual(client.in_flight, 0)
         self.assertEqual(await client.run(Target("x", "127.0.0.1", CREDS), commands.power_status()),
-                         Failure("error", "the IPMI client is stopped"))
+                         Fault("error", "the IPMI client is stopped"))
 
 
 class _ClockReactor(Clock):
@@ -227,7 +227,7 @@ class ClockTests(unittest.TestCase):
         self.assertEqual(len(transport.written), 3)
         self.assertEqual(outcomes, [])
         reactor.advance(1.5)
-        self.assertEqual(outcomes, [Failure("timeout", "no answer from the BMC (3 tries, 1.5 s each)")])
+        self.assertEqual(outcomes, [Fault("timeout", "no answer from the BMC (3 tries, 1.5 s each)")])
         self.assertEqual(reactor.getDelayedCalls(), [])
         self.assertEqual(client.in_flight, 0)
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from twisted.trial import unittest
 
 from luna2d.ipmi import codec, commands
-from luna2d.ipmi.session import Credentials, Failure, Output, Session, Success
+from luna2d.ipmi.session import Credentials, Fault, Output, Session, Success
 from tests.ipmi.fakebmc import FakeBMC
 from tests.ipmi.support import Wire
 from tests.ipmi.test_codec import packets
@@ -128,7 +128,7 @@ class FailureTests(unittest.TestCase):
         session, bmc = make(commands.power_status(), Credentials(b"admin", b"wrong"))
         wire = Wire(session, bmc)
         outcome = wire.run()
-        assert isinstance(outcome, Failure)
+        assert isinstance(outcome, Fault)
         self.assertEqual(outcome.kind, "unauthorized")
         self.assertIn("wrong password", outcome.detail)
         last = codec.Rakp3.decode(codec.decode(wire.to_bmc[-1]).payload)  # type: ignore[union-attr]
@@ -139,14 +139,14 @@ class FailureTests(unittest.TestCase):
         """An unknown user name: the BMC's RAKP 2 status 0x0d, unauthorized."""
         session, bmc = make(commands.power_status(), Credentials(b"nobody", b"s3cret"))
         outcome = Wire(session, bmc).run()
-        self.assertEqual(outcome, Failure("unauthorized", "RAKP message 2: RMCP+ status 0x0d (unauthorized name)"))
+        self.assertEqual(outcome, Fault("unauthorized", "RAKP message 2: RMCP+ status 0x0d (unauthorized name)"))
 
     def test_unsupported_cipher_suite(self) -> None:
         """A BMC without the suite refuses Open Session: unsupported, naming
         the suite; a suite luna2d lacks fails before anything is sent."""
         session, bmc = make(commands.power_status(), suite=17, bmc=FakeBMC({b"admin": b"s3cret"}, suites=(3,)))
         outcome = Wire(session, bmc).run()
-        assert isinstance(outcome, Failure)
+        assert isinstance(outcome, Fault)
         self.assertEqual(outcome.kind, "unsupported")
         self.assertIn("cipher suite 17", outcome.detail)
         session, _ = make(commands.power_status(), suite=2)
@@ -168,7 +168,7 @@ class FailureTests(unittest.TestCase):
         bmc._command = refuse  # type: ignore[method-assign]
         session, _ = make(commands.power("off"), bmc=bmc)
         outcome = Wire(session, bmc).run()
-        self.assertEqual(outcome, Failure("unauthorized",
+        self.assertEqual(outcome, Fault("unauthorized",
                                           "Chassis Control (off): 0xd4 (insufficient privilege level)"))
         self.assertEqual(bmc.sessions, {})
 
@@ -188,7 +188,7 @@ class TimingTests(unittest.TestCase):
         session, bmc = make(commands.power_status(), timeout=1.5, retries=2)
         wire = Wire(session, bmc, lose_to_bmc=lambda i, d: True)
         outcome = wire.run()
-        self.assertEqual(outcome, Failure("timeout", "no answer from the BMC (3 tries, 1.5 s each)"))
+        self.assertEqual(outcome, Fault("timeout", "no answer from the BMC (3 tries, 1.5 s each)"))
         self.assertEqual(len(wire.to_bmc), 3)
         self.assertEqual(len(set(wire.to_bmc)), 1, "the same Get Channel Auth Caps each time")
         self.assertEqual(wire.ticks, [1001.5, 1003.0, 1004.5])
@@ -197,7 +197,7 @@ class TimingTests(unittest.TestCase):
         """A BMC that stops answering mid-way times out naming the stage."""
         session, bmc = make(commands.power_status(), timeout=1.0, retries=1)
         wire = Wire(session, bmc, lose_to_bmc=lambda i, d: i >= 2)  # RAKP 1 onwards is lost
-        self.assertEqual(wire.run(), Failure("timeout", "no answer to RAKP message 1 (2 tries, 1 s each)"))
+        self.assertEqual(wire.run(), Fault("timeout", "no answer to RAKP message 1 (2 tries, 1 s each)"))
 
     def test_retransmission_recovers(self) -> None:
         """A lost command answer is recovered by retransmitting the request
@@ -301,7 +301,7 @@ class DropTests(unittest.TestCase):
         bmc._open = downgrade  # type: ignore[method-assign]
         session, _ = make(commands.power_status(), suite=17, bmc=bmc)
         outcome = Wire(session, bmc).run()
-        assert isinstance(outcome, Failure)
+        assert isinstance(outcome, Fault)
         self.assertEqual(outcome.kind, "unsupported")
         self.assertIn("chose algorithms", outcome.detail)
 

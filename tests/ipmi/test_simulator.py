@@ -20,7 +20,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from luna2d import render
 from luna2d.ipmi import commands
 from luna2d.ipmi.client import IPMIClient, Target
-from luna2d.ipmi.session import Credentials, Failure, Success
+from luna2d.ipmi.session import Credentials, Fault, Success
 from tests.ipmi.support import (
     IPMITOOL,
     Simulator,
@@ -164,7 +164,7 @@ class InstallScriptPasswordTests(SimulatorCase):
             self.assertEqual(await self.client.run(user, commands.power_status()), Success("off"), password)
             stale = Target("other", sim.host, Credentials(b"other", old.encode()), sim.port)
             outcome = await self.client.run(stale, commands.power_status())
-            assert isinstance(outcome, Failure), password
+            assert isinstance(outcome, Fault), password
             self.assertEqual(outcome.kind, "unauthorized")
             old = password
 
@@ -174,7 +174,7 @@ class FailureTests(SimulatorCase):
         """A wrong password is 'unauthorized', as ipmitool also fails."""
         sim = await Simulator(self).start()
         outcome = await self.run_command(sim, commands.power_status(), password="not-the-password")
-        assert isinstance(outcome, Failure)
+        assert isinstance(outcome, Fault)
         self.assertEqual(outcome.kind, "unauthorized")
         code, _ = await ipmitool(sim, "chassis", "power", "status", password="not-the-password")
         self.assertNotEqual(code, 0)
@@ -184,7 +184,7 @@ class FailureTests(SimulatorCase):
         """ipmi_sim offers suites 0-3 and 6; asking for 17 is 'unsupported'."""
         sim = await Simulator(self).start()
         outcome = await self.client.run(self.target(sim), commands.power_status(), cipher_suite=17)
-        assert isinstance(outcome, Failure)
+        assert isinstance(outcome, Fault)
         self.assertEqual(outcome.kind, "unsupported")
         self.assertIn("cipher suite 17", outcome.detail)
 
@@ -204,5 +204,5 @@ class FailureTests(SimulatorCase):
         self.assertEqual(results["a"], Success("on"))
         self.assertEqual(results["b"], Success("off"))
         self.assertEqual(results["c"].kind, "unauthorized")  # type: ignore[union-attr]
-        self.assertEqual(results["dead"], Failure("timeout", "no answer from the BMC (2 tries, 0.5 s each)"))
+        self.assertEqual(results["dead"], Fault("timeout", "no answer from the BMC (2 tries, 0.5 s each)"))
         self.assertLess(elapsed, 2.0)
