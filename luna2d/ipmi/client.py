@@ -66,7 +66,7 @@ class _Run:
     session: Session
     target: Target
     address: tuple[str, int]
-    deferred: defer.Deferred
+    deferred: defer.Deferred[Outcome]
     socket: _Socket | None = None
     timer: Any = None
     reported: bool = False
@@ -140,11 +140,11 @@ class IPMIClient:
         return [port.getHost().port for port in self._ports]
 
     # -- running commands ---------------------------------------------------------------------
-    def run(self, target: Target, command: Command, cipher_suite: int | None = None) -> defer.Deferred:
+    def run(self, target: Target, command: Command, cipher_suite: int | None = None) -> defer.Deferred[Outcome]:
         """Run ``command`` on one BMC. The Deferred fires with a Success or a
         Fault (it never errbacks) as soon as the outcome is known; the
         session is closed after that in the background."""
-        deferred: defer.Deferred = defer.Deferred()
+        deferred: defer.Deferred[Outcome] = defer.Deferred()
         if self._closed:
             deferred.callback(Fault("error", "the IPMI client is stopped"))
             return deferred
@@ -170,22 +170,26 @@ class IPMIClient:
         return deferred
 
     def fan_out(self, targets: Iterable[Target], command: Callable[[], Command], limit: int = 64,
-                cipher_suite: int | None = None) -> defer.Deferred:
+                cipher_suite: int | None = None) -> defer.Deferred[dict[str, Outcome]]:
         """Run a fresh ``command()`` on every target, at most ``limit`` at a
         time. Fires with ``{target.key: Success | Fault}`` once every BMC
         has answered or failed."""
         semaphore = defer.DeferredSemaphore(max(1, limit))
         results: dict[str, Outcome] = {}
 
-        def one(target: Target) -> defer.Deferred:
+        def one(target: Target) -> defer.Deferred[None]:
             """Run the command on one target under the semaphore; record its outcome."""
-            d = semaphore.run(self.run, target, command(), cipher_suite)
-            d.addCallback(lambda outcome: results.__setitem__(target.key, outcome))
-            return d
 
-        d = defer.gatherResults([one(target) for target in targets], consumeErrors=True)
-        d.addCallback(lambda _: results)
-        return d
+            def record(outcome: Outcome) -> None:
+                results[target.key] = outcome
+
+            return semaphore.run(self.run, target, command(), cipher_suite).addCallback(record)
+
+        def all_done(_: object) -> dict[str, Outcome]:
+            return results
+
+        everything = defer.gatherResults([one(target) for target in targets], consumeErrors=True)
+        return everything.addCallback(all_done)
 
     def _start(self, run: _Run) -> None:
         sock = min((s for s in self._sockets if run.address not in s.runs), key=lambda s: len(s.runs), default=None)
@@ -265,7 +269,7 @@ class IPMIClient:
         """Sessions started and not yet finished (closing ones included)."""
         return len(self._runs)
 
-    def stop(self) -> defer.Deferred:
+    def stop(self) -> defer.Deferred[list[Any]]:
         """Fail whatever is in flight, then stop listening."""
         self._closed = True
         for run in list(self._runs.values()) + [r for q in self._waiting.values() for r in q]:

@@ -215,7 +215,7 @@ class Session:
         """Take one decoded packet from the BMC's address."""
         if self.finished or self.pending is None:
             return Output(finished=self.finished, dropped=True, deadline=self._deadline())
-        handler = getattr(self, f"_on_{self.phase}")
+        handler: Callable[[codec.Packet, float], Output | None] = getattr(self, f"_on_{self.phase}")
         try:
             result = handler(packet, now)
         except (codec.DecodeError, crypto.CryptoError):
