@@ -178,7 +178,10 @@ def dhcp_server(cfg: configmod.Config, store: Store, reactor: Any, http_port: in
                          "when ENABLED = yes")
     indexer = bootindex.BootIndexer(store)
     policy = Policy(indexer.current, Settings(lease_time=cfg.dhcp.lease_time,
-                                              http_port=http_port))
+                                              http_port=http_port,
+                                              max_offers=cfg.dhcp.max_offers,
+                                              offer_rate=cfg.dhcp.offer_rate,
+                                              offer_burst=cfg.dhcp.offer_burst))
     server = DHCPServer(reactor, cfg.dhcp.interfaces, policy,
                         load=lambda: leases.load(store.pool),
                         save=lambda changes: leases.apply(store.pool, changes))

@@ -52,7 +52,8 @@ class DHCPConfigTests(unittest.TestCase):
         """A key [DHCP] does not know (a typo of LEASE_TIME here) stops the
         start, naming the section, the key and the keys it knows."""
         exc = self.assertRaises(ConfigError, self.load, "[DHCP]\nENABLED = no\nLEASETIME = 8h\n")
-        self.assertEqual(str(exc), "[DHCP] LEASETIME: unknown key (known: ENABLED, INTERFACES, LEASE_TIME)")
+        self.assertEqual(str(exc), "[DHCP] LEASETIME: unknown key (known: ENABLED, INTERFACES, "
+                              "LEASE_TIME, MAX_OFFERS, OFFER_BURST, OFFER_RATE)")
 
     def test_errors(self) -> None:
         """A name that is no interface name and a bad lease time are refused,
