@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_config
-
-The ini's [DHCP] section: ENABLED, INTERFACES (comma-separated) and
+"""The ini's [DHCP] section: ENABLED, INTERFACES (comma-separated) and
 LEASE_TIME become a typed DHCPConfig; mistakes are ConfigErrors naming the
 key."""
 

@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_integration
-
-Real DHCP clients against luna2d's DHCP server, over real sockets, in
+"""Real DHCP clients against luna2d's DHCP server, over real sockets, in
 network namespaces the tests create: busybox ``udhcpc`` and ISC
 ``dhclient`` in a client namespace, joined by a veth pair to the root
 namespace, where luna2d's DHCPServer is bound to the host end

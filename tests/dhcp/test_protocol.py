@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_protocol
-
-The DHCP transport: DHCPProtocol over a fake datagram transport (replies
+"""The DHCP transport: DHCPProtocol over a fake datagram transport (replies
 written to the policy's destination, bad datagrams dropped and counted,
 failures contained), the LeaseWriter's ordered batches, and DHCPServer on
 real UDP sockets bound to the loopback interface answering through the

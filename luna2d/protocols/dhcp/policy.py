@@ -420,7 +420,8 @@ class Policy:
         if not in_network(value, network) or value in network.reserved or index.taken(value):
             return False
         lease = self.leases.get(address)
-        if lease is not None and lease.expires > now and (lease.mac != mac or lease.state != "bound"):
+        if (lease is not None and lease.expires > now
+                and (lease.mac != mac or lease.state != "bound")):
             return False
         holder = self.held.get(value)
         return holder is None or holder == mac
@@ -502,7 +503,8 @@ class Policy:
         if value == "throttled":
             return Outcome("throttled")
         if not isinstance(value, int):
-            return Outcome("exhausted", detail=f"network {network.name}: no free address in the range")
+            return Outcome("exhausted",
+                           detail=f"network {network.name}: no free address in the range")
         self._hold(pool, value, message.mac, now)
         return self._answer(message, codec.OFFER, ip_str(value), network, None, server)
 
@@ -691,7 +693,8 @@ class Policy:
             options=tuple(options),
         )
         event = "inform" if inform else ("offer" if reply_type == codec.OFFER else "ack")
-        return Outcome(event, reply, destination(message, reply_type, settings), max_reply_size(message))
+        return Outcome(event, reply, destination(message, reply_type, settings),
+                       max_reply_size(message))
 
     def _nak(self, message: Message, server: str, why: str) -> Outcome:
         options: list[tuple[int, bytes]] = [
