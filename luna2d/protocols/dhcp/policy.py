@@ -273,7 +273,15 @@ class Policy:
         self._scheduled.clear()
         self.pools.clear()  # built again from the new table when next used
         for row in leases:
-            self._record(Lease(row.address, row.mac, float(row.expires), row.state, row.hostname))
+            lease = Lease(row.address, row.mac, float(row.expires), row.state, row.hostname)
+            old = self.leases.get(lease.address)
+            if old is not None and old.mac != lease.mac:
+                self.by_mac[old.mac].discard(lease.address)
+            self.leases[lease.address] = lease
+            self.by_mac.setdefault(lease.mac, set()).add(lease.address)
+            self._scheduled[lease.address] = lease.expires
+        self._ends = [(when, address) for address, when in self._scheduled.items()]
+        heapq.heapify(self._ends)
 
     def _record(self, lease: Lease) -> None:
         old = self.leases.get(lease.address)
