@@ -302,6 +302,18 @@ class DynamicTests(Base):
         self.assertEqual(policy.handle(inbound(request(codec.DISCOVER, OTHER_MAC)), now).reply.yiaddr,  # type: ignore[union-attr]
                          "10.141.0.200")
 
+    def test_bad_lease_rows_skipped(self) -> None:
+        """Lease rows whose address is not a canonical dotted quad (a damaged
+        table) are skipped at load; the range is served as if they were not
+        there."""
+        expires = self.clock.seconds() + 500
+        rows = [Lease("10.141.0.200", OTHER_MAC, expires), Lease("10.141.0.201x", OTHER_MAC, expires),
+                Lease("10.141.201", THIRD_MAC, expires), Lease("", THIRD_MAC, expires)]
+        policy = Policy(lambda: self.index, Settings(), rows)
+        self.assertEqual(list(policy.leases), ["10.141.0.200"])
+        outcome = policy.handle(inbound(request(codec.DISCOVER, UNKNOWN_MAC)), self.clock.seconds())
+        self.assertEqual(outcome.reply.yiaddr, "10.141.0.201")  # type: ignore[union-attr]
+
     def test_expired_lease_reused_last(self) -> None:
         """An expired lease of another machine is reused only when no
         never-leased address is left, and then by replacing that row."""

@@ -266,13 +266,21 @@ class Policy:
     # -- the lease table ---------------------------------------------------------
     def load_leases(self, leases: Iterable[Any]) -> None:
         """Replace the lease table with ``leases`` (objects with address, mac,
-        expires, state and hostname, such as the lease store's rows)."""
+        expires, state and hostname, such as the lease store's rows). A row
+        whose address is not a canonical dotted quad is skipped: it could
+        never be offered, and the pools index leases by that form."""
         self.leases.clear()
         self.by_mac.clear()
         self._ends.clear()
         self._scheduled.clear()
         self.pools.clear()  # built again from the new table when next used
         for row in leases:
+            try:
+                canonical = ip_str(ip_int(row.address)) == row.address
+            except (OSError, TypeError):
+                canonical = False
+            if not canonical:
+                continue
             lease = Lease(row.address, row.mac, float(row.expires), row.state, row.hostname)
             old = self.leases.get(lease.address)
             if old is not None and old.mac != lease.mac:
