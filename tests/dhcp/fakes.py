@@ -71,11 +71,16 @@ def random_mac(number: int) -> str:
     return "06:" + ":".join(f"{number >> shift & 0xFF:02x}" for shift in (32, 24, 16, 8, 0))
 
 
-def check_pools(policy: Any, now: float) -> None:
+def check_pools(policy: Any, now: float | None = None) -> None:
     """Raise AssertionError unless every pool's bitmaps say of each address
     what the policy's records say (reserved, device, held, leased, ended,
-    never leased), and the held offers agree among themselves."""
+    never leased) at ``now`` (default: the last packet's time, up to which
+    the policy has applied lease and offer ends), and the held offers agree
+    among themselves."""
     from luna2d.protocols.dhcp.policy import ip_str
+
+    if now is None:
+        now = policy.applied
 
     for mac, offer in policy.offers.items():
         assert offer.mac == mac and policy.held.get(offer.address) == mac, (mac, offer)

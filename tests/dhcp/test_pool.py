@@ -102,3 +102,15 @@ class PolicyPoolTests(unittest.TestCase):
         self.assertEqual(self.discover(random_mac(2)), "10.141.0.200")
         self.assertEqual(pool.devices, set())
         check_pools(self.policy, NOW)
+
+    def test_ends_applied_on_any_packet(self) -> None:
+        """Lease ends are applied on every packet, one the policy ignores
+        too (a BOOTREPLY here), so the bitmaps always agree with the
+        records at the time of the last packet (the fuzz test's invariant
+        once caught a stale bitmap after such a packet)."""
+        leased = self.bind(random_mac(1))
+        later = NOW + Settings().lease_time + 1
+        reply = dataclasses.replace(request(codec.DISCOVER, random_mac(2)), op=codec.BOOTREPLY)
+        self.assertIsNone(self.policy.handle(inbound(reply), later))
+        check_pools(self.policy, later)
+        self.assertIn(ip_int(leased), self.policy.pools["cluster"].reusable)

@@ -261,6 +261,7 @@ class Policy:
         self.pools: dict[str, Pool] = {}
         self._ends: list[tuple[float, str]] = []  # (expires, address): a heap of lease ends
         self._scheduled: dict[str, float] = {}  # address -> its earliest entry in _ends
+        self.applied = float("-inf")  # the time up to which ends are applied to the pools
         self.load_leases(leases)
 
     # -- the lease table ---------------------------------------------------------
@@ -316,6 +317,7 @@ class Policy:
     def _expire(self, now: float) -> None:
         """Let go of the offers and leases that ended by ``now``: the oldest
         offer ends first, lease ends come off a heap; each costs O(log n)."""
+        self.applied = max(self.applied, now)
         while self.offers:
             oldest = next(iter(self.offers.values()))
             if oldest.until > now:
@@ -476,13 +478,13 @@ class Policy:
     # -- answering ----------------------------------------------------------------
     def handle(self, inbound: Inbound, now: float) -> Outcome | None:
         """The answer to one request, or None to stay silent."""
+        self._expire(now)  # on every packet, so the pools always match the records
         message = inbound.message
         if message.op != codec.BOOTREQUEST or message.htype != 1 or message.hlen != 6:
             return None
         kind = message.message_type
         if kind is None:
             return None
-        self._expire(now)
         index = self.index()
         relayed = message.giaddr != codec.ZERO
         network = index.network_for(message.giaddr if relayed else inbound.link.address)
