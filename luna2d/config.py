@@ -102,10 +102,16 @@ class ServiceConfig:
 @dataclass(frozen=True)
 class DHCPConfig(ServiceConfig):
     """[DHCP]: the interfaces to serve (each matched to the configured network
-    holding its address) and the lease time of answers."""
+    holding its address) and the lease time of answers. MAX_OFFERS bounds
+    the dynamic-range offers held at once (in all networks), OFFER_RATE and
+    OFFER_BURST the new offers to unknown machines per second and in one
+    burst (per network); known nodes are never limited."""
 
     interfaces: tuple[str, ...] = ()
     lease_time: int = 3600
+    max_offers: int = 1024
+    offer_rate: int = 20
+    offer_burst: int = 100
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,7 @@ _KNOWN = {
     "FILES": {"IMAGE_FILES", "IMAGE_DIRECTORY", "KEYFILE", "TARBALL", "MAXPACKAGINGTIME"},
     "BOOTSTRAP": {"ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"},
     "LOGGER": {"LEVEL", "LOGFILE"},
-    "DHCP": {"ENABLED", "INTERFACES", "LEASE_TIME"},
+    "DHCP": {"ENABLED", "INTERFACES", "LEASE_TIME", "MAX_OFFERS", "OFFER_RATE", "OFFER_BURST"},
     "TFTP": {"ENABLED", "PORT", "ROOT", "IPXE"},
     "CONTROL": {"TIMEOUT", "RETRIES", "CIPHER_SUITE", "SOCKETS", "PARALLEL"},
 }
@@ -279,8 +285,12 @@ def load(path: str | os.PathLike) -> Config:
             if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,14}$", name):
                 raise ConfigError(f"[DHCP] INTERFACES: {name!r} is not an interface name")
         lease_time = parse_duration(get("DHCP", "LEASE_TIME", "1h"), where("DHCP", "LEASE_TIME"))
-        options = {k: v for k, v in base.options.items() if k not in ("INTERFACES", "LEASE_TIME")}
-        return DHCPConfig(enabled=base.enabled, options=options, interfaces=names, lease_time=lease_time)
+        own = _KNOWN["DHCP"] - {"ENABLED"}
+        options = {k: v for k, v in base.options.items() if k not in own}
+        return DHCPConfig(enabled=base.enabled, options=options, interfaces=names, lease_time=lease_time,
+                          max_offers=integer("DHCP", "MAX_OFFERS", 1024, 1, 1 << 20),
+                          offer_rate=integer("DHCP", "OFFER_RATE", 20, 1, 100000),
+                          offer_burst=integer("DHCP", "OFFER_BURST", 100, 1, 100000))
 
     def tftp_service() -> TFTPConfig:
         base = service("TFTP")

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.boot.test_render -*-
 """The one Jinja2 environment: iPXE scripts and the install script are
 rendered from the templates shipped in ``templates/``.
 
@@ -7,8 +8,9 @@ a silent blank in a boot script. Compiled templates are kept until
 ``reload()``, which reads every template again and swaps the new set in only
 when all of them compile, so a broken edit never takes booting down.
 
-The spec's template table also lives here, as data both the HTTP boot
-resources and the DHCP server can use without knowing of each other."""
+The spec's template table (which script a machine starts from) is data in
+``luna2d.model.boot``, read by the HTTP boot resources and the DHCP server
+alike; its names are re-exported here for the resources."""
 
 from __future__ import annotations
 
@@ -21,6 +23,14 @@ from urllib.parse import quote
 
 import jinja2
 
+# The template table's names, re-exported for the boot resources.
+from luna2d.model.boot import BOOT_PATHS, DISK, NORMAL, SHORT, boot_entry
+
+__all__ = [
+    "BOOT_PATHS", "DISK", "NORMAL", "SHORT", "Renderer", "boot_entry", "default", "heredoc_end",
+    "ipmitool_word", "ipxe_arg", "shquote", "template_dir", "urlpath",
+]
+
 _HERE = Path(__file__).resolve().parent
 
 
@@ -32,24 +42,6 @@ def template_dir() -> Path:
         if candidate.is_dir():
             return candidate
     raise RuntimeError(f"luna2d: no templates directory beside {_HERE}")
-
-
-# -- the spec's template table ---------------------------------------------------------
-
-NORMAL, SHORT, DISK = "normal", "short", "disk"
-BOOT_PATHS = {NORMAL: "/boot", SHORT: "/boot/short", DISK: "/boot/disk"}
-
-
-def boot_entry(known: bool, bootmenu: bool = False, netboot: bool = True) -> str:
-    """Which boot script a machine starts from (the spec's table): an
-    unknown machine and a known one with ``bootmenu`` get the full menu
-    (``normal``), a known one without it goes straight to its own script
-    (``short``), and a known one with ``netboot`` off boots its disk."""
-    if not known:
-        return NORMAL
-    if not netboot:
-        return DISK
-    return NORMAL if bootmenu else SHORT
 
 
 # -- filters -------------------------------------------------------------------------------

@@ -74,7 +74,9 @@ def raise_file_limit() -> None:
             log.warn("cannot raise the open-files limit above {soft}", soft=soft)  # noqa: G010
 
 
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+_PEM_CERT = re.compile(
+    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
+)
 
 
 def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
@@ -93,12 +95,18 @@ def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
         try:
             texts[name] = Path(path).read_bytes()
         except OSError as exc:
-            raise ConfigError(f"[API] {name}: cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(
+                f"[API] {name}: cannot read {path}: {exc.strerror}"
+            ) from None
     blocks = _PEM_CERT.findall(texts["SSL_CERTIFICATE"])
     if not blocks:
-        raise ConfigError(f"[API] SSL_CERTIFICATE: {api.certificate} holds no PEM certificate")
+        raise ConfigError(
+            f"[API] SSL_CERTIFICATE: {api.certificate} holds no PEM certificate"
+        )
     try:
-        chain = [crypto.load_certificate(crypto.FILETYPE_PEM, block) for block in blocks]
+        chain = [
+            crypto.load_certificate(crypto.FILETYPE_PEM, block) for block in blocks
+        ]
     except crypto.Error:
         raise ConfigError(
             f"[API] SSL_CERTIFICATE: {api.certificate} is not a valid certificate"
@@ -128,8 +136,18 @@ def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
 
 class Options(usage.Options):
     optParameters = [  # noqa: RUF012 - twisted.python.usage reads this class attribute
-        ["config", "c", "/trinity/local/luna/daemon/config/luna.ini", "The luna2d ini file."],
-        ["port", "p", None, "Listen on this TCP port instead of the ini's [API] ENDPOINT port."],
+        [
+            "config",
+            "c",
+            "/trinity/local/luna/daemon/config/luna.ini",
+            "The luna2d ini file.",
+        ],
+        [
+            "port",
+            "p",
+            None,
+            "Listen on this TCP port instead of the ini's [API] ENDPOINT port.",
+        ],
         [
             "interface",
             "i",
@@ -244,7 +262,9 @@ class SiteServer(internet.StreamServerEndpointService):
     open by then); a port that cannot be bound ends the start with a
     message naming it."""
 
-    def __init__(self, name: str, endpoint: Any, make: Callable[[], Any], where: str) -> None:
+    def __init__(
+        self, name: str, endpoint: Any, make: Callable[[], Any], where: str
+    ) -> None:
         super().__init__(endpoint, None)
         self.setName(name)
         self.make = make
@@ -258,7 +278,9 @@ class SiteServer(internet.StreamServerEndpointService):
         try:
             super().privilegedStartService()
         except CannotListenError as exc:
-            raise SystemExit(f"luna2d: cannot listen on {self.where}: {exc.socketError}") from None
+            raise SystemExit(
+                f"luna2d: cannot listen on {self.where}: {exc.socketError}"
+            ) from None
         waiting: Any = self._waitingForPort
         waiting.addCallback(self._bound)
 
@@ -306,9 +328,13 @@ class LunaDaemon(service.MultiService):
         api = cfg.api
         endpoint: Any
         if tls is not None:
-            endpoint = endpoints.SSL4ServerEndpoint(reactor, port, tls, backlog=BACKLOG, interface=host)
+            endpoint = endpoints.SSL4ServerEndpoint(
+                reactor, port, tls, backlog=BACKLOG, interface=host
+            )
         else:
-            endpoint = endpoints.TCP4ServerEndpoint(reactor, port, backlog=BACKLOG, interface=host)
+            endpoint = endpoints.TCP4ServerEndpoint(
+                reactor, port, backlog=BACKLOG, interface=host
+            )
         self.http = SiteServer("http", endpoint, self._api_site, f"{host}:{port}")
         self.http.setServiceParent(self)
         self.boot: SiteServer | None = None
@@ -317,7 +343,10 @@ class LunaDaemon(service.MultiService):
                 reactor, api.boot_port, backlog=BACKLOG, interface=host
             )
             self.boot = SiteServer(
-                "boot", boot, self._boot_site, f"{host}:{api.boot_port} ([WEBSERVER] PORT)"
+                "boot",
+                boot,
+                self._boot_site,
+                f"{host}:{api.boot_port} ([WEBSERVER] PORT)",
             )
             self.boot.setServiceParent(self)
         if cfg.dhcp.enabled:
@@ -375,7 +404,9 @@ class LunaDaemon(service.MultiService):
 
     def _boot_site(self) -> Any:
         resource, auth = self._tree()
-        return make_site(boot_only(resource, auth), auth, self._settings(), self.reactor)
+        return make_site(
+            boot_only(resource, auth), auth, self._settings(), self.reactor
+        )
 
     def privilegedStartService(self) -> None:
         raise_file_limit()
@@ -383,7 +414,10 @@ class LunaDaemon(service.MultiService):
 
 
 def dhcp_server(
-    cfg: configmod.Config, stores: StoreService, reactor: Any, http_port: Callable[[], int]
+    cfg: configmod.Config,
+    stores: StoreService,
+    reactor: Any,
+    http_port: Callable[[], int],
 ) -> Any:
     """The [DHCP] server over the store's boot index and lease table; it
     binds its interfaces when it starts (SystemExit naming the interface
@@ -421,7 +455,15 @@ def dhcp_server(
         assert stores.store is not None
         return stores.store.pool
 
-    policy = Policy(lambda: server.index(), Settings(lease_time=cfg.dhcp.lease_time))
+    policy = Policy(
+        lambda: server.index(),
+        Settings(
+            lease_time=cfg.dhcp.lease_time,
+            max_offers=cfg.dhcp.max_offers,
+            offer_rate=cfg.dhcp.offer_rate,
+            offer_burst=cfg.dhcp.offer_burst,
+        ),
+    )
     server = StoreDHCP(
         reactor,
         cfg.dhcp.interfaces,
@@ -445,7 +487,9 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
             try:
                 tftp.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise SystemExit(f"luna2d: [TFTP] ROOT: cannot create {tftp.root}: {exc}") from None
+                raise SystemExit(
+                    f"luna2d: [TFTP] ROOT: cannot create {tftp.root}: {exc}"
+                ) from None
             try:
                 super().privilegedStartService()
             except CannotListenError as exc:
@@ -453,7 +497,9 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
                     f"luna2d: [TFTP] PORT: cannot listen on UDP {tftp.port}: {exc.socketError}"
                 ) from None
             log.info(
-                "luna2d TFTP serving {root} on UDP {port}", root=tftp.root, port=self.bound_port
+                "luna2d TFTP serving {root} on UDP {port}",
+                root=tftp.root,
+                port=self.bound_port,
             )
 
     server = CheckedTFTP(reactor, tftp.port, tftp.root, tftp.ipxe)

@@ -14,15 +14,16 @@ every committed write (``Store.listeners``) and rebuilds lazily, on the next
 ``current()``, so that an API change takes effect in the next answer and a
 burst of API writes costs nothing until someone asks. A write touching only
 nodes updates just their entries; a change of a group, network, cluster or
-controller rebuilds the whole index."""
+controller rebuilds the whole index. The entry types are defined in
+``luna2d.model.boot``, which the DHCP server reads too."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from luna2d.model.boot import BootIndex, BootNetwork, BootNode
 from luna2d.model.kinds import KINDS
 from luna2d.store import ipam
 from luna2d.store.state import Obj, State, Tx
@@ -32,85 +33,6 @@ from luna2d.store.views import resolve
 _GLOBAL_KINDS = frozenset({"group", "network", "cluster", "controller"})
 # Kinds that hold addresses (a change may alter the taken set).
 _HOLDER_KINDS = frozenset({"node", "switch", "otherdev", "controller"})
-
-
-@dataclass(frozen=True)
-class BootNode:
-    """A known node's interface, as DHCP and the boot scripts need it."""
-
-    mac: str
-    name: str
-    interface: str
-    address: str
-    network: str
-    prefixlen: int
-    gateway: str | None
-    nameservers: tuple[str, ...]
-    domain: str | None
-    hostname: str
-    netboot: bool
-    bootmenu: bool
-    known: bool = True
-
-
-@dataclass(frozen=True)
-class BootNetwork:
-    """An IPv4 network with its DHCP settings."""
-
-    name: str
-    cidr: str
-    network_address: int
-    mask: int
-    prefixlen: int
-    netmask: str
-    broadcast: str
-    gateway: str | None
-    nameservers: tuple[str, ...]
-    ntp_servers: tuple[str, ...]
-    domain: str | None
-    dhcp: bool
-    range_begin: int | None
-    range_end: int | None
-    reserved: frozenset[int]
-    controller: str | None
-
-
-@dataclass(frozen=True)
-class BootIndex:
-    """One consistent view: nodes by MAC, networks, taken addresses."""
-
-    nodes: dict[str, BootNode]
-    networks: tuple[BootNetwork, ...]
-    addresses: frozenset[int]
-    generation: int = 0
-    _memo: dict[str, BootNetwork | None] = field(default_factory=dict, compare=False, repr=False)
-
-    def node(self, mac: str) -> BootNode | None:
-        """The node interface with this MAC (lowercase, colon-separated)."""
-        return self.nodes.get(mac)
-
-    def network_for(self, address: str) -> BootNetwork | None:
-        """The configured network holding ``address`` (the most specific one)."""
-        if address in self._memo:
-            return self._memo[address]
-        found: BootNetwork | None = None
-        try:
-            value = int(ipaddress.IPv4Address(address))
-        except ValueError:
-            value = None
-        if value is not None:
-            for network in self.networks:
-                if value & network.mask == network.network_address and (
-                    found is None or network.prefixlen > found.prefixlen
-                ):
-                    found = network
-        if len(self._memo) < 65536:
-            self._memo[address] = found
-        return found
-
-    def taken(self, address: int) -> bool:
-        """Whether a device (node, switch, other device, controller) holds it."""
-        return address in self.addresses
 
 
 def _ipv4(value: Any) -> str | None:

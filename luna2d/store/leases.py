@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.dhcp.test_leases -*-
 """The DHCP server's dynamic-range leases on disk (table ``dhcp_lease``).
 
 The DHCP policy keeps the lease table in memory and hands back every change;
@@ -45,7 +46,7 @@ class ChangeLike(Protocol):
     def lease(self) -> LeaseLike | None: ...
 
 
-def load(pool: Any) -> defer.Deferred:
+def load(pool: Any) -> defer.Deferred[list[LeaseRecord]]:
     """Every lease row, as LeaseRecords ordered by address (a Deferred)."""
 
     def query(cursor: Any) -> list[LeaseRecord]:
@@ -54,10 +55,11 @@ def load(pool: Any) -> defer.Deferred:
         ).fetchall()
         return [LeaseRecord(a, m, s, float(e), h) for a, m, s, e, h in rows]
 
-    return pool.runInteraction(query)
+    done: defer.Deferred[list[LeaseRecord]] = pool.runInteraction(query)
+    return done
 
 
-def apply(pool: Any, changes: Iterable[ChangeLike]) -> defer.Deferred:
+def apply(pool: Any, changes: Iterable[ChangeLike]) -> defer.Deferred[int]:
     """Write lease changes in order, in one transaction: a change with a
     lease replaces the row of its address, one without removes it. Fires
     with the number of changes written."""
@@ -67,7 +69,8 @@ def apply(pool: Any, changes: Iterable[ChangeLike]) -> defer.Deferred:
         if lease is None:
             rows.append((change.address, None))
         else:
-            rows.append((change.address, (lease.address, lease.mac, lease.state, float(lease.expires),
+            rows.append((change.address, (lease.address, lease.mac, lease.state,
+                                          float(lease.expires),
                                           lease.hostname)))
 
     def write(cursor: Any) -> int:
@@ -76,11 +79,14 @@ def apply(pool: Any, changes: Iterable[ChangeLike]) -> defer.Deferred:
                 cursor.execute("DELETE FROM dhcp_lease WHERE address = ?", (address,))
             else:
                 cursor.execute(
-                    "INSERT INTO dhcp_lease (address, mac, state, expires, hostname) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT(address) DO UPDATE SET mac = excluded.mac, state = excluded.state, "
+                    "INSERT INTO dhcp_lease (address, mac, state, expires, hostname) "
+                    "VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(address) DO UPDATE SET mac = excluded.mac, "
+                    "state = excluded.state, "
                     "expires = excluded.expires, hostname = excluded.hostname",
                     row,
                 )
         return len(rows)
 
-    return pool.runInteraction(write)
+    written: defer.Deferred[int] = pool.runInteraction(write)
+    return written

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from luna2d.model.boot import BootIndex, BootNetwork, BootNode
 from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.codec import Message
 from luna2d.protocols.dhcp.policy import Inbound, Link
-from luna2d.store.bootindex import BootIndex, BootNetwork, BootNode
 
 SERVER = "10.141.255.254"
 LINK = Link("eth-test", SERVER)
@@ -36,13 +36,13 @@ def network(name: str = "cluster", cidr: str = "10.141.0.0/16", gateway: str | N
     )
 
 
-def node(mac: str = KNOWN_MAC, name: str = "node001", address: str = "10.141.0.1", net: str = "cluster",
-         netboot: bool = True, bootmenu: bool = False, domain: str | None = "cluster",
-         gateway: str | None = SERVER) -> BootNode:
+def node(mac: str = KNOWN_MAC, name: str = "node001", address: str = "10.141.0.1",
+         net: str = "cluster", netboot: bool = True, bootmenu: bool = False,
+         domain: str | None = "cluster", gateway: str | None = SERVER) -> BootNode:
     """A BootNode as the indexer would build it."""
-    return BootNode(mac=mac, name=name, interface="BOOTIF", address=address, network=net, prefixlen=16,
-                    gateway=gateway, nameservers=(SERVER,), domain=domain, hostname=name,
-                    netboot=netboot, bootmenu=bootmenu)
+    return BootNode(mac=mac, name=name, interface="BOOTIF", address=address, network=net,
+                    prefixlen=16, gateway=gateway, nameservers=(SERVER,), domain=domain,
+                    hostname=name, netboot=netboot, bootmenu=bootmenu)
 
 
 def index(nodes: list[BootNode] | None = None, networks: list[BootNetwork] | None = None,
@@ -64,3 +64,41 @@ def request(kind: int, mac: str = KNOWN_MAC, options: tuple[tuple[int, bytes], .
 
 def inbound(message: Message, link: Link = LINK) -> Inbound:
     return Inbound(message, link)
+
+
+def random_mac(number: int) -> str:
+    """A locally administered MAC made from ``number`` (a flood's machines)."""
+    return "06:" + ":".join(f"{number >> shift & 0xFF:02x}" for shift in (32, 24, 16, 8, 0))
+
+
+def check_pools(policy: Any, now: float | None = None) -> None:
+    """Raise AssertionError unless every pool's bitmaps say of each address
+    what the policy's records say (reserved, device, held, leased, ended,
+    never leased) at ``now`` (default: the last packet's time, up to which
+    the policy has applied lease and offer ends), and the held offers agree
+    among themselves."""
+    from luna2d.protocols.dhcp.policy import ip_str
+
+    if now is None:
+        now = policy.applied
+
+    for mac, offer in policy.offers.items():
+        assert offer.mac == mac and policy.held.get(offer.address) == mac, (mac, offer)
+    assert len(policy.held) == len(policy.offers), (policy.held, policy.offers)
+    for pool in policy.pools.values():
+        for mac, offer in pool.offers.items():
+            assert policy.offers.get(mac) is offer, (mac, offer)
+        for value in range(pool.low, pool.high + 1):
+            lease = policy.leases.get(ip_str(value))
+            if value in pool.reserved or value in pool.devices or value in policy.held:
+                expected = "used"
+            elif lease is None:
+                expected = "fresh"
+            elif lease.expires > now:
+                expected = "used"
+            else:
+                expected = "reusable"
+            actual = ("fresh" if value in pool.fresh else "reusable" if value in pool.reusable
+                      else "used")
+            assert not (value in pool.fresh and value in pool.reusable), value
+            assert actual == expected, (ip_str(value), actual, expected)

@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_bootindex
-
-The boot index built from a real store (SQLite file, sample cluster) and
+"""The boot index built from a real store (SQLite file, sample cluster) and
 kept in step with API writes: node entries with their inherited boot
 settings and their network's options, network entries with DHCP settings
 and the controller's address, and every kind of change (new MAC, new

@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_codec
-
-The DHCP codec against scapy as an independent oracle: messages scapy
+"""The DHCP codec against scapy as an independent oracle: messages scapy
 builds decode to the right fields, messages luna2d encodes parse in scapy
 to the same values, byte for byte where both write the same layout. Also
 option overload (52), RFC 3396 long and split options, unknown options,

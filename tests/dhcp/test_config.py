@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_config
-
-The ini's [DHCP] section: ENABLED, INTERFACES (comma-separated) and
+"""The ini's [DHCP] section: ENABLED, INTERFACES (comma-separated) and
 LEASE_TIME become a typed DHCPConfig; mistakes are ConfigErrors naming the
 key."""
 
@@ -52,7 +50,8 @@ class DHCPConfigTests(unittest.TestCase):
         """A key [DHCP] does not know (a typo of LEASE_TIME here) stops the
         start, naming the section, the key and the keys it knows."""
         exc = self.assertRaises(ConfigError, self.load, "[DHCP]\nENABLED = no\nLEASETIME = 8h\n")
-        self.assertEqual(str(exc), "[DHCP] LEASETIME: unknown key (known: ENABLED, INTERFACES, LEASE_TIME)")
+        self.assertEqual(str(exc), "[DHCP] LEASETIME: unknown key (known: ENABLED, INTERFACES, "
+                              "LEASE_TIME, MAX_OFFERS, OFFER_BURST, OFFER_RATE)")
 
     def test_errors(self) -> None:
         """A name that is no interface name and a bad lease time are refused,

@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_daemon
-
-The real daemon (``twistd luna2d`` in its own process) with ``[DHCP]
+"""The real daemon (``twistd luna2d`` in its own process) with ``[DHCP]
 ENABLED = yes`` serving the host end of a veth pair whose other end is in a
 namespace the test creates: objects made over real HTTP are served to
 udhcpc; leases of the dynamic range are written through the daemon's

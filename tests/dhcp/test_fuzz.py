@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_fuzz
-
-Property tests with hypothesis: every input to the codec decodes or raises
+"""Property tests with hypothesis: every input to the codec decodes or raises
 DecodeError; what decodes re-encodes to a message that decodes the same;
 built messages round-trip, within a size limit too (or raise EncodeError);
 and the DHCP protocol survives any datagram, plausible or not, without an
@@ -18,7 +16,15 @@ from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.codec import DecodeError, EncodeError, Message
 from luna2d.protocols.dhcp.policy import Policy, Settings, max_reply_size
 from luna2d.protocols.dhcp.protocol import DHCPProtocol, Stats
-from tests.dhcp.fakes import KNOWN_MAC, LINK, UNKNOWN_MAC, index, network, node
+from tests.dhcp.fakes import (
+    KNOWN_MAC,
+    LINK,
+    UNKNOWN_MAC,
+    check_pools,
+    index,
+    network,
+    node,
+)
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -159,10 +165,13 @@ class ProtocolFuzzTests(unittest.TestCase):
     def test_survives_any_datagram(self, datagrams: list[bytes], pause: int) -> None:
         """Sequences of datagrams, well-formed or damaged: no exception, no
         error counted, and every reply written decodes as a BOOTREPLY to the
-        request's xid, within the client's size limit, sent to port 67 or 68."""
+        request's xid, within the client's size limit, sent to port 67 or 68;
+        and the pools' free-address bitmaps always agree with the leases and
+        offers on record."""
         for data in datagrams:
             before = len(self.transport.written)
             self.protocol.datagramReceived(data, ("10.141.0.250", 68))
+            check_pools(self.policy)  # as of the last packet the policy saw
             self.clock.advance(pause)
             self.assertEqual(self.stats.errors, 0)
             for reply_data, dest in self.transport.written[before:]:

@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_integration
-
-Real DHCP clients against luna2d's DHCP server, over real sockets, in
+"""Real DHCP clients against luna2d's DHCP server, over real sockets, in
 network namespaces the tests create: busybox ``udhcpc`` and ISC
 ``dhclient`` in a client namespace, joined by a veth pair to the root
 namespace, where luna2d's DHCPServer is bound to the host end
@@ -12,12 +10,19 @@ them.
 What is pinned: a known node's fixed address with router, DNS, domain,
 hostname, NTP, lease time and server identifier, for both clients; an
 unknown machine's dynamic lease, kept in the store; the boot file by the
-template table for iPXE and PXE firmware; and API changes (new address,
-netboot flag, new MAC) visible in the very next answer."""
+template table for iPXE and PXE firmware; API changes (new address,
+netboot flag, new MAC) visible in the very next answer; and the range
+holding under attack from a raw client (``tests.dhcp.rawclient``) in the
+namespace: REQUESTs from machines offered nothing bind nothing, and after
+3,000 DISCOVERs from made-up MACs a new machine and a known node are still
+served."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,12 +32,14 @@ from twisted.internet import defer
 from luna2d.protocols.dhcp.policy import Policy, Settings
 from luna2d.protocols.dhcp.protocol import DHCPServer
 from luna2d.store import bootindex, leases
-from tests.dhcp.netns import Lab, the_reactor
+from tests.dhcp.netns import CLIENT_IF, Lab, the_reactor
 from tests.integration.test_daemon import DaemonCase
+from tests.netns_support import run_limited
 from tests.support import API, result_of
 
 KNOWN_MAC = "02:4c:00:00:01:21"
 UNKNOWN_MAC = "02:4c:00:00:09:99"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PXE_IPXE = ("-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x4d:69505845")  # option 77 "iPXE"
 
 
@@ -54,7 +61,9 @@ def lab_objects(api: API, lab: Lab, case: Any) -> None:
                                              "macaddress": KNOWN_MAC}]})
 
 
-class ClientTests(DaemonCase):
+class LabCase(DaemonCase):
+    """A lab namespace and a DHCPServer over a real store, wired as luna2d.tap does."""
+
     def setUp(self) -> defer.Deferred:  # type: ignore[override]
         super().setUp()
         return defer.ensureDeferred(self._set_up())
@@ -80,6 +89,8 @@ class ClientTests(DaemonCase):
         code, answer = self.api.post("/config/node/node101", {"config": {"node": {"node101": fields}}})
         self.assertIn(code, (201, 204), answer)
 
+
+class ClientTests(LabCase):
     async def test_udhcpc_known_node(self) -> None:
         """udhcpc on a known node's MAC gets its fixed address, mask, router,
         DNS, domain, hostname, NTP, lease time, and the host end's address as
@@ -155,3 +166,57 @@ class ClientTests(DaemonCase):
         self.assertEqual((bios["boot_file"], bios["siaddr"]), ("undionly.kpxe", self.lab.server))
         efi = await self.lab.udhcpc("-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007")
         self.assertEqual(efi["boot_file"], "ipxe.efi")
+
+
+async def raw_client(lab: Lab, kind: str, count: int, addresses: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run tests.dhcp.rawclient in the lab's namespace; its JSON summary."""
+    argv = lab.netns_exec(sys.executable, "-m", "tests.dhcp.rawclient", "--interface", CLIENT_IF,
+                          "--kind", kind, "--count", str(count), "--addresses", ",".join(addresses))
+    output, reason = await run_limited(argv, 60, env={"PYTHONPATH": REPO})
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    if not lines:
+        raise AssertionError(f"rawclient failed ({reason}):\n{output}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+class AttackTests(LabCase):
+    """The attacks of issue 8 finding 5, over the veth pair."""
+
+    async def test_requests_without_offer_bind_nothing(self) -> None:
+        """51 INIT-REBOOT REQUESTs from made-up MACs, for the range's
+        addresses in turn: no ACK and no lease in the store; an unknown
+        machine's udhcpc then gets the first range address."""
+        lab = self.lab
+        span = tuple(lab.address(host) for host in range(100, 111))
+        got = await raw_client(lab, "request", 51, span)
+        self.assertEqual(got["sent"], 51)
+        self.assertEqual(got["replies"].get("ack", 0), 0, got)
+        self.assertEqual(self.server.stats.events.get("unoffered"), 51)
+        await self.server.writer.flushed()
+        self.assertEqual(result_of(leases.load(self.store.pool)), [])
+        await lab.set_mac(UNKNOWN_MAC)
+        self.assertEqual((await lab.udhcpc())["ip"], lab.address(100))
+
+    async def test_discover_flood_leaves_room(self) -> None:
+        """3,000 DISCOVERs from made-up MACs: offers follow the bucket (at
+        most the burst of 100 and 20 a second), at most half of the 11
+        range addresses are held; right after, a known node and a new
+        machine each get their address (the old server held the whole range
+        for 60 s, and udhcpc's four tries got nothing)."""
+        lab = self.lab
+        got = await raw_client(lab, "discover", 3000)
+        held = len(self.server.policy.offers)
+        known = await lab.udhcpc()
+        self.assertEqual(known["ip"], lab.address(21))
+        await lab.set_mac(UNKNOWN_MAC)
+        fresh = await lab.udhcpc()
+        self.assertIn(fresh["ip"], {lab.address(host) for host in range(100, 111)})
+        await self.server.writer.flushed()
+        rows = result_of(leases.load(self.store.pool))
+        self.assertEqual([(r.address, r.mac) for r in rows], [(fresh["ip"], UNKNOWN_MAC)])
+        offers = got["replies"].get("offer", 0)
+        self.assertGreater(offers, 0, got)
+        self.assertLessEqual(offers, 100 + 20 * 60, got)
+        self.assertGreater(self.server.stats.events.get("throttled", 0), 1000)
+        self.assertLessEqual(held, 11 // 2)

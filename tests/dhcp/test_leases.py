@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_leases
-
-The lease table on a real SQLite file: schema step 2 creates it, changes
+"""The lease table on a real SQLite file: schema step 2 creates it, changes
 are written in order in one transaction (replace by address, removal), and
 the rows are there again after the store is reopened."""
 

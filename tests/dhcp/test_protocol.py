@@ -1,6 +1,4 @@
-"""test-case-name: tests.dhcp.test_protocol
-
-The DHCP transport: DHCPProtocol over a fake datagram transport (replies
+"""The DHCP transport: DHCPProtocol over a fake datagram transport (replies
 written to the policy's destination, bad datagrams dropped and counted,
 failures contained), the LeaseWriter's ordered batches, and DHCPServer on
 real UDP sockets bound to the loopback interface answering through the
@@ -101,9 +99,11 @@ class ProtocolTests(unittest.TestCase):
 
     def test_lease_changes_handed_on(self) -> None:
         """An ACK that binds a lease hands the change to the writer."""
+        self.send(request(codec.DISCOVER, UNKNOWN_MAC, ((codec.REQUESTED_ADDRESS,
+                                                         codec.addresses("10.141.0.201")),)).encode())
         self.send(request(codec.REQUEST, UNKNOWN_MAC, ((codec.REQUESTED_ADDRESS,
                                                         codec.addresses("10.141.0.201")),)).encode())
-        self.assertEqual(self.stats.events, {"ack": 1})
+        self.assertEqual(self.stats.events, {"offer": 1, "ack": 1})
         self.assertEqual([[c.address for c in b] for b in self.changes.batches], [["10.141.0.201"]])
 
     def test_policy_failure_contained(self) -> None:
@@ -123,11 +123,15 @@ class ProtocolTests(unittest.TestCase):
         identifier and relay agent information, both echoed) is not sent and
         is counted as oversized, not as an error (no traceback logged); the
         lease it bound still goes to the writer, as the policy holds it."""
+        self.send(request(codec.DISCOVER, UNKNOWN_MAC, ((codec.REQUESTED_ADDRESS,
+                                                         codec.addresses("10.141.0.201")),)).encode())
+        self.transport.written.clear()
         self.send(request(codec.REQUEST, UNKNOWN_MAC, (
             (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.201")),
             (codec.CLIENT_ID, b"\x01" * 300), (codec.RELAY_AGENT_INFO, b"\x02" * 300))).encode())
         self.assertEqual(self.transport.written, [])
-        self.assertEqual((self.stats.oversized, self.stats.errors, self.stats.events), (1, 0, {}))
+        self.assertEqual((self.stats.oversized, self.stats.errors, self.stats.events),
+                         (1, 0, {"offer": 1}))
         self.assertEqual([[c.address for c in b] for b in self.changes.batches], [["10.141.0.201"]])
         self.assertIn("10.141.0.201", self.policy.leases)
 

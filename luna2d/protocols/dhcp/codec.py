@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.dhcp.test_codec,tests.dhcp.test_fuzz -*-
 """DHCPv4 messages as plain data: ``decode(bytes) -> Message`` and
 ``Message.encode() -> bytes``.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.dhcp.test_policy,tests.dhcp.test_starvation -*-
 """Who gets which address, options and boot file: a pure function of the
 request, the boot index, the lease table and the time.
 
@@ -16,9 +17,28 @@ The decisions, in short (docs/BOOT.md has the reasoning):
   NAKed.
 - An unknown machine on a network with ``dhcp`` on gets an address of the
   network's range ``[dhcp_range_begin, dhcp_range_end]``: the one it leased
-  before, else the one it asks for, else the lowest free one. luna2d is
-  authoritative there: a REQUEST for an address it cannot give is NAKed.
-  Unknown machines elsewhere get no answer.
+  before, else the one it was offered, else the one it asks for, else the
+  lowest never-leased free one, else the lowest whose lease ended. The
+  offer is held for it (``offer_hold``). Unknown machines elsewhere get no
+  answer.
+- A REQUEST for a range address is ACKed only when that address was offered
+  to that MAC (the offer still held) or the MAC holds its lease. Otherwise:
+  a client that chose luna2d (SELECTING) is NAKed; one that names an
+  address without choosing a server (INIT-REBOOT, RENEWING, REBINDING) is
+  NAKed when luna2d knows the address is wrong for it (another network,
+  outside the range, reserved, another machine's, or the MAC holds a
+  different one) and otherwise gets no answer (RFC 2131 4.3.2: no record of
+  the client, so stay silent).
+- New offers to unknown machines are bounded: per network by a token bucket
+  (``offer_rate`` a second, ``offer_burst`` at once; beyond it no answer)
+  and in number: at most half of a range, and ``max_offers`` in all, are
+  held at once; a new offer past either bound, or into a full range,
+  replaces the oldest held offer. A flood of DISCOVERs from made-up MACs
+  thus never holds more than half of a range, and a new machine still gets
+  an offer. Known nodes never use the range nor the bucket.
+- Allocation never walks the range: each network's free addresses are kept
+  in ``pool.Pool`` bitmaps, lease ends in a heap and offers in age order,
+  so a packet costs O(log n) in the size of the range.
 - The network a request came from is the one holding the relay's address
   (``giaddr``) when relayed, else the one holding the address of the
   interface it arrived on. That interface address is the server identifier,
@@ -32,14 +52,18 @@ The decisions, in short (docs/BOOT.md has the reasoning):
 
 from __future__ import annotations
 
+import heapq
 import socket
 import struct
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
+from luna2d.model.boot import BOOT_PATHS, BootIndex, BootNetwork, BootNode, boot_entry
 from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.codec import Message
+from luna2d.protocols.dhcp.pool import Offer, Pool, TokenBucket, key_of, span_of
 
 BROADCAST = "255.255.255.255"
 _IP = struct.Struct("!I")
@@ -51,68 +75,6 @@ ARCH_EFI_X64 = 7
 ARCH_EFI_BC = 9  # sent by some x86-64 firmware; treated as x86-64
 ARCH_EFI_ARM64 = 11
 ARCH_HTTP_X64 = 16
-
-
-class NodeInfo(Protocol):
-    """What the policy reads about a known node's interface."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def address(self) -> str: ...
-    @property
-    def network(self) -> str: ...
-    @property
-    def gateway(self) -> str | None: ...
-    @property
-    def nameservers(self) -> tuple[str, ...]: ...
-    @property
-    def domain(self) -> str | None: ...
-    @property
-    def hostname(self) -> str: ...
-    @property
-    def netboot(self) -> bool: ...
-    @property
-    def bootmenu(self) -> bool: ...
-
-
-class NetworkInfo(Protocol):
-    """What the policy reads about a configured network."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def network_address(self) -> int: ...
-    @property
-    def netmask(self) -> str: ...
-    @property
-    def mask(self) -> int: ...
-    @property
-    def broadcast(self) -> str: ...
-    @property
-    def gateway(self) -> str | None: ...
-    @property
-    def nameservers(self) -> tuple[str, ...]: ...
-    @property
-    def ntp_servers(self) -> tuple[str, ...]: ...
-    @property
-    def domain(self) -> str | None: ...
-    @property
-    def dhcp(self) -> bool: ...
-    @property
-    def range_begin(self) -> int | None: ...
-    @property
-    def range_end(self) -> int | None: ...
-    @property
-    def reserved(self) -> frozenset[int]: ...
-
-
-class Index(Protocol):
-    """The boot index: MAC to node interface, address to network."""
-
-    def node(self, mac: str) -> NodeInfo | None: ...
-    def network_for(self, address: str) -> NetworkInfo | None: ...
-    def taken(self, address: int) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -182,6 +144,9 @@ class Settings:
     decline_hold: float = 600.0
     server_port: int = 67
     client_port: int = 68
+    max_offers: int = 1024
+    offer_rate: float = 20.0
+    offer_burst: int = 100
 
 
 def ip_int(address: str) -> int:
@@ -194,20 +159,17 @@ def ip_str(value: int) -> str:
     return socket.inet_ntoa(_IP.pack(value))
 
 
-def in_network(address: int, network: NetworkInfo) -> bool:
+def in_network(address: int, network: BootNetwork) -> bool:
     """Whether ``address`` lies in ``network``."""
     return address & network.mask == network.network_address
 
 
-def boot_path(node: NodeInfo | None) -> str:
-    """The boot script for a machine, by the spec's template table:
-    known, bootmenu off, netboot on: short; known, bootmenu and netboot on:
-    normal; known, netboot off: disk; unknown: normal."""
+def boot_path(node: BootNode | None) -> str:
+    """The boot script's path for a machine, by the spec's template table
+    (``luna2d.model.boot``)."""
     if node is None:
-        return "/boot"
-    if not node.netboot:
-        return "/boot/disk"
-    return "/boot" if node.bootmenu else "/boot/short"
+        return BOOT_PATHS[boot_entry(False)]
+    return BOOT_PATHS[boot_entry(True, node.bootmenu, node.netboot)]
 
 
 def is_ipxe(message: Message) -> bool:
@@ -228,7 +190,7 @@ def architectures(message: Message) -> tuple[int, ...]:
     return ()
 
 
-def boot_file(message: Message, node: NodeInfo | None, server: str,
+def boot_file(message: Message, node: BootNode | None, server: str,
               settings: Settings) -> tuple[str | None, bytes | None]:
     """The boot file name (a TFTP path or an HTTP URL) and the vendor class
     to answer with, for the firmware that sent ``message``."""
@@ -285,54 +247,186 @@ def _text(value: bytes | None) -> str | None:
 
 
 class Policy:
-    """The DHCP server's decisions, over an index and an in-memory lease table."""
+    """The DHCP server's decisions, over an index, an in-memory lease table,
+    the offers held and one ``Pool`` per network with a dynamic range."""
 
-    def __init__(self, index: Callable[[], Index], settings: Settings | None = None,
+    def __init__(self, index: Callable[[], BootIndex], settings: Settings | None = None,
                  leases: Iterable[Any] = ()) -> None:
         self.index = index
         self.settings = settings or Settings()
         self.leases: dict[str, Lease] = {}
         self.by_mac: dict[str, set[str]] = {}
-        self.offers: dict[str, tuple[str, float]] = {}  # address -> (mac, held until)
-        self.offered: dict[str, str] = {}  # mac -> address
+        self.offers: OrderedDict[str, Offer] = OrderedDict()  # by MAC, oldest first
+        self.held: dict[int, str] = {}  # address -> the MAC its held offer is for
+        self.pools: dict[str, Pool] = {}
+        self._ends: list[tuple[float, str]] = []  # (expires, address): a heap of lease ends
+        self._scheduled: dict[str, float] = {}  # address -> its earliest entry in _ends
+        self.applied = float("-inf")  # the time up to which ends are applied to the pools
         self.load_leases(leases)
 
     # -- the lease table ---------------------------------------------------------
     def load_leases(self, leases: Iterable[Any]) -> None:
         """Replace the lease table with ``leases`` (objects with address, mac,
-        expires, state and hostname, such as the lease store's rows)."""
+        expires, state and hostname, such as the lease store's rows). A row
+        whose address is not a canonical dotted quad is skipped: it could
+        never be offered, and the pools index leases by that form."""
         self.leases.clear()
         self.by_mac.clear()
+        self._ends.clear()
+        self._scheduled.clear()
+        self.pools.clear()  # built again from the new table when next used
         for row in leases:
-            self._set(Lease(row.address, row.mac, float(row.expires), row.state, row.hostname))
+            try:
+                canonical = ip_str(ip_int(row.address)) == row.address
+            except (OSError, TypeError):
+                canonical = False
+            if not canonical:
+                continue
+            lease = Lease(row.address, row.mac, float(row.expires), row.state, row.hostname)
+            old = self.leases.get(lease.address)
+            if old is not None and old.mac != lease.mac:
+                self.by_mac[old.mac].discard(lease.address)
+            self.leases[lease.address] = lease
+            self.by_mac.setdefault(lease.mac, set()).add(lease.address)
+            self._scheduled[lease.address] = lease.expires
+        self._ends = [(when, address) for address, when in self._scheduled.items()]
+        heapq.heapify(self._ends)
 
-    def _set(self, lease: Lease) -> LeaseChange:
+    def _record(self, lease: Lease) -> None:
         old = self.leases.get(lease.address)
         if old is not None and old.mac != lease.mac:
             self.by_mac.get(old.mac, set()).discard(lease.address)
         self.leases[lease.address] = lease
         self.by_mac.setdefault(lease.mac, set()).add(lease.address)
+        scheduled = self._scheduled.get(lease.address)
+        if scheduled is None or lease.expires < scheduled:
+            self._scheduled[lease.address] = lease.expires
+            heapq.heappush(self._ends, (lease.expires, lease.address))
+
+    def _set(self, lease: Lease, now: float) -> LeaseChange:
+        self._record(lease)
+        self._refresh(ip_int(lease.address), now)
         return LeaseChange(lease.address, lease)
 
-    def _hold(self, address: str, mac: str, now: float) -> None:
-        if len(self.offers) > 4096:
-            for held, (_, until) in list(self.offers.items()):
-                if until <= now:
-                    del self.offers[held]
-            self.offered = {m: a for m, a in self.offered.items() if a in self.offers}
-        previous = self.offered.get(mac)
-        if previous is not None and previous != address:
-            self.offers.pop(previous, None)
-        self.offers[address] = (mac, now + self.settings.offer_hold)
-        self.offered[mac] = address
+    def _remove(self, address: str, now: float) -> LeaseChange:
+        old = self.leases.pop(address)
+        self.by_mac.get(old.mac, set()).discard(address)
+        self._refresh(ip_int(address), now)
+        return LeaseChange(address, None)
 
-    def _unhold(self, mac: str) -> None:
-        address = self.offered.pop(mac, None)
-        if address is not None:
-            self.offers.pop(address, None)
+    def _expire(self, now: float) -> None:
+        """Let go of the offers and leases that ended by ``now``: the oldest
+        offer ends first, lease ends come off a heap; each costs O(log n)."""
+        self.applied = max(self.applied, now)
+        while self.offers:
+            oldest = next(iter(self.offers.values()))
+            if oldest.until > now:
+                break
+            self._drop_offer(oldest.mac, now)
+        ends = self._ends
+        while ends and ends[0][0] <= now:
+            when, address = heapq.heappop(ends)
+            if self._scheduled.get(address) != when:
+                continue  # superseded by an earlier end
+            del self._scheduled[address]
+            lease = self.leases.get(address)
+            if lease is None:
+                continue
+            if lease.expires > now:  # renewed since: wait for the new end
+                self._scheduled[address] = lease.expires
+                heapq.heappush(ends, (lease.expires, address))
+                continue
+            self._refresh(ip_int(address), now)
+
+    # -- the pools ---------------------------------------------------------------------
+    def _pool(self, network: BootNetwork, index: BootIndex, now: float) -> Pool | None:
+        """The network's pool, built (once per range) from the leases and
+        offers on record, with the device addresses it set aside checked
+        again whenever the index changed."""
+        pool = self.pools.get(network.name)
+        if pool is None or (pool.network is not network and pool.key != key_of(network)):
+            span = span_of(network)
+            if span is None:
+                self.pools.pop(network.name, None)
+                return None
+            bucket = pool.bucket if pool is not None else TokenBucket(self.settings.offer_rate,
+                                                                     self.settings.offer_burst)
+            pool = Pool(network, span, bucket)
+            self.pools[network.name] = pool
+            for address in self.leases:
+                value = ip_int(address)
+                if pool.covers(value):
+                    self._refresh_in(pool, value, now)
+            for offer in self.offers.values():
+                if offer.network == pool.name and pool.covers(offer.address):
+                    pool.offers[offer.mac] = offer
+                    self._refresh_in(pool, offer.address, now)
+        pool.network = network
+        if pool.index is not index:
+            pool.index = index
+            for value in [v for v in pool.devices if not index.taken(v)]:
+                pool.devices.discard(value)
+                self._refresh_in(pool, value, now)
+        return pool
+
+    def _refresh(self, value: int, now: float) -> None:
+        for pool in self.pools.values():
+            if pool.covers(value):
+                self._refresh_in(pool, value, now)
+
+    def _refresh_in(self, pool: Pool, value: int, now: float) -> None:
+        """Tell the pool what ``value`` is now, from the records."""
+        if value in pool.reserved or value in pool.devices or value in self.held:
+            pool.set_used(value)
+            return
+        lease = self.leases.get(ip_str(value))
+        if lease is None:
+            pool.set_fresh(value)
+        elif lease.expires > now:
+            pool.set_used(value)
+        else:
+            pool.set_reusable(value)
+
+    def _lowest(self, pool: Pool, index: BootIndex, now: float) -> int | None:
+        """The lowest free address of the pool; one a device holds (a forced
+        address inside the range) is set aside on the way."""
+        while True:
+            value = pool.lowest_free()
+            if value is None or not index.taken(value):
+                return value
+            pool.devices.add(value)
+            self._refresh_in(pool, value, now)
+
+    # -- offers -----------------------------------------------------------------------
+    def _hold(self, pool: Pool, value: int, mac: str, now: float) -> None:
+        self._drop_offer(mac, now)
+        offer = Offer(mac, value, now + self.settings.offer_hold, pool.name)
+        self.offers[mac] = offer
+        pool.offers[mac] = offer
+        self.held[value] = mac
+        self._refresh_in(pool, value, now)
+
+    def _drop_offer(self, mac: str, now: float) -> None:
+        offer = self.offers.pop(mac, None)
+        if offer is None:
+            return
+        pool = self.pools.get(offer.network)
+        if pool is not None:
+            pool.offers.pop(mac, None)
+        if self.held.get(offer.address) == mac:
+            del self.held[offer.address]
+        self._refresh(offer.address, now)
+
+    def _make_room(self, pool: Pool, now: float) -> None:
+        """Drop the oldest held offers until a new one fits both bounds."""
+        while pool.offers and len(pool.offers) >= pool.bound:
+            self._drop_offer(next(iter(pool.offers)), now)
+        while self.offers and len(self.offers) >= self.settings.max_offers:
+            self._drop_offer(next(iter(self.offers)), now)
 
     # -- the dynamic range -------------------------------------------------------
-    def _usable(self, address: str, mac: str, network: NetworkInfo, index: Index, now: float) -> bool:
+    def _usable(self, address: str, mac: str, network: BootNetwork, index: BootIndex,
+                now: float) -> bool:
         """Whether ``address`` may be given to ``mac`` now."""
         try:
             value = ip_int(address)
@@ -344,45 +438,47 @@ class Policy:
         if not in_network(value, network) or value in network.reserved or index.taken(value):
             return False
         lease = self.leases.get(address)
-        if lease is not None and lease.expires > now and (lease.mac != mac or lease.state != "bound"):
+        if (lease is not None and lease.expires > now
+                and (lease.mac != mac or lease.state != "bound")):
             return False
-        held = self.offers.get(address)
-        return held is None or held[0] == mac or held[1] <= now
+        holder = self.held.get(value)
+        return holder is None or holder == mac
 
-    def _own_lease(self, mac: str, network: NetworkInfo) -> Lease | None:
+    def _own_lease(self, mac: str, network: BootNetwork) -> Lease | None:
         for address in self.by_mac.get(mac, ()):
             lease = self.leases[address]
             if lease.state == "bound" and in_network(ip_int(address), network):
                 return lease
         return None
 
-    def _pick(self, mac: str, network: NetworkInfo, requested: str | None, index: Index,
-              now: float) -> str | None:
+    def _pick(self, mac: str, network: BootNetwork, pool: Pool, requested: str | None,
+              index: BootIndex, now: float) -> int | str | None:
+        """The address to offer ``mac``; "throttled" when it would be a new
+        offer and the network's bucket is empty; None when nothing is free."""
         own = self._own_lease(mac, network)
         if own is not None and self._usable(own.address, mac, network, index, now):
-            return own.address
-        offered = self.offered.get(mac)
-        if offered is not None and self._usable(offered, mac, network, index, now):
-            return offered
+            return ip_int(own.address)
+        offer = self.offers.get(mac)
+        if offer is not None and offer.network == network.name and self._usable(
+                ip_str(offer.address), mac, network, index, now):
+            return offer.address
+        if not pool.bucket.take(now):
+            return "throttled"
+        self._drop_offer(mac, now)
+        self._make_room(pool, now)
         if requested is not None and self._usable(requested, mac, network, index, now):
-            return requested
-        begin, end = network.range_begin, network.range_end
-        if begin is None or end is None:
-            return None
-        expired: str | None = None
-        for value in range(begin, min(end, begin + (1 << 20)) + 1):
-            address = ip_str(value)
-            if not self._usable(address, mac, network, index, now):
-                continue
-            if address not in self.leases:
-                return address
-            if expired is None:
-                expired = address  # reuse an expired lease only when nothing is fresh
-        return expired
+            return ip_int(requested)
+        value = self._lowest(pool, index, now)
+        if value is None and pool.offers:
+            # A full range: the oldest offer not taken up makes way.
+            self._drop_offer(next(iter(pool.offers)), now)
+            value = self._lowest(pool, index, now)
+        return value
 
     # -- answering ----------------------------------------------------------------
     def handle(self, inbound: Inbound, now: float) -> Outcome | None:
         """The answer to one request, or None to stay silent."""
+        self._expire(now)  # on every packet, so the pools always match the records
         message = inbound.message
         if message.op != codec.BOOTREQUEST or message.htype != 1 or message.hlen != 6:
             return None
@@ -411,27 +507,34 @@ class Policy:
             return self._inform(message, network, node, server)
         return None
 
-    def _discover(self, message: Message, network: NetworkInfo, node: NodeInfo | None, server: str,
-                  index: Index, now: float) -> Outcome | None:
+    def _discover(self, message: Message, network: BootNetwork, node: BootNode | None,
+                  server: str, index: BootIndex, now: float) -> Outcome | None:
         if node is not None:
             return self._answer(message, codec.OFFER, node.address, network, node, server)
         if not network.dhcp:
             return None
+        pool = self._pool(network, index, now)
+        if pool is None:
+            return Outcome("exhausted", detail=f"network {network.name}: no dynamic range")
         requested = codec.read_address(message.option(codec.REQUESTED_ADDRESS))
-        address = self._pick(message.mac, network, requested, index, now)
-        if address is None:
-            return Outcome("exhausted", detail=f"network {network.name}: no free address in the range")
-        self._hold(address, message.mac, now)
-        return self._answer(message, codec.OFFER, address, network, None, server)
+        value = self._pick(message.mac, network, pool, requested, index, now)
+        if value == "throttled":
+            return Outcome("throttled")
+        if not isinstance(value, int):
+            return Outcome("exhausted",
+                           detail=f"network {network.name}: no free address in the range")
+        self._hold(pool, value, message.mac, now)
+        return self._answer(message, codec.OFFER, ip_str(value), network, None, server)
 
-    def _request(self, message: Message, network: NetworkInfo, node: NodeInfo | None, server: str,
-                 index: Index, now: float) -> Outcome | None:
+    def _request(self, message: Message, network: BootNetwork, node: BootNode | None,
+                 server: str, index: BootIndex, now: float) -> Outcome | None:
         mac = message.mac
         server_id = codec.read_address(message.option(codec.SERVER_ID))
-        if message.option(codec.SERVER_ID) is not None and server_id != server:
+        selecting = message.option(codec.SERVER_ID) is not None
+        if selecting and server_id != server:
             # SELECTING, and the client chose another server.
             if node is None:
-                self._unhold(mac)
+                self._drop_offer(mac, now)
             return None
         wanted = codec.read_address(message.option(codec.REQUESTED_ADDRESS))
         if wanted is None and message.ciaddr != codec.ZERO:
@@ -444,22 +547,57 @@ class Policy:
             return self._nak(message, server, f"{wanted} is not the address of {node.name}")
         if not network.dhcp:
             return None
-        if self._usable(wanted, mac, network, index, now):
-            changes = [self._set(Lease(wanted, mac, now + self.settings.lease_time, "bound",
-                                       _text(message.option(codec.HOSTNAME))))]
-            for address in list(self.by_mac.get(mac, ())):
-                old = self.leases[address]
-                if address != wanted and old.state == "bound" and in_network(ip_int(address), network):
-                    del self.leases[address]
-                    self.by_mac[mac].discard(address)
-                    changes.append(LeaseChange(address, None))
-            self._unhold(mac)
-            outcome = self._answer(message, codec.ACK, wanted, network, None, server)
-            return replace(outcome, changes=tuple(changes))
-        return self._nak(message, server, f"{wanted} is not available on network {network.name}")
+        self._pool(network, index, now)
+        offer = self.offers.get(mac)
+        offered = (offer is not None and offer.network == network.name
+                   and ip_str(offer.address) == wanted)
+        lease = self.leases.get(wanted)
+        holds = lease is not None and lease.mac == mac and lease.state == "bound"
+        if (offered or holds) and self._usable(wanted, mac, network, index, now):
+            return self._bind(message, wanted, network, server, now)
+        why = self._refusal(wanted, mac, network, index, now, selecting)
+        if why is None:
+            return Outcome("unoffered")  # no record of this client: stay silent
+        return self._nak(message, server, why)
 
-    def _decline(self, message: Message, network: NetworkInfo, node: NodeInfo | None, server: str,
-                 now: float) -> Outcome | None:
+    def _bind(self, message: Message, wanted: str, network: BootNetwork, server: str,
+              now: float) -> Outcome:
+        mac = message.mac
+        changes = [self._set(Lease(wanted, mac, now + self.settings.lease_time, "bound",
+                                   _text(message.option(codec.HOSTNAME))), now)]
+        for address in list(self.by_mac.get(mac, ())):
+            old = self.leases[address]
+            if (address != wanted and old.state == "bound"
+                    and in_network(ip_int(address), network)):
+                changes.append(self._remove(address, now))
+        self._drop_offer(mac, now)
+        outcome = self._answer(message, codec.ACK, wanted, network, None, server)
+        return replace(outcome, changes=tuple(changes))
+
+    def _refusal(self, wanted: str, mac: str, network: BootNetwork, index: BootIndex,
+                 now: float, selecting: bool) -> str | None:
+        """Why a REQUEST for ``wanted`` that was neither offered to ``mac``
+        nor leased by it is refused (a NAK), or None when luna2d has no
+        record that makes it wrong (silence, RFC 2131 4.3.2)."""
+        if selecting:
+            return f"{wanted} was not offered to {mac}"
+        value = ip_int(wanted)
+        if not in_network(value, network):
+            return f"{wanted} is not in network {network.name}"
+        begin, end = network.range_begin, network.range_end
+        if begin is None or end is None or not begin <= value <= end:
+            return f"{wanted} is not in the dynamic range of network {network.name}"
+        if value in network.reserved or index.taken(value):
+            return f"{wanted} is not available on network {network.name}"
+        if not self._usable(wanted, mac, network, index, now):
+            return f"{wanted} is held by another machine"
+        for address in self.by_mac.get(mac, ()):
+            if address != wanted and in_network(ip_int(address), network):
+                return f"{mac} holds {address}, not {wanted}"
+        return None
+
+    def _decline(self, message: Message, network: BootNetwork, node: BootNode | None,
+                 server: str, now: float) -> Outcome | None:
         server_id = message.option(codec.SERVER_ID)
         if server_id is not None and codec.read_address(server_id) != server:
             return None
@@ -472,17 +610,20 @@ class Policy:
             return Outcome("decline", detail=f"node {node.name} ({message.mac}) found its address "
                                              f"{address} in use by another machine")
         lease = self.leases.get(address)
-        held = self.offers.get(address)
-        mine = (lease is not None and lease.mac == message.mac) or (held is not None and held[0] == message.mac)
+        offer = self.offers.get(message.mac)
+        mine = ((lease is not None and lease.mac == message.mac)
+                or (offer is not None and ip_str(offer.address) == address))
         if not mine:
             return None
-        self._unhold(message.mac)
-        change = self._set(Lease(address, message.mac, now + self.settings.decline_hold, "declined"))
+        self._drop_offer(message.mac, now)
+        change = self._set(Lease(address, message.mac, now + self.settings.decline_hold,
+                                 "declined"), now)
         return Outcome("decline", changes=(change,),
                        detail=f"{message.mac} found {address} in use; held back for "
                               f"{int(self.settings.decline_hold)} s")
 
-    def _release(self, message: Message, node: NodeInfo | None, server: str, now: float) -> Outcome | None:
+    def _release(self, message: Message, node: BootNode | None, server: str,
+                 now: float) -> Outcome | None:
         server_id = message.option(codec.SERVER_ID)
         if server_id is not None and codec.read_address(server_id) != server:
             return None
@@ -490,10 +631,10 @@ class Policy:
         if node is not None or lease is None or lease.mac != message.mac or lease.state != "bound":
             return None
         # Keep the row, expired: the address is free, and the client gets it again if it is still.
-        change = self._set(replace(lease, expires=min(lease.expires, now)))
+        change = self._set(replace(lease, expires=min(lease.expires, now)), now)
         return Outcome("release", changes=(change,))
 
-    def _inform(self, message: Message, network: NetworkInfo, node: NodeInfo | None,
+    def _inform(self, message: Message, network: BootNetwork, node: BootNode | None,
                 server: str) -> Outcome | None:
         if message.ciaddr == codec.ZERO:
             return None
@@ -513,8 +654,8 @@ class Policy:
             **fields,
         )
 
-    def _answer(self, message: Message, reply_type: int, address: str, network: NetworkInfo,
-                node: NodeInfo | None, server: str, inform: bool = False) -> Outcome:
+    def _answer(self, message: Message, reply_type: int, address: str, network: BootNetwork,
+                node: BootNode | None, server: str, inform: bool = False) -> Outcome:
         settings = self.settings
         options: list[tuple[int, bytes]] = [
             (codec.MESSAGE_TYPE, bytes((reply_type,))),
@@ -570,7 +711,8 @@ class Policy:
             options=tuple(options),
         )
         event = "inform" if inform else ("offer" if reply_type == codec.OFFER else "ack")
-        return Outcome(event, reply, destination(message, reply_type, settings), max_reply_size(message))
+        return Outcome(event, reply, destination(message, reply_type, settings),
+                       max_reply_size(message))
 
     def _nak(self, message: Message, server: str, why: str) -> Outcome:
         options: list[tuple[int, bytes]] = [

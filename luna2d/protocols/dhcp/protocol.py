@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.dhcp.test_protocol,tests.dhcp.test_integration -*-
 """The DHCP server's transport: one UDP socket per served interface.
 
 Each socket is bound to port 67 on 0.0.0.0 and to its interface
@@ -100,7 +101,8 @@ class DHCPProtocol(DatagramProtocol):
     ``clock`` is an IReactorTime (the reactor, or a Clock in tests)."""
 
     def __init__(self, link: Link, policy: Policy, clock: Any, stats: Stats,
-                 changed: Callable[[Sequence[LeaseChange]], None], ready: Callable[[], bool] = lambda: True) -> None:
+                 changed: Callable[[Sequence[LeaseChange]], None],
+                 ready: Callable[[], bool] = lambda: True) -> None:
         self.link = link
         self.policy = policy
         self.clock = clock
@@ -158,12 +160,12 @@ class DHCPProtocol(DatagramProtocol):
             try:
                 transport.write(wire, outcome.destination)
                 stats.sent += 1
-                log.info("DHCP {event} {mac} on {interface}: {address} file {file!r}", event=outcome.event,
-                         mac=message.mac, interface=self.link.interface, address=reply.yiaddr,
-                         file=reply.file.rstrip(b"\x00").decode("latin-1"))
+                log.info("DHCP {event} {mac} on {interface}: {address} file {file!r}",
+                         event=outcome.event, mac=message.mac, interface=self.link.interface,
+                         address=reply.yiaddr, file=reply.file.rstrip(b"\x00").decode("latin-1"))
             except OSError as exc:
                 stats.send_errors += 1
-                log.warn("DHCP: cannot send to {dest} on {interface}: {error}",  # noqa: G010 (twisted Logger)
+                log.warn("DHCP: cannot send to {dest} on {interface}: {error}",  # noqa: G010
                          dest=outcome.destination, interface=self.link.interface, error=exc)
 
     def _failed(self, message: codec.Message) -> None:
@@ -176,12 +178,13 @@ class LeaseWriter:
     """Persists lease changes in order, one batch at a time: changes that
     arrive while a write runs go together into the next one."""
 
-    def __init__(self, save: Callable[[Sequence[LeaseChange]], defer.Deferred], stats: Stats) -> None:
+    def __init__(self, save: Callable[[Sequence[LeaseChange]], defer.Deferred[Any]],
+                 stats: Stats) -> None:
         self.save = save
         self.stats = stats
         self.pending: list[LeaseChange] = []
-        self.writing: defer.Deferred | None = None
-        self._idle: list[defer.Deferred] = []
+        self.writing: defer.Deferred[Any] | None = None
+        self._idle: list[defer.Deferred[Any]] = []
 
     def __call__(self, changes: Sequence[LeaseChange]) -> None:
         self.pending.extend(changes)
@@ -208,11 +211,11 @@ class LeaseWriter:
         self.stats.lease_write_errors += 1
         log.failure("DHCP: cannot store {count} lease changes", failure, count=len(batch))
 
-    def flushed(self) -> defer.Deferred:
+    def flushed(self) -> defer.Deferred[Any]:
         """Fires once every change handed in so far is written (or failed)."""
         if self.writing is None and not self.pending:
             return defer.succeed(None)
-        waiter: defer.Deferred = defer.Deferred()
+        waiter: defer.Deferred[Any] = defer.Deferred()
         self._idle.append(waiter)
         return waiter
 
@@ -223,10 +226,10 @@ class DHCPServer(service.Service):
     once they are loaded."""
 
     def __init__(self, reactor: Any, interfaces: Sequence[str], policy: Policy,
-                 load: Callable[[], defer.Deferred],
-                 save: Callable[[Sequence[LeaseChange]], defer.Deferred],
+                 load: Callable[[], defer.Deferred[Any]],
+                 save: Callable[[Sequence[LeaseChange]], defer.Deferred[Any]],
                  port: int = 67, address_of: Callable[[str], str] = interface_address) -> None:
-        self.setName("dhcp")
+        self.setName("dhcp")  # type: ignore[no-untyped-call]
         self.reactor = reactor
         self.interfaces = list(interfaces)
         self.policy = policy
@@ -242,7 +245,7 @@ class DHCPServer(service.Service):
     def privilegedStartService(self) -> None:
         """Bind one socket per interface; InterfaceError names what is wrong."""
         self.bind()
-        super().privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
 
     def bind(self) -> None:
         """Open the sockets (idempotent)."""
@@ -264,7 +267,8 @@ class DHCPServer(service.Service):
                     sock.close()  # the reactor holds its own duplicate
                 self.links.append(link)
                 self.ports.append(port)
-                log.info("DHCP serving {interface} as {address}", interface=name, address=link.address)
+                log.info("DHCP serving {interface} as {address}", interface=name,
+                         address=link.address)
         except Exception:
             for port in self.ports:
                 port.stopListening()
@@ -272,7 +276,7 @@ class DHCPServer(service.Service):
             raise
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         self.bind()
         d = defer.maybeDeferred(self.load)
 
@@ -296,9 +300,12 @@ class DHCPServer(service.Service):
             return False, "DHCP is listening but the leases are not loaded; not answering"
         served = ", ".join(f"{link.interface} ({link.address})" for link in self.links)
         stats = self.stats
-        answered = sum(stats.events.values())
-        text = (f"DHCP serving {served}: {stats.received} received, {answered} answered, "
-                f"{stats.malformed} malformed, {stats.oversized} too large to send, {stats.errors} errors")
+        throttled = stats.events.get("throttled", 0)
+        text = (f"DHCP serving {served}: {stats.received} received, {stats.sent} answered, "
+                f"{throttled} new machines over the offer rate, "
+                f"{stats.events.get('exhausted', 0)} with no free address, "
+                f"{stats.malformed} malformed, {stats.oversized} too large to send, "
+                f"{stats.errors} errors")
         return self.healthy, text
 
     def reload(self) -> str:
@@ -317,8 +324,8 @@ class DHCPServer(service.Service):
                 changed.append(f"{link.interface}: {link.address} -> {address}")
         return "DHCP reloaded" + (": " + "; ".join(changed) if changed else ", addresses unchanged")
 
-    def stopService(self) -> defer.Deferred:
-        super().stopService()
+    def stopService(self) -> defer.Deferred[Any]:
+        super().stopService()  # type: ignore[no-untyped-call]
         ports, self.ports, self.links = self.ports, [], []
         self.loaded = False
         stopped = [defer.maybeDeferred(port.stopListening) for port in ports]
