@@ -471,11 +471,19 @@ class ReadonlyTests(AuthCase):
                          ["content"], NODE_SECRET)
 
     def test_role_change_takes_effect(self) -> None:
-        """Demoting a user to readonly takes effect on its existing token."""
+        """Demoting a user to readonly takes effect at once: the token it
+        had as an admin is revoked (401), and the token of a new login is a
+        readonly one (403 on a POST)."""
         token = self.make_user("boss", "admin")
         code, _ = self.api.post("/config/user/boss", {"config": {"user": {"boss": {"role": "readonly"}}}})
         self.assertEqual(code, 204)
         code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}), token=token)
+        self.assertEqual((code, body), (401, {"message": "the token of 'boss' was revoked (its password, "
+                                                         "role or name changed); log in again"}))
+        code, body = self.api.post("/token", {"username": "boss", "password": "correct-horse"}, token=False)
+        self.assertEqual(code, 201)
+        code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}),
+                                   token=body["token"])
         self.assertEqual((code, body), (403, READONLY_POST))
 
     def test_user_needs_password(self) -> None:
