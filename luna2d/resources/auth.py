@@ -32,11 +32,13 @@ from twisted.internet import defer
 from luna2d.config import APIConfig
 from luna2d.errors import Forbidden, Invalid, Throttled, Unauthorized, Unavailable
 from luna2d.resources.logins import (
+    MAX_KEY,
     SOURCE_LIMITS,
     USER_LIMITS,
     Busy,
     FairGate,
     Limits,
+    Remembered,
     Throttle,
     source_key,
 )
@@ -82,6 +84,8 @@ class Auth:
         self.sources = Throttle(source_limits, lambda key: f"from {key}")
         self.users = Throttle(user_limits, lambda key: f"for user {key!r}")
         self.gate = FairGate(slots, queued)
+        # "source name" pairs that logged in lately: exempt from the name's block.
+        self.known = Remembered()
 
     # -- tokens -------------------------------------------------------------------
     def issue(self, name: str, role: str, node: str | None = None,
@@ -114,7 +118,10 @@ class Auth:
         username, password = _login_fields(body)
         source = source_key(request.getClientAddress()) if request is not None else "local"
         now = self.clock.seconds()
-        refusal = self.sources.refusal(source, now) or self.users.refusal(username, now)
+        known = f"{source} {username[:MAX_KEY]}"
+        refusal = self.sources.refusal(source, now)
+        if refusal is None and not self.known.seen(known, now):
+            refusal = self.users.refusal(username, now)
         if refusal is not None:
             _retry_after(request, refusal.retry_after)
             raise Throttled(refusal.message)
@@ -137,6 +144,7 @@ class Auth:
             self.users.end(username, later, failed, reset=True)
         if failed or found is None:
             raise Unauthorized(BAD_LOGIN)
+        self.known.add(known, later)
         return self.issue(found.name, found.role)
 
     async def _credentials(self, username: str) -> Credentials | None:

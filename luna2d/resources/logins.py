@@ -10,6 +10,9 @@ starve real users, both pure (time is handed in, work is handed in):
   blocks the key for a time that doubles, up to a cap, and a blocked key
   has one attempt at a time. A refusal happens before any hashing, so it
   costs nothing. Counts are forgotten after a quiet while.
+- A user name blocked by failures stays open to the sources it has
+  lately logged in from (``Remembered``): a stranger's guesses cannot lock
+  the admin out of their own workstation.
 - ``FairGate`` runs at most a few password checks at once (each is a
   scrypt derivation in a thread) and queues the rest per source, taking
   sources in turn: a source with many attempts waiting delays another
@@ -143,6 +146,30 @@ class Throttle:
         elif failed is False and reset:
             entry.failures = 0
             entry.blocked_until = 0.0
+
+
+class Remembered:
+    """Keys seen lately (a user name logged in from a source): at most
+    ``entries``, each for ``ttl`` seconds after it was last seen."""
+
+    def __init__(self, ttl: float = 7 * 86400.0, entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.entries = entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def add(self, key: str, now: float) -> None:
+        self._seen[key] = now
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.entries:
+            self._seen.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._seen
+
+    def seen(self, key: str, now: float) -> bool:
+        """Whether ``key`` was added within the last ``ttl`` seconds."""
+        when = self._seen.get(key)
+        return when is not None and now - when <= self.ttl
 
 
 def source_key(address: Any) -> str:
