@@ -194,15 +194,20 @@ class FairGateTests(unittest.TestCase):
 
     def test_sources_take_turns(self) -> None:
         """A source with many jobs waiting delays another source's job by at
-        most one job: the queues are served in turn."""
+        most the job already running: a freed slot goes to the source with
+        the fewest jobs running, then to the one waiting longest."""
         for number in range(5):
             self.gate.submit("flood", self.job(f"f{number}"))
         self.gate.submit("admin", self.job("good"))
+        self.gate.submit("other", self.job("other"))
         self.assertEqual(self.order, ["f0", "f1"])
         self.finish("f0")
-        self.assertEqual(self.order, ["f0", "f1", "f2"])
-        self.finish("f1")
         self.assertEqual(self.order[-1], "good")
+        self.finish("f1")
+        self.assertEqual(self.order[-1], "other")
+        self.finish("good")
+        self.finish("other")
+        self.assertEqual(self.order, ["f0", "f1", "good", "other", "f2", "f3"])
 
     def test_full_queue_is_busy(self) -> None:
         """Beyond ``queued`` waiting jobs, submit raises Busy and runs nothing."""

@@ -14,10 +14,11 @@ starve real users, both pure (time is handed in, work is handed in):
   lately logged in from (``Remembered``): a stranger's guesses cannot lock
   the admin out of their own workstation.
 - ``FairGate`` runs at most a few password checks at once (each is a
-  scrypt derivation in a thread) and queues the rest per source, taking
-  sources in turn: a source with many attempts waiting delays another
-  source's login by at most one check per turn. The queue is bounded;
-  beyond it, logins are refused as busy."""
+  scrypt derivation in a thread) and queues the rest per source; a freed
+  slot goes to the source with the fewest checks running, so a source with
+  many attempts waiting delays another source's login by at most the one
+  check that is already running. The queue is bounded; beyond it, logins
+  are refused as busy."""
 
 from __future__ import annotations
 
@@ -196,13 +197,17 @@ class Busy(Exception):
 
 class FairGate:
     """Runs at most ``slots`` jobs at once; the rest wait in per-source
-    queues served in turn, at most ``queued`` in all."""
+    queues, at most ``queued`` in all. A freed slot goes to the source with
+    the fewest jobs running, and among those to the one served longest ago."""
 
     def __init__(self, slots: int = 2, queued: int = 64) -> None:
         self.slots = slots
         self.queued = queued
         self.running = 0
         self.waiting = 0
+        self._busy: dict[str, int] = {}  # source -> its jobs running
+        self._served: dict[str, int] = {}  # source -> when it last had a slot (a count)
+        self._turn = 0
         self._queues: OrderedDict[str, deque[tuple[Callable[[], defer.Deferred[Any]],
                                                    defer.Deferred[Any]]]] = OrderedDict()
 
@@ -210,7 +215,7 @@ class FairGate:
         """``job()``'s result once it has had its turn; raises Busy when
         ``queued`` jobs already wait."""
         if self.running < self.slots and not self._queues:
-            return self._run(job)
+            return self._run(source, job)
         if self.waiting >= self.queued:
             raise Busy()
         done: defer.Deferred[Any] = defer.Deferred()
@@ -221,12 +226,20 @@ class FairGate:
         self.waiting += 1
         return done
 
-    def _run(self, job: Callable[[], defer.Deferred[Any]]) -> defer.Deferred[Any]:
+    def _run(self, source: str, job: Callable[[], defer.Deferred[Any]]) -> defer.Deferred[Any]:
         self.running += 1
+        self._busy[source] = self._busy.get(source, 0) + 1
+        self._turn += 1
+        self._served[source] = self._turn
         d = defer.maybeDeferred(job)
 
         def finished(result: Any) -> Any:
             self.running -= 1
+            left = self._busy.pop(source) - 1
+            if left:
+                self._busy[source] = left
+            elif source not in self._queues:
+                del self._served[source]
             self._next()
             return result
 
@@ -235,11 +248,11 @@ class FairGate:
 
     def _next(self) -> None:
         while self.running < self.slots and self._queues:
-            source, queue = next(iter(self._queues.items()))
+            # Few sources wait (at most ``queued``): a scan is cheap.
+            source = min(self._queues, key=lambda s: (self._busy.get(s, 0), self._served.get(s, 0)))
+            queue = self._queues[source]
             job, done = queue.popleft()
             self.waiting -= 1
-            # This source goes to the back of the line, behind every other.
-            del self._queues[source]
-            if queue:
-                self._queues[source] = queue
-            self._run(job).chainDeferred(done)
+            if not queue:
+                del self._queues[source]
+            self._run(source, job).chainDeferred(done)
