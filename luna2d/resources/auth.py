@@ -15,9 +15,10 @@ ini's USERNAME and PASSWORD, so changing the ini password revokes its tokens.
 A login costs one scrypt check whoever it names: the ini admin's password is
 hashed once (in a thread, before the first login is checked), an unknown
 name is checked against a hash nothing matches. Failed logins are throttled
-per source address and per user name before any hashing, and the checks
-themselves wait their turn in a small per-source fair queue
-(luna2d/resources/logins.py)."""
+per source address and per user name before any hashing (429 with
+Retry-After; a name stays open where it lately logged in), and the checks
+themselves wait their turn in a small per-source fair queue (503 when it is
+full) (luna2d/resources/logins.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_logins -*-
+# -*- test-case-name: tests.test_logins,tests.test_login_flood -*-
 """How many logins luna2d checks, for whom, and in what order.
 
 Two policies keep ``POST /token`` from being a password oracle or a way to

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_crypto -*-
+# -*- test-case-name: tests.test_crypto,tests.test_api_auth -*-
 """Secrets at rest and password hashes.
 
 Secret values (node and group secrets, BMC passwords, SNMP write
