@@ -652,7 +652,7 @@ class NodeTokenTests(AuthCase):
             "name": "node001", "interfaces": [{"interface": "BOOTIF", "force": True, "ipaddress": "10.141.0.210"}]}),
             token=self.node_token)
         self.assertEqual((code, body), (204, None))
-        boot = next(i for i in self.node001()["interfaces"] if i["interface"] == "BOOTIF")
+        boot = [i for i in self.node001()["interfaces"] if i["interface"] == "BOOTIF"][0]
         self.assertEqual((boot["network"], boot["ipaddress"]), ("cluster", "10.141.0.210"))
 
     def test_reports_tpm(self) -> None:
