@@ -250,12 +250,23 @@ class FakeRequest:
         self.headers[name.lower()] = value
 
 
+class TokenRequest:
+    """A request that carries ``token``."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token.encode()
+
+    def getHeader(self, name: bytes) -> bytes | None:
+        return self.token if name == b"x-access-tokens" else None
+
+
 class CountingStore:
     """A store of one user whose password checks are counted and may be
     held back (``hold``) to stand for slow scrypt threads."""
 
     def __init__(self) -> None:
         self.pwhash = crypto.hash_password("alice-password")
+        self.generation = 3
         self.checks = 0
         self.hold = False
         self.held: list[defer.Deferred[bool]] = []
@@ -263,7 +274,7 @@ class CountingStore:
     def credentials(self, name: str) -> Credentials | None:
         if name != "alice":
             return None
-        return Credentials("alice", "00112233aabbccdd", 3, "readonly", self.pwhash)
+        return Credentials("alice", "00112233aabbccdd", self.generation, "readonly", self.pwhash)
 
     def verify_password(self, password: str, stored: str) -> defer.Deferred[bool]:
         self.checks += 1
@@ -290,7 +301,12 @@ class AuthThrottleTests(unittest.TestCase):
         request = FakeRequest(host)
         d = defer.ensureDeferred(self.auth.login({"username": user, "password": password}, request))
         box: list[Any] = []
-        d.addBoth(box.append)
+
+        def keep(result: Any) -> Any:
+            box.append(result)
+            return result if isinstance(result, str) else None  # failures are read here
+
+        d.addBoth(keep)
         if not box:
             return "pending", d, request
         if isinstance(box[0], str):
@@ -371,6 +387,21 @@ class AuthThrottleTests(unittest.TestCase):
         self.assertEqual(request.headers[b"retry-after"], b"1")
         self.assertEqual(self.store.checks, checks)
         self.assertIsNone(self.auth.sources.refusal("10.4.0.1", self.clock.seconds()))
+
+    def test_change_during_the_check(self) -> None:
+        """A login whose user changes password while its check waits gets a
+        token bound to the generation it was checked against: refused."""
+        self.store.hold = True
+        _, pending, _ = self.login("alice", "alice-password")
+        self.store.generation = 4
+        self.store.held.pop().callback(True)
+        token = self.successResultOf(pending)
+        error = self.assertRaises(Unauthorized, self.auth.principal, TokenRequest(token))
+        self.assertIn("was revoked", error.message)
+        _, token, _ = self.login("alice", "alice-password")
+        self.store.held.pop().callback(True)
+        who = self.auth.principal(TokenRequest(self.successResultOf(token)))
+        self.assertEqual(who.name if who else None, "alice")
 
     def test_errors_are_the_mapped_kinds(self) -> None:
         """The refusals are luna2d errors with the statuses the API answers."""

@@ -93,16 +93,19 @@ class Auth:
               lifetime: int | None = None) -> str:
         """A signed token for ``name``; an admin or readonly token is bound to
         the user's identity and generation as they are now."""
+        found = self._identity(name) if role != "node" else None
+        return self._sign(name, role, found, node, lifetime)
+
+    def _sign(self, name: str, role: str, found: Credentials | None, node: str | None = None,
+              lifetime: int | None = None) -> str:
         now = int(self.clock.seconds())
         claims: dict[str, Any] = {"sub": name, "role": role, "iat": now,
                                   "exp": now + (lifetime or self.api.expiry)}
         if node is not None:
             claims["node"] = node
-        if role != "node":
-            found = self._identity(name)
-            if found is not None:
-                claims["uid"] = found.uid
-                claims["gen"] = found.generation
+        if found is not None:
+            claims["uid"] = found.uid
+            claims["gen"] = found.generation
         return jwt.encode(claims, self._key, algorithm="HS256")
 
     def _identity(self, name: str) -> Credentials | None:
@@ -146,7 +149,9 @@ class Auth:
         if failed or found is None:
             raise Unauthorized(BAD_LOGIN)
         self.known.add(known, later)
-        return self.issue(found.name, found.role)
+        # Bound to the generation the password was checked against: if the
+        # credentials changed meanwhile, the new token is already revoked.
+        return self._sign(found.name, found.role, found)
 
     async def _credentials(self, username: str) -> Credentials | None:
         """The credentials a login for ``username`` is checked against.
