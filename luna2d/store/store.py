@@ -236,12 +236,12 @@ class Store:
         user = self.state.get("user", name) if isinstance(name, str) else None
         return users.credentials(user) if user is not None else None
 
-    def verify_password(self, password: str, stored: str) -> defer.Deferred:
+    def verify_password(self, password: str, stored: str) -> defer.Deferred[bool]:
         """Whether ``password`` matches the hash ``stored``: one scrypt
         derivation, in a thread (fires with a bool)."""
         return threads.deferToThread(cryptomod.check_password, password, stored)
 
-    def hash_password(self, password: str) -> defer.Deferred:
+    def hash_password(self, password: str) -> defer.Deferred[str]:
         """A new salted hash of ``password``, made in a thread."""
         return threads.deferToThread(cryptomod.hash_password, password)
 
@@ -279,12 +279,14 @@ class Store:
             before = users.credentials(existing) if existing is not None else None
             created = objects.upsert(tx, "user", name, body)
             target = tx.get("user", body.get("newusername") or name)
+            assert target is not None  # upsert made or kept it under that name
             if pwhash is not None:
                 tx.edit(target).data["pwhash"] = pwhash
             users.restamp(tx, target, before, pwhash is not None)
             return created
 
-        return await self.write(apply)
+        created: bool = await self.write(apply)
+        return created
 
     # -- journal ------------------------------------------------------------------------------------
     def journal(self, controller: str) -> defer.Deferred:
