@@ -267,6 +267,8 @@ class CountingStore:
     def __init__(self) -> None:
         self.pwhash = crypto.hash_password("alice-password")
         self.generation = 3
+        self.hashes: list[defer.Deferred[str]] = []
+        self.hold_hash = False
         self.checks = 0
         self.hold = False
         self.held: list[defer.Deferred[bool]] = []
@@ -285,7 +287,10 @@ class CountingStore:
         return defer.succeed(crypto.check_password(password, stored))
 
     def hash_password(self, password: str) -> defer.Deferred[str]:
-        return defer.succeed(crypto.hash_password(password))
+        self.hashes.append(d := defer.Deferred())
+        if not self.hold_hash:
+            d.callback(crypto.hash_password(password))
+        return d
 
 
 class AuthThrottleTests(unittest.TestCase):
@@ -301,13 +306,16 @@ class AuthThrottleTests(unittest.TestCase):
         request = FakeRequest(host)
         d = defer.ensureDeferred(self.auth.login({"username": user, "password": password}, request))
         box: list[Any] = []
+        later = False
 
         def keep(result: Any) -> Any:
             box.append(result)
-            return result if isinstance(result, str) else None  # failures are read here
+            # An answer at once is read here; a later one is the caller's.
+            return result if later or isinstance(result, str) else None
 
         d.addBoth(keep)
         if not box:
+            later = True
             return "pending", d, request
         if isinstance(box[0], str):
             return "ok", box[0], request
@@ -372,6 +380,9 @@ class AuthThrottleTests(unittest.TestCase):
         while self.store.held:
             self.store.held.pop(0).callback(False)
         self.assertEqual(self.store.checks, 5)
+        for kind, pending, _ in answers:
+            if kind == "pending":
+                self.failureResultOf(pending, Unauthorized)
 
     def test_full_queue_answers_busy(self) -> None:
         """When 64 checks already wait (many sources), a new login gets 503
@@ -387,6 +398,34 @@ class AuthThrottleTests(unittest.TestCase):
         self.assertEqual(request.headers[b"retry-after"], b"1")
         self.assertEqual(self.store.checks, checks)
         self.assertIsNone(self.auth.sources.refusal("10.4.0.1", self.clock.seconds()))
+
+    def test_ini_hash_made_once(self) -> None:
+        """The ini admin's hash is made once, in the store's thread, by the
+        first login, whatever name it gives; logins meanwhile wait for it,
+        then each costs one check."""
+        self.store.hold_hash = True
+        waiting = [self.login(name, "x", host=f"10.7.0.{n}")
+                   for n, name in enumerate(("nobody", ADMIN, "alice"))]
+        self.assertEqual(([w[0] for w in waiting], len(self.store.hashes), self.store.checks),
+                         (["pending"] * 3, 1, 0))
+        self.store.hashes[0].callback(crypto.hash_password(PASSWORD))
+        self.assertEqual(self.store.checks, 3)
+        for _, pending, _ in waiting:
+            self.failureResultOf(pending, Unauthorized)
+        self.assertEqual(self.login(ADMIN, PASSWORD, host="10.7.0.9")[0], "ok")
+        self.assertEqual((len(self.store.hashes), self.store.checks), (1, 4))
+
+    def test_ini_hash_failure_is_retried(self) -> None:
+        """Should making the ini admin's hash fail, the logins waiting for it
+        fail (500 over HTTP), count as nothing, and the next login tries again."""
+        self.store.hold_hash = True
+        first = self.login(ADMIN, PASSWORD)
+        self.store.hashes[0].errback(MemoryError())
+        self.failureResultOf(first[1], MemoryError)
+        self.assertIsNone(self.auth.sources.refusal("10.0.0.1", 0.0))
+        self.store.hold_hash = False
+        self.assertEqual(self.login(ADMIN, PASSWORD)[0], "ok")
+        self.assertEqual(len(self.store.hashes), 2)
 
     def test_change_during_the_check(self) -> None:
         """A login whose user changes password while its check waits gets a

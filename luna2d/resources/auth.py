@@ -179,7 +179,10 @@ class Auth:
         if isinstance(result, str):
             self._ini = Credentials(self._ini.name, INI_UID, self._ini.generation, "admin", result)
         for d in waiting:
-            d.callback(result) if isinstance(result, str) else d.errback(result)
+            if isinstance(result, str):
+                d.callback(result)
+            else:
+                d.errback(result)
 
     # -- checking tokens --------------------------------------------------------------
     def principal(self, request: Any) -> Principal | None:
