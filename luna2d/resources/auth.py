@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_api_auth,tests.test_tokens,tests.test_login_flood -*-
+# -*- test-case-name: tests.test_api_auth,tests.test_tokens,tests.test_logins -*-
 """Logins, tokens and who may do what.
 
 Tokens are HS256 JWTs signed with the ini SECRET_KEY, read from the
