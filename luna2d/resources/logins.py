@@ -52,7 +52,7 @@ class Limits:
 # A source may try 5 passwords, then waits 1, 2, 4 ... up to 300 s between
 # tries. A user name gets 10 failures from all sources together, then 1, 2,
 # 4 ... up to 60 s: a lower cap, because anyone can lock a name out, the
-# real owner included; one source alone never gets that far (5 < 10).
+# real owner included (one source alone not in a burst: 5 < 10).
 SOURCE_LIMITS = Limits(free=5, cap=300.0)
 USER_LIMITS = Limits(free=10, cap=60.0)
 # Longer names than any luna2d user name are counted by their start.
