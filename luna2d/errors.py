@@ -42,6 +42,12 @@ class NotFound(LunaError):
     status = 404
 
 
+class Throttled(LunaError):
+    """Too many attempts; the answer says when to try again (429)."""
+
+    status = 429
+
+
 class Unavailable(LunaError):
     """The backend cannot serve this now (503)."""
 

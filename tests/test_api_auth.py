@@ -3,15 +3,20 @@
 Authentication and authorisation through the whole HTTP stack (StubTreq):
 POST /token, the open /version, 401 without or with a bad token on every
 /config endpoint, readonly users (403 on every POST, secrets masked), node
-provisioning tokens scoped to their own node, and tokens of deleted users."""
+provisioning tokens scoped to their own node, and tokens of deleted users.
+Every login costs one scrypt derivation, the same work and about the same
+time whether it names the ini admin, a store user or nobody."""
 
 from __future__ import annotations
+
+import time
 
 import jwt
 from twisted.trial import unittest
 
 import luna2d
 from luna2d.model.kinds import KINDS
+from luna2d.store import crypto
 from tests.support import ADMIN, API, PASSWORD, SECRET, env, hash_inline
 
 MASK = "********"
@@ -250,6 +255,70 @@ class TokenEndpointTests(AuthCase):
         self.assertIn("GET", body["message"])
 
 
+class LoginCostTests(unittest.TestCase):
+    """What a login costs, counted in scrypt derivations and measured."""
+
+    def setUp(self) -> None:
+        hash_inline(self)
+        self.api = API()
+        code, _ = self.api.post("/config/user/alice", {"config": {"user": {"alice": {
+            "password": "alice-password", "role": "admin"}}}})
+        self.assertEqual(code, 201)
+        self.derivations = 0
+        derive = crypto._derive
+
+        def counted(password: str, salt: bytes, length: int) -> bytes:
+            self.derivations += 1
+            return derive(password, salt, length)
+
+        self.patch(crypto, "_derive", counted)
+
+    def cost(self, username: str, password: str) -> tuple[int, int]:
+        """(status, scrypt derivations) of one login; the clock then moves
+        on past any throttling, so that every login is checked."""
+        before = self.derivations
+        code, _ = self.api.post("/token", {"username": username, "password": password}, token=False)
+        self.api.clock.advance(1000)
+        return code, self.derivations - before
+
+    def test_one_derivation_whoever_is_named(self) -> None:
+        """The first login costs two derivations (the ini admin's hash, made
+        once, whoever the login names); every later login costs exactly one,
+        right or wrong, for the ini admin, a store user or an unknown name."""
+        self.assertEqual(self.cost("nobody", "whatever"), (401, 2))
+        for username, password, code in (
+            ("nobody", "whatever", 401),
+            (ADMIN, "wrong-password", 401),
+            ("alice", "wrong-password", 401),
+            (ADMIN, PASSWORD, 201),
+            ("alice", "alice-password", 201),
+            ("x" * 2000, "whatever", 401),
+        ):
+            self.assertEqual(self.cost(username, password), (code, 1), username[:10])
+
+    def test_first_login_costs_the_same_for_every_name(self) -> None:
+        """Which name comes first makes no difference to the first login's cost."""
+        for username, password in ((ADMIN, PASSWORD), ("alice", "alice-password"), ("nobody", "x")):
+            self.api = API(store=self.api.store)
+            self.assertEqual(self.cost(username, password)[1], 2)
+
+    def test_failures_take_the_same_time(self) -> None:
+        """Failed logins for an unknown name, the ini admin and a store user
+        take the same time within a factor of two (best of five each; a
+        scrypt check is about 50 ms, a plain comparison well under 1 ms)."""
+        self.cost("nobody", "warm-up")
+        best: dict[str, float] = {}
+        for _ in range(5):
+            for username in ("nobody", ADMIN, "alice"):
+                start = time.perf_counter()
+                code, derivations = self.cost(username, "wrong-password")
+                took = time.perf_counter() - start
+                self.assertEqual((code, derivations), (401, 1))
+                best[username] = min(best.get(username, took), took)
+        slowest, fastest = max(best.values()), min(best.values())
+        self.assertLess(slowest / fastest, 2.0, best)
+
+
 class VersionTests(AuthCase):
     def test_version_open(self) -> None:
         """GET /version needs no token and answers luna version, API version
@@ -391,7 +460,7 @@ class ReadonlyTests(AuthCase):
     def test_readonly_gets(self) -> None:
         """A readonly token gets 200 on every GET that only reads."""
         for path in CONFIG_GETS:
-            if path.endswith("_delete") or path.endswith("_pack") or "nosuchnode" in path:
+            if path.endswith(("_delete", "_pack")) or "nosuchnode" in path:
                 continue
             if path.endswith("/config/user/someone"):
                 continue
@@ -471,11 +540,19 @@ class ReadonlyTests(AuthCase):
                          ["content"], NODE_SECRET)
 
     def test_role_change_takes_effect(self) -> None:
-        """Demoting a user to readonly takes effect on its existing token."""
+        """Demoting a user to readonly takes effect at once: the token it
+        had as an admin is revoked (401), and the token of a new login is a
+        readonly one (403 on a POST)."""
         token = self.make_user("boss", "admin")
         code, _ = self.api.post("/config/user/boss", {"config": {"user": {"boss": {"role": "readonly"}}}})
         self.assertEqual(code, 204)
         code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}), token=token)
+        self.assertEqual((code, body), (401, {"message": "the token of 'boss' was revoked (its password, "
+                                                         "role or name changed); log in again"}))
+        code, body = self.api.post("/token", {"username": "boss", "password": "correct-horse"}, token=False)
+        self.assertEqual(code, 201)
+        code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}),
+                                   token=body["token"])
         self.assertEqual((code, body), (403, READONLY_POST))
 
     def test_user_needs_password(self) -> None:
@@ -521,7 +598,7 @@ class DeletedUserTests(AuthCase):
         code, _ = self.api.post("/config/user/temp", {"config": {"user": {"temp": {"newusername": "temp2"}}}})
         self.assertEqual(code, 204)
         self.assertEqual(self.api.get("/config/node", token=token)[0], 401)
-        code, body = self.api.post("/token", {"username": "temp2", "password": "correct-horse"}, token=False)
+        code, _ = self.api.post("/token", {"username": "temp2", "password": "correct-horse"}, token=False)
         self.assertEqual(code, 201)
 
     def test_password_change(self) -> None:

@@ -108,7 +108,33 @@ class PasswordTests(unittest.TestCase):
         self.assertNotEqual(first, second)
         self.assertTrue(crypto.check_password("password123", second))
 
+    def test_unusable_hash(self) -> None:
+        """The stand-in for a missing user is well formed, matches no
+        password (not even empty or its own text) and costs one derivation."""
+        self.assertEqual([len(part) for part in crypto.UNUSABLE_HASH.split("$")], [6, 24, 44])
+        for password in ("", "password123", crypto.UNUSABLE_HASH):
+            self.assertFalse(crypto.check_password(password, crypto.UNUSABLE_HASH))
+
+    def test_every_check_costs_one_derivation(self) -> None:
+        """A check against a real hash, the unusable hash or a malformed
+        stored value makes exactly one scrypt derivation of the same length."""
+        stored = crypto.hash_password("password123")
+        calls: list[int] = []
+        derive = crypto._derive
+
+        def counted(password: str, salt: bytes, length: int) -> bytes:
+            calls.append(length)
+            return derive(password, salt, length)
+
+        self.patch(crypto, "_derive", counted)
+        for value in (stored, crypto.UNUSABLE_HASH, "", "md5$abc$def", "scrypt$!!$??",
+                      "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$AAAA"):
+            calls.clear()
+            crypto.check_password("password123", value)
+            self.assertEqual(calls, [32], value)
+
     def test_malformed_hash_rejects(self) -> None:
         """A stored value that is not a hash never verifies anything."""
-        for stored in ("", "password123", "md5$abc$def", "scrypt$only"):
+        for stored in ("", "password123", "md5$abc$def", "scrypt$only", "scrypt$!!$??",
+                       "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$AAAA"):
             self.assertFalse(crypto.check_password("password123", stored), stored)

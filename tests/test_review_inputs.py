@@ -19,7 +19,7 @@ from twisted.trial import unittest
 
 from luna2d.resources.root import build
 from luna2d.store import db
-from tests.support import ADMIN, API, PASSWORD, result_of
+from tests.support import ADMIN, API, PASSWORD, hash_inline, result_of
 
 
 class Base(unittest.TestCase):
@@ -60,6 +60,10 @@ class RackTypeTests(Base):
 
 
 class LoginBodyTests(Base):
+    def setUp(self) -> None:
+        hash_inline(self)  # every login, the ini admin's too, is checked by scrypt in a thread
+        super().setUp()
+
     def test_login_body_capped_before_any_token(self) -> None:
         """POST /token, the one body read without a token, takes at most 64
         KiB (a login is a few hundred bytes): a larger one is 400 before it

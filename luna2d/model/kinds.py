@@ -270,6 +270,9 @@ USER = Kind(
     fields=(
         Field("role", "choice", choices=("admin", "readonly"), default="readonly"),
         Field("pwhash", "str", internal=True),
+        # Tokens are bound to these (luna2d/store/users.py).
+        Field("uid", "str", internal=True),
+        Field("generation", "int", minimum=0, internal=True),
         COMMENT,
     ),
 )

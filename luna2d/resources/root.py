@@ -67,7 +67,7 @@ class RootAPI:
 
     @app.route("/token", methods=["POST"])
     async def token(self, request: Any) -> bytes:
-        token = await self.auth.login(read_json(request, MAX_LOGIN_BODY))
+        token = await self.auth.login(read_json(request, MAX_LOGIN_BODY), request)
         return reply(request, {"token": token}, 201)
 
     @app.route("/version", methods=["GET"])

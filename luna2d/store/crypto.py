@@ -1,14 +1,18 @@
+# -*- test-case-name: tests.test_crypto,tests.test_api_auth -*-
 """Secrets at rest and password hashes.
 
 Secret values (node and group secrets, BMC passwords, SNMP write
 communities) are encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a
 key kept in the ini's KEYFILE, created with mode 0600 on first start.
 User passwords are kept only as salted scrypt hashes; hashing is slow on
-purpose, so callers run it in a thread."""
+purpose, so callers run it in a thread. Every password check, whether the
+name is the ini admin, a store user or nobody, costs one scrypt derivation
+with the same parameters: ``UNUSABLE_HASH`` stands in for a missing user."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -56,22 +60,41 @@ class Crypto:
             raise ValueError("a stored secret does not decrypt with this KEYFILE") from None
 
 
-def hash_password(password: str) -> str:
-    """A salted scrypt hash, as ``scrypt$salt$hash`` (slow: run in a thread)."""
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=32, **_SCRYPT)
+def _derive(password: str, salt: bytes, length: int) -> bytes:
+    """The one scrypt derivation every hash and check goes through."""
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=length, **_SCRYPT)
+
+
+def _encode(salt: bytes, digest: bytes) -> str:
     return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
 
 
+def hash_password(password: str) -> str:
+    """A salted scrypt hash, as ``scrypt$salt$hash`` (slow: run in a thread)."""
+    salt = os.urandom(16)
+    return _encode(salt, _derive(password, salt, 32))
+
+
 def check_password(password: str, stored: str) -> bool:
-    """Compare ``password`` with a stored hash in constant time (slow)."""
+    """Compare ``password`` with a stored hash in constant time (slow). A
+    stored value that is not a luna2d scrypt hash matches nothing, after
+    the same work as one that is."""
+    usable = True
     try:
         scheme, salt64, digest64 = stored.split("$")
-        salt = base64.b64decode(salt64)
-        expected = base64.b64decode(digest64)
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=len(expected), **_SCRYPT)
-    return hmac.compare_digest(digest, expected)
+        salt = base64.b64decode(salt64, validate=True)
+        expected = base64.b64decode(digest64, validate=True)
+        usable = scheme == "scrypt" and len(expected) == 32
+    except (ValueError, binascii.Error):
+        usable = False
+    if not usable:
+        salt, expected = _UNUSABLE
+    digest = _derive(password, salt, 32)
+    return hmac.compare_digest(digest, expected) and usable
+
+
+# A well-formed hash that no password matches (its digest is random, not
+# derived): checked against when the name is unknown, so that an unknown
+# name costs the same scrypt work as a known one.
+_UNUSABLE = (os.urandom(16), os.urandom(32))
+UNUSABLE_HASH = _encode(*_UNUSABLE)

@@ -29,7 +29,7 @@ from luna2d.model.fields import NAME_RE, Field, coerce
 from luna2d.model.kinds import KINDS, kind_named
 from luna2d.store import boot as bootstore
 from luna2d.store import crypto as cryptomod
-from luna2d.store import db, ipam, objects, views
+from luna2d.store import db, ipam, objects, users, views
 from luna2d.store.state import State, Tx, build_state, ip_key, load_rows
 
 JOURNAL_FIELDS = ("function", "object", "param", "payload", "masteronly", "misc", "sendfor", "sendby", "created")
@@ -393,21 +393,37 @@ class Store:
         return out
 
     # -- users ------------------------------------------------------------------------------------
-    def user(self, name: str):
+    def user(self, name: str) -> Any:
         return self.state.get("user", name)
 
-    async def check_user(self, name: str, password: str) -> str | None:
-        """The user's role when the password matches, else None (slow, threaded)."""
+    def credentials(self, name: str) -> users.Credentials | None:
+        """What a login checks for store user ``name``, and what its tokens
+        are bound to; None if there is no such user."""
         user = self.state.get("user", name) if isinstance(name, str) else None
-        stored = user.data.get("pwhash") if user is not None else None
-        ok = await threads.deferToThread(
-            cryptomod.check_password, password, stored or "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 44
-        )
-        if ok and user is not None and stored:
-            return user.data.get("role") or "readonly"
+        return users.credentials(user) if user is not None else None
+
+    def verify_password(self, password: str, stored: str) -> defer.Deferred[bool]:
+        """Whether ``password`` matches the hash ``stored``: one scrypt
+        derivation, in a thread (fires with a bool)."""
+        return threads.deferToThread(cryptomod.check_password, password, stored)
+
+    def hash_password(self, password: str) -> defer.Deferred[str]:
+        """A new salted hash of ``password``, made in a thread."""
+        return threads.deferToThread(cryptomod.hash_password, password)
+
+    async def check_user(self, name: str, password: str) -> str | None:
+        """The user's role when the password matches, else None (slow,
+        threaded; an unknown name costs the same as a known one)."""
+        found = self.credentials(name)
+        stored = found.pwhash if found is not None else None
+        ok = await self.verify_password(password, stored or cryptomod.UNUSABLE_HASH)
+        if ok and found is not None and stored:
+            return found.role
         return None
 
     async def put_user(self, name: str, raw: Any, reserved: str) -> bool:
+        """Create or update user ``name``; a change of password, role or
+        name moves its generation on, which revokes its tokens."""
         if not isinstance(raw, dict):
             raise Invalid(f"the user {name!r} must be a JSON object of fields")
         objects.check_name("user", name)
@@ -420,19 +436,23 @@ class Store:
             password = coerce(Field("password", "str"), password, "password")
             if len(password) < 8:
                 raise Invalid("password: must be at least 8 characters")
-            pwhash = await threads.deferToThread(cryptomod.hash_password, password)
+            pwhash = await self.hash_password(password)
 
         def apply(tx: Tx) -> bool:
             existing = tx.get("user", name)
             if existing is None and pwhash is None:
                 raise Invalid(f"password: required to create user {name!r}")
+            before = users.credentials(existing) if existing is not None else None
             created = objects.upsert(tx, "user", name, body)
+            target = tx.get("user", body.get("newusername") or name)
+            assert target is not None  # upsert made or kept it under that name
             if pwhash is not None:
-                target = tx.get("user", body.get("newusername") or name)
                 tx.edit(target).data["pwhash"] = pwhash
+            users.restamp(tx, target, before, pwhash is not None)
             return created
 
-        return await self.write(apply)
+        created: bool = await self.write(apply)
+        return created
 
     # -- journal ------------------------------------------------------------------------------------
     def journal(self, controller: str) -> defer.Deferred:

@@ -216,9 +216,9 @@ class RefusalTests(ReactorCase):
         cluster = Cluster(self)
         await cluster.setup()
         await cluster.bmc_at("node001", f"{cluster.prefix}.19")
-        readonly = cluster.auth.issue("viewer", "readonly")
         await cluster.call("POST", "/config/user/viewer",
                            {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}})
+        readonly = cluster.auth.issue("viewer", "readonly")
         node_token = cluster.auth.issue("node001", "node", node="node001")
         base = "/control/action"
         cases = [
