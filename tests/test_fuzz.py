@@ -54,7 +54,7 @@ from twisted.trial import unittest
 
 from luna2d import config as configmod
 from luna2d.errors import ConfigError
-from luna2d.ipmi.session import Failure, Success
+from luna2d.ipmi.session import Fault, Success
 from luna2d.model.kinds import GENERIC, KINDS
 from luna2d.resources.boot import BootAPI
 from luna2d.resources.config import ConfigAPI
@@ -770,7 +770,7 @@ class FakeIPMI:
 
     def outcome(self, target: Any, command: Any) -> Any:
         if target.host.endswith("1"):
-            return Failure("timeout", f"{target.host} did not answer")
+            return Fault("timeout", f"{target.host} did not answer")
         return Success(self.VALUES.get(command.name))
 
     def run(self, target: Any, command: Any, cipher_suite: int | None = None) -> defer.Deferred:

@@ -99,7 +99,7 @@ class LoginFloodTests(ReactorCase):
         self.addCleanup(store.pool.close)
         await store.put_user("alice", {"password": "alice-password", "role": "readonly"}, ADMIN)
         auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, reactor)
-        site = make_site(build(store, auth, ADMIN))
+        site = make_site(build(store, auth, ADMIN), auth)
         # Every connection is accepted before any request is sent, so that
         # what is measured is luna2d, not the kernel's listen backlog (50):
         # clients connect in batches, each awaited until luna2d has it.

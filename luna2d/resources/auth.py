@@ -43,7 +43,6 @@ from luna2d.resources.logins import (
     Throttle,
     source_key,
 )
-from luna2d.store.crypto import UNUSABLE_HASH
 from luna2d.store.users import Credentials
 
 NODE_FIELDS = {"vendor", "assettag", "status", "interfaces", "name",
@@ -134,7 +133,7 @@ class Auth:
         failed: bool | None = None
         try:
             found = await self._credentials(username)
-            stored = found.pwhash if found is not None and found.pwhash else UNUSABLE_HASH
+            stored = found.pwhash if found is not None else None
             try:
                 ok = await self.gate.submit(
                     source, lambda: self.store.verify_password(password, stored))

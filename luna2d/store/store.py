@@ -402,10 +402,13 @@ class Store:
         user = self.state.get("user", name) if isinstance(name, str) else None
         return users.credentials(user) if user is not None else None
 
-    def verify_password(self, password: str, stored: str) -> defer.Deferred[bool]:
+    def verify_password(self, password: str, stored: str | None) -> defer.Deferred[bool]:
         """Whether ``password`` matches the hash ``stored``: one scrypt
-        derivation, in a thread (fires with a bool)."""
-        return threads.deferToThread(cryptomod.check_password, password, stored)
+        derivation, in a thread (fires with a bool). With no hash (an
+        unknown user) the same work is done against a hash nothing matches."""
+        return threads.deferToThread(
+            cryptomod.check_password, password, stored or cryptomod.UNUSABLE_HASH
+        )
 
     def hash_password(self, password: str) -> defer.Deferred[str]:
         """A new salted hash of ``password``, made in a thread."""
