@@ -23,6 +23,7 @@ from twisted.internet import defer, protocol, task
 from twisted.internet.utils import getProcessOutputAndValue
 
 from luna2d.protocols.tftp.codec import Data, ReadRequest, decode
+from luna2d.protocols.tftp.policy import Limits
 from luna2d.protocols.tftp.server import TFTPService, TransferPort
 from tests.integration.test_daemon import DaemonCase, the_reactor
 
@@ -38,6 +39,7 @@ class ClientCase(DaemonCase):
 
     timeout = 120
     interface = "127.0.0.1"
+    limits: Limits | None = None
 
     def setUp(self) -> None:
         super().setUp()
@@ -50,7 +52,8 @@ class ClientCase(DaemonCase):
         self.out.mkdir()
         self.ipxe = self.top / "ipxe"
         self.ipxe.mkdir()
-        self.service = TFTPService(self.reactor, 0, self.root, self.ipxe, interface=self.interface)
+        self.service = TFTPService(self.reactor, 0, self.root, self.ipxe, interface=self.interface,
+                                   limits=self.limits)
         self.service.privilegedStartService()
         self.service.startService()
         self.addCleanup(self.service.stopService)

@@ -83,8 +83,9 @@ class ServerCase(unittest.TestCase):
         self.files = TFTPFiles(self.root, self.clock, inline)
         self.server = self.make_server()
 
-    def make_server(self, **kwargs: Any) -> TFTPServer:
-        return TFTPServer(self.files, self.clock, Limits(retries=2), open_port=self.open_port, **kwargs)
+    def make_server(self, **limits: Any) -> TFTPServer:
+        return TFTPServer(self.files, self.clock, Limits(**{"retries": 2, **limits}),
+                          open_port=self.open_port)
 
     def open_port(self, reactor: Any, protocol: Any, local: str, peer: tuple[str, int]) -> FakePort:
         if self.refuse_ports:
@@ -284,9 +285,11 @@ class RefusalTests(ServerCase):
         self.assertEqual(self.ports[-1].sent, [Data(1, self.data[:512])])
 
     def test_too_many_transfers(self) -> None:
-        """Beyond max_transfers an RRQ is answered 'server busy'."""
-        self.server = self.make_server(max_transfers=1)
+        """Beyond max_transfers, when every transfer has been acknowledged,
+        an RRQ is answered 'server busy'."""
+        self.server = self.make_server(max_transfers=1, max_per_client=1)
         self.request(ReadRequest("file.bin", "octet"))
+        self.ports[-1].deliver(Ack(1))
         self.request(ReadRequest("file.bin", "octet"), ("10.1.0.7", 7))
         self.assertEqual(self.refusal(), Error(ErrorCode.NOT_DEFINED, "server busy, try again"))
 

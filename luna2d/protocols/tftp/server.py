@@ -14,6 +14,7 @@ import socket
 import struct
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,11 @@ from luna2d.protocols.tftp.files import (
     TooLarge,
 )
 from luna2d.protocols.tftp.policy import (
+    BUSY,
     COMPLETE,
     MODES,
+    UNANSWERED,
+    Admission,
     Limits,
     ReadTransfer,
     negotiate,
@@ -50,6 +54,8 @@ from luna2d.protocols.tftp.policy import (
 from luna2d.protocols.udp import set_buffer
 
 log = Logger()
+
+EVICTED = "evicted: never acknowledged, its place given to a newer request"
 
 # Linux's value; Python 3.11's socket module does not name it.
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
@@ -278,7 +284,11 @@ class TransferProtocol(DatagramProtocol):
         except DecodeError:
             self.server.stats["dropped"] += 1
             return
-        self._send(self.machine.receive(packet, self.clock.seconds()))
+        machine = self.machine
+        was_answered = machine.answered
+        self._send(machine.receive(packet, self.clock.seconds()))
+        if machine.answered and not was_answered:
+            self.server.transfer_answered(self)
         self._after()
 
     def connectionRefused(self) -> None:
@@ -369,35 +379,48 @@ class _OneShot(DatagramProtocol):
         self.transport.stopListening()
 
 
+@dataclass(frozen=True, eq=False)
+class Pending:
+    """A request whose file is being looked up, and the local address it
+    was sent to. Compared by identity: each request waits in its own."""
+
+    request: ReadRequest
+    local: str | None
+
+
 class TFTPServer(DatagramProtocol):
     """The listening protocol: validates requests and starts transfers.
 
     ``reactor`` is the clock (and, for the default ``open_port``, the
     reactor the transfer ports read in); ``open_port(reactor, protocol,
     local, peer)`` opens and starts the port of one transfer (tests pass a
-    fake).
+    fake). Which requests get a place is :class:`Admission`'s decision, with
+    ``limits.max_transfers`` and ``limits.max_per_client``.
     ``stats`` counts what happened: ``requests``, ``dropped`` (datagrams that
     do not decode), ``stray`` (valid packets that are not requests),
     ``duplicates`` (an RRQ again from a client already being served),
-    ``refused`` (error answers), ``started``, ``negotiated`` (transfers that
-    began with an OACK), ``completed``, ``failed``, ``send_errors``,
-    ``retransmissions``."""
+    ``superseded``, ``refused`` (error answers), ``started``, ``negotiated``
+    (transfers that began with an OACK), ``completed``, ``failed``,
+    ``unanswered`` (failed: never acknowledged in time), ``evicted``
+    (never acknowledged, and their place given to a newer request),
+    ``send_errors``, ``retransmissions``."""
 
     transport: Any
 
     def __init__(self, files: TFTPFiles, reactor: Any, limits: Limits | None = None,
-                 max_transfers: int = 1000, interface: str = "",
+                 interface: str = "",
                  open_port: Callable[..., Any] = open_transfer_port) -> None:
         self.files = files
         self.open_port = open_port
         self.reactor = reactor
         self.limits = limits or Limits()
-        self.max_transfers = max_transfers
         self.interface = interface
         self.stats: Counter[str] = Counter()
         # Clients being served, by address: the transfer, or the request
-        # while its file is being looked up.
-        self.active: dict[Address, TransferProtocol | ReadRequest] = {}
+        # while its file is being looked up. ``admission`` holds the same
+        # peers and decides who may join.
+        self.active: dict[Address, TransferProtocol | Pending] = {}
+        self.admission = Admission(self.limits.max_transfers, self.limits.max_per_client)
 
     def datagramReceived(self, data: bytes, addr: Address) -> None:
         self.datagramReceivedOn(data, addr, None)
@@ -415,14 +438,15 @@ class TFTPServer(DatagramProtocol):
             self._read_request(packet, addr, local)
         elif isinstance(packet, WriteRequest):
             self.stats["requests"] += 1
-            self._refuse(addr, local, ErrorCode.ACCESS_VIOLATION, "read-only server", packet.filename)
+            self._refuse(addr, local, ErrorCode.ACCESS_VIOLATION, "read-only server",
+                         packet.filename)
         else:
             self.stats["stray"] += 1
 
     def _read_request(self, request: ReadRequest, peer: Address, local: str | None) -> None:
         current = self.active.get(peer)
         if current is not None:
-            if (current.request if isinstance(current, TransferProtocol) else current) == request:
+            if current.request == request:
                 # The client sent its RRQ again before our first answer reached
                 # it; the transfer under way retransmits by itself.
                 self.stats["duplicates"] += 1
@@ -430,74 +454,101 @@ class TFTPServer(DatagramProtocol):
             # Another request from the same port: the client gave up the first
             # (firmware asking tsize, then the file, does this).
             self.stats["superseded"] += 1
-            del self.active[peer]
+            self._forget(peer)
             if isinstance(current, TransferProtocol):
                 current.machine.abort(ErrorCode.NOT_DEFINED, "superseded by a new request")
                 current.close()
         mode = request.mode.lower()
         if mode not in MODES:
-            self._refuse(peer, local, ErrorCode.ILLEGAL_OPERATION, f"unsupported mode {request.mode!r}",
-                         request.filename)
+            self._refuse(peer, local, ErrorCode.ILLEGAL_OPERATION,
+                         f"unsupported mode {request.mode!r}", request.filename)
             return
         parts = safe_path(request.filename)
         if parts is None:
-            self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found", request.filename)
+            self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found",
+                         request.filename)
             return
-        if len(self.active) >= self.max_transfers:
-            self._refuse(peer, local, ErrorCode.NOT_DEFINED, "server busy, try again", request.filename)
+        verdict = self.admission.admit(peer)
+        if verdict.refuse is not None:
+            self._refuse(peer, local, ErrorCode.NOT_DEFINED, verdict.refuse, request.filename)
             return
-        self.active[peer] = request
+        if verdict.evict is not None:
+            self._evict(verdict.evict)
+        pending = self.active[peer] = Pending(request, local)
         d = self.files.open(parts, netascii=mode == "netascii")
-        d.addCallbacks(self._start, self._not_opened, callbackArgs=(request, peer, local),
-                       errbackArgs=(request, peer, local))
-        d.addErrback(self._internal_error, request, peer)
+        d.addCallbacks(self._start, self._not_opened, callbackArgs=(pending, peer),
+                       errbackArgs=(pending, peer))
+        d.addErrback(self._internal_error, pending, peer)
 
-    def _start(self, source: Any, request: ReadRequest, peer: Address, local: str | None) -> None:
-        if self.active.get(peer) is not request:  # superseded, or the server stopped meanwhile
+    def _evict(self, peer: Address) -> None:
+        """End ``peer``'s transfer, never acknowledged, to make room: it is
+        told the server is busy (if it is a real client, it asks again)."""
+        self.stats["evicted"] += 1
+        current = self.active.pop(peer, None)
+        if isinstance(current, TransferProtocol):
+            current._send(current.machine.abort(ErrorCode.NOT_DEFINED, BUSY, outcome=EVICTED))
+            current.close()
+        elif current is not None:  # its file is still being looked up: _start drops it
+            self._refuse(peer, current.local, ErrorCode.NOT_DEFINED, BUSY,
+                         current.request.filename, outcome="evicted before it started")
+
+    def _forget(self, peer: Address) -> None:
+        """``peer`` no longer holds a place."""
+        self.active.pop(peer, None)
+        self.admission.release(peer)
+
+    def _start(self, source: Any, pending: Pending, peer: Address) -> None:
+        if self.active.get(peer) is not pending:  # superseded, evicted, or the server stopped
             source.close()
             return
+        request, local = pending.request, pending.local
         settings, oack = negotiate(request.options, source.size, self.limits)
         if oack is not None:
             self.stats["negotiated"] += 1
         machine = ReadTransfer(source, settings, oack)
         protocol = TransferProtocol(self, machine, source, peer, request)
+        # In the table before its first packet: a transfer that ends at
+        # once (the client unreachable) is taken out by transfer_done.
+        self.active[peer] = protocol
         try:
             self.open_port(self.reactor, protocol, local or self.interface, peer)
         except OSError as exc:
             source.close()
-            del self.active[peer]
-            log.emit(LogLevel.warn, "TFTP: no port for a transfer to {peer}: {error}", peer=peer, error=exc)
-            self._refuse(peer, local, ErrorCode.NOT_DEFINED, "server busy, try again", request.filename)
+            self._forget(peer)
+            log.emit(LogLevel.warn, "TFTP: no port for a transfer to {peer}: {error}", peer=peer,
+                     error=exc)
+            self._refuse(peer, local, ErrorCode.NOT_DEFINED, BUSY, request.filename)
             return
-        if not protocol._closed:
-            self.active[peer] = protocol
         self.stats["started"] += 1
 
-    def _not_opened(self, failure: Failure, request: ReadRequest, peer: Address, local: str | None) -> None:
-        if self.active.get(peer) is not request:  # superseded: the client moved on
+    def _not_opened(self, failure: Failure, pending: Pending, peer: Address) -> None:
+        if self.active.get(peer) is not pending:  # superseded or evicted: the client moved on
             return
-        del self.active[peer]
-        name = request.filename
-        if failure.check(FileNotFound):
+        self._forget(peer)
+        name, local = pending.request.filename, pending.local
+        if failure.check(FileNotFound):  # type: ignore[no-untyped-call]
             self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found", name)
-        elif failure.check(AccessDenied):
+        elif failure.check(AccessDenied):  # type: ignore[no-untyped-call]
             self._refuse(peer, local, ErrorCode.ACCESS_VIOLATION, "access denied", name)
-        elif failure.check(TooLarge):
+        elif failure.check(TooLarge):  # type: ignore[no-untyped-call]
             self._refuse(peer, local, ErrorCode.NOT_DEFINED, failure.getErrorMessage(), name)
         else:
             log.failure("TFTP: cannot read {name!r}", failure, name=name)
             self._refuse(peer, local, ErrorCode.NOT_DEFINED, "read error", name)
 
-    def _internal_error(self, failure: Failure, request: ReadRequest, peer: Address) -> None:
+    def _internal_error(self, failure: Failure, pending: Pending, peer: Address) -> None:
         log.failure("TFTP: unexpected error starting a transfer to {peer}", failure, peer=peer)
-        if self.active.get(peer) is request:
-            del self.active[peer]
+        if self.active.get(peer) is pending:
+            self._forget(peer)
 
-    def _refuse(self, peer: Address, local: str | None, code: int, message: str, name: str = "") -> None:
-        """An ERROR answer from a fresh port (as a transfer would send it), logged."""
-        self.stats["refused"] += 1
-        log.info("TFTP {host}:{port} {name!r} refused: {message}", host=peer[0], port=peer[1], name=name,
-                 message=message)
+    def _refuse(self, peer: Address, local: str | None, code: int, message: str,
+                name: str = "", outcome: str = "refused") -> None:
+        """An ERROR answer from a fresh port (as a transfer would send it),
+        logged with ``outcome``; counted as ``refused`` when it is one."""
+        if outcome == "refused":
+            self.stats["refused"] += 1
+        log.info("TFTP {host}:{port} {name!r} {outcome}: {message}", host=peer[0], port=peer[1],
+                 name=name, outcome=outcome, message=message)
         payload = Error(code, message).encode()
         try:
             self.open_port(self.reactor, _OneShot(payload), local or self.interface, peer)
@@ -508,24 +559,34 @@ class TFTPServer(DatagramProtocol):
                 except OSError:
                     pass
 
+    def transfer_answered(self, transfer: TransferProtocol) -> None:
+        """Called by a transfer's protocol once its client has acknowledged
+        something: its place can no longer be taken by a newcomer."""
+        if self.active.get(transfer.peer) is transfer:
+            self.admission.answered(transfer.peer)
+
     def transfer_done(self, transfer: TransferProtocol) -> None:
         """Called by a transfer's protocol when it ends: counted and logged
         (one line per transfer, luna2d's TFTP request log)."""
         machine = transfer.machine
         if self.active.get(transfer.peer) is transfer:
-            del self.active[transfer.peer]
+            self._forget(transfer.peer)
         self.stats["completed" if machine.outcome == COMPLETE else "failed"] += 1
+        if machine.outcome == UNANSWERED:
+            self.stats["unanswered"] += 1
         self.stats["retransmissions"] += machine.retransmissions
         settings = machine.settings
         size = machine.source.size
         # What the client acknowledged, of the file's size: all of it only
         # when the transfer completed.
         sent = min(machine.acked * settings.blksize, size)
-        log.info("TFTP {host}:{port} {name!r} {outcome}: {sent} of {size} bytes, blksize {blksize}, "
-                 "windowsize {window}, {seconds:.3f} s, {retransmissions} retransmissions", host=transfer.peer[0],
-                 port=transfer.peer[1], name=transfer.request.filename, outcome=machine.outcome, sent=sent, size=size,
-                 blksize=settings.blksize, window=settings.windowsize,
-                 seconds=self.reactor.seconds() - transfer.started, retransmissions=machine.retransmissions)
+        log.info("TFTP {host}:{port} {name!r} {outcome}: {sent} of {size} bytes, "
+                 "blksize {blksize}, windowsize {window}, {seconds:.3f} s, "
+                 "{retransmissions} retransmissions", host=transfer.peer[0],
+                 port=transfer.peer[1], name=transfer.request.filename, outcome=machine.outcome,
+                 sent=sent, size=size, blksize=settings.blksize, window=settings.windowsize,
+                 seconds=self.reactor.seconds() - transfer.started,
+                 retransmissions=machine.retransmissions)
 
     def stopProtocol(self) -> None:
         """The listening port closed: end every transfer (requests still
@@ -534,7 +595,7 @@ class TFTPServer(DatagramProtocol):
             if isinstance(current, TransferProtocol):
                 current.close()
         self.active.clear()
-
+        self.admission.clear()
 
 
 class TFTPService(service.Service):
