@@ -320,6 +320,137 @@ class RefusalTests(ServerCase):
         self.assertEqual(self.ports, [])
 
 
+class RoomTests(ServerCase):
+    """Who gets a place when the table is full (Admission, through the server)."""
+
+    def test_full_table_evicts_oldest_unanswered(self) -> None:
+        """Three places, three silent clients: a fourth client is served,
+        and the oldest silent one gets ERROR 0 'server busy, try again' on
+        its own port, which closes; the others go on; counted as evicted
+        (and failed), not refused."""
+        self.server = self.make_server(max_transfers=3, max_per_client=3)
+        for i in range(3):
+            self.request(ReadRequest("file.bin", "octet"), (f"10.3.0.{i}", 1000))
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.9", 1000))
+        first, second, third, newcomer = self.ports
+        self.assertEqual(first.sent[-1], Error(ErrorCode.NOT_DEFINED, "server busy, try again"))
+        self.assertTrue(first.closed)
+        self.assertFalse(any(port.closed for port in (second, third, newcomer)))
+        self.assertEqual(newcomer.sent, [Data(1, self.data[:512])])
+        self.assertEqual(self.server.stats["evicted"], 1)
+        self.assertEqual(self.server.stats["failed"], 1)
+        self.assertEqual(self.server.stats["refused"], 0)
+        self.assertEqual(len(self.server.active), 3)
+        newcomer.deliver(Ack(1))
+        newcomer.deliver(Ack(2))
+        newcomer.deliver(Ack(3))
+        self.assertEqual(self.server.stats["completed"], 1)
+
+    def test_answered_transfers_keep_their_places(self) -> None:
+        """A transfer whose client acknowledged a block is never evicted:
+        with two places, one answered and one silent, two newcomers in turn
+        each push out the silent place, never the answered one."""
+        self.server = self.make_server(max_transfers=2, max_per_client=2)
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.1", 1000))
+        self.ports[0].deliver(Ack(1))
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.2", 1000))
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.3", 1000))
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.4", 1000))
+        answered, silent, pushed, last = self.ports
+        self.assertFalse(answered.closed)
+        self.assertTrue(silent.closed and pushed.closed)
+        self.assertFalse(last.closed)
+        self.assertEqual(self.server.stats["evicted"], 2)
+
+    def test_oack_answered_by_ack_0(self) -> None:
+        """ACK 0 of an OACK is an answer: that transfer keeps its place and a
+        newcomer is refused 'server busy' when no place is silent."""
+        self.server = self.make_server(max_transfers=1, max_per_client=1)
+        self.request(ReadRequest("file.bin", "octet", (("blksize", "600"),)))
+        self.ports[0].deliver(Ack(0))
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.5", 1))
+        self.assertEqual(self.ports[-1].sent, [Error(ErrorCode.NOT_DEFINED, "server busy, try again")])
+        self.assertFalse(self.ports[0].closed)
+        self.assertEqual(self.server.stats["refused"], 1)
+
+    def test_per_client_share(self) -> None:
+        """max_per_client 2: a third request from the same address (another
+        port) takes the place of that address's oldest silent transfer, even
+        though another address's silent transfer is older; once both of its
+        places are answered, a further request is refused by name."""
+        self.server = self.make_server(max_per_client=2)
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.8", 1))  # another address, older
+        for port in (1, 2, 3):
+            self.request(ReadRequest("file.bin", "octet"), (CLIENT[0], port))
+        other, mine1, mine2, mine3 = self.ports
+        self.assertTrue(mine1.closed)
+        self.assertFalse(other.closed or mine2.closed or mine3.closed)
+        mine2.deliver(Ack(1))
+        mine3.deliver(Ack(1))
+        self.request(ReadRequest("file.bin", "octet"), (CLIENT[0], 4))
+        self.assertEqual(self.ports[-1].sent,
+                         [Error(ErrorCode.NOT_DEFINED, "too many transfers from this address, try again")])
+        self.assertEqual(self.server.admission.held_by(CLIENT[0]), 2)
+
+    def test_request_being_looked_up_can_be_evicted(self) -> None:
+        """A request whose file is still being looked up holds a silent
+        place: a newcomer evicts it, it gets ERROR 0 'server busy' from a
+        fresh port on the address it wrote to, and when its lookup ends
+        nothing starts for it."""
+        queued: list[tuple[Any, tuple[Any, ...], defer.Deferred[Any]]] = []
+
+        def later(f: Any, *args: Any) -> defer.Deferred[Any]:
+            d: defer.Deferred[Any] = defer.Deferred()
+            queued.append((f, args, d))
+            return d
+
+        self.files = TFTPFiles(self.root, self.clock, later)
+        self.server = self.make_server(max_transfers=1, max_per_client=1)
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.1", 1))
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.2", 2))
+        [busy] = self.ports
+        self.assertEqual((busy.local, busy.peer), (LOCAL, ("10.3.0.1", 1)))
+        self.assertEqual(busy.sent, [Error(ErrorCode.NOT_DEFINED, "server busy, try again")])
+        self.assertEqual(self.server.stats["evicted"], 1)
+        while queued:
+            f, args, d = queued.pop(0)
+            d.callback(f(*args))
+        [_, served] = self.ports
+        self.assertEqual(served.peer, ("10.3.0.2", 2))
+        self.assertEqual(list(self.server.active), [("10.3.0.2", 2)])
+
+    def test_flood_with_long_timeout_on_the_clock(self) -> None:
+        """1,000 RRQs asking timeout=255 from 1,000 ports that never answer,
+        then a client: it is served at once (not 'server busy'); no OACK
+        carries the timeout; on the clock, every silent transfer is over at
+        6 s (first_ack_timeout), having sent the OACK 6 times and an ERROR;
+        nothing is left: no place, no port, no timer."""
+        self.server = TFTPServer(self.files, self.clock, Limits(), open_port=self.open_port)
+        flood = ReadRequest("file.bin", "octet", (("tsize", "0"), ("timeout", "255")))
+        for i in range(1000):
+            self.request(flood, (f"10.4.{i // 250}.{i % 250}", 2000 + i))
+        self.assertEqual(len(self.server.active), 1000)
+        self.request(ReadRequest("file.bin", "octet"))
+        client = self.ports[-1]
+        self.assertEqual(client.sent, [Data(1, self.data[:512])])
+        for block in (1, 2, 3):
+            client.deliver(Ack(block))
+        self.assertEqual(self.server.stats["completed"], 1)
+        oack = OptionAck((("tsize", "1300"),))
+        self.assertTrue(all(port.sent == [oack] for port in self.ports[1:-1]))
+        self.clock.pump([0.5] * 11)
+        self.assertEqual(len(self.server.active), 999)
+        self.clock.advance(0.5)
+        self.assertEqual(self.server.active, {})
+        self.assertEqual(len(self.server.admission), 0)
+        self.assertEqual(self.server.stats["unanswered"], 999)
+        self.assertEqual(self.server.stats["evicted"], 1)
+        for port in self.ports[1:-1]:
+            self.assertEqual(port.sent, [oack] * 6 + [Error(ErrorCode.NOT_DEFINED, "timed out")])
+        self.assertTrue(all(port.closed for port in self.ports))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
 class SegmentationGroupTests(unittest.TestCase):
     def test_groups(self) -> None:
         """Windows are cut into groups one segmented send carries: equal
@@ -338,7 +469,11 @@ class SegmentationGroupTests(unittest.TestCase):
         self.assertEqual(b"".join(b"".join(g) for g in groups), b"".join(big))
 
 
+valid_rrq = st.sampled_from([ReadRequest("file.bin", "octet").encode(),
+                             ReadRequest("file.bin", "octet", (("blksize", "600"),)).encode()])
 datagram = st.one_of(
+    valid_rrq,
+    valid_rrq,
     st.binary(max_size=64),
     st.builds(lambda b: Ack(b).encode(), st.integers(0, 6)),
     st.builds(lambda name, opts: ReadRequest(name, "octet", opts).encode(),
@@ -349,7 +484,7 @@ datagram = st.one_of(
     st.just(WriteRequest("file.bin", "octet").encode()),
     st.just(Error(0, "bye").encode()),
 )
-step = st.tuples(st.sampled_from(["listen", "transfer", "tick"]), st.integers(0, 3), datagram)
+step = st.tuples(st.sampled_from(["listen", "listen", "transfer", "tick"]), st.integers(0, 5), datagram)
 
 
 class FuzzTests(ServerCase):
@@ -357,13 +492,15 @@ class FuzzTests(ServerCase):
     @given(st.lists(step, max_size=30))
     def test_server_survives_any_datagrams(self, steps: list) -> None:
         """Any sequence of datagrams to the listening port and to transfer
-        ports, from a few clients, with time passing: no exception escapes,
-        and once the clock has run past every timeout no transfer, port or
-        timer is left."""
+        ports, from six clients on three addresses, with a table of three
+        places (two per address) and time passing: no exception escapes;
+        the table and the admission bookkeeping always agree and stay
+        within bounds; once the clock has run past every timeout no
+        transfer, place, port or timer is left."""
         self.ports.clear()
-        server = self.make_server()
+        server = self.make_server(max_transfers=3, max_per_client=2)
         for where, who, wire in steps:
-            peer = (f"10.2.0.{who}", 1000 + who)
+            peer = (f"10.2.0.{who % 3}", 1000 + who)
             if where == "listen":
                 server.datagramReceivedOn(wire, peer, LOCAL)
             elif where == "transfer":
@@ -371,8 +508,12 @@ class FuzzTests(ServerCase):
                     port.protocol.datagramReceived(wire, peer)
             else:
                 self.clock.advance(0.7)
+            self.assertEqual(len(server.active), len(server.admission))
+            self.assertTrue(all(peer in server.admission for peer in server.active))
+            self.assertLessEqual(len(server.active), 3)
         for _ in range(60):
             self.clock.advance(5)
         self.assertEqual(server.active, {})
+        self.assertEqual(len(server.admission), 0)
         self.assertTrue(all(port.closed for port in self.ports))
         self.assertEqual(self.clock.getDelayedCalls(), [])
