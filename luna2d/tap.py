@@ -195,6 +195,7 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
     (SystemExit naming the key when it cannot be)."""
     from twisted.internet.error import CannotListenError
 
+    from luna2d.protocols.tftp.policy import Limits
     from luna2d.protocols.tftp.server import TFTPService
 
     tftp = cfg.tftp
@@ -202,7 +203,9 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
         tftp.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SystemExit(f"luna2d: [TFTP] ROOT: cannot create {tftp.root}: {exc}") from None
-    server = TFTPService(reactor, tftp.port, tftp.root, tftp.ipxe)
+    limits = Limits(max_transfers=tftp.max_transfers, max_per_client=tftp.max_per_client,
+                    max_timeout=tftp.max_timeout, first_ack_timeout=tftp.first_ack_timeout)
+    server = TFTPService(reactor, tftp.port, tftp.root, tftp.ipxe, limits=limits)
     try:
         server.bind()
     except CannotListenError as exc:

@@ -14,11 +14,13 @@ import shutil
 import socket
 from pathlib import Path
 
+from twisted.internet import task
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
 from luna2d import config
 from luna2d.errors import ConfigError
+from luna2d.protocols.tftp.codec import Error, OptionAck, Packet, ReadRequest, decode
 from tests.integration.test_daemon import (
     TWISTD,
     Daemon,
@@ -61,6 +63,23 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(cfg.tftp.port, 69)
         self.assertEqual(cfg.tftp.root, cfg.path.parent / "tftpboot")
         self.assertEqual(cfg.tftp.ipxe, Path("/usr/lib/ipxe"))
+        self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
+                          cfg.tftp.first_ack_timeout), (1000, 32, 5, 6))
+
+    def test_limit_keys(self) -> None:
+        """MAX_TRANSFERS, MAX_PER_CLIENT, MAX_TIMEOUT and FIRST_ACK_TIMEOUT
+        are read at their bounds; a table smaller than the default share
+        brings the default share down to its size."""
+        cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 65535\nMAX_PER_CLIENT = 65535\n"
+                        "MAX_TIMEOUT = 255\nFIRST_ACK_TIMEOUT = 60\n")
+        self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
+                          cfg.tftp.first_ack_timeout), (65535, 65535, 255, 60))
+        cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 1\nMAX_PER_CLIENT = 1\n"
+                        "MAX_TIMEOUT = 1\nFIRST_ACK_TIMEOUT = 1\n")
+        self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
+                          cfg.tftp.first_ack_timeout), (1, 1, 1, 1))
+        cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 10\n")
+        self.assertEqual(cfg.tftp.max_per_client, 10)
 
     def test_all_keys(self) -> None:
         """PORT, ROOT (relative to the ini) and IPXE are read."""
@@ -78,6 +97,27 @@ class ConfigTests(unittest.TestCase):
                              ("BLKSIZE = 1468\n", "[TFTP] BLKSIZE")]:
             error = self.assertRaises(ConfigError, self.load, "[TFTP]\nENABLED = yes\n" + section)
             self.assertIn(key, str(error), section)
+
+    def test_bad_limits_name_the_key(self) -> None:
+        """Each limit out of its range, or not a whole number, is a
+        ConfigError naming [TFTP], the key and the range; a share larger
+        than the table names both keys."""
+        cases = [("MAX_TRANSFERS = 0", "[TFTP] MAX_TRANSFERS: '0' is not a whole number from 1 to 65535"),
+                 ("MAX_TRANSFERS = 65536", "[TFTP] MAX_TRANSFERS"),
+                 ("MAX_TRANSFERS = many", "[TFTP] MAX_TRANSFERS"),
+                 ("MAX_PER_CLIENT = 0", "[TFTP] MAX_PER_CLIENT: '0' is not a whole number from 1"),
+                 ("MAX_PER_CLIENT = -1", "[TFTP] MAX_PER_CLIENT"),
+                 ("MAX_TIMEOUT = 0", "[TFTP] MAX_TIMEOUT: '0' is not a whole number from 1 to 255"),
+                 ("MAX_TIMEOUT = 256", "[TFTP] MAX_TIMEOUT"),
+                 ("MAX_TIMEOUT = 2.5", "[TFTP] MAX_TIMEOUT"),
+                 ("FIRST_ACK_TIMEOUT = 0", "[TFTP] FIRST_ACK_TIMEOUT: '0' is not a whole number "
+                                           "from 1 to 60"),
+                 ("FIRST_ACK_TIMEOUT = 61", "[TFTP] FIRST_ACK_TIMEOUT"),
+                 ("MAX_TRANSFERS = 10\nMAX_PER_CLIENT = 11",
+                  "[TFTP] MAX_PER_CLIENT: 11 is more than MAX_TRANSFERS (10)")]
+        for line, message in cases:
+            error = self.assertRaises(ConfigError, self.load, f"[TFTP]\nENABLED = yes\n{line}\n")
+            self.assertIn(message, str(error), line)
 
 
 class DaemonTests(DaemonCase):
@@ -120,6 +160,60 @@ class DaemonTests(DaemonCase):
         # luna2d's request log: one line per transfer, and per refusal.
         self.assertIn(f"'undionly.kpxe' complete: {len(expected)} of {len(expected)} bytes, blksize 1432, windowsize 1", output)
         self.assertIn("'pxelinux.cfg/default' complete: 13 of 13 bytes", output)
+
+    async def test_limits_from_the_ini_reach_the_server(self) -> None:
+        """twistd luna2d with MAX_TRANSFERS 4, MAX_PER_CLIENT 2, MAX_TIMEOUT 3
+        and FIRST_ACK_TIMEOUT 2: silent requests (timeout 3) from sockets
+        a1, a2, a3 on one address, b1, b2 on a second, and c1 (timeout 4) on
+        a third. a1 gives way to a3 (the address's share), a2 to c1 (the
+        table), both with ERROR 0 'server busy'; the others get an OACK that
+        echoes timeout 3, or leaves 4 out, and end with 'timed out' 2 s
+        after it, not 3 s or later."""
+        udp = free_udp_port()
+        daemon = Daemon(self)
+        daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
+                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\n"
+                                        "MAX_TRANSFERS = 4\nMAX_PER_CLIENT = 2\nMAX_TIMEOUT = 3\n"
+                                        "FIRST_ACK_TIMEOUT = 2\n"))
+        await daemon.start()
+        (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
+        reactor = the_reactor()
+        names = ["a1", "a2", "a3", "b1", "b2", "c1"]
+        hosts = {"a": "127.0.4.1", "b": "127.0.4.2", "c": "127.0.4.3"}
+        socks: dict[str, socket.socket] = {}
+        for name in names:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.addCleanup(sock.close)
+            sock.bind((hosts[name[0]], 0))
+            sock.setblocking(False)
+            socks[name] = sock
+        sent_at: dict[str, float] = {}
+        for name in names:
+            options = (("tsize", "0"), ("timeout", "4")) if name == "c1" else (("timeout", "3"),)
+            sent_at[name] = reactor.seconds()
+            socks[name].sendto(ReadRequest("f.bin", "octet", options).encode(), ("127.0.0.1", udp))
+            await task.deferLater(reactor, 0.05, lambda: None)  # in this order
+        got: dict[str, list[tuple[float, Packet]]] = {name: [] for name in names}
+        while reactor.seconds() - sent_at["c1"] < 3.5:
+            for name, sock in socks.items():
+                try:
+                    got[name].append((reactor.seconds() - sent_at[name], decode(sock.recv(65536))))
+                except BlockingIOError:
+                    pass
+            await task.deferLater(reactor, 0.02, lambda: None)
+        busy, timed_out = Error(0, "server busy, try again"), Error(0, "timed out")
+        for name in ("a1", "a2"):
+            self.assertEqual(got[name][-1][1], busy, name)
+        echoed = OptionAck((("timeout", "3"),))
+        for name in ("a3", "b1", "b2"):
+            self.assertEqual([packet for _, packet in got[name]], [echoed, timed_out], name)
+        # timeout 4 declined: the server's own 1 s, so the OACK goes twice.
+        declined = OptionAck((("tsize", "3000"),))
+        self.assertEqual([packet for _, packet in got["c1"]], [declined, declined, timed_out])
+        for name in ("a3", "b1", "b2", "c1"):
+            ended = got[name][-1][0]
+            self.assertTrue(1.8 < ended < 2.6, f"{name} ended {ended:.2f} s after its request")
+        await daemon.stop()
 
     async def test_taken_port_refused_at_start(self) -> None:
         """A TFTP port already bound: the daemon exits non-zero, naming
