@@ -31,6 +31,7 @@ from luna2d.protocols.tftp.policy import (
     Admission,
     BytesSource,
     Limits,
+    LineBudget,
     ReadTransfer,
     Settings,
     Verdict,
@@ -553,3 +554,23 @@ class AdmissionTests(unittest.TestCase):
             for h in (A, B, C):
                 self.assertEqual(table.held_by(h), sum(1 for p, _ in model if p[0] == h))
                 self.assertLessEqual(table.held_by(h), share)
+
+
+class LineBudgetTests(unittest.TestCase):
+    def test_lines_per_window(self) -> None:
+        """Three lines per 10 s: the first three pass, the next two are held
+        back and counted; a new window starts at the first line after 10 s;
+        drain() gives the count once."""
+        budget = LineBudget(lines=3, window=10.0)
+        self.assertIsNone(budget.window_end())
+        self.assertEqual([budget.take(t) for t in (0, 1, 2, 3, 9.9)], [True, True, True, False, False])
+        self.assertEqual(budget.window_end(), 10.0)
+        self.assertEqual(budget.drain(), 2)
+        self.assertEqual(budget.drain(), 0)
+        self.assertTrue(budget.take(10.0))
+        self.assertEqual(budget.window_end(), 20.0)
+
+    def test_bad_budget_refused(self) -> None:
+        """No lines, or a window that is not positive, is refused."""
+        self.assertRaises(ValueError, LineBudget, 0, 1.0)
+        self.assertRaises(ValueError, LineBudget, 1, 0.0)

@@ -110,8 +110,8 @@ class ConfigTests(unittest.TestCase):
                  ("MAX_TIMEOUT = 0", "[TFTP] MAX_TIMEOUT: '0' is not a whole number from 1 to 255"),
                  ("MAX_TIMEOUT = 256", "[TFTP] MAX_TIMEOUT"),
                  ("MAX_TIMEOUT = 2.5", "[TFTP] MAX_TIMEOUT"),
-                 ("FIRST_ACK_TIMEOUT = 0", "[TFTP] FIRST_ACK_TIMEOUT: '0' is not a whole number "
-                                           "from 1 to 60"),
+                 ("FIRST_ACK_TIMEOUT = 0",
+                  "[TFTP] FIRST_ACK_TIMEOUT: '0' is not a whole number from 1 to 60"),
                  ("FIRST_ACK_TIMEOUT = 61", "[TFTP] FIRST_ACK_TIMEOUT"),
                  ("MAX_TRANSFERS = 10\nMAX_PER_CLIENT = 11",
                   "[TFTP] MAX_PER_CLIENT: 11 is more than MAX_TRANSFERS (10)")]

@@ -461,3 +461,40 @@ class Admission:
             del own[peer]
             if not own:
                 del self._silent_by_host[peer[0]]
+
+
+class LineBudget:
+    """How many log lines of one kind may be written: at most ``lines`` per
+    ``window`` seconds of the clock the caller reads. A flood of requests
+    must not turn into a flood of log lines (disk, and the CPU to format
+    them); what is held back is counted, for one summary line."""
+
+    def __init__(self, lines: int = 100, window: float = 10.0) -> None:
+        if lines < 1 or window <= 0:
+            raise ValueError("need at least one line per a positive window")
+        self.lines = lines
+        self.window = window
+        self.held_back = 0
+        self._window_end: float | None = None
+        self._used = 0
+
+    def take(self, now: float) -> bool:
+        """True when one more line may be written at ``now``; else it is
+        counted as held back."""
+        if self._window_end is None or now >= self._window_end:
+            self._window_end = now + self.window
+            self._used = 0
+        if self._used < self.lines:
+            self._used += 1
+            return True
+        self.held_back += 1
+        return False
+
+    def window_end(self) -> float | None:
+        """When the current window ends (None before the first line)."""
+        return self._window_end
+
+    def drain(self) -> int:
+        """How many lines were held back since the last drain; starts again at 0."""
+        count, self.held_back = self.held_back, 0
+        return count

@@ -47,6 +47,7 @@ from luna2d.protocols.tftp.policy import (
     UNANSWERED,
     Admission,
     Limits,
+    LineBudget,
     ReadTransfer,
     negotiate,
     safe_path,
@@ -55,11 +56,15 @@ from luna2d.protocols.udp import set_buffer
 
 log = Logger()
 
-EVICTED = "evicted: never acknowledged, its place given to a newer request"
+EVICTED = "evicted to make room (never acknowledged)"
 
 # Linux's value; Python 3.11's socket module does not name it.
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 RECEIVE_BUFFER = 4 * 1024 * 1024
+# Requests read from the listening socket in one reactor turn. Twisted's
+# default (256 KiB) is thousands of small RRQs in one go: a flood would then
+# push out a new client's place before the reactor turns to read its ACK.
+READS_PER_TURN = 64
 _READ_AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECONNREFUSED, errno.EMSGSIZE)
 Address = tuple[str, int]
 
@@ -77,8 +82,7 @@ class PacketInfoPort(udp.Port):
         return sock
 
     def doRead(self) -> None:
-        read = 0
-        while read < self.maxThroughput:
+        for _ in range(READS_PER_TURN):
             try:
                 data, ancillary, _flags, addr = self.socket.recvmsg(self.maxPacketSize, 64)
             except OSError as exc:
@@ -86,7 +90,6 @@ class PacketInfoPort(udp.Port):
                     # Never let an odd socket error close the listening port.
                     log.emit(LogLevel.warn, "TFTP: receive error on the listening port: {error}", error=exc)
                 return
-            read += len(data)
             local = None
             for level, kind, payload in ancillary:
                 if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(payload) >= 12:
@@ -421,6 +424,8 @@ class TFTPServer(DatagramProtocol):
         # peers and decides who may join.
         self.active: dict[Address, TransferProtocol | Pending] = {}
         self.admission = Admission(self.limits.max_transfers, self.limits.max_per_client)
+        self.log_budget = LineBudget()
+        self._summary: Any = None  # the IDelayedCall of the next summary line
 
     def datagramReceived(self, data: bytes, addr: Address) -> None:
         self.datagramReceivedOn(data, addr, None)
@@ -488,9 +493,11 @@ class TFTPServer(DatagramProtocol):
         if isinstance(current, TransferProtocol):
             current._send(current.machine.abort(ErrorCode.NOT_DEFINED, BUSY, outcome=EVICTED))
             current.close()
-        elif current is not None:  # its file is still being looked up: _start drops it
-            self._refuse(peer, current.local, ErrorCode.NOT_DEFINED, BUSY,
-                         current.request.filename, outcome="evicted before it started")
+        elif current is not None:
+            # Its file is still being looked up (_start drops it). Nothing was
+            # sent to it yet: it gets no answer, and asks again if it is real.
+            self._note("TFTP {host}:{port} {name!r} evicted before it started", host=peer[0],
+                       port=peer[1], name=current.request.filename)
 
     def _forget(self, peer: Address) -> None:
         """``peer`` no longer holds a place."""
@@ -542,13 +549,11 @@ class TFTPServer(DatagramProtocol):
             self._forget(peer)
 
     def _refuse(self, peer: Address, local: str | None, code: int, message: str,
-                name: str = "", outcome: str = "refused") -> None:
-        """An ERROR answer from a fresh port (as a transfer would send it),
-        logged with ``outcome``; counted as ``refused`` when it is one."""
-        if outcome == "refused":
-            self.stats["refused"] += 1
-        log.info("TFTP {host}:{port} {name!r} {outcome}: {message}", host=peer[0], port=peer[1],
-                 name=name, outcome=outcome, message=message)
+                name: str = "") -> None:
+        """An ERROR answer from a fresh port (as a transfer would send it), logged."""
+        self.stats["refused"] += 1
+        self._note("TFTP {host}:{port} {name!r} refused: {message}", host=peer[0], port=peer[1],
+                   name=name, message=message)
         payload = Error(code, message).encode()
         try:
             self.open_port(self.reactor, _OneShot(payload), local or self.interface, peer)
@@ -580,13 +585,36 @@ class TFTPServer(DatagramProtocol):
         # What the client acknowledged, of the file's size: all of it only
         # when the transfer completed.
         sent = min(machine.acked * settings.blksize, size)
-        log.info("TFTP {host}:{port} {name!r} {outcome}: {sent} of {size} bytes, "
+        write = log.info if machine.outcome == COMPLETE else self._note
+        write("TFTP {host}:{port} {name!r} {outcome}: {sent} of {size} bytes, "
                  "blksize {blksize}, windowsize {window}, {seconds:.3f} s, "
                  "{retransmissions} retransmissions", host=transfer.peer[0],
                  port=transfer.peer[1], name=transfer.request.filename, outcome=machine.outcome,
                  sent=sent, size=size, blksize=settings.blksize, window=settings.windowsize,
                  seconds=self.reactor.seconds() - transfer.started,
                  retransmissions=machine.retransmissions)
+
+    def _note(self, format: str, **fields: Any) -> None:
+        """One line of the request log for what did not complete (a
+        refusal, an eviction, a failed transfer), within the log budget;
+        past it, counted for a summary line at the end of the window."""
+        budget = self.log_budget
+        if budget.take(self.reactor.seconds()):
+            log.info(format, **fields)
+            return
+        if self._summary is None or not self._summary.active():
+            end = budget.window_end()
+            delay = max((end or 0.0) - self.reactor.seconds(), 0.0)
+            self._summary = self.reactor.callLater(delay, self._summarize)
+
+    def _summarize(self) -> None:
+        self._summary = None
+        held_back = self.log_budget.drain()
+        if held_back:
+            log.emit(LogLevel.warn, "TFTP: {count} more refusals and unfinished transfers were "
+                     "not logged in the last {window:g} s (over {lines} lines); the counters of "
+                     "/monitor/service/tftp have them all", count=held_back,
+                     window=self.log_budget.window, lines=self.log_budget.lines)
 
     def stopProtocol(self) -> None:
         """The listening port closed: end every transfer (requests still
@@ -596,6 +624,9 @@ class TFTPServer(DatagramProtocol):
                 current.close()
         self.active.clear()
         self.admission.clear()
+        if self._summary is not None and self._summary.active():
+            self._summary.cancel()
+        self._summarize()
 
 
 class TFTPService(service.Service):
