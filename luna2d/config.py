@@ -249,12 +249,6 @@ def load(path: str | os.PathLike) -> Config:
         options = {k: v for k, v in base.options.items() if k not in ("INTERFACES", "LEASE_TIME")}
         return DHCPConfig(enabled=base.enabled, options=options, interfaces=names, lease_time=lease_time)
 
-    def integer(section: str, key: str, default: int, low: int, high: int) -> int:
-        text = get(section, key, str(default))
-        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-            raise ConfigError(f"[{section}] {key}: {text!r} is not a whole number from {low} to {high}")
-        return int(text)
-
     def tftp_service() -> TFTPConfig:
         base = service("TFTP")
         port_text = get("TFTP", "PORT", "69")
@@ -272,6 +266,12 @@ def load(path: str | os.PathLike) -> Config:
                           max_transfers=max_transfers, max_per_client=max_per_client,
                           max_timeout=integer("TFTP", "MAX_TIMEOUT", 5, 1, 255),
                           first_ack_timeout=integer("TFTP", "FIRST_ACK_TIMEOUT", 6, 1, 60))
+
+    def integer(section: str, key: str, default: int, low: int, high: int) -> int:
+        text = get(section, key, str(default))
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+            raise ConfigError(f"[{section}] {key}: {text!r} is not a whole number from {low} to {high}")
+        return int(text)
 
     def control() -> ControlConfig:
         text = get("CONTROL", "TIMEOUT", "1")

@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_codec
-
-The TFTP codec: golden bytes for every packet kind (RFC 1350, the RFC 2347
+"""The TFTP codec: golden bytes for every packet kind (RFC 1350, the RFC 2347
 OACK), round trips, the tolerated oddities of real clients (NUL padding,
 an ERROR without its terminator) and, by hypothesis, that any datagram
 decodes or raises DecodeError and nothing else."""

@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_files
-
-The TFTP file layer on a real temporary directory: lookups confined to the
+"""The TFTP file layer on a real temporary directory: lookups confined to the
 root (``..`` cannot reach it, but links out of the root, FIFOs and
 directories are refused), the iPXE directory fallback, the in-memory cache
 and its revalidation on the ``Clock``, identical in-flight requests sharing

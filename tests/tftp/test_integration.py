@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_integration
-
-The real TFTP server (``TFTPService``: listening port, per-transfer sockets,
+"""The real TFTP server (``TFTPService``: listening port, per-transfer sockets,
 file layer on the reactor's thread pool) on a free loopback port, against
 real clients run with ``getProcessOutputAndValue``: tftp-hpa (octet and its
 default netascii), curl with and without ``--tftp-blksize``, atftp with

@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_policy
-
-The pure TFTP policy: which names are served, option negotiation (RFC 2347,
+"""The pure TFTP policy: which names are served, option negotiation (RFC 2347,
 2348, 2349, 7440), netascii, and the read transfer state machine driven by
 a ``Clock`` (times come from it, as the transport reads them from the
 reactor): lock-step and windowed transfers, loss and retransmission,

@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_server
-
-The TFTP transport without sockets: ``TFTPServer`` and its transfer
+"""The TFTP transport without sockets: ``TFTPServer`` and its transfer
 protocols on a ``Clock``, with a fake port factory standing in for the
 per-transfer sockets, over real files in a temporary root. Pins that each
 RRQ gets a port of its own bound to the address the request came to,

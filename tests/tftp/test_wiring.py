@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_wiring
-
-How TFTP is configured and started: the ini's ``[TFTP]`` section (ENABLED,
+"""How TFTP is configured and started: the ini's ``[TFTP]`` section (ENABLED,
 PORT, ROOT, IPXE) read by ``luna2d.config``, and the real daemon
 (``twistd luna2d``) with TFTP enabled serving a fresh install: ROOT created
 beside the ini, the iPXE binary from Debian's ``ipxe`` package fetched with

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.tftp -*-
 """The TFTP transport: thin DatagramProtocols around the codec and policy.
 
 :class:`TFTPServer` listens on the configured port (69 by default). Each RRQ
@@ -30,6 +31,7 @@ from luna2d.protocols.tftp.codec import (
     DecodeError,
     Error,
     ErrorCode,
+    Packet,
     ReadRequest,
     WriteRequest,
 )
@@ -88,7 +90,8 @@ class PacketInfoPort(udp.Port):
             except OSError as exc:
                 if exc.errno not in _READ_AGAIN:
                     # Never let an odd socket error close the listening port.
-                    log.emit(LogLevel.warn, "TFTP: receive error on the listening port: {error}", error=exc)
+                    log.emit(LogLevel.warn, "TFTP: receive error on the listening port: {error}",
+                             error=exc)
                 return
             local = None
             for level, kind, payload in ancillary:
@@ -103,8 +106,9 @@ class PacketInfoPort(udp.Port):
 def listen(reactor: Any, port: int, protocol: TFTPServer, interface: str = "") -> PacketInfoPort:
     """Bind ``protocol`` to UDP ``port`` on ``interface`` (all by default).
     Raises CannotListenError as ``listenUDP`` does."""
-    listening = PacketInfoPort(port, protocol, interface, 65535, reactor)
-    listening.startListening()
+    listening = PacketInfoPort(port, protocol, interface, 65535,  # type: ignore[no-untyped-call]
+                               reactor)
+    listening.startListening()  # type: ignore[no-untyped-call]
     return listening
 
 
@@ -125,7 +129,8 @@ def _gso_groups(datagrams: list[bytes]) -> list[list[bytes]]:
     size = total = 0
     for datagram in datagrams:
         length = len(datagram)
-        if group and length <= size and len(group) < GSO_MAX_SEGMENTS and total + length <= GSO_MAX_BYTES:
+        if (group and length <= size and len(group) < GSO_MAX_SEGMENTS
+                and total + length <= GSO_MAX_BYTES):
             group.append(datagram)
             total += length
             if length < size:  # a shorter one ends its group
@@ -195,7 +200,7 @@ class TransferPort:
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionRefusedError:
-                self.protocol.connectionRefused()
+                self.protocol.connectionRefused()  # type: ignore[no-untyped-call]
                 return
             except OSError:
                 return
@@ -222,13 +227,14 @@ class TransferPort:
                     sock.send(datagram)
                 continue
             try:
-                sock.sendmsg([b"".join(group)], [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(len(group[0])))])
+                segment = _GSO_SIZE.pack(len(group[0]))
+                sock.sendmsg([b"".join(group)], [(SOL_UDP, UDP_SEGMENT, segment)])
             except OSError as exc:
                 if exc.errno not in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
                     raise
                 TransferPort.gso = False  # not on this machine: one send per datagram from now on
-                log.info("TFTP: UDP segmentation offload unavailable ({error}); sending datagrams one by one",
-                         error=exc)
+                log.info("TFTP: UDP segmentation offload unavailable ({error}); sending "
+                         "datagrams one by one", error=exc)
                 for datagram in group:
                     sock.send(datagram)
 
@@ -242,13 +248,14 @@ class TransferPort:
             self._reading = False
         sock.close()
         if self.protocol.numPorts:  # not while the protocol is still starting
-            self.protocol.doStop()
+            self.protocol.doStop()  # type: ignore[no-untyped-call]
 
     def connectionLost(self, reason: Failure) -> None:
         self.stopListening()
 
 
-def open_transfer_port(reactor: Any, protocol: DatagramProtocol, local: str, peer: Address) -> TransferPort:
+def open_transfer_port(reactor: Any, protocol: DatagramProtocol, local: str,
+                       peer: Address) -> TransferPort:
     """A started :class:`TransferPort` for ``protocol``. Raises OSError."""
     port = TransferPort(reactor, protocol, local, peer)
     port.start()
@@ -319,7 +326,7 @@ class TransferProtocol(DatagramProtocol):
             self._send(self.machine.expire(now))
         self._after()
 
-    def _send(self, packets: list) -> None:
+    def _send(self, packets: list[Packet]) -> None:
         if not packets:
             return
         transport = self.transport
@@ -348,7 +355,8 @@ class TransferProtocol(DatagramProtocol):
         timer = self._timer
         if timer is None or not timer.active():
             # Deadlines mostly move later: one timer, re-armed when it fires.
-            self._timer = self.clock.callLater(max(deadline - self.clock.seconds(), 0), self._expire)
+            delay = max(deadline - self.clock.seconds(), 0)
+            self._timer = self.clock.callLater(delay, self._expire)
         elif timer.getTime() > deadline:
             timer.reset(max(deadline - self.clock.seconds(), 0))
 
@@ -640,7 +648,8 @@ class TFTPService(service.Service):
         self.port = port
         self.interface = interface
         pool = reactor.getThreadPool()
-        self.files = TFTPFiles(root, reactor, lambda f, *a: threads.deferToThreadPool(reactor, pool, f, *a),
+        self.files = TFTPFiles(root, reactor,
+                               lambda f, *a: threads.deferToThreadPool(reactor, pool, f, *a),
                                ipxe_dir=ipxe_dir)
         self.server = TFTPServer(self.files, reactor, limits, interface=interface)
         self.listening: PacketInfoPort | None = None
@@ -654,27 +663,31 @@ class TFTPService(service.Service):
     def privilegedStartService(self) -> None:
         """Bind the port (before privileges are dropped)."""
         self.bind()
-        super().privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
 
     def startService(self) -> None:
         """Read the iPXE binaries into the cache before the first node asks."""
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         for name in IPXE_BINARIES:
-            self.files.open((name,)).addCallbacks(lambda source: source.close(), lambda _failure: None)
+            self.files.open((name,)).addCallbacks(lambda source: source.close(),
+                                                  lambda _failure: None)
 
     def stopService(self) -> Any:
         """Stop listening; transfers under way end."""
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         listening, self.listening = self.listening, None
         self.files.close()
         if listening is not None:
-            return listening.stopListening()
+            return listening.stopListening()  # type: ignore[no-untyped-call]
         return None
 
     @property
     def bound_port(self) -> int | None:
         """The UDP port actually bound (useful when configured as 0)."""
-        return self.listening.getHost().port if self.listening is not None else None
+        if self.listening is None:
+            return None
+        port: int = self.listening.getHost().port  # type: ignore[no-untyped-call]
+        return port
 
     def health(self) -> tuple[bool, str]:
         """(ok, text) for /monitor/service/tftp: listening or not, and the counters."""
@@ -682,7 +695,8 @@ class TFTPService(service.Service):
             return False, "TFTP is not listening"
         stats = self.server.stats
         counters = ", ".join(f"{key} {stats[key]}" for key in sorted(stats))
-        return True, (f"TFTP listening on UDP {self.bound_port}, {len(self.server.active)} transfers "
+        return True, (f"TFTP listening on UDP {self.bound_port}, "
+                      f"{len(self.server.active)} transfers "
                       f"under way{'; ' + counters if counters else ''}")
 
     def reload(self) -> str:
