@@ -96,7 +96,8 @@ class TFTPConfig(ServiceConfig):
     at once, MAX_PER_CLIENT of them from one client address; a ``timeout``
     option over MAX_TIMEOUT seconds is declined; a transfer whose client has
     not acknowledged anything FIRST_ACK_TIMEOUT seconds after its first
-    packet ends (docs/BOOT.md, "Room for every client")."""
+    packet ends; one address sends at most REQUEST_RATE requests a second
+    (bursts of twice that) (docs/BOOT.md, "Room for every client")."""
 
     port: int = 69
     root: Path = Path("tftpboot")
@@ -105,6 +106,7 @@ class TFTPConfig(ServiceConfig):
     max_per_client: int = 32
     max_timeout: int = 5
     first_ack_timeout: int = 6
+    request_rate: int = 20
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ _KNOWN = {
     "LOGGER": {"LEVEL", "LOGFILE"},
     "DHCP": {"ENABLED", "INTERFACES", "LEASE_TIME"},
     "TFTP": {"ENABLED", "PORT", "ROOT", "IPXE", "MAX_TRANSFERS", "MAX_PER_CLIENT", "MAX_TIMEOUT",
-             "FIRST_ACK_TIMEOUT"},
+             "FIRST_ACK_TIMEOUT", "REQUEST_RATE"},
     "CONTROL": {"TIMEOUT", "RETRIES", "CIPHER_SUITE", "SOCKETS", "PARALLEL"},
 }
 _DRIVERS = {"sqlite3": "SQLite3", "sqlite": "SQLite3"}
@@ -265,7 +267,8 @@ def load(path: str | os.PathLike) -> Config:
                           ipxe=as_path("TFTP", "IPXE", "/usr/lib/ipxe"),
                           max_transfers=max_transfers, max_per_client=max_per_client,
                           max_timeout=integer("TFTP", "MAX_TIMEOUT", 5, 1, 255),
-                          first_ack_timeout=integer("TFTP", "FIRST_ACK_TIMEOUT", 6, 1, 60))
+                          first_ack_timeout=integer("TFTP", "FIRST_ACK_TIMEOUT", 6, 1, 60),
+                          request_rate=integer("TFTP", "REQUEST_RATE", 20, 1, 100000))
 
     def integer(section: str, key: str, default: int, low: int, high: int) -> int:
         text = get(section, key, str(default))

@@ -204,7 +204,8 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
     except OSError as exc:
         raise SystemExit(f"luna2d: [TFTP] ROOT: cannot create {tftp.root}: {exc}") from None
     limits = Limits(max_transfers=tftp.max_transfers, max_per_client=tftp.max_per_client,
-                    max_timeout=tftp.max_timeout, first_ack_timeout=tftp.first_ack_timeout)
+                    max_timeout=tftp.max_timeout, first_ack_timeout=tftp.first_ack_timeout,
+                    request_rate=tftp.request_rate)
     server = TFTPService(reactor, tftp.port, tftp.root, tftp.ipxe, limits=limits)
     try:
         server.bind()

@@ -8,8 +8,10 @@ Run it with the project's venv: ``.venv/bin/python bench/tftp/flood.py``
 value:
 
 1. a flooder process sends that many RRQs a second for ``--seconds``, each
-   asking ``timeout=255``, round-robin from 2,000 UDP sockets on 250
-   loopback addresses (127.0.9.x) that stay open and never answer; two
+   asking ``timeout=255``, round-robin from 2,000 UDP sockets on
+   ``--addresses`` loopback addresses (127.0.9.x; 250 by default, each then
+   under the per-address request rate; 1 shows that rate acting) that stay
+   open and never answer; two
    requests alternate per socket, so each new one supersedes the last from
    that port (a new transfer each time, as from a new port);
 2. meanwhile curl fetches the file again and again (``--tftp-blksize
@@ -47,8 +49,7 @@ from benchlib import RESULTS
 
 from bench import Luna2d
 
-ADDRESSES = [f"127.0.9.{i}" for i in range(1, 251)]
-SOCKETS_PER_ADDRESS = 8
+SOCKETS = 2000
 CURL = shutil.which("curl") or "/usr/bin/curl"
 
 
@@ -60,17 +61,16 @@ def rrq(blksize: int) -> bytes:
     return b"\x00\x01" + b"".join(field + b"\x00" for field in fields)
 
 
-def flooder(port: int, rate: int, seconds: float) -> None:
+def flooder(port: int, rate: int, seconds: float, addresses: int) -> None:
     """Send ``rate`` RRQs a second for ``seconds`` from silent sockets, then
     keep the sockets open 8 s more (a closed port would draw ICMP errors
     that end the transfers early). Prints how many were sent."""
     socks = []
-    for host in ADDRESSES:
-        for _ in range(SOCKETS_PER_ADDRESS):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.setblocking(False)
-            sock.bind((host, 0))
-            socks.append(sock)
+    for i in range(SOCKETS):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind((f"127.0.9.{1 + i % addresses}", 0))
+        socks.append(sock)
     wires = (rrq(1432), rrq(1428))
     target = ("127.0.0.1", port)
     sent = 0
@@ -117,12 +117,13 @@ def counters(luna: Luna2d) -> dict[str, int]:
     return {name: int(value) for name, value in pairs if value.isdigit()}
 
 
-def one_rate(luna: Luna2d, rate: int, seconds: float, out: Path) -> dict[str, Any]:
+def one_rate(luna: Luna2d, rate: int, seconds: float, addresses: int,
+             out: Path) -> dict[str, Any]:
     log_before = luna.log_path.read_text(errors="replace")
     before = counters(luna)
     cpu0 = luna.cpu()
     flood = subprocess.Popen([sys.executable, __file__, "--flooder", str(luna.port), str(rate),
-                              str(seconds)], stdout=subprocess.PIPE, text=True)
+                              str(seconds), str(addresses)], stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)  # the table fills
     fetches: list[tuple[bool, float]] = []
     end = time.monotonic() + seconds - 1.0
@@ -138,6 +139,7 @@ def one_rate(luna: Luna2d, rate: int, seconds: float, out: Path) -> dict[str, An
     times = [wall for ok, wall in fetches if ok]
     return {
         "rate_asked": rate,
+        "addresses": addresses,
         "sent": sent.get("sent"),
         "flood_s": sent.get("seconds"),
         "fetches": len(fetches),
@@ -146,6 +148,7 @@ def one_rate(luna: Luna2d, rate: int, seconds: float, out: Path) -> dict[str, An
         "fetch_worst_s": round(max(times), 3) if times else None,
         "luna2d_cpu_s": round(cpu, 2),
         "requests": after.get("requests", 0) - before.get("requests", 0),
+        "rate_limited": after.get("rate_limited", 0) - before.get("rate_limited", 0),
         "evicted": after.get("evicted", 0) - before.get("evicted", 0),
         "never_acknowledged": after.get("unanswered", 0) - before.get("unanswered", 0),
         "log_lines": log.count("\n"),
@@ -154,12 +157,13 @@ def one_rate(luna: Luna2d, rate: int, seconds: float, out: Path) -> dict[str, An
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = [("| RRQs/s asked | sent | read by luna2d | curl fetches ok | fetch median, worst (s) "
-              "| luna2d CPU s | evicted | ended unanswered | log lines |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| RRQs/s asked | addresses | sent | read by luna2d | rate-limited | curl fetches ok "
+              "| fetch median, worst (s) | luna2d CPU s | evicted | ended unanswered | log lines |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for item in result["rates"]:
-        lines.append(f"| {item['rate_asked']} | {item['sent']} in {item['flood_s']} s | "
-                     f"{item['requests']} | {item['fetched']} of {item['fetches']} | "
+        lines.append(f"| {item['rate_asked']} | {item['addresses']} | {item['sent']} in "
+                     f"{item['flood_s']} s | {item['requests']} | {item['rate_limited']} | "
+                     f"{item['fetched']} of {item['fetches']} | "
                      f"{item['fetch_median_s']}, {item['fetch_worst_s']} | "
                      f"{item['luna2d_cpu_s']} | {item['evicted']} | "
                      f"{item['never_acknowledged']} | {item['log_lines']} |")
@@ -167,16 +171,21 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--flooder":
-        flooder(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--flooder":
+        flooder(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
         return
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="1000,3000,10000",
                         help="RRQs a second, comma-separated (default 1000,3000,10000)")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each flood (6)")
+    parser.add_argument("--addresses", default="250",
+                        help="flooding addresses, comma-separated runs (default 250; 1..250)")
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
+    spreads = [int(count) for count in args.addresses.split(",")]
+    if not all(1 <= count <= 250 for count in spreads):
+        raise SystemExit("--addresses: from 1 to 250")
 
     folder = Path(tempfile.mkdtemp(prefix="luna2d-bench-tftp-flood-"))
     root, out = folder / "root", folder / "out.bin"
@@ -194,9 +203,10 @@ def main() -> None:
             "load1_before": round(os.getloadavg()[0], 2),
             "rates": [],
         }
-        for rate in rates:
-            print(f"flooding at {rate} RRQs/s...", file=sys.stderr)
-            result["rates"].append(one_rate(luna, rate, args.seconds, out))
+        for addresses in spreads:
+            for rate in rates:
+                print(f"flooding at {rate} RRQs/s from {addresses} addresses...", file=sys.stderr)
+                result["rates"].append(one_rate(luna, rate, args.seconds, addresses, out))
     finally:
         luna.stop()
         shutil.rmtree(folder, ignore_errors=True)

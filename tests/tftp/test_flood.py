@@ -150,8 +150,42 @@ class SilentFloodTests(FloodCase):
         self.assertEqual(len(timed_out) + len(evicted), flood)
 
 
+class RequestRateTests(FloodCase):
+    async def test_one_address_over_its_rate_is_dropped(self) -> None:
+        """1,000 RRQs from 1,000 ports of one address in one burst: the
+        default rate (20 a second, bursts of 40) lets 40 through, which the
+        address's share (32) turns over; the other 960 are dropped
+        before the table (no answer, no socket; a few more get through as
+        the bucket refills while the burst is read). curl from another address is
+        served at once; two seconds later the address may ask again."""
+        data = self.put("boot.kpxe", os.urandom(20_000))
+        attacker = self.silent(["127.0.2.9"], 1000)
+        attacker.send(LONG_TIMEOUT, self.port)
+        await self.until(lambda: self.stats["requests"] >= 1000, 10, "the flood is read")
+        # 40 at once, and 20 a second more while the burst is being read.
+        admitted = 1000 - self.stats["rate_limited"]
+        self.assertTrue(40 <= admitted <= 50, admitted)
+        self.assertEqual(self.stats["evicted"], admitted - 32)
+        self.assertEqual(self.held_by({"127.0.2.9"}), 32)
+        text, code = await self.client(CURL, "-sS", "-o", "got.bin",
+                                       f"tftp://127.0.0.1:{self.port}/boot.kpxe")
+        self.assertEqual(code, 0, text)
+        self.assertEqual(self.received("got.bin"), data)
+        seen = attacker.received()
+        self.assertGreaterEqual(sum(1 for got in seen if not got), 1000 - admitted,
+                                "dropped: no answer")
+        self.assertGreaterEqual(sum(1 for got in seen if got[:1] and
+                                    isinstance(got[0], OptionAck)), 32)
+        await task.deferLater(self.reactor, 2.0, lambda: None)
+        later = self.silent(["127.0.2.9"], 1).sockets[0]
+        later.sendto(LONG_TIMEOUT.encode(), ("127.0.0.1", self.port))
+        await self.until(lambda: PerAddressTests._peek(later), 5, "the address is heard again")
+        self.assertIsInstance(decode(later.recv(65536)), OptionAck)
+
+
 class PerAddressTests(FloodCase):
-    limits = Limits(max_per_client=4)
+    # A high rate, so that the share alone is seen acting.
+    limits = Limits(max_per_client=4, request_rate=1000)
 
     async def test_one_address_holds_its_share(self) -> None:
         """max_per_client 4: 100 silent RRQs from one address leave it 4

@@ -31,6 +31,7 @@ from luna2d.protocols.tftp.policy import (
     Limits,
     LineBudget,
     ReadTransfer,
+    RequestRate,
     Settings,
     Verdict,
     negotiate,
@@ -572,3 +573,44 @@ class LineBudgetTests(unittest.TestCase):
         """No lines, or a window that is not positive, is refused."""
         self.assertRaises(ValueError, LineBudget, 0, 1.0)
         self.assertRaises(ValueError, LineBudget, 1, 0.0)
+
+
+class RequestRateTests(unittest.TestCase):
+    def test_burst_then_rate(self) -> None:
+        """Rate 2 a second, burst 4: four requests at once pass, the fifth is
+        dropped; half a second later one more passes; another address has
+        its own bucket; a bucket never fills beyond the burst."""
+        rate = RequestRate(2, 4)
+        self.assertEqual([rate.allow(A, 0.0) for _ in range(5)], [True] * 4 + [False])
+        self.assertFalse(rate.allow(A, 0.4))
+        self.assertTrue(rate.allow(A, 0.5))
+        self.assertFalse(rate.allow(A, 0.5))
+        self.assertTrue(rate.allow(B, 0.5))
+        self.assertEqual([rate.allow(A, 100.0) for _ in range(5)], [True] * 4 + [False])
+
+    def test_time_going_back_adds_nothing(self) -> None:
+        """A clock that steps back gives no tokens (and takes none)."""
+        rate = RequestRate(1, 1)
+        self.assertTrue(rate.allow(A, 10.0))
+        self.assertFalse(rate.allow(A, 5.0))
+        self.assertTrue(rate.allow(A, 6.0))
+
+    def test_hosts_remembered_are_bounded(self) -> None:
+        """At most max_hosts addresses are remembered; the least recently
+        heard is forgotten first and starts again with a full bucket."""
+        rate = RequestRate(1, 1, max_hosts=2)
+        self.assertTrue(rate.allow(A, 0.0))
+        self.assertTrue(rate.allow(B, 0.0))
+        self.assertFalse(rate.allow(A, 0.0))  # A is now the most recent
+        self.assertTrue(rate.allow(C, 0.0))  # B forgotten
+        self.assertEqual(len(rate), 2)
+        self.assertFalse(rate.allow(A, 0.0))
+        self.assertTrue(rate.allow(B, 0.0))
+
+    def test_bad_rates_refused(self) -> None:
+        """A rate that is not positive, a burst under 1 or no room is refused;
+        Limits refuses a request_rate under 1 and bursts twice its rate."""
+        for args in ((0, 1), (1, 0.5), (1, 1, 0)):
+            self.assertRaises(ValueError, RequestRate, *args)
+        self.assertRaises(ValueError, Limits, request_rate=0.5)
+        self.assertEqual(Limits(request_rate=7).request_burst, 14)

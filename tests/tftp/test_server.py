@@ -308,6 +308,26 @@ class RefusalTests(ServerCase):
         self.assertEqual(sent[0][1], CLIENT)
         self.assertEqual(self.server.active, {})
 
+    def test_requests_over_the_rate_dropped(self) -> None:
+        """request_rate 2 (bursts of 4): of six WRQs and RRQs at once from
+        one address (other ports), four are answered and two dropped with no
+        port opened; another address is served; a second later the first
+        may ask again (two more)."""
+        self.server = self.make_server(request_rate=2)
+        for port in range(6):
+            packet = WriteRequest("x", "octet") if port % 2 else ReadRequest("file.bin", "octet")
+            self.request(packet, (CLIENT[0], 3000 + port))
+        self.assertEqual(len(self.ports), 4)
+        self.assertEqual(self.server.stats["rate_limited"], 2)
+        self.assertEqual(self.server.stats["requests"], 6)
+        self.request(ReadRequest("file.bin", "octet"), ("10.3.0.77", 1))
+        self.assertEqual(len(self.ports), 5)
+        self.clock.advance(1.0)
+        for port in range(3):
+            self.request(ReadRequest("file.bin", "octet"), (CLIENT[0], 4000 + port))
+        self.assertEqual(len(self.ports), 7)
+        self.assertEqual(self.server.stats["rate_limited"], 3)
+
     def test_bad_and_stray_datagrams_counted(self) -> None:
         """On the listening port: undecodable datagrams count as dropped,
         valid non-requests (ACK, DATA) as stray; nothing is answered."""

@@ -62,20 +62,21 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(cfg.tftp.root, cfg.path.parent / "tftpboot")
         self.assertEqual(cfg.tftp.ipxe, Path("/usr/lib/ipxe"))
         self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
-                          cfg.tftp.first_ack_timeout), (1000, 32, 5, 6))
+                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate), (1000, 32, 5, 6, 20))
 
     def test_limit_keys(self) -> None:
-        """MAX_TRANSFERS, MAX_PER_CLIENT, MAX_TIMEOUT and FIRST_ACK_TIMEOUT
-        are read at their bounds; a table smaller than the default share
-        brings the default share down to its size."""
+        """MAX_TRANSFERS, MAX_PER_CLIENT, MAX_TIMEOUT, FIRST_ACK_TIMEOUT and
+        REQUEST_RATE are read at their bounds; a table smaller than the
+        default share brings the default share down to its size."""
         cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 65535\nMAX_PER_CLIENT = 65535\n"
-                        "MAX_TIMEOUT = 255\nFIRST_ACK_TIMEOUT = 60\n")
+                        "MAX_TIMEOUT = 255\nFIRST_ACK_TIMEOUT = 60\nREQUEST_RATE = 100000\n")
         self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
-                          cfg.tftp.first_ack_timeout), (65535, 65535, 255, 60))
+                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate),
+                         (65535, 65535, 255, 60, 100000))
         cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 1\nMAX_PER_CLIENT = 1\n"
-                        "MAX_TIMEOUT = 1\nFIRST_ACK_TIMEOUT = 1\n")
+                        "MAX_TIMEOUT = 1\nFIRST_ACK_TIMEOUT = 1\nREQUEST_RATE = 1\n")
         self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
-                          cfg.tftp.first_ack_timeout), (1, 1, 1, 1))
+                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate), (1, 1, 1, 1, 1))
         cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 10\n")
         self.assertEqual(cfg.tftp.max_per_client, 10)
 
@@ -111,6 +112,9 @@ class ConfigTests(unittest.TestCase):
                  ("FIRST_ACK_TIMEOUT = 0",
                   "[TFTP] FIRST_ACK_TIMEOUT: '0' is not a whole number from 1 to 60"),
                  ("FIRST_ACK_TIMEOUT = 61", "[TFTP] FIRST_ACK_TIMEOUT"),
+                 ("REQUEST_RATE = 0",
+                  "[TFTP] REQUEST_RATE: '0' is not a whole number from 1 to 100000"),
+                 ("REQUEST_RATE = 100001", "[TFTP] REQUEST_RATE"),
                  ("MAX_TRANSFERS = 10\nMAX_PER_CLIENT = 11",
                   "[TFTP] MAX_PER_CLIENT: 11 is more than MAX_TRANSFERS (10)")]
         for line, message in cases:
@@ -211,6 +215,42 @@ class DaemonTests(DaemonCase):
         for name in ("a3", "b1", "b2", "c1"):
             ended = got[name][-1][0]
             self.assertTrue(1.8 < ended < 2.6, f"{name} ended {ended:.2f} s after its request")
+        await daemon.stop()
+
+    async def test_request_rate_from_the_ini(self) -> None:
+        """REQUEST_RATE 1 (bursts of 2): three requests at once from three
+        ports of one address get two OACKs and one silence; the counters of
+        /monitor/service/tftp say one request was rate-limited."""
+        udp = free_udp_port()
+        daemon = Daemon(self)
+        daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
+                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\n"
+                                        "REQUEST_RATE = 1\n"))
+        await daemon.start()
+        (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
+        reactor = the_reactor()
+        socks = []
+        for _ in range(3):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.addCleanup(sock.close)
+            sock.bind(("127.0.4.9", 0))
+            sock.setblocking(False)
+            socks.append(sock)
+        request = ReadRequest("f.bin", "octet", (("tsize", "0"),)).encode()
+        for sock in socks:
+            sock.sendto(request, ("127.0.0.1", udp))
+        await task.deferLater(reactor, 0.5, lambda: None)
+        first: list[Packet | None] = []
+        for sock in socks:
+            try:
+                first.append(decode(sock.recv(65536)))
+            except BlockingIOError:
+                first.append(None)
+        self.assertEqual(first, [OptionAck((("tsize", "3000"),))] * 2 + [None])
+        token = await daemon.token()
+        code, body = await daemon.call("GET", "/monitor/service/tftp", token=token)
+        self.assertEqual(code, 200, body)
+        self.assertIn("rate_limited 1", body["monitor"]["service"]["tftp"])
         await daemon.stop()
 
     async def test_taken_port_refused_at_start(self) -> None:

@@ -50,7 +50,8 @@ class Limits:
     transfer waits for its first acknowledgement, whatever was negotiated;
     ``max_transfers`` is how many transfers run at once and
     ``max_per_client`` how many of them one client address may hold (see
-    :class:`Admission`)."""
+    :class:`Admission`); one address may send ``request_rate`` requests a
+    second, in bursts of twice that (see :class:`RequestRate`)."""
 
     max_blksize: int = MAX_BLKSIZE
     max_windowsize: int = 64
@@ -60,6 +61,12 @@ class Limits:
     first_ack_timeout: float = 6.0
     max_transfers: int = 1000
     max_per_client: int = 32
+    request_rate: float = 20.0
+
+    @property
+    def request_burst(self) -> float:
+        """The burst one address may send at once: twice its rate."""
+        return 2 * self.request_rate
 
     def __post_init__(self) -> None:
         if not MIN_BLKSIZE <= self.max_blksize <= MAX_BLKSIZE:
@@ -74,6 +81,8 @@ class Limits:
             raise ValueError("first_ack_timeout must be positive")
         if not 1 <= self.max_per_client <= self.max_transfers:
             raise ValueError("max_per_client must be 1..max_transfers")
+        if self.request_rate < 1:
+            raise ValueError("request_rate must be at least 1 a second")
 
 
 @dataclass(frozen=True)
@@ -498,3 +507,42 @@ class LineBudget:
         """How many lines were held back since the last drain; starts again at 0."""
         count, self.held_back = self.held_back, 0
         return count
+
+
+class RequestRate:
+    """How fast one client address may send requests: a token bucket per
+    address, ``rate`` requests a second on average and bursts of ``burst``
+    (a PXE client asks for a handful of files; pxelinux tries a dozen names
+    in a row). A request over the rate is dropped before it costs a socket,
+    a file lookup or a log line, so one address flooding costs little more
+    than reading its datagrams. At most ``max_hosts`` addresses are
+    remembered, the least recently heard forgotten first (a forgotten
+    address starts again with a full bucket). Pure: the caller gives the
+    time."""
+
+    def __init__(self, rate: float, burst: float, max_hosts: int = 4096) -> None:
+        if rate <= 0 or burst < 1 or max_hosts < 1:
+            raise ValueError("need a positive rate, a burst of at least 1 and room for a host")
+        self.rate = rate
+        self.burst = burst
+        self.max_hosts = max_hosts
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, when
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def allow(self, host: str, now: float) -> bool:
+        """True when ``host`` may send one more request at ``now`` (and take
+        a token for it); False when it is over its rate."""
+        buckets = self._buckets
+        found = buckets.get(host)
+        if found is None:
+            tokens = self.burst
+            if len(buckets) >= self.max_hosts:
+                buckets.popitem(last=False)
+        else:
+            tokens = min(self.burst, found[0] + max(now - found[1], 0.0) * self.rate)
+            buckets.move_to_end(host)
+        allowed = tokens >= 1.0
+        buckets[host] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed

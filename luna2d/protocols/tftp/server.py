@@ -51,6 +51,7 @@ from luna2d.protocols.tftp.policy import (
     Limits,
     LineBudget,
     ReadTransfer,
+    RequestRate,
     negotiate,
     safe_path,
 )
@@ -409,7 +410,8 @@ class TFTPServer(DatagramProtocol):
     ``limits.max_transfers`` and ``limits.max_per_client``.
     ``stats`` counts what happened: ``requests``, ``dropped`` (datagrams that
     do not decode), ``stray`` (valid packets that are not requests),
-    ``duplicates`` (an RRQ again from a client already being served),
+    ``rate_limited`` (requests dropped: their address sent too many too
+    fast), ``duplicates`` (an RRQ again from a client already being served),
     ``superseded``, ``refused`` (error answers), ``started``, ``negotiated``
     (transfers that began with an OACK), ``completed``, ``failed``,
     ``unanswered`` (failed: never acknowledged in time), ``evicted``
@@ -432,6 +434,7 @@ class TFTPServer(DatagramProtocol):
         # peers and decides who may join.
         self.active: dict[Address, TransferProtocol | Pending] = {}
         self.admission = Admission(self.limits.max_transfers, self.limits.max_per_client)
+        self.request_rate = RequestRate(self.limits.request_rate, self.limits.request_burst)
         self.log_budget = LineBudget()
         self._summary: Any = None  # the IDelayedCall of the next summary line
 
@@ -446,15 +449,19 @@ class TFTPServer(DatagramProtocol):
         except DecodeError:
             self.stats["dropped"] += 1
             return
+        if not isinstance(packet, (ReadRequest, WriteRequest)):
+            self.stats["stray"] += 1
+            return
+        self.stats["requests"] += 1
+        if not self.request_rate.allow(addr[0], self.reactor.seconds()):
+            # Over its rate: dropped before it costs a socket or a log line.
+            self.stats["rate_limited"] += 1
+            return
         if isinstance(packet, ReadRequest):
-            self.stats["requests"] += 1
             self._read_request(packet, addr, local)
-        elif isinstance(packet, WriteRequest):
-            self.stats["requests"] += 1
+        else:
             self._refuse(addr, local, ErrorCode.ACCESS_VIOLATION, "read-only server",
                          packet.filename)
-        else:
-            self.stats["stray"] += 1
 
     def _read_request(self, request: ReadRequest, peer: Address, local: str | None) -> None:
         current = self.active.get(peer)
