@@ -106,7 +106,7 @@ class TFTPConfig(ServiceConfig):
     max_per_client: int = 32
     max_timeout: int = 5
     first_ack_timeout: int = 6
-    request_rate: int = 20
+    request_rate: int = 200
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,7 @@ def load(path: str | os.PathLike) -> Config:
                           max_transfers=max_transfers, max_per_client=max_per_client,
                           max_timeout=integer("TFTP", "MAX_TIMEOUT", 5, 1, 255),
                           first_ack_timeout=integer("TFTP", "FIRST_ACK_TIMEOUT", 6, 1, 60),
-                          request_rate=integer("TFTP", "REQUEST_RATE", 20, 1, 100000))
+                          request_rate=integer("TFTP", "REQUEST_RATE", 200, 1, 100000))
 
     def integer(section: str, key: str, default: int, low: int, high: int) -> int:
         text = get(section, key, str(default))

@@ -246,7 +246,7 @@ def main() -> None:
         # share of the table must hold them all (a node has one address each).
         luna = Luna2d(folder, root, {"MAX_PER_CLIENT": max(32, args.concurrent),
                                      "MAX_TRANSFERS": max(1000, args.concurrent),
-                                     "REQUEST_RATE": max(20, args.concurrent)})
+                                     "REQUEST_RATE": max(200, args.concurrent)})
         servers.append(luna)
         hpa = TftpdHpa(root)
         servers.append(hpa)

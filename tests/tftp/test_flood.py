@@ -152,19 +152,19 @@ class SilentFloodTests(FloodCase):
 
 class RequestRateTests(FloodCase):
     async def test_one_address_over_its_rate_is_dropped(self) -> None:
-        """1,000 RRQs from 1,000 ports of one address in one burst: the
-        default rate (20 a second, bursts of 40) lets 40 through, which the
-        address's share (32) turns over; the other 960 are dropped
-        before the table (no answer, no socket; a few more get through as
-        the bucket refills while the burst is read). curl from another address is
-        served at once; two seconds later the address may ask again."""
+        """2,000 RRQs from 2,000 ports of one address in one burst: the
+        default rate (200 a second, bursts of 400) lets 400 through (a few
+        more as the bucket refills while the burst is read), which the
+        address's share (32) turns over; the other 1,600 are dropped before
+        the table: no answer, no socket. curl from another address is served
+        at once; two seconds later the address may ask again."""
         data = self.put("boot.kpxe", os.urandom(20_000))
-        attacker = self.silent(["127.0.2.9"], 1000)
+        attacker = self.silent(["127.0.2.9"], 2000)
         attacker.send(LONG_TIMEOUT, self.port)
-        await self.until(lambda: self.stats["requests"] >= 1000, 10, "the flood is read")
-        # 40 at once, and 20 a second more while the burst is being read.
-        admitted = 1000 - self.stats["rate_limited"]
-        self.assertTrue(40 <= admitted <= 50, admitted)
+        await self.until(lambda: self.stats["requests"] >= 2000, 10, "the flood is read")
+        # 400 at once, and 200 a second more while the burst is being read.
+        admitted = 2000 - self.stats["rate_limited"]
+        self.assertTrue(400 <= admitted <= 600, admitted)
         self.assertEqual(self.stats["evicted"], admitted - 32)
         self.assertEqual(self.held_by({"127.0.2.9"}), 32)
         text, code = await self.client(CURL, "-sS", "-o", "got.bin",
@@ -172,7 +172,7 @@ class RequestRateTests(FloodCase):
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("got.bin"), data)
         seen = attacker.received()
-        self.assertGreaterEqual(sum(1 for got in seen if not got), 1000 - admitted,
+        self.assertGreaterEqual(sum(1 for got in seen if not got), 2000 - admitted,
                                 "dropped: no answer")
         self.assertGreaterEqual(sum(1 for got in seen if got[:1] and
                                     isinstance(got[0], OptionAck)), 32)

@@ -256,6 +256,23 @@ class TransferTests(ServerCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
+    def test_port_closed_under_a_transfer(self) -> None:
+        """A transfer's port closed from outside (the reactor shutting down
+        closes every reader): the transfer ends and leaves the table, its
+        timer is cancelled, and stopping the server afterwards is clean."""
+        self.request(ReadRequest("file.bin", "octet"))
+        self.request(ReadRequest("file.bin", "octet"), ("10.1.0.6", 1000))
+        first, second = self.ports
+        first.stopListening()
+        self.assertEqual(list(self.server.active), [("10.1.0.6", 1000)])
+        self.assertEqual(len(self.server.admission), 1)
+        self.assertEqual(self.server.stats["failed"], 1)
+        self.server.stopProtocol()
+        self.assertTrue(second.closed)
+        self.assertEqual(self.server.active, {})
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
 class RefusalTests(ServerCase):
     def refusal(self) -> codec.Packet:
         port = self.ports[-1]

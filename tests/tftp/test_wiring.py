@@ -62,7 +62,7 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(cfg.tftp.root, cfg.path.parent / "tftpboot")
         self.assertEqual(cfg.tftp.ipxe, Path("/usr/lib/ipxe"))
         self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
-                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate), (1000, 32, 5, 6, 20))
+                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate), (1000, 32, 5, 6, 200))
 
     def test_limit_keys(self) -> None:
         """MAX_TRANSFERS, MAX_PER_CLIENT, MAX_TIMEOUT, FIRST_ACK_TIMEOUT and

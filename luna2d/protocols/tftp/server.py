@@ -371,7 +371,15 @@ class TransferProtocol(DatagramProtocol):
         self._timer = None
         self.source.close()
         self.server.transfer_done(self)
-        self.transport.stopListening()
+        if self.transport is not None:
+            self.transport.stopListening()
+
+    def stopProtocol(self) -> None:
+        # The port was closed under the transfer (the reactor shutting
+        # down): the transfer ends with it, and leaves the server's table.
+        if not self._closed:
+            self.machine.abort(ErrorCode.NOT_DEFINED, "port closed")
+            self.close()
 
 
 class _OneShot(DatagramProtocol):
