@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
@@ -120,6 +123,40 @@ class ConfigTests(unittest.TestCase):
         for line, message in cases:
             error = self.assertRaises(ConfigError, self.load, f"[TFTP]\nENABLED = yes\n{line}\n")
             self.assertIn(message, str(error), line)
+
+
+LIMIT_KEYS = {"MAX_TRANSFERS": (1, 65535), "MAX_PER_CLIENT": (1, 65535), "MAX_TIMEOUT": (1, 255),
+              "FIRST_ACK_TIMEOUT": (1, 60), "REQUEST_RATE": (1, 100000)}
+limit_value = st.one_of(st.integers(-5, 200_000).map(str), st.sampled_from(["", " 7", "7 ", "1e3", "0x10",
+                                                                             "\u0663", "\u00b2", "2.5"]),
+                        st.text(max_size=6).filter(lambda text: "\n" not in text and "\r" not in text))
+
+
+class ConfigFuzzTests(unittest.TestCase):
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(st.sampled_from(sorted(LIMIT_KEYS)), limit_value, max_size=5))
+    def test_any_limit_values(self, values: dict[str, str]) -> None:
+        """Any text for the [TFTP] limits: either a Config whose limits are
+        whole numbers in their ranges (the share within the table, and what
+        was written when it is a plain number), or a ConfigError naming
+        [TFTP] and one of the keys; never another exception."""
+        folder = Path(tempfile.mkdtemp(prefix="luna2d-tftp-ini-"))
+        self.addCleanup(shutil.rmtree, folder, True)
+        path = folder / "luna.ini"
+        lines = "".join(f"{key} = {value}\n" for key, value in values.items())
+        path.write_text(with_tftp(ini_text(7050), "[TFTP]\nENABLED = yes\n" + lines))
+        try:
+            cfg = config.load(path)
+        except ConfigError as error:
+            self.assertTrue(any(f"[TFTP] {key}" in str(error) for key in values), str(error))
+            return
+        tftp = cfg.tftp
+        for key, (low, high) in LIMIT_KEYS.items():
+            number = getattr(tftp, key.lower())
+            self.assertTrue(low <= number <= high, (key, number))
+            if key in values:
+                self.assertEqual(str(number), values[key].strip().strip("'\""), key)
+        self.assertLessEqual(tftp.max_per_client, tftp.max_transfers)
 
 
 class DaemonTests(DaemonCase):
