@@ -158,7 +158,8 @@ def one_rate(luna: Luna2d, rate: int, seconds: float, addresses: int,
 
 def table(result: dict[str, Any]) -> str:
     lines = [("| RRQs/s asked | addresses | sent | read by luna2d | rate-limited | curl fetches ok "
-              "| fetch median, worst (s) | luna2d CPU s | evicted | ended unanswered | log lines |"),
+              "| fetch median, worst (s) | luna2d CPU s | evicted | ended unanswered "
+              "| log lines |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for item in result["rates"]:
         lines.append(f"| {item['rate_asked']} | {item['addresses']} | {item['sent']} in "

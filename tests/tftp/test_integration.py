@@ -92,7 +92,8 @@ class ClientTests(ClientCase):
         """tftp-hpa in binary (octet) mode, RFC 1350 without options, gets the
         file byte for byte; the server counts one completed transfer."""
         data = self.put("file.bin", os.urandom(200_000))
-        text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "get", "file.bin",
+        text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c",
+                                       "get", "file.bin",
                                     "got.bin")
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("got.bin"), data)
@@ -104,7 +105,8 @@ class ClientTests(ClientCase):
         """tftp-hpa's default mode is netascii: a text with LF, CR and CR LF
         comes through the server's conversion and the client's back unchanged."""
         data = self.put("notes.txt", b"line one\nline two\r\nbare\rend\n" * 300)
-        text, code = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "notes.txt", "notes.txt")
+        text, code = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "notes.txt",
+                                       "notes.txt")
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("notes.txt"), data)
 
@@ -133,13 +135,15 @@ class ClientTests(ClientCase):
         (and a size that is an exact multiple of the block size, which ends
         with an empty block); then with blksize 8 (the RFC 2348 minimum)."""
         data = self.put("win.bin", os.urandom(1468 * 100))
-        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option", "windowsize 16",
-                                    "--option", "tsize enable", "-g", "-r", "win.bin", "-l", "win.bin",
+        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option",
+                                       "windowsize 16", "--option", "tsize enable", "-g", "-r",
+                                       "win.bin", "-l", "win.bin",
                                     "127.0.0.1", str(self.port))
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("win.bin"), data)
         small = self.put("small.bin", os.urandom(5000))
-        text, code = await self.client(ATFTP, "--option", "blksize 8", "-g", "-r", "small.bin", "-l", "small.bin",
+        text, code = await self.client(ATFTP, "--option", "blksize 8", "-g", "-r", "small.bin",
+                                       "-l", "small.bin",
                                     "127.0.0.1", str(self.port))
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("small.bin"), small)
@@ -155,8 +159,9 @@ class ClientTests(ClientCase):
         self.assertEqual(code, 0, text)
         self.assertEqual(path.stat().st_size, 30 * 1024 * 1024)
         expected = await self.sha256(path)
-        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option", "windowsize 16",
-                                    "--option", "tsize enable", "-g", "-r", "image.bin", "-l", "atftp.bin",
+        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option",
+                                       "windowsize 16", "--option", "tsize enable", "-g", "-r",
+                                       "image.bin", "-l", "atftp.bin",
                                     "127.0.0.1", str(self.port))
         self.assertEqual(code, 0, text)
         self.assertEqual(await self.sha256(self.out / "atftp.bin"), expected)
@@ -171,7 +176,8 @@ class ClientTests(ClientCase):
         data = self.put("boot.kpxe", os.urandom(80_000))
         url = f"tftp://127.0.0.1:{self.port}/boot.kpxe"
         results = await defer.gatherResults([
-            defer.ensureDeferred(self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o", f"c{i}.bin", url))
+            defer.ensureDeferred(self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o",
+                                             f"c{i}.bin", url))
             for i in range(20)])
         for i, (text, code) in enumerate(results):
             self.assertEqual(code, 0, text)
@@ -200,11 +206,13 @@ class RefusalTests(ClientCase):
         secret.write_bytes(b"top secret\n")
         os.symlink(secret, self.root / "link")
         for name in ("../secret", str(secret), "link", "sub/../../secret"):
-            text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "get", name,
+            text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c",
+                                           "get", name,
                                         "escape.bin")
             self.assertIn("Error code 1: file not found", text, name)
             self.assertEqual(self.received("escape.bin"), b"", name)
-            text, code = await self.client(ATFTP, "-g", "-r", name, "-l", "escape2.bin", "127.0.0.1",
+            text, code = await self.client(ATFTP, "-g", "-r", name, "-l", "escape2.bin",
+                                           "127.0.0.1",
                                         str(self.port))
             self.assertNotEqual(code, 0, name)
             self.assertIn("file not found", text, name)
@@ -213,15 +221,18 @@ class RefusalTests(ClientCase):
 
     async def test_missing_file(self) -> None:
         """A missing file: ERROR 1, which curl reports as its TFTP 'not found' (68)."""
-        text, code = await self.client(CURL, "-sS", "-o", "none.bin", f"tftp://127.0.0.1:{self.port}/none.bin")
+        text, code = await self.client(CURL, "-sS", "-o", "none.bin",
+                                       f"tftp://127.0.0.1:{self.port}/none.bin")
         self.assertEqual(code, 68, text)
-        text, _ = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "none.bin", "none.bin")
+        text, _ = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "none.bin",
+                                    "none.bin")
         self.assertIn("Error code 1: file not found", text)
 
     async def test_write_refused(self) -> None:
         """tftp-hpa's put is refused: the server is read-only and writes nothing."""
         (self.out / "upload.bin").write_bytes(b"data")
-        text, _ = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "put", "upload.bin")
+        text, _ = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "put",
+                                    "upload.bin")
         self.assertIn("Error code 2: read-only server", text)
         self.assertFalse((self.root / "upload.bin").exists())
 
@@ -237,7 +248,8 @@ class RefusalTests(ClientCase):
                 break
             await task.deferLater(self.reactor, 0.025, lambda: None)
         self.assertEqual(self.stats["dropped"], 4)
-        text, code = await self.client(CURL, "-sS", "-o", "after.bin", f"tftp://127.0.0.1:{self.port}/after.bin")
+        text, code = await self.client(CURL, "-sS", "-o", "after.bin",
+                                       f"tftp://127.0.0.1:{self.port}/after.bin")
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("after.bin"), data)
 
@@ -296,7 +308,8 @@ class SegmentedSendTests(DaemonCase):
         port = TransferPort(reactor, _Silent(), "127.0.0.1", ("127.0.0.1", receiver.getHost().port))
         port.start()
         self.addCleanup(port.stopListening)
-        window = [bytes([i]) * 1472 for i in range(40)] + [b"end"] + [bytes([i]) * 700 for i in range(3)]
+        window = ([bytes([i]) * 1472 for i in range(40)] + [b"end"]
+                  + [bytes([i]) * 700 for i in range(3)])
         port.write_many(window)
         for _ in range(200):
             if len(collector.got) >= len(window):

@@ -51,7 +51,8 @@ class SafePathTests(unittest.TestCase):
     def test_escapes_refused(self) -> None:
         """Absolute names, '..' anywhere, and names that are empty after
         normalisation are refused (None)."""
-        for name in ["", "/etc/passwd", "\\windows", "..", "../x", "a/../../b", "a/..", "a\\..\\..\\b",
+        for name in ["", "/etc/passwd", "\\windows", "..", "../x", "a/../../b", "a/..",
+                     "a\\..\\..\\b",
                      ".", "./", "//"]:
             self.assertIsNone(safe_path(name), name)
 
@@ -75,9 +76,11 @@ class NegotiateTests(unittest.TestCase):
 
     def test_all_options_order_and_spelling_kept(self) -> None:
         """The OACK lists accepted options in the client's order and spelling."""
-        _, oack = negotiate((("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"), ("tsize", "0")), 5,
+        _, oack = negotiate((("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"),
+                             ("tsize", "0")), 5,
                             Limits())
-        self.assertEqual(oack, OptionAck((("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"),
+        self.assertEqual(oack,
+                         OptionAck((("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"),
                                           ("tsize", "5"))))
 
     def test_clamping(self) -> None:
@@ -93,8 +96,10 @@ class NegotiateTests(unittest.TestCase):
     def test_unusable_values_and_unknown_options_left_out(self) -> None:
         """blksize under 8, timeout 0 or over 255, windowsize 0, values that
         are not plain decimals, and unknown options are left out of the OACK."""
-        for options in [(("blksize", "7"),), (("timeout", "0"),), (("timeout", "256"),), (("windowsize", "0"),),
-                        (("blksize", "+512"),), (("blksize", " 512"),), (("tsize", "x"),), (("utimeout", "1"),),
+        for options in [(("blksize", "7"),), (("timeout", "0"),), (("timeout", "256"),),
+                        (("windowsize", "0"),),
+                        (("blksize", "+512"),), (("blksize", " 512"),), (("tsize", "x"),),
+                        (("utimeout", "1"),),
                         (("blksize", "\xb2"),), (("multicast", ""),)]:
             settings, oack = negotiate(options, 10, Limits())
             self.assertIsNone(oack, options)
@@ -258,7 +263,8 @@ class TransferTests(unittest.TestCase):
             self.clock.advance(2.0)
             self.assertEqual(blocks_of(machine.expire(self.clock.seconds())), [1])
         self.clock.advance(2.0)
-        self.assertEqual(machine.expire(self.clock.seconds()), [Error(ErrorCode.NOT_DEFINED, "timed out")])
+        self.assertEqual(machine.expire(self.clock.seconds()),
+                         [Error(ErrorCode.NOT_DEFINED, "timed out")])
         self.assertEqual(machine.outcome, TIMED_OUT)
         self.assertEqual(machine.receive(Ack(1), self.clock.seconds()), [])
 
@@ -511,7 +517,8 @@ class AdmissionTests(unittest.TestCase):
     @given(st.integers(1, 6), st.integers(1, 6),
            st.lists(st.tuples(st.sampled_from(["admit", "answer", "release"]),
                               st.sampled_from([A, B, C]), st.integers(1, 4)), max_size=60))
-    def test_against_a_model(self, total: int, share: int, steps: list[tuple[str, str, int]]) -> None:
+    def test_against_a_model(self, total: int, share: int,
+                             steps: list[tuple[str, str, int]]) -> None:
         """Any sequence of admissions, answers and releases, checked against
         a plain list model: never more than the total or an address's share;
         an eviction always frees the oldest silent place of the address at
@@ -562,7 +569,8 @@ class LineBudgetTests(unittest.TestCase):
         drain() gives the count once."""
         budget = LineBudget(lines=3, window=10.0)
         self.assertIsNone(budget.window_end())
-        self.assertEqual([budget.take(t) for t in (0, 1, 2, 3, 9.9)], [True, True, True, False, False])
+        self.assertEqual([budget.take(t) for t in (0, 1, 2, 3, 9.9)],
+                         [True, True, True, False, False])
         self.assertEqual(budget.window_end(), 10.0)
         self.assertEqual(budget.drain(), 2)
         self.assertEqual(budget.drain(), 0)

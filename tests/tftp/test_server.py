@@ -67,7 +67,8 @@ class FakePort:
                 self.protocol.doStop()
 
     def deliver(self, packet: codec.Packet | bytes) -> None:
-        self.protocol.datagramReceived(packet if isinstance(packet, bytes) else packet.encode(), self.peer)
+        self.protocol.datagramReceived(packet if isinstance(packet, bytes) else packet.encode(),
+                                       self.peer)
 
 
 class ServerCase(unittest.TestCase):
@@ -121,9 +122,11 @@ class TransferTests(ServerCase):
     def test_options_negotiated(self) -> None:
         """blksize, tsize and windowsize: the OACK first, then after ACK 0 a
         window of DATA of the negotiated size."""
-        self.request(ReadRequest("file.bin", "octet", (("blksize", "600"), ("tsize", "0"), ("windowsize", "2"))))
+        self.request(ReadRequest("file.bin", "octet",
+                                 (("blksize", "600"), ("tsize", "0"), ("windowsize", "2"))))
         [port] = self.ports
-        self.assertEqual(port.sent, [OptionAck((("blksize", "600"), ("tsize", "1300"), ("windowsize", "2")))])
+        self.assertEqual(port.sent,
+                         [OptionAck((("blksize", "600"), ("tsize", "1300"), ("windowsize", "2")))])
         port.deliver(Ack(0))
         self.assertEqual(port.sent[1:], [Data(1, self.data[:600]), Data(2, self.data[600:1200])])
 
@@ -179,7 +182,8 @@ class TransferTests(ServerCase):
         self.assertEqual(self.server.stats["superseded"], 1)
         second.deliver(Ack(0))
         second.deliver(Ack(1))
-        self.assertEqual(second.sent[-1], Data(2, b""))  # 1300 bytes in blocks of 1300: an empty one ends it
+        # 1300 bytes in blocks of 1300: an empty one ends it.
+        self.assertEqual(second.sent[-1], Data(2, b""))
         second.deliver(Ack(2))
         self.assertEqual(self.server.stats["completed"], 1)
         self.assertEqual(self.server.active, {})
@@ -203,7 +207,8 @@ class TransferTests(ServerCase):
         for f, args, d in queued:
             d.callback(f(*args))
         [port] = self.ports
-        self.assertEqual(port.sent, [Data(1, to_netascii(self.data)[:512])])  # the netascii request's
+        # The netascii request's:
+        self.assertEqual(port.sent, [Data(1, to_netascii(self.data)[:512])])
         self.assertEqual(self.server.stats["superseded"], 1)
 
     def test_client_error_ends_transfer(self) -> None:
@@ -290,7 +295,8 @@ class RefusalTests(ServerCase):
         (nothing tells whether something exists outside the root)."""
         for name in ("../etc/passwd", "/etc/passwd", "sub/../../x", "missing.bin"):
             self.request(ReadRequest(name, "octet"))
-            self.assertEqual(self.refusal(), Error(ErrorCode.FILE_NOT_FOUND, "file not found"), name)
+            self.assertEqual(self.refusal(), Error(ErrorCode.FILE_NOT_FOUND, "file not found"),
+                             name)
         self.assertEqual(self.server.active, {})
 
     def test_mail_mode_refused(self) -> None:
@@ -405,7 +411,8 @@ class RoomTests(ServerCase):
         self.request(ReadRequest("file.bin", "octet", (("blksize", "600"),)))
         self.ports[0].deliver(Ack(0))
         self.request(ReadRequest("file.bin", "octet"), ("10.3.0.5", 1))
-        self.assertEqual(self.ports[-1].sent, [Error(ErrorCode.NOT_DEFINED, "server busy, try again")])
+        self.assertEqual(self.ports[-1].sent,
+                         [Error(ErrorCode.NOT_DEFINED, "server busy, try again")])
         self.assertFalse(self.ports[0].closed)
         self.assertEqual(self.server.stats["refused"], 1)
 
@@ -425,7 +432,8 @@ class RoomTests(ServerCase):
         mine3.deliver(Ack(1))
         self.request(ReadRequest("file.bin", "octet"), (CLIENT[0], 4))
         self.assertEqual(self.ports[-1].sent,
-                         [Error(ErrorCode.NOT_DEFINED, "too many transfers from this address, try again")])
+                         [Error(ErrorCode.NOT_DEFINED,
+                                "too many transfers from this address, try again")])
         self.assertEqual(self.server.admission.held_by(CLIENT[0]), 2)
 
     def test_request_being_looked_up_can_be_evicted(self) -> None:
@@ -524,17 +532,20 @@ datagram = st.one_of(
     st.builds(lambda b: Ack(b).encode(), st.integers(0, 6)),
     st.builds(lambda name, opts: ReadRequest(name, "octet", opts).encode(),
               st.sampled_from(["file.bin", "../x", "nope", "/file.bin", "file.bin\\..\\.."]),
-              st.lists(st.tuples(st.sampled_from(["blksize", "tsize", "windowsize", "timeout", "x"]),
+              st.lists(st.tuples(st.sampled_from(["blksize", "tsize", "windowsize",
+                                                  "timeout", "x"]),
                                  st.sampled_from(["0", "8", "512", "99999", "-1", "a", ""])),
                        max_size=4).map(tuple)),
     st.just(WriteRequest("file.bin", "octet").encode()),
     st.just(Error(0, "bye").encode()),
 )
-step = st.tuples(st.sampled_from(["listen", "listen", "transfer", "tick"]), st.integers(0, 5), datagram)
+step = st.tuples(st.sampled_from(["listen", "listen", "transfer", "tick"]), st.integers(0, 5),
+                 datagram)
 
 
 class FuzzTests(ServerCase):
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=150, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.lists(step, max_size=30))
     def test_server_survives_any_datagrams(self, steps: list) -> None:
         """Any sequence of datagrams to the listening port and to transfer
