@@ -117,11 +117,23 @@ class DHCPConfig(ServiceConfig):
 @dataclass(frozen=True)
 class TFTPConfig(ServiceConfig):
     """[TFTP]: the UDP port, the root served, and the directory the iPXE
-    binaries come from when the root does not hold them (Debian's ``ipxe``)."""
+    binaries come from when the root does not hold them (Debian's ``ipxe``).
+
+    What a client that never answers may hold: MAX_TRANSFERS transfers run
+    at once, MAX_PER_CLIENT of them from one client address; a ``timeout``
+    option over MAX_TIMEOUT seconds is declined; a transfer whose client has
+    not acknowledged anything FIRST_ACK_TIMEOUT seconds after its first
+    packet ends; one address sends at most REQUEST_RATE requests a second
+    (bursts of twice that) (docs/BOOT.md, "Room for every client")."""
 
     port: int = 69
     root: Path = Path("tftpboot")
     ipxe: Path = Path("/usr/lib/ipxe")
+    max_transfers: int = 1000
+    max_per_client: int = 32
+    max_timeout: int = 5
+    first_ack_timeout: int = 6
+    request_rate: int = 200
 
 
 @dataclass(frozen=True)
@@ -166,7 +178,8 @@ _KNOWN = {
     "BOOTSTRAP": {"ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"},
     "LOGGER": {"LEVEL", "LOGFILE"},
     "DHCP": {"ENABLED", "INTERFACES", "LEASE_TIME", "MAX_OFFERS", "OFFER_RATE", "OFFER_BURST"},
-    "TFTP": {"ENABLED", "PORT", "ROOT", "IPXE"},
+    "TFTP": {"ENABLED", "PORT", "ROOT", "IPXE", "MAX_TRANSFERS", "MAX_PER_CLIENT", "MAX_TIMEOUT",
+             "FIRST_ACK_TIMEOUT", "REQUEST_RATE"},
     "CONTROL": {"TIMEOUT", "RETRIES", "CIPHER_SUITE", "SOCKETS", "PARALLEL"},
 }
 _DRIVERS = {"sqlite3": "SQLite3", "sqlite": "SQLite3"}
@@ -297,8 +310,19 @@ def load(path: str | os.PathLike) -> Config:
         port_text = get("TFTP", "PORT", "69")
         if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) <= 65535:
             raise ConfigError(f"[TFTP] PORT: {port_text!r} is not a UDP port (1-65535)")
+        max_transfers = integer("TFTP", "MAX_TRANSFERS", 1000, 1, 65535)
+        # The default share shrinks with a small table; a share set larger is an error.
+        max_per_client = integer("TFTP", "MAX_PER_CLIENT", min(32, max_transfers), 1, 65535)
+        if max_per_client > max_transfers:
+            raise ConfigError(f"[TFTP] MAX_PER_CLIENT: {max_per_client} is more than "
+                              f"MAX_TRANSFERS ({max_transfers})")
         return TFTPConfig(enabled=base.enabled, options=base.options, port=int(port_text),
-                          root=as_path("TFTP", "ROOT", "tftpboot"), ipxe=as_path("TFTP", "IPXE", "/usr/lib/ipxe"))
+                          root=as_path("TFTP", "ROOT", "tftpboot"),
+                          ipxe=as_path("TFTP", "IPXE", "/usr/lib/ipxe"),
+                          max_transfers=max_transfers, max_per_client=max_per_client,
+                          max_timeout=integer("TFTP", "MAX_TIMEOUT", 5, 1, 255),
+                          first_ack_timeout=integer("TFTP", "FIRST_ACK_TIMEOUT", 6, 1, 60),
+                          request_rate=integer("TFTP", "REQUEST_RATE", 200, 1, 100000))
 
     def integer(section: str, key: str, default: int, low: int, high: int) -> int:
         text = get(section, key, str(default))

@@ -478,6 +478,7 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
     """The [TFTP] server over ROOT (created when it starts, if missing) with
     the iPXE directory as the fallback for the boot binaries; it binds PORT
     when it starts (SystemExit naming the key when it cannot)."""
+    from luna2d.protocols.tftp.policy import Limits
     from luna2d.protocols.tftp.server import TFTPService
 
     tftp = cfg.tftp
@@ -502,7 +503,14 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
                 port=self.bound_port,
             )
 
-    server = CheckedTFTP(reactor, tftp.port, tftp.root, tftp.ipxe)
+    limits = Limits(
+        max_transfers=tftp.max_transfers,
+        max_per_client=tftp.max_per_client,
+        max_timeout=tftp.max_timeout,
+        first_ack_timeout=tftp.first_ack_timeout,
+        request_rate=tftp.request_rate,
+    )
+    server = CheckedTFTP(reactor, tftp.port, tftp.root, tftp.ipxe, limits=limits)
     server.setName("tftp")
     return server
 

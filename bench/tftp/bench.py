@@ -80,12 +80,13 @@ class Server:
 class Luna2d(Server):
     name = "luna2d"
 
-    def __init__(self, folder: Path, root: Path) -> None:
+    def __init__(self, folder: Path, root: Path, tftp: dict[str, object] | None = None) -> None:
         self.api = benchlib.free_port(socket.SOCK_STREAM)
         self.port = benchlib.free_port(socket.SOCK_DGRAM)
         ini = folder / "luna2d.ini"
         ini.write_text(benchlib.daemon_ini(f"127.0.0.1:{self.api}", folder / "luna2d", "bench-password",
-                                           TFTP={"ENABLED": "yes", "PORT": self.port, "ROOT": root},
+                                           TFTP={"ENABLED": "yes", "PORT": self.port, "ROOT": root,
+                                                 **(tftp or {})},
                                            BOOTSTRAP={"ENABLED": "no"}))
         self.log_path = folder / "luna2d.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - open while the daemon runs
@@ -241,7 +242,11 @@ def main() -> None:
 
     servers: list[Server] = []
     try:
-        luna = Luna2d(folder, root)
+        # Every concurrent client runs on 127.0.0.1: one address, so its
+        # share of the table must hold them all (a node has one address each).
+        luna = Luna2d(folder, root, {"MAX_PER_CLIENT": max(32, args.concurrent),
+                                     "MAX_TRANSFERS": max(1000, args.concurrent),
+                                     "REQUEST_RATE": max(200, args.concurrent)})
         servers.append(luna)
         hpa = TftpdHpa(root)
         servers.append(hpa)

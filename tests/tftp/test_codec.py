@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_codec
-
-The TFTP codec: golden bytes for every packet kind (RFC 1350, the RFC 2347
+"""The TFTP codec: golden bytes for every packet kind (RFC 1350, the RFC 2347
 OACK), round trips, the tolerated oddities of real clients (NUL padding,
 an ERROR without its terminator) and, by hypothesis, that any datagram
 decodes or raises DecodeError and nothing else."""
@@ -37,7 +35,8 @@ GOLDEN = [
     (Ack(258), b"\x00\x04\x01\x02"),
     (Error(ErrorCode.FILE_NOT_FOUND, "file not found"), b"\x00\x05\x00\x01file not found\x00"),
     (Error(ErrorCode.OPTION_REFUSED, ""), b"\x00\x05\x00\x08\x00"),
-    (OptionAck((("blksize", "1432"), ("windowsize", "16"))), b"\x00\x06blksize\x001432\x00windowsize\x0016\x00"),
+    (OptionAck((("blksize", "1432"), ("windowsize", "16"))),
+     b"\x00\x06blksize\x001432\x00windowsize\x0016\x00"),
     (OptionAck(()), b"\x00\x06"),
 ]
 
@@ -75,7 +74,8 @@ class ToleranceTests(unittest.TestCase):
 
     def test_option_with_empty_value_kept(self) -> None:
         """An option whose value is empty is an option, not padding."""
-        self.assertEqual(decode(b"\x00\x01f\x00octet\x00x\x00\x00"), ReadRequest("f", "octet", (("x", ""),)))
+        self.assertEqual(decode(b"\x00\x01f\x00octet\x00x\x00\x00"),
+                         ReadRequest("f", "octet", (("x", ""),)))
 
     def test_error_without_terminator(self) -> None:
         """An ERROR whose message lacks its NUL still decodes, with what is there."""
@@ -151,7 +151,8 @@ class PropertyTests(unittest.TestCase):
     @settings(max_examples=500, deadline=None)
     @given(st.sampled_from([b"\x00\x01", b"\x00\x02", b"\x00\x05", b"\x00\x06"]),
            st.lists(st.sampled_from([b"\x00", b"a", b"blksize", b"1432", b"\xff"]), max_size=12))
-    def test_string_packets_decode_or_decode_error(self, opcode: bytes, pieces: list[bytes]) -> None:
+    def test_string_packets_decode_or_decode_error(self, opcode: bytes,
+                                                   pieces: list[bytes]) -> None:
         """Request, ERROR and OACK bodies built from NULs and option-like
         words (the shapes random bytes rarely hit) decode or raise DecodeError."""
         try:

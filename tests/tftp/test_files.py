@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_files
-
-The TFTP file layer on a real temporary directory: lookups confined to the
+"""The TFTP file layer on a real temporary directory: lookups confined to the
 root (``..`` cannot reach it, but links out of the root, FIFOs and
 directories are refused), the iPXE directory fallback, the in-memory cache
 and its revalidation on the ``Clock``, identical in-flight requests sharing
@@ -65,7 +63,8 @@ class FilesCase(unittest.TestCase):
         self.ipxe.mkdir()
         self.clock = Clock()
         self.threads = Threads()
-        self.files = TFTPFiles(self.root, self.clock, self.threads, ipxe_dir=self.ipxe, small_limit=4096,
+        self.files = TFTPFiles(self.root, self.clock, self.threads, ipxe_dir=self.ipxe,
+                               small_limit=4096,
                                chunk=1024)
 
     def fetch(self, *parts: str, netascii: bool = False) -> Any:
@@ -220,7 +219,8 @@ class CacheTests(FilesCase):
             d = files.open((name,))
             self.threads.run()
             outcome(d)
-        self.assertEqual(list(files.cache), [os.fsencode(os.path.realpath(self.root / n)) for n in ("b", "c")])
+        self.assertEqual(list(files.cache),
+                         [os.fsencode(os.path.realpath(self.root / n)) for n in ("b", "c")])
         self.assertLessEqual(files.cached_bytes, 5000)
 
 

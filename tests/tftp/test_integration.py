@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_integration
-
-The real TFTP server (``TFTPService``: listening port, per-transfer sockets,
+"""The real TFTP server (``TFTPService``: listening port, per-transfer sockets,
 file layer on the reactor's thread pool) on a free loopback port, against
 real clients run with ``getProcessOutputAndValue``: tftp-hpa (octet and its
 default netascii), curl with and without ``--tftp-blksize``, atftp with
@@ -23,6 +21,7 @@ from twisted.internet import defer, protocol, task
 from twisted.internet.utils import getProcessOutputAndValue
 
 from luna2d.protocols.tftp.codec import Data, ReadRequest, decode
+from luna2d.protocols.tftp.policy import Limits
 from luna2d.protocols.tftp.server import TFTPService, TransferPort
 from tests.integration.test_daemon import DaemonCase, the_reactor
 
@@ -38,6 +37,7 @@ class ClientCase(DaemonCase):
 
     timeout = 120
     interface = "127.0.0.1"
+    limits: Limits | None = None
 
     def setUp(self) -> None:
         super().setUp()
@@ -50,7 +50,8 @@ class ClientCase(DaemonCase):
         self.out.mkdir()
         self.ipxe = self.top / "ipxe"
         self.ipxe.mkdir()
-        self.service = TFTPService(self.reactor, 0, self.root, self.ipxe, interface=self.interface)
+        self.service = TFTPService(self.reactor, 0, self.root, self.ipxe, interface=self.interface,
+                                   limits=self.limits)
         self.service.privilegedStartService()
         self.service.startService()
         self.addCleanup(self.service.stopService)
@@ -91,7 +92,8 @@ class ClientTests(ClientCase):
         """tftp-hpa in binary (octet) mode, RFC 1350 without options, gets the
         file byte for byte; the server counts one completed transfer."""
         data = self.put("file.bin", os.urandom(200_000))
-        text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "get", "file.bin",
+        text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c",
+                                       "get", "file.bin",
                                     "got.bin")
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("got.bin"), data)
@@ -103,7 +105,8 @@ class ClientTests(ClientCase):
         """tftp-hpa's default mode is netascii: a text with LF, CR and CR LF
         comes through the server's conversion and the client's back unchanged."""
         data = self.put("notes.txt", b"line one\nline two\r\nbare\rend\n" * 300)
-        text, code = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "notes.txt", "notes.txt")
+        text, code = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "notes.txt",
+                                       "notes.txt")
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("notes.txt"), data)
 
@@ -132,13 +135,15 @@ class ClientTests(ClientCase):
         (and a size that is an exact multiple of the block size, which ends
         with an empty block); then with blksize 8 (the RFC 2348 minimum)."""
         data = self.put("win.bin", os.urandom(1468 * 100))
-        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option", "windowsize 16",
-                                    "--option", "tsize enable", "-g", "-r", "win.bin", "-l", "win.bin",
+        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option",
+                                       "windowsize 16", "--option", "tsize enable", "-g", "-r",
+                                       "win.bin", "-l", "win.bin",
                                     "127.0.0.1", str(self.port))
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("win.bin"), data)
         small = self.put("small.bin", os.urandom(5000))
-        text, code = await self.client(ATFTP, "--option", "blksize 8", "-g", "-r", "small.bin", "-l", "small.bin",
+        text, code = await self.client(ATFTP, "--option", "blksize 8", "-g", "-r", "small.bin",
+                                       "-l", "small.bin",
                                     "127.0.0.1", str(self.port))
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("small.bin"), small)
@@ -154,8 +159,9 @@ class ClientTests(ClientCase):
         self.assertEqual(code, 0, text)
         self.assertEqual(path.stat().st_size, 30 * 1024 * 1024)
         expected = await self.sha256(path)
-        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option", "windowsize 16",
-                                    "--option", "tsize enable", "-g", "-r", "image.bin", "-l", "atftp.bin",
+        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option",
+                                       "windowsize 16", "--option", "tsize enable", "-g", "-r",
+                                       "image.bin", "-l", "atftp.bin",
                                     "127.0.0.1", str(self.port))
         self.assertEqual(code, 0, text)
         self.assertEqual(await self.sha256(self.out / "atftp.bin"), expected)
@@ -170,7 +176,8 @@ class ClientTests(ClientCase):
         data = self.put("boot.kpxe", os.urandom(80_000))
         url = f"tftp://127.0.0.1:{self.port}/boot.kpxe"
         results = await defer.gatherResults([
-            defer.ensureDeferred(self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o", f"c{i}.bin", url))
+            defer.ensureDeferred(self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o",
+                                             f"c{i}.bin", url))
             for i in range(20)])
         for i, (text, code) in enumerate(results):
             self.assertEqual(code, 0, text)
@@ -199,11 +206,13 @@ class RefusalTests(ClientCase):
         secret.write_bytes(b"top secret\n")
         os.symlink(secret, self.root / "link")
         for name in ("../secret", str(secret), "link", "sub/../../secret"):
-            text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "get", name,
+            text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c",
+                                           "get", name,
                                         "escape.bin")
             self.assertIn("Error code 1: file not found", text, name)
             self.assertEqual(self.received("escape.bin"), b"", name)
-            text, code = await self.client(ATFTP, "-g", "-r", name, "-l", "escape2.bin", "127.0.0.1",
+            text, code = await self.client(ATFTP, "-g", "-r", name, "-l", "escape2.bin",
+                                           "127.0.0.1",
                                         str(self.port))
             self.assertNotEqual(code, 0, name)
             self.assertIn("file not found", text, name)
@@ -212,15 +221,18 @@ class RefusalTests(ClientCase):
 
     async def test_missing_file(self) -> None:
         """A missing file: ERROR 1, which curl reports as its TFTP 'not found' (68)."""
-        text, code = await self.client(CURL, "-sS", "-o", "none.bin", f"tftp://127.0.0.1:{self.port}/none.bin")
+        text, code = await self.client(CURL, "-sS", "-o", "none.bin",
+                                       f"tftp://127.0.0.1:{self.port}/none.bin")
         self.assertEqual(code, 68, text)
-        text, _ = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "none.bin", "none.bin")
+        text, _ = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "none.bin",
+                                    "none.bin")
         self.assertIn("Error code 1: file not found", text)
 
     async def test_write_refused(self) -> None:
         """tftp-hpa's put is refused: the server is read-only and writes nothing."""
         (self.out / "upload.bin").write_bytes(b"data")
-        text, _ = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "put", "upload.bin")
+        text, _ = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "put",
+                                    "upload.bin")
         self.assertIn("Error code 2: read-only server", text)
         self.assertFalse((self.root / "upload.bin").exists())
 
@@ -236,7 +248,8 @@ class RefusalTests(ClientCase):
                 break
             await task.deferLater(self.reactor, 0.025, lambda: None)
         self.assertEqual(self.stats["dropped"], 4)
-        text, code = await self.client(CURL, "-sS", "-o", "after.bin", f"tftp://127.0.0.1:{self.port}/after.bin")
+        text, code = await self.client(CURL, "-sS", "-o", "after.bin",
+                                       f"tftp://127.0.0.1:{self.port}/after.bin")
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("after.bin"), data)
 
@@ -295,7 +308,8 @@ class SegmentedSendTests(DaemonCase):
         port = TransferPort(reactor, _Silent(), "127.0.0.1", ("127.0.0.1", receiver.getHost().port))
         port.start()
         self.addCleanup(port.stopListening)
-        window = [bytes([i]) * 1472 for i in range(40)] + [b"end"] + [bytes([i]) * 700 for i in range(3)]
+        window = ([bytes([i]) * 1472 for i in range(40)] + [b"end"]
+                  + [bytes([i]) * 700 for i in range(3)])
         port.write_many(window)
         for _ in range(200):
             if len(collector.got) >= len(window):

@@ -1,6 +1,4 @@
-"""test-case-name: tests.tftp.test_wiring
-
-How TFTP is configured and started: the ini's ``[TFTP]`` section (ENABLED,
+"""How TFTP is configured and started: the ini's ``[TFTP]`` section (ENABLED,
 PORT, ROOT, IPXE) read by ``luna2d.config``, and the real daemon
 (``twistd luna2d``) with TFTP enabled serving a fresh install: ROOT created
 beside the ini, the iPXE binary from Debian's ``ipxe`` package fetched with
@@ -12,13 +10,18 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet import task
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
 from luna2d import config
 from luna2d.errors import ConfigError
+from luna2d.protocols.tftp.codec import Error, OptionAck, Packet, ReadRequest, decode
 from tests.integration.test_daemon import (
     TWISTD,
     Daemon,
@@ -61,6 +64,24 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(cfg.tftp.port, 69)
         self.assertEqual(cfg.tftp.root, cfg.path.parent / "tftpboot")
         self.assertEqual(cfg.tftp.ipxe, Path("/usr/lib/ipxe"))
+        self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
+                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate), (1000, 32, 5, 6, 200))
+
+    def test_limit_keys(self) -> None:
+        """MAX_TRANSFERS, MAX_PER_CLIENT, MAX_TIMEOUT, FIRST_ACK_TIMEOUT and
+        REQUEST_RATE are read at their bounds; a table smaller than the
+        default share brings the default share down to its size."""
+        cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 65535\nMAX_PER_CLIENT = 65535\n"
+                        "MAX_TIMEOUT = 255\nFIRST_ACK_TIMEOUT = 60\nREQUEST_RATE = 100000\n")
+        self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
+                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate),
+                         (65535, 65535, 255, 60, 100000))
+        cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 1\nMAX_PER_CLIENT = 1\n"
+                        "MAX_TIMEOUT = 1\nFIRST_ACK_TIMEOUT = 1\nREQUEST_RATE = 1\n")
+        self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
+                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate), (1, 1, 1, 1, 1))
+        cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 10\n")
+        self.assertEqual(cfg.tftp.max_per_client, 10)
 
     def test_all_keys(self) -> None:
         """PORT, ROOT (relative to the ini) and IPXE are read."""
@@ -79,6 +100,65 @@ class ConfigTests(unittest.TestCase):
             error = self.assertRaises(ConfigError, self.load, "[TFTP]\nENABLED = yes\n" + section)
             self.assertIn(key, str(error), section)
 
+    def test_bad_limits_name_the_key(self) -> None:
+        """Each limit out of its range, or not a whole number, is a
+        ConfigError naming [TFTP], the key and the range; a share larger
+        than the table names both keys."""
+        cases = [("MAX_TRANSFERS = 0",
+                  "[TFTP] MAX_TRANSFERS: '0' is not a whole number from 1 to 65535"),
+                 ("MAX_TRANSFERS = 65536", "[TFTP] MAX_TRANSFERS"),
+                 ("MAX_TRANSFERS = many", "[TFTP] MAX_TRANSFERS"),
+                 ("MAX_PER_CLIENT = 0", "[TFTP] MAX_PER_CLIENT: '0' is not a whole number from 1"),
+                 ("MAX_PER_CLIENT = -1", "[TFTP] MAX_PER_CLIENT"),
+                 ("MAX_TIMEOUT = 0", "[TFTP] MAX_TIMEOUT: '0' is not a whole number from 1 to 255"),
+                 ("MAX_TIMEOUT = 256", "[TFTP] MAX_TIMEOUT"),
+                 ("MAX_TIMEOUT = 2.5", "[TFTP] MAX_TIMEOUT"),
+                 ("FIRST_ACK_TIMEOUT = 0",
+                  "[TFTP] FIRST_ACK_TIMEOUT: '0' is not a whole number from 1 to 60"),
+                 ("FIRST_ACK_TIMEOUT = 61", "[TFTP] FIRST_ACK_TIMEOUT"),
+                 ("REQUEST_RATE = 0",
+                  "[TFTP] REQUEST_RATE: '0' is not a whole number from 1 to 100000"),
+                 ("REQUEST_RATE = 100001", "[TFTP] REQUEST_RATE"),
+                 ("MAX_TRANSFERS = 10\nMAX_PER_CLIENT = 11",
+                  "[TFTP] MAX_PER_CLIENT: 11 is more than MAX_TRANSFERS (10)")]
+        for line, message in cases:
+            error = self.assertRaises(ConfigError, self.load, f"[TFTP]\nENABLED = yes\n{line}\n")
+            self.assertIn(message, str(error), line)
+
+
+LIMIT_KEYS = {"MAX_TRANSFERS": (1, 65535), "MAX_PER_CLIENT": (1, 65535), "MAX_TIMEOUT": (1, 255),
+              "FIRST_ACK_TIMEOUT": (1, 60), "REQUEST_RATE": (1, 100000)}
+limit_value = st.one_of(st.integers(-5, 200_000).map(str),
+                        st.sampled_from(["", " 7", "7 ", "1e3", "0x10", "\u0663", "\u00b2", "2.5"]),
+                        st.text(max_size=6).filter(lambda text: not {"\n", "\r"} & set(text)))
+
+
+class ConfigFuzzTests(unittest.TestCase):
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(st.sampled_from(sorted(LIMIT_KEYS)), limit_value, max_size=5))
+    def test_any_limit_values(self, values: dict[str, str]) -> None:
+        """Any text for the [TFTP] limits: either a Config whose limits are
+        whole numbers in their ranges (the share within the table, and what
+        was written when it is a plain number), or a ConfigError naming
+        [TFTP] and one of the keys; never another exception."""
+        folder = Path(tempfile.mkdtemp(prefix="luna2d-tftp-ini-"))
+        self.addCleanup(shutil.rmtree, folder, True)
+        path = folder / "luna.ini"
+        lines = "".join(f"{key} = {value}\n" for key, value in values.items())
+        path.write_text(with_tftp(ini_text(7050), "[TFTP]\nENABLED = yes\n" + lines))
+        try:
+            cfg = config.load(path)
+        except ConfigError as error:
+            self.assertTrue(any(f"[TFTP] {key}" in str(error) for key in values), str(error))
+            return
+        tftp = cfg.tftp
+        for key, (low, high) in LIMIT_KEYS.items():
+            number = getattr(tftp, key.lower())
+            self.assertTrue(low <= number <= high, (key, number))
+            if key in values:
+                self.assertEqual(str(number), values[key].strip().strip("'\""), key)
+        self.assertLessEqual(tftp.max_per_client, tftp.max_transfers)
+
 
 class DaemonTests(DaemonCase):
     timeout = 120
@@ -93,7 +173,8 @@ class DaemonTests(DaemonCase):
         udp = free_udp_port()
         daemon = Daemon(self)
         daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
-                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = var/tftpboot\n"))
+                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\n"
+                                        "ROOT = var/tftpboot\n"))
         await daemon.start()
         root = daemon.folder / "var" / "tftpboot"
         self.assertTrue(root.is_dir())
@@ -118,8 +199,102 @@ class DaemonTests(DaemonCase):
         output = daemon.output()
         assert_clean_exit(self, reason, output)
         # luna2d's request log: one line per transfer, and per refusal.
-        self.assertIn(f"'undionly.kpxe' complete: {len(expected)} of {len(expected)} bytes, blksize 1432, windowsize 1", output)
+        size = len(expected)
+        self.assertIn(f"'undionly.kpxe' complete: {size} of {size} bytes, blksize 1432, "
+                      "windowsize 1", output)
         self.assertIn("'pxelinux.cfg/default' complete: 13 of 13 bytes", output)
+
+    async def test_limits_from_the_ini_reach_the_server(self) -> None:
+        """twistd luna2d with MAX_TRANSFERS 4, MAX_PER_CLIENT 2, MAX_TIMEOUT 3
+        and FIRST_ACK_TIMEOUT 2: silent requests (timeout 3) from sockets
+        a1, a2, a3 on one address, b1, b2 on a second, and c1 (timeout 4) on
+        a third. a1 gives way to a3 (the address's share), a2 to c1 (the
+        table), both with ERROR 0 'server busy'; the others get an OACK that
+        echoes timeout 3, or leaves 4 out, and end with 'timed out' 2 s
+        after it, not 3 s or later."""
+        udp = free_udp_port()
+        daemon = Daemon(self)
+        daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
+                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\n"
+                                        "MAX_TRANSFERS = 4\nMAX_PER_CLIENT = 2\nMAX_TIMEOUT = 3\n"
+                                        "FIRST_ACK_TIMEOUT = 2\n"))
+        await daemon.start()
+        (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
+        reactor = the_reactor()
+        names = ["a1", "a2", "a3", "b1", "b2", "c1"]
+        hosts = {"a": "127.0.4.1", "b": "127.0.4.2", "c": "127.0.4.3"}
+        socks: dict[str, socket.socket] = {}
+        for name in names:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.addCleanup(sock.close)
+            sock.bind((hosts[name[0]], 0))
+            sock.setblocking(False)
+            socks[name] = sock
+        sent_at: dict[str, float] = {}
+        for name in names:
+            options = (("tsize", "0"), ("timeout", "4")) if name == "c1" else (("timeout", "3"),)
+            sent_at[name] = reactor.seconds()
+            socks[name].sendto(ReadRequest("f.bin", "octet", options).encode(), ("127.0.0.1", udp))
+            await task.deferLater(reactor, 0.05, lambda: None)  # in this order
+        got: dict[str, list[tuple[float, Packet]]] = {name: [] for name in names}
+        while reactor.seconds() - sent_at["c1"] < 3.5:
+            for name, sock in socks.items():
+                try:
+                    got[name].append((reactor.seconds() - sent_at[name], decode(sock.recv(65536))))
+                except BlockingIOError:
+                    pass
+            await task.deferLater(reactor, 0.02, lambda: None)
+        busy, timed_out = Error(0, "server busy, try again"), Error(0, "timed out")
+        for name in ("a1", "a2"):
+            self.assertEqual(got[name][-1][1], busy, name)
+        echoed = OptionAck((("timeout", "3"),))
+        for name in ("a3", "b1", "b2"):
+            self.assertEqual([packet for _, packet in got[name]], [echoed, timed_out], name)
+        # timeout 4 declined: the server's own 1 s, so the OACK goes twice.
+        declined = OptionAck((("tsize", "3000"),))
+        self.assertEqual([packet for _, packet in got["c1"]], [declined, declined, timed_out])
+        for name in ("a3", "b1", "b2", "c1"):
+            ended = got[name][-1][0]
+            # Not before FIRST_ACK_TIMEOUT; and before 3 s, when timeout 3
+            # would have sent the OACK again.
+            self.assertTrue(1.8 < ended < 2.9, f"{name} ended {ended:.2f} s after its request")
+        await daemon.stop()
+
+    async def test_request_rate_from_the_ini(self) -> None:
+        """REQUEST_RATE 1 (bursts of 2): three requests at once from three
+        ports of one address get two OACKs and one silence; the counters of
+        /monitor/service/tftp say one request was rate-limited."""
+        udp = free_udp_port()
+        daemon = Daemon(self)
+        daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
+                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\n"
+                                        "REQUEST_RATE = 1\n"))
+        await daemon.start()
+        (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
+        reactor = the_reactor()
+        socks = []
+        for _ in range(3):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.addCleanup(sock.close)
+            sock.bind(("127.0.4.9", 0))
+            sock.setblocking(False)
+            socks.append(sock)
+        request = ReadRequest("f.bin", "octet", (("tsize", "0"),)).encode()
+        for sock in socks:
+            sock.sendto(request, ("127.0.0.1", udp))
+        await task.deferLater(reactor, 0.5, lambda: None)
+        first: list[Packet | None] = []
+        for sock in socks:
+            try:
+                first.append(decode(sock.recv(65536)))
+            except BlockingIOError:
+                first.append(None)
+        self.assertEqual(first, [OptionAck((("tsize", "3000"),))] * 2 + [None])
+        token = await daemon.token()
+        code, body = await daemon.call("GET", "/monitor/service/tftp", token=token)
+        self.assertEqual(code, 200, body)
+        self.assertIn("rate_limited 1", body["monitor"]["service"]["tftp"])
+        await daemon.stop()
 
     async def test_taken_port_refused_at_start(self) -> None:
         """A TFTP port already bound: the daemon exits non-zero, naming
@@ -128,9 +303,11 @@ class DaemonTests(DaemonCase):
             taken.bind(("0.0.0.0", 0))
             udp = taken.getsockname()[1]
             daemon = Daemon(self)
-            daemon.ini.write_text(with_tftp(daemon.ini.read_text(), f"[TFTP]\nENABLED = yes\nPORT = {udp}\n"))
+            daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
+                                            f"[TFTP]\nENABLED = yes\nPORT = {udp}\n"))
             out, err, code = await getProcessOutputAndValue(
-                TWISTD, ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(daemon.ini)],
+                TWISTD,
+                ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(daemon.ini)],
                 env=dict(os.environ), path=str(daemon.cwd), reactor=daemon.reactor)
         text = (out + err).decode("utf-8", "replace")
         self.assertNotEqual(code, 0, text)

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.tftp -*-
 """luna2d's read-only TFTP server: RFC 1350 with option negotiation (RFC 2347),
 blksize (RFC 2348), tsize and timeout (RFC 2349) and windowsize (RFC 7440).
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.tftp.test_codec -*-
 """TFTP packets on the wire (RFC 1350, OACK from RFC 2347) as frozen
 dataclasses. Pure: no sockets, no files, no clock.
 
@@ -99,7 +100,8 @@ class _Request:
 
     def encode(self) -> bytes:
         """The packet's wire bytes."""
-        return _OPCODE.pack(self.opcode) + _strings((self.filename, self.mode, *_flatten(self.options)))
+        strings = (self.filename, self.mode, *_flatten(self.options))
+        return _OPCODE.pack(self.opcode) + _strings(strings)
 
 
 @dataclass(frozen=True)

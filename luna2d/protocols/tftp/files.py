@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.tftp.test_files -*-
 """The files the TFTP server sends, read without blocking the reactor.
 
 Every file-system call (resolving a name, ``open``, ``fstat``, reads) runs
@@ -36,7 +37,7 @@ from luna2d.protocols.tftp.policy import BytesSource, to_netascii
 
 log = Logger()
 
-RunInThread = Callable[..., defer.Deferred]
+RunInThread = Callable[..., defer.Deferred[Any]]
 
 SMALL_LIMIT = 8 * 1024 * 1024
 CACHE_BUDGET = 64 * 1024 * 1024
@@ -183,7 +184,8 @@ class ChunkedFile:
 
     def want(self, index: int) -> None:
         """Start reading chunk ``index`` unless it is there or on its way."""
-        if self.error or index in self.chunks or index in self.loading or index * self.chunk >= max(self.size, 1):
+        if (self.error or index in self.chunks or index in self.loading
+                or index * self.chunk >= max(self.size, 1)):
             return
         self.loading.add(index)
         d = self.owner.run_in_thread(os.pread, self.fd, self.chunk, index * self.chunk)
@@ -204,7 +206,8 @@ class ChunkedFile:
         self._fail(index, failure.getErrorMessage() or "read error")
 
     def _fail(self, index: int, message: str) -> None:
-        log.emit(LogLevel.warn, "TFTP: reading {key} at chunk {index} failed: {message}", key=self.key[0],
+        log.emit(LogLevel.warn, "TFTP: reading {key} at chunk {index} failed: {message}",
+                 key=self.key[0],
                  index=index, message=message)
         self.error = message
         self._wake()
@@ -283,7 +286,8 @@ class ChunkReader:
         if end - start <= size:
             return chunk[offset - start : end - start]
         pieces = [chunk[offset - start :]]
-        for later in range(index + 1, (end - 1) // size + 1):  # the block runs into the next chunk(s)
+        # The block runs into the next chunk(s).
+        for later in range(index + 1, (end - 1) // size + 1):
             following = shared.chunks.get(later)
             if following is None:
                 shared.want(later)
@@ -337,7 +341,7 @@ class TFTPFiles:
         self.cache: OrderedDict[bytes, _Entry] = OrderedDict()
         self.cached_bytes = 0
         self._names: dict[tuple[str, ...], tuple[bytes, float]] = {}
-        self._pending: dict[tuple[tuple[str, ...], bool], list[defer.Deferred]] = {}
+        self._pending: dict[tuple[tuple[str, ...], bool], list[defer.Deferred[Any]]] = {}
         self._chunked: dict[tuple[bytes, Identity], ChunkedFile] = {}
         self.stats = {"lookups": 0, "cache_hits": 0, "reads": 0, "merged": 0}
 
@@ -352,7 +356,7 @@ class TFTPFiles:
             bases.append((os.fsencode(self.ipxe_dir), True))
         return bases
 
-    def open(self, parts: tuple[str, ...], netascii: bool = False) -> defer.Deferred:
+    def open(self, parts: tuple[str, ...], netascii: bool = False) -> defer.Deferred[Any]:
         """A Deferred firing with a source (``size``, ``read``, ``release``,
         ``close``, ``error``, ``wakeup``) for the file named by ``parts``, or
         failing with FileNotFound, AccessDenied, TooLarge or ReadFailed."""
@@ -363,14 +367,15 @@ class TFTPFiles:
             return defer.succeed(self._memory(fresh, netascii))
         key = (parts, netascii)
         waiters = self._pending.get(key)
-        d: defer.Deferred = defer.Deferred()
+        d: defer.Deferred[Any] = defer.Deferred()
         if waiters is not None:
             self.stats["merged"] += 1
             waiters.append(d)
             return d
         self._pending[key] = [d]
         known = {real: entry.identity for real, entry in self.cache.items()}
-        lookup = self.run_in_thread(_resolve_and_read, self.bases(parts), parts, known, self.small_limit)
+        lookup = self.run_in_thread(_resolve_and_read, self.bases(parts), parts, known,
+                                    self.small_limit)
         lookup.addCallback(self._found, parts, netascii)
         lookup.addBoth(self._deliver, key)
         return d
@@ -386,7 +391,8 @@ class TFTPFiles:
         self.cache.move_to_end(real)
         return entry
 
-    def _found(self, found: tuple[bytes, Identity, bytes | None, int | None], parts: tuple[str, ...],
+    def _found(self, found: tuple[bytes, Identity, bytes | None, int | None],
+               parts: tuple[str, ...],
                netascii: bool) -> Any:
         real, ident, data, fd = found
         if fd is not None:
@@ -398,7 +404,8 @@ class TFTPFiles:
                 # steady file since the cache then holds it).
                 self._names.pop(parts, None)
                 known: dict[bytes, Identity] = {}
-                again = self.run_in_thread(_resolve_and_read, self.bases(parts), parts, known, self.small_limit)
+                again = self.run_in_thread(_resolve_and_read, self.bases(parts), parts, known,
+                                           self.small_limit)
                 return again.addCallback(self._found, parts, netascii)
             self.stats["cache_hits"] += 1
         else:
@@ -432,7 +439,8 @@ class TFTPFiles:
         if netascii:
             if size > self.netascii_limit:
                 os.close(fd)
-                raise TooLarge(f"netascii transfers are limited to {self.netascii_limit} bytes; use octet")
+                raise TooLarge(f"netascii transfers are limited to {self.netascii_limit} bytes; "
+                               "use octet")
             self.stats["reads"] += 1
             return self.run_in_thread(_read_large_netascii, fd, size).addCallback(MemorySource)
         key = (real, ident)

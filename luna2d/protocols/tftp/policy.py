@@ -1,5 +1,7 @@
+# -*- test-case-name: tests.tftp.test_policy -*-
 """TFTP decisions, pure: which names may be served, which options are
-accepted, netascii conversion, and the read transfer state machine.
+accepted, netascii conversion, the read transfer state machine, and which
+clients hold the server's transfer places (:class:`Admission`).
 
 Nothing here touches sockets, files or the clock. The state machine is given
 the packets the peer sent and the time (seconds, from the reactor clock the
@@ -8,6 +10,7 @@ the transport arms a timer for."""
 
 from __future__ import annotations
 
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,8 +28,9 @@ from luna2d.protocols.tftp.codec import (
 MIN_BLKSIZE = 8
 MAX_BLKSIZE = 65464
 DEFAULT_BLKSIZE = 512
-MAX_TIMEOUT = 255
+MAX_TIMEOUT = 255  # RFC 2349's largest timeout option
 MODES = ("octet", "netascii")
+Peer = tuple[str, int]  # a client: IPv4 address and UDP port
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,32 @@ class Limits:
     up to 65535; a burst that size would only overflow the client's socket
     buffer). ``timeout`` is the retransmission interval when the client does
     not negotiate one, ``retries`` how many retransmissions of the same window
-    are made before the transfer is given up."""
+    are made before the transfer is given up.
+
+    The rest bounds what a client that never answers can hold:
+    ``max_timeout`` is the largest ``timeout`` option accepted (a larger one
+    is left out of the OACK: RFC 2349 lets the server only echo the value or
+    decline the option); ``first_ack_timeout`` is how long (seconds) a
+    transfer waits for its first acknowledgement, whatever was negotiated;
+    ``max_transfers`` is how many transfers run at once and
+    ``max_per_client`` how many of them one client address may hold (see
+    :class:`Admission`); one address may send ``request_rate`` requests a
+    second, in bursts of twice that (see :class:`RequestRate`)."""
 
     max_blksize: int = MAX_BLKSIZE
     max_windowsize: int = 64
     timeout: float = 1.0
     retries: int = 5
+    max_timeout: int = 5
+    first_ack_timeout: float = 6.0
+    max_transfers: int = 1000
+    max_per_client: int = 32
+    request_rate: float = 200.0
+
+    @property
+    def request_burst(self) -> float:
+        """The burst one address may send at once: twice its rate."""
+        return 2 * self.request_rate
 
     def __post_init__(self) -> None:
         if not MIN_BLKSIZE <= self.max_blksize <= MAX_BLKSIZE:
@@ -51,6 +75,14 @@ class Limits:
             raise ValueError("max_windowsize must be 1..65535")
         if self.timeout <= 0 or self.retries < 0:
             raise ValueError("timeout must be positive and retries not negative")
+        if not 1 <= self.max_timeout <= MAX_TIMEOUT:
+            raise ValueError(f"max_timeout must be 1..{MAX_TIMEOUT}")
+        if self.first_ack_timeout <= 0:
+            raise ValueError("first_ack_timeout must be positive")
+        if not 1 <= self.max_per_client <= self.max_transfers:
+            raise ValueError("max_per_client must be 1..max_transfers")
+        if self.request_rate < 1:
+            raise ValueError("request_rate must be at least 1 a second")
 
 
 @dataclass(frozen=True)
@@ -61,6 +93,7 @@ class Settings:
     windowsize: int = 1
     timeout: float = 1.0
     retries: int = 5
+    first_ack_timeout: float = 6.0
 
 
 def safe_path(filename: str) -> tuple[str, ...] | None:
@@ -88,9 +121,11 @@ def negotiate(options: Options, size: int, limits: Limits) -> tuple[Settings, Op
     """Settle the options of an RRQ for a file of ``size`` bytes (as sent:
     after netascii conversion).
 
-    Known options with usable values are accepted, clamped to ``limits``
-    (RFC 2348 and RFC 7440 let the server answer a smaller value); unknown
-    options and unusable values are left out of the OACK, as RFC 2347 allows.
+    Known options with usable values are accepted, blksize and windowsize
+    clamped to ``limits`` (RFC 2348 and RFC 7440 let the server answer a
+    smaller value). RFC 2349 wants a ``timeout`` echoed as asked, so one over
+    ``limits.max_timeout`` is declined rather than lowered. Unknown options
+    and unusable values are left out of the OACK, as RFC 2347 allows.
     Returns the transfer's settings and the OACK to send, or None when no
     option was accepted (the transfer then starts with DATA 1)."""
     asked = options_dict(options)
@@ -102,7 +137,7 @@ def negotiate(options: Options, size: int, limits: Limits) -> tuple[Settings, Op
         blksize = min(value, limits.max_blksize)
         accepted["blksize"] = str(blksize)
     value = _number(asked.get("timeout", ""))
-    if value is not None and 1 <= value <= MAX_TIMEOUT:
+    if value is not None and 1 <= value <= limits.max_timeout:
         timeout = float(value)
         accepted["timeout"] = str(value)
     if _number(asked.get("tsize", "")) is not None:
@@ -112,7 +147,8 @@ def negotiate(options: Options, size: int, limits: Limits) -> tuple[Settings, Op
         windowsize = min(value, limits.max_windowsize)
         accepted["windowsize"] = str(windowsize)
 
-    settings = Settings(blksize=blksize, windowsize=windowsize, timeout=timeout, retries=limits.retries)
+    settings = Settings(blksize=blksize, windowsize=windowsize, timeout=timeout,
+                        retries=limits.retries, first_ack_timeout=limits.first_ack_timeout)
     if not accepted:
         return settings, None
     # The OACK names options the way the client spelled them, in its order.
@@ -164,6 +200,7 @@ class BytesSource:
 # Outcomes of a transfer.
 COMPLETE = "complete"
 TIMED_OUT = "timed out"
+UNANSWERED = "never acknowledged"
 
 
 class ReadTransfer:
@@ -178,7 +215,13 @@ class ReadTransfer:
     deadline passes without progress the window is sent again, at most
     ``retries`` times in a row; then the transfer ends as timed out. The
     transfer is complete when the last block (shorter than ``blksize``,
-    possibly empty) is acknowledged."""
+    possibly empty) is acknowledged.
+
+    Until the peer has acknowledged something (ACK 0 of the OACK, or ACK 1)
+    the transfer is *unanswered*, and it ends as :data:`UNANSWERED` once
+    ``first_ack_timeout`` seconds have passed since its first packet went
+    out, whatever timeout was negotiated: a client that asks for a long
+    timeout and never answers holds nothing for long."""
 
     def __init__(self, source: Source, settings: Settings, oack: OptionAck | None = None) -> None:
         self.source = source
@@ -191,6 +234,9 @@ class ReadTransfer:
         self.deadline: float | None = None
         self.outcome: str | None = None
         self.retransmissions = 0
+        self.answered = False
+        # When an unanswered transfer ends: set as its first packet goes out.
+        self.give_up_at: float | None = None
         self._retries_left = settings.retries
 
     @property
@@ -202,7 +248,7 @@ class ReadTransfer:
         """The first packets: the OACK, or the first window of DATA."""
         if self.waiting_oack_ack:
             assert self.oack is not None
-            self.deadline = now + self.settings.timeout
+            self._arm(now)
             return [self.oack]
         return self._fill(now)
 
@@ -222,6 +268,9 @@ class ReadTransfer:
         """Called when the timer fires: retransmit, or give up."""
         if self.finished or self.deadline is None or now < self.deadline:
             return []
+        if not self.answered and self.give_up_at is not None and now >= self.give_up_at:
+            self._finish(UNANSWERED)
+            return [Error(ErrorCode.NOT_DEFINED, "timed out")]
         if self._retries_left <= 0:
             self._finish(TIMED_OUT)
             return [Error(ErrorCode.NOT_DEFINED, "timed out")]
@@ -229,7 +278,7 @@ class ReadTransfer:
         self.retransmissions += 1
         if self.waiting_oack_ack:
             assert self.oack is not None
-            self.deadline = now + self.settings.timeout
+            self._arm(now)
             return [self.oack]
         self.sent = self.acked
         return self._fill(now)
@@ -240,11 +289,13 @@ class ReadTransfer:
             return []
         return self._fill(now)
 
-    def abort(self, code: int, message: str) -> list[Packet]:
-        """End the transfer from the server side (a read error, shutdown)."""
+    def abort(self, code: int, message: str, outcome: str | None = None) -> list[Packet]:
+        """End the transfer from the server side (a read error, shutdown,
+        its place given to another client): an ERROR with ``message``; the
+        outcome is ``outcome``, else "aborted: <message>"."""
         if self.finished:
             return []
-        self._finish(f"aborted: {message}")
+        self._finish(outcome or f"aborted: {message}")
         return [Error(code, message)]
 
     def _ack(self, block: int, now: float) -> list[Packet]:
@@ -252,11 +303,13 @@ class ReadTransfer:
             if block != 0:
                 return []
             self.waiting_oack_ack = False
+            self.answered = True
             self._retries_left = self.settings.retries
             return self._fill(now)
         delta = (block - self.acked) & 0xFFFF
         if delta == 0 or self.acked + delta > self.sent:
             return []  # a duplicate, stale or not-yet-sent block
+        self.answered = True
         self.acked += delta
         self._retries_left = self.settings.retries
         if self.acked == self.blocks:
@@ -282,11 +335,216 @@ class ReadTransfer:
             out.append(Data(sent & 0xFFFF, chunk))
         self.sent = sent
         if out:
-            self.deadline = now + self.settings.timeout
+            self._arm(now)
         elif self.sent == self.acked:
-            self.deadline = None  # nothing in flight: waiting for the source
+            # Nothing in flight: waiting for the source (an unanswered
+            # transfer that already sent something still gives up in time).
+            self.deadline = None if self.answered else self.give_up_at
         return out
+
+    def _arm(self, now: float) -> None:
+        """Something was just sent: the deadline is one timeout away, or
+        sooner when an unanswered transfer must give up first."""
+        deadline = now + self.settings.timeout
+        if not self.answered:
+            if self.give_up_at is None:
+                self.give_up_at = now + self.settings.first_ack_timeout
+            deadline = min(deadline, self.give_up_at)
+        self.deadline = deadline
 
     def _finish(self, outcome: str) -> None:
         self.outcome = outcome
         self.deadline = None
+
+
+# Why a request is turned away when no place can be made for it.
+BUSY = "server busy, try again"
+CLIENT_BUSY = "too many transfers from this address, try again"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer of :meth:`Admission.admit`: the request is admitted, after
+    ``evict`` (a client whose transfer was never acknowledged) gave up its
+    place when that is set; or it is refused, with the ``refuse`` message."""
+
+    evict: Peer | None = None
+    refuse: str | None = None
+
+
+class Admission:
+    """Who holds the server's transfer places, by client (address, port).
+
+    At most ``max_transfers`` places, and at most ``max_per_client`` for one
+    client address. A place is *silent* until its client acknowledges
+    something (:meth:`answered`); requests whose file is still being looked
+    up are silent too. When a request finds no room, the oldest silent
+    place makes room for it: its own address's oldest when that address is
+    at its limit, else the oldest of all. Only when every place in the way
+    has answered is the request refused. So a flood of requests that are
+    never acknowledged (from one address or many, spoofed or not) cannot
+    keep a new client out: it only pushes out older silent requests, and a
+    real client is past the silent stage within one round trip.
+
+    Every operation is O(1); nothing here sends, closes or reads a clock."""
+
+    def __init__(self, max_transfers: int, max_per_client: int) -> None:
+        if not 1 <= max_per_client <= max_transfers:
+            raise ValueError("need 1 <= max_per_client <= max_transfers")
+        self.max_transfers = max_transfers
+        self.max_per_client = max_per_client
+        self._held: set[Peer] = set()
+        self._per_host: Counter[str] = Counter()
+        # Silent places, oldest first: all of them, and by host.
+        self._silent: OrderedDict[Peer, None] = OrderedDict()
+        self._silent_by_host: dict[str, OrderedDict[Peer, None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, peer: object) -> bool:
+        return peer in self._held
+
+    def held_by(self, host: str) -> int:
+        """How many places the client address ``host`` holds."""
+        return self._per_host[host]
+
+    @property
+    def silent(self) -> int:
+        """How many places are held by clients that have not answered yet."""
+        return len(self._silent)
+
+    def admit(self, peer: Peer) -> Verdict:
+        """Give ``peer`` a place (silent) if one can be had. When the verdict
+        names a client to evict, that client's place is already released;
+        the caller ends its transfer. A peer that holds a place already is
+        released first (a new request replaces the old one)."""
+        self.release(peer)
+        host = peer[0]
+        victim: Peer | None = None
+        if self._per_host[host] >= self.max_per_client:
+            own = self._silent_by_host.get(host)
+            if not own:
+                return Verdict(refuse=CLIENT_BUSY)
+            victim = next(iter(own))
+        elif len(self._held) >= self.max_transfers:
+            if not self._silent:
+                return Verdict(refuse=BUSY)
+            victim = next(iter(self._silent))
+        if victim is not None:
+            self.release(victim)
+        self._held.add(peer)
+        self._per_host[host] += 1
+        self._silent[peer] = None
+        self._silent_by_host.setdefault(host, OrderedDict())[peer] = None
+        return Verdict(evict=victim)
+
+    def answered(self, peer: Peer) -> None:
+        """``peer`` acknowledged something: its place is no longer silent,
+        and no newcomer can take it."""
+        self._unsilence(peer)
+
+    def release(self, peer: Peer) -> None:
+        """``peer``'s transfer ended (or never started): free its place.
+        Releasing a peer that holds none does nothing."""
+        if peer not in self._held:
+            return
+        self._held.discard(peer)
+        host = peer[0]
+        self._per_host[host] -= 1
+        if not self._per_host[host]:
+            del self._per_host[host]
+        self._unsilence(peer)
+
+    def clear(self) -> None:
+        """Free every place."""
+        self._held.clear()
+        self._per_host.clear()
+        self._silent.clear()
+        self._silent_by_host.clear()
+
+    def _unsilence(self, peer: Peer) -> None:
+        if peer in self._silent:
+            del self._silent[peer]
+            own = self._silent_by_host[peer[0]]
+            del own[peer]
+            if not own:
+                del self._silent_by_host[peer[0]]
+
+
+class LineBudget:
+    """How many log lines of one kind may be written: at most ``lines`` per
+    ``window`` seconds of the clock the caller reads. A flood of requests
+    must not turn into a flood of log lines (disk, and the CPU to format
+    them); what is held back is counted, for one summary line."""
+
+    def __init__(self, lines: int = 100, window: float = 10.0) -> None:
+        if lines < 1 or window <= 0:
+            raise ValueError("need at least one line per a positive window")
+        self.lines = lines
+        self.window = window
+        self.held_back = 0
+        self._window_end: float | None = None
+        self._used = 0
+
+    def take(self, now: float) -> bool:
+        """True when one more line may be written at ``now``; else it is
+        counted as held back."""
+        if self._window_end is None or now >= self._window_end:
+            self._window_end = now + self.window
+            self._used = 0
+        if self._used < self.lines:
+            self._used += 1
+            return True
+        self.held_back += 1
+        return False
+
+    def window_end(self) -> float | None:
+        """When the current window ends (None before the first line)."""
+        return self._window_end
+
+    def drain(self) -> int:
+        """How many lines were held back since the last drain; starts again at 0."""
+        count, self.held_back = self.held_back, 0
+        return count
+
+
+class RequestRate:
+    """How fast one client address may send requests: a token bucket per
+    address, ``rate`` requests a second on average and bursts of ``burst``.
+    A client fetching files one after the other on a LAN can ask for about a
+    hundred a second (curl in a loop does 80 on loopback; GRUB fetches its
+    modules in a row), far below what a flood sends and what the server
+    can serve. A request over the rate is dropped before it costs a socket,
+    a file lookup or a log line, so one address flooding costs little more
+    than reading its datagrams. At most ``max_hosts`` addresses are
+    remembered, the least recently heard forgotten first (a forgotten
+    address starts again with a full bucket). Pure: the caller gives the
+    time."""
+
+    def __init__(self, rate: float, burst: float, max_hosts: int = 4096) -> None:
+        if rate <= 0 or burst < 1 or max_hosts < 1:
+            raise ValueError("need a positive rate, a burst of at least 1 and room for a host")
+        self.rate = rate
+        self.burst = burst
+        self.max_hosts = max_hosts
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, when
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def allow(self, host: str, now: float) -> bool:
+        """True when ``host`` may send one more request at ``now`` (and take
+        a token for it); False when it is over its rate."""
+        buckets = self._buckets
+        found = buckets.get(host)
+        if found is None:
+            tokens = self.burst
+            if len(buckets) >= self.max_hosts:
+                buckets.popitem(last=False)
+        else:
+            tokens = min(self.burst, found[0] + max(now - found[1], 0.0) * self.rate)
+            buckets.move_to_end(host)
+        allowed = tokens >= 1.0
+        buckets[host] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed

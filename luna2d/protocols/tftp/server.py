@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.tftp -*-
 """The TFTP transport: thin DatagramProtocols around the codec and policy.
 
 :class:`TFTPServer` listens on the configured port (69 by default). Each RRQ
@@ -14,6 +15,7 @@ import socket
 import struct
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from luna2d.protocols.tftp.codec import (
     DecodeError,
     Error,
     ErrorCode,
+    Packet,
     ReadRequest,
     WriteRequest,
 )
@@ -40,10 +43,15 @@ from luna2d.protocols.tftp.files import (
     TooLarge,
 )
 from luna2d.protocols.tftp.policy import (
+    BUSY,
     COMPLETE,
     MODES,
+    UNANSWERED,
+    Admission,
     Limits,
+    LineBudget,
     ReadTransfer,
+    RequestRate,
     negotiate,
     safe_path,
 )
@@ -51,9 +59,15 @@ from luna2d.protocols.udp import set_buffer
 
 log = Logger()
 
+EVICTED = "evicted to make room (never acknowledged)"
+
 # Linux's value; Python 3.11's socket module does not name it.
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 RECEIVE_BUFFER = 4 * 1024 * 1024
+# Requests read from the listening socket in one reactor turn. Twisted's
+# default (256 KiB) is thousands of small RRQs in one go: a flood would then
+# push out a new client's place before the reactor turns to read its ACK.
+READS_PER_TURN = 64
 _READ_AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECONNREFUSED, errno.EMSGSIZE)
 Address = tuple[str, int]
 
@@ -71,16 +85,15 @@ class PacketInfoPort(udp.Port):
         return sock
 
     def doRead(self) -> None:
-        read = 0
-        while read < self.maxThroughput:
+        for _ in range(READS_PER_TURN):
             try:
                 data, ancillary, _flags, addr = self.socket.recvmsg(self.maxPacketSize, 64)
             except OSError as exc:
                 if exc.errno not in _READ_AGAIN:
                     # Never let an odd socket error close the listening port.
-                    log.emit(LogLevel.warn, "TFTP: receive error on the listening port: {error}", error=exc)
+                    log.emit(LogLevel.warn, "TFTP: receive error on the listening port: {error}",
+                             error=exc)
                 return
-            read += len(data)
             local = None
             for level, kind, payload in ancillary:
                 if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(payload) >= 12:
@@ -94,8 +107,9 @@ class PacketInfoPort(udp.Port):
 def listen(reactor: Any, port: int, protocol: TFTPServer, interface: str = "") -> PacketInfoPort:
     """Bind ``protocol`` to UDP ``port`` on ``interface`` (all by default).
     Raises CannotListenError as ``listenUDP`` does."""
-    listening = PacketInfoPort(port, protocol, interface, 65535, reactor)
-    listening.startListening()
+    listening = PacketInfoPort(port, protocol, interface, 65535,  # type: ignore[no-untyped-call]
+                               reactor)
+    listening.startListening()  # type: ignore[no-untyped-call]
     return listening
 
 
@@ -116,7 +130,8 @@ def _gso_groups(datagrams: list[bytes]) -> list[list[bytes]]:
     size = total = 0
     for datagram in datagrams:
         length = len(datagram)
-        if group and length <= size and len(group) < GSO_MAX_SEGMENTS and total + length <= GSO_MAX_BYTES:
+        if (group and length <= size and len(group) < GSO_MAX_SEGMENTS
+                and total + length <= GSO_MAX_BYTES):
             group.append(datagram)
             total += length
             if length < size:  # a shorter one ends its group
@@ -186,7 +201,7 @@ class TransferPort:
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionRefusedError:
-                self.protocol.connectionRefused()
+                self.protocol.connectionRefused()  # type: ignore[no-untyped-call]
                 return
             except OSError:
                 return
@@ -213,13 +228,14 @@ class TransferPort:
                     sock.send(datagram)
                 continue
             try:
-                sock.sendmsg([b"".join(group)], [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(len(group[0])))])
+                segment = _GSO_SIZE.pack(len(group[0]))
+                sock.sendmsg([b"".join(group)], [(SOL_UDP, UDP_SEGMENT, segment)])
             except OSError as exc:
                 if exc.errno not in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
                     raise
                 TransferPort.gso = False  # not on this machine: one send per datagram from now on
-                log.info("TFTP: UDP segmentation offload unavailable ({error}); sending datagrams one by one",
-                         error=exc)
+                log.info("TFTP: UDP segmentation offload unavailable ({error}); sending "
+                         "datagrams one by one", error=exc)
                 for datagram in group:
                     sock.send(datagram)
 
@@ -233,13 +249,14 @@ class TransferPort:
             self._reading = False
         sock.close()
         if self.protocol.numPorts:  # not while the protocol is still starting
-            self.protocol.doStop()
+            self.protocol.doStop()  # type: ignore[no-untyped-call]
 
     def connectionLost(self, reason: Failure) -> None:
         self.stopListening()
 
 
-def open_transfer_port(reactor: Any, protocol: DatagramProtocol, local: str, peer: Address) -> TransferPort:
+def open_transfer_port(reactor: Any, protocol: DatagramProtocol, local: str,
+                       peer: Address) -> TransferPort:
     """A started :class:`TransferPort` for ``protocol``. Raises OSError."""
     port = TransferPort(reactor, protocol, local, peer)
     port.start()
@@ -278,7 +295,11 @@ class TransferProtocol(DatagramProtocol):
         except DecodeError:
             self.server.stats["dropped"] += 1
             return
-        self._send(self.machine.receive(packet, self.clock.seconds()))
+        machine = self.machine
+        was_answered = machine.answered
+        self._send(machine.receive(packet, self.clock.seconds()))
+        if machine.answered and not was_answered:
+            self.server.transfer_answered(self)
         self._after()
 
     def connectionRefused(self) -> None:
@@ -306,7 +327,7 @@ class TransferProtocol(DatagramProtocol):
             self._send(self.machine.expire(now))
         self._after()
 
-    def _send(self, packets: list) -> None:
+    def _send(self, packets: list[Packet]) -> None:
         if not packets:
             return
         transport = self.transport
@@ -335,7 +356,8 @@ class TransferProtocol(DatagramProtocol):
         timer = self._timer
         if timer is None or not timer.active():
             # Deadlines mostly move later: one timer, re-armed when it fires.
-            self._timer = self.clock.callLater(max(deadline - self.clock.seconds(), 0), self._expire)
+            delay = max(deadline - self.clock.seconds(), 0)
+            self._timer = self.clock.callLater(delay, self._expire)
         elif timer.getTime() > deadline:
             timer.reset(max(deadline - self.clock.seconds(), 0))
 
@@ -349,7 +371,15 @@ class TransferProtocol(DatagramProtocol):
         self._timer = None
         self.source.close()
         self.server.transfer_done(self)
-        self.transport.stopListening()
+        if self.transport is not None:
+            self.transport.stopListening()
+
+    def stopProtocol(self) -> None:
+        # The port was closed under the transfer (the reactor shutting
+        # down): the transfer ends with it, and leaves the server's table.
+        if not self._closed:
+            self.machine.abort(ErrorCode.NOT_DEFINED, "port closed")
+            self.close()
 
 
 class _OneShot(DatagramProtocol):
@@ -369,35 +399,52 @@ class _OneShot(DatagramProtocol):
         self.transport.stopListening()
 
 
+@dataclass(frozen=True, eq=False)
+class Pending:
+    """A request whose file is being looked up, and the local address it
+    was sent to. Compared by identity: each request waits in its own."""
+
+    request: ReadRequest
+    local: str | None
+
+
 class TFTPServer(DatagramProtocol):
     """The listening protocol: validates requests and starts transfers.
 
     ``reactor`` is the clock (and, for the default ``open_port``, the
     reactor the transfer ports read in); ``open_port(reactor, protocol,
     local, peer)`` opens and starts the port of one transfer (tests pass a
-    fake).
+    fake). Which requests get a place is :class:`Admission`'s decision, with
+    ``limits.max_transfers`` and ``limits.max_per_client``.
     ``stats`` counts what happened: ``requests``, ``dropped`` (datagrams that
     do not decode), ``stray`` (valid packets that are not requests),
-    ``duplicates`` (an RRQ again from a client already being served),
-    ``refused`` (error answers), ``started``, ``negotiated`` (transfers that
-    began with an OACK), ``completed``, ``failed``, ``send_errors``,
-    ``retransmissions``."""
+    ``rate_limited`` (requests dropped: their address sent too many too
+    fast), ``duplicates`` (an RRQ again from a client already being served),
+    ``superseded``, ``refused`` (error answers), ``started``, ``negotiated``
+    (transfers that began with an OACK), ``completed``, ``failed``,
+    ``unanswered`` (failed: never acknowledged in time), ``evicted``
+    (never acknowledged, and their place given to a newer request),
+    ``send_errors``, ``retransmissions``."""
 
     transport: Any
 
     def __init__(self, files: TFTPFiles, reactor: Any, limits: Limits | None = None,
-                 max_transfers: int = 1000, interface: str = "",
+                 interface: str = "",
                  open_port: Callable[..., Any] = open_transfer_port) -> None:
         self.files = files
         self.open_port = open_port
         self.reactor = reactor
         self.limits = limits or Limits()
-        self.max_transfers = max_transfers
         self.interface = interface
         self.stats: Counter[str] = Counter()
         # Clients being served, by address: the transfer, or the request
-        # while its file is being looked up.
-        self.active: dict[Address, TransferProtocol | ReadRequest] = {}
+        # while its file is being looked up. ``admission`` holds the same
+        # peers and decides who may join.
+        self.active: dict[Address, TransferProtocol | Pending] = {}
+        self.admission = Admission(self.limits.max_transfers, self.limits.max_per_client)
+        self.request_rate = RequestRate(self.limits.request_rate, self.limits.request_burst)
+        self.log_budget = LineBudget()
+        self._summary: Any = None  # the IDelayedCall of the next summary line
 
     def datagramReceived(self, data: bytes, addr: Address) -> None:
         self.datagramReceivedOn(data, addr, None)
@@ -410,19 +457,24 @@ class TFTPServer(DatagramProtocol):
         except DecodeError:
             self.stats["dropped"] += 1
             return
-        if isinstance(packet, ReadRequest):
-            self.stats["requests"] += 1
-            self._read_request(packet, addr, local)
-        elif isinstance(packet, WriteRequest):
-            self.stats["requests"] += 1
-            self._refuse(addr, local, ErrorCode.ACCESS_VIOLATION, "read-only server", packet.filename)
-        else:
+        if not isinstance(packet, (ReadRequest, WriteRequest)):
             self.stats["stray"] += 1
+            return
+        self.stats["requests"] += 1
+        if not self.request_rate.allow(addr[0], self.reactor.seconds()):
+            # Over its rate: dropped before it costs a socket or a log line.
+            self.stats["rate_limited"] += 1
+            return
+        if isinstance(packet, ReadRequest):
+            self._read_request(packet, addr, local)
+        else:
+            self._refuse(addr, local, ErrorCode.ACCESS_VIOLATION, "read-only server",
+                         packet.filename)
 
     def _read_request(self, request: ReadRequest, peer: Address, local: str | None) -> None:
         current = self.active.get(peer)
         if current is not None:
-            if (current.request if isinstance(current, TransferProtocol) else current) == request:
+            if current.request == request:
                 # The client sent its RRQ again before our first answer reached
                 # it; the transfer under way retransmits by itself.
                 self.stats["duplicates"] += 1
@@ -430,74 +482,101 @@ class TFTPServer(DatagramProtocol):
             # Another request from the same port: the client gave up the first
             # (firmware asking tsize, then the file, does this).
             self.stats["superseded"] += 1
-            del self.active[peer]
+            self._forget(peer)
             if isinstance(current, TransferProtocol):
                 current.machine.abort(ErrorCode.NOT_DEFINED, "superseded by a new request")
                 current.close()
         mode = request.mode.lower()
         if mode not in MODES:
-            self._refuse(peer, local, ErrorCode.ILLEGAL_OPERATION, f"unsupported mode {request.mode!r}",
-                         request.filename)
+            self._refuse(peer, local, ErrorCode.ILLEGAL_OPERATION,
+                         f"unsupported mode {request.mode!r}", request.filename)
             return
         parts = safe_path(request.filename)
         if parts is None:
-            self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found", request.filename)
+            self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found",
+                         request.filename)
             return
-        if len(self.active) >= self.max_transfers:
-            self._refuse(peer, local, ErrorCode.NOT_DEFINED, "server busy, try again", request.filename)
+        verdict = self.admission.admit(peer)
+        if verdict.refuse is not None:
+            self._refuse(peer, local, ErrorCode.NOT_DEFINED, verdict.refuse, request.filename)
             return
-        self.active[peer] = request
+        if verdict.evict is not None:
+            self._evict(verdict.evict)
+        pending = self.active[peer] = Pending(request, local)
         d = self.files.open(parts, netascii=mode == "netascii")
-        d.addCallbacks(self._start, self._not_opened, callbackArgs=(request, peer, local),
-                       errbackArgs=(request, peer, local))
-        d.addErrback(self._internal_error, request, peer)
+        d.addCallbacks(self._start, self._not_opened, callbackArgs=(pending, peer),
+                       errbackArgs=(pending, peer))
+        d.addErrback(self._internal_error, pending, peer)
 
-    def _start(self, source: Any, request: ReadRequest, peer: Address, local: str | None) -> None:
-        if self.active.get(peer) is not request:  # superseded, or the server stopped meanwhile
+    def _evict(self, peer: Address) -> None:
+        """End ``peer``'s transfer, never acknowledged, to make room: it is
+        told the server is busy (if it is a real client, it asks again)."""
+        self.stats["evicted"] += 1
+        current = self.active.pop(peer, None)
+        if isinstance(current, TransferProtocol):
+            current._send(current.machine.abort(ErrorCode.NOT_DEFINED, BUSY, outcome=EVICTED))
+            current.close()
+        elif current is not None:
+            # Its file is still being looked up (_start drops it). Nothing was
+            # sent to it yet: it gets no answer, and asks again if it is real.
+            self._note("TFTP {host}:{port} {name!r} evicted before it started", host=peer[0],
+                       port=peer[1], name=current.request.filename)
+
+    def _forget(self, peer: Address) -> None:
+        """``peer`` no longer holds a place."""
+        self.active.pop(peer, None)
+        self.admission.release(peer)
+
+    def _start(self, source: Any, pending: Pending, peer: Address) -> None:
+        if self.active.get(peer) is not pending:  # superseded, evicted, or the server stopped
             source.close()
             return
+        request, local = pending.request, pending.local
         settings, oack = negotiate(request.options, source.size, self.limits)
         if oack is not None:
             self.stats["negotiated"] += 1
         machine = ReadTransfer(source, settings, oack)
         protocol = TransferProtocol(self, machine, source, peer, request)
+        # In the table before its first packet: a transfer that ends at
+        # once (the client unreachable) is taken out by transfer_done.
+        self.active[peer] = protocol
         try:
             self.open_port(self.reactor, protocol, local or self.interface, peer)
         except OSError as exc:
             source.close()
-            del self.active[peer]
-            log.emit(LogLevel.warn, "TFTP: no port for a transfer to {peer}: {error}", peer=peer, error=exc)
-            self._refuse(peer, local, ErrorCode.NOT_DEFINED, "server busy, try again", request.filename)
+            self._forget(peer)
+            log.emit(LogLevel.warn, "TFTP: no port for a transfer to {peer}: {error}", peer=peer,
+                     error=exc)
+            self._refuse(peer, local, ErrorCode.NOT_DEFINED, BUSY, request.filename)
             return
-        if not protocol._closed:
-            self.active[peer] = protocol
         self.stats["started"] += 1
 
-    def _not_opened(self, failure: Failure, request: ReadRequest, peer: Address, local: str | None) -> None:
-        if self.active.get(peer) is not request:  # superseded: the client moved on
+    def _not_opened(self, failure: Failure, pending: Pending, peer: Address) -> None:
+        if self.active.get(peer) is not pending:  # superseded or evicted: the client moved on
             return
-        del self.active[peer]
-        name = request.filename
-        if failure.check(FileNotFound):
+        self._forget(peer)
+        name, local = pending.request.filename, pending.local
+        if failure.check(FileNotFound):  # type: ignore[no-untyped-call]
             self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found", name)
-        elif failure.check(AccessDenied):
+        elif failure.check(AccessDenied):  # type: ignore[no-untyped-call]
             self._refuse(peer, local, ErrorCode.ACCESS_VIOLATION, "access denied", name)
-        elif failure.check(TooLarge):
+        elif failure.check(TooLarge):  # type: ignore[no-untyped-call]
             self._refuse(peer, local, ErrorCode.NOT_DEFINED, failure.getErrorMessage(), name)
         else:
             log.failure("TFTP: cannot read {name!r}", failure, name=name)
             self._refuse(peer, local, ErrorCode.NOT_DEFINED, "read error", name)
 
-    def _internal_error(self, failure: Failure, request: ReadRequest, peer: Address) -> None:
+    def _internal_error(self, failure: Failure, pending: Pending, peer: Address) -> None:
         log.failure("TFTP: unexpected error starting a transfer to {peer}", failure, peer=peer)
-        if self.active.get(peer) is request:
-            del self.active[peer]
+        if self.active.get(peer) is pending:
+            self._forget(peer)
 
-    def _refuse(self, peer: Address, local: str | None, code: int, message: str, name: str = "") -> None:
+    def _refuse(self, peer: Address, local: str | None, code: int, message: str,
+                name: str = "") -> None:
         """An ERROR answer from a fresh port (as a transfer would send it), logged."""
         self.stats["refused"] += 1
-        log.info("TFTP {host}:{port} {name!r} refused: {message}", host=peer[0], port=peer[1], name=name,
-                 message=message)
+        self._note("TFTP {host}:{port} {name!r} refused: {message}", host=peer[0], port=peer[1],
+                   name=name, message=message)
         payload = Error(code, message).encode()
         try:
             self.open_port(self.reactor, _OneShot(payload), local or self.interface, peer)
@@ -508,24 +587,57 @@ class TFTPServer(DatagramProtocol):
                 except OSError:
                     pass
 
+    def transfer_answered(self, transfer: TransferProtocol) -> None:
+        """Called by a transfer's protocol once its client has acknowledged
+        something: its place can no longer be taken by a newcomer."""
+        if self.active.get(transfer.peer) is transfer:
+            self.admission.answered(transfer.peer)
+
     def transfer_done(self, transfer: TransferProtocol) -> None:
         """Called by a transfer's protocol when it ends: counted and logged
         (one line per transfer, luna2d's TFTP request log)."""
         machine = transfer.machine
         if self.active.get(transfer.peer) is transfer:
-            del self.active[transfer.peer]
+            self._forget(transfer.peer)
         self.stats["completed" if machine.outcome == COMPLETE else "failed"] += 1
+        if machine.outcome == UNANSWERED:
+            self.stats["unanswered"] += 1
         self.stats["retransmissions"] += machine.retransmissions
         settings = machine.settings
         size = machine.source.size
         # What the client acknowledged, of the file's size: all of it only
         # when the transfer completed.
         sent = min(machine.acked * settings.blksize, size)
-        log.info("TFTP {host}:{port} {name!r} {outcome}: {sent} of {size} bytes, blksize {blksize}, "
-                 "windowsize {window}, {seconds:.3f} s, {retransmissions} retransmissions", host=transfer.peer[0],
-                 port=transfer.peer[1], name=transfer.request.filename, outcome=machine.outcome, sent=sent, size=size,
-                 blksize=settings.blksize, window=settings.windowsize,
-                 seconds=self.reactor.seconds() - transfer.started, retransmissions=machine.retransmissions)
+        write = log.info if machine.outcome == COMPLETE else self._note
+        write("TFTP {host}:{port} {name!r} {outcome}: {sent} of {size} bytes, "
+                 "blksize {blksize}, windowsize {window}, {seconds:.3f} s, "
+                 "{retransmissions} retransmissions", host=transfer.peer[0],
+                 port=transfer.peer[1], name=transfer.request.filename, outcome=machine.outcome,
+                 sent=sent, size=size, blksize=settings.blksize, window=settings.windowsize,
+                 seconds=self.reactor.seconds() - transfer.started,
+                 retransmissions=machine.retransmissions)
+
+    def _note(self, format: str, **fields: Any) -> None:
+        """One line of the request log for what did not complete (a
+        refusal, an eviction, a failed transfer), within the log budget;
+        past it, counted for a summary line at the end of the window."""
+        budget = self.log_budget
+        if budget.take(self.reactor.seconds()):
+            log.info(format, **fields)
+            return
+        if self._summary is None or not self._summary.active():
+            end = budget.window_end()
+            delay = max((end or 0.0) - self.reactor.seconds(), 0.0)
+            self._summary = self.reactor.callLater(delay, self._summarize)
+
+    def _summarize(self) -> None:
+        self._summary = None
+        held_back = self.log_budget.drain()
+        if held_back:
+            log.emit(LogLevel.warn, "TFTP: {count} more refusals and unfinished transfers were "
+                     "not logged in the last {window:g} s (over {lines} lines); the counters of "
+                     "/monitor/service/tftp have them all", count=held_back,
+                     window=self.log_budget.window, lines=self.log_budget.lines)
 
     def stopProtocol(self) -> None:
         """The listening port closed: end every transfer (requests still
@@ -534,7 +646,10 @@ class TFTPServer(DatagramProtocol):
             if isinstance(current, TransferProtocol):
                 current.close()
         self.active.clear()
-
+        self.admission.clear()
+        if self._summary is not None and self._summary.active():
+            self._summary.cancel()
+        self._summarize()
 
 
 class TFTPService(service.Service):
@@ -548,7 +663,8 @@ class TFTPService(service.Service):
         self.port = port
         self.interface = interface
         pool = reactor.getThreadPool()
-        self.files = TFTPFiles(root, reactor, lambda f, *a: threads.deferToThreadPool(reactor, pool, f, *a),
+        self.files = TFTPFiles(root, reactor,
+                               lambda f, *a: threads.deferToThreadPool(reactor, pool, f, *a),
                                ipxe_dir=ipxe_dir)
         self.server = TFTPServer(self.files, reactor, limits, interface=interface)
         self.listening: PacketInfoPort | None = None
@@ -562,27 +678,31 @@ class TFTPService(service.Service):
     def privilegedStartService(self) -> None:
         """Bind the port (before privileges are dropped)."""
         self.bind()
-        super().privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
 
     def startService(self) -> None:
         """Read the iPXE binaries into the cache before the first node asks."""
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         for name in IPXE_BINARIES:
-            self.files.open((name,)).addCallbacks(lambda source: source.close(), lambda _failure: None)
+            self.files.open((name,)).addCallbacks(lambda source: source.close(),
+                                                  lambda _failure: None)
 
     def stopService(self) -> Any:
         """Stop listening; transfers under way end."""
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         listening, self.listening = self.listening, None
         self.files.close()
         if listening is not None:
-            return listening.stopListening()
+            return listening.stopListening()  # type: ignore[no-untyped-call]
         return None
 
     @property
     def bound_port(self) -> int | None:
         """The UDP port actually bound (useful when configured as 0)."""
-        return self.listening.getHost().port if self.listening is not None else None
+        if self.listening is None:
+            return None
+        port: int = self.listening.getHost().port  # type: ignore[no-untyped-call]
+        return port
 
     def health(self) -> tuple[bool, str]:
         """(ok, text) for /monitor/service/tftp: listening or not, and the counters."""
@@ -590,7 +710,8 @@ class TFTPService(service.Service):
             return False, "TFTP is not listening"
         stats = self.server.stats
         counters = ", ".join(f"{key} {stats[key]}" for key in sorted(stats))
-        return True, (f"TFTP listening on UDP {self.bound_port}, {len(self.server.active)} transfers "
+        return True, (f"TFTP listening on UDP {self.bound_port}, "
+                      f"{len(self.server.active)} transfers "
                       f"under way{'; ' + counters if counters else ''}")
 
     def reload(self) -> str:
