@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_objects,tests.test_kinds_table -*-
 """Field descriptions and the coercion of raw JSON values into them.
 
 Every coercion either returns the canonical Python value or raises
@@ -24,6 +25,7 @@ DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-
 TOKEN_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 MAX_TEXT = 65536
+MIN_PREFIX = 8  # the shortest prefix a network may have, in either family
 MAX_LINE = 4096
 
 
@@ -32,12 +34,19 @@ class Field:
     """One field of a kind.
 
     type: str, text, int, bool, ip, cidr, mac, script, list, ref, choice,
-          token (a short lowercase word), secret (a str stored encrypted).
+          token (a short lowercase word), secret (a str stored encrypted),
+          map (a JSON object of objects), records (a list of JSON objects).
     inherit: where a null value is looked up, in order: (kind, field) pairs
           naming the parent kind and the parent's field.
     ref: for type ref, the kind the name must exist in.
     internal: kept in the store but neither shown nor accepted by the
-          generic config endpoints (set through dedicated endpoints).
+          generic config endpoints (set through dedicated endpoints or
+          bookkeeping of the daemon).
+    readonly: shown by the generic config endpoints but set only through
+          dedicated ones; a value sent back unchanged is ignored.
+    stored: False for a field that is accepted and shown but kept
+          elsewhere (on an interface, on other objects): a hook registered
+          for the kind reads and writes it, never ``obj.data``.
     pattern: for type str, the form the text must have (an interface
           name, a DNS domain); "" unsets such a field, as it does references.
     """
@@ -51,6 +60,8 @@ class Field:
     choices: tuple[str, ...] = ()
     secret: bool = False
     internal: bool = False
+    readonly: bool = False
+    stored: bool = True
     minimum: int | None = None
     maximum: int | None = None
     pattern: re.Pattern | None = None
@@ -74,6 +85,27 @@ def parse_ip(text: str, label: str) -> ipaddress.IPv4Address | ipaddress.IPv6Add
     if getattr(address, "scope_id", None):
         raise Invalid(f"{label}: {_describe(text)} carries a zone (%...); give the address alone")
     return address
+
+
+_TRUE = frozenset({"true", "yes", "y", "on", "1"})
+_FALSE = frozenset({"false", "no", "n", "off", "0"})
+
+
+def parse_bool(value: Any) -> bool | None:
+    """The one reading of a boolean, for the API, the ini file and the
+    journal: JSON true/false, 0/1, or the words true/false, yes/no, y/n,
+    on/off, 1/0 in any case; None when ``value`` is none of these."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    return None
 
 
 def _describe(value: Any) -> str:
@@ -151,17 +183,12 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
             raise Invalid(f"{label}: must be at most {field.maximum}")
         return value
     if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str):
-            lowered = value.strip().lower()
-            if lowered in ("true", "yes", "y", "on", "1"):
-                return True
-            if lowered in ("false", "no", "n", "off", "0"):
-                return False
-        raise Invalid(f"{label}: expected true or false, got {_describe(value)}")
+        if isinstance(value, str) and value.strip() == "":
+            return None  # "" unsets: inherit, or the default (the TrinityX CLI sends it)
+        flag = parse_bool(value)
+        if flag is None:
+            raise Invalid(f"{label}: expected true or false, got {_describe(value)}")
+        return flag
     if kind == "ip":
         if not isinstance(value, str):
             raise Invalid(f"{label}: expected an IP address string, got {_describe(value)}")
@@ -177,6 +204,9 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
             raise Invalid(f"{label}: {_describe(value)} is not a network such as 10.141.0.0/16") from None
         if net.num_addresses < 4:
             raise Invalid(f"{label}: {net} is too small to hold hosts (at most /30 or /126)")
+        if net.prefixlen < MIN_PREFIX:
+            # ::/0 or 0.0.0.0/0 would hold every other network's addresses.
+            raise Invalid(f"{label}: {net} is too large for a cluster network (at least /{MIN_PREFIX})")
         return str(net)
     if kind == "mac":
         if isinstance(value, str) and value.strip() == "":
@@ -202,6 +232,14 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
         if not isinstance(value, str) or value not in field.choices:
             raise Invalid(f"{label}: must be one of {', '.join(field.choices)}, got {_describe(value)}")
         return value
+    if kind == "map":
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise Invalid(f"{label}: expected a JSON object, got {_describe(value)}")
+        return dict(value)
+    if kind == "records":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise Invalid(f"{label}: expected a list of objects, got {_describe(value)}")
+        return list(value)
     if kind == "token":
         if not isinstance(value, str) or not TOKEN_RE.fullmatch(value):
             raise Invalid(f"{label}: expected a short lowercase word, got {_describe(value)}")

@@ -257,7 +257,7 @@ class ConfigAPI:
     @app.route("/<kind>", methods=["GET"])
     def list(self, request: Any, kind: str) -> bytes:
         reveal = self._reveal(request)
-        return reply(request, {"config": {_kind(kind): self.store.list(kind, reveal)}})
+        return reply(request, {"config": {_kind(kind): self.store.objects_of(kind, reveal)}})
 
     @app.route("/<kind>", methods=["POST"])
     def list_post(self, request: Any, kind: str) -> bytes:

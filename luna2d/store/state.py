@@ -255,6 +255,19 @@ class Tx:
         if new.mac:
             self.macs.set(new.mac, (obj.id, new.name))
 
+    def move_addresses(self, moves: list[tuple[Obj, int, str]]) -> None:
+        """Give interfaces new addresses at once: (edited object, index of
+        the interface, new address). Every old address is released before
+        any new one is claimed, so that addresses may change hands."""
+        for obj, index, _ in moves:
+            old = obj.ifaces[index].ip
+            if old:
+                self.ips.pop(ip_key(old))
+        for obj, index, ip in moves:
+            item = obj.ifaces[index]
+            obj.ifaces[index] = Iface(item.name, item.network, ip, item.mac, item.options)
+            self.ips.set(ip_key(ip), (obj.id, item.name))
+
     def drop_iface(self, obj: Obj, name: str) -> None:
         old = obj.iface(name)
         if old is None:

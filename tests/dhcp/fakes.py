@@ -41,7 +41,7 @@ def node(mac: str = KNOWN_MAC, name: str = "node001", address: str = "10.141.0.1
          gateway: str | None = SERVER) -> BootNode:
     """A BootNode as the indexer would build it."""
     return BootNode(mac=mac, name=name, interface="BOOTIF", address=address, network=net, prefixlen=16,
-                    gateway=gateway, nameservers=(SERVER,), domain=domain, hostname=name,
+                    gateway=gateway, nameservers=(SERVER,), domain=domain,
                     netboot=netboot, bootmenu=bootmenu)
 
 
