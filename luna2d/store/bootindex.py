@@ -29,7 +29,7 @@ from typing import Any
 
 from luna2d.model.kinds import CLUSTER, KINDS, NETWORK, kinds_where
 from luna2d.store import ipam
-from luna2d.store.state import Obj, State, Tx
+from luna2d.store.state import Obj, State, Tx, is_quad
 from luna2d.store.views import resolve
 
 
@@ -114,6 +114,8 @@ class BootIndex:
 def _ipv4(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
+    if is_quad(value):
+        return value  # already canonical: the form the store keeps
     try:
         return str(ipaddress.IPv4Address(value.strip()))
     except ValueError:

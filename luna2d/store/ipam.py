@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import socket
 from typing import Any
 
 from luna2d.errors import Invalid
@@ -37,6 +38,19 @@ def address(value: int, net: Network) -> Address:
     if net.version == 6:
         return ipaddress.IPv6Address(value)
     return ipaddress.IPv4Address(value)
+
+
+def text(value: int, version: int) -> str:
+    """The canonical text of address ``value`` of IP ``version``."""
+    if version == 4:
+        return socket.inet_ntop(socket.AF_INET, value.to_bytes(4, "big"))
+    return str(ipaddress.IPv6Address(value))
+
+
+def value(ip: str) -> int:
+    """The integer of a stored (canonical) address."""
+    key = ip_key(ip)
+    return key & ((1 << 128) - 1)
 
 
 def fits(ip: str, network: Obj) -> bool:

@@ -15,6 +15,7 @@ from luna2d.store.state import Obj, Tx, ip_key
 
 ADDRESS_FIELDS = ("gateway", "nameserver_ip", "dhcp_range_begin", "dhcp_range_end")
 RANGE_LIMIT = 1 << 20  # the most addresses a DHCP range may hold
+MASK = (1 << 128) - 1  # an ip_key without its family flag
 
 
 def _check_range(tx: Tx, network: Obj, net: ipam.Network, body: Body, created: bool) -> None:
@@ -81,53 +82,54 @@ def renumber(tx: Tx, network: Obj, old: ipam.Network, new: ipam.Network) -> None
     one dictionary lookup per address: 10,000 nodes take a few tens of
     milliseconds (tests/test_renumber.py), where a check per address
     through ``ipam.check_address`` took 0.6 s."""
-    old_base = int(old.network_address)
+    old_base, old_last = int(old.network_address), int(old.broadcast_address)
     new_base, new_last = int(new.network_address), int(new.broadcast_address)
-    moves: list[tuple[Obj, int, int]] = []  # (holder, interface index, new address)
+    moves: list[tuple[Obj, int, int, int]] = []  # (holder, interface index, new address, old key)
     misfits: list[str] = []
     for obj, name in ipam.holders_on(tx, network.id):
         for index, item in enumerate(obj.ifaces):
             if item.name != name or not item.ip:
                 continue
-            value = int(ipaddress.ip_address(item.ip))
-            if new_base <= value <= new_last:
-                moves.append((obj, index, value))  # already inside: it stays
+            old_key = ip_key(item.ip)
+            current = old_key & MASK
+            if new_base <= current <= new_last:
+                moves.append((obj, index, current, old_key))  # already inside: it stays
                 continue
-            offset = value - old_base
+            offset = current - old_base
             target = new_base + offset
-            if offset <= 0 or target >= new_last or value > int(old.broadcast_address):
+            if offset <= 0 or current > old_last or target >= new_last:
                 misfits.append(f"{item.ip} of {obj.name}")
             else:
-                moves.append((obj, index, target))
+                moves.append((obj, index, target, old_key))
     if misfits:
         shown = ", ".join(misfits[:5]) + (f" and {len(misfits) - 5} more" if len(misfits) > 5 else "")
         raise Invalid(f"network: {new} cannot hold {shown}")
-    v6 = new.version == 6
-    flag = 1 << 128 if v6 else 0
+    version = new.version
+    flag = 1 << 128 if version == 6 else 0
     # Every moving address is released first, then each is claimed in turn.
-    released = {ip_key(obj.ifaces[index].ip or "") for obj, index, _ in moves}
+    released = {old_key for _, _, _, old_key in moves}
     claimed: dict[int, tuple[int, str]] = {}
     special = {new_base, new_last}
-    infra_only = {int(ipaddress.ip_address(v)) for v in
-                  (network.data.get("gateway"), network.data.get("nameserver_ip")) if v}
-    texts: list[str] = []
-    for obj, index, target in moves:
+    infra_only = {ipam.value(v) for v in (network.data.get("gateway"), network.data.get("nameserver_ip")) if v}
+    changes: list[tuple[Obj, int, str, int, int]] = []
+    for obj, index, target, old_key in moves:
         item = obj.ifaces[index]
         holder = (obj.id, item.name)
-        text = str(ipam.address(target, new))
-        label = f"network (moving {obj.name})"
+        text = ipam.text(target, version)
         if target in special or (target in infra_only and not KINDS[obj.kind].infra):
-            ipam.check_address(tx, network, text, holder, label, force=True, infra=KINDS[obj.kind].infra)
+            ipam.check_address(tx, network, text, holder, f"network (moving {obj.name})", force=True,
+                               infra=KINDS[obj.kind].infra)
         key = flag | target
         taken = claimed.get(key)
         if taken is None and key not in released:
             taken = tx.ips.get(key)
         if taken is not None and taken != holder:
-            raise Invalid(f"{label}: {text} is already taken by {ipam.holder_name(tx, taken)}")
+            raise Invalid(f"network (moving {obj.name}): {text} is already taken by "
+                          f"{ipam.holder_name(tx, taken)}")
         claimed[key] = holder
-        texts.append(text)
-    tx.move_addresses([(tx.edit(obj), index, text) for (obj, index, _), text in zip(moves, texts)
-                       if obj.ifaces[index].ip != text])
+        if item.ip != text:
+            changes.append((tx.edit_ifaces(obj), index, text, key, old_key))
+    tx.move_addresses(changes)
 
 
 class NetworkHooks(hooks.Hooks):
