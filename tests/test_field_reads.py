@@ -51,8 +51,12 @@ class FieldReads(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        if (isinstance(func, ast.Attribute) and func.attr in ACCESSORS and self._holder(func.value)
-                and node.args):
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in ACCESSORS
+            and self._holder(func.value)
+            and node.args
+        ):
             self.found.extend((node.lineno, n) for n in self._names(node.args[0]))
         self.generic_visit(node)
 
@@ -63,15 +67,22 @@ class FieldReads(ast.NodeVisitor):
 
     @staticmethod
     def _literal(node: ast.expr) -> tuple[str, ...] | None:
-        if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and node.elts and all(
-                isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+        if (
+            isinstance(node, (ast.Tuple, ast.List, ast.Set))
+            and node.elts
+            and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)
+        ):
             return tuple(e.value for e in node.elts)  # type: ignore[attr-defined]
         return None
 
     def visit_Module(self, node: ast.Module) -> None:
         # Module-level tuples of names (ADDRESS_FIELDS = ("gateway", ...)).
         for item in node.body:
-            if isinstance(item, ast.Assign) and len(item.targets) == 1 and isinstance(item.targets[0], ast.Name):
+            if (
+                isinstance(item, ast.Assign)
+                and len(item.targets) == 1
+                and isinstance(item.targets[0], ast.Name)
+            ):
                 names = self._literal(item.value)
                 if names is not None:
                     self.constants[item.targets[0].id] = names
@@ -100,7 +111,9 @@ class FieldReads(ast.NodeVisitor):
         self.visit(node.iter)
         self._with_loop(node.target, node.iter, [*node.body, *node.orelse])
 
-    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> None:
+    def _comprehension(
+        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp
+    ) -> None:
         bound: list[str] = []
         for gen in node.generators:
             self.visit(gen.iter)
@@ -149,7 +162,8 @@ class FieldReadTests(unittest.TestCase):
 
     def test_walk_finds_every_form(self) -> None:
         """The walk sees each form of a read, including names reached
-        through a loop over a literal tuple or a module's tuple of names, and ignores other variables."""
+        through a loop over a literal tuple or a module's tuple of names,
+        and ignores other variables."""
         source = (
             "obj.data.get('alpha')\n"
             "x = obj.data['beta']\n"
@@ -163,8 +177,10 @@ class FieldReadTests(unittest.TestCase):
             "[image.data[k] for k in FILES]\n"
             "other.get('not_a_field')\n"
         )
-        self.assertEqual(sorted(name for _, name in field_names_used(source)),
-                         ["alpha", "beta", "delta", "epsilon", "eta", "gamma", "iota", "theta", "zeta"])
+        self.assertEqual(
+            sorted(name for _, name in field_names_used(source)),
+            ["alpha", "beta", "delta", "epsilon", "eta", "gamma", "iota", "theta", "zeta"],
+        )
 
     def test_unknown_read_fails(self) -> None:
         """A read of a field the table lacks is reported."""

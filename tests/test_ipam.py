@@ -22,34 +22,76 @@ class AbsurdNetworkTests(unittest.TestCase):
     def test_whole_address_space_refused(self) -> None:
         """::/0, 0.0.0.0/0 and a /7 answer 400; a /8 is accepted."""
         for cidr in ("::/0", "0.0.0.0/0", "::/7", "10.0.0.0/7"):
-            code, answer = self.api.post("/config/network/wide", env("network", "wide", {"network": cidr}))
+            code, answer = self.api.post(
+                "/config/network/wide", env("network", "wide", {"network": cidr})
+            )
             net = ipaddress.ip_network(cidr, strict=False)
-            self.assertEqual((code, answer), (400, {"message": f"network: {net} is too large for a cluster "
-                                                               "network (at least /8)"}), cidr)
-        self.assertEqual(self.api.post("/config/network/wide", env("network", "wide", {"network": "2001:db8::/8"}))[0],
-                         201)
+            self.assertEqual(
+                (code, answer),
+                (
+                    400,
+                    {"message": f"network: {net} is too large for a cluster network (at least /8)"},
+                ),
+                cidr,
+            )
+        self.assertEqual(
+            self.api.post(
+                "/config/network/wide", env("network", "wide", {"network": "2001:db8::/8"})
+            )[0],
+            201,
+        )
 
     def test_ipv6_near_zero(self) -> None:
         """Allocation on a network whose addresses are small integers still
         gives IPv6 addresses, and the network's views answer 200."""
-        self.assertEqual(self.api.post("/config/network/v6", env("network", "v6", {"network": "::1:0/112"}))[0], 201)
-        self.assertEqual(self.api.post("/config/node/node001", env("node", "node001", {
-            "interfaces": [{"interface": "eth6", "network": "v6"}]}))[0], 204)
-        ip = next(i["ipaddress"] for i in self.api.show("node", "node001")["interfaces"] if i["interface"] == "eth6")
+        self.assertEqual(
+            self.api.post("/config/network/v6", env("network", "v6", {"network": "::1:0/112"}))[0],
+            201,
+        )
+        self.assertEqual(
+            self.api.post(
+                "/config/node/node001",
+                env("node", "node001", {"interfaces": [{"interface": "eth6", "network": "v6"}]}),
+            )[0],
+            204,
+        )
+        ip = next(
+            i["ipaddress"]
+            for i in self.api.show("node", "node001")["interfaces"]
+            if i["interface"] == "eth6"
+        )
         self.assertEqual(ip, "::1:1")
-        self.assertEqual(self.api.get("/config/network/v6/_list"),
-                         (200, env("network", "v6", {"taken": [{"ipaddress": "::1:1", "device": "node001"}]})))
-        self.assertEqual(self.api.get("/config/network/v6/_nextfreeip"), (200, env("network", "v6", {"nextip": "::1:2"})))
-        self.assertEqual(self.api.get("/config/network/v6/_member"), (200, env("network", "v6", {"members": ["node001"]})))
+        self.assertEqual(
+            self.api.get("/config/network/v6/_list"),
+            (200, env("network", "v6", {"taken": [{"ipaddress": "::1:1", "device": "node001"}]})),
+        )
+        self.assertEqual(
+            self.api.get("/config/network/v6/_nextfreeip"),
+            (200, env("network", "v6", {"nextip": "::1:2"})),
+        )
+        self.assertEqual(
+            self.api.get("/config/network/v6/_member"),
+            (200, env("network", "v6", {"members": ["node001"]})),
+        )
 
     def test_renumber_ipv6(self) -> None:
         """Renumbering an IPv6 network keeps each host offset, in IPv6."""
         self.api.post("/config/network/v6", env("network", "v6", {"network": "::1:0/112"}))
-        self.api.post("/config/node/node001", env("node", "node001", {"interfaces": [{"interface": "eth6",
-                                                                                       "network": "v6"}]}))
-        self.assertEqual(self.api.post("/config/network/v6", env("network", "v6", {"network": "2001:db8::/112"}))[0],
-                         204)
-        ip = next(i["ipaddress"] for i in self.api.show("node", "node001")["interfaces"] if i["interface"] == "eth6")
+        self.api.post(
+            "/config/node/node001",
+            env("node", "node001", {"interfaces": [{"interface": "eth6", "network": "v6"}]}),
+        )
+        self.assertEqual(
+            self.api.post(
+                "/config/network/v6", env("network", "v6", {"network": "2001:db8::/112"})
+            )[0],
+            204,
+        )
+        ip = next(
+            i["ipaddress"]
+            for i in self.api.show("node", "node001")["interfaces"]
+            if i["interface"] == "eth6"
+        )
         self.assertEqual(ip, "2001:db8::1")
 
 
@@ -62,5 +104,7 @@ class TakenSortTests(unittest.TestCase):
         state.add(net)
         state.add(Obj(2, "otherdev", "a", {}, [Iface("otherdev", 1, "::5")]))
         state.add(Obj(3, "otherdev", "b", {}, [Iface("otherdev", 1, "10.0.0.9")]))
-        self.assertEqual(ipam.taken(state, net), [{"ipaddress": "10.0.0.9", "device": "b"},
-                                                  {"ipaddress": "::5", "device": "a"}])
+        self.assertEqual(
+            ipam.taken(state, net),
+            [{"ipaddress": "10.0.0.9", "device": "b"}, {"ipaddress": "::5", "device": "a"}],
+        )

@@ -51,7 +51,9 @@ BLADE = Kind(
         COMMENT,
     ),
 )
-PDU = Kind(name="pdu", rename=("newpduname",), interfaces="single", members=NO_MEMBERS, fields=(COMMENT,))
+PDU = Kind(
+    name="pdu", rename=("newpduname",), interfaces="single", members=NO_MEMBERS, fields=(COMMENT,)
+)
 
 
 class ThrowawayKindTests(unittest.TestCase):
@@ -77,21 +79,37 @@ class ThrowawayKindTests(unittest.TestCase):
         self.post("chassis", "c1", {"interfaces": [{"interface": "BOOTIF", "network": "cluster"}]})
         self.post("blade", "b1", {"chassis": "c1", "macaddr": "02:00:00:00:0b:01"})
         blade = self.api.show("blade", "b1")
-        self.assertEqual(blade["interfaces"], [{"interface": "BOOTIF", "network": "cluster", "ipaddress": expected,
-                                                "macaddress": "02:00:00:00:0b:01", "options": None}])
+        self.assertEqual(
+            blade["interfaces"],
+            [
+                {
+                    "interface": "BOOTIF",
+                    "network": "cluster",
+                    "ipaddress": expected,
+                    "macaddress": "02:00:00:00:0b:01",
+                    "options": None,
+                }
+            ],
+        )
         self.assertEqual(blade["macaddr"], "02:00:00:00:0b:01")
         code, body = self.api.get("/config/network/cluster/_list")
         self.assertEqual(code, 200)
-        self.assertIn({"ipaddress": expected, "device": "b1"}, body["config"]["network"]["cluster"]["taken"])
-        self.assertEqual(self.api.get(f"/config/network/cluster/{expected}"),
-                         (200, {"config": {"network": {expected: {"status": "taken", "device": "b1"}}}}))
+        self.assertIn(
+            {"ipaddress": expected, "device": "b1"}, body["config"]["network"]["cluster"]["taken"]
+        )
+        self.assertEqual(
+            self.api.get(f"/config/network/cluster/{expected}"),
+            (200, {"config": {"network": {expected: {"status": "taken", "device": "b1"}}}}),
+        )
         self.assertNotEqual(self.api.store.nextfreeip("cluster"), expected)
 
     def test_template_changes_reach_blades(self) -> None:
         """A new chassis interface is carried to its blades, with addresses."""
         self.post("chassis", "c1", {"interfaces": [{"interface": "BOOTIF", "network": "cluster"}]})
         self.post("blade", "b1", {"chassis": "c1"})
-        self.post("chassis", "c1", {"interfaces": [{"interface": "ib0", "network": "ib"}]}, code=204)
+        self.post(
+            "chassis", "c1", {"interfaces": [{"interface": "ib0", "network": "ib"}]}, code=204
+        )
         names = {i["interface"]: i["ipaddress"] for i in self.api.show("blade", "b1")["interfaces"]}
         self.assertEqual(set(names), {"BOOTIF", "ib0"})
         self.assertIn(ipaddress.ip_address(names["ib0"]), ipaddress.ip_network("10.149.0.0/16"))
@@ -103,8 +121,13 @@ class ThrowawayKindTests(unittest.TestCase):
         pdu = self.api.show("pdu", "p1")
         self.assertEqual(pdu["network"], "ipmi")
         self.assertIn(ipaddress.ip_address(pdu["ipaddress"]), ipaddress.ip_network("10.148.0.0/16"))
-        code, body = self.api.post("/config/pdu/p2", env("pdu", "p2", {"ipaddress": pdu["ipaddress"]}))
-        self.assertEqual((code, body), (400, {"message": f"ipaddress: {pdu['ipaddress']} is already taken by pdu p1"}))
+        code, body = self.api.post(
+            "/config/pdu/p2", env("pdu", "p2", {"ipaddress": pdu["ipaddress"]})
+        )
+        self.assertEqual(
+            (code, body),
+            (400, {"message": f"ipaddress: {pdu['ipaddress']} is already taken by pdu p1"}),
+        )
 
     def test_members(self) -> None:
         """_list and _member of the new kinds, and of the network they use."""
@@ -113,9 +136,14 @@ class ThrowawayKindTests(unittest.TestCase):
         self.post("blade", "b2", {"chassis": "c1"})
         self.post("pdu", "p1", {"network": "cluster"})
         for suffix in ("_list", "_member"):
-            self.assertEqual(self.api.get(f"/config/chassis/c1/{suffix}"),
-                             (200, env("chassis", "c1", {"members": ["b1", "b2"]})))
-            self.assertEqual(self.api.get(f"/config/blade/b1/{suffix}"), (200, env("blade", "b1", {"members": []})))
+            self.assertEqual(
+                self.api.get(f"/config/chassis/c1/{suffix}"),
+                (200, env("chassis", "c1", {"members": ["b1", "b2"]})),
+            )
+            self.assertEqual(
+                self.api.get(f"/config/blade/b1/{suffix}"),
+                (200, env("blade", "b1", {"members": []})),
+            )
         code, body = self.api.get("/config/network/cluster/_member")
         self.assertEqual(code, 200)
         self.assertTrue({"b1", "b2", "p1"} <= set(body["config"]["network"]["cluster"]["members"]))
@@ -127,8 +155,16 @@ class ThrowawayKindTests(unittest.TestCase):
         self.post("chassis", "c1", {"interfaces": [{"interface": "eth0", "network": "lab"}]})
         self.post("blade", "b1", {"chassis": "c1"})
         code, body = self.api.get("/config/network/lab/_delete")
-        self.assertEqual((code, body), (400, {"message": "network 'lab' is still used by "
-                                                         "chassis c1 (interface eth0), blade b1 (interface eth0)"}))
+        self.assertEqual(
+            (code, body),
+            (
+                400,
+                {
+                    "message": "network 'lab' is still used by "
+                    "chassis c1 (interface eth0), blade b1 (interface eth0)"
+                },
+            ),
+        )
 
     def test_renumber_moves_new_kinds(self) -> None:
         """Renumbering a network moves a blade's and a PDU's addresses."""
@@ -174,7 +210,9 @@ class TableTruthTests(unittest.TestCase):
         f = KINDS["node"].field("macaddr")
         assert f is not None
         self.assertEqual((f.internal, f.stored, f.type), (False, False, "mac"))
-        code, _ = self.api.post("/config/node/node001", env("node", "node001", {"macaddr": "02:00:00:00:aa:01"}))
+        code, _ = self.api.post(
+            "/config/node/node001", env("node", "node001", {"macaddr": "02:00:00:00:aa:01"})
+        )
         self.assertEqual(code, 204)
         self.assertEqual(self.api.show("node", "node001")["macaddr"], "02:00:00:00:aa:01")
         node = self.api.store.state.get("node", "node001")
@@ -187,17 +225,26 @@ class TableTruthTests(unittest.TestCase):
         f = KINDS["osimage"].field("tags")
         assert f is not None
         self.assertEqual((f.type, f.readonly, f.internal), ("map", True, False))
-        self.assertEqual(self.api.post("/config/osimage/compute/tag", env("osimage", "compute", {"tag": "v1"}))[0],
-                         201)
+        self.assertEqual(
+            self.api.post("/config/osimage/compute/tag", env("osimage", "compute", {"tag": "v1"}))[
+                0
+            ],
+            201,
+        )
         shown = self.api.show("osimage", "compute")
         self.assertEqual(shown["tags"], ["v1"])
-        self.assertEqual(self.api.post("/config/osimage/compute", env("osimage", "compute", shown))[0], 204)
+        self.assertEqual(
+            self.api.post("/config/osimage/compute", env("osimage", "compute", shown))[0], 204
+        )
         self.assertEqual(self.api.show("osimage", "compute")["tags"], ["v1"])
 
     def test_group_takes_setupbmc(self) -> None:
         """A group takes setupbmc (the TrinityX CLI's name) for its bmcsetup
         flag; nodes inherit it as their setupbmc."""
-        self.assertEqual(self.api.post("/config/group/compute", env("group", "compute", {"setupbmc": False}))[0], 204)
+        self.assertEqual(
+            self.api.post("/config/group/compute", env("group", "compute", {"setupbmc": False}))[0],
+            204,
+        )
         self.assertIs(self.api.show("group", "compute")["bmcsetup"], False)
         node = self.api.show("node", "node001")
         self.assertEqual((node["setupbmc"], node["_setupbmc_source"]), (False, "group"))
@@ -207,10 +254,15 @@ class TableTruthTests(unittest.TestCase):
         on a group it goes back to the default."""
         self.api.post("/config/node/node001", env("node", "node001", {"setupbmc": False}))
         self.assertEqual(self.api.show("node", "node001")["_setupbmc_source"], "node")
-        self.assertEqual(self.api.post("/config/node/node001", env("node", "node001", {"setupbmc": ""}))[0], 204)
+        self.assertEqual(
+            self.api.post("/config/node/node001", env("node", "node001", {"setupbmc": ""}))[0], 204
+        )
         node = self.api.show("node", "node001")
         self.assertEqual((node["setupbmc"], node["_setupbmc_source"]), (True, "group"))
-        self.assertEqual(self.api.post("/config/group/compute", env("group", "compute", {"setupbmc": ""}))[0], 204)
+        self.assertEqual(
+            self.api.post("/config/group/compute", env("group", "compute", {"setupbmc": ""}))[0],
+            204,
+        )
         self.assertIs(self.api.show("group", "compute")["bmcsetup"], False)
 
     def test_no_members_relation(self) -> None:
@@ -248,7 +300,9 @@ class BooleanTests(unittest.TestCase):
         self.assertRaises(ConfigError, config.parse_bool, "maybe", "where")
         row = _journal_row({"function": "f", "sendfor": "c", "masteronly": "yes"}, 0, 1)
         self.assertEqual(row[4], "1")
-        self.assertRaises(Invalid, _journal_row, {"function": "f", "sendfor": "c", "masteronly": "maybe"}, 0, 1)
+        self.assertRaises(
+            Invalid, _journal_row, {"function": "f", "sendfor": "c", "masteronly": "maybe"}, 0, 1
+        )
 
     def test_written_once(self) -> None:
         """No module but model/fields.py spells the boolean words as a set."""

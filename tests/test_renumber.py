@@ -61,11 +61,17 @@ class RenumberTests(unittest.TestCase):
                 return objects.upsert(tx, *args)
             finally:
                 box.append(time.thread_time() - start)
+
         return run
 
     def addresses(self, store: Any, network: str) -> dict[str, str]:
         net = store.state.get("network", network)
-        return {o.name: i.ip for o in store.state.by_kind["node"].values() for i in o.ifaces if i.network == net.id}
+        return {
+            o.name: i.ip
+            for o in store.state.by_kind["node"].values()
+            for i in o.ifaces
+            if i.network == net.id
+        }
 
     def test_renumber_ten_thousand(self) -> None:
         """10.141.0.0/16 -> 10.142.0.0/16: every node keeps its host offset;
@@ -75,9 +81,15 @@ class RenumberTests(unittest.TestCase):
         ib_before = self.addresses(self.store, "ib")
         self.assertEqual(len(before), NODES + 4)
         spent: list[float] = []
-        result_of(self.store.write(self.timed_upsert(spent), "network", "cluster", {"network": "10.142.0.0/16"}))
+        result_of(
+            self.store.write(
+                self.timed_upsert(spent), "network", "cluster", {"network": "10.142.0.0/16"}
+            )
+        )
         after = self.addresses(self.store, "cluster")
-        self.assertEqual(after, {name: "10.142." + ip.split(".", 2)[2] for name, ip in before.items()})
+        self.assertEqual(
+            after, {name: "10.142." + ip.split(".", 2)[2] for name, ip in before.items()}
+        )
         self.assertEqual(self.addresses(self.store, "ib"), ib_before)
         for name, ip in after.items():
             holder = self.store.state.ips.get(ip_key(ip))
@@ -108,23 +120,45 @@ class RenumberTests(unittest.TestCase):
     def test_shrink_refused_naming_misfits(self) -> None:
         """A /24 cannot hold the 10,000 addresses: refused, naming five."""
         failure = self.failureResultOf(
-            self.store.write(objects.upsert, "network", "cluster", {
-                "network": "10.141.0.0/24", "gateway": "10.141.0.254", "nameserver_ip": "10.141.0.254",
-                "dhcp_range_begin": "10.141.0.200", "dhcp_range_end": "10.141.0.253"}), Invalid)
-        self.assertRegex(failure.value.message,
-                         r"^network: 10\.141\.0\.0/24 cannot hold 10\.141\.\d+\.\d+ of \S+, .* and \d+ more$")
+            self.store.write(
+                objects.upsert,
+                "network",
+                "cluster",
+                {
+                    "network": "10.141.0.0/24",
+                    "gateway": "10.141.0.254",
+                    "nameserver_ip": "10.141.0.254",
+                    "dhcp_range_begin": "10.141.0.200",
+                    "dhcp_range_end": "10.141.0.253",
+                },
+            ),
+            Invalid,
+        )
+        self.assertRegex(
+            failure.value.message,
+            r"^network: 10\.141\.0\.0/24 cannot hold 10\.141\.\d+\.\d+ of \S+, .* and \d+ more$",
+        )
 
     def test_collision_refused(self) -> None:
         """A move onto an address held by a device on another network is
         refused, naming the holder; nothing changes."""
-        result_of(self.store.write(objects.upsert, "network", "other", {"network": "10.142.0.0/16"}))
-        result_of(self.store.write(objects.upsert, "otherdev", "pdu", {"network": "other",
-                                                                         "ipaddress": "10.142.3.232"}))
+        result_of(
+            self.store.write(objects.upsert, "network", "other", {"network": "10.142.0.0/16"})
+        )
+        result_of(
+            self.store.write(
+                objects.upsert, "otherdev", "pdu", {"network": "other", "ipaddress": "10.142.3.232"}
+            )
+        )
         before = self.addresses(self.store, "cluster")
         failure = self.failureResultOf(
-            self.store.write(objects.upsert, "network", "cluster", {"network": "10.142.0.0/16"}), Invalid)
-        self.assertEqual(failure.value.message,
-                         "network (moving n00000): 10.142.3.232 is already taken by otherdev pdu")
+            self.store.write(objects.upsert, "network", "cluster", {"network": "10.142.0.0/16"}),
+            Invalid,
+        )
+        self.assertEqual(
+            failure.value.message,
+            "network (moving n00000): 10.142.3.232 is already taken by otherdev pdu",
+        )
         self.assertEqual(self.addresses(self.store, "cluster"), before)
 
     def test_swap_within_overlap(self) -> None:
@@ -132,5 +166,7 @@ class RenumberTests(unittest.TestCase):
         (a /16 to the /15 holding it) keeps every address, without a
         false collision."""
         before = self.addresses(self.store, "cluster")
-        result_of(self.store.write(objects.upsert, "network", "cluster", {"network": "10.140.0.0/15"}))
+        result_of(
+            self.store.write(objects.upsert, "network", "cluster", {"network": "10.140.0.0/15"})
+        )
         self.assertEqual(self.addresses(self.store, "cluster"), before)

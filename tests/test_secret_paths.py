@@ -43,20 +43,30 @@ class SecretPathTests(unittest.TestCase):
             "/etc/a\\b": "holds control characters or backslashes",
         }
         for path, why in cases.items():
-            code, answer = self.api.post("/config/secrets/node/node001", body("node001", [item(path)]))
-            self.assertEqual((code, answer), (400, {"message": f"node001[0].path: {path!r} {why}"}), path)
+            code, answer = self.api.post(
+                "/config/secrets/node/node001", body("node001", [item(path)])
+            )
+            self.assertEqual(
+                (code, answer), (400, {"message": f"node001[0].path: {path!r} {why}"}), path
+            )
         self.assertEqual(self.stored_paths(), [])
 
     def test_normalised(self) -> None:
         """Doubled slashes and '.' parts are dropped; the path is kept so."""
-        code, _ = self.api.post("/config/secrets/node/node001", body("node001", [item("//etc/./munge//munge.key")]))
+        code, _ = self.api.post(
+            "/config/secrets/node/node001", body("node001", [item("//etc/./munge//munge.key")])
+        )
         self.assertEqual(code, 201)
         self.assertEqual(self.stored_paths(), ["/etc/munge/munge.key"])
 
     def test_update_and_clone_checked(self) -> None:
         """An update or a clone of a secret cannot bring a bad path in."""
-        self.assertEqual(self.api.post("/config/secrets/node/node001", body("node001", [item("/etc/k")]))[0], 201)
-        code, _ = self.api.post("/config/secrets/node/node001/key", body("node001", [item("/etc/../x")]))
+        self.assertEqual(
+            self.api.post("/config/secrets/node/node001", body("node001", [item("/etc/k")]))[0], 201
+        )
+        code, _ = self.api.post(
+            "/config/secrets/node/node001/key", body("node001", [item("/etc/../x")])
+        )
         self.assertEqual(code, 400)
         clone = {"secretname": "key", "newsecretname": "copy", "path": "/../etc/shadow"}
         code, _ = self.api.post("/config/secrets/node/node001/key/_clone", body("node001", [clone]))

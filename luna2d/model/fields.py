@@ -21,7 +21,9 @@ SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+@-]{0,127}$")
 INTERFACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$")
 # A DNS domain: dot-separated labels of letters, digits, '-' and '_' (not
 # starting or ending with '-'), at most 63 characters each, 253 in all.
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
+DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$"
+)
 TOKEN_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 MAX_TEXT = 65536
@@ -64,7 +66,7 @@ class Field:
     stored: bool = True
     minimum: int | None = None
     maximum: int | None = None
-    pattern: re.Pattern | None = None
+    pattern: re.Pattern[str] | None = None
 
 
 # What a text field with a pattern must be, in words for error messages.
@@ -197,16 +199,22 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
         return str(parse_ip(value.strip(), label))
     if kind == "cidr":
         if not isinstance(value, str):
-            raise Invalid(f"{label}: expected a network such as 10.141.0.0/16, got {_describe(value)}")
+            raise Invalid(
+                f"{label}: expected a network such as 10.141.0.0/16, got {_describe(value)}"
+            )
         try:
             net = ipaddress.ip_network(value.strip(), strict=False)
         except ValueError:
-            raise Invalid(f"{label}: {_describe(value)} is not a network such as 10.141.0.0/16") from None
+            raise Invalid(
+                f"{label}: {_describe(value)} is not a network such as 10.141.0.0/16"
+            ) from None
         if net.num_addresses < 4:
             raise Invalid(f"{label}: {net} is too small to hold hosts (at most /30 or /126)")
         if net.prefixlen < MIN_PREFIX:
             # ::/0 or 0.0.0.0/0 would hold every other network's addresses.
-            raise Invalid(f"{label}: {net} is too large for a cluster network (at least /{MIN_PREFIX})")
+            raise Invalid(
+                f"{label}: {net} is too large for a cluster network (at least /{MIN_PREFIX})"
+            )
         return str(net)
     if kind == "mac":
         if isinstance(value, str) and value.strip() == "":
@@ -230,7 +238,8 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
         return value
     if kind == "choice":
         if not isinstance(value, str) or value not in field.choices:
-            raise Invalid(f"{label}: must be one of {', '.join(field.choices)}, got {_describe(value)}")
+            choices = ", ".join(field.choices)
+            raise Invalid(f"{label}: must be one of {choices}, got {_describe(value)}")
         return value
     if kind == "map":
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):

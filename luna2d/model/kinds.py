@@ -175,7 +175,8 @@ NODE = Kind(
             default="http",
             inherit=(("group", "provision_fallback"), ("cluster", "provision_fallback")),
         ),
-        Field("domain", "str", inherit=(("group", "domain"), ("cluster", "domain")), pattern=DOMAIN_RE),
+        Field("domain", "str", inherit=(("group", "domain"), ("cluster", "domain")),
+              pattern=DOMAIN_RE),
         Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"),
               inherit=(("group", "unmanaged_bmc_users"),)),
         Field("tpm_uuid", "str"),
@@ -210,8 +211,10 @@ GROUP = Kind(
         Field("localinstall", "bool", default=False),
         Field("bootmenu", "bool", default=False),
         COMMENT,
-        Field("provision_method", "token", default="torrent", inherit=(("cluster", "provision_method"),)),
-        Field("provision_fallback", "token", default="http", inherit=(("cluster", "provision_fallback"),)),
+        Field("provision_method", "token", default="torrent",
+              inherit=(("cluster", "provision_method"),)),
+        Field("provision_fallback", "token", default="http",
+              inherit=(("cluster", "provision_fallback"),)),
         Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete")),
     ),
 )
@@ -271,7 +274,8 @@ BMCSETUP = Kind(
         Field("username", "str"),
         Field("userid", "int", default=2, minimum=1, maximum=63),
         COMMENT,
-        Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"), default="skip"),
+        Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"),
+              default="skip"),
     ),
 )
 
@@ -360,7 +364,8 @@ USER = Kind(
 
 KINDS: dict[str, Kind] = {
     k.name: k
-    for k in (NODE, GROUP, NETWORK, OSIMAGE, BMCSETUP, SWITCH, OTHERDEV, RACK, CONTROLLER, CLUSTER, USER)
+    for k in (NODE, GROUP, NETWORK, OSIMAGE, BMCSETUP, SWITCH, OTHERDEV, RACK, CONTROLLER, CLUSTER,
+              USER)
 }
 
 # Relations served under a name that is not a kind: (owner kind, members).

@@ -196,7 +196,9 @@ def _addresses(state: State) -> frozenset[int]:
     return frozenset(key for key in state.ips if key < (1 << 32))
 
 
-def build(state: State, generation: int = 0) -> tuple[BootIndex, dict[int, BootNetwork], dict[int, list[str]]]:
+def build(
+    state: State, generation: int = 0
+) -> tuple[BootIndex, dict[int, BootNetwork], dict[int, list[str]]]:
     """A whole index from the State, with the network entries by object id
     and each node's MACs (for later partial updates)."""
     cluster = state.singleton(CLUSTER.name)

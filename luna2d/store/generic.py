@@ -17,8 +17,21 @@ from luna2d.store.body import Body, check_name, require
 from luna2d.store.state import Obj, Secret, Tx
 
 # A clone starts without these: they belong to the machine, not its role.
-NOT_CLONED = frozenset({"status", "vendor", "assettag", "tpm_uuid", "tpm_pubkey", "tpm_sha256",
-                        "rack", "rackposition", "rackheight", "rackorientation", "racktype"})
+NOT_CLONED = frozenset(
+    {
+        "status",
+        "vendor",
+        "assettag",
+        "tpm_uuid",
+        "tpm_pubkey",
+        "tpm_sha256",
+        "rack",
+        "rackposition",
+        "rackheight",
+        "rackorientation",
+        "racktype",
+    }
+)
 
 
 def _ref(tx: Tx, f: Field, value: str | None, label: str) -> int | None:

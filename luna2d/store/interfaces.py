@@ -30,7 +30,9 @@ from luna2d.store.body import Body
 from luna2d.store.state import Iface, Obj, Tx
 from luna2d.store.views import provision_iface
 
-IFACE_KEYS = frozenset({"interface", "network", "ipaddress", "macaddress", "options", "force", "vlanid", "dhcp"})
+IFACE_KEYS = frozenset(
+    {"interface", "network", "ipaddress", "macaddress", "options", "force", "vlanid", "dhcp"}
+)
 _FORCE = Field("force", "bool")
 _OPTIONS = Field("options", "str")
 
@@ -115,7 +117,9 @@ def put_multi_iface(tx: Tx, obj: Obj, raw: Any, label: str, force_all: bool = Fa
     if entry.get("ipaddress") not in (None, ""):
         if network is None:
             raise Invalid(f"{label}.network: needed to place the address of interface {name}")
-        ip = ipam.check_address(tx, network, str(entry["ipaddress"]), holder, f"{label}.ipaddress", force)
+        ip = ipam.check_address(
+            tx, network, str(entry["ipaddress"]), holder, f"{label}.ipaddress", force
+        )
     elif network is None:
         ip = None
     elif old is not None and old.ip and old.network == network.id:
@@ -135,8 +139,12 @@ def put_multi_iface(tx: Tx, obj: Obj, raw: Any, label: str, force_all: bool = Fa
     if mac is not None:
         taken = tx.macs.get(mac)
         if taken is not None and taken != holder:
-            raise Invalid(f"{label}.macaddress: {mac} already belongs to {ipam.holder_name(tx, taken)}")
-    tx.put_iface(obj, Iface(name, network.id if network else None, ip, mac, _options(entry, old, label)))
+            raise Invalid(
+                f"{label}.macaddress: {mac} already belongs to {ipam.holder_name(tx, taken)}"
+            )
+    tx.put_iface(
+        obj, Iface(name, network.id if network else None, ip, mac, _options(entry, old, label))
+    )
 
 
 def fill_from(tx: Tx, obj: Obj, template: Obj | None) -> None:
@@ -168,7 +176,9 @@ def regroup(tx: Tx, obj: Obj) -> None:
                 entry["network"] = network.name
             put_multi_iface(tx, obj, entry, f"interface {item.name}")
         elif mine.network != network.id:
-            put_multi_iface(tx, obj, {"interface": item.name, "network": network.name}, f"interface {item.name}")
+            put_multi_iface(
+                tx, obj, {"interface": item.name, "network": network.name}, f"interface {item.name}"
+            )
 
 
 def set_boot_mac(tx: Tx, obj: Obj, value: Any) -> None:
@@ -211,7 +221,7 @@ class MultiInterfaces(hooks.Hooks):
 
 def _takers(tx: Tx, template: Obj) -> list[Obj]:
     """The objects that take their interfaces from ``template``."""
-    out = []
+    out: list[Obj] = []
     for kind in KINDS.values():
         field = _template_parent(kind) if kind.interfaces == "multi" else None
         if field is not None:
@@ -233,17 +243,29 @@ def put_template_iface(tx: Tx, group: Obj, raw: Any, label: str) -> None:
         network = tx.obj(old.network) if old.network else None
     else:
         raise Invalid(f"{label}.network: required for the new interface {name}")
-    tx.put_iface(group, Iface(name, network.id if network else None, None, None, _options(entry, old, label)))
+    tx.put_iface(
+        group, Iface(name, network.id if network else None, None, None, _options(entry, old, label))
+    )
     old_network = old.network if old else None
     for member in _takers(tx, group):
         mine = member.iface(name)
         if mine is None:
             member = tx.edit(member)
-            put_multi_iface(tx, member, {"interface": name}, f"{label} for {member.kind} {member.name}")
-        elif network is not None and mine.network != network.id and mine.network in (None, old_network):
+            put_multi_iface(
+                tx, member, {"interface": name}, f"{label} for {member.kind} {member.name}"
+            )
+        elif (
+            network is not None
+            and mine.network != network.id
+            and mine.network in (None, old_network)
+        ):
             member = tx.edit(member)
-            put_multi_iface(tx, member, {"interface": name, "network": network.name},
-                            f"{label} for {member.kind} {member.name}")
+            put_multi_iface(
+                tx,
+                member,
+                {"interface": name, "network": network.name},
+                f"{label} for {member.kind} {member.name}",
+            )
 
 
 class TemplateInterfaces(hooks.Hooks):
@@ -301,8 +323,15 @@ def put_single_iface(tx: Tx, obj: Obj, body: Body) -> None:
     if network is None:
         raise Invalid("network: required to give an address")
     if given_ip and ip_value not in (None, ""):
-        ip = ipam.check_address(tx, network, _ip_text(ip_value), (obj.id, name), "ipaddress", force=True,
-                                infra=KINDS[obj.kind].infra)
+        ip = ipam.check_address(
+            tx,
+            network,
+            _ip_text(ip_value),
+            (obj.id, name),
+            "ipaddress",
+            force=True,
+            infra=KINDS[obj.kind].infra,
+        )
     elif old is not None and old.ip and old.network == network.id:
         ip = old.ip
     else:
@@ -341,7 +370,10 @@ def interface_views(reader: Any, obj: Obj) -> list[dict[str, Any]]:
     out = []
     for item in obj.ifaces:
         network = reader.obj(item.network)
-        entry: dict[str, Any] = {"interface": item.name, "network": network.name if network else None}
+        entry: dict[str, Any] = {
+            "interface": item.name,
+            "network": network.name if network else None,
+        }
         if with_addresses:
             entry["ipaddress"] = item.ip
             entry["macaddress"] = item.mac

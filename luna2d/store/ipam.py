@@ -100,7 +100,8 @@ def network_holding(reader: Any, ip: str, label: str) -> Obj:
     addr = parse_ip(ip, label)
     holding = [n for n in reader.all(NETWORK.name) if addr in net_of(n)]
     if holding:
-        return min(holding, key=lambda n: (-net_of(n).prefixlen, n.id))
+        found: Obj = min(holding, key=lambda n: (-net_of(n).prefixlen, n.id))
+        return found
     raise Invalid(f"{label}: no configured network holds {addr}")
 
 

@@ -17,14 +17,17 @@ def _refers(reader: Any, obj: Obj, relation: Members) -> list[str]:
     f = kind.by_name[relation.field or ""]
     also = kind.by_name[relation.also] if relation.also else None
     return sorted(
-        o.name for o in reader.all(kind.name)
+        o.name
+        for o in reader.all(kind.name)
         if views.resolve(reader, kind, o, f)[0] == obj.id
         and (also is None or views.resolve(reader, kind, o, also)[0] is not None)
     )
 
 
 def _addresses(reader: Any, obj: Obj, relation: Members) -> list[str]:
-    return sorted({o.name for o, _ in ipam.holders_on(reader, obj.id) if KINDS[o.kind].holds_addresses})
+    return sorted(
+        {o.name for o, _ in ipam.holders_on(reader, obj.id) if KINDS[o.kind].holds_addresses}
+    )
 
 
 def _placed(reader: Any, obj: Obj, relation: Members) -> list[str]:

@@ -24,12 +24,14 @@ def _check_range(tx: Tx, network: Obj, net: ipam.Network, body: Body, created: b
         raise Invalid("dhcp_range_begin: the DHCP range needs both its begin and its end")
     if begin is None:
         return
-    b, e = ipaddress.ip_address(begin), ipaddress.ip_address(end)
+    b, e = ipam.value(begin), ipam.value(str(end))
     if b > e:
         raise Invalid(f"dhcp_range_end: {end} comes before dhcp_range_begin {begin}")
-    if b == net.network_address or e == net.broadcast_address:
-        raise Invalid("dhcp_range_begin: the DHCP range must not hold the network or broadcast address")
-    if network.data.get("dhcp") and (int(e) - int(b)) > RANGE_LIMIT:
+    if b == int(net.network_address) or e == int(net.broadcast_address):
+        raise Invalid(
+            "dhcp_range_begin: the DHCP range must not hold the network or broadcast address"
+        )
+    if network.data.get("dhcp") and (e - b) > RANGE_LIMIT:
         raise Invalid(f"dhcp_range_end: a DHCP range may hold at most {RANGE_LIMIT} addresses")
     if created or not ("dhcp_range_begin" in body.given or "dhcp_range_end" in body.given):
         return
@@ -37,9 +39,15 @@ def _check_range(tx: Tx, network: Obj, net: ipam.Network, body: Body, created: b
     # single addresses of other devices may sit in it (they are forced).
     for obj, iface in ipam.holders_on(tx, network.id):
         item = obj.iface(iface)
-        if (item and item.ip and KINDS[obj.kind].interfaces == "multi"
-                and b <= ipaddress.ip_address(item.ip) <= e):
-            raise Invalid(f"dhcp_range_begin: the range would hold {item.ip} of {obj.kind} {obj.name}")
+        if (
+            item
+            and item.ip
+            and KINDS[obj.kind].interfaces == "multi"
+            and b <= ipam.value(item.ip) <= e
+        ):
+            raise Invalid(
+                f"dhcp_range_begin: the range would hold {item.ip} of {obj.kind} {obj.name}"
+            )
 
 
 def check_network(tx: Tx, network: Obj, before: dict[str, Any], body: Body, created: bool) -> None:
@@ -54,7 +62,9 @@ def check_network(tx: Tx, network: Obj, before: dict[str, Any], body: Body, crea
             if key not in body.given and network.data.get(key):
                 moved = ipam.translate(network.data[key], old, net)
                 if moved is None:
-                    raise Invalid(f"{key}: {network.data[key]} does not fit in {net}; give a new value")
+                    raise Invalid(
+                        f"{key}: {network.data[key]} does not fit in {net}; give a new value"
+                    )
                 network.data[key] = moved
         renumber(tx, network, old, net)
     for key in ADDRESS_FIELDS:
@@ -102,7 +112,9 @@ def renumber(tx: Tx, network: Obj, old: ipam.Network, new: ipam.Network) -> None
             else:
                 moves.append((obj, index, target, old_key))
     if misfits:
-        shown = ", ".join(misfits[:5]) + (f" and {len(misfits) - 5} more" if len(misfits) > 5 else "")
+        shown = ", ".join(misfits[:5]) + (
+            f" and {len(misfits) - 5} more" if len(misfits) > 5 else ""
+        )
         raise Invalid(f"network: {new} cannot hold {shown}")
     version = new.version
     flag = 1 << 128 if version == 6 else 0
@@ -110,22 +122,33 @@ def renumber(tx: Tx, network: Obj, old: ipam.Network, new: ipam.Network) -> None
     released = {old_key for _, _, _, old_key in moves}
     claimed: dict[int, tuple[int, str]] = {}
     special = {new_base, new_last}
-    infra_only = {ipam.value(v) for v in (network.data.get("gateway"), network.data.get("nameserver_ip")) if v}
+    infra_only = {
+        ipam.value(v) for v in (network.data.get("gateway"), network.data.get("nameserver_ip")) if v
+    }
     changes: list[tuple[Obj, int, str, int, int]] = []
     for obj, index, target, old_key in moves:
         item = obj.ifaces[index]
         holder = (obj.id, item.name)
         text = ipam.text(target, version)
         if target in special or (target in infra_only and not KINDS[obj.kind].infra):
-            ipam.check_address(tx, network, text, holder, f"network (moving {obj.name})", force=True,
-                               infra=KINDS[obj.kind].infra)
+            ipam.check_address(
+                tx,
+                network,
+                text,
+                holder,
+                f"network (moving {obj.name})",
+                force=True,
+                infra=KINDS[obj.kind].infra,
+            )
         key = flag | target
         taken = claimed.get(key)
         if taken is None and key not in released:
             taken = tx.ips.get(key)
         if taken is not None and taken != holder:
-            raise Invalid(f"network (moving {obj.name}): {text} is already taken by "
-                          f"{ipam.holder_name(tx, taken)}")
+            raise Invalid(
+                f"network (moving {obj.name}): {text} is already taken by "
+                f"{ipam.holder_name(tx, taken)}"
+            )
         claimed[key] = holder
         if item.ip != text:
             changes.append((tx.edit_ifaces(obj), index, text, key, old_key))
@@ -140,7 +163,10 @@ class NetworkHooks(hooks.Hooks):
         check_network(tx, obj, change.before, body, change.created)
 
     def users(self, reader: Any, obj: Obj) -> list[str]:
-        return [ipam.holder_name(reader, (other.id, iface)) for other, iface in ipam.holders_on(reader, obj.id)]
+        return [
+            ipam.holder_name(reader, (other.id, iface))
+            for other, iface in ipam.holders_on(reader, obj.id)
+        ]
 
 
 hooks.for_kind(NETWORK.name, NetworkHooks())

@@ -21,8 +21,12 @@ _POSITION = Field("position", "int", minimum=1, maximum=100)
 
 def devices_in(reader: Any, rack: Obj) -> list[Obj]:
     """Every device placed in ``rack``."""
-    return [o for k in kinds_where(lambda k: k.rack_device) for o in reader.all(k.name)
-            if o.data.get("rack") == rack.id]
+    return [
+        o
+        for k in kinds_where(lambda k: k.rack_device)
+        for o in reader.all(k.name)
+        if o.data.get("rack") == rack.id
+    ]
 
 
 def _device(tx: Tx, raw: Any, label: str) -> Obj:
@@ -82,10 +86,16 @@ def check_rack(tx: Tx, rack: Obj) -> None:
         position = device.data.get("rackposition") or 1
         height = device.data.get("rackheight") or 1
         if position + height - 1 > size:
-            raise Invalid(f"devices: {device.name} at {position} (height {height}) does not fit rack of size {size}")
+            raise Invalid(
+                f"devices: {device.name} at {position} (height {height}) "
+                f"does not fit rack of size {size}"
+            )
         for unit in range(position, position + height):
             if unit in used:
-                raise Invalid(f"devices: {device.name} and {used[unit]} both take unit {unit} of rack {rack.name}")
+                raise Invalid(
+                    f"devices: {device.name} and {used[unit]} both take unit {unit} "
+                    f"of rack {rack.name}"
+                )
             used[unit] = device.name
 
 

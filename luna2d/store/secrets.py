@@ -66,7 +66,9 @@ def put_secrets(tx: Tx, owner_kind: str, owner: str, items: Any, only: str | Non
     for index, raw in enumerate(items):
         name, content, path, new = _secret_item(raw, f"{owner}[{index}]")
         if only is not None and name != only:
-            raise Invalid(f"{owner}[{index}].secretname: {name!r} differs from {only!r} in the path")
+            raise Invalid(
+                f"{owner}[{index}].secretname: {name!r} differs from {only!r} in the path"
+            )
         current = mine.secret(name)
         if current is None:
             if content is None:
@@ -107,8 +109,13 @@ def clone_secret(tx: Tx, owner_kind: str, owner: str, name: str, items: Any) -> 
     mine = tx.edit(obj)
     if mine.secret(new) is not None:
         raise Invalid(f"newsecretname: secret {new!r} already exists")
-    mine.secrets.append(Secret(new, content if content is not None else source.content,
-                               path if "path" in items[0] else source.path))
+    mine.secrets.append(
+        Secret(
+            new,
+            content if content is not None else source.content,
+            path if "path" in items[0] else source.path,
+        )
+    )
 
 
 def delete_secret(tx: Tx, owner_kind: str, owner: str, name: str) -> None:

@@ -154,10 +154,10 @@ class State:
 class Overlay:
     """A view of a dict with pending sets and removals on top."""
 
-    def __init__(self, base: dict) -> None:
+    def __init__(self, base: dict[Any, Any]) -> None:
         self.base = base
-        self.added: dict = {}
-        self.removed: set = set()
+        self.added: dict[Any, Any] = {}
+        self.removed: set[Any] = set()
 
     def get(self, key: Any) -> Any:
         if key in self.added:
@@ -222,9 +222,9 @@ class Tx:
             if current is not None:
                 yield current
         for obj_id in self.created:
-            obj = self.changed.get(obj_id)
-            if obj is not None and obj.kind == kind and obj_id not in seen:
-                yield obj
+            made = self.changed.get(obj_id)
+            if made is not None and made.kind == kind and obj_id not in seen:
+                yield made
 
     def singleton(self, kind: str) -> Obj | None:
         return next(self.all(kind), None)
@@ -363,22 +363,23 @@ class Tx:
                     value = {"$enc": encrypt(value)}
                 data[key] = value
             yield (
-                "INSERT INTO object (id, kind, name, data) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+                ("INSERT INTO object (id, kind, name, data) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data"),
                 (obj_id, obj.kind, obj.name, json.dumps(data, separators=(",", ":"))),
             )
         for obj_id, obj in self.changed.items():
             for position, item in enumerate(obj.ifaces):
                 yield (
-                    "INSERT INTO interface (object_id, name, position, network_id, "
-                    "ipaddress, macaddress, options) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ("INSERT INTO interface (object_id, name, position, network_id, "
+                     "ipaddress, macaddress, options) VALUES (?, ?, ?, ?, ?, ?, ?)"),
                     (obj_id, item.name, position, item.network, item.ip, item.mac, item.options),
                 )
             if obj_id in self.shallow:
                 continue  # its secrets are untouched
             for position, secret in enumerate(obj.secrets):
                 yield (
-                    "INSERT INTO secret (owner_id, name, position, path, content) VALUES (?, ?, ?, ?, ?)",
+                    ("INSERT INTO secret (owner_id, name, position, path, content) "
+                     "VALUES (?, ?, ?, ?, ?)"),
                     (obj_id, secret.name, position, secret.path, encrypt(secret.content)),
                 )
 
@@ -402,7 +403,10 @@ class Tx:
         state.generation += 1
 
 
-def load_rows(cursor: Any) -> tuple[list, list, list]:
+Rows = tuple[list[Any], list[Any], list[Any]]
+
+
+def load_rows(cursor: Any) -> Rows:
     """Read every object, interface and secret row (runs in the DB thread)."""
     objects = cursor.execute("SELECT id, kind, name, data FROM object ORDER BY id").fetchall()
     ifaces = cursor.execute(
@@ -415,7 +419,7 @@ def load_rows(cursor: Any) -> tuple[list, list, list]:
     return objects, ifaces, secrets
 
 
-def build_state(rows: tuple[list, list, list], decrypt) -> State:
+def build_state(rows: Rows, decrypt: Callable[[str], str]) -> State:
     """Turn the rows from ``load_rows`` into a State, decrypting secrets."""
     objects, ifaces, secrets = rows
     state = State()

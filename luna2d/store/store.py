@@ -15,7 +15,15 @@ from twisted.internet import defer, threads
 
 from luna2d.errors import Invalid, NotFound
 from luna2d.model.fields import NAME_RE, Field, coerce, parse_bool
-from luna2d.model.kinds import KINDS, RELATIONS, SECRET_OWNERS, kind_named
+from luna2d.model.kinds import (
+    CLUSTER,
+    KINDS,
+    NETWORK,
+    OSIMAGE,
+    RELATIONS,
+    SECRET_OWNERS,
+    kind_named,
+)
 from luna2d.store import crypto as cryptomod
 from luna2d.store import db, ipam, objects, racks, views
 from luna2d.store.interfaces import interface_views
@@ -54,7 +62,7 @@ class Store:
 
     @property
     def empty(self) -> bool:
-        return self.state.singleton("cluster") is None
+        return self.state.singleton(CLUSTER.name) is None
 
     # -- writing --------------------------------------------------------------------
     def write(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
@@ -126,26 +134,31 @@ class Store:
 
     # -- networks ------------------------------------------------------------------
     def nextfreeip(self, network: str) -> str | None:
+        """The network's lowest free host address (no reservation is made)."""
         # The scan walks every taken address; its answer holds until the next write.
-        net, state = self._obj("network", network), self.state
+        net, state = self._obj(NETWORK.name, network), self.state
         cached = self._nextfree.get(net.id)
-        if cached is not None and cached[0] is state and cached[1] == state.generation and cached[2] is net:
-            return cached[3]
+        if (cached is not None and cached[0] is state and cached[1] == state.generation
+                and cached[2] is net):
+            answer: str | None = cached[3]
+            return answer
         ip = ipam.next_free(state, net)
         self._nextfree[net.id] = (state, state.generation, net, ip)
         return ip
 
-    def ipinfo(self, network: str, ip: str) -> dict:
-        net = self._obj("network", network)
+    def ipinfo(self, network: str, ip: str) -> dict[str, str]:
+        """Whether ``ip`` of ``network`` is free, or who takes it."""
+        net = self._obj(NETWORK.name, network)
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             raise Invalid(f"{ip!r} is not an IP address") from None
-        if addr not in ipam.net_of(net):
-            raise NotFound(f"{addr} is not inside network {network} ({net.data['network']})")
         net_range = ipam.net_of(net)
+        if addr not in net_range:
+            raise NotFound(f"{addr} is not inside network {network} ({net.data['network']})")
         if addr in (net_range.network_address, net_range.broadcast_address):
-            return {"status": "taken", "device": "network" if addr == net_range.network_address else "broadcast"}
+            which = "network" if addr == net_range.network_address else "broadcast"
+            return {"status": "taken", "device": which}
         holder = self.state.ips.get(ip_key(str(addr)))
         if holder is not None:
             return {"status": "taken", "device": self.state.by_id[holder[0]].name}
@@ -154,14 +167,18 @@ class Store:
                 return {"status": "taken", "device": key}
         return {"status": "free"}
 
-    def taken(self, network: str) -> list[dict]:
-        return ipam.taken(self.state, self._obj("network", network))
+    def taken(self, network: str) -> list[dict[str, str]]:
+        """Every address of ``network`` a device holds, with the device."""
+        return ipam.taken(self.state, self._obj(NETWORK.name, network))
 
     # -- osimage tags ------------------------------------------------------------------
-    def tags(self, osimage: str | None = None) -> dict[str, dict]:
-        images = [self._obj("osimage", osimage)] if osimage else sorted(self.state.by_kind["osimage"].values(),
-                                                                         key=lambda o: o.id)
-        out = {}
+    def tags(self, osimage: str | None = None) -> dict[str, dict[str, Any]]:
+        """The tags of one image, or of all (``image:tag`` where names clash)."""
+        if osimage:
+            images = [self._obj(OSIMAGE.name, osimage)]
+        else:
+            images = sorted(self.state.by_kind[OSIMAGE.name].values(), key=lambda o: o.id)
+        out: dict[str, dict[str, Any]] = {}
         for image in images:
             for tag, files in sorted((image.data.get("tags") or {}).items()):
                 out[f"{image.name}:{tag}" if osimage is None and tag in out else tag] = {
@@ -172,7 +189,7 @@ class Store:
         return out
 
     # -- cluster --------------------------------------------------------------------------
-    def cluster(self) -> dict:
+    def cluster(self) -> dict[str, Any]:
         return views.cluster_view(self.state)
 
     # -- secrets ----------------------------------------------------------------------------

@@ -19,9 +19,12 @@ MASK = "********"
 def parent(reader: Any, obj: Obj, kind: str) -> Obj | None:
     """The object ``obj`` inherits from at level ``kind``: the one its field
     ``kind`` names, or the one object of a singleton kind."""
+    found: Obj | None
     if KINDS[kind].singleton:
-        return reader.singleton(kind)
-    return reader.obj(obj.data.get(kind))
+        found = reader.singleton(kind)
+    else:
+        found = reader.obj(obj.data.get(kind))
+    return found
 
 
 def resolve(reader: Any, kind: Kind, obj: Obj, f: Field) -> tuple[Any, str]:
