@@ -318,3 +318,50 @@ class BooleanTests(unittest.TestCase):
                     if len(values & words) >= 2:
                         offenders.append(f"{path}:{node.lineno}")
         self.assertEqual(offenders, [])
+
+
+class NoKindNamesTests(unittest.TestCase):
+    """The store and the model never test a kind's name: ``kind ==
+    "node"``, ``obj.kind in ("node", "group")`` and the like are gone;
+    what differs between kinds is read from the table or from hooks."""
+
+    def test_no_kind_name_comparisons(self) -> None:
+        names = set(KINDS) | {"osimagetag"}
+        root = Path(luna2d.__file__).parent
+        offenders = []
+        for folder in ("store", "model"):
+            for path in sorted((root / folder).rglob("*.py")):
+                offenders += kind_name_tests(path.read_text(), names, str(path.relative_to(root)))
+        self.assertEqual(offenders, [])
+
+    def test_check_finds_them(self) -> None:
+        """The check sees the forms that were removed."""
+        source = (
+            "if obj.kind == 'node': pass\n"
+            "if kind_name in ('node', 'group'): pass\n"
+            "x = 'rack' != kind.name\n"
+            "if obj.kind == other.kind: pass\n"
+            "if key == 'node': pass\n"
+        )
+        self.assertEqual(len(kind_name_tests(source, set(KINDS), "x.py")), 3)
+
+
+def kind_name_tests(source: str, names: set[str], where: str) -> list[str]:
+    """Comparisons of something named like a kind with a kind's name."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        sides = [node.left, *node.comparators]
+        literal = any(
+            (isinstance(s, ast.Constant) and s.value in names)
+            or (
+                isinstance(s, (ast.Tuple, ast.List, ast.Set))
+                and any(isinstance(e, ast.Constant) and e.value in names for e in s.elts)
+            )
+            for s in sides
+        )
+        about_kind = any("kind" in ast.unparse(s) for s in sides if not isinstance(s, ast.Constant))
+        if literal and about_kind:
+            out.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+    return out

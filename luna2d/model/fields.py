@@ -11,6 +11,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,110 +148,151 @@ def encode_script(value: str | None) -> str | None:
     return base64.b64encode(value.encode("utf-8")).decode("ascii")
 
 
+def _text(field: Field, value: Any, label: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Invalid(f"{label}: expected a string, got {_describe(value)}")
+    text = str(value)
+    limit = MAX_LINE if field.type == "str" else MAX_TEXT
+    if len(text) > limit:
+        raise Invalid(f"{label}: longer than {limit} characters")
+    if "\x00" in text:
+        raise Invalid(f"{label}: must not contain NUL characters")
+    if field.pattern is not None and text == "":
+        return None
+    if field.pattern is not None and not field.pattern.fullmatch(text):
+        form = _FORMS.get(field.pattern, f"of the form {field.pattern.pattern}")
+        raise Invalid(f"{label}: {_describe(value)} is not {form}")
+    return text
+
+
+def _script(field: Field, value: Any, label: str) -> Any:
+    return decode_script(_text(field, value, label))
+
+
+def _int(field: Field, value: Any, label: str) -> Any:
+    if isinstance(value, bool):
+        raise Invalid(f"{label}: expected an integer, got {_describe(value)}")
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,18}\s*", value):
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise Invalid(f"{label}: expected an integer, got {_describe(value)}")
+    if field.minimum is not None and value < field.minimum:
+        raise Invalid(f"{label}: must be at least {field.minimum}")
+    if field.maximum is not None and value > field.maximum:
+        raise Invalid(f"{label}: must be at most {field.maximum}")
+    return value
+
+
+def _bool(field: Field, value: Any, label: str) -> Any:
+    if isinstance(value, str) and value.strip() == "":
+        return None  # "" unsets: inherit, or the default (the TrinityX CLI sends it)
+    flag = parse_bool(value)
+    if flag is None:
+        raise Invalid(f"{label}: expected true or false, got {_describe(value)}")
+    return flag
+
+
+def _ip(field: Field, value: Any, label: str) -> Any:
+    if not isinstance(value, str):
+        raise Invalid(f"{label}: expected an IP address string, got {_describe(value)}")
+    if value.strip() == "":
+        return None
+    return str(parse_ip(value.strip(), label))
+
+
+def _cidr(field: Field, value: Any, label: str) -> Any:
+    example = "a network such as 10.141.0.0/16"
+    if not isinstance(value, str):
+        raise Invalid(f"{label}: expected {example}, got {_describe(value)}")
+    try:
+        net = ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise Invalid(f"{label}: {_describe(value)} is not {example}") from None
+    if net.num_addresses < 4:
+        raise Invalid(f"{label}: {net} is too small to hold hosts (at most /30 or /126)")
+    if net.prefixlen < MIN_PREFIX:
+        # ::/0 or 0.0.0.0/0 would hold every other network's addresses.
+        raise Invalid(
+            f"{label}: {net} is too large for a cluster network (at least /{MIN_PREFIX})"
+        )
+    return str(net)
+
+
+def _mac(field: Field, value: Any, label: str) -> Any:
+    if isinstance(value, str) and value.strip() == "":
+        return None
+    return normalize_mac(value, label)
+
+
+def _list(field: Field, value: Any, label: str) -> Any:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Invalid(f"{label}: expected a list of strings, got {_describe(value)}")
+    if len(value) > 1024 or any(len(v) > MAX_LINE for v in value):
+        raise Invalid(f"{label}: list too long")
+    return list(value)
+
+
+def _ref(field: Field, value: Any, label: str) -> Any:
+    if not isinstance(value, str):
+        raise Invalid(f"{label}: expected the name of a {field.ref}, got {_describe(value)}")
+    if value == "":
+        return None
+    if not NAME_RE.fullmatch(value):
+        raise Invalid(f"{label}: {_describe(value)} is not a valid {field.ref} name")
+    return value
+
+
+def _choice(field: Field, value: Any, label: str) -> Any:
+    if not isinstance(value, str) or value not in field.choices:
+        choices = ", ".join(field.choices)
+        raise Invalid(f"{label}: must be one of {choices}, got {_describe(value)}")
+    return value
+
+
+def _map(field: Field, value: Any, label: str) -> Any:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise Invalid(f"{label}: expected a JSON object, got {_describe(value)}")
+    return dict(value)
+
+
+def _records(field: Field, value: Any, label: str) -> Any:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise Invalid(f"{label}: expected a list of objects, got {_describe(value)}")
+    return list(value)
+
+
+def _token(field: Field, value: Any, label: str) -> Any:
+    if not isinstance(value, str) or not TOKEN_RE.fullmatch(value):
+        raise Invalid(f"{label}: expected a short lowercase word, got {_describe(value)}")
+    return value
+
+
+# Each field type and how a raw JSON value becomes its canonical value.
+COERCERS: dict[str, Callable[[Field, Any, str], Any]] = {
+    "str": _text,
+    "secret": _text,
+    "text": _text,
+    "script": _script,
+    "int": _int,
+    "bool": _bool,
+    "ip": _ip,
+    "cidr": _cidr,
+    "mac": _mac,
+    "list": _list,
+    "ref": _ref,
+    "choice": _choice,
+    "map": _map,
+    "records": _records,
+    "token": _token,
+}
+
+
 def coerce(field: Field, value: Any, label: str | None = None) -> Any:
     """Turn a raw JSON value into the field's canonical value."""
-    label = label or field.name
     if value is None:
         return None
-    kind = field.type
-    if kind in ("str", "secret", "text", "script"):
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise Invalid(f"{label}: expected a string, got {_describe(value)}")
-        text = str(value)
-        limit = MAX_LINE if kind == "str" else MAX_TEXT
-        if len(text) > limit:
-            raise Invalid(f"{label}: longer than {limit} characters")
-        if "\x00" in text:
-            raise Invalid(f"{label}: must not contain NUL characters")
-        if kind == "script":
-            return decode_script(text)
-        if field.pattern is not None and text == "":
-            return None
-        if field.pattern is not None and not field.pattern.fullmatch(text):
-            form = _FORMS.get(field.pattern, f"of the form {field.pattern.pattern}")
-            raise Invalid(f"{label}: {_describe(value)} is not {form}")
-        return text
-    if kind == "int":
-        if isinstance(value, bool):
-            raise Invalid(f"{label}: expected an integer, got {_describe(value)}")
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,18}\s*", value):
-            value = int(value)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
-            raise Invalid(f"{label}: expected an integer, got {_describe(value)}")
-        if field.minimum is not None and value < field.minimum:
-            raise Invalid(f"{label}: must be at least {field.minimum}")
-        if field.maximum is not None and value > field.maximum:
-            raise Invalid(f"{label}: must be at most {field.maximum}")
-        return value
-    if kind == "bool":
-        if isinstance(value, str) and value.strip() == "":
-            return None  # "" unsets: inherit, or the default (the TrinityX CLI sends it)
-        flag = parse_bool(value)
-        if flag is None:
-            raise Invalid(f"{label}: expected true or false, got {_describe(value)}")
-        return flag
-    if kind == "ip":
-        if not isinstance(value, str):
-            raise Invalid(f"{label}: expected an IP address string, got {_describe(value)}")
-        if value.strip() == "":
-            return None
-        return str(parse_ip(value.strip(), label))
-    if kind == "cidr":
-        if not isinstance(value, str):
-            raise Invalid(
-                f"{label}: expected a network such as 10.141.0.0/16, got {_describe(value)}"
-            )
-        try:
-            net = ipaddress.ip_network(value.strip(), strict=False)
-        except ValueError:
-            raise Invalid(
-                f"{label}: {_describe(value)} is not a network such as 10.141.0.0/16"
-            ) from None
-        if net.num_addresses < 4:
-            raise Invalid(f"{label}: {net} is too small to hold hosts (at most /30 or /126)")
-        if net.prefixlen < MIN_PREFIX:
-            # ::/0 or 0.0.0.0/0 would hold every other network's addresses.
-            raise Invalid(
-                f"{label}: {net} is too large for a cluster network (at least /{MIN_PREFIX})"
-            )
-        return str(net)
-    if kind == "mac":
-        if isinstance(value, str) and value.strip() == "":
-            return None
-        return normalize_mac(value, label)
-    if kind == "list":
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise Invalid(f"{label}: expected a list of strings, got {_describe(value)}")
-        if len(value) > 1024 or any(len(v) > MAX_LINE for v in value):
-            raise Invalid(f"{label}: list too long")
-        return list(value)
-    if kind == "ref":
-        if not isinstance(value, str):
-            raise Invalid(f"{label}: expected the name of a {field.ref}, got {_describe(value)}")
-        if value == "":
-            return None
-        if not NAME_RE.fullmatch(value):
-            raise Invalid(f"{label}: {_describe(value)} is not a valid {field.ref} name")
-        return value
-    if kind == "choice":
-        if not isinstance(value, str) or value not in field.choices:
-            choices = ", ".join(field.choices)
-            raise Invalid(f"{label}: must be one of {choices}, got {_describe(value)}")
-        return value
-    if kind == "map":
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise Invalid(f"{label}: expected a JSON object, got {_describe(value)}")
-        return dict(value)
-    if kind == "records":
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise Invalid(f"{label}: expected a list of objects, got {_describe(value)}")
-        return list(value)
-    if kind == "token":
-        if not isinstance(value, str) or not TOKEN_RE.fullmatch(value):
-            raise Invalid(f"{label}: expected a short lowercase word, got {_describe(value)}")
-        return value
-    raise AssertionError(f"unknown field type {kind}")
+    return COERCERS[field.type](field, value, label or field.name)

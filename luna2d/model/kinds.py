@@ -18,7 +18,7 @@ from dataclasses import field as dc_field
 from typing import overload
 
 from luna2d.errors import NotFound
-from luna2d.model.fields import DOMAIN_RE, INTERFACE_RE, Field
+from luna2d.model.fields import COERCERS, DOMAIN_RE, INTERFACE_RE, Field
 
 # Interface modes:
 #   "multi":   named interfaces with network, ipaddress, macaddress (node)
@@ -96,6 +96,8 @@ class Kind:
             raise ValueError(f"kind {self.name}: unknown interface mode {self.interfaces!r}")
         table: dict[str, Field] = {}
         for f in self.fields:
+            if f.type not in COERCERS:
+                raise ValueError(f"kind {self.name}: field {f.name} has unknown type {f.type!r}")
             table[f.name] = f
             for alias in f.aliases:
                 table[alias] = f
