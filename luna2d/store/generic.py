@@ -12,9 +12,12 @@ from typing import Any
 from luna2d.errors import Invalid, NotFound
 from luna2d.model.fields import Field
 from luna2d.model.kinds import KINDS, Kind, referrers
-from luna2d.store import hooks
+from luna2d.store import hooks, interfaces, networks, racks, single, templates
 from luna2d.store.body import Body, check_name, require
 from luna2d.store.state import Obj, Secret, Tx
+
+# The modules whose import registers the hooks of the interface modes and kinds.
+HOOK_MODULES = (interfaces, templates, single, networks, racks)
 
 # A clone starts without these: they belong to the machine, not its role.
 NOT_CLONED = frozenset(

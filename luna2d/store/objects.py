@@ -5,7 +5,8 @@ its concern:
 
 - ``body``: request bodies split by the kind table, names, lookups;
 - ``generic``: create-or-update, rename, clone, delete, interface endpoints;
-- ``interfaces``: the interface modes (node, group template, single address);
+- ``interfaces``, ``templates``, ``single``: the interface modes (node
+  interfaces, group templates, a single address);
 - ``networks``: address checks and renumbering of networks;
 - ``cluster``, ``secrets``, ``racks``, ``tags``: the kinds' own endpoints.
 
@@ -26,13 +27,7 @@ from luna2d.store.generic import (
     upsert,
     users_of,
 )
-from luna2d.store.interfaces import (
-    IFACE_KEYS,
-    put_multi_iface,
-    put_single_iface,
-    put_template_iface,
-    set_boot_mac,
-)
+from luna2d.store.interfaces import IFACE_KEYS, put_multi_iface, set_boot_mac
 from luna2d.store.networks import check_network, renumber
 from luna2d.store.racks import (
     check_rack,
@@ -41,7 +36,9 @@ from luna2d.store.racks import (
     update_inventory,
 )
 from luna2d.store.secrets import clone_secret, delete_secret, put_secrets, secret_path
+from luna2d.store.single import put_single_iface
 from luna2d.store.tags import delete_tag, put_tag
+from luna2d.store.templates import put_template_iface
 
 __all__ = [
     "IFACE_KEYS",
