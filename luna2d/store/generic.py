@@ -143,7 +143,7 @@ def delete(tx: Tx, kind_name: str, name: str) -> None:
     tx.delete(obj)
 
 
-def interface_hooks(kind_name: str) -> hooks.Hooks:
+def _interface_mode(kind_name: str) -> hooks.Hooks:
     kind: Kind = KINDS[kind_name]
     found = hooks.interface_hooks(kind)
     if found is None:
@@ -154,7 +154,7 @@ def interface_hooks(kind_name: str) -> hooks.Hooks:
 def put_interfaces(tx: Tx, kind_name: str, name: str, entries: Any) -> bool:
     """POST .../interfaces: add or update the listed interfaces; True when
     any of them is new."""
-    mode = interface_hooks(kind_name)
+    mode = _interface_mode(kind_name)
     obj = tx.edit(require(tx, kind_name, name))
     if not isinstance(entries, list) or not entries:
         raise Invalid("interfaces: expected a non-empty list of interface objects")
@@ -166,7 +166,7 @@ def put_interfaces(tx: Tx, kind_name: str, name: str, entries: Any) -> bool:
 
 def delete_interface(tx: Tx, kind_name: str, name: str, iface: str) -> None:
     """.../interfaces/<iface>/_delete."""
-    mode = interface_hooks(kind_name)
+    mode = _interface_mode(kind_name)
     obj = require(tx, kind_name, name)
     if obj.iface(iface) is None:
         raise NotFound(f"{kind_name} {name!r} has no interface {iface!r}")
