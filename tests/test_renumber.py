@@ -170,3 +170,26 @@ class RenumberTests(unittest.TestCase):
             self.store.write(objects.upsert, "network", "cluster", {"network": "10.140.0.0/15"})
         )
         self.assertEqual(self.addresses(self.store, "cluster"), before)
+
+
+class ShallowEditTests(unittest.TestCase):
+    """``Tx.edit_ifaces`` copies only the interfaces; a later ``edit`` of the
+    same object in the same write makes its data and secrets private, so the
+    live object never changes before the commit."""
+
+    def test_edit_after_edit_ifaces(self) -> None:
+        store, _ = open_store()
+        self.addCleanup(store.pool.close)
+        live = store.state.get("node", "node001")
+        assert live is not None
+        tx = Tx(store.state)
+        shallow = tx.edit_ifaces(live)
+        self.assertIs(shallow.data, live.data)
+        self.assertIsNot(shallow.ifaces, live.ifaces)
+        mine = tx.edit(live)
+        self.assertIs(mine, shallow)
+        self.assertIsNot(mine.data, live.data)
+        mine.data["comment"] = "changed in the write"
+        self.assertNotIn("comment", live.data)
+        rows = list(tx.statements(store.crypto.encrypt))
+        self.assertTrue(any(sql.startswith("INSERT INTO object") for sql, _ in rows))
