@@ -114,6 +114,26 @@ class ThrowawayKindTests(unittest.TestCase):
         self.assertEqual(set(names), {"BOOTIF", "ib0"})
         self.assertIn(ipaddress.ip_address(names["ib0"]), ipaddress.ip_network("10.149.0.0/16"))
 
+    def test_interfaces_endpoint(self) -> None:
+        """A kind with named interfaces gets .../interfaces: add, show, delete."""
+        self.post("chassis", "c1", {"interfaces": [{"interface": "BOOTIF", "network": "cluster"}]})
+        self.post("blade", "b1", {"chassis": "c1"})
+        body = env("blade", "b1", {"interfaces": [{"interface": "eth1", "network": "ib"}]})
+        self.assertEqual(self.api.post("/config/blade/b1/interfaces", body)[0], 201)
+        code, answer = self.api.get("/config/blade/b1/interfaces/eth1")
+        self.assertEqual(code, 200)
+        item = answer["config"]["blade"]["b1"]["interfaces"][0]
+        self.assertIn(
+            ipaddress.ip_address(item["ipaddress"]), ipaddress.ip_network("10.149.0.0/16")
+        )
+        self.assertEqual(self.api.get("/config/blade/b1/interfaces/eth1/_delete")[0], 204)
+        names = [i["interface"] for i in self.api.show("blade", "b1")["interfaces"]]
+        self.assertEqual(names, ["BOOTIF"])
+        code, answer = self.api.get("/config/pdu/p1/interfaces")
+        self.assertEqual(
+            (code, answer), (404, {"message": "pdu objects have no interfaces endpoint"})
+        )
+
     def test_single_address_kind(self) -> None:
         """A PDU gets one address on the network it names, shown as
         network and ipaddress, and refused when taken."""

@@ -10,7 +10,7 @@ from klein import Klein
 
 from luna2d.errors import Forbidden, Invalid, NotFound, Unavailable
 from luna2d.model.fields import NAME_RE
-from luna2d.model.kinds import GENERIC, SECRET_OWNERS
+from luna2d.model.kinds import GENERIC, KINDS, SECRET_OWNERS
 from luna2d.resources import common
 from luna2d.resources.auth import Auth, check_node_update
 from luna2d.resources.common import (
@@ -326,7 +326,7 @@ class ConfigAPI:
     # -- interfaces of nodes and groups -----------------------------------------------------------
     @staticmethod
     def _iface_kind(kind: str) -> str:
-        if kind not in ("node", "group"):
+        if kind not in KINDS or not KINDS[kind].named_interfaces:
             raise NotFound(f"{kind} objects have no interfaces endpoint")
         return kind
 
