@@ -33,6 +33,11 @@ NOT_CLONED = frozenset(
         "rackheight",
         "rackorientation",
         "racktype",
+        # the boot policy's arming and install grants (docs/BOOT.md)
+        "armed",
+        "armed_until",
+        "install_grant",
+        "install_grant_until",
     }
 )
 

@@ -57,8 +57,10 @@ __all__ = [
     "delete_secret",
     "delete_tag",
     "place_devices",
+    "put_group_iface",
     "put_interfaces",
     "put_multi_iface",
+    "put_node_iface",
     "put_secrets",
     "put_single_iface",
     "put_tag",
@@ -73,3 +75,8 @@ __all__ = [
     "upsert",
     "users_of",
 ]
+
+# The names these functions had before the interface modes were modules of
+# their own; callers may use either.
+put_node_iface = put_multi_iface
+put_group_iface = put_template_iface
