@@ -11,12 +11,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from luna2d.errors import ConfigError
+from luna2d.model import fields
 from luna2d.model.fields import NAME_RE
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TRUE = {"1", "yes", "true", "on", "y"}
-_FALSE = {"0", "no", "false", "off", "n"}
 
 
 def parse_duration(text: str, where: str) -> int:
@@ -39,13 +38,12 @@ def parse_size(text: str, where: str) -> int:
 
 
 def parse_bool(text: str, where: str) -> bool:
-    """Parse yes/no, true/false, on/off, 1/0."""
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{where}: {text!r} is not a boolean (yes or no)")
+    """Parse yes/no, true/false, on/off, 1/0 (the one reading of a boolean,
+    ``luna2d.model.fields.parse_bool``)."""
+    value = fields.parse_bool(text)
+    if value is None:
+        raise ConfigError(f"{where}: {text!r} is not a boolean (yes or no)")
+    return value
 
 
 def parse_endpoint(text: str, where: str) -> tuple[str, int]:

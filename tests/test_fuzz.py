@@ -217,6 +217,10 @@ def good_value(f: Any) -> st.SearchStrategy:
         return st.sampled_from(f.choices)
     if f.type == "token":
         return st.sampled_from(["torrent", "http", "tftp"])
+    if f.type == "map":  # shown but set elsewhere: an echo is ignored
+        return st.just({})
+    if f.type == "records":
+        return st.just([])
     raise AssertionError(f.type)
 
 
@@ -834,7 +838,7 @@ def _normal(value: Any) -> Any:
 
 
 def views_of(store: Store) -> dict:
-    out: dict[str, Any] = {kind: store.list(kind) for kind in KINDS}
+    out: dict[str, Any] = {kind: store.objects_of(kind) for kind in KINDS}
     out["_order"] = {kind: list(listed) for kind, listed in out.items()}
     out["_secrets"] = store.secrets()
     out["_cluster"] = store.cluster()

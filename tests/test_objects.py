@@ -56,7 +56,7 @@ class StoreTestCase(unittest.TestCase):
 
     def snapshot(self) -> dict:
         store = self.store
-        out: dict[str, Any] = {kind: store.list(kind) for kind in store.state.by_kind}
+        out: dict[str, Any] = {kind: store.objects_of(kind) for kind in store.state.by_kind}
         out["_secrets"] = store.secrets()
         out["_ips"] = dict(store.state.ips)
         out["_macs"] = dict(store.state.macs)
@@ -334,8 +334,8 @@ class DeleteTests(StoreTestCase):
         self.write(objects.delete, "osimage", "compute")
         self.write(objects.delete, "bmcsetup", "compute")
         self.write(objects.delete, "network", "ib")
-        self.assertEqual(self.store.list("node"), {})
-        self.assertEqual(sorted(self.store.list("network")), ["cluster", "ipmi"])
+        self.assertEqual(self.store.objects_of("node"), {})
+        self.assertEqual(sorted(self.store.objects_of("network")), ["cluster", "ipmi"])
         self.assertEqual(self.store.members("network", "cluster"), ["controller"])
 
 
@@ -716,7 +716,7 @@ class RackTests(StoreTestCase):
         self.assertEqual([d["rack"] for d in self.store.inventory("configured")], ["r2"])
         self.write(objects.delete, "rack", "r2")
         self.assertEqual(self.store.inventory("configured"), [])
-        self.assertEqual(self.store.list("rack"), {})
+        self.assertEqual(self.store.objects_of("rack"), {})
 
     def test_inventory_updates_and_clears(self) -> None:
         """The inventory updates vendor and height (still checked) and takes a device out."""
@@ -807,7 +807,7 @@ class SecretTests(StoreTestCase):
         self.assertEqual(self.store.show("bmcsetup", "compute")["password"], "bmc-pass")
         self.assertEqual(self.store.show("bmcsetup", "compute", reveal=False)["password"], "********")
         self.assertEqual(self.store.show("switch", "sw1")["rw"], "rw-comm")
-        self.assertEqual(self.store.list("switch", reveal=False)["sw1"]["rw"], "********")
+        self.assertEqual(self.store.objects_of("switch", reveal=False)["sw1"]["rw"], "********")
 
 
 class TagTests(StoreTestCase):
@@ -877,7 +877,7 @@ class UserTests(StoreTestCase):
         self.assertEqual((yield defer.ensureDeferred(self.store.check_user("robert", "new-password"))), "admin")
         self.write(objects.delete, "user", "robert")
         self.assertIsNone((yield defer.ensureDeferred(self.store.check_user("robert", "new-password"))))
-        self.assertEqual(self.store.list("user"), {})
+        self.assertEqual(self.store.objects_of("user"), {})
 
     @defer.inlineCallbacks
     def test_user_refusals(self) -> Any:
@@ -899,7 +899,7 @@ class UserTests(StoreTestCase):
                 self.assertEqual(exc.message, message)
             else:
                 self.fail(f"user {name} {body} was accepted")
-        self.assertEqual(self.store.list("user"), {})
+        self.assertEqual(self.store.objects_of("user"), {})
 
 
 class JournalTests(StoreTestCase):

@@ -46,15 +46,15 @@ def async_test(method: Callable[..., Coroutine]) -> Callable[..., defer.Deferred
 def snapshot(store: Store) -> dict:
     """Everything the API can show: every kind, secrets, the cluster, tags,
     the inventory and the next free address of each network."""
-    out: dict[str, Any] = {kind: store.list(kind) for kind in KINDS}
+    out: dict[str, Any] = {kind: store.objects_of(kind) for kind in KINDS}
     out["_secrets"] = store.secrets()
     out["_cluster"] = store.cluster()
     out["_tags"] = store.tags()
     out["_inventory"] = sorted(store.inventory(), key=lambda d: (d["type"], d["name"]))
-    out["_nextfreeip"] = {name: store.nextfreeip(name) for name in store.list("network")}
+    out["_nextfreeip"] = {name: store.nextfreeip(name) for name in store.objects_of("network")}
     out["_members"] = {f"{kind}/{name}": store.members(kind, name)
                        for kind in ("group", "network", "osimage", "bmcsetup", "rack", "switch")
-                       for name in store.list(kind)}
+                       for name in store.objects_of(kind)}
     out["_ips"] = dict(store.state.ips)
     out["_macs"] = dict(store.state.macs)
     return out
@@ -154,7 +154,7 @@ class BootstrapTests(RealStoreTestCase):
         """The first start with bootstrap seeds three networks, a BMC setup,
         an OS image, the compute group and node001-node004 with addresses."""
         store = await self.open()
-        networks = store.list("network")
+        networks = store.objects_of("network")
         self.assertEqual({name: (n["network"], n["gateway"], n["dhcp"]) for name, n in networks.items()}, {
             "cluster": ("10.141.0.0/16", "10.141.255.254", True),
             "ipmi": ("10.148.0.0/16", "10.148.255.254", False),
@@ -162,12 +162,12 @@ class BootstrapTests(RealStoreTestCase):
         })
         self.assertEqual((networks["cluster"]["dhcp_range_begin"], networks["cluster"]["dhcp_range_end"]),
                          ("10.141.0.200", "10.141.0.253"))
-        self.assertEqual(sorted(store.list("group")), ["compute"])
+        self.assertEqual(sorted(store.objects_of("group")), ["compute"])
         group = store.show("group", "compute")
         self.assertEqual([(i["interface"], i["network"]) for i in group["interfaces"]],
                          [("BOOTIF", "cluster"), ("BMC", "ipmi"), ("ib0", "ib")])
         self.assertEqual((group["osimage"], group["bmcsetupname"], group["bmcsetup"]), ("compute", "compute", True))
-        self.assertEqual(sorted(store.list("node")), ["node001", "node002", "node003", "node004"])
+        self.assertEqual(sorted(store.objects_of("node")), ["node001", "node002", "node003", "node004"])
         for number in range(1, 5):
             node = store.show("node", f"node{number:03d}")
             self.assertEqual(node["group"], "compute")
@@ -176,9 +176,9 @@ class BootstrapTests(RealStoreTestCase):
                 ("BMC", "ipmi", f"10.148.0.{number}"),
                 ("ib0", "ib", f"10.149.0.{number}"),
             ])
-        self.assertEqual(sorted(store.list("bmcsetup")), ["compute"])
+        self.assertEqual(sorted(store.objects_of("bmcsetup")), ["compute"])
         self.assertEqual(len(store.show("bmcsetup", "compute")["password"]), 16)
-        self.assertEqual(sorted(store.list("osimage")), ["compute"])
+        self.assertEqual(sorted(store.objects_of("osimage")), ["compute"])
         self.assertEqual(store.show("osimage", "compute")["path"], str(self.folder / "images" / "compute"))
         cluster = store.cluster()
         self.assertEqual(cluster["controller"]["ipaddr"], "10.141.255.254")
@@ -186,7 +186,7 @@ class BootstrapTests(RealStoreTestCase):
                          ("cluster", "10.141.255.254", "torrent", "cluster"))
         self.assertEqual(store.nextfreeip("cluster"), "10.141.0.5")
         for kind in ("switch", "otherdev", "rack", "user"):
-            self.assertEqual(store.list(kind), {}, kind)
+            self.assertEqual(store.objects_of(kind), {}, kind)
 
     @async_test
     async def test_seed_runs_once(self) -> None:
@@ -197,7 +197,7 @@ class BootstrapTests(RealStoreTestCase):
         second = await self.open()
         self.assertFalse(second.empty)
         self.assertEqual(second.writes, 0)
-        self.assertEqual(sorted(second.list("node")), ["node001", "node002", "node003"])
+        self.assertEqual(sorted(second.objects_of("node")), ["node001", "node002", "node003"])
         self.assertEqual(dump(self.db_path), before)
 
     @async_test
@@ -206,7 +206,7 @@ class BootstrapTests(RealStoreTestCase):
         store = await self.open(bootstrap_enabled=False)
         for kind in KINDS:
             expected = {"cluster": ["cluster"], "controller": ["controller"]}.get(kind, [])
-            self.assertEqual(sorted(store.list(kind)), expected, kind)
+            self.assertEqual(sorted(store.objects_of(kind)), expected, kind)
         controller = store.show("controller", "controller")
         self.assertEqual((controller["network"], controller["ipaddress"], controller["status"]), (None, None, "primary"))
         self.assertEqual(dump(self.db_path)["interface"], [])

@@ -409,7 +409,7 @@ class HTTPBurstTests(QueueCase):
             self.assertEqual(codes, [201] + [400] * 199, field)
             losers = [body["message"] for code, body in answers if code == 400]
             self.assertTrue(all(value in message for message in losers), losers[:3])
-            holders = [name for name, node in store.list("node").items()
+            holders = [name for name, node in store.objects_of("node").items()
                        if any(i.get(field) == value for i in node["interfaces"])]
             self.assertEqual(len(holders), 1, holders)
         code, _ = await self.call("POST", f"{url}/config/node/late01", token, self.node("late01", {"group": "compute"}))

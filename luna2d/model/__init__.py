@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_kinds_table,tests.test_objects -*-
 """Object kinds described as data. ``kinds.KINDS`` is the one table that the
 store and the resources read; ``fields`` turns raw JSON into typed values."""
 

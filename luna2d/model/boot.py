@@ -48,7 +48,6 @@ class BootNode:
     gateway: str | None
     nameservers: tuple[str, ...]
     domain: str | None
-    hostname: str
     netboot: bool
     bootmenu: bool
     known: bool = True

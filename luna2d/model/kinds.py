@@ -1,41 +1,103 @@
+# -*- test-case-name: tests.test_kinds_table -*-
 """Every object kind luna2d keeps, described once as data.
 
 The store and the config resources read this table and nothing else to know
 which fields a kind has, how they are spelled on the wire, what they
-inherit from, what they refer to and how a kind is renamed. Kind-specific
-behaviour (IP allocation, renumbering, secrets) is a hook keyed on the
-``interfaces`` mode or on the kind's name, never a copy of the machinery."""
+inherit from, what they refer to, how a kind is renamed, how it holds
+addresses, what its members are and how its changes reach the boot index.
+Kind-specific behaviour (IP allocation, renumbering, racks, tags, secrets)
+is a hook the store registers for an interface mode or a kind
+(``luna2d/store/hooks.py``), never a copy of the machinery, and never a
+test of a kind's name."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from typing import overload
 
 from luna2d.errors import NotFound
-from luna2d.model.fields import DOMAIN_RE, INTERFACE_RE, KERNEL_OPTIONS_RE, Field
+from luna2d.model.fields import COERCERS, DOMAIN_RE, INTERFACE_RE, KERNEL_OPTIONS_RE, Field
 
 # Interface modes:
 #   "multi":   named interfaces with network, ipaddress, macaddress (node)
 #   "network": named interfaces with a network only (group templates)
 #   "single":  one interface, shown as top-level network + ipaddress fields
 #   None:      no addresses
+INTERFACE_MODES = ("multi", "network", "single")
+# Interface modes whose interfaces hold addresses.
+ADDRESS_MODES = ("multi", "single")
+
+
+@dataclass(frozen=True)
+class Members:
+    """What ``GET /config/<kind>/<name>/_list`` (and ``_member``) answers.
+
+    how: "refers":    objects of ``kind`` whose field ``field`` (resolved
+                      through inheritance) names this object; with
+                      ``also``, only those where that field is set too;
+         "addresses": every object holding an address on this network;
+         "placed":    the devices placed in this rack;
+         "none":      the kind has members, and there are never any.
+    """
+
+    how: str
+    kind: str | None = None
+    field: str | None = None
+    also: str | None = None
+
+
+NO_MEMBERS = Members("none")
 
 
 @dataclass(frozen=True)
 class Kind:
+    """One object kind.
+
+    rename: the body fields that rename an object (the first is canonical).
+    interfaces: the interface mode (see INTERFACE_MODES), None for none.
+    required: fields a new object must have.
+    public: served by the generic /config/<kind> endpoints.
+    has_secrets: owns secrets (/config/secrets/<kind>/<name>).
+    secrets_from: a ref field whose target's secrets are shown with this
+        object's (a node's group).
+    rack_device: may be placed in a rack and listed in the inventory.
+    reserved: names an object of this kind may not take.
+    singleton: there is exactly one object (the cluster); inheritance from
+        this kind needs no reference.
+    infra: its addresses may be a network's gateway or name server (a
+        controller).
+    boot: how a change reaches the boot index: "entries" (the kind's
+        interfaces with MACs are the boot entries: nodes), "global" (a
+        change may alter every entry or network), None (no effect, unless
+        the kind holds addresses, which changes the taken set).
+    members: what ``_list``/``_member`` answers; None: no such relation.
+    """
+
     name: str
     fields: tuple[Field, ...]
     rename: tuple[str, ...] = ()
     interfaces: str | None = None
     required: tuple[str, ...] = ()
-    public: bool = True  # served by the generic /config/<kind> endpoints
+    public: bool = True
     has_secrets: bool = False
+    secrets_from: str | None = None
     rack_device: bool = False
+    reserved: tuple[str, ...] = ()
+    singleton: bool = False
+    infra: bool = False
+    boot: str | None = None
+    members: Members | None = None
     by_name: dict[str, Field] = dc_field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.interfaces is not None and self.interfaces not in INTERFACE_MODES:
+            raise ValueError(f"kind {self.name}: unknown interface mode {self.interfaces!r}")
         table: dict[str, Field] = {}
         for f in self.fields:
+            if f.type not in COERCERS:
+                raise ValueError(f"kind {self.name}: field {f.name} has unknown type {f.type!r}")
             table[f.name] = f
             for alias in f.aliases:
                 table[alias] = f
@@ -48,6 +110,16 @@ class Kind:
     @property
     def refs(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.type == "ref")
+
+    @property
+    def holds_addresses(self) -> bool:
+        """Whether the kind's interfaces hold addresses (IPAM applies)."""
+        return self.interfaces in ADDRESS_MODES
+
+    @property
+    def named_interfaces(self) -> bool:
+        """Whether the kind has several named interfaces (shown by name)."""
+        return self.interfaces in ("multi", "network")
 
 
 COMMENT = Field("comment", "text", aliases=("comments",))
@@ -68,10 +140,14 @@ NODE = Kind(
     interfaces="multi",
     required=("group",),
     has_secrets=True,
+    secrets_from="group",
     rack_device=True,
+    boot="entries",
+    members=NO_MEMBERS,
     fields=(
         Field("group", "ref", ref="group"),
-        Field("macaddr", "mac", aliases=("macaddress",), internal=True),
+        # The MAC of the provisioning interface, kept on that interface.
+        Field("macaddr", "mac", aliases=("macaddress",), stored=False),
         Field("switch", "ref", ref="switch"),
         Field("switchport", "int", minimum=0, maximum=1_000_000),
         Field("service", "bool", default=False),
@@ -101,7 +177,8 @@ NODE = Kind(
             default="http",
             inherit=(("group", "provision_fallback"), ("cluster", "provision_fallback")),
         ),
-        Field("domain", "str", inherit=(("group", "domain"), ("cluster", "domain")), pattern=DOMAIN_RE),
+        Field("domain", "str", inherit=(("group", "domain"), ("cluster", "domain")),
+              pattern=DOMAIN_RE),
         Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"),
               inherit=(("group", "unmanaged_bmc_users"),)),
         Field("tpm_uuid", "str"),
@@ -124,8 +201,12 @@ GROUP = Kind(
     rename=("newgroupname",),
     interfaces="network",
     has_secrets=True,
+    boot="global",
+    members=Members("refers", kind="node", field="group"),
     fields=(
-        Field("bmcsetup", "bool", default=False),
+        # The spec's name for a group's flag is bmcsetup (a node's is
+        # setupbmc, inheriting this); the TrinityX CLI sends setupbmc.
+        Field("bmcsetup", "bool", aliases=("setupbmc",), default=False),
         Field("bmcsetupname", "ref", ref="bmcsetup"),
         Field("domain", "str", inherit=(("cluster", "domain"),), pattern=DOMAIN_RE),
         Field("osimage", "ref", ref="osimage"),
@@ -138,8 +219,10 @@ GROUP = Kind(
         Field("localinstall", "bool", default=False),
         Field("bootmenu", "bool", default=False),
         COMMENT,
-        Field("provision_method", "token", default="torrent", inherit=(("cluster", "provision_method"),)),
-        Field("provision_fallback", "token", default="http", inherit=(("cluster", "provision_fallback"),)),
+        Field("provision_method", "token", default="torrent",
+              inherit=(("cluster", "provision_method"),)),
+        Field("provision_fallback", "token", default="http",
+              inherit=(("cluster", "provision_fallback"),)),
         Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete")),
         # The discovery menu may give this group's nodes a new MAC without arming.
         Field("mac_reassign", "bool", default=False),
@@ -150,6 +233,8 @@ NETWORK = Kind(
     name="network",
     rename=("newnetname", "newnetworkname"),
     required=("network",),
+    boot="global",
+    members=Members("addresses"),
     fields=(
         Field("network", "cidr"),
         Field("gateway", "ip"),
@@ -166,6 +251,7 @@ NETWORK = Kind(
 OSIMAGE = Kind(
     name="osimage",
     rename=("newosimage", "newosimagename"),
+    members=Members("refers", kind="node", field="osimage"),
     fields=(
         Field("kernelversion", "str", aliases=("kernver",)),
         Field("kernelmodules", "str", aliases=("kernmodules",)),
@@ -181,13 +267,16 @@ OSIMAGE = Kind(
         Field("distribution", "token", default="redhat"),
         Field("osrelease", "str"),
         COMMENT,
-        Field("tags", "text", internal=True),
+        # tag -> {kernelfile, initrdfile, imagefile}: written by .../tag,
+        # shown as the list of tag names.
+        Field("tags", "map", readonly=True),
     ),
 )
 
 BMCSETUP = Kind(
     name="bmcsetup",
     rename=("newbmcname", "newbmcsetupname"),
+    members=Members("refers", kind="node", field="bmcsetup"),
     fields=(
         Field("mgmtchannel", "int", default=1, minimum=0, maximum=15),
         Field("netchannel", "int", default=1, minimum=0, maximum=15),
@@ -195,7 +284,8 @@ BMCSETUP = Kind(
         Field("username", "str"),
         Field("userid", "int", default=2, minimum=1, maximum=63),
         COMMENT,
-        Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"), default="skip"),
+        Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"),
+              default="skip"),
     ),
 )
 
@@ -204,6 +294,7 @@ SWITCH = Kind(
     rename=("newswitchname",),
     interfaces="single",
     rack_device=True,
+    members=Members("refers", kind="node", field="switch"),
     fields=(
         Field("oid", "str", default=".1.3.6.1.2.1.17.7.1.2.2.1.2"),
         Field("read", "str", aliases=("readcommunity",), default="public"),
@@ -219,13 +310,18 @@ OTHERDEV = Kind(
     rename=("newotherdevname", "newotherdevicename"),
     interfaces="single",
     rack_device=True,
+    members=NO_MEMBERS,
     fields=(Field("vendor", "str"), COMMENT) + RACK_FIELDS,
 )
 
 RACK = Kind(
     name="rack",
     rename=("newrackname",),
+    reserved=("inventory",),
+    members=Members("placed"),
     fields=(
+        # The devices in the rack, kept on the devices themselves.
+        Field("devices", "records", stored=False),
         Field("size", "int", default=42, minimum=1, maximum=100),
         Field("order", "choice", choices=("ascending", "descending"), default="ascending"),
         Field("room", "str"),
@@ -239,6 +335,8 @@ CONTROLLER = Kind(
     public=False,
     interfaces="single",
     rack_device=True,
+    infra=True,
+    boot="global",
     fields=(
         Field("status", "choice", choices=("primary", "standby"), default="primary"),
         Field("serverport", "int", default=7050, minimum=1, maximum=65535),
@@ -251,6 +349,8 @@ CONTROLLER = Kind(
 CLUSTER = Kind(
     name="cluster",
     public=False,
+    singleton=True,
+    boot="global",
     fields=(
         Field("ntp_server", "str"),
         Field("technical_contacts", "str"),
@@ -279,16 +379,54 @@ USER = Kind(
 
 KINDS: dict[str, Kind] = {
     k.name: k
-    for k in (NODE, GROUP, NETWORK, OSIMAGE, BMCSETUP, SWITCH, OTHERDEV, RACK, CONTROLLER, CLUSTER, USER)
+    for k in (NODE, GROUP, NETWORK, OSIMAGE, BMCSETUP, SWITCH, OTHERDEV, RACK, CONTROLLER, CLUSTER,
+              USER)
 }
 
-# Kinds served by the generic /config/<kind>/<name> machinery.
-GENERIC = tuple(k.name for k in KINDS.values() if k.public)
-# Kinds that own secrets (/config/secrets/<kind>/<name>).
-SECRET_OWNERS = tuple(k.name for k in KINDS.values() if k.has_secrets)
+# Relations served under a name that is not a kind: (owner kind, members).
+# /config/osimagetag/<osimage>/_member: the nodes of an image that boot a tag.
+RELATIONS: dict[str, tuple[str, Members]] = {
+    "osimagetag": ("osimage", Members("refers", kind="node", field="osimage", also="osimagetag")),
+}
 
+
+class _KindNames(Sequence[str]):
+    """The names of the kinds that satisfy a test, read live from KINDS (so
+    that a kind registered later is seen)."""
+
+    def __init__(self, test: Callable[[Kind], bool]) -> None:
+        self._test = test
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(k.name for k in KINDS.values() if self._test(k))
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        kind = KINDS.get(name) if isinstance(name, str) else None
+        return kind is not None and self._test(kind)
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+# Kinds served by the generic /config/<kind>/<name> machinery.
+GENERIC: Sequence[str] = _KindNames(lambda k: k.public)
+# Kinds that own secrets (/config/secrets/<kind>/<name>).
+SECRET_OWNERS: Sequence[str] = _KindNames(lambda k: k.has_secrets)
 # Which kinds a device in a rack or the inventory may be.
-RACK_TYPES = {"node": "node", "switch": "switch", "otherdev": "otherdev", "controller": "controller"}
+RACK_TYPES: Sequence[str] = _KindNames(lambda k: k.rack_device)
 
 
 def kind_named(name: str) -> Kind:
@@ -299,6 +437,24 @@ def kind_named(name: str) -> Kind:
         raise NotFound(f"there is no object kind {name!r}") from None
 
 
+def kinds_where(test: Callable[[Kind], bool]) -> list[Kind]:
+    """Every kind that satisfies ``test``, in table order."""
+    return [k for k in KINDS.values() if test(k)]
+
+
 def referrers(kind: str) -> list[tuple[Kind, Field]]:
     """Every (kind, field) whose value names an object of ``kind``."""
     return [(k, f) for k in KINDS.values() for f in k.refs if f.ref == kind]
+
+
+def register(kind: Kind) -> Callable[[], None]:
+    """Add ``kind`` to the table; answers a function that takes it out
+    again. For extensions and tests: a State built afterwards knows it."""
+    if kind.name in KINDS or kind.name in RELATIONS:
+        raise ValueError(f"kind {kind.name!r} is already defined")
+    KINDS[kind.name] = kind
+
+    def unregister() -> None:
+        KINDS.pop(kind.name, None)
+
+    return unregister

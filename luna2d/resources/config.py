@@ -11,7 +11,7 @@ from klein import Klein
 
 from luna2d.errors import Forbidden, Invalid, NotFound, Unavailable
 from luna2d.model.fields import NAME_RE
-from luna2d.model.kinds import GENERIC, SECRET_OWNERS
+from luna2d.model.kinds import GENERIC, KINDS, SECRET_OWNERS
 from luna2d.resources import common
 from luna2d.resources.auth import Auth, check_node_update
 from luna2d.resources.boot import client_ip
@@ -289,7 +289,7 @@ class ConfigAPI:
     @app.route("/<kind>", methods=["GET"])
     def list(self, request: Any, kind: str) -> bytes:
         reveal = self._reveal(request)
-        return reply(request, {"config": {_kind(kind): self.store.list(kind, reveal)}})
+        return reply(request, {"config": {_kind(kind): self.store.objects_of(kind, reveal)}})
 
     @app.route("/<kind>", methods=["POST"])
     def list_post(self, request: Any, kind: str) -> bytes:
@@ -359,7 +359,7 @@ class ConfigAPI:
     # -- interfaces of nodes and groups -----------------------------------------------------------
     @staticmethod
     def _iface_kind(kind: str) -> str:
-        if kind not in ("node", "group"):
+        if kind not in KINDS or not KINDS[kind].named_interfaces:
             raise NotFound(f"{kind} objects have no interfaces endpoint")
         return kind
 

@@ -68,7 +68,7 @@ def node_by_mac(reader: Any, mac: str) -> Obj | None:
     if holder is None:
         return None
     obj = reader.obj(holder[0])
-    return obj if obj is not None and obj.kind == "node" else None
+    return obj if obj is not None and KINDS[obj.kind].boot == "entries" else None
 
 
 def node_by_ip(reader: Any, ip: str | None) -> Obj | None:
@@ -81,7 +81,7 @@ def node_by_ip(reader: Any, ip: str | None) -> Obj | None:
         return None
     holder = reader.ips.get(key)
     obj = reader.obj(holder[0]) if holder is not None else None
-    return obj if obj is not None and obj.kind == "node" else None
+    return obj if obj is not None and KINDS[obj.kind].boot == "entries" else None
 
 
 def provisioning(reader: Any, node: Obj) -> tuple[str, Iface | None, Obj | None]:

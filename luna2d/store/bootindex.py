@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.dhcp.test_bootindex,tests.test_kinds_table -*-
 """The boot index: what network-boot services read on their hot path, built
 from the store's in-memory State as plain frozen dataclasses.
 
@@ -12,10 +13,13 @@ from the store's in-memory State as plain frozen dataclasses.
 ``BootIndexer`` keeps one BootIndex in step with the store: it listens to
 every committed write (``Store.listeners``) and rebuilds lazily, on the next
 ``current()``, so that an API change takes effect in the next answer and a
-burst of API writes costs nothing until someone asks. A write touching only
-nodes updates just their entries; a change of a group, network, cluster or
-controller rebuilds the whole index. The entry types are defined in
-``luna2d.model.boot``, which the DHCP server reads too."""
+burst of API writes costs nothing until someone asks. Which changes matter
+is read from the kind table: a write touching only objects of a kind with
+``boot="entries"`` (nodes) updates just their entries; a change of a kind
+with ``boot="global"`` (group, network, cluster, controller) rebuilds the
+whole index; a change of any kind that holds addresses refreshes the taken
+set. The entry types are defined in ``luna2d.model.boot``, which the DHCP
+server reads too."""
 
 from __future__ import annotations
 
@@ -24,20 +28,17 @@ import re
 from typing import Any
 
 from luna2d.model.boot import BootIndex, BootNetwork, BootNode
-from luna2d.model.kinds import KINDS
+from luna2d.model.kinds import CLUSTER, KINDS, NETWORK, kinds_where
 from luna2d.store import ipam
-from luna2d.store.state import Obj, State, Tx
+from luna2d.store.state import Obj, State, Tx, is_quad
 from luna2d.store.views import resolve
-
-# Kinds whose change can alter every node's entry or the networks.
-_GLOBAL_KINDS = frozenset({"group", "network", "cluster", "controller"})
-# Kinds that hold addresses (a change may alter the taken set).
-_HOLDER_KINDS = frozenset({"node", "switch", "otherdev", "controller"})
 
 
 def _ipv4(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
+    if is_quad(value):
+        return value  # already canonical: the form the store keeps
     try:
         return str(ipaddress.IPv4Address(value.strip()))
     except ValueError:
@@ -53,13 +54,14 @@ def _network_entry(state: State, net: Obj, domain: str | None) -> BootNetwork | 
         return None
     gateway = _ipv4(net.data.get("gateway"))
     nameserver = _ipv4(net.data.get("nameserver_ip"))
-    ntp_value, _ = resolve(state, KINDS["network"], net, KINDS["network"].by_name["ntp_server"])
+    ntp_value, _ = resolve(state, NETWORK, net, NETWORK.by_name["ntp_server"])
     ntp = tuple(a for a in (_ipv4(part) for part in re.split(r"[\s,]+", ntp_value or "")) if a)
     controller = None
-    for obj in state.all("controller"):
-        for item in obj.ifaces:
-            if item.network == net.id and _ipv4(item.ip):
-                controller = item.ip
+    for kind in kinds_where(lambda k: k.infra):
+        for obj in state.all(kind.name):
+            for item in obj.ifaces:
+                if item.network == net.id and _ipv4(item.ip):
+                    controller = item.ip
     span = ipam.dhcp_range(net)
     # What IPAM keeps from every device (network, broadcast, gateway, name
     # server), and the controller's own address.
@@ -87,7 +89,7 @@ def _network_entry(state: State, net: Obj, domain: str | None) -> BootNetwork | 
 
 
 def _node_entries(state: State, node: Obj, networks: dict[int, BootNetwork]) -> list[BootNode]:
-    kind = KINDS["node"]
+    kind = KINDS[node.kind]
     netboot = bool(resolve(state, kind, node, kind.by_name["netboot"])[0])
     bootmenu = bool(resolve(state, kind, node, kind.by_name["bootmenu"])[0])
     domain = resolve(state, kind, node, kind.by_name["domain"])[0]
@@ -107,7 +109,6 @@ def _node_entries(state: State, node: Obj, networks: dict[int, BootNetwork]) -> 
             gateway=network.gateway,
             nameservers=network.nameservers,
             domain=domain or network.domain,
-            hostname=node.name,
             netboot=netboot,
             bootmenu=bootmenu,
         ))
@@ -118,22 +119,25 @@ def _addresses(state: State) -> frozenset[int]:
     return frozenset(key for key in state.ips if key < (1 << 32))
 
 
-def build(state: State, generation: int = 0) -> tuple[BootIndex, dict[int, BootNetwork], dict[int, list[str]]]:
+def build(
+    state: State, generation: int = 0
+) -> tuple[BootIndex, dict[int, BootNetwork], dict[int, list[str]]]:
     """A whole index from the State, with the network entries by object id
     and each node's MACs (for later partial updates)."""
-    cluster = state.singleton("cluster")
-    domain = (cluster.data.get("domain") if cluster else None) or KINDS["cluster"].by_name["domain"].default
+    cluster = state.singleton(CLUSTER.name)
+    domain = (cluster.data.get("domain") if cluster else None) or CLUSTER.by_name["domain"].default
     networks: dict[int, BootNetwork] = {}
-    for net in state.all("network"):
+    for net in state.all(NETWORK.name):
         entry = _network_entry(state, net, domain)
         if entry is not None:
             networks[net.id] = entry
     nodes: dict[str, BootNode] = {}
     macs: dict[int, list[str]] = {}
-    for node in state.all("node"):
-        for item in _node_entries(state, node, networks):
-            nodes[item.mac] = item
-            macs.setdefault(node.id, []).append(item.mac)
+    for kind in kinds_where(lambda k: k.boot == "entries"):
+        for node in state.all(kind.name):
+            for item in _node_entries(state, node, networks):
+                nodes[item.mac] = item
+                macs.setdefault(node.id, []).append(item.mac)
     index = BootIndex(nodes, tuple(networks.values()), _addresses(state), generation)
     return index, networks, macs
 
@@ -158,11 +162,14 @@ class BootIndexer:
         touched = list(tx.changed.values()) + list(tx.deleted.values())
         self.generation += 1
         for obj in touched:
-            if obj.kind in _GLOBAL_KINDS:
+            kind = KINDS.get(obj.kind)
+            if kind is None:
+                continue
+            if kind.boot == "global":
                 self._full = True
-            elif obj.kind == "node":
+            elif kind.boot == "entries":
                 self._nodes.add(obj.id)
-            if obj.kind in _HOLDER_KINDS:
+            if kind.holds_addresses:
                 self._taken = True
 
     def current(self) -> BootIndex:
@@ -181,7 +188,7 @@ class BootIndexer:
                 nodes.pop(mac, None)
         for node_id in self._nodes:
             node = state.by_id.get(node_id)
-            if node is None or node.kind != "node":
+            if node is None or KINDS[node.kind].boot != "entries":
                 continue
             for entry in _node_entries(state, node, self._networks):
                 nodes[entry.mac] = entry

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_store,tests.test_objects -*-
 """First start: the cluster singleton and this controller always; with
 [BOOTSTRAP] ENABLED a small sample cluster to explore (three networks, a
 BMC setup, an OS image, a group and node001-node004), built through the

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,19 +25,29 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from luna2d.errors import InsufficientStorage, Invalid, NotFound, disk_full
-from luna2d.model.fields import NAME_RE, Field, coerce
-from luna2d.model.kinds import KINDS, kind_named
+from luna2d.model.fields import NAME_RE, Field, coerce, parse_bool
+from luna2d.model.kinds import (
+    CLUSTER,
+    KINDS,
+    NETWORK,
+    OSIMAGE,
+    RELATIONS,
+    SECRET_OWNERS,
+    kind_named,
+)
 from luna2d.store import boot as bootstore
 from luna2d.store import crypto as cryptomod
-from luna2d.store import db, ipam, objects, users, views
-from luna2d.store.state import State, Tx, build_state, ip_key, load_rows
+from luna2d.store import db, ipam, objects, racks, users, views
+from luna2d.store.interfaces import interface_views
+from luna2d.store.members import member_names
+from luna2d.store.state import Obj, State, Tx, build_state, ip_key, load_rows
 
 JOURNAL_FIELDS = ("function", "object", "param", "payload", "masteronly", "misc", "sendfor", "sendby", "created")
 
 log = Logger()
 
 
-def _run_statements(cursor: Any, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+def _run_statements(cursor: Any, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
     for sql, args in statements:
         cursor.execute(sql, args)
 
@@ -213,7 +223,7 @@ class Store:
 
     @property
     def empty(self) -> bool:
-        return self.state.singleton("cluster") is None
+        return self.state.singleton(CLUSTER.name) is None
 
     # -- writing --------------------------------------------------------------------
     def write(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
@@ -247,53 +257,40 @@ class Store:
                 log.failure("store listener {listener!r} failed after a committed write", listener=listener)
 
     # -- generic reads ----------------------------------------------------------------
-    def _obj(self, kind: str, name: str):
+    def _obj(self, kind: str, name: str) -> Obj:
         kind_named(kind)
         obj = self.state.get(kind, name)
         if obj is None:
             raise NotFound(f"{kind} {name!r} does not exist")
         return obj
 
-    def list(self, kind: str, reveal: bool = True) -> dict[str, dict]:
+    def objects_of(self, kind: str, reveal: bool = True) -> dict[str, dict[str, Any]]:
+        """Every object of ``kind`` as the API shows it, by name."""
         kind_named(kind)
         # In id order, as a restart loads them (an update re-inserts into by_kind).
         objs = sorted(self.state.by_kind[kind].values(), key=lambda o: o.id)
         return {o.name: views.view(self.state, o, reveal) for o in objs}
 
-    def show(self, kind: str, name: str, reveal: bool = True) -> dict:
+    def show(self, kind: str, name: str, reveal: bool = True) -> dict[str, Any]:
         return views.view(self.state, self._obj(kind, name), reveal)
 
     def members(self, kind: str, name: str) -> list[str]:
-        """Nodes (or devices) that belong to or use the object; for
-        ``osimagetag``, the nodes of osimage ``name`` that boot a tag."""
-        obj = self._obj("osimage" if kind == "osimagetag" else kind, name)
-        state = self.state
-        node_kind = KINDS["node"]
-        if kind in ("osimage", "bmcsetup"):
-            f = node_kind.by_name[kind]
-            return sorted(
-                n.name for n in state.by_kind["node"].values() if views.resolve(state, node_kind, n, f)[0] == obj.id
-            )
-        if kind in ("group", "switch"):
-            return sorted(n.name for n in state.by_kind["node"].values() if n.data.get(kind) == obj.id)
-        if kind == "osimagetag":
-            image = self._obj("osimage", name)
-            image_field, tag_field = node_kind.by_name["osimage"], node_kind.by_name["osimagetag"]
-            return sorted(
-                n.name
-                for n in state.by_kind["node"].values()
-                if views.resolve(state, node_kind, n, image_field)[0] == image.id
-                and views.resolve(state, node_kind, n, tag_field)[0] is not None
-            )
-        if kind == "network":
-            return sorted({o.name for o, _ in ipam.holders_on(state, obj.id) if o.kind != "group"})
-        if kind == "rack":
-            return [d["name"] for d in views.rack_devices(state, obj)]
-        return []
+        """The members of an object, as its kind's entry in the kind table
+        declares them (``Kind.members``, or ``RELATIONS`` for names that are
+        not kinds, such as ``osimagetag``). A kind without members is an
+        error (404), not an empty list."""
+        if kind in RELATIONS:
+            owner, relation = RELATIONS[kind]
+        else:
+            owner, declared = kind, kind_named(kind).members
+            if declared is None:
+                raise NotFound(f"{kind} objects have no members")
+            relation = declared
+        return member_names(self.state, self._obj(owner, name), relation)
 
-    def interfaces(self, kind: str, name: str, iface: str | None = None) -> list[dict]:
+    def interfaces(self, kind: str, name: str, iface: str | None = None) -> list[dict[str, Any]]:
         obj = self._obj(kind, name)
-        items = views.interfaces(self.state, obj)
+        items = interface_views(self.state, obj)
         if iface is None:
             return items
         chosen = [i for i in items if i["interface"] == iface]
@@ -303,26 +300,31 @@ class Store:
 
     # -- networks ------------------------------------------------------------------
     def nextfreeip(self, network: str) -> str | None:
+        """The network's lowest free host address (no reservation is made)."""
         # The scan walks every taken address; its answer holds until the next write.
-        net, state = self._obj("network", network), self.state
+        net, state = self._obj(NETWORK.name, network), self.state
         cached = self._nextfree.get(net.id)
-        if cached is not None and cached[0] is state and cached[1] == state.generation and cached[2] is net:
-            return cached[3]
+        if (cached is not None and cached[0] is state and cached[1] == state.generation
+                and cached[2] is net):
+            answer: str | None = cached[3]
+            return answer
         ip = ipam.next_free(state, net)
         self._nextfree[net.id] = (state, state.generation, net, ip)
         return ip
 
-    def ipinfo(self, network: str, ip: str) -> dict:
-        net = self._obj("network", network)
+    def ipinfo(self, network: str, ip: str) -> dict[str, str]:
+        """Whether ``ip`` of ``network`` is free, or who takes it."""
+        net = self._obj(NETWORK.name, network)
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             raise Invalid(f"{ip!r} is not an IP address") from None
-        if addr not in ipam.net_of(net):
-            raise NotFound(f"{addr} is not inside network {network} ({net.data['network']})")
         net_range = ipam.net_of(net)
+        if addr not in net_range:
+            raise NotFound(f"{addr} is not inside network {network} ({net.data['network']})")
         if addr in (net_range.network_address, net_range.broadcast_address):
-            return {"status": "taken", "device": "network" if addr == net_range.network_address else "broadcast"}
+            which = "network" if addr == net_range.network_address else "broadcast"
+            return {"status": "taken", "device": which}
         holder = self.state.ips.get(ip_key(str(addr)))
         if holder is not None:
             return {"status": "taken", "device": self.state.by_id[holder[0]].name}
@@ -331,14 +333,18 @@ class Store:
                 return {"status": "taken", "device": key}
         return {"status": "free"}
 
-    def taken(self, network: str) -> list[dict]:
-        return ipam.taken(self.state, self._obj("network", network))
+    def taken(self, network: str) -> list[dict[str, str]]:
+        """Every address of ``network`` a device holds, with the device."""
+        return ipam.taken(self.state, self._obj(NETWORK.name, network))
 
     # -- osimage tags ------------------------------------------------------------------
-    def tags(self, osimage: str | None = None) -> dict[str, dict]:
-        images = [self._obj("osimage", osimage)] if osimage else sorted(self.state.by_kind["osimage"].values(),
-                                                                         key=lambda o: o.id)
-        out = {}
+    def tags(self, osimage: str | None = None) -> dict[str, dict[str, Any]]:
+        """The tags of one image, or of all (``image:tag`` where names clash)."""
+        if osimage:
+            images = [self._obj(OSIMAGE.name, osimage)]
+        else:
+            images = sorted(self.state.by_kind[OSIMAGE.name].values(), key=lambda o: o.id)
+        out: dict[str, dict[str, Any]] = {}
         for image in images:
             for tag, files in sorted((image.data.get("tags") or {}).items()):
                 out[f"{image.name}:{tag}" if osimage is None and tag in out else tag] = {
@@ -349,15 +355,17 @@ class Store:
         return out
 
     # -- cluster --------------------------------------------------------------------------
-    def cluster(self) -> dict:
+    def cluster(self) -> dict[str, Any]:
         return views.cluster_view(self.state)
 
     # -- secrets ----------------------------------------------------------------------------
     def secrets(self, owner_kind: str | None = None, owner: str | None = None,
-                name: str | None = None, reveal: bool = True) -> dict:
-        out: dict[str, dict] = {"node": {}, "group": {}}
+                name: str | None = None, reveal: bool = True) -> dict[str, Any]:
+        """Secrets by owner kind and owner: all of them, one owner's (with
+        those of the object it takes secrets from, a node's group), or one."""
+        out: dict[str, dict[str, Any]] = {kind: {} for kind in SECRET_OWNERS}
         if owner_kind is None:
-            for kind in ("node", "group"):
+            for kind in SECRET_OWNERS:
                 for obj in self.state.by_kind[kind].values():
                     if obj.secrets:
                         out[kind][obj.name] = views.secrets_of(obj, reveal)
@@ -367,25 +375,26 @@ class Store:
             items = views.secrets_of(obj, reveal, only=name)
             if not items:
                 raise NotFound(f"{owner_kind} {obj.name} has no secret {name!r}")
-            out[owner_kind][obj.name] = items
-            return {owner_kind: out[owner_kind]}
-        out[owner_kind][obj.name] = views.secrets_of(obj, reveal)
-        if owner_kind == "node":
-            group = self.state.obj(obj.data.get("group"))
-            if group is not None:
-                out["group"][group.name] = views.secrets_of(group, reveal)
-            return out
-        return {"group": out["group"]}
+            return {owner_kind: {obj.name: items}}
+        answer: dict[str, Any] = {owner_kind: {obj.name: views.secrets_of(obj, reveal)}}
+        source = KINDS[owner_kind].secrets_from
+        if source is not None:
+            ref = KINDS[owner_kind].by_name[source]
+            answer[ref.ref or source] = {}
+            up = self.state.obj(obj.data.get(source))
+            if up is not None:
+                answer[up.kind][up.name] = views.secrets_of(up, reveal)
+        return answer
 
     # -- racks -----------------------------------------------------------------------------------
-    def inventory(self, subset: str | None = None) -> list[dict]:
+    def inventory(self, subset: str | None = None) -> list[dict[str, Any]]:
         if subset not in (None, "configured", "unconfigured", "all"):
             raise NotFound(f"there is no inventory subset {subset!r} (configured, unconfigured)")
         out = []
         for kind in KINDS.values():
             if kind.rack_device:
                 for obj in sorted(self.state.by_kind[kind.name].values(), key=lambda o: o.id):
-                    entry = views.device_entry(self.state, obj)
+                    entry = racks.device_entry(self.state, obj)
                     placed = entry["rack"] is not None
                     if subset == "configured" and not placed or subset == "unconfigured" and placed:
                         continue
@@ -610,12 +619,10 @@ def _journal_row(entry: Any, index: int, now: int) -> tuple:
         if key in ("function", "sendfor") and (not isinstance(value, str) or not value):
             raise Invalid(f"{label}.{key}: required")
         if key == "masteronly":
-            if value in (None, False, 0, "0", "false"):
-                value = "0"
-            elif value in (True, 1, "1", "true"):
-                value = "1"
-            else:
+            flag = False if value is None else parse_bool(value)
+            if flag is None:
                 raise Invalid(f"{label}.masteronly: expected 0 or 1")
+            value = "1" if flag else "0"
         elif key == "created":
             if value is None:
                 value = str(now)

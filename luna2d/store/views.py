@@ -1,22 +1,30 @@
+# -*- test-case-name: tests.test_objects,tests.test_api_config -*-
 """Objects as the API shows them: inheritance resolved, references named,
-scripts base64-encoded, secrets shown only when asked to."""
+scripts base64-encoded, secrets shown only when asked to. What a kind shows
+beyond its stored fields (interfaces, a rack's devices) comes from the
+hooks registered for it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from luna2d.model.fields import Field, encode_script
-from luna2d.model.kinds import KINDS, Kind
+from luna2d.model.kinds import CLUSTER, KINDS, Kind, kinds_where
+from luna2d.store import hooks
 from luna2d.store.state import Obj
 
 MASK = "********"
 
 
 def parent(reader: Any, obj: Obj, kind: str) -> Obj | None:
-    """The object ``obj`` inherits from at level ``kind``."""
-    if kind == "cluster":
-        return reader.singleton("cluster")
-    return reader.obj(obj.data.get(kind))
+    """The object ``obj`` inherits from at level ``kind``: the one its field
+    ``kind`` names, or the one object of a singleton kind."""
+    found: Obj | None
+    if KINDS[kind].singleton:
+        found = reader.singleton(kind)
+    else:
+        found = reader.obj(obj.data.get(kind))
+    return found
 
 
 def resolve(reader: Any, kind: Kind, obj: Obj, f: Field) -> tuple[Any, str]:
@@ -34,7 +42,9 @@ def resolve(reader: Any, kind: Kind, obj: Obj, f: Field) -> tuple[Any, str]:
 
 
 def present(reader: Any, f: Field, value: Any, reveal: bool) -> Any:
-    """A stored value as the API shows it."""
+    """A stored value as the API shows it (a map by its sorted keys)."""
+    if f.type == "map":
+        return sorted(value or {})
     if value is None:
         return None
     if f.type == "ref":
@@ -50,22 +60,10 @@ def present(reader: Any, f: Field, value: Any, reveal: bool) -> Any:
 
 
 def provision_iface(reader: Any, obj: Obj) -> str:
-    value, _ = resolve(reader, KINDS["node"], obj, KINDS["node"].by_name["provision_interface"])
+    """The name of ``obj``'s provisioning (boot) interface."""
+    kind = KINDS[obj.kind]
+    value, _ = resolve(reader, kind, obj, kind.by_name["provision_interface"])
     return value or "BOOTIF"
-
-
-def interfaces(reader: Any, obj: Obj) -> list[dict]:
-    mode = KINDS[obj.kind].interfaces
-    out = []
-    for item in obj.ifaces:
-        network = reader.obj(item.network)
-        entry: dict[str, Any] = {"interface": item.name, "network": network.name if network else None}
-        if mode == "multi":
-            entry["ipaddress"] = item.ip
-            entry["macaddress"] = item.mac
-        entry["options"] = item.options
-        out.append(entry)
-    return out
 
 
 def view(reader: Any, obj: Obj, reveal: bool = True) -> dict[str, Any]:
@@ -74,13 +72,11 @@ def view(reader: Any, obj: Obj, reveal: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"name": obj.name}
     sources: dict[str, str] = {}
     override = False
-    if kind.interfaces == "single":
-        item = obj.ifaces[0] if obj.ifaces else None
-        network = reader.obj(item.network) if item else None
-        out["network"] = network.name if network else None
-        out["ipaddress"] = item.ip if item else None
     for f in kind.fields:
         if f.internal:
+            continue
+        if not f.stored:
+            out[f.name] = None  # in its place; the kind's hooks fill it in
             continue
         if f.inherit:
             value, source = resolve(reader, kind, obj, f)
@@ -92,51 +88,15 @@ def view(reader: Any, obj: Obj, reveal: bool = True) -> dict[str, Any]:
             if value is None:
                 value = f.default
         out[f.name] = present(reader, f, value, reveal)
-        if f.name == "group" and kind.interfaces == "multi":
-            out["interfaces"] = interfaces(reader, obj)
-            boot = obj.iface(provision_iface(reader, obj))
-            out["macaddr"] = boot.mac if boot else None
-    if kind.interfaces == "network":
-        out["interfaces"] = interfaces(reader, obj)
-    if kind.name == "rack":
-        out["devices"] = rack_devices(reader, obj)
-    if kind.name == "osimage":
-        out["tags"] = sorted((obj.data.get("tags") or {}).keys())
-    if kind.fields and any(f.inherit for f in kind.fields):
+    for hook in hooks.of(kind):
+        hook.show(reader, obj, out)
+    if any(f.inherit for f in kind.fields):
         out.update(sources)
         out["_override"] = override
     return out
 
 
-def device_entry(reader: Any, obj: Obj) -> dict[str, Any]:
-    """A device as the rack and inventory views show it."""
-    rack = reader.obj(obj.data.get("rack"))
-    return {
-        "name": obj.name,
-        "type": obj.kind,
-        "vendor": obj.data.get("vendor"),
-        "orientation": obj.data.get("rackorientation") or "front",
-        "height": obj.data.get("rackheight") or 1,
-        "position": obj.data.get("rackposition"),
-        "rack": rack.name if rack else None,
-    }
-
-
-def rack_devices(reader: Any, rack: Obj) -> list[dict]:
-    out = []
-    for kind in KINDS.values():
-        if not kind.rack_device:
-            continue
-        for obj in reader.all(kind.name):
-            if obj.data.get("rack") == rack.id:
-                entry = device_entry(reader, obj)
-                entry.pop("rack")
-                out.append(entry)
-    out.sort(key=lambda d: (d["position"] or 0, d["name"]))
-    return out
-
-
-def secrets_of(obj: Obj, reveal: bool, only: str | None = None) -> list[dict]:
+def secrets_of(obj: Obj, reveal: bool, only: str | None = None) -> list[dict[str, Any]]:
     return [
         {"secretname": s.name, "content": s.content if reveal else MASK, "path": s.path}
         for s in obj.secrets
@@ -145,18 +105,19 @@ def secrets_of(obj: Obj, reveal: bool, only: str | None = None) -> list[dict]:
 
 
 def cluster_view(reader: Any) -> dict[str, Any]:
-    cluster = reader.singleton("cluster")
-    kind = KINDS["cluster"]
+    """The cluster with each controller (an infra kind) under its name."""
+    cluster = reader.singleton(CLUSTER.name)
     out: dict[str, Any] = {"name": cluster.name if cluster else "cluster"}
-    for controller in reader.all("controller"):
-        item = controller.ifaces[0] if controller.ifaces else None
-        out[controller.name] = {
-            "status": controller.data.get("status") or "primary",
-            "ipaddr": item.ip if item else None,
-            "serverport": controller.data.get("serverport") or 7050,
-            "luna_config": controller.data.get("luna_config"),
-        }
-    for f in kind.fields:
+    for kind in kinds_where(lambda k: k.infra):
+        for controller in reader.all(kind.name):
+            item = controller.ifaces[0] if controller.ifaces else None
+            out[controller.name] = {
+                "status": controller.data.get("status") or "primary",
+                "ipaddr": item.ip if item else None,
+                "serverport": controller.data.get("serverport") or 7050,
+                "luna_config": controller.data.get("luna_config"),
+            }
+    for f in CLUSTER.fields:
         value = cluster.data.get(f.name) if cluster else None
         out[f.name] = value if value is not None else f.default
     return out

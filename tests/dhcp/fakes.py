@@ -42,7 +42,7 @@ def node(mac: str = KNOWN_MAC, name: str = "node001", address: str = "10.141.0.1
     """A BootNode as the indexer would build it."""
     return BootNode(mac=mac, name=name, interface="BOOTIF", address=address, network=net,
                     prefixlen=16, gateway=gateway, nameservers=(SERVER,), domain=domain,
-                    hostname=name, netboot=netboot, bootmenu=bootmenu)
+                    netboot=netboot, bootmenu=bootmenu)
 
 
 def index(nodes: list[BootNode] | None = None, networks: list[BootNetwork] | None = None,

@@ -79,7 +79,7 @@ class IndexTests(unittest.TestCase):
         self.set_node("node001", {"interfaces": [{"interface": "BOOTIF", "macaddress": MAC1}]})
         entry = self.indexer.current().node(MAC1)
         assert entry is not None
-        self.assertEqual((entry.name, entry.interface, entry.hostname), ("node001", "BOOTIF", "node001"))
+        self.assertEqual((entry.name, entry.interface), ("node001", "BOOTIF"))
         self.assertEqual(entry.address, self.address_of("node001"))
         self.assertEqual((entry.network, entry.prefixlen), ("cluster", 16))
         self.assertEqual(entry.gateway, "10.141.255.254")

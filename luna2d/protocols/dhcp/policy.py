@@ -679,7 +679,7 @@ class Policy:
         if nameservers:
             options.append((codec.DNS_SERVERS, codec.addresses(*nameservers)))
         if node is not None:
-            options.append((codec.HOSTNAME, node.hostname.encode()))
+            options.append((codec.HOSTNAME, node.name.encode()))
         domain = (node.domain if node is not None else None) or network.domain
         if domain:
             options.append((codec.DOMAIN_NAME, domain.encode()))

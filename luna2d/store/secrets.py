@@ -1,0 +1,127 @@
+# -*- test-case-name: tests.test_objects,tests.test_secret_paths -*-
+"""Secrets of the kinds that own them (``Kind.has_secrets``): create,
+update, rename, clone and delete, with their install paths checked."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from luna2d.errors import Invalid, NotFound
+from luna2d.model.fields import SECRET_NAME_RE, Field, coerce
+from luna2d.store.body import require
+from luna2d.store.state import Secret, Tx
+
+SECRET_KEYS = frozenset({"secretname", "name", "content", "path", "newsecretname"})
+_CONTENT = Field("content", "text")
+_PATH = Field("path", "str")
+_ODD = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def secret_path(value: str, label: str) -> str:
+    """Where the install script writes a secret, below the node's system
+    root: an absolute path to a file, normalised (``//`` and ``.`` parts
+    dropped). ``..`` parts, relative paths, a directory (``/`` at the end),
+    control characters and backslashes are refused: the path must not
+    leave the system root, nor mean something else to the shell."""
+    if not value.startswith("/"):
+        raise Invalid(f"{label}: {value!r} must be an absolute path")
+    if _ODD.search(value):
+        raise Invalid(f"{label}: {value!r} holds control characters or backslashes")
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise Invalid(f"{label}: {value!r} must not hold '..' parts")
+    if not parts or value.endswith(("/", "/.")):
+        raise Invalid(f"{label}: {value!r} must name a file, not a directory")
+    return "/" + "/".join(parts)
+
+
+def _secret_item(raw: Any, label: str) -> tuple[str, str | None, str | None, str | None]:
+    if not isinstance(raw, dict):
+        raise Invalid(f"{label}: expected a secret object")
+    unknown = set(raw) - SECRET_KEYS
+    if unknown:
+        raise Invalid(f"{label}.{min(unknown)}: unknown secret field")
+    name = raw.get("secretname", raw.get("name"))
+    if not isinstance(name, str) or not SECRET_NAME_RE.fullmatch(name):
+        raise Invalid(f"{label}.secretname: {name!r} is not a valid secret name")
+    content = coerce(_CONTENT, raw.get("content"), f"{label}.content")
+    path = coerce(_PATH, raw.get("path"), f"{label}.path")
+    if path is not None:
+        path = secret_path(path, f"{label}.path")
+    new = raw.get("newsecretname")
+    if new is not None and (not isinstance(new, str) or not SECRET_NAME_RE.fullmatch(new)):
+        raise Invalid(f"{label}.newsecretname: {new!r} is not a valid secret name")
+    return name, content, path, new
+
+
+def put_secrets(tx: Tx, owner_kind: str, owner: str, items: Any, only: str | None = None) -> str:
+    """Create or update secrets of an owner; answers 'created', 'updated'
+    or 'unchanged'."""
+    obj = require(tx, owner_kind, owner)
+    if not isinstance(items, list) or not items:
+        raise Invalid(f"secrets: expected a non-empty list of secrets for {owner_kind} {owner}")
+    mine = tx.edit(obj)
+    outcome = "unchanged"
+    for index, raw in enumerate(items):
+        name, content, path, new = _secret_item(raw, f"{owner}[{index}]")
+        if only is not None and name != only:
+            raise Invalid(
+                f"{owner}[{index}].secretname: {name!r} differs from {only!r} in the path"
+            )
+        current = mine.secret(name)
+        if current is None:
+            if content is None:
+                raise Invalid(f"{owner}[{index}].content: required to create secret {name!r}")
+            mine.secrets.append(Secret(name, content, path))
+            current = mine.secrets[-1]
+            outcome = "created"
+        else:
+            changed = False
+            if content is not None and content != current.content:
+                current.content = content
+                changed = True
+            if "path" in raw and path != current.path:
+                current.path = path
+                changed = True
+            if changed and outcome != "created":
+                outcome = "updated"
+        if new is not None and new != name:
+            if mine.secret(new) is not None:
+                raise Invalid(f"{owner}[{index}].newsecretname: secret {new!r} already exists")
+            current.name = new
+            if outcome != "created":
+                outcome = "updated"
+    return outcome
+
+
+def clone_secret(tx: Tx, owner_kind: str, owner: str, name: str, items: Any) -> None:
+    """Copy secret ``name`` to the item's ``newsecretname``."""
+    obj = require(tx, owner_kind, owner)
+    source = obj.secret(name)
+    if source is None:
+        raise NotFound(f"{owner_kind} {owner} has no secret {name!r}")
+    if not isinstance(items, list) or len(items) != 1:
+        raise Invalid("secrets: expected one secret carrying newsecretname")
+    _, content, path, new = _secret_item(items[0], f"{owner}[0]")
+    if new is None:
+        raise Invalid("newsecretname: required to clone a secret")
+    mine = tx.edit(obj)
+    if mine.secret(new) is not None:
+        raise Invalid(f"newsecretname: secret {new!r} already exists")
+    mine.secrets.append(
+        Secret(
+            new,
+            content if content is not None else source.content,
+            path if "path" in items[0] else source.path,
+        )
+    )
+
+
+def delete_secret(tx: Tx, owner_kind: str, owner: str, name: str) -> None:
+    """Drop secret ``name`` of an owner."""
+    obj = require(tx, owner_kind, owner)
+    if obj.secret(name) is None:
+        raise NotFound(f"{owner_kind} {owner} has no secret {name!r}")
+    mine = tx.edit(obj)
+    mine.secrets = [s for s in mine.secrets if s.name != name]
