@@ -9,6 +9,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from luna2d.errors import ConfigError
 from luna2d.model import fields
@@ -94,7 +95,7 @@ class FilesConfig:
 @dataclass(frozen=True)
 class ServiceConfig:
     enabled: bool
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ _DRIVERS = {"sqlite3": "SQLite3", "sqlite": "SQLite3"}
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
 
 
-def load(path: str | os.PathLike) -> Config:
+def load(path: str | os.PathLike[str]) -> Config:
     """Read and check the ini at ``path``. Raises ConfigError naming the
     section and key of the first problem; never returns a half-valid Config."""
     ini_path = Path(path)

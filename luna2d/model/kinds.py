@@ -18,7 +18,13 @@ from dataclasses import field as dc_field
 from typing import overload
 
 from luna2d.errors import NotFound
-from luna2d.model.fields import COERCERS, DOMAIN_RE, INTERFACE_RE, KERNEL_OPTIONS_RE, Field
+from luna2d.model.fields import (
+    COERCERS,
+    DOMAIN_RE,
+    INTERFACE_RE,
+    KERNEL_OPTIONS_RE,
+    Field,
+)
 
 # Interface modes:
 #   "multi":   named interfaces with network, ipaddress, macaddress (node)

@@ -126,7 +126,7 @@ def _has_surrogate(value: Any) -> bool:
 def envelope(body: Any, *path: str) -> Any:
     """Walk ``{"config": {"node": {...}}}`` along ``path`` with clear errors."""
     current = body
-    walked = []
+    walked: list[str] = []
     for key in path:
         if not isinstance(current, dict):
             where = ".".join(walked) or "the body"
@@ -156,28 +156,33 @@ def install_error_handlers(app: Klein) -> None:
     """Map every error of a Klein app to a JSON answer; nothing else escapes."""
 
     @app.handle_errors(LunaError)
-    def luna_error(instance: Any, request: Any, failure: Failure) -> bytes:
-        return message(request, failure.value.message, failure.value.status)
+    def luna_error(self: Any, request: Any, failure: Failure) -> bytes:
+        error = failure.value
+        assert isinstance(error, LunaError)
+        return message(request, error.message, error.status)
 
-    @app.handle_errors(RouteNotFound)
-    def not_found(instance: Any, request: Any, failure: Failure) -> bytes:
+    def route_missing(request: Any) -> bytes:
         if request.method not in (b"GET", b"POST", b"HEAD"):
             return message(request, f"method {request.method.decode('latin-1')} is not supported", 405)
         return message(request, f"no such endpoint: {request.path.decode('utf-8', 'replace')}", 404)
 
+    @app.handle_errors(RouteNotFound)
+    def not_found(self: Any, request: Any, failure: Failure) -> bytes:
+        return route_missing(request)
+
     @app.handle_errors(RequestRedirect)
-    def redirect(instance: Any, request: Any, failure: Failure) -> bytes:
+    def redirect(self: Any, request: Any, failure: Failure) -> bytes:
         # werkzeug redirects paths with empty segments (a//b); no endpoint has one.
-        return not_found(instance, request, failure)
+        return route_missing(request)
 
     @app.handle_errors(MethodNotAllowed)
-    def not_allowed(instance: Any, request: Any, failure: Failure) -> bytes:
+    def not_allowed(self: Any, request: Any, failure: Failure) -> bytes:
         method = request.method.decode("latin-1")
         return message(request, f"method {method} is not supported on {request.path.decode('utf-8', 'replace')}", 405)
 
     @app.handle_errors(Exception)
-    def unexpected(instance: Any, request: Any, failure: Failure) -> bytes:
-        if disk_full(failure.value):
+    def unexpected(self: Any, request: Any, failure: Failure) -> bytes:
+        if failure.value is not None and disk_full(failure.value):
             # A handler that wrote a file (not the store, which says so itself).
             log.error("disk full answering {path}: {error}", path=request.path, error=failure.getErrorMessage())
             return message(request, DISK_FULL, InsufficientStorage.status)

@@ -124,7 +124,7 @@ class Guard(Resource):
     isLeaf = True
 
     def __init__(self, inner: Resource) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.inner = inner
 
     def render(self, request: Any) -> Any:
@@ -133,7 +133,7 @@ class Guard(Resource):
             unquote_to_bytes(request.path).decode("utf-8")
         except UnicodeDecodeError:
             return common.message(request, "the request path is not valid UTF-8", 400)
-        return self.inner.render(request)
+        return self.inner.render(request)  # type: ignore[no-untyped-call]
 
 
 def build(store: Any, auth: Auth, ini_admin: str, files: Path | None = None,

@@ -204,7 +204,7 @@ class Store:
 
     def __init__(self, pool: Any, crypto: cryptomod.Crypto, clock: Any = None) -> None:
         if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[no-redef]
+            from twisted.internet import reactor as clock
         self.clock = clock
         self.pool = pool
         self.crypto = crypto
@@ -212,7 +212,7 @@ class Store:
         self.queue = WriteQueue(lambda: self.pool, clock)
         self.listeners: list[Callable[[Tx], None]] = []
         self.writes = 0
-        self._nextfree: dict[int, tuple] = {}  # network id -> (state, generation, network, answer)
+        self._nextfree: dict[int, tuple[Any, ...]] = {}  # network id -> (state, generation, network, answer)
 
     async def open(self) -> Store:
         """Migrate the schema and load every object into memory."""
@@ -467,21 +467,22 @@ class Store:
         return created
 
     # -- journal ------------------------------------------------------------------------------------
-    def journal(self, controller: str) -> defer.Deferred:
+    def journal(self, controller: str) -> defer.Deferred[list[dict[str, Any]]]:
         if not NAME_RE.fullmatch(controller) or self.state.get("controller", controller) is None:
             return defer.fail(NotFound(f"controller {controller!r} does not exist"))
 
-        def query(cursor: Any) -> list[dict]:
+        def query(cursor: Any) -> list[dict[str, Any]]:
             rows = cursor.execute(
                 "SELECT function, object, param, payload, masteronly, misc, sendfor, sendby, created "
                 "FROM journal WHERE sendfor = ? ORDER BY id",
                 (controller,),
             ).fetchall()
-            return [dict(zip(JOURNAL_FIELDS, row)) for row in rows]
+            return [dict(zip(JOURNAL_FIELDS, row, strict=True)) for row in rows]
 
-        return self.pool.runInteraction(query)
+        found: defer.Deferred[list[dict[str, Any]]] = self.pool.runInteraction(query)
+        return found
 
-    def add_journal(self, entries: Any) -> defer.Deferred:
+    def add_journal(self, entries: Any) -> defer.Deferred[int]:
         if not isinstance(entries, list) or not entries:
             return defer.fail(Invalid("journal: expected a non-empty list of entries"))
         now = int(self.clock.seconds())
@@ -606,7 +607,7 @@ class Store:
         return defer.maybeDeferred(self.pool.runInteraction, query)
 
 
-def _journal_row(entry: Any, index: int, now: int) -> tuple:
+def _journal_row(entry: Any, index: int, now: int) -> tuple[str | None, ...]:
     label = f"journal[{index}]"
     if not isinstance(entry, dict):
         raise Invalid(f"{label}: expected a journal entry object")
