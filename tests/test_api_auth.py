@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_api_auth
-
-Authentication and authorisation through the whole HTTP stack (StubTreq):
+"""Authentication and authorisation through the whole HTTP stack (StubTreq):
 POST /token, the open /version, 401 without or with a bad token on every
 /config endpoint, readonly users (403 on every POST, secrets masked), node
 provisioning tokens scoped to their own node, and tokens of deleted users.

@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_api_config
-
-The generic /config endpoints of every object kind through the whole HTTP
+"""The generic /config endpoints of every object kind through the whole HTTP
 stack (StubTreq): list, show, create, update, rename, clone, delete, the
 member lists, and the error answers for bad paths, methods and bodies;
 plus the field aliases and script encoding of the contract."""

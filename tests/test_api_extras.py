@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_api_extras
-
-The endpoints beyond the generic object machinery, through the whole HTTP
+"""The endpoints beyond the generic object machinery, through the whole HTTP
 stack (StubTreq): secrets of nodes and groups, osimage tags, packing and
 kernel changes, the osimagetag views, racks and the inventory, the journal
 and the users."""

@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_api_network
-
-Interfaces and addresses through the whole HTTP stack (StubTreq): the node
+"""Interfaces and addresses through the whole HTTP stack (StubTreq): the node
 and group interfaces endpoints, _nextfreeip, address lookups and the list of
 taken addresses of a network, renumbering on a CIDR change, and the cluster
 endpoint."""

@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_config
-
-luna2d.config: the ini file is read into frozen dataclasses, relative paths
+"""luna2d.config: the ini file is read into frozen dataclasses, relative paths
 are taken against the ini's folder, and every broken file raises a
 ConfigError whose message names the section and the key at fault."""
 

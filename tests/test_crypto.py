@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_crypto
-
-luna2d.store.crypto: the KEYFILE is created private and reused, secret
+"""luna2d.store.crypto: the KEYFILE is created private and reused, secret
 values round-trip through Fernet and only under their own key, and user
 passwords are kept as salted scrypt hashes that verify only the right
 password."""

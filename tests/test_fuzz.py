@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_fuzz
-
-Property tests with hypothesis: random and plausible-but-wrong input to
+"""Property tests with hypothesis: random and plausible-but-wrong input to
 every POST endpoint, random GET paths and methods. CoverageTests reads the
 POST routes from the Klein apps' URL maps and fails when one is no target
 here. /control runs against a fake IPMI client whose BMCs answer at once

@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_objects
-
-The generic object machinery (luna2d.store.objects) driven through a Store
+"""The generic object machinery (luna2d.store.objects) driven through a Store
 on a real SQLite file (run synchronously): create, update, rename, clone
 and delete for every kind, inheritance, addresses (IPAM), renumbering,
 racks, secrets, osimage tags, users and the journal."""

@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_review_inputs
-
-Hostile input that used to reach a 500 or be stored as nonsense, through the
+"""Hostile input that used to reach a 500 or be stored as nonsense, through the
 whole HTTP stack (StubTreq): a rack device type that is not a string, JSON
 constants Python's parser takes but JSON does not have, a /files name too
 long for the file system, and provision_interface values that are not

@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_smoke
-
-The API answers version and a seeded node through the whole HTTP stack."""
+"""The API answers version and a seeded node through the whole HTTP stack."""
 
 from twisted.trial import unittest
 

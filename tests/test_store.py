@@ -1,6 +1,4 @@
-"""test-case-name: tests.test_store
-
-The store contract on a real SQLite file through the daemon's real adbapi
+"""The store contract on a real SQLite file through the daemon's real adbapi
 pool (luna2d.store.db.open_pool): migrations, the first-start bootstrap,
 durability of every acknowledged write (a second Store opened on the same
 file sees exactly what the first one shows), secrets encrypted at rest, and

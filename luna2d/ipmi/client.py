@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.ipmi.test_client -*-
 """The IPMI client on the reactor: a few UDP sockets shared by every BMC
 luna2d talks to, one :class:`~luna2d.ipmi.session.Session` per command, and
 timers on the reactor's clock.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.ipmi.test_codec -*-
 """Wire formats of IPMI over LAN: RMCP, the ASF presence ping, the IPMI 1.5
 and IPMI 2.0 (RMCP+) session headers, IPMI messages, and the RMCP+ session
 set-up payloads (Open Session, RAKP messages 1-4).

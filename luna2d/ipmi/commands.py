@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.ipmi.test_commands -*-
 """The IPMI commands luna2d sends, as pure step generators.
 
 A :class:`Command` names the privilege it needs and makes a generator that

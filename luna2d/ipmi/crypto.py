@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.ipmi.test_crypto -*-
 """RMCP+ cryptography (IPMI v2.0 section 13.28-13.32): the RAKP key
 exchange codes, the session integrity key (SIK) and its derived keys K1 and
 K2, per-packet integrity codes, and AES-CBC-128 confidentiality with the

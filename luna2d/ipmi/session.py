@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.ipmi.test_session,tests.ipmi.test_simulator -*-
 """One RMCP+ session with one BMC, as a state machine with no I/O.
 
 The owner feeds it decoded packets and the time, and calls ``tick`` when the

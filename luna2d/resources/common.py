@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_review_inputs,tests.test_api_config,tests.test_jsonbody -*-
 """What every resource shares: JSON in and out, and the one mapping from
 errors to status codes."""
 

@@ -1,6 +1,4 @@
-"""test-case-name: tests.boot
-
-Helpers for the HTTP boot tests: the whole API in process (StubTreq) with a
+"""Helpers for the HTTP boot tests: the whole API in process (StubTreq) with a
 files folder and a service registry, and a sample cluster whose osimage can
 boot."""
 

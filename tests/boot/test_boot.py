@@ -1,6 +1,4 @@
-"""test-case-name: tests.boot.test_boot
-
-The iPXE scripts under /boot through the whole HTTP stack (StubTreq): the
+"""The iPXE scripts under /boot through the whole HTTP stack (StubTreq): the
 full, short and disk menus, the spec's template table, a known MAC's kernel,
 initrd and ``luna.*`` arguments, the discovery menu for an unknown MAC,
 manual boots that give a node the MAC it booted with, and that none of it

@@ -1,6 +1,4 @@
-"""test-case-name: tests.boot.test_daemon_boot
-
-The real daemon (``twistd luna2d``) on loopback, spoken to by curl as iPXE
+"""The real daemon (``twistd luna2d``) on loopback, spoken to by curl as iPXE
 and the installer would: boot scripts whose kernel URL curl then fetches,
 /files with Range requests and raw headers, tarballs refused without a token,
 path escapes sent verbatim (``--path-as-is``), /boot/install served to the

@@ -1,6 +1,4 @@
-"""test-case-name: tests.boot.test_files
-
-/files/<name> through the whole HTTP stack (StubTreq, with the real reactor
+"""/files/<name> through the whole HTTP stack (StubTreq, with the real reactor
 turning the file producers): the kernels and initrds an osimage names are
 open, image tarballs and every other file need a token, Range requests answer
 the asked bytes, tarballs go out as stored bytes, and no name reaches outside

@@ -1,6 +1,4 @@
-"""test-case-name: tests.boot.test_install
-
-/boot/install/<node> through the whole HTTP stack (StubTreq, whose requests
+"""/boot/install/<node> through the whole HTTP stack (StubTreq, whose requests
 come from 127.0.0.1): who may fetch it, the node-scoped token it carries
 (decoded and used), the provisioning method and fallback through
 inheritance, pre/part/post scripts as plain text, BMC setup from the node's

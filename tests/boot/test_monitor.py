@@ -1,6 +1,4 @@
-"""test-case-name: tests.boot.test_monitor
-
-/monitor through the whole HTTP stack (StubTreq): node states posted by the
+"""/monitor through the whole HTTP stack (StubTreq): node states posted by the
 installer (who may post, what a body must hold, where the state is kept) and
 read back with the spec's 200-when-OK / 500-when-not, and the embedded
 services' health from the registry tap.py fills."""

@@ -1,6 +1,4 @@
-"""test-case-name: tests.boot.test_render
-
-The one Jinja2 environment (luna2d.render): the spec's template table, strict
+"""The one Jinja2 environment (luna2d.render): the spec's template table, strict
 undefined variables, no HTML escaping, the filters that keep values on one
 iPXE line or one shell word, here-document delimiters, and the templates
 shipped as package data: a wheel built from the source tree holds them, and

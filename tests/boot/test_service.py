@@ -1,6 +1,4 @@
-"""test-case-name: tests.boot.test_service
-
-``GET /service/<name>/reload`` through the whole HTTP stack (StubTreq): who
+"""``GET /service/<name>/reload`` through the whole HTTP stack (StubTreq): who
 may reload, luna2's reload re-reading the templates, reload hooks of the
 embedded services, and services that are disabled or not running."""
 

@@ -1,6 +1,4 @@
-"""test-case-name: tests.e2e.test_qemu_boot
-
-A real machine network-boots against the real daemon. QEMU (software
+"""A real machine network-boots against the real daemon. QEMU (software
 emulation, 256 MB, no disk) sits on a tap device on the boot bridge of a
 namespace the test creates (tests/e2e/bootlab.py); ``twistd luna2d`` runs in
 that namespace with ``[DHCP]`` on the bridge and ``[TFTP]`` on port 69; the

@@ -1,6 +1,4 @@
-"""test-case-name: tests.integration.test_daemon
-
-The real daemon, ``twistd luna2d``, as a separate process, spoken to over
+"""The real daemon, ``twistd luna2d``, as a separate process, spoken to over
 real HTTP on loopback: start-up on the sample data, a create / update /
 rename / delete round trip, durability across SIGKILL and restarts, an empty
 bootstrap, start-up errors that name the key without a traceback, the key

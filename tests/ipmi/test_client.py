@@ -1,6 +1,4 @@
-"""test-case-name: tests.ipmi.test_client
-
-The UDP client over real loopback sockets against simulated BMCs
+"""The UDP client over real loopback sockets against simulated BMCs
 (tests.ipmi.fakebmc): many BMCs share the client's few sockets, the fan-out
 respects its concurrency cap and returns one outcome per node, two commands
 on one BMC at once both complete, bad datagrams are counted and dropped

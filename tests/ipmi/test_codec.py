@@ -1,6 +1,4 @@
-"""test-case-name: tests.ipmi.test_codec
-
-The RMCP / ASF / IPMI 1.5 / IPMI 2.0 codec: golden bytes laid out by hand
+"""The RMCP / ASF / IPMI 1.5 / IPMI 2.0 codec: golden bytes laid out by hand
 from the IPMI v2.0 and ASF specifications (and one datagram captured from
 OpenIPMI's ipmi_sim), round trips of every structure, and hypothesis fuzzing:
 any datagram decodes or raises DecodeError, and what decodes encodes back to

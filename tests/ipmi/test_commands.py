@@ -1,6 +1,4 @@
-"""test-case-name: tests.ipmi.test_commands
-
-The command step generators alone: the requests each command makes (netfn,
+"""The command step generators alone: the requests each command makes (netfn,
 command, data bytes from the IPMI v2.0 tables), how each reads its replies,
 fallbacks and loops (identify without force, SEL erase polling, SEL record
 links), completion codes as failures, and SEL records as readable text."""

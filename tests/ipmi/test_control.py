@@ -1,6 +1,4 @@
-"""test-case-name: tests.ipmi.test_control
-
-The control API end to end: the whole HTTP API (root resource, auth, the
+"""The control API end to end: the whole HTTP API (root resource, auth, the
 store on a real SQLite file) served on a loopback port, a real IPMI client,
 and nodes whose BMC interfaces point at several OpenIPMI ipmi_sim processes;
 requests go over real HTTP with treq. Single-node GETs and hostlist POSTs

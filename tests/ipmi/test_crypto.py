@@ -1,6 +1,4 @@
-"""test-case-name: tests.ipmi.test_crypto
-
-RMCP+ key exchange and session crypto against known vectors.
+"""RMCP+ key exchange and session crypto against known vectors.
 
 The vectors follow the IPMI v2.0 key derivations (section 13.31/13.32:
 RAKP 2 and 3 codes keyed by Kuid, SIK = HMAC_KG(Rm|Rc|ROLEm|ULENGTHm|UNAMEm),

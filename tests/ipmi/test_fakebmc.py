@@ -1,6 +1,4 @@
-"""test-case-name: tests.ipmi.test_fakebmc
-
-The lightweight simulated BMC (used by the client tests and the benchmark's
+"""The lightweight simulated BMC (used by the client tests and the benchmark's
 fleet) answers like OpenIPMI's ipmi_sim: ``ipmitool -I lanplus -C 3`` and
 luna2d's client get the same answers from both for power status and
 control, identify, device ID and the SEL. And ``ipmitool -C 17`` completes

@@ -1,6 +1,4 @@
-"""test-case-name: tests.ipmi.test_session
-
-The RMCP+ session state machine without sockets: driven against the
+"""The RMCP+ session state machine without sockets: driven against the
 simulated BMC's policy over an in-memory wire, with time as plain numbers.
 Every command on both cipher suites, the outcome reported before the
 session closes, wrong password / unknown user / unsupported suite / too

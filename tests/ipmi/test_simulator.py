@@ -1,6 +1,4 @@
-"""test-case-name: tests.ipmi.test_simulator
-
-luna2d's IPMI client against real OpenIPMI ``ipmi_sim`` processes on
+"""luna2d's IPMI client against real OpenIPMI ``ipmi_sim`` processes on
 loopback addresses (cipher suite 3), with ``ipmitool -I lanplus -C 3``
 against the same simulator as the reference: power status, on, off, cycle,
 reset, soft, identify, device ID, SEL list and clear, a wrong password, a
