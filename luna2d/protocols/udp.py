@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.dhcp.test_protocol,tests.tftp.test_server -*-
 """Socket settings shared by luna2d's UDP services."""
 
 from __future__ import annotations
