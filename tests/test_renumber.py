@@ -26,7 +26,8 @@ NODES = 10_000
 # aside: measured 40-80 ms on a loaded 2-core machine (0.45-0.6 s before);
 # the bound leaves room for load. A full collection over a large heap can
 # land in any callback and is not the write's doing: in a process holding
-# the whole test suite's garbage it added up to 200 ms (docs/notes/h-kinds.md).
+# the whole test suite's garbage it added up to 200 ms (docs/DESIGN.md,
+# "Kinds as data", renumbering).
 CPU_BOUND = 0.15
 
 
