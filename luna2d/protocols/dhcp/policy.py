@@ -115,13 +115,17 @@ class LeaseChange:
     lease: Lease | None
 
 
+# Every ``Outcome.event`` the policy answers with; each is a counter of the server.
+EVENTS = ("offer", "ack", "nak", "inform", "release", "decline", "exhausted", "throttled",
+          "unoffered")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What to do about one request.
 
-    ``event`` names it for counters and logs (offer, ack, nak, inform,
-    release, decline); ``reply`` goes to ``destination`` and must be encoded
-    within ``max_size`` octets; ``changes`` are for the lease store."""
+    ``event`` names it for counters and logs (one of ``EVENTS``); ``reply``
+    goes to ``destination`` and must be encoded within ``max_size`` octets; ``changes`` are for the lease store."""
 
     event: str
     reply: Message | None = None
