@@ -63,7 +63,8 @@ from typing import Any
 from luna2d.model.boot import BOOT_PATHS, BootIndex, BootNetwork, BootNode, boot_entry
 from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.codec import Message
-from luna2d.protocols.dhcp.pool import Offer, Pool, TokenBucket, key_of, span_of
+from luna2d.protocols.dhcp.pool import Offer, Pool, key_of, span_of
+from luna2d.protocols.rate import TokenBucket
 
 BROADCAST = "255.255.255.255"
 _IP = struct.Struct("!I")
