@@ -99,3 +99,24 @@ class ServicesUseCountersTests(unittest.TestCase):
         client = IPMIClient(Clock())
         self.assertIsInstance(client.stats, Counters)
         self.assertEqual(client.stats["sessions"], 0)
+
+
+class HealthTextTests(unittest.TestCase):
+    """/monitor/service/tftp's text reads the counters as it did: nothing
+    after the port while quiet, then the counters that are not zero, by name."""
+
+    def test_tftp_health_text(self) -> None:
+        from twisted.internet import reactor
+
+        root = Path(self.mktemp())
+        root.mkdir()
+        service = tftp.TFTPService(reactor, 0, root, None, interface="127.0.0.1")
+        service.bind()
+        self.addCleanup(service.stopService)
+        port = service.bound_port
+        quiet = f"TFTP listening on UDP {port}, 0 transfers under way"
+        self.assertEqual(service.health(), (True, quiet))
+        service.server.stats.incr("started", 2)
+        service.server.stats.incr("completed", 2)
+        service.server.stats.incr("retransmissions", 0)
+        self.assertEqual(service.health(), (True, quiet + "; completed 2, started 2"))
