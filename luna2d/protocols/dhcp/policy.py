@@ -126,7 +126,8 @@ class Outcome:
     """What to do about one request.
 
     ``event`` names it for counters and logs (one of ``EVENTS``); ``reply``
-    goes to ``destination`` and must be encoded within ``max_size`` octets; ``changes`` are for the lease store."""
+    goes to ``destination`` and must be encoded within ``max_size`` octets;
+    ``changes`` are for the lease store."""
 
     event: str
     reply: Message | None = None
