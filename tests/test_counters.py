@@ -120,3 +120,33 @@ class HealthTextTests(unittest.TestCase):
         service.server.stats.incr("completed", 2)
         service.server.stats.incr("retransmissions", 0)
         self.assertEqual(service.health(), (True, quiet + "; completed 2, started 2"))
+
+
+class DHCPEventsDeclaredTests(unittest.TestCase):
+    def test_every_outcome_event_is_a_counter(self) -> None:
+        """The DHCP server counts ``outcome.event`` by name, and an undeclared
+        name raises: every event the policy can answer with (the literals
+        handed to ``Outcome`` and to the ``event`` it builds) is declared in
+        ``EVENTS``, and ``EVENTS`` declares nothing the policy never says."""
+        import ast
+        import inspect
+
+        from luna2d.protocols.dhcp import policy
+
+        tree = ast.parse(inspect.getsource(policy))
+        said: set[str] = set()
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "Outcome"):
+                first = node.args[0]
+                if isinstance(first, ast.Constant):
+                    said.add(first.value)
+                else:
+                    self.assertIsInstance(first, ast.Name, ast.dump(first))
+                    assert isinstance(first, ast.Name)
+                    self.assertEqual(first.id, "event")
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "event"):
+                said |= {c.value for c in ast.walk(node.value)
+                         if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+        self.assertEqual(said, set(EVENTS))
