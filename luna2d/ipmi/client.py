@@ -25,11 +25,12 @@ from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from luna2d.counters import Counters
 from luna2d.ipmi import codec
 from luna2d.ipmi.commands import Command
 from luna2d.ipmi.session import Credentials, Fault, Outcome, Output, Session
 
-__all__ = ["ClientStats", "IPMIClient", "Target"]
+__all__ = ["COUNTERS", "IPMIClient", "Target"]
 
 log = Logger()
 IPMI_PORT = 623
@@ -49,17 +50,10 @@ class Target:
     port: int = IPMI_PORT
 
 
-@dataclass
-class ClientStats:
-    """Counters of what the sockets saw."""
-
-    sent: int = 0
-    received: int = 0
-    malformed: int = 0  # did not decode
-    stray: int = 0  # from an address no session waits on
-    rejected: int = 0  # decoded, but the session did not take it
-    send_errors: int = 0
-    sessions: int = 0
+# What the client's sockets saw: ``malformed`` did not decode, ``stray`` came
+# from an address no session waits on, ``rejected`` decoded but the session
+# did not take it; ``sessions`` counts the sessions started.
+COUNTERS = ("sent", "received", "malformed", "stray", "rejected", "send_errors", "sessions")
 
 
 @dataclass
@@ -83,19 +77,19 @@ class _Socket(DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
         """Decode (drop and count what does not), hand to the waiting session."""
         stats = self.client.stats
-        stats.received += 1
+        stats.incr("received")
         run = self.runs.get((addr[0], addr[1]))
         if run is None:
-            stats.stray += 1
+            stats.incr("stray")
             return
         try:
             packet = codec.decode(datagram)
         except codec.DecodeError:
-            stats.malformed += 1
+            stats.incr("malformed")
             return
         output = run.session.receive(packet, self.client.reactor.seconds())
         if output.dropped:
-            stats.rejected += 1
+            stats.incr("rejected")
         self.client._apply(run, output)
 
 
@@ -113,7 +107,7 @@ class IPMIClient:
         self.cipher_suite = cipher_suite
         self.interface = interface
         self.random = random
-        self.stats = ClientStats()
+        self.stats = Counters(COUNTERS)
         self._sockets: list[_Socket] = []
         self._ports: list[Any] = []
         self._waiting: dict[tuple[str, int], deque[_Run]] = {}
@@ -162,7 +156,7 @@ class IPMIClient:
         session = Session(target.credentials, command, cipher_suite=cipher_suite or self.cipher_suite,
                           timeout=self.timeout, retries=self.retries, random=self.random)
         run = _Run(session, target, (str(address), target.port), deferred)
-        self.stats.sessions += 1
+        self.stats.incr("sessions")
         queue = self._waiting.get(run.address)
         if queue is not None:
             queue.append(run)  # the same BMC is busy on every socket: wait for one to finish
@@ -229,11 +223,11 @@ class IPMIClient:
         try:
             sock.transport.write(datagram, run.address)  # type: ignore[call-arg,arg-type,misc]
         except OSError as exc:
-            self.stats.send_errors += 1
+            self.stats.incr("send_errors")
             if exc.errno in PERMANENT_SEND_ERRORS:
                 return Fault("unreachable", f"cannot send to {run.address[0]}: {exc.strerror or exc}")
             return None  # transient (buffer full): the retry timer resends
-        self.stats.sent += 1
+        self.stats.incr("sent")
         return None
 
     def _arm(self, run: _Run, deadline: float) -> None:

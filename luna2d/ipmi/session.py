@@ -287,7 +287,8 @@ class Session:
 
     def _setup_reply(self, packet: codec.Packet, payload_type: int, structure: Any) -> Any:
         """The set-up message of ``structure`` in ``packet`` when it answers
-        ours (payload type, tag, console session ID), else None."""
+        ours (payload type, tag, console session ID), else None. A message
+        that answers ours means the BMC is there (``answered``)."""
         if (not isinstance(packet, codec.Ipmi20Packet) or packet.payload_type != payload_type
                 or packet.encrypted or packet.authenticated):
             return None
@@ -295,6 +296,7 @@ class Session:
         # A refusing Open Session Response may stop before the console session ID.
         if message.tag != self.tag or message.console_session_id not in (self.console_id, None):
             return None
+        self.answered = True
         return message
 
     # -- phase: channel authentication capabilities ----------------------------------------------------
@@ -339,7 +341,6 @@ class Session:
         response = self._setup_reply(packet, codec.PAYLOAD_OPEN_SESSION_RESPONSE, codec.OpenSessionResponse)
         if response is None:
             return None
-        self.answered = True
         if response.status != 0:
             kind, text = _status(response.status)
             if kind == "unsupported":
@@ -368,7 +369,6 @@ class Session:
         message = self._setup_reply(packet, codec.PAYLOAD_RAKP2, codec.Rakp2)
         if message is None:
             return None
-        self.answered = True
         if message.status != 0:
             kind, text = _status(message.status)
             return self._fail(kind, f"RAKP message 2: {text}")

@@ -55,6 +55,13 @@ def _wrap(kind: str, name: str, payload: Any) -> dict[str, Any]:
     return {"config": {kind: {name: payload}}}
 
 
+def _created_or_updated(request: Any, created: bool, text: str) -> bytes:
+    """A write's answer: 201 with ``text`` when it made something new, else 204."""
+    if created:
+        return message(request, text, 201)
+    return no_content(request)
+
+
 class ConfigAPI:
     """Handlers under /config."""
 
@@ -129,9 +136,7 @@ class ConfigAPI:
         self.auth.admin(request)
         body = single(read_json(request), "osimage", name)
         created = await self.store.write(objects.put_tag, _name("osimage", name), body)
-        if created:
-            return message(request, f"tag created for osimage {name}", 201)
-        return no_content(request)
+        return _created_or_updated(request, created, f"tag created for osimage {name}")
 
     @app.route("/osimage/<name>/osimagetag/<tag>/_delete", methods=["GET"])
     async def tag_delete(self, request: Any, name: str, tag: str) -> bytes:
@@ -281,9 +286,7 @@ class ConfigAPI:
         self.auth.admin(request)
         body = single(read_json(request), "user", name)
         created = await self.store.put_user(name, body, self.ini_admin)
-        if created:
-            return message(request, f"user {name} created", 201)
-        return no_content(request)
+        return _created_or_updated(request, created, f"user {name} created")
 
     # -- every kind -------------------------------------------------------------------------
     @app.route("/<kind>", methods=["GET"])
@@ -325,9 +328,7 @@ class ConfigAPI:
         if kind == "user":
             raise Invalid("users are managed through POST /config/user/<name>")
         created = await self.store.write(objects.upsert, kind, name, body)
-        if created:
-            return message(request, f"{kind} {name} created", 201)
-        return no_content(request)
+        return _created_or_updated(request, created, f"{kind} {name} created")
 
     @app.route("/<kind>/<name>/_clone", methods=["POST"])
     async def clone(self, request: Any, kind: str, name: str) -> bytes:
@@ -375,9 +376,7 @@ class ConfigAPI:
         body = single(read_json(request), self._iface_kind(kind), name)
         entries = envelope(body, "interfaces")
         created = await self.store.write(objects.put_interfaces, kind, _name(kind, name), entries)
-        if created:
-            return message(request, f"interfaces created for {kind} {name}", 201)
-        return no_content(request)
+        return _created_or_updated(request, created, f"interfaces created for {kind} {name}")
 
     @app.route("/<kind>/<name>/interfaces/<iface>", methods=["GET"])
     def interface(self, request: Any, kind: str, name: str, iface: str) -> bytes:

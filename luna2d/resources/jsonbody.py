@@ -180,29 +180,24 @@ def _parse(text: str, surrogates: bool) -> Generator[None, None, tuple[Any, bool
             container = frame[0]
             after = _skip(text, end)
             char = text[after : after + 1]
-            if isinstance(container, dict):
+            is_object = isinstance(container, dict)
+            if is_object:
                 container[frame[1]] = value
-                if char == "}":
-                    stack.pop()
-                    value, end = container, after + 1
-                    continue
-                if char != ",":
-                    raise _error("Expecting ',' delimiter", text, after)
-                after = _skip(text, after + 1)
-                if text[after : after + 1] != '"':
-                    raise _error("Expecting property name enclosed in double quotes", text, after)
-                key, pos = _key(text, after)
-                bad = bad or (surrogates and _has_surrogate(key))
-                frame[1] = key
-                break
-            container.append(value)
-            if char == "]":
+            else:
+                container.append(value)
+            if char == ("}" if is_object else "]"):
                 stack.pop()
                 value, end = container, after + 1
                 continue
             if char != ",":
                 raise _error("Expecting ',' delimiter", text, after)
             pos = _skip(text, after + 1)
+            if is_object:
+                if text[pos : pos + 1] != '"':
+                    raise _error("Expecting property name enclosed in double quotes", text, pos)
+                key, pos = _key(text, pos)
+                bad = bad or (surrogates and _has_surrogate(key))
+                frame[1] = key
             break
 
 

@@ -122,9 +122,8 @@ def fqdn(reader: Any, node: Obj) -> str:
 # -- queries for /boot ---------------------------------------------------------------------
 
 
-def node_at(reader: Any, ip: str | None) -> tuple[str, bool, bool] | None:
-    """(name, bootmenu, netboot) of the node holding ``ip``, if any."""
-    node = node_by_ip(reader, ip)
+def _boot_flags(reader: Any, node: Obj | None) -> tuple[str, bool, bool] | None:
+    """(name, bootmenu, netboot) of ``node``, with inherited values."""
     if node is None:
         return None
     return (
@@ -132,18 +131,16 @@ def node_at(reader: Any, ip: str | None) -> tuple[str, bool, bool] | None:
         bool(effective(reader, node, "bootmenu")),
         bool(effective(reader, node, "netboot")),
     )
+
+
+def node_at(reader: Any, ip: str | None) -> tuple[str, bool, bool] | None:
+    """(name, bootmenu, netboot) of the node holding ``ip``, if any."""
+    return _boot_flags(reader, node_by_ip(reader, ip))
 
 
 def node_with_mac(reader: Any, mac: str) -> tuple[str, bool, bool] | None:
     """(name, bootmenu, netboot) of the node carrying ``mac``, if any."""
-    node = node_by_mac(reader, mac)
-    if node is None:
-        return None
-    return (
-        node.name,
-        bool(effective(reader, node, "bootmenu")),
-        bool(effective(reader, node, "netboot")),
-    )
+    return _boot_flags(reader, node_by_mac(reader, mac))
 
 
 def cluster_name(reader: Any) -> str:

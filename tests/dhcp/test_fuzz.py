@@ -12,10 +12,11 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import FakeDatagramTransport
 from twisted.trial import unittest
 
+from luna2d.counters import Counters
 from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.codec import DecodeError, EncodeError, Message
 from luna2d.protocols.dhcp.policy import Policy, Settings, max_reply_size
-from luna2d.protocols.dhcp.protocol import DHCPProtocol, Stats
+from luna2d.protocols.dhcp.protocol import COUNTERS, DHCPProtocol
 from tests.dhcp.fakes import (
     KNOWN_MAC,
     LINK,
@@ -155,7 +156,7 @@ class ProtocolFuzzTests(unittest.TestCase):
                            networks=[network(), network("ib", "10.149.0.0/16", dhcp=True, begin="10.149.0.10",
                                                         end="10.149.0.12", controller=None)])
         self.policy = Policy(lambda: self.index, Settings(lease_time=600))
-        self.stats = Stats()
+        self.stats = Counters(COUNTERS)
         self.protocol = DHCPProtocol(LINK, self.policy, self.clock, self.stats, lambda changes: None)
         self.transport = FakeDatagramTransport()
         self.protocol.makeConnection(self.transport)  # type: ignore[arg-type]
@@ -173,7 +174,7 @@ class ProtocolFuzzTests(unittest.TestCase):
             self.protocol.datagramReceived(data, ("10.141.0.250", 68))
             check_pools(self.policy)  # as of the last packet the policy saw
             self.clock.advance(pause)
-            self.assertEqual(self.stats.errors, 0)
+            self.assertEqual(self.stats["errors"], 0)
             for reply_data, dest in self.transport.written[before:]:
                 reply = codec.decode(reply_data)
                 request = codec.decode(data)

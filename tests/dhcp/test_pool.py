@@ -13,7 +13,8 @@ from twisted.trial import unittest
 
 from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.policy import Policy, Settings, ip_int
-from luna2d.protocols.dhcp.pool import Pool, TokenBucket, span_of
+from luna2d.protocols.dhcp.pool import Pool, span_of
+from luna2d.protocols.rate import TokenBucket
 from tests.dhcp.fakes import (
     SERVER,
     check_pools,
@@ -25,19 +26,6 @@ from tests.dhcp.fakes import (
 )
 
 NOW = 1_800_000_000.0
-
-
-class TokenBucketTests(unittest.TestCase):
-    def test_burst_then_rate(self) -> None:
-        """A full bucket gives its burst at once, then ``rate`` a second,
-        never more than the burst after a long pause; a clock that goes
-        back gives nothing extra."""
-        bucket = TokenBucket(rate=2, burst=3)
-        self.assertEqual([bucket.take(NOW) for _ in range(4)], [True, True, True, False])
-        self.assertEqual([bucket.take(NOW + 0.5) for _ in range(2)], [True, False])
-        self.assertEqual([bucket.take(NOW + 100) for _ in range(4)], [True, True, True, False])
-        self.assertFalse(bucket.take(NOW + 50))
-        self.assertTrue(bucket.take(NOW + 100.5))
 
 
 class PoolTests(unittest.TestCase):

@@ -16,15 +16,16 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import FakeDatagramTransport
 from twisted.trial import unittest
 
+from luna2d.counters import Counters
 from luna2d.protocols.dhcp import codec
-from luna2d.protocols.dhcp.policy import Lease, LeaseChange, Policy, Settings
+from luna2d.protocols.dhcp.policy import EVENTS, Lease, LeaseChange, Policy, Settings
 from luna2d.protocols.dhcp.protocol import (
+    COUNTERS,
     RECEIVE_BUFFER,
     DHCPProtocol,
     DHCPServer,
     InterfaceError,
     LeaseWriter,
-    Stats,
     bound_socket,
     interface_address,
 )
@@ -38,6 +39,11 @@ from tests.dhcp.fakes import (
     request,
 )
 from tests.integration.test_daemon import DaemonCase, the_reactor
+
+
+def events(stats: Counters) -> dict[str, int]:
+    """The policy outcomes counted so far (those not zero)."""
+    return {name: count for name, count in stats.snapshot().items() if name in EVENTS and count}
 
 
 class Recorder:
@@ -54,7 +60,7 @@ class ProtocolTests(unittest.TestCase):
         self.clock.advance(1000)
         self.index = index()
         self.policy = Policy(lambda: self.index, Settings())
-        self.stats = Stats()
+        self.stats = Counters(COUNTERS)
         self.changes = Recorder()
         self.ready = True
         self.protocol = DHCPProtocol(LINK, self.policy, self.clock, self.stats, self.changes, lambda: self.ready)
@@ -74,14 +80,15 @@ class ProtocolTests(unittest.TestCase):
         self.assertGreaterEqual(len(data), 300)
         reply = codec.decode(data)
         self.assertEqual((reply.message_type, reply.yiaddr), (codec.OFFER, "10.141.0.1"))
-        self.assertEqual((self.stats.received, self.stats.sent, self.stats.events), (1, 1, {"offer": 1}))
+        self.assertEqual((self.stats["received"], self.stats["sent"], events(self.stats)),
+                         (1, 1, {"offer": 1}))
 
     def test_malformed_dropped(self) -> None:
         """Garbage is dropped and counted as malformed; nothing is written."""
         self.send(b"\x01" * 10)
         self.send(request(codec.DISCOVER).encode()[:200])
         self.assertEqual(self.transport.written, [])
-        self.assertEqual((self.stats.received, self.stats.malformed), (2, 2))
+        self.assertEqual((self.stats["received"], self.stats["malformed"]), (2, 2))
 
     def test_replies_and_silence_ignored(self) -> None:
         """A BOOTREPLY, and a request the policy does not answer, count as ignored."""
@@ -89,13 +96,13 @@ class ProtocolTests(unittest.TestCase):
         self.index = index(networks=[network(dhcp=False)])
         self.send(request(codec.DISCOVER, UNKNOWN_MAC).encode())
         self.assertEqual(self.transport.written, [])
-        self.assertEqual(self.stats.ignored, 2)
+        self.assertEqual(self.stats["ignored"], 2)
 
     def test_not_ready(self) -> None:
         """Before the leases are loaded nothing is answered."""
         self.ready = False
         self.send(request(codec.DISCOVER).encode())
-        self.assertEqual((self.transport.written, self.stats.not_ready), ([], 1))
+        self.assertEqual((self.transport.written, self.stats["not_ready"]), ([], 1))
 
     def test_lease_changes_handed_on(self) -> None:
         """An ACK that binds a lease hands the change to the writer."""
@@ -103,7 +110,7 @@ class ProtocolTests(unittest.TestCase):
                                                          codec.addresses("10.141.0.201")),)).encode())
         self.send(request(codec.REQUEST, UNKNOWN_MAC, ((codec.REQUESTED_ADDRESS,
                                                         codec.addresses("10.141.0.201")),)).encode())
-        self.assertEqual(self.stats.events, {"offer": 1, "ack": 1})
+        self.assertEqual(events(self.stats), {"offer": 1, "ack": 1})
         self.assertEqual([[c.address for c in b] for b in self.changes.batches], [["10.141.0.201"]])
 
     def test_policy_failure_contained(self) -> None:
@@ -112,7 +119,7 @@ class ProtocolTests(unittest.TestCase):
             raise RuntimeError("index unavailable")
         self.policy.index = broken
         self.send(request(codec.DISCOVER).encode())
-        self.assertEqual(self.stats.errors, 1)
+        self.assertEqual(self.stats["errors"], 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.policy.index = lambda: self.index
         self.send(request(codec.DISCOVER).encode())
@@ -130,7 +137,7 @@ class ProtocolTests(unittest.TestCase):
             (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.201")),
             (codec.CLIENT_ID, b"\x01" * 300), (codec.RELAY_AGENT_INFO, b"\x02" * 300))).encode())
         self.assertEqual(self.transport.written, [])
-        self.assertEqual((self.stats.oversized, self.stats.errors, self.stats.events),
+        self.assertEqual((self.stats["oversized"], self.stats["errors"], events(self.stats)),
                          (1, 0, {"offer": 1}))
         self.assertEqual([[c.address for c in b] for b in self.changes.batches], [["10.141.0.201"]])
         self.assertIn("10.141.0.201", self.policy.leases)
@@ -142,13 +149,13 @@ class ProtocolTests(unittest.TestCase):
                 raise OSError(101, "Network is unreachable")
         self.protocol.transport = Failing()  # type: ignore[assignment]
         self.send(request(codec.DISCOVER).encode())
-        self.assertEqual((self.stats.sent, self.stats.send_errors), (0, 1))
+        self.assertEqual((self.stats["sent"], self.stats["send_errors"]), (0, 1))
 
 
 class LeaseWriterTests(unittest.TestCase):
     def setUp(self) -> None:
         self.calls: list[tuple[list[str], defer.Deferred]] = []
-        self.stats = Stats()
+        self.stats = Counters(COUNTERS)
         self.writer = LeaseWriter(self.save, self.stats)
 
     def save(self, batch: Any) -> defer.Deferred:
@@ -172,7 +179,7 @@ class LeaseWriterTests(unittest.TestCase):
         self.assertNoResult(flushed)
         self.calls[1][1].callback(None)
         self.successResultOf(flushed)
-        self.assertEqual(self.stats.lease_writes, 2)
+        self.assertEqual(self.stats["lease_writes"], 2)
         self.successResultOf(self.writer.flushed())
 
     def test_failure_counted_and_next_written(self) -> None:
@@ -180,7 +187,7 @@ class LeaseWriterTests(unittest.TestCase):
         self.writer([self.change("a")])
         self.writer([self.change("b")])
         self.calls[0][1].errback(RuntimeError("disk full"))
-        self.assertEqual(self.stats.lease_write_errors, 1)
+        self.assertEqual(self.stats["lease_write_errors"], 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(self.calls[1][0], ["b"])
 
@@ -277,7 +284,7 @@ class LoopbackServerTests(DaemonCase):
         relay's port, and the lease goes to save; a known node gets its address."""
         relay: dict[str, Any] = {"giaddr": "127.0.0.1", "hops": 1}
         self.assertIsNone(await self.ask(request(codec.DISCOVER, UNKNOWN_MAC, **relay), expect_reply=False))
-        self.assertEqual(self.server.stats.not_ready, 1)
+        self.assertEqual(self.server.stats["not_ready"], 1)
         self.assertFalse(self.server.healthy)
         self.load.callback([Lease("127.0.0.100", "02:00:00:00:00:55", self.reactor.seconds() + 600)])
         self.assertTrue(self.server.healthy)
@@ -304,7 +311,7 @@ class LoopbackServerTests(DaemonCase):
         reply = await self.ask(request(codec.DISCOVER, KNOWN_MAC, giaddr="127.0.0.1"))
         assert reply is not None
         self.assertEqual(reply.yiaddr, "127.0.0.5")
-        self.assertEqual(self.server.stats.malformed, 3)
+        self.assertEqual(self.server.stats["malformed"], 3)
 
     async def test_stop_closes_sockets(self) -> None:
         """After stopService the port is free again and nothing answers."""
@@ -327,7 +334,7 @@ class LoopbackServerTests(DaemonCase):
         ok, text = self.server.health()
         self.assertTrue(ok)
         self.assertIn("lo (127.0.0.1)", text)
-        self.server.stats.oversized = 2
+        self.server.stats.incr("oversized", 2)
         self.assertIn("0 malformed, 2 too large to send, 0 errors", self.server.health()[1])
         self.assertIn("addresses unchanged", self.server.reload())
         self.server.address_of = lambda name: "127.0.0.2"

@@ -60,7 +60,7 @@ class FanOutTests(ClientCase):
         results = await client.fan_out(targets, commands.power_status, limit=16)
         self.assertEqual(results, {f"n{i:02d}": Success("on" if i % 3 == 0 else "off") for i in range(40)})
         self.assertEqual(len(client.ports), 2)
-        self.assertEqual(client.stats.sessions, 40)
+        self.assertEqual(client.stats["sessions"], 40)
         await sleep(0.05)
         self.assertEqual(client.in_flight, 0, "every session closed")
         self.assertTrue(all(not bmc.sessions for bmc, _, _ in fleet))
@@ -128,7 +128,7 @@ class FanOutTests(ClientCase):
                                        commands.power_status)
         self.assertEqual(results["a"].kind, "error")  # type: ignore[union-attr]
         self.assertEqual(results["b"].kind, "unsupported")  # type: ignore[union-attr]
-        self.assertEqual(client.stats.sent, 0)
+        self.assertEqual(client.stats["sent"], 0)
 
 
 class RobustnessTests(ClientCase):
@@ -145,7 +145,7 @@ class RobustnessTests(ClientCase):
             noise.sendto(b"not rmcp at all", ("127.0.0.1", local))
         self.assertEqual(await running, Success([]))
         await sleep(0.05)
-        self.assertEqual(client.stats.stray, 2 * len(client.ports))
+        self.assertEqual(client.stats["stray"], 2 * len(client.ports))
 
         # From the BMC's own address, malformed bytes reach the decoder and are counted there.
         bmc2 = FakeBMC({b"admin": b"pw"})
@@ -162,7 +162,7 @@ class RobustnessTests(ClientCase):
         proto.datagramReceived = noisy  # type: ignore[method-assign]
         outcome = await client.run(Target("m", host2, CREDS, listening.getHost().port), commands.power_status())
         self.assertEqual(outcome, Success("off"))
-        self.assertGreaterEqual(client.stats.malformed, 5)
+        self.assertGreaterEqual(client.stats["malformed"], 5)
 
     async def test_stop_fails_in_flight(self) -> None:
         """stop() answers every command still waiting with a failure and
@@ -248,4 +248,4 @@ class ClockTests(unittest.TestCase):
         self.assertEqual(outcomes, [Success("off")])
         self.assertFalse(bmc.power)
         self.assertEqual(reactor.getDelayedCalls(), [])
-        self.assertEqual((client.stats.sent, client.stats.received), (7, 7))
+        self.assertEqual((client.stats["sent"], client.stats["received"]), (7, 7))

@@ -63,7 +63,8 @@ from typing import Any
 from luna2d.model.boot import BOOT_PATHS, BootIndex, BootNetwork, BootNode, boot_entry
 from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.codec import Message
-from luna2d.protocols.dhcp.pool import Offer, Pool, TokenBucket, key_of, span_of
+from luna2d.protocols.dhcp.pool import Offer, Pool, key_of, span_of
+from luna2d.protocols.rate import TokenBucket
 
 BROADCAST = "255.255.255.255"
 _IP = struct.Struct("!I")
@@ -115,13 +116,18 @@ class LeaseChange:
     lease: Lease | None
 
 
+# Every ``Outcome.event`` the policy answers with; each is a counter of the server.
+EVENTS = ("offer", "ack", "nak", "inform", "release", "decline", "exhausted", "throttled",
+          "unoffered")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What to do about one request.
 
-    ``event`` names it for counters and logs (offer, ack, nak, inform,
-    release, decline); ``reply`` goes to ``destination`` and must be encoded
-    within ``max_size`` octets; ``changes`` are for the lease store."""
+    ``event`` names it for counters and logs (one of ``EVENTS``); ``reply``
+    goes to ``destination`` and must be encoded within ``max_size`` octets;
+    ``changes`` are for the lease store."""
 
     event: str
     reply: Message | None = None

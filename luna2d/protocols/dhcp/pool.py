@@ -10,9 +10,9 @@ a device, leased, declined or held by an offer. The policy decides which
 (it owns the leases and offers) and tells the pool; the pool answers the
 lowest free address in O(log n), so a packet never walks the range.
 
-``TokenBucket`` bounds the new offers a network makes to unknown machines
-per second (``rate``) and in one burst (``burst``). Pure: the time is
-handed in."""
+Each pool carries a ``TokenBucket`` (``luna2d.protocols.rate``) that bounds
+the new offers its network makes to unknown machines per second and in one
+burst. Pure: the time is handed in."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from luna2d.ipalloc import FreeSet
 from luna2d.model.boot import BootNetwork
+from luna2d.protocols.rate import TokenBucket
 
 
 @dataclass
@@ -32,28 +33,6 @@ class Offer:
     address: int
     until: float
     network: str
-
-
-class TokenBucket:
-    """``burst`` tokens at the start, ``rate`` more per second up to
-    ``burst``; ``take`` spends one when there is one."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.stamp: float | None = None
-
-    def take(self, now: float) -> bool:
-        """Spend one token at time ``now``; whether there was one."""
-        if self.stamp is not None and now > self.stamp:
-            self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
-        if self.stamp is None or now > self.stamp:
-            self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 def span_of(network: BootNetwork) -> tuple[int, int] | None:

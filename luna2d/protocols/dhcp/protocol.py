@@ -19,7 +19,6 @@ import fcntl
 import socket
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.application import service
@@ -27,8 +26,9 @@ from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from luna2d.counters import Counters
 from luna2d.protocols.dhcp import codec
-from luna2d.protocols.dhcp.policy import Inbound, LeaseChange, Link, Policy
+from luna2d.protocols.dhcp.policy import EVENTS, Inbound, LeaseChange, Link, Policy
 from luna2d.protocols.udp import set_buffer
 
 log = Logger()
@@ -42,24 +42,10 @@ class InterfaceError(Exception):
     """A configured interface cannot be served (missing, no IPv4 address)."""
 
 
-@dataclass
-class Stats:
-    """Counters of one DHCP server, for monitoring and tests."""
-
-    received: int = 0
-    malformed: int = 0
-    ignored: int = 0
-    not_ready: int = 0
-    errors: int = 0
-    oversized: int = 0
-    sent: int = 0
-    send_errors: int = 0
-    events: dict[str, int] = field(default_factory=dict)
-    lease_writes: int = 0
-    lease_write_errors: int = 0
-
-    def count(self, event: str) -> None:
-        self.events[event] = self.events.get(event, 0) + 1
+# What one DHCP server counts: datagrams and their fate, then one counter per
+# policy outcome (``policy.EVENTS``), then the lease store's writes.
+COUNTERS = ("received", "malformed", "ignored", "not_ready", "errors", "oversized", "sent",
+            "send_errors", *EVENTS, "lease_writes", "lease_write_errors")
 
 
 def interface_address(name: str) -> str:
@@ -100,7 +86,7 @@ class DHCPProtocol(DatagramProtocol):
 
     ``clock`` is an IReactorTime (the reactor, or a Clock in tests)."""
 
-    def __init__(self, link: Link, policy: Policy, clock: Any, stats: Stats,
+    def __init__(self, link: Link, policy: Policy, clock: Any, stats: Counters,
                  changed: Callable[[Sequence[LeaseChange]], None],
                  ready: Callable[[], bool] = lambda: True) -> None:
         self.link = link
@@ -112,17 +98,17 @@ class DHCPProtocol(DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         stats = self.stats
-        stats.received += 1
+        stats.incr("received")
         try:
             message = codec.decode(data)
         except codec.DecodeError:
-            stats.malformed += 1
+            stats.incr("malformed")
             return
         if message.op != codec.BOOTREQUEST:
-            stats.ignored += 1
+            stats.incr("ignored")
             return
         if not self.ready():
-            stats.not_ready += 1
+            stats.incr("not_ready")
             return
         try:
             outcome = self.policy.handle(Inbound(message, self.link), self.clock.seconds())
@@ -130,7 +116,7 @@ class DHCPProtocol(DatagramProtocol):
             self._failed(message)
             return
         if outcome is None:
-            stats.ignored += 1
+            stats.incr("ignored")
             return
         if outcome.changes:
             # The policy's lease table holds them already, whether or not the reply goes out.
@@ -142,7 +128,7 @@ class DHCPProtocol(DatagramProtocol):
             except codec.EncodeError:
                 # The client's own options (a long client identifier or relay
                 # agent information echoed back) leave no room: bad input, not a fault.
-                stats.oversized += 1
+                stats.incr("oversized")
                 log.warn("DHCP: the {event} for {mac} on {interface} does not fit "  # noqa: G010
                          "in {size} octets; not sent", event=outcome.event, mac=message.mac,
                          interface=self.link.interface, size=outcome.max_size)
@@ -150,7 +136,7 @@ class DHCPProtocol(DatagramProtocol):
             except Exception:  # noqa: BLE001 (a datagram must never stop the server)
                 self._failed(message)
                 return
-        stats.count(outcome.event)
+        stats.incr(outcome.event)
         if outcome.detail:
             log.info("DHCP {event} on {interface}: {detail}", event=outcome.event,
                      interface=self.link.interface, detail=outcome.detail)
@@ -159,17 +145,17 @@ class DHCPProtocol(DatagramProtocol):
             transport: Any = self.transport
             try:
                 transport.write(wire, outcome.destination)
-                stats.sent += 1
+                stats.incr("sent")
                 log.info("DHCP {event} {mac} on {interface}: {address} file {file!r}",
                          event=outcome.event, mac=message.mac, interface=self.link.interface,
                          address=reply.yiaddr, file=reply.file.rstrip(b"\x00").decode("latin-1"))
             except OSError as exc:
-                stats.send_errors += 1
+                stats.incr("send_errors")
                 log.warn("DHCP: cannot send to {dest} on {interface}: {error}",  # noqa: G010
                          dest=outcome.destination, interface=self.link.interface, error=exc)
 
     def _failed(self, message: codec.Message) -> None:
-        self.stats.errors += 1
+        self.stats.incr("errors")
         log.failure("DHCP: cannot answer a request from {mac} on {interface}",
                     mac=message.mac, interface=self.link.interface)
 
@@ -179,7 +165,7 @@ class LeaseWriter:
     arrive while a write runs go together into the next one."""
 
     def __init__(self, save: Callable[[Sequence[LeaseChange]], defer.Deferred[Any]],
-                 stats: Stats) -> None:
+                 stats: Counters) -> None:
         self.save = save
         self.stats = stats
         self.pending: list[LeaseChange] = []
@@ -205,10 +191,10 @@ class LeaseWriter:
         d.addBoth(lambda _: self._next())
 
     def _written(self, _: Any) -> None:
-        self.stats.lease_writes += 1
+        self.stats.incr("lease_writes")
 
     def _failed(self, failure: Any, batch: list[LeaseChange]) -> None:
-        self.stats.lease_write_errors += 1
+        self.stats.incr("lease_write_errors")
         log.failure("DHCP: cannot store {count} lease changes", failure, count=len(batch))
 
     def flushed(self) -> defer.Deferred[Any]:
@@ -236,7 +222,7 @@ class DHCPServer(service.Service):
         self.load = load
         self.port = port
         self.address_of = address_of
-        self.stats = Stats()
+        self.stats = Counters(COUNTERS)
         self.writer = LeaseWriter(save, self.stats)
         self.links: list[Link] = []
         self.ports: list[Any] = []
@@ -300,12 +286,11 @@ class DHCPServer(service.Service):
             return False, "DHCP is listening but the leases are not loaded; not answering"
         served = ", ".join(f"{link.interface} ({link.address})" for link in self.links)
         stats = self.stats
-        throttled = stats.events.get("throttled", 0)
-        text = (f"DHCP serving {served}: {stats.received} received, {stats.sent} answered, "
-                f"{throttled} new machines over the offer rate, "
-                f"{stats.events.get('exhausted', 0)} with no free address, "
-                f"{stats.malformed} malformed, {stats.oversized} too large to send, "
-                f"{stats.errors} errors")
+        text = (f"DHCP serving {served}: {stats['received']} received, {stats['sent']} answered, "
+                f"{stats['throttled']} new machines over the offer rate, "
+                f"{stats['exhausted']} with no free address, "
+                f"{stats['malformed']} malformed, {stats['oversized']} too large to send, "
+                f"{stats['errors']} errors")
         return self.healthy, text
 
     def reload(self) -> str:

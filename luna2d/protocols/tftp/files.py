@@ -33,6 +33,7 @@ from twisted.internet import defer
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from luna2d.counters import Counters
 from luna2d.protocols.tftp.policy import BytesSource, to_netascii
 
 log = Logger()
@@ -343,7 +344,7 @@ class TFTPFiles:
         self._names: dict[tuple[str, ...], tuple[bytes, float]] = {}
         self._pending: dict[tuple[tuple[str, ...], bool], list[defer.Deferred[Any]]] = {}
         self._chunked: dict[tuple[bytes, Identity], ChunkedFile] = {}
-        self.stats = {"lookups": 0, "cache_hits": 0, "reads": 0, "merged": 0}
+        self.stats = Counters(("lookups", "cache_hits", "reads", "merged"))
 
     def bases(self, parts: tuple[str, ...]) -> list[Base]:
         """The directories ``parts`` is looked up in, in order: the root
@@ -360,16 +361,16 @@ class TFTPFiles:
         """A Deferred firing with a source (``size``, ``read``, ``release``,
         ``close``, ``error``, ``wakeup``) for the file named by ``parts``, or
         failing with FileNotFound, AccessDenied, TooLarge or ReadFailed."""
-        self.stats["lookups"] += 1
+        self.stats.incr("lookups")
         fresh = self._fresh(parts)
         if fresh is not None:
-            self.stats["cache_hits"] += 1
+            self.stats.incr("cache_hits")
             return defer.succeed(self._memory(fresh, netascii))
         key = (parts, netascii)
         waiters = self._pending.get(key)
         d: defer.Deferred[Any] = defer.Deferred()
         if waiters is not None:
-            self.stats["merged"] += 1
+            self.stats.incr("merged")
             waiters.append(d)
             return d
         self._pending[key] = [d]
@@ -407,9 +408,9 @@ class TFTPFiles:
                 again = self.run_in_thread(_resolve_and_read, self.bases(parts), parts, known,
                                            self.small_limit)
                 return again.addCallback(self._found, parts, netascii)
-            self.stats["cache_hits"] += 1
+            self.stats.incr("cache_hits")
         else:
-            self.stats["reads"] += 1
+            self.stats.incr("reads")
             entry = self._remember(real, ident, data)
         self._names[parts] = (real, self.clock.seconds())
         return self._memory(entry, netascii)
@@ -441,13 +442,13 @@ class TFTPFiles:
                 os.close(fd)
                 raise TooLarge(f"netascii transfers are limited to {self.netascii_limit} bytes; "
                                "use octet")
-            self.stats["reads"] += 1
+            self.stats.incr("reads")
             return self.run_in_thread(_read_large_netascii, fd, size).addCallback(MemorySource)
         key = (real, ident)
         shared = self._chunked.get(key)
         if shared is None:
             shared = self._chunked[key] = ChunkedFile(self, key, fd, size)
-            self.stats["reads"] += 1
+            self.stats.incr("reads")
         else:
             os.close(fd)
         return shared

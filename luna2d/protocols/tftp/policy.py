@@ -14,6 +14,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
+from luna2d.protocols.rate import TokenBucket
 from luna2d.protocols.tftp.codec import (
     Ack,
     Data,
@@ -528,7 +529,7 @@ class RequestRate:
         self.rate = rate
         self.burst = burst
         self.max_hosts = max_hosts
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, when
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -537,14 +538,11 @@ class RequestRate:
         """True when ``host`` may send one more request at ``now`` (and take
         a token for it); False when it is over its rate."""
         buckets = self._buckets
-        found = buckets.get(host)
-        if found is None:
-            tokens = self.burst
+        bucket = buckets.get(host)
+        if bucket is None:
             if len(buckets) >= self.max_hosts:
                 buckets.popitem(last=False)
+            bucket = buckets[host] = TokenBucket(self.rate, self.burst)
         else:
-            tokens = min(self.burst, found[0] + max(now - found[1], 0.0) * self.rate)
             buckets.move_to_end(host)
-        allowed = tokens >= 1.0
-        buckets[host] = (tokens - 1.0 if allowed else tokens, now)
-        return allowed
+        return bucket.take(now)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from luna2d.counters import Counters
 from luna2d.protocols.tftp import codec
 from luna2d.protocols.tftp.codec import (
     DecodeError,
@@ -293,7 +293,7 @@ class TransferProtocol(DatagramProtocol):
         try:
             packet = codec.decode(data)
         except DecodeError:
-            self.server.stats["dropped"] += 1
+            self.server.stats.incr("dropped")
             return
         machine = self.machine
         was_answered = machine.answered
@@ -343,7 +343,7 @@ class TransferProtocol(DatagramProtocol):
         except OSError:
             # A full socket buffer: the rest of the window counts as lost and
             # the retransmission timer covers it.
-            self.server.stats["send_errors"] += 1
+            self.server.stats.incr("send_errors")
 
     def _after(self) -> None:
         machine = self.machine
@@ -408,6 +408,12 @@ class Pending:
     local: str | None
 
 
+# What a TFTP server counts (their meaning: TFTPServer's docstring).
+COUNTERS = ("requests", "dropped", "stray", "rate_limited", "duplicates", "superseded", "refused",
+            "started", "negotiated", "completed", "failed", "unanswered", "evicted",
+            "send_errors", "retransmissions")
+
+
 class TFTPServer(DatagramProtocol):
     """The listening protocol: validates requests and starts transfers.
 
@@ -416,8 +422,8 @@ class TFTPServer(DatagramProtocol):
     local, peer)`` opens and starts the port of one transfer (tests pass a
     fake). Which requests get a place is :class:`Admission`'s decision, with
     ``limits.max_transfers`` and ``limits.max_per_client``.
-    ``stats`` counts what happened: ``requests``, ``dropped`` (datagrams that
-    do not decode), ``stray`` (valid packets that are not requests),
+    ``stats`` (:data:`COUNTERS`) counts what happened: ``requests``,
+    ``dropped`` (datagrams that do not decode), ``stray`` (valid packets that are not requests),
     ``rate_limited`` (requests dropped: their address sent too many too
     fast), ``duplicates`` (an RRQ again from a client already being served),
     ``superseded``, ``refused`` (error answers), ``started``, ``negotiated``
@@ -436,7 +442,7 @@ class TFTPServer(DatagramProtocol):
         self.reactor = reactor
         self.limits = limits or Limits()
         self.interface = interface
-        self.stats: Counter[str] = Counter()
+        self.stats = Counters(COUNTERS)
         # Clients being served, by address: the transfer, or the request
         # while its file is being looked up. ``admission`` holds the same
         # peers and decides who may join.
@@ -455,15 +461,15 @@ class TFTPServer(DatagramProtocol):
         try:
             packet = codec.decode(data)
         except DecodeError:
-            self.stats["dropped"] += 1
+            self.stats.incr("dropped")
             return
         if not isinstance(packet, (ReadRequest, WriteRequest)):
-            self.stats["stray"] += 1
+            self.stats.incr("stray")
             return
-        self.stats["requests"] += 1
+        self.stats.incr("requests")
         if not self.request_rate.allow(addr[0], self.reactor.seconds()):
             # Over its rate: dropped before it costs a socket or a log line.
-            self.stats["rate_limited"] += 1
+            self.stats.incr("rate_limited")
             return
         if isinstance(packet, ReadRequest):
             self._read_request(packet, addr, local)
@@ -477,11 +483,11 @@ class TFTPServer(DatagramProtocol):
             if current.request == request:
                 # The client sent its RRQ again before our first answer reached
                 # it; the transfer under way retransmits by itself.
-                self.stats["duplicates"] += 1
+                self.stats.incr("duplicates")
                 return
             # Another request from the same port: the client gave up the first
             # (firmware asking tsize, then the file, does this).
-            self.stats["superseded"] += 1
+            self.stats.incr("superseded")
             self._forget(peer)
             if isinstance(current, TransferProtocol):
                 current.machine.abort(ErrorCode.NOT_DEFINED, "superseded by a new request")
@@ -511,7 +517,7 @@ class TFTPServer(DatagramProtocol):
     def _evict(self, peer: Address) -> None:
         """End ``peer``'s transfer, never acknowledged, to make room: it is
         told the server is busy (if it is a real client, it asks again)."""
-        self.stats["evicted"] += 1
+        self.stats.incr("evicted")
         current = self.active.pop(peer, None)
         if isinstance(current, TransferProtocol):
             current._send(current.machine.abort(ErrorCode.NOT_DEFINED, BUSY, outcome=EVICTED))
@@ -534,7 +540,7 @@ class TFTPServer(DatagramProtocol):
         request, local = pending.request, pending.local
         settings, oack = negotiate(request.options, source.size, self.limits)
         if oack is not None:
-            self.stats["negotiated"] += 1
+            self.stats.incr("negotiated")
         machine = ReadTransfer(source, settings, oack)
         protocol = TransferProtocol(self, machine, source, peer, request)
         # In the table before its first packet: a transfer that ends at
@@ -549,7 +555,7 @@ class TFTPServer(DatagramProtocol):
                      error=exc)
             self._refuse(peer, local, ErrorCode.NOT_DEFINED, BUSY, request.filename)
             return
-        self.stats["started"] += 1
+        self.stats.incr("started")
 
     def _not_opened(self, failure: Failure, pending: Pending, peer: Address) -> None:
         if self.active.get(peer) is not pending:  # superseded or evicted: the client moved on
@@ -574,7 +580,7 @@ class TFTPServer(DatagramProtocol):
     def _refuse(self, peer: Address, local: str | None, code: int, message: str,
                 name: str = "") -> None:
         """An ERROR answer from a fresh port (as a transfer would send it), logged."""
-        self.stats["refused"] += 1
+        self.stats.incr("refused")
         self._note("TFTP {host}:{port} {name!r} refused: {message}", host=peer[0], port=peer[1],
                    name=name, message=message)
         payload = Error(code, message).encode()
@@ -599,10 +605,10 @@ class TFTPServer(DatagramProtocol):
         machine = transfer.machine
         if self.active.get(transfer.peer) is transfer:
             self._forget(transfer.peer)
-        self.stats["completed" if machine.outcome == COMPLETE else "failed"] += 1
+        self.stats.incr("completed" if machine.outcome == COMPLETE else "failed")
         if machine.outcome == UNANSWERED:
-            self.stats["unanswered"] += 1
-        self.stats["retransmissions"] += machine.retransmissions
+            self.stats.incr("unanswered")
+        self.stats.incr("retransmissions", machine.retransmissions)
         settings = machine.settings
         size = machine.source.size
         # What the client acknowledged, of the file's size: all of it only
@@ -708,8 +714,7 @@ class TFTPService(service.Service):
         """(ok, text) for /monitor/service/tftp: listening or not, and the counters."""
         if self.listening is None:
             return False, "TFTP is not listening"
-        stats = self.server.stats
-        counters = ", ".join(f"{key} {stats[key]}" for key in sorted(stats))
+        counters = self.server.stats.text()
         return True, (f"TFTP listening on UDP {self.bound_port}, "
                       f"{len(self.server.active)} transfers "
                       f"under way{'; ' + counters if counters else ''}")
