@@ -3,12 +3,14 @@
 Every bench/<x>/bench.py (and bench/bootstorm/storm.py) puts bench/ on
 ``sys.path`` and imports this module: the machine a run was taken on, /proc
 readings of one process and of the whole machine, a ``luna2d.ini`` for a
-daemon in a temporary folder, the daemon's command line, waiting for its API
-and stopping it, network namespaces, percentiles and the results files.
+daemon in a temporary folder, the daemon's command line (under a reactor-lag
+probe), the probe's figures per phase, waiting for its API and stopping it,
+network namespaces, percentiles and the results files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -224,6 +227,76 @@ def lag_phase(lag: Path, before: dict[str, Any]) -> dict[str, Any]:
 
     time.sleep(2.5 * LAG_WRITE_EVERY)
     return between(before, read_lag(lag))
+
+
+def lag_text(lag: dict[str, Any] | None) -> str:
+    """One phase's lag figures as a short line."""
+    if not lag or lag.get("max_ms") is None:
+        return "(not measured)"
+    return (f"max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms, {lag['over_limit']} of "
+            f"{lag['ticks']} ticks over {lag['limit_ms']:g} ms")
+
+
+def worst_lag(phases: list[tuple[str, dict[str, Any] | None]]) -> dict[str, Any]:
+    """The largest lag of named phases, where it was, the worst p99 and
+    the ticks over the limit in all of them; {} when none was measured."""
+    measured = [(name, lag) for name, lag in phases if lag and lag.get("max_ms") is not None]
+    if not measured:
+        return {}
+    name, lag = max(measured, key=lambda item: item[1]["max_ms"])
+    return {"max_ms": lag["max_ms"], "where": name,
+            "p99_ms_worst": max(item["p99_ms"] for _, item in measured),
+            "over_limit": sum(item["over_limit"] for _, item in measured),
+            "ticks": sum(item["ticks"] for _, item in measured), "limit_ms": lag["limit_ms"]}
+
+
+def lag_table(phases: list[tuple[str, dict[str, Any] | None]]) -> str:
+    """A markdown table of the lag of named phases, one row each."""
+    lines = ["| phase | ticks | max | p99 | ticks over the limit |", "|---|---:|---:|---:|---:|"]
+    for name, lag in phases:
+        if not lag or lag.get("max_ms") is None:
+            lines.append(f"| {name} | 0 | - | - | - |")
+            continue
+        lines.append(f"| {name} | {lag['ticks']:,} | {lag['max_ms']} ms | {lag['p99_ms']} ms | "
+                     f"{lag['over_limit']} (> {lag['limit_ms']:g} ms) |")
+    return "\n".join(lines)
+
+
+class LagPhases:
+    """The reactor lag of a daemon started with ``twistd(..., lag=FILE)``,
+    phase by phase: ``with phases.phase("storm"): ...`` records the probe's
+    figures between the start and the end of the block under that name
+    (``between`` of two snapshots, so the daemon keeps one cumulative
+    probe). ``phases.phases`` keeps them in order; ``worst()`` and
+    ``table()`` summarise them. With ``lag`` None nothing is measured."""
+
+    def __init__(self, lag: Path | None) -> None:
+        self.file = lag
+        self.phases: list[tuple[str, dict[str, Any] | None]] = []
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        before = read_lag(self.file) if self.file is not None else None
+        yield
+        if self.file is not None and before is not None:
+            figures = lag_phase(self.file, before)
+            self.phases.append((name, figures))
+            print(f"  reactor lag, {name}: {lag_text(figures)}", flush=True)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        """The figures of the last phase called ``name``."""
+        return next((lag for phase, lag in reversed(self.phases) if phase == name), None)
+
+    def worst(self) -> dict[str, Any]:
+        return worst_lag(self.phases)
+
+    def table(self) -> str:
+        return lag_table(self.phases)
+
+    def as_json(self) -> dict[str, Any]:
+        """Every phase and the worst of them, for a results file."""
+        return {"phases": [{"phase": name, **(lag or {})} for name, lag in self.phases],
+                "worst": self.worst()}
 
 
 def log_tail(log: Path | None, lines: int = 30) -> str:

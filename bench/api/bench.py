@@ -356,23 +356,73 @@ def run_after_write(daemon: Daemon, client: Client, nodes: int, times: int) -> d
             "max_ms": round(max(durations) * 1000, 2), "requests": times, **meter.record()}
 
 
-def lag_text(lag: dict | None) -> str:
-    if not lag or lag.get("max_ms") is None:
-        return "(not measured)"
-    return f"max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms, {lag['over_limit']} of {lag['ticks']} ticks over {lag['limit_ms']:g} ms"
+RENUMBER_TO = "10.22.0.0/16"
 
 
-def worst_lag(loaded: dict, runs: dict[str, list]) -> dict:
-    """The largest reactor lag of the load and of every run, with where it was."""
-    phases = [("load", loaded.get("reactor_lag"))] + [(name, r.get("reactor_lag")) for name, items in runs.items()
-                                                        for r in items]
-    measured = [(name, lag) for name, lag in phases if lag and lag.get("max_ms") is not None]
-    if not measured:
-        return {}
-    name, lag = max(measured, key=lambda item: item[1]["max_ms"])
-    return {"max_ms": lag["max_ms"], "where": name, "p99_ms_worst": max(l["p99_ms"] for _, l in measured),
-            "over_limit": sum(l["over_limit"] for _, l in measured), "ticks": sum(l["ticks"] for _, l in measured),
-            "limit_ms": lag["limit_ms"]}
+def run_renumber(daemon: Daemon, client: Client, nodes: int) -> dict:
+    """Renumber the provisioning /16 (every node's BOOTIF address, the
+    gateway, nameserver and DHCP range keep their host offset) to
+    RENUMBER_TO and back, each one POST; checks node 1's address moved."""
+    out = {}
+    for target, label in ((RENUMBER_TO, "renumber /16 there"), ("10.20.0.0/16", "renumber /16 back")):
+        with Meter(daemon.pid, daemon.lag) as meter:
+            started = time.monotonic()
+            client.must("POST", f"/config/network/{PROV}", wrap("network", PROV, {"network": target}))
+            wall = time.monotonic() - started
+        node = json.loads(client.must("GET", f"/config/node/{node_name(1)}"))["config"]["node"]
+        address = next(i["ipaddress"] for i in node[node_name(1)]["interfaces"]
+                       if i["interface"] == "BOOTIF")
+        prefix = target.split(".0.0/")[0] + "."
+        if not address.startswith(prefix):
+            raise SystemExit(f"renumbering to {target}: {node_name(1)} still has {address}")
+        out[label] = {"seconds": round(wall, 3), "nodes": nodes, **meter.record()}
+    return out
+
+
+def big_body(name: str, mib: float) -> bytes:
+    """A node update of at least ``mib`` MiB of JSON: a comment, and the
+    node's ``tags`` as a client may send back from a GET (shown, never
+    stored: the daemon parses all of it and ignores it), here with many
+    small members, so the parse walks a large object member by member."""
+    count = int(mib * (1 << 20) / 70) + 1
+    tags = {f"t{i:07d}": {"rack": str(i % 40), "comment": "x" * 30} for i in range(count)}
+    data = json.dumps(wrap("node", name, {"comment": "large body", "tags": tags})).encode()
+    if len(data) < mib * (1 << 20):
+        raise AssertionError(f"the large body is only {len(data)} bytes")
+    return data
+
+
+def run_big_body(daemon: Daemon, client: Client, mib: float) -> dict:
+    """One POST /config/node/<node 1> with a ``mib`` MiB body; the update
+    must be taken (204) and the tags left as they were."""
+    name = node_name(1)
+    data = big_body(name, mib)
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=300)
+    with Meter(daemon.pid, daemon.lag) as meter:
+        started = time.monotonic()
+        conn.request("POST", f"/config/node/{name}", body=data,
+                     headers={"x-access-tokens": client.token, "content-type": "application/json"})
+        response = conn.getresponse()
+        answer = response.read()
+        wall = time.monotonic() - started
+    conn.close()
+    if response.status not in (200, 204):
+        raise SystemExit(f"the {len(data)}-byte body: {response.status} {answer[:300]!r}")
+    node = json.loads(client.must("GET", f"/config/node/{name}"))["config"]["node"][name]
+    if node.get("comment") != "large body" or len(node.get("tags") or {}) > 100:
+        raise SystemExit(f"the large body was not taken as an update: {str(node)[:300]}")
+    return {"seconds": round(wall, 3), "bytes": len(data), "status": response.status,
+            **meter.record()}
+
+
+def lag_phases(loaded: dict, runs: dict[str, list], writes: dict) -> list[tuple[str, dict | None]]:
+    """The load, every run and every large write, named, with their lag."""
+    phases: list[tuple[str, dict | None]] = [("load", loaded.get("reactor_lag"))]
+    for name, items in runs.items():
+        phases += [(f"{name} {number}", item.get("reactor_lag"))
+                   for number, item in enumerate(items, start=1)]
+    phases += [(name, item.get("reactor_lag")) for name, item in writes.items()]
+    return phases
 
 
 def best(runs: list[dict], key: str, lower: bool = False) -> dict:
@@ -420,18 +470,29 @@ def table(results: dict) -> str:
         rows.append((f"GET .../_nextfreeip right after a write: p50 / p99 (1 client, {nfiw['requests']}x)",
                      f"{nfiw['p50_ms']} / {nfiw['p99_ms']} ms", f"< {g['nextfreeip_ms']} ms", "",
                      verdict(nfiw["p99_ms"] < g["nextfreeip_ms"])))
+    for name, item in results.get("writes", {}).items():
+        size = f", {item['bytes'] / (1 << 20):.1f} MiB" if "bytes" in item else f", {item['nodes']:,} nodes"
+        rows.append((f"{name}: time (one request{size})", f"{item['seconds']} s", "", "", ""))
     lag = results.get("reactor_lag")
     if lag:
         rows.append(("Reactor lag, load and every run: max (where) / worst p99",
                      (f"{lag['max_ms']} ms ({lag['where']}) / {lag['p99_ms_worst']} ms; "
                       f"{lag['over_limit']} of {lag['ticks']:,} ticks over {lag['limit_ms']:g} ms"),
                      f"max < {g['lag_ms']} ms", "", verdict(lag["max_ms"] < g["lag_ms"])))
+        for name, item in results.get("writes", {}).items():
+            one = item.get("reactor_lag")
+            if one and one.get("max_ms") is not None:
+                rows.append((f"Reactor lag, {name}", benchlib.lag_text(one), f"max < {g['lag_ms']} ms",
+                             "", verdict(one["max_ms"] < g["lag_ms"])))
     rows += [
         ("Daemon RSS after the load", f"{results['rss_mb']['after_load']:.0f} MB", f"< {g['rss_mb']} MB",
          f"{r['rss_mb']} MB (1,000 nodes)", verdict(results["rss_mb"]["after_load"] < g["rss_mb"])),
         ("Daemon RSS after the runs", f"{results['rss_mb']['after_runs']:.0f} MB", f"< {g['rss_mb']} MB",
          "", verdict(results["rss_mb"]["after_runs"] < g["rss_mb"])),
     ]
+    if results.get("writes"):
+        rows.append(("Daemon RSS after the large writes", f"{results['rss_mb']['after_writes']:.0f} MB",
+                     "", "", ""))
     lines = ["| Measurement | luna2d | Goal | Reference (luna2, Flask) | |",
              "|---|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
@@ -445,6 +506,10 @@ def table(results: dict) -> str:
                  f"GET {get['other_cores']:.2f}, POST {post['other_cores']:.2f}, list {lst['other_cores']:.2f}, "
                  f"_nextfreeip {nfi['other_cores']:.2f} (the daemon got {get['daemon_cores']:.2f} cores "
                  "during the GET run).")
+    phases = lag_phases(results["load"], results["runs"], results.get("writes", {}))
+    if any(lag for _, lag in phases):
+        lines += ["", "The daemon's reactor lag per phase (a 10 ms timer's lateness):", "",
+                  benchlib.lag_table(phases)]
     return "\n".join(lines)
 
 
@@ -468,6 +533,10 @@ def main() -> None:
     parser.add_argument("--quiet-below", type=float, default=0.25, metavar="CORES",
                         help="'settled' means other work uses less than this many cores")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the daemon and wrk to CPUs")
+    parser.add_argument("--no-renumber", action="store_true",
+                        help="leave out renumbering the provisioning /16 there and back")
+    parser.add_argument("--body-mib", type=float, default=34, metavar="MIB",
+                        help="size of the one large node update (default 34; 0 leaves it out)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (database, log)")
     parser.add_argument("--profile", metavar="SECONDS", type=int, default=0,
                         help="after the runs, record a py-spy profile of GET, POST and list traffic "
@@ -501,7 +570,7 @@ def main() -> None:
         with Meter(daemon.pid, daemon.lag) as load_meter:
             loaded = load(client, args.nodes, args.groups, args.load_clients)
         loaded["reactor_lag"] = load_meter.lag
-        print(f"  reactor lag while loading: {lag_text(load_meter.lag)}", flush=True)
+        print(f"  reactor lag while loading: {benchlib.lag_text(load_meter.lag)}", flush=True)
         verify(client, args.nodes)
         rss_load = benchlib.rss_mb(daemon.pid)
         print(f"loaded in {loaded['seconds']} s; daemon RSS {rss_load:.0f} MB", flush=True)
@@ -531,8 +600,20 @@ def main() -> None:
                 shown = {k: result[k] for k in ("rps", "p50_ms", "p99_ms", "median_s", "bytes", "errors",
                                                 "cpu_us_per_request", "daemon_cores", "other_cores")
                          if k in result}
-                print(f"  {name:<14} {shown} lag {lag_text(result.get('reactor_lag'))}", flush=True)
+                print(f"  {name:<14} {shown} lag {benchlib.lag_text(result.get('reactor_lag'))}", flush=True)
         rss_runs = benchlib.rss_mb(daemon.pid)
+        writes: dict[str, dict] = {}
+        if not args.no_renumber:
+            print(f"renumbering {PROV} (10.20.0.0/16, {args.nodes:,} nodes) to {RENUMBER_TO} and back...",
+                  flush=True)
+            writes.update(run_renumber(daemon, client, args.nodes))
+        if args.body_mib > 0:
+            print(f"one {args.body_mib:g} MiB node update...", flush=True)
+            writes[f"{args.body_mib:g} MiB body"] = run_big_body(daemon, client, args.body_mib)
+        for name, item in writes.items():
+            print(f"  {name:<20} {item['seconds']} s, lag {benchlib.lag_text(item.get('reactor_lag'))}",
+                  flush=True)
+        rss_writes = benchlib.rss_mb(daemon.pid)
         if args.profile:
             profile(daemon, client, args, wrk_cpu)
     finally:
@@ -553,7 +634,9 @@ def main() -> None:
         "duration_s": args.duration,
         "pin": pin,
         "load": loaded,
-        "rss_mb": {"after_load": round(rss_load, 1), "after_runs": round(rss_runs, 1)},
+        "rss_mb": {"after_load": round(rss_load, 1), "after_runs": round(rss_runs, 1),
+                   "after_writes": round(rss_writes, 1)},
+        "writes": writes,
         "best": {
             "get": best(runs["get"], "rps"),
             "post": best(runs["post"], "rps"),
@@ -562,7 +645,7 @@ def main() -> None:
             "nextfreeip_c1": best(runs["nextfreeip_c1"], "p50_ms", lower=True),
             "nextfreeip_after_write": best(runs["nextfreeip_after_write"], "p50_ms", lower=True),
         },
-        "reactor_lag": worst_lag(loaded, runs),
+        "reactor_lag": benchlib.worst_lag(lag_phases(loaded, runs, writes)),
         "runs": runs,
         "goals": GOALS,
         "reference": REFERENCE,

@@ -23,7 +23,8 @@ otherwise. Recorded: the time from the first node's start to the last
 node's end, failures and their reasons, per-phase latencies,
 retransmissions, the CPU luna2d and the clients used, luna2d's RSS, what
 luna2d's log says (TFTP transfers complete and failed, HTTP requests,
-tracebacks), and the machine. Results go to bench/bootstorm/results/
+tracebacks), luna2d's reactor lag during the load and during the storm
+(benchlib's probe), and the machine. Results go to bench/bootstorm/results/
 (JSON and markdown, and latest.*).
 """
 
@@ -162,6 +163,10 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     if s["failure_reasons"]:
         lines.append(f"- Failures: {s['failure_reasons']}")
+    lag = result.get("reactor_lag")
+    if lag:
+        lines += ["", "luna2d's reactor lag per phase:", "",
+                  benchlib.lag_table([(item["phase"], item) for item in lag["phases"]])]
     return "\n".join(lines) + "\n"
 
 
@@ -185,6 +190,7 @@ def main() -> None:
     ns = Namespaces()
     daemon = None
     log_path = folder / "luna2d.log"
+    lag = benchlib.LagPhases(folder / "lag.json")
     try:
         ns.up()
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -193,23 +199,28 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.nofile, hard), hard))  # inherited by luna2d
         try:
             with open(log_path, "wb") as log:
-                daemon = subprocess.Popen(["ip", "netns", "exec", ns.server, *benchlib.twistd(folder / "luna.ini")],
+                command = benchlib.twistd(folder / "luna.ini", lag=lag.file)
+                daemon = subprocess.Popen(["ip", "netns", "exec", ns.server, *command],
                                           stdout=log, stderr=subprocess.STDOUT, cwd=folder / "cwd")
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, ours)
         print(f"bootstorm: luna2d pid {daemon.pid}; loading {args.nodes} nodes through the API", flush=True)
-        result["load"] = run_storm(ns, "load", args)
+        benchlib.read_lag(lag.file, timeout=60)  # the daemon is up
+        with lag.phase("load through the API"):
+            result["load"] = run_storm(ns, "load", args)
         print(f"bootstorm: loaded in {result['load']['load_s']} s; storm of {args.nodes} nodes over "
               f"{args.spread} s", flush=True)
         time.sleep(1.0)
         cpu_before = benchlib.cpu_seconds(daemon.pid)
-        result["storm"] = run_storm(ns, "storm", args)
+        with lag.phase(f"storm: {args.nodes} nodes over {args.spread:g} s"):
+            result["storm"] = run_storm(ns, "storm", args)
         result["daemon"] = {"storm_cpu_s": round(benchlib.cpu_seconds(daemon.pid) - cpu_before, 2),
                             "rss_mib_after": round(benchlib.rss_mb(daemon.pid, float("nan")), 1)}
         result["machine"]["loadavg_end"] = os.getloadavg()
     finally:
         benchlib.stop(daemon)
         ns.down()
+    result["reactor_lag"] = lag.as_json()
     text = log_path.read_text(errors="replace")
     result["log"] = read_log(text)
     report = markdown(result)

@@ -13,7 +13,8 @@ same 10,000 MAC -> address bindings (a hosts file) with the same options,
 in a namespace pair of its own.
 
 For each server and rate: DORA/s completed, drops of each exchange, mean
-and max latency, and the server's CPU time. Results go to bench/results/
+and max latency, the server's CPU time, and for luna2d its reactor lag
+during the run (the daemon runs under benchlib's lag probe). Results go to bench/results/
 (JSON and markdown); the table is what docs/PERFORMANCE.md quotes.
 """
 
@@ -167,13 +168,21 @@ def udp_buffer_drops(ns: str | None) -> int:
 
 
 def run_series(name: str, pair: Pair, pid: int, rates: list[int], period: int, macs: Path,
-               repeat: int) -> list[dict]:
+               repeat: int, lag: benchlib.LagPhases | None = None) -> list[dict]:
+    """perfdhcp at each rate, ``repeat`` rounds; with ``lag`` (luna2d's),
+    the daemon's reactor lag during each run too."""
     runs = []
-    for rate in [r for _ in range(repeat) for r in rates]:
+    lag = lag or benchlib.LagPhases(None)
+    for number, rate in enumerate([r for _ in range(repeat) for r in rates]):
         before = benchlib.cpu_seconds(pid)
         drops_before = (udp_buffer_drops(pair.server_ns), udp_buffer_drops(pair.client_ns))
         busy_before = benchlib.busy_seconds()
-        result = perfdhcp(pair, rate, period, macs)
+        phase = f"{rate:,}/s, round {number // len(rates) + 1}"
+        with lag.phase(phase):
+            result = perfdhcp(pair, rate, period, macs)
+        if lag.get(phase) is not None:
+            result["reactor_lag"] = lag.get(phase)
+        result["load1"] = round(os.getloadavg()[0], 2)
         result["machine_busy_s"] = round(benchlib.busy_seconds() - busy_before, 2)
         result["server_cpu_s"] = round(benchlib.cpu_seconds(pid) - before, 2)
         result["server_rcvbuf_drops"] = udp_buffer_drops(pair.server_ns) - drops_before[0]
@@ -200,15 +209,23 @@ def best_per_rate(runs: list[dict]) -> list[dict]:
 
 
 def table(results: dict) -> str:
-    lines = ["| server | offered rate | DORA/s done | drops | mean / max ACK latency | server CPU | runs |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = [("| server | offered rate | DORA/s done | drops | mean / max ACK latency | server CPU "
+              "| runs | luna2d reactor lag: max, p99 (ticks > 50 ms) |"),
+             "|---|---:|---:|---:|---:|---:|---|---|"]
     for run in best_per_rate(results["runs"]):
         same = [r for r in results["runs"] if r["server"] == run["server"] and r["rate"] == run["rate"]]
         spread = ", ".join(f"{r['drop_pct']:.1f}" for r in same)
         lines.append(f"| {run['server']} | {run['rate']:,}/s | {run['dora_per_s']:,.0f} | {run['drop_pct']:.2f} % | "
                      f"{run.get('ra_avg_ms', 0):.2f} / {run.get('ra_max_ms', 0):.0f} ms | "
-                     f"{run['server_cpu_s'] / run['period'] * 100:.0f} % | drops % {spread} |")
+                     f"{run['server_cpu_s'] / run['period'] * 100:.0f} % | drops % {spread} | "
+                     f"{lag_cell(run.get('reactor_lag'))} |")
     return "\n".join(lines)
+
+
+def lag_cell(lag: dict | None) -> str:
+    if not lag or lag.get("max_ms") is None:
+        return "-"
+    return f"{lag['max_ms']}, {lag['p99_ms']} ms ({lag['over_limit']} of {lag['ticks']:,})"
 
 
 def best_within(runs: list[dict], server: str) -> dict | None:
@@ -232,6 +249,7 @@ def main() -> None:
     luna = Pair(f"l{tag}", None)
     ref = Pair(f"d{tag}", f"luna2d-bench-d{tag}-s")
     daemon = dnsmasq = None
+    lag = benchlib.LagPhases(folder / "lag.json")
     results: dict = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                      "machine": benchlib.machine_brief(),
                      "nodes": args.nodes, "period": args.period, "repeat": args.repeat, "runs": []}
@@ -245,10 +263,13 @@ def main() -> None:
         results["store_build_s"] = round(build_store(ini, args.nodes), 1)
         print(f"store with {args.nodes} nodes built in {results['store_build_s']} s", flush=True)
         with open(folder / "twistd.log", "w") as log:
-            daemon = subprocess.Popen(benchlib.twistd(ini), stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+            daemon = subprocess.Popen(benchlib.twistd(ini, lag=folder / "lag.json"), stdout=log,
+                                      stderr=subprocess.STDOUT, cwd=folder)
         benchlib.wait_ready(port, daemon, folder / "twistd.log")
-        perfdhcp(luna, 200, 2, macs)  # warm-up: the boot index is built on the first request
-        results["runs"] += run_series("luna2d", luna, daemon.pid, rates, args.period, macs, args.repeat)
+        with lag.phase("warm-up, 200/s for 2 s"):
+            perfdhcp(luna, 200, 2, macs)  # the boot index is built on the first request
+        results["runs"] += run_series("luna2d", luna, daemon.pid, rates, args.period, macs, args.repeat,
+                                      lag)
         if not args.no_dnsmasq:
             ref.up()
             hosts = folder / "dnsmasq.hosts"
@@ -270,16 +291,19 @@ def main() -> None:
             benchlib.stop(process)
         luna.down()
         ref.down()
+    results["reactor_lag"] = lag.as_json()
     results["best"] = {name: best_within(best_per_rate(results["runs"]), name) for name in ("luna2d", "dnsmasq")}
     text = table(results)
     best = results["best"]["luna2d"]
     verdict = (f"luna2d: best {best['dora_per_s']:,.0f} DORA/s under {GOAL_DROPS:.0f} % drops "
                f"(goal {GOAL_RATE:,}: {'met' if best['dora_per_s'] >= GOAL_RATE * 0.98 else 'missed'})"
                if best else "luna2d: no rate under 1 % drops")
+    lag_md = "luna2d's reactor lag per phase:\n\n" + lag.table()
     benchlib.write_results(RESULTS, ["dhcp-latest", f"dhcp-{benchlib.stamp()}"], results,
-                           text + "\n\n" + verdict + "\n")
+                           text + "\n\n" + verdict + "\n\n" + lag_md + "\n")
     print(text)
     print(verdict)
+    print(lag_md)
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -14,7 +14,9 @@ Power status of 1,000 BMCs, 100 of them dead, on one machine:
 * measured: ``POST /control/action/power/_status`` over ``node[0001-1000]``
   (``--repeat`` times), against the existing luna2 daemon's way: one
   ``ipmitool -I lanplus -C3 ... chassis power status`` process per BMC, 10 at
-  a time, each killed after 10 s (luna2's runcommand timeout).
+  a time, each killed after 10 s (luna2's runcommand timeout);
+* the daemon's reactor lag (benchlib's probe) while loading and during
+  each run.
 
 Goals (the project's issue): all 1,000 answered in under 10 s, dead ones
 included, and at least 20 times faster than the ipmitool fan-out.
@@ -148,11 +150,14 @@ class Daemon:
             TFTP={"ENABLED": "no"}, DNS={"ENABLED": "no"}, BOOTSTRAP={"ENABLED": "yes", "CONTROLLER": "controller"}))
         self.process: subprocess.Popen | None = None
         self.token = ""
+        # The daemon runs under benchlib's reactor-lag probe, read per phase.
+        self.lag = benchlib.LagPhases(self.folder / "lag.json")
 
     def start(self) -> None:
         """Spawn twistd, wait for /version, take an admin token."""
         log = self.folder / "twistd.log"
-        self.process = subprocess.Popen(benchlib.twistd(self.folder / "luna.ini", log), cwd=self.folder)
+        self.process = subprocess.Popen(benchlib.twistd(self.folder / "luna.ini", log, lag=self.lag.file),
+                                        cwd=self.folder)
         benchlib.wait_ready(self.port, self.process, log, 30)
         _, body = self.call("POST", "/token", {"username": ADMIN, "password": ADMIN_PASSWORD}, token=False)
         self.token = body["token"]
@@ -300,14 +305,18 @@ def main(argv: list[str]) -> None:
         log(f"fleet answers alike: {result['fleet']['check']}")
         daemon.start()
         started = time.monotonic()
-        load(daemon, fleet)
+        with daemon.lag.phase(f"load {args.bmcs} nodes through the API"):
+            load(daemon, fleet)
         result["load_seconds"] = round(time.monotonic() - started, 1)
         log(f"loaded {args.bmcs} nodes in {result['load_seconds']} s")
         runs = []
         for number in range(args.repeat):
-            run = luna2d_run(daemon, fleet)
+            with daemon.lag.phase(f"power status of {args.bmcs} BMCs, run {number + 1}"):
+                run = luna2d_run(daemon, fleet)
+            run["reactor_lag"] = daemon.lag.get(f"power status of {args.bmcs} BMCs, run {number + 1}")
             runs.append(run)
             log(f"luna2d run {number + 1}: {run['seconds']} s {run['groups']} {run['failure_reasons']}")
+        result["reactor_lag"] = daemon.lag.as_json()
         result["luna2d"] = {"runs": runs, "median_seconds": statistics.median(r["seconds"] for r in runs),
                             "rss_mb": round(daemon.rss_mb(), 1)}
         if not args.skip_ipmitool:
@@ -345,6 +354,10 @@ def markdown(result: dict[str, Any]) -> str:
         tool = result["ipmitool"]
         lines.append(f"| ipmitool, {tool.get('width', 10)} at a time | {tool['seconds']} | {tool['outcomes']} |")
         lines += ["", f"Speed-up (ipmitool / luna2d median): {result['speedup']}x."]
+    lag = result.get("reactor_lag")
+    if lag:
+        lines += ["", "luna2d's reactor lag per phase:", "",
+                  benchlib.lag_table([(item["phase"], item) for item in lag["phases"]])]
     lines += ["", f"luna2d daemon RSS after the runs: {luna['rss_mb']} MB.", "",
               "Goals: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in result["goals"].items()), ""]
     return "\n".join(lines)

@@ -20,7 +20,8 @@ option out of its OACK and so runs lock-step either way):
    checked by sha256. The goal is judged on the best runs, the least
    disturbed by whatever else the machine is doing; medians are shown too;
 2. ``--concurrent`` (200) transfers of the 1 MiB file started at once from
-   each server: how many complete intact, and the time to the last one.
+   each server: how many complete intact, and the time to the last one;
+3. luna2d's reactor lag (benchlib's probe) during 1 and during 2.
 
 Each measurement also records the CPU luna2d used (tftpd-hpa forks a
 process per transfer, whose CPU its parent does not show), and luna2d's own
@@ -32,6 +33,7 @@ retransmissions). Results go to bench/results/tftp-<time>.json and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -90,8 +92,11 @@ class Luna2d(Server):
                                            BOOTSTRAP={"ENABLED": "no"}))
         self.log_path = folder / "luna2d.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - open while the daemon runs
-        self.proc = subprocess.Popen(benchlib.twistd(ini), cwd=folder, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        # The daemon runs under benchlib's reactor-lag probe; self.lag reads it per phase.
+        self.lag = benchlib.LagPhases(folder / "lag.json")
+        self.proc = subprocess.Popen(benchlib.twistd(ini, lag=self.lag.file), cwd=folder,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
 
     def wait_ready(self, timeout: float = 60) -> None:
         benchlib.wait_ready(self.api, self.proc, self.log_path, timeout)
@@ -214,6 +219,10 @@ def table(result: dict) -> str:
     lines += ["", (f"luna2d's log: {logged['transfers_complete']} transfers complete, "
                    f"{logged['transfers_failed']} failed, {logged['retransmissions']} retransmissions, "
                    f"{logged['tracebacks']} tracebacks.")]
+    lag = result.get("reactor_lag")
+    if lag:
+        phases = [(item["phase"], item) for item in lag["phases"]]
+        lines += ["", "luna2d's reactor lag per phase:", "", benchlib.lag_table(phases)]
     lines += ["", ("Goal (luna2d with windowsize 16 at least as fast as tftpd-hpa with either window, best "
                    "runs, every file; all "
                    f"concurrent transfers complete): **{'met' if result['goal_met'] else 'NOT met'}**")]
@@ -259,9 +268,18 @@ def main() -> None:
         result: dict[str, Any] = {"machine": machine(), "when": dt.datetime.now(dt.UTC).isoformat(),
                                   "client": f"atftp, blksize {BLKSIZE}, tsize", "repeat": args.repeat,
                                   "load1_before": round(os.getloadavg()[0], 2)}
-        result["rates"] = rates(servers, root, out, expected, args.repeat)
-        result["concurrent"] = {server.name: concurrent(server, args.concurrent, out, expected["1MiB"],
-                                                        args.concurrent_window) for server in servers}
+        # luna2d idles while tftpd-hpa serves, so the lag of the interleaved
+        # rounds is that of luna2d's own transfers (and of idle time).
+        with luna.lag.phase("single transfers (every file and window, all rounds)"):
+            result["rates"] = rates(servers, root, out, expected, args.repeat)
+        result["concurrent"] = {}
+        for server in servers:
+            phase = f"{args.concurrent} concurrent transfers of 1 MiB (w{args.concurrent_window})"
+            with (luna.lag.phase(phase) if server is luna else contextlib.nullcontext()):
+                result["concurrent"][server.name] = concurrent(server, args.concurrent, out,
+                                                               expected["1MiB"],
+                                                               args.concurrent_window)
+        result["reactor_lag"] = luna.lag.as_json()
     finally:
         for server in servers:
             server.stop()

@@ -18,7 +18,9 @@ value:
    1432``, as iPXE asks), each with a 10 s limit: how many succeed, and how
    long they take (median, worst);
 3. the daemon's CPU over the flood, and, from its log, how many transfers
-   were evicted and how many ended never acknowledged.
+   were evicted and how many ended never acknowledged;
+4. the daemon's reactor lag during the flood (benchlib's probe, as in
+   bench/tftp/bench.py, whose daemon this is).
 
 Results go to bench/results/tftp-flood-<time>.json and .md and to
 tftp-flood-latest.json / .md."""
@@ -122,13 +124,15 @@ def one_rate(luna: Luna2d, rate: int, seconds: float, addresses: int,
     log_before = luna.log_path.read_text(errors="replace")
     before = counters(luna)
     cpu0 = luna.cpu()
-    flood = subprocess.Popen([sys.executable, __file__, "--flooder", str(luna.port), str(rate),
-                              str(seconds), str(addresses)], stdout=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # the table fills
-    fetches: list[tuple[bool, float]] = []
-    end = time.monotonic() + seconds - 1.0
-    while time.monotonic() < end:
-        fetches.append(fetch(luna.port, out))
+    phase = f"{rate} RRQs/s from {addresses} addresses"
+    with luna.lag.phase(phase):
+        flood = subprocess.Popen([sys.executable, __file__, "--flooder", str(luna.port), str(rate),
+                                  str(seconds), str(addresses)], stdout=subprocess.PIPE, text=True)
+        time.sleep(1.0)  # the table fills
+        fetches: list[tuple[bool, float]] = []
+        end = time.monotonic() + seconds - 1.0
+        while time.monotonic() < end:
+            fetches.append(fetch(luna.port, out))
     cpu = luna.cpu() - cpu0
     assert flood.stdout is not None
     sent = json.loads(flood.stdout.readline() or "{}")
@@ -153,21 +157,29 @@ def one_rate(luna: Luna2d, rate: int, seconds: float, addresses: int,
         "never_acknowledged": after.get("unanswered", 0) - before.get("unanswered", 0),
         "log_lines": log.count("\n"),
         "tracebacks": log.count("Traceback"),
+        "reactor_lag": luna.lag.get(phase),
     }
+
+
+def lag_cell(lag: dict[str, Any] | None) -> str:
+    if not lag or lag.get("max_ms") is None:
+        return "-"
+    return f"{lag['max_ms']}, {lag['p99_ms']} ms ({lag['over_limit']} of {lag['ticks']:,})"
 
 
 def table(result: dict[str, Any]) -> str:
     lines = [("| RRQs/s asked | addresses | sent | read by luna2d | rate-limited | curl fetches ok "
               "| fetch median, worst (s) | luna2d CPU s | evicted | ended unanswered "
-              "| log lines |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| log lines | luna2d reactor lag: max, p99 (ticks > 50 ms) |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for item in result["rates"]:
         lines.append(f"| {item['rate_asked']} | {item['addresses']} | {item['sent']} in "
                      f"{item['flood_s']} s | {item['requests']} | {item['rate_limited']} | "
                      f"{item['fetched']} of {item['fetches']} | "
                      f"{item['fetch_median_s']}, {item['fetch_worst_s']} | "
                      f"{item['luna2d_cpu_s']} | {item['evicted']} | "
-                     f"{item['never_acknowledged']} | {item['log_lines']} |")
+                     f"{item['never_acknowledged']} | {item['log_lines']} | "
+                     f"{lag_cell(item.get('reactor_lag'))} |")
     return "\n".join(lines)
 
 
