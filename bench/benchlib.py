@@ -174,13 +174,40 @@ def twistd(ini: Path, logfile: str | Path = "-", lag: Path | None = None) -> lis
 LAG_WRITE_EVERY = 0.1  # seconds between snapshots written to the lag file
 
 
+class CpuLag:
+    """Beside the probe, on a loaded machine: how much of the reactor
+    thread's own CPU time (``time.thread_time``) went by while a 10 ms
+    timer waited, beyond those 10 ms, recorded into a LagProbe's histogram
+    (``self.figures``; the probe is fed, not started). A callback that
+    holds the reactor shows here as in the wall-clock probe; a reactor
+    thread that waits for a CPU other processes hold (or for the GIL
+    another thread of the daemon holds) shows only in the wall-clock one."""
+
+    def __init__(self, clock: Any, interval: float = 0.01) -> None:
+        from luna2d.lag import LagProbe
+
+        self.clock = clock
+        self.interval = interval
+        self.figures = LagProbe(clock, interval)
+        self._cpu = 0.0
+
+    def start(self) -> None:
+        self._cpu = time.thread_time()
+        self.clock.callLater(self.interval, self._tick)
+
+    def _tick(self) -> None:
+        used = time.thread_time() - self._cpu
+        self.figures.record(max(0.0, used - self.interval) * 1000)
+        self.start()
+
+
 def run_with_lag_probe(lag: Path, twistd_args: list[str]) -> None:
     """Run twistd (``twistd_args``, without --reactor) on the asyncio reactor
     with a luna2d.lag.LagProbe ticking every 10 ms from the moment the
-    reactor runs; every LAG_WRITE_EVERY seconds, and at shutdown, the
-    probe's cumulative snapshot replaces ``lag`` (written whole, then
-    renamed). Read it with ``read_lag`` and diff two readings with
-    ``luna2d.lag.between``."""
+    reactor runs, and a CpuLag beside it; every LAG_WRITE_EVERY seconds,
+    and at shutdown, the probe's cumulative snapshot (the CpuLag's under
+    ``"cpu"``) replaces ``lag`` (written whole, then renamed). Read it with
+    ``read_lag``; ``lag_phase`` and ``LagPhases`` give a phase's figures."""
     from twisted.internet import asyncioreactor
 
     asyncioreactor.install()
@@ -190,16 +217,18 @@ def run_with_lag_probe(lag: Path, twistd_args: list[str]) -> None:
     from luna2d.lag import LagProbe
 
     probe = LagProbe(reactor)
+    cpu = CpuLag(reactor)
     partial = lag.with_name(lag.name + ".part")
 
     def write() -> None:
-        partial.write_text(json.dumps(probe.snapshot()))
+        partial.write_text(json.dumps({**probe.snapshot(), "cpu": cpu.figures.snapshot()}))
         os.replace(partial, lag)
 
     writer = task.LoopingCall(write)
 
     def begin() -> None:
         probe.start()
+        cpu.start()
         writer.start(LAG_WRITE_EVERY)
 
     reactor.callWhenRunning(begin)
@@ -226,15 +255,23 @@ def lag_phase(lag: Path, before: dict[str, Any]) -> dict[str, Any]:
     from luna2d.lag import between
 
     time.sleep(2.5 * LAG_WRITE_EVERY)
-    return between(before, read_lag(lag))
+    after = read_lag(lag)
+    figures = between(before, after)
+    if "cpu" in before and "cpu" in after:
+        figures["cpu"] = between(before["cpu"], after["cpu"])
+    return figures
 
 
 def lag_text(lag: dict[str, Any] | None) -> str:
     """One phase's lag figures as a short line."""
     if not lag or lag.get("max_ms") is None:
         return "(not measured)"
-    return (f"max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms, {lag['over_limit']} of "
+    text = (f"max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms, {lag['over_limit']} of "
             f"{lag['ticks']} ticks over {lag['limit_ms']:g} ms")
+    cpu = lag.get("cpu")
+    if cpu and cpu.get("max_ms") is not None:
+        text += f" (reactor-thread CPU: max {cpu['max_ms']} ms, {cpu['over_limit']} over)"
+    return text
 
 
 def worst_lag(phases: list[tuple[str, dict[str, Any] | None]]) -> dict[str, Any]:
@@ -244,21 +281,31 @@ def worst_lag(phases: list[tuple[str, dict[str, Any] | None]]) -> dict[str, Any]
     if not measured:
         return {}
     name, lag = max(measured, key=lambda item: item[1]["max_ms"])
-    return {"max_ms": lag["max_ms"], "where": name,
-            "p99_ms_worst": max(item["p99_ms"] for _, item in measured),
-            "over_limit": sum(item["over_limit"] for _, item in measured),
-            "ticks": sum(item["ticks"] for _, item in measured), "limit_ms": lag["limit_ms"]}
+    worst = {"max_ms": lag["max_ms"], "where": name,
+             "p99_ms_worst": max(item["p99_ms"] for _, item in measured),
+             "over_limit": sum(item["over_limit"] for _, item in measured),
+             "ticks": sum(item["ticks"] for _, item in measured), "limit_ms": lag["limit_ms"]}
+    cpus = [(name, item["cpu"]) for name, item in measured
+            if item.get("cpu") and item["cpu"].get("max_ms") is not None]
+    if cpus:
+        name, cpu = max(cpus, key=lambda item: item[1]["max_ms"])
+        worst["cpu"] = {"max_ms": cpu["max_ms"], "where": name,
+                        "over_limit": sum(item["over_limit"] for _, item in cpus)}
+    return worst
 
 
 def lag_table(phases: list[tuple[str, dict[str, Any] | None]]) -> str:
     """A markdown table of the lag of named phases, one row each."""
-    lines = ["| phase | ticks | max | p99 | ticks over the limit |", "|---|---:|---:|---:|---:|"]
+    lines = ["| phase | ticks | max | p99 | ticks over the limit | reactor-thread CPU: max, over |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, lag in phases:
         if not lag or lag.get("max_ms") is None:
-            lines.append(f"| {name} | 0 | - | - | - |")
+            lines.append(f"| {name} | 0 | - | - | - | - |")
             continue
+        cpu = lag.get("cpu") or {}
+        own = f"{cpu['max_ms']} ms, {cpu['over_limit']}" if cpu.get("max_ms") is not None else "-"
         lines.append(f"| {name} | {lag['ticks']:,} | {lag['max_ms']} ms | {lag['p99_ms']} ms | "
-                     f"{lag['over_limit']} (> {lag['limit_ms']:g} ms) |")
+                     f"{lag['over_limit']} (> {lag['limit_ms']:g} ms) | {own} |")
     return "\n".join(lines)
 
 
