@@ -42,6 +42,7 @@ def sh(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.C
 
 # -- the machine ---------------------------------------------------------------------------
 
+
 def first_line(command: list[str]) -> str:
     """The first line a command prints (stdout, else stderr), or 'unknown'."""
     try:
@@ -68,10 +69,18 @@ def commit(watch: str) -> str:
     """The short commit of the repository, marked when ``watch`` (a path in
     it) has uncommitted changes."""
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", watch],
-                               capture_output=True, text=True, check=False).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", watch],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
     except OSError:
         head, dirty = "", ""
     return (head or "unknown") + (f" ({watch} modified)" if dirty else "")
@@ -92,24 +101,35 @@ def machine(watch: str = "luna2d/", extra: dict[str, Any] | None = None) -> dict
             if line.startswith("MemTotal:"):
                 mem_kb = int(line.split()[1])
                 break
-    return {"nproc": os.cpu_count(), "cpu": model, "memory_gib": round(mem_kb / 1024 / 1024, 1),
-            "kernel": platform.release(), "python": platform.python_version(), **(extra or {}),
-            "commit": commit(watch)}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        **(extra or {}),
+        "commit": commit(watch),
+    }
 
 
 def machine_brief() -> dict[str, Any]:
     """CPUs, kernel and Python only (the DHCP and IPMI results' ``machine``)."""
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
 
 
 # -- /proc readings ----------------------------------------------------------------------------
+
 
 def cpu_seconds(pid: int, children: bool = False) -> float:
     """CPU seconds (user + system) ``pid`` used; with ``children``, those
     of the children it has waited for too."""
     with open(f"/proc/{pid}/stat") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15 if children else 13]) / CLK_TCK
+    return sum(int(x) for x in fields[11 : 15 if children else 13]) / CLK_TCK
 
 
 def rss_mb(pid: int, default: float = 0.0) -> float:
@@ -132,6 +152,7 @@ def busy_seconds() -> float:
 
 # -- the daemon --------------------------------------------------------------------------------
 
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port free on 127.0.0.1 (TCP, or UDP with ``socket.SOCK_DGRAM``)."""
     with socket.socket(socket.AF_INET, kind) as sock:
@@ -139,21 +160,37 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
-def daemon_ini(endpoint: str, var: str | Path, password: str, api: dict[str, str] | None = None,
-               **sections: dict[str, object]) -> str:
+def daemon_ini(
+    endpoint: str,
+    var: str | Path,
+    password: str,
+    api: dict[str, str] | None = None,
+    **sections: dict[str, object],
+) -> str:
     """A luna2d.ini: the API on ``endpoint`` for user ``luna``, the database,
     files and key under ``var`` (relative paths are taken from the ini's
     folder), ``api`` more [API] keys, then each of ``sections`` in order,
     e.g. ``DHCP={"ENABLED": "no"}``."""
     parts = {
-        "API": {"USERNAME": USER, "PASSWORD": password, "SECRET_KEY": SECRET_KEY, **(api or {}),
-                "ENDPOINT": endpoint},
+        "API": {
+            "USERNAME": USER,
+            "PASSWORD": password,
+            "SECRET_KEY": SECRET_KEY,
+            **(api or {}),
+            "ENDPOINT": endpoint,
+        },
         "DATABASE": {"DRIVER": "SQLite3", "DATABASE": f"{var}/luna.db"},
-        "FILES": {"IMAGE_FILES": f"{var}/files", "IMAGE_DIRECTORY": f"{var}/images", "KEYFILE": f"{var}/luna.key"},
+        "FILES": {
+            "IMAGE_FILES": f"{var}/files",
+            "IMAGE_DIRECTORY": f"{var}/images",
+            "KEYFILE": f"{var}/luna.key",
+        },
         **sections,
     }
-    return "\n".join(f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in keys.items())
-                     for name, keys in parts.items())
+    return "\n".join(
+        f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in keys.items())
+        for name, keys in parts.items()
+    )
 
 
 def twistd(ini: Path, logfile: str | Path = "-", lag: Path | None = None) -> list[str]:
@@ -163,10 +200,29 @@ def twistd(ini: Path, logfile: str | Path = "-", lag: Path | None = None) -> lis
     snapshot in that file (see ``run_with_lag_probe``); the process is still
     the daemon itself, so its pid, CPU and memory readings are the daemon's."""
     if lag is None:
-        return [str(TWISTD), "-n", "--pidfile=", "--reactor=asyncio", f"--logfile={logfile}",
-                "luna2d", "--config", str(ini)]
-    return [str(PYTHON), str(Path(__file__).resolve()), "lag-probe", str(lag), "--",
-            "-n", "--pidfile=", f"--logfile={logfile}", "luna2d", "--config", str(ini)]
+        return [
+            str(TWISTD),
+            "-n",
+            "--pidfile=",
+            "--reactor=asyncio",
+            f"--logfile={logfile}",
+            "luna2d",
+            "--config",
+            str(ini),
+        ]
+    return [
+        str(PYTHON),
+        str(Path(__file__).resolve()),
+        "lag-probe",
+        str(lag),
+        "--",
+        "-n",
+        "--pidfile=",
+        f"--logfile={logfile}",
+        "luna2d",
+        "--config",
+        str(ini),
+    ]
 
 
 # -- the reactor-lag probe ------------------------------------------------------------------
@@ -266,8 +322,10 @@ def lag_text(lag: dict[str, Any] | None) -> str:
     """One phase's lag figures as a short line."""
     if not lag or lag.get("max_ms") is None:
         return "(not measured)"
-    text = (f"max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms, {lag['over_limit']} of "
-            f"{lag['ticks']} ticks over {lag['limit_ms']:g} ms")
+    text = (
+        f"max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms, {lag['over_limit']} of "
+        f"{lag['ticks']} ticks over {lag['limit_ms']:g} ms"
+    )
     cpu = lag.get("cpu")
     if cpu and cpu.get("max_ms") is not None:
         text += f" (reactor-thread CPU: max {cpu['max_ms']} ms, {cpu['over_limit']} over)"
@@ -281,31 +339,45 @@ def worst_lag(phases: list[tuple[str, dict[str, Any] | None]]) -> dict[str, Any]
     if not measured:
         return {}
     name, lag = max(measured, key=lambda item: item[1]["max_ms"])
-    worst = {"max_ms": lag["max_ms"], "where": name,
-             "p99_ms_worst": max(item["p99_ms"] for _, item in measured),
-             "over_limit": sum(item["over_limit"] for _, item in measured),
-             "ticks": sum(item["ticks"] for _, item in measured), "limit_ms": lag["limit_ms"]}
-    cpus = [(name, item["cpu"]) for name, item in measured
-            if item.get("cpu") and item["cpu"].get("max_ms") is not None]
+    worst = {
+        "max_ms": lag["max_ms"],
+        "where": name,
+        "p99_ms_worst": max(item["p99_ms"] for _, item in measured),
+        "over_limit": sum(item["over_limit"] for _, item in measured),
+        "ticks": sum(item["ticks"] for _, item in measured),
+        "limit_ms": lag["limit_ms"],
+    }
+    cpus = [
+        (name, item["cpu"])
+        for name, item in measured
+        if item.get("cpu") and item["cpu"].get("max_ms") is not None
+    ]
     if cpus:
         name, cpu = max(cpus, key=lambda item: item[1]["max_ms"])
-        worst["cpu"] = {"max_ms": cpu["max_ms"], "where": name,
-                        "over_limit": sum(item["over_limit"] for _, item in cpus)}
+        worst["cpu"] = {
+            "max_ms": cpu["max_ms"],
+            "where": name,
+            "over_limit": sum(item["over_limit"] for _, item in cpus),
+        }
     return worst
 
 
 def lag_table(phases: list[tuple[str, dict[str, Any] | None]]) -> str:
     """A markdown table of the lag of named phases, one row each."""
-    lines = ["| phase | ticks | max | p99 | ticks over the limit | reactor-thread CPU: max, over |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| phase | ticks | max | p99 | ticks over the limit | reactor-thread CPU: max, over |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, lag in phases:
         if not lag or lag.get("max_ms") is None:
             lines.append(f"| {name} | 0 | - | - | - | - |")
             continue
         cpu = lag.get("cpu") or {}
         own = f"{cpu['max_ms']} ms, {cpu['over_limit']}" if cpu.get("max_ms") is not None else "-"
-        lines.append(f"| {name} | {lag['ticks']:,} | {lag['max_ms']} ms | {lag['p99_ms']} ms | "
-                     f"{lag['over_limit']} (> {lag['limit_ms']:g} ms) | {own} |")
+        lines.append(
+            f"| {name} | {lag['ticks']:,} | {lag['max_ms']} ms | {lag['p99_ms']} ms | "
+            f"{lag['over_limit']} (> {lag['limit_ms']:g} ms) | {own} |"
+        )
     return "\n".join(lines)
 
 
@@ -342,8 +414,10 @@ class LagPhases:
 
     def as_json(self) -> dict[str, Any]:
         """Every phase and the worst of them, for a results file."""
-        return {"phases": [{"phase": name, **(lag or {})} for name, lag in self.phases],
-                "worst": self.worst()}
+        return {
+            "phases": [{"phase": name, **(lag or {})} for name, lag in self.phases],
+            "worst": self.worst(),
+        }
 
 
 def log_tail(log: Path | None, lines: int = 30) -> str:
@@ -356,8 +430,9 @@ def log_tail(log: Path | None, lines: int = 30) -> str:
         return "(no log)"
 
 
-def wait_ready(port: int, proc: subprocess.Popen | None = None, log: Path | None = None,
-               timeout: float = 60) -> None:
+def wait_ready(
+    port: int, proc: subprocess.Popen | None = None, log: Path | None = None, timeout: float = 60
+) -> None:
     """Wait until the daemon answers ``GET /version`` on 127.0.0.1:``port``;
     SystemExit (with the end of ``log``) if ``proc`` exits or time runs out."""
     deadline = time.monotonic() + timeout
@@ -398,6 +473,7 @@ def remove_netns(ns: str) -> None:
 
 # -- numbers and results -------------------------------------------------------------------
 
+
 def percentile(values: list[float], share: float) -> float:
     """The ``share`` percentile (0.5, 0.99, ...) of ``values``: the sample
     at rank ``share * (n - 1)``, rounded; NaN when there is none."""
@@ -412,8 +488,9 @@ def stamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-def write_results(folder: Path, stems: list[str], result: dict[str, Any], markdown: str | None,
-                  indent: int = 2) -> None:
+def write_results(
+    folder: Path, stems: list[str], result: dict[str, Any], markdown: str | None, indent: int = 2
+) -> None:
     """``<stem>.json`` (and ``<stem>.md`` when there is ``markdown``) in
     ``folder`` for each stem."""
     folder.mkdir(parents=True, exist_ok=True)
