@@ -193,12 +193,17 @@ def daemon_ini(
     )
 
 
-def twistd(ini: Path, logfile: str | Path = "-", lag: Path | None = None) -> list[str]:
+def twistd(
+    ini: Path, logfile: str | Path = "-", lag: Path | None = None, udp_read: int | None = None
+) -> list[str]:
     """The daemon's command line, as packaging/luna2d.service runs it (the
     log to stdout unless ``logfile`` names a file). With ``lag``, the same
     twistd runs inside this module under a reactor-lag probe that keeps a
     snapshot in that file (see ``run_with_lag_probe``); the process is still
-    the daemon itself, so its pid, CPU and memory readings are the daemon's."""
+    the daemon itself, so its pid, CPU and memory readings are the daemon's.
+    ``udp_read`` (with ``lag`` only), an experiment: the bytes Twisted's UDP
+    ports read in one reactor callback (``udp.Port.maxThroughput``, 256 KiB
+    by default), to show how much of a stall that read loop makes."""
     if lag is None:
         return [
             str(TWISTD),
@@ -215,6 +220,7 @@ def twistd(ini: Path, logfile: str | Path = "-", lag: Path | None = None) -> lis
         str(Path(__file__).resolve()),
         "lag-probe",
         str(lag),
+        *(["--udp-read", str(udp_read)] if udp_read else []),
         "--",
         "-n",
         "--pidfile=",
@@ -257,7 +263,7 @@ class CpuLag:
         self.start()
 
 
-def run_with_lag_probe(lag: Path, twistd_args: list[str]) -> None:
+def run_with_lag_probe(lag: Path, twistd_args: list[str], udp_read: int | None = None) -> None:
     """Run twistd (``twistd_args``, without --reactor) on the asyncio reactor
     with a luna2d.lag.LagProbe ticking every 10 ms from the moment the
     reactor runs, and a CpuLag beside it; every LAG_WRITE_EVERY seconds,
@@ -267,8 +273,11 @@ def run_with_lag_probe(lag: Path, twistd_args: list[str]) -> None:
     from twisted.internet import asyncioreactor
 
     asyncioreactor.install()
-    from twisted.internet import reactor, task
+    from twisted.internet import reactor, task, udp
     from twisted.scripts.twistd import run
+
+    if udp_read:
+        udp.Port.maxThroughput = udp_read
 
     from luna2d.lag import LagProbe
 
@@ -502,7 +511,15 @@ def write_results(
 
 
 if __name__ == "__main__":
-    # bench/benchlib.py lag-probe LAGFILE -- TWISTD-ARGS...
-    if len(sys.argv) < 4 or sys.argv[1] != "lag-probe" or sys.argv[3] != "--":
-        raise SystemExit("usage: benchlib.py lag-probe LAGFILE -- TWISTD-ARGS...")
-    run_with_lag_probe(Path(sys.argv[2]), sys.argv[4:])
+    # bench/benchlib.py lag-probe LAGFILE [--udp-read BYTES] -- TWISTD-ARGS...
+    argv = sys.argv[1:]
+    usage = "usage: benchlib.py lag-probe LAGFILE [--udp-read BYTES] -- TWISTD-ARGS..."
+    if len(argv) < 3 or argv[0] != "lag-probe" or "--" not in argv:
+        raise SystemExit(usage)
+    head, rest = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+    if len(head) == 2:
+        run_with_lag_probe(Path(head[1]), rest)
+    elif len(head) == 4 and head[2] == "--udp-read" and head[3].isdigit():
+        run_with_lag_probe(Path(head[1]), rest, int(head[3]))
+    else:
+        raise SystemExit(usage)

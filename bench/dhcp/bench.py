@@ -318,6 +318,13 @@ def main() -> None:
     parser.add_argument("--period", type=int, default=10, help="seconds per perfdhcp run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per rate (best one reported)")
     parser.add_argument("--no-dnsmasq", action="store_true")
+    parser.add_argument(
+        "--udp-read",
+        type=int,
+        metavar="BYTES",
+        help="an experiment: bytes Twisted's UDP ports read in one reactor callback "
+        "(default Twisted's 256 KiB)",
+    )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     if os.geteuid() != 0:
@@ -329,6 +336,7 @@ def main() -> None:
     daemon = dnsmasq = None
     lag = benchlib.LagPhases(folder / "lag.json")
     results: dict = {
+        "udp_read": args.udp_read,
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": benchlib.machine_brief(),
         "nodes": args.nodes,
@@ -347,7 +355,7 @@ def main() -> None:
         print(f"store with {args.nodes} nodes built in {results['store_build_s']} s", flush=True)
         with open(folder / "twistd.log", "w") as log:
             daemon = subprocess.Popen(
-                benchlib.twistd(ini, lag=folder / "lag.json"),
+                benchlib.twistd(ini, lag=folder / "lag.json", udp_read=args.udp_read),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=folder,
