@@ -35,7 +35,9 @@ USER = "luna"
 SECRET_KEY = "luna2d-benchmark-secret-key-0123456789"
 
 
-def sh(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+def sh(
+    *argv: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a command to its end, its output captured as text."""
     return subprocess.run(argv, check=check, capture_output=True, text=True, input=stdin)
 
@@ -157,7 +159,7 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port free on 127.0.0.1 (TCP, or UDP with ``socket.SOCK_DGRAM``)."""
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def daemon_ini(
@@ -171,7 +173,7 @@ def daemon_ini(
     files and key under ``var`` (relative paths are taken from the ini's
     folder), ``api`` more [API] keys, then each of ``sections`` in order,
     e.g. ``DHCP={"ENABLED": "no"}``."""
-    parts = {
+    parts: dict[str, dict[str, object]] = {
         "API": {
             "USERNAME": USER,
             "PASSWORD": password,
@@ -272,7 +274,7 @@ def run_with_lag_probe(lag: Path, twistd_args: list[str], udp_read: int | None =
     ``read_lag``; ``lag_phase`` and ``LagPhases`` give a phase's figures."""
     from twisted.internet import asyncioreactor
 
-    asyncioreactor.install()
+    asyncioreactor.install()  # type: ignore[no-untyped-call]
     from twisted.internet import reactor, task, udp
     from twisted.scripts.twistd import run
 
@@ -297,9 +299,9 @@ def run_with_lag_probe(lag: Path, twistd_args: list[str], udp_read: int | None =
         writer.start(LAG_WRITE_EVERY)
 
     reactor.callWhenRunning(begin)
-    reactor.addSystemEventTrigger("before", "shutdown", write)
+    reactor.addSystemEventTrigger("before", "shutdown", write)  # type: ignore[arg-type]
     sys.argv = ["twistd", *twistd_args]
-    run()
+    run()  # type: ignore[no-untyped-call]
 
 
 def read_lag(lag: Path, timeout: float = 10) -> dict[str, Any]:
@@ -307,7 +309,8 @@ def read_lag(lag: Path, timeout: float = 10) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return json.loads(lag.read_text())
+            snapshot: dict[str, Any] = json.loads(lag.read_text())
+            return snapshot
         except (OSError, ValueError):
             if time.monotonic() > deadline:
                 raise SystemExit(f"no reactor-lag snapshot in {lag} after {timeout:g} s") from None
@@ -440,7 +443,10 @@ def log_tail(log: Path | None, lines: int = 30) -> str:
 
 
 def wait_ready(
-    port: int, proc: subprocess.Popen | None = None, log: Path | None = None, timeout: float = 60
+    port: int,
+    proc: subprocess.Popen[Any] | None = None,
+    log: Path | None = None,
+    timeout: float = 60,
 ) -> None:
     """Wait until the daemon answers ``GET /version`` on 127.0.0.1:``port``;
     SystemExit (with the end of ``log``) if ``proc`` exits or time runs out."""
@@ -458,7 +464,7 @@ def wait_ready(
     raise SystemExit(f"luna2d did not answer GET /version within {timeout:g} s:\n{log_tail(log)}")
 
 
-def stop(proc: subprocess.Popen | None, grace: float = 15) -> None:
+def stop(proc: subprocess.Popen[Any] | None, grace: float = 15) -> None:
     """SIGTERM ``proc``, SIGKILL after ``grace`` seconds, and reap it."""
     if proc is None or proc.poll() is not None:
         return
