@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_benchlib -*-
 """What the luna2d benchmarks under bench/ share.
 
 Every bench/<x>/bench.py (and bench/bootstorm/storm.py) puts bench/ on
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -245,22 +246,26 @@ class CpuLag:
     (``self.figures``; the probe is fed, not started). A callback that
     holds the reactor shows here as in the wall-clock probe; a reactor
     thread that waits for a CPU other processes hold (or for the GIL
-    another thread of the daemon holds) shows only in the wall-clock one."""
+    another thread of the daemon holds) shows only in the wall-clock one.
+    ``cpu`` reads the thread's CPU seconds (a fake one in tests)."""
 
-    def __init__(self, clock: Any, interval: float = 0.01) -> None:
+    def __init__(
+        self, clock: Any, interval: float = 0.01, cpu: Callable[[], float] = time.thread_time
+    ) -> None:
         from luna2d.lag import LagProbe
 
         self.clock = clock
         self.interval = interval
+        self.cpu = cpu
         self.figures = LagProbe(clock, interval)
         self._cpu = 0.0
 
     def start(self) -> None:
-        self._cpu = time.thread_time()
+        self._cpu = self.cpu()
         self.clock.callLater(self.interval, self._tick)
 
     def _tick(self) -> None:
-        used = time.thread_time() - self._cpu
+        used = self.cpu() - self._cpu
         self.figures.record(max(0.0, used - self.interval) * 1000)
         self.start()
 
@@ -320,10 +325,16 @@ def read_lag(lag: Path, timeout: float = 10) -> dict[str, Any]:
 def lag_phase(lag: Path, before: dict[str, Any]) -> dict[str, Any]:
     """The probe's figures since ``before`` (a ``read_lag`` result), read
     once the daemon has written a snapshot that covers the phase's end."""
+    time.sleep(2.5 * LAG_WRITE_EVERY)
+    return phase_figures(before, read_lag(lag))
+
+
+def phase_figures(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The figures between two snapshots of the lag file: the wall-clock
+    probe's (``luna2d.lag.between``), and the CpuLag's under ``"cpu"``
+    when both snapshots have one."""
     from luna2d.lag import between
 
-    time.sleep(2.5 * LAG_WRITE_EVERY)
-    after = read_lag(lag)
     figures = between(before, after)
     if "cpu" in before and "cpu" in after:
         figures["cpu"] = between(before["cpu"], after["cpu"])
