@@ -48,8 +48,34 @@ from benchlib import percentile
 MAGIC = b"\x63\x82\x53\x63"
 DISCOVER, OFFER, REQUEST, ACK, NAK = 1, 2, 3, 5, 6
 PXE_VENDOR = b"PXEClient:Arch:00000:UNDI:002001"
-PXE_PARAMS = bytes([1, 2, 3, 5, 6, 11, 12, 13, 15, 16, 17, 18, 43, 54, 60, 67, 128, 129, 130, 131, 132, 133,
-                    134, 135])
+PXE_PARAMS = bytes(
+    [
+        1,
+        2,
+        3,
+        5,
+        6,
+        11,
+        12,
+        13,
+        15,
+        16,
+        17,
+        18,
+        43,
+        54,
+        60,
+        67,
+        128,
+        129,
+        130,
+        131,
+        132,
+        133,
+        134,
+        135,
+    ]
+)
 DHCP_TIMEOUTS = (4.0, 8.0, 16.0)  # PXE 2.1: 4, 8, 16 (, 32) s
 TFTP_BLKSIZE = 1432
 TFTP_TIMEOUT, TFTP_TRIES = 2.0, 6
@@ -71,6 +97,7 @@ def address_of(prefix: str, number: int) -> str:
 
 # -- HTTP ---------------------------------------------------------------------------------------
 
+
 def dechunk(body: bytes) -> bytes:
     out, rest = bytearray(), body
     while rest:
@@ -79,19 +106,31 @@ def dechunk(body: bytes) -> bytes:
         if size == 0:
             break
         out += rest[:size]
-        rest = rest[size + 2:]
+        rest = rest[size + 2 :]
     return bytes(out)
 
 
-async def http(method: str, host: str, port: int, path: str, body: bytes | None = None,
-               headers: dict[str, str] | None = None, local: str | None = None,
-               agent: str = "luna2d-bootstorm") -> tuple[int, bytes]:
+async def http(
+    method: str,
+    host: str,
+    port: int,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    local: str | None = None,
+    agent: str = "luna2d-bootstorm",
+) -> tuple[int, bytes]:
     """One HTTP/1.1 request on its own connection (from ``local`` if given): (status, body)."""
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, local_addr=(local, 0) if local else None), HTTP_TIMEOUT)
+        asyncio.open_connection(host, port, local_addr=(local, 0) if local else None), HTTP_TIMEOUT
+    )
     try:
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", f"User-Agent: {agent}",
-                 "Connection: close"]
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {host}:{port}",
+            f"User-Agent: {agent}",
+            "Connection: close",
+        ]
         for key, value in (headers or {}).items():
             lines.append(f"{key}: {value}")
         if body is not None:
@@ -105,20 +144,52 @@ async def http(method: str, host: str, port: int, path: str, body: bytes | None 
     head, _, content = raw.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     status = int(status_line.split()[1])
-    if any(h.lower().startswith("transfer-encoding:") and "chunked" in h.lower() for h in header_lines):
+    if any(
+        h.lower().startswith("transfer-encoding:") and "chunked" in h.lower() for h in header_lines
+    ):
         content = dechunk(content)
     return status, content
 
 
 # -- DHCP ---------------------------------------------------------------------------------------
 
-def dhcp_request(kind: int, xid: int, mac: bytes, giaddr: str, secs: int,
-                 extra: tuple[tuple[int, bytes], ...] = ()) -> bytes:
+
+def dhcp_request(
+    kind: int,
+    xid: int,
+    mac: bytes,
+    giaddr: str,
+    secs: int,
+    extra: tuple[tuple[int, bytes], ...] = (),
+) -> bytes:
     """A relayed BOOTREQUEST as a PXE ROM sends it (hops 1, giaddr set)."""
-    header = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 1, xid, secs, 0, bytes(4), bytes(4), bytes(4),
-                         socket.inet_aton(giaddr), mac.ljust(16, b"\x00"), b"", b"")
-    options = [(53, bytes([kind])), (57, struct.pack("!H", 1464)), (93, b"\x00\x00"), (94, b"\x01\x02\x01"),
-               (60, PXE_VENDOR), (55, PXE_PARAMS), (97, b"\x00" + hashlib.md5(mac).digest()), *extra]
+    header = struct.pack(
+        "!BBBBIHH4s4s4s4s16s64s128s",
+        1,
+        1,
+        6,
+        1,
+        xid,
+        secs,
+        0,
+        bytes(4),
+        bytes(4),
+        bytes(4),
+        socket.inet_aton(giaddr),
+        mac.ljust(16, b"\x00"),
+        b"",
+        b"",
+    )
+    options = [
+        (53, bytes([kind])),
+        (57, struct.pack("!H", 1464)),
+        (93, b"\x00\x00"),
+        (94, b"\x01\x02\x01"),
+        (60, PXE_VENDOR),
+        (55, PXE_PARAMS),
+        (97, b"\x00" + hashlib.md5(mac).digest()),
+        *extra,
+    ]
     encoded = b"".join(bytes([code, len(value)]) + value for code, value in options)
     return header + MAGIC + encoded + b"\xff"
 
@@ -134,7 +205,7 @@ def parse_options(data: bytes) -> dict[int, bytes]:
         if code == 255 or i + 1 >= len(data):
             break
         length = data[i + 1]
-        options[code] = options.get(code, b"") + data[i + 2:i + 2 + length]
+        options[code] = options.get(code, b"") + data[i + 2 : i + 2 + length]
         i += 2 + length
     return options
 
@@ -163,8 +234,13 @@ def parse_reply(data: bytes) -> tuple[int, Reply] | None:
     kind = options.get(53, b"\x00")[0]
     boot = options.get(67) or (b"" if overload & 1 else file_field)
     server_id = socket.inet_ntoa(options[54]) if len(options.get(54, b"")) == 4 else ""
-    return xid, Reply(kind, socket.inet_ntoa(data[16:20]), socket.inet_ntoa(data[20:24]), server_id,
-                      boot.split(b"\x00", 1)[0].decode("latin-1"))
+    return xid, Reply(
+        kind,
+        socket.inet_ntoa(data[16:20]),
+        socket.inet_ntoa(data[20:24]),
+        server_id,
+        boot.split(b"\x00", 1)[0].decode("latin-1"),
+    )
 
 
 class Relay(asyncio.DatagramProtocol):
@@ -188,6 +264,7 @@ class Relay(asyncio.DatagramProtocol):
 
 
 # -- TFTP ---------------------------------------------------------------------------------------
+
 
 class TFTPFailure(Exception):
     pass
@@ -213,8 +290,14 @@ class TFTPGet(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        self.send(b"\x00\x01" + self.name.encode() + b"\x00octet\x00blksize\x00" + str(TFTP_BLKSIZE).encode()
-                  + b"\x00tsize\x000\x00", self.server)
+        self.send(
+            b"\x00\x01"
+            + self.name.encode()
+            + b"\x00octet\x00blksize\x00"
+            + str(TFTP_BLKSIZE).encode()
+            + b"\x00tsize\x000\x00",
+            self.server,
+        )
 
     def send(self, packet: bytes, dest: tuple[str, int]) -> None:
         self.last = packet
@@ -257,7 +340,10 @@ class TFTPGet(asyncio.DatagramProtocol):
         opcode, number = struct.unpack("!HH", packet[:4])
         if opcode == 6:  # OACK
             fields = packet[2:].split(b"\x00")
-            options = {fields[i].decode().lower(): fields[i + 1].decode() for i in range(0, len(fields) - 1, 2)}
+            options = {
+                fields[i].decode().lower(): fields[i + 1].decode()
+                for i in range(0, len(fields) - 1, 2)
+            }
             self.blksize = int(options.get("blksize", 512))
             self.tsize = int(options["tsize"]) if "tsize" in options else None
             self.tries = 0
@@ -282,8 +368,9 @@ class TFTPGet(asyncio.DatagramProtocol):
 async def tftp_get(local: str, server: str, name: str) -> tuple[bytes, int, int | None]:
     """(the file, retransmissions, tsize announced)."""
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(lambda: TFTPGet(name, (server, 69)),
-                                                           local_addr=(local, 0))
+    transport, proto = await loop.create_datagram_endpoint(
+        lambda: TFTPGet(name, (server, 69)), local_addr=(local, 0)
+    )
     try:
         data = await proto.done
     finally:
@@ -292,6 +379,7 @@ async def tftp_get(local: str, server: str, name: str) -> tuple[bytes, int, int 
 
 
 # -- one node -----------------------------------------------------------------------------------
+
 
 @dataclass
 class Node:
@@ -317,8 +405,16 @@ class Storm:
     file_sha256: str
     nodes: list[Node] = field(default_factory=list)
 
-    async def exchange(self, node: Node, kind: int, xid: int, mac: bytes, started: float,
-                       extra: tuple[tuple[int, bytes], ...], want: int) -> Reply:
+    async def exchange(
+        self,
+        node: Node,
+        kind: int,
+        xid: int,
+        mac: bytes,
+        started: float,
+        extra: tuple[tuple[int, bytes], ...],
+        want: int,
+    ) -> Reply:
         queue: asyncio.Queue = asyncio.Queue()
         self.relay.waiting[xid] = queue
         try:
@@ -326,8 +422,10 @@ class Storm:
                 if attempt:
                     node.dhcp_retransmits += 1
                 secs = min(65535, int(time.monotonic() - started))
-                self.relay.transport.sendto(dhcp_request(kind, xid, mac, self.args.giaddr, secs, extra),
-                                            (self.args.server, 67))
+                self.relay.transport.sendto(
+                    dhcp_request(kind, xid, mac, self.args.giaddr, secs, extra),
+                    (self.args.server, 67),
+                )
                 deadline = time.monotonic() + timeout
                 while (left := deadline - time.monotonic()) > 0:
                     try:
@@ -338,7 +436,9 @@ class Storm:
                         return reply
                     if reply.kind == NAK:
                         raise RuntimeError("NAK")
-            raise RuntimeError(f"no {'OFFER' if want == OFFER else 'ACK'} after {len(DHCP_TIMEOUTS)} tries")
+            raise RuntimeError(
+                f"no {'OFFER' if want == OFFER else 'ACK'} after {len(DHCP_TIMEOUTS)} tries"
+            )
         finally:
             del self.relay.waiting[xid]
 
@@ -352,20 +452,34 @@ class Storm:
             while xid in self.relay.waiting:
                 xid = random.getrandbits(32)
             offer = await self.exchange(node, DISCOVER, xid, mac, node.start, (), OFFER)
-            ack = await self.exchange(node, REQUEST, xid, mac, node.start,
-                                      ((50, socket.inet_aton(offer.yiaddr)), (54, socket.inet_aton(offer.server_id))),
-                                      ACK)
+            ack = await self.exchange(
+                node,
+                REQUEST,
+                xid,
+                mac,
+                node.start,
+                ((50, socket.inet_aton(offer.yiaddr)), (54, socket.inet_aton(offer.server_id))),
+                ACK,
+            )
             if (ack.yiaddr, ack.file) != (node.address, "undionly.kpxe"):
                 raise RuntimeError(f"ACK gave {ack.yiaddr} {ack.file!r}")
             node.dhcp = time.monotonic()
             node.phase = "tftp"
             data, node.tftp_retransmits, tsize = await tftp_get(node.address, ack.siaddr, ack.file)
             if len(data) != self.file_size or hashlib.sha256(data).hexdigest() != self.file_sha256:
-                raise RuntimeError(f"TFTP gave {len(data)} bytes (tsize {tsize}), not the ipxe package's file")
+                raise RuntimeError(
+                    f"TFTP gave {len(data)} bytes (tsize {tsize}), not the ipxe package's file"
+                )
             node.tftp = time.monotonic()
             node.phase = "http"
-            status, body = await http("GET", ack.siaddr, self.args.api_port, f"/boot/search/mac/{node.mac}",
-                                      local=node.address, agent="iPXE/1.0.0 (luna2d bootstorm)")
+            status, body = await http(
+                "GET",
+                ack.siaddr,
+                self.args.api_port,
+                f"/boot/search/mac/{node.mac}",
+                local=node.address,
+                agent="iPXE/1.0.0 (luna2d bootstorm)",
+            )
             if status != 200 or f"luna.node={node.name} ".encode() not in body:
                 raise RuntimeError(f"HTTP {status}: {body[:120]!r}")
             node.http = time.monotonic()
@@ -375,6 +489,7 @@ class Storm:
 
 
 # -- phases -------------------------------------------------------------------------------------
+
 
 async def wait_api(args: argparse.Namespace) -> float:
     started = time.monotonic()
@@ -393,8 +508,13 @@ async def wait_api(args: argparse.Namespace) -> float:
 async def load(args: argparse.Namespace) -> dict[str, Any]:
     """The cluster's boot objects and N nodes, all through the API."""
     waited = await wait_api(args)
-    status, body = await http("POST", args.server, args.api_port, "/token",
-                              json.dumps({"username": args.user, "password": args.password}).encode())
+    status, body = await http(
+        "POST",
+        args.server,
+        args.api_port,
+        "/token",
+        json.dumps({"username": args.user, "password": args.password}).encode(),
+    )
     if status != 201:
         raise SystemExit(f"POST /token: {status} {body!r}")
     headers = {"x-access-tokens": json.loads(body)["token"]}
@@ -402,8 +522,9 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
     async def post(kind: str, name: str, fields: dict) -> None:
         payload = json.dumps({"config": {kind: {name: fields}}}).encode()
         for attempt in range(3):
-            status, answer = await http("POST", args.server, args.api_port, f"/config/{kind}/{name}", payload,
-                                        headers)
+            status, answer = await http(
+                "POST", args.server, args.api_port, f"/config/{kind}/{name}", payload, headers
+            )
             if status in (201, 204):
                 return
         raise SystemExit(f"POST /config/{kind}/{name}: {status} {answer[:200]!r}")
@@ -411,21 +532,42 @@ async def load(args: argparse.Namespace) -> dict[str, Any]:
     net = ipaddress.ip_network(args.node_network)
     await post("network", "bootlink", {"network": args.link_network, "dhcp": False})
     await post("network", "storm", {"network": str(net), "gateway": args.giaddr, "dhcp": False})
-    await post("osimage", "storm", {"kernelfile": "vmlinuz-storm", "initrdfile": "initrd-storm.img"})
-    await post("group", "storm", {"osimage": "storm", "interfaces": [{"interface": "BOOTIF", "network": "storm"}]})
+    await post(
+        "osimage", "storm", {"kernelfile": "vmlinuz-storm", "initrdfile": "initrd-storm.img"}
+    )
+    await post(
+        "group",
+        "storm",
+        {"osimage": "storm", "interfaces": [{"interface": "BOOTIF", "network": "storm"}]},
+    )
     started = time.monotonic()
     numbers = iter(range(args.nodes))
 
     async def worker() -> None:
         for number in numbers:
-            await post("node", name_of(number), {"group": "storm", "interfaces": [
-                {"interface": "BOOTIF", "ipaddress": address_of(args.prefix, number),
-                 "macaddress": mac_of(number)}]})
+            await post(
+                "node",
+                name_of(number),
+                {
+                    "group": "storm",
+                    "interfaces": [
+                        {
+                            "interface": "BOOTIF",
+                            "ipaddress": address_of(args.prefix, number),
+                            "macaddress": mac_of(number),
+                        }
+                    ],
+                },
+            )
 
     await asyncio.gather(*(worker() for _ in range(args.load_concurrency)))
     seconds = time.monotonic() - started
-    return {"api_wait_s": round(waited, 2), "nodes": args.nodes, "load_s": round(seconds, 2),
-            "nodes_per_s": round(args.nodes / seconds, 1)}
+    return {
+        "api_wait_s": round(waited, 2),
+        "nodes": args.nodes,
+        "load_s": round(seconds, 2),
+        "nodes_per_s": round(args.nodes / seconds, 1),
+    }
 
 
 async def storm(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
@@ -436,7 +578,9 @@ async def storm(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
     sock = transport.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     run = Storm(args, relay, len(data), hashlib.sha256(data).hexdigest())
-    run.nodes = [Node(n, name_of(n), mac_of(n), address_of(args.prefix, n)) for n in range(args.nodes)]
+    run.nodes = [
+        Node(n, name_of(n), mac_of(n), address_of(args.prefix, n)) for n in range(args.nodes)
+    ]
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic() + 0.5
     step = args.spread / max(1, args.nodes - 1) if args.nodes > 1 else 0.0
@@ -453,9 +597,12 @@ async def storm(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
         reasons[node.error] = reasons.get(node.error, 0) + 1
 
     def phase(values: list[float]) -> dict[str, float]:
-        return {"p50": round(percentile(values, 0.5), 3), "p95": round(percentile(values, 0.95), 3),
-                "max": round(max(values), 3) if values else float("nan"),
-                "mean": round(statistics.fmean(values), 3) if values else float("nan")}
+        return {
+            "p50": round(percentile(values, 0.5), 3),
+            "p95": round(percentile(values, 0.95), 3),
+            "max": round(max(values), 3) if values else float("nan"),
+            "mean": round(statistics.fmean(values), 3) if values else float("nan"),
+        }
 
     return {
         "nodes": len(nodes),
@@ -474,8 +621,10 @@ async def storm(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
         "nodes_with_dhcp_retransmits": sum(1 for n in nodes if n.dhcp_retransmits),
         "tftp_retransmits": sum(n.tftp_retransmits for n in nodes),
         "stray_dhcp_replies": relay.stray,
-        "client_cpu_s": round((cpu_after.ru_utime - cpu_before.ru_utime)
-                              + (cpu_after.ru_stime - cpu_before.ru_stime), 2),
+        "client_cpu_s": round(
+            (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime),
+            2,
+        ),
         "file": {"name": os.path.basename(args.file), "size": len(data)},
         "completions_per_second": completions(nodes, first_start),
         "failed_nodes": [asdict(n) for n in failed[:20]],
@@ -501,7 +650,9 @@ def main() -> None:
     parser.add_argument("--giaddr", required=True, help="the relay address, inside --node-network")
     parser.add_argument("--node-network", required=True)
     parser.add_argument("--link-network", required=True)
-    parser.add_argument("--prefix", required=True, help="the first two octets of the node addresses")
+    parser.add_argument(
+        "--prefix", required=True, help="the first two octets of the node addresses"
+    )
     parser.add_argument("--nodes", type=int, default=2000)
     parser.add_argument("--spread", type=float, default=10.0)
     parser.add_argument("--file", default="/usr/lib/ipxe/undionly.kpxe")

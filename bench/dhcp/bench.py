@@ -13,7 +13,8 @@ same 10,000 MAC -> address bindings (a hosts file) with the same options,
 in a namespace pair of its own.
 
 For each server and rate: DORA/s completed, drops of each exchange, mean
-and max latency, and the server's CPU time. Results go to bench/results/
+and max latency, the server's CPU time, and for luna2d its reactor lag
+during the run (the daemon runs under benchlib's lag probe). Results go to bench/results/
 (JSON and markdown); the table is what docs/PERFORMANCE.md quotes.
 """
 
@@ -54,9 +55,13 @@ def address_of(number: int) -> str:
 
 
 def ini_text(port: int, interface: str) -> str:
-    return benchlib.daemon_ini(f"127.0.0.1:{port}", "var", "bench-password",
-                               DHCP={"ENABLED": "yes", "INTERFACES": interface, "LEASE_TIME": "1h"},
-                               BOOTSTRAP={"ENABLED": "yes", "CONTROLLER": "controller"})
+    return benchlib.daemon_ini(
+        f"127.0.0.1:{port}",
+        "var",
+        "bench-password",
+        DHCP={"ENABLED": "yes", "INTERFACES": interface, "LEASE_TIME": "1h"},
+        BOOTSTRAP={"ENABLED": "yes", "CONTROLLER": "controller"},
+    )
 
 
 def build_store(ini: Path, nodes: int) -> float:
@@ -73,20 +78,47 @@ def build_store(ini: Path, nodes: int) -> float:
     started = time.monotonic()
     cfg = configmod.load(ini)
     cfg.database.database.parent.mkdir(parents=True, exist_ok=True)
-    store = Store(db.SyncPool(cfg.database.database), Crypto(load_or_create_key(cfg.files.keyfile)), Clock())
+    store = Store(
+        db.SyncPool(cfg.database.database), Crypto(load_or_create_key(cfg.files.keyfile)), Clock()
+    )
     failures: list = []
     defer.ensureDeferred(store.open()).addErrback(failures.append)
     store.write(bootstrap.seed, cfg).addErrback(failures.append)
 
     def fill(tx: Any) -> None:
-        objects.upsert(tx, "network", "bench", {
-            "network": f"{PREFIX}.0.0/16", "gateway": f"{PREFIX}.255.253", "nameserver_ip": SERVER,
-            "dhcp": False})
-        objects.upsert(tx, "group", "benchgroup", {"domain": "bench",
-                                                   "interfaces": [{"interface": "BOOTIF", "network": "bench"}]})
+        objects.upsert(
+            tx,
+            "network",
+            "bench",
+            {
+                "network": f"{PREFIX}.0.0/16",
+                "gateway": f"{PREFIX}.255.253",
+                "nameserver_ip": SERVER,
+                "dhcp": False,
+            },
+        )
+        objects.upsert(
+            tx,
+            "group",
+            "benchgroup",
+            {"domain": "bench", "interfaces": [{"interface": "BOOTIF", "network": "bench"}]},
+        )
         for number in range(nodes):
-            objects.upsert(tx, "node", f"bn{number:05d}", {"group": "benchgroup", "interfaces": [
-                {"interface": "BOOTIF", "ipaddress": address_of(number), "macaddress": mac_of(number)}]})
+            objects.upsert(
+                tx,
+                "node",
+                f"bn{number:05d}",
+                {
+                    "group": "benchgroup",
+                    "interfaces": [
+                        {
+                            "interface": "BOOTIF",
+                            "ipaddress": address_of(number),
+                            "macaddress": mac_of(number),
+                        }
+                    ],
+                },
+            )
 
     store.write(fill).addErrback(failures.append)
     store.pool.close()
@@ -132,8 +164,27 @@ class Pair:
 
 def perfdhcp(pair: Pair, rate: int, period: int, macs: Path) -> dict:
     """One perfdhcp run; its counters."""
-    argv = ["ip", "netns", "exec", pair.client_ns, "perfdhcp", "-4", "-l", pair.client_if, "-r", str(rate),
-            "-p", str(period), "-M", str(macs), "-d", "2", "-W", "2000000", SERVER]
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        pair.client_ns,
+        "perfdhcp",
+        "-4",
+        "-l",
+        pair.client_if,
+        "-r",
+        str(rate),
+        "-p",
+        str(period),
+        "-M",
+        str(macs),
+        "-d",
+        "2",
+        "-W",
+        "2000000",
+        SERVER,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=period + 60, check=False)
     text = done.stdout + done.stderr
     out: dict = {"rate": rate, "period": period, "exit": done.returncode}
@@ -143,8 +194,13 @@ def perfdhcp(pair: Pair, rate: int, period: int, macs: Path) -> dict:
         key = {"DISCOVER-OFFER": "do", "REQUEST-ACK": "ra"}.get(name)
         if key is None:
             continue
-        for label, field in (("sent packets", "sent"), ("received packets", "received"), ("drops", "drops"),
-                             ("avg delay", "avg_ms"), ("max delay", "max_ms")):
+        for label, field in (
+            ("sent packets", "sent"),
+            ("received packets", "received"),
+            ("drops", "drops"),
+            ("avg delay", "avg_ms"),
+            ("max delay", "max_ms"),
+        ):
             match = re.search(rf"^{label}: ([\d.]+)", section, re.MULTILINE)
             if match:
                 out[f"{key}_{field}"] = float(match.group(1))
@@ -166,24 +222,44 @@ def udp_buffer_drops(ns: str | None) -> int:
     return int(dict(zip(lines[0], lines[1]))["RcvbufErrors"])
 
 
-def run_series(name: str, pair: Pair, pid: int, rates: list[int], period: int, macs: Path,
-               repeat: int) -> list[dict]:
+def run_series(
+    name: str,
+    pair: Pair,
+    pid: int,
+    rates: list[int],
+    period: int,
+    macs: Path,
+    repeat: int,
+    lag: benchlib.LagPhases | None = None,
+) -> list[dict]:
+    """perfdhcp at each rate, ``repeat`` rounds; with ``lag`` (luna2d's),
+    the daemon's reactor lag during each run too."""
     runs = []
-    for rate in [r for _ in range(repeat) for r in rates]:
+    lag = lag or benchlib.LagPhases(None)
+    for number, rate in enumerate([r for _ in range(repeat) for r in rates]):
         before = benchlib.cpu_seconds(pid)
         drops_before = (udp_buffer_drops(pair.server_ns), udp_buffer_drops(pair.client_ns))
         busy_before = benchlib.busy_seconds()
-        result = perfdhcp(pair, rate, period, macs)
+        phase = f"{rate:,}/s, round {number // len(rates) + 1}"
+        with lag.phase(phase):
+            result = perfdhcp(pair, rate, period, macs)
+        if lag.get(phase) is not None:
+            result["reactor_lag"] = lag.get(phase)
+        result["load1"] = round(os.getloadavg()[0], 2)
         result["machine_busy_s"] = round(benchlib.busy_seconds() - busy_before, 2)
         result["server_cpu_s"] = round(benchlib.cpu_seconds(pid) - before, 2)
         result["server_rcvbuf_drops"] = udp_buffer_drops(pair.server_ns) - drops_before[0]
         result["client_rcvbuf_drops"] = udp_buffer_drops(pair.client_ns) - drops_before[1]
         result["server"] = name
         runs.append(result)
-        print(f"  {name:8} rate {rate:5}: {result['dora_per_s']:7.1f} DORA/s, drops {result['drop_pct']:.2f} %, "
-              f"avg {result.get('ra_avg_ms', 0):.2f} ms, cpu {result['server_cpu_s']} s, "
-              f"machine busy {result['machine_busy_s']} s, buffer drops server "
-              f"{result['server_rcvbuf_drops']} client {result['client_rcvbuf_drops']}", flush=True)
+        print(
+            f"  {name:8} rate {rate:5}: {result['dora_per_s']:7.1f} DORA/s, drops "
+            f"{result['drop_pct']:.2f} %, "
+            f"avg {result.get('ra_avg_ms', 0):.2f} ms, cpu {result['server_cpu_s']} s, "
+            f"machine busy {result['machine_busy_s']} s, buffer drops server "
+            f"{result['server_rcvbuf_drops']} client {result['client_rcvbuf_drops']}",
+            flush=True,
+        )
         time.sleep(1)
     return runs
 
@@ -200,15 +276,32 @@ def best_per_rate(runs: list[dict]) -> list[dict]:
 
 
 def table(results: dict) -> str:
-    lines = ["| server | offered rate | DORA/s done | drops | mean / max ACK latency | server CPU | runs |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        (
+            "| server | offered rate | DORA/s done | drops | mean / max ACK latency | server CPU "
+            "| runs | luna2d reactor lag: max, p99 (ticks > 50 ms) |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
     for run in best_per_rate(results["runs"]):
-        same = [r for r in results["runs"] if r["server"] == run["server"] and r["rate"] == run["rate"]]
+        same = [
+            r for r in results["runs"] if r["server"] == run["server"] and r["rate"] == run["rate"]
+        ]
         spread = ", ".join(f"{r['drop_pct']:.1f}" for r in same)
-        lines.append(f"| {run['server']} | {run['rate']:,}/s | {run['dora_per_s']:,.0f} | {run['drop_pct']:.2f} % | "
-                     f"{run.get('ra_avg_ms', 0):.2f} / {run.get('ra_max_ms', 0):.0f} ms | "
-                     f"{run['server_cpu_s'] / run['period'] * 100:.0f} % | drops % {spread} |")
+        lines.append(
+            f"| {run['server']} | {run['rate']:,}/s | {run['dora_per_s']:,.0f} | "
+            f"{run['drop_pct']:.2f} % | "
+            f"{run.get('ra_avg_ms', 0):.2f} / {run.get('ra_max_ms', 0):.0f} ms | "
+            f"{run['server_cpu_s'] / run['period'] * 100:.0f} % | drops % {spread} | "
+            f"{lag_cell(run.get('reactor_lag'))} |"
+        )
     return "\n".join(lines)
+
+
+def lag_cell(lag: dict | None) -> str:
+    if not lag or lag.get("max_ms") is None:
+        return "-"
+    return f"{lag['max_ms']}, {lag['p99_ms']} ms ({lag['over_limit']} of {lag['ticks']:,})"
 
 
 def best_within(runs: list[dict], server: str) -> dict | None:
@@ -217,12 +310,21 @@ def best_within(runs: list[dict], server: str) -> dict | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--rates", default="1000,2000,3000,4000,5000")
     parser.add_argument("--period", type=int, default=10, help="seconds per perfdhcp run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per rate (best one reported)")
     parser.add_argument("--no-dnsmasq", action="store_true")
+    parser.add_argument(
+        "--udp-read",
+        type=int,
+        metavar="BYTES",
+        help="an experiment: bytes Twisted's UDP ports read in one reactor callback "
+        "(default Twisted's 256 KiB)",
+    )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     if os.geteuid() != 0:
@@ -232,9 +334,16 @@ def main() -> None:
     luna = Pair(f"l{tag}", None)
     ref = Pair(f"d{tag}", f"luna2d-bench-d{tag}-s")
     daemon = dnsmasq = None
-    results: dict = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                     "machine": benchlib.machine_brief(),
-                     "nodes": args.nodes, "period": args.period, "repeat": args.repeat, "runs": []}
+    lag = benchlib.LagPhases(folder / "lag.json")
+    results: dict = {
+        "udp_read": args.udp_read,
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": benchlib.machine_brief(),
+        "nodes": args.nodes,
+        "period": args.period,
+        "repeat": args.repeat,
+        "runs": [],
+    }
     try:
         macs = folder / "macs.txt"
         macs.write_text("".join(mac_of(n) + "\n" for n in range(args.nodes)))
@@ -245,41 +354,87 @@ def main() -> None:
         results["store_build_s"] = round(build_store(ini, args.nodes), 1)
         print(f"store with {args.nodes} nodes built in {results['store_build_s']} s", flush=True)
         with open(folder / "twistd.log", "w") as log:
-            daemon = subprocess.Popen(benchlib.twistd(ini), stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+            daemon = subprocess.Popen(
+                benchlib.twistd(ini, lag=folder / "lag.json", udp_read=args.udp_read),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=folder,
+            )
         benchlib.wait_ready(port, daemon, folder / "twistd.log")
-        perfdhcp(luna, 200, 2, macs)  # warm-up: the boot index is built on the first request
-        results["runs"] += run_series("luna2d", luna, daemon.pid, rates, args.period, macs, args.repeat)
+        with lag.phase("warm-up, 200/s for 2 s"):
+            perfdhcp(luna, 200, 2, macs)  # the boot index is built on the first request
+        results["runs"] += run_series(
+            "luna2d", luna, daemon.pid, rates, args.period, macs, args.repeat, lag
+        )
         if not args.no_dnsmasq:
             ref.up()
             hosts = folder / "dnsmasq.hosts"
-            hosts.write_text("".join(f"{mac_of(n)},{address_of(n)},bn{n:05d}\n" for n in range(args.nodes)))
-            dnsmasq = subprocess.Popen([
-                "ip", "netns", "exec", ref.ns, "dnsmasq", "--keep-in-foreground", "--port=0",
-                "--no-resolv", "--no-hosts", "--bind-interfaces", f"--interface={ref.server_if}",
-                "--except-interface=lo", "--user=root", "--quiet-dhcp", "--dhcp-authoritative",
-                f"--dhcp-range={PREFIX}.0.0,static,255.255.0.0,1h", f"--dhcp-hostsfile={hosts}",
-                "--leasefile-ro", "--no-ping", f"--dhcp-option=option:router,{PREFIX}.255.253",
-                f"--dhcp-option=option:dns-server,{SERVER}", "--domain=bench", "--dhcp-lease-max=100000",
-                f"--log-facility={folder / 'dnsmasq.log'}"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            hosts.write_text(
+                "".join(f"{mac_of(n)},{address_of(n)},bn{n:05d}\n" for n in range(args.nodes))
+            )
+            dnsmasq = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ref.ns,
+                    "dnsmasq",
+                    "--keep-in-foreground",
+                    "--port=0",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    f"--interface={ref.server_if}",
+                    "--except-interface=lo",
+                    "--user=root",
+                    "--quiet-dhcp",
+                    "--dhcp-authoritative",
+                    f"--dhcp-range={PREFIX}.0.0,static,255.255.0.0,1h",
+                    f"--dhcp-hostsfile={hosts}",
+                    "--leasefile-ro",
+                    "--no-ping",
+                    f"--dhcp-option=option:router,{PREFIX}.255.253",
+                    f"--dhcp-option=option:dns-server,{SERVER}",
+                    "--domain=bench",
+                    "--dhcp-lease-max=100000",
+                    f"--log-facility={folder / 'dnsmasq.log'}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
             time.sleep(1)
             pid = int(sh("ip", "netns", "pids", ref.ns).stdout.split()[0])
             perfdhcp(ref, 200, 2, macs)
-            results["runs"] += run_series("dnsmasq", ref, pid, rates, args.period, macs, args.repeat)
+            results["runs"] += run_series(
+                "dnsmasq", ref, pid, rates, args.period, macs, args.repeat
+            )
     finally:
         for process in (daemon, dnsmasq):
             benchlib.stop(process)
         luna.down()
         ref.down()
-    results["best"] = {name: best_within(best_per_rate(results["runs"]), name) for name in ("luna2d", "dnsmasq")}
+    results["reactor_lag"] = lag.as_json()
+    results["best"] = {
+        name: best_within(best_per_rate(results["runs"]), name) for name in ("luna2d", "dnsmasq")
+    }
     text = table(results)
     best = results["best"]["luna2d"]
-    verdict = (f"luna2d: best {best['dora_per_s']:,.0f} DORA/s under {GOAL_DROPS:.0f} % drops "
-               f"(goal {GOAL_RATE:,}: {'met' if best['dora_per_s'] >= GOAL_RATE * 0.98 else 'missed'})"
-               if best else "luna2d: no rate under 1 % drops")
-    benchlib.write_results(RESULTS, ["dhcp-latest", f"dhcp-{benchlib.stamp()}"], results,
-                           text + "\n\n" + verdict + "\n")
+    verdict = (
+        f"luna2d: best {best['dora_per_s']:,.0f} DORA/s under {GOAL_DROPS:.0f} % drops "
+        f"(goal {GOAL_RATE:,}: {'met' if best['dora_per_s'] >= GOAL_RATE * 0.98 else 'missed'})"
+        if best
+        else "luna2d: no rate under 1 % drops"
+    )
+    lag_md = "luna2d's reactor lag per phase:\n\n" + lag.table()
+    benchlib.write_results(
+        RESULTS,
+        ["dhcp-latest", f"dhcp-{benchlib.stamp()}"],
+        results,
+        text + "\n\n" + verdict + "\n\n" + lag_md + "\n",
+    )
     print(text)
     print(verdict)
+    print(lag_md)
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -18,7 +18,9 @@ value:
    1432``, as iPXE asks), each with a 10 s limit: how many succeed, and how
    long they take (median, worst);
 3. the daemon's CPU over the flood, and, from its log, how many transfers
-   were evicted and how many ended never acknowledged.
+   were evicted and how many ended never acknowledged;
+4. the daemon's reactor lag during the flood (benchlib's probe, as in
+   bench/tftp/bench.py, whose daemon this is).
 
 Results go to bench/results/tftp-flood-<time>.json and .md and to
 tftp-flood-latest.json / .md."""
@@ -56,8 +58,16 @@ CURL = shutil.which("curl") or "/usr/bin/curl"
 def rrq(blksize: int) -> bytes:
     """An RRQ for f.bin asking timeout=255 (wire bytes, built by hand: the
     flooder does not need luna2d's codec)."""
-    fields = [b"f.bin", b"octet", b"blksize", str(blksize).encode(), b"tsize", b"0",
-              b"timeout", b"255"]
+    fields = [
+        b"f.bin",
+        b"octet",
+        b"blksize",
+        str(blksize).encode(),
+        b"tsize",
+        b"0",
+        b"timeout",
+        b"255",
+    ]
     return b"\x00\x01" + b"".join(field + b"\x00" for field in fields)
 
 
@@ -93,20 +103,37 @@ def fetch(port: int, out: Path) -> tuple[bool, float]:
     """One curl fetch of f.bin: (intact, seconds)."""
     out.unlink(missing_ok=True)
     start = time.monotonic()
-    done = subprocess.run([CURL, "-sS", "--max-time", "10", "--tftp-blksize", "1432", "-o",
-                           str(out), f"tftp://127.0.0.1:{port}/f.bin"], capture_output=True,
-                          check=False)
-    return done.returncode == 0 and out.exists() and out.stat().st_size == 70_000, \
-        time.monotonic() - start
+    done = subprocess.run(
+        [
+            CURL,
+            "-sS",
+            "--max-time",
+            "10",
+            "--tftp-blksize",
+            "1432",
+            "-o",
+            str(out),
+            f"tftp://127.0.0.1:{port}/f.bin",
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return (
+        done.returncode == 0 and out.exists() and out.stat().st_size == 70_000,
+        time.monotonic() - start,
+    )
 
 
 def counters(luna: Luna2d) -> dict[str, int]:
     """The TFTP counters, from /monitor/service/tftp."""
+
     def call(method: str, path: str, body: dict[str, str] | None, token: str = "") -> Any:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{luna.api}{path}", method=method,
+            f"http://127.0.0.1:{luna.api}{path}",
+            method=method,
             data=json.dumps(body).encode() if body is not None else None,
-            headers={"content-type": "application/json", "x-access-tokens": token})
+            headers={"content-type": "application/json", "x-access-tokens": token},
+        )
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.loads(answer.read())
 
@@ -117,24 +144,36 @@ def counters(luna: Luna2d) -> dict[str, int]:
     return {name: int(value) for name, value in pairs if value.isdigit()}
 
 
-def one_rate(luna: Luna2d, rate: int, seconds: float, addresses: int,
-             out: Path) -> dict[str, Any]:
+def one_rate(luna: Luna2d, rate: int, seconds: float, addresses: int, out: Path) -> dict[str, Any]:
     log_before = luna.log_path.read_text(errors="replace")
     before = counters(luna)
     cpu0 = luna.cpu()
-    flood = subprocess.Popen([sys.executable, __file__, "--flooder", str(luna.port), str(rate),
-                              str(seconds), str(addresses)], stdout=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # the table fills
-    fetches: list[tuple[bool, float]] = []
-    end = time.monotonic() + seconds - 1.0
-    while time.monotonic() < end:
-        fetches.append(fetch(luna.port, out))
+    phase = f"{rate} RRQs/s from {addresses} addresses"
+    with luna.lag.phase(phase):
+        flood = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--flooder",
+                str(luna.port),
+                str(rate),
+                str(seconds),
+                str(addresses),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)  # the table fills
+        fetches: list[tuple[bool, float]] = []
+        end = time.monotonic() + seconds - 1.0
+        while time.monotonic() < end:
+            fetches.append(fetch(luna.port, out))
     cpu = luna.cpu() - cpu0
     assert flood.stdout is not None
     sent = json.loads(flood.stdout.readline() or "{}")
     flood.wait()
     time.sleep(8.0)  # the last silent transfers end
-    log = luna.log_path.read_text(errors="replace")[len(log_before):]
+    log = luna.log_path.read_text(errors="replace")[len(log_before) :]
     after = counters(luna)
     times = [wall for ok, wall in fetches if ok]
     return {
@@ -153,21 +192,35 @@ def one_rate(luna: Luna2d, rate: int, seconds: float, addresses: int,
         "never_acknowledged": after.get("unanswered", 0) - before.get("unanswered", 0),
         "log_lines": log.count("\n"),
         "tracebacks": log.count("Traceback"),
+        "reactor_lag": luna.lag.get(phase),
     }
 
 
+def lag_cell(lag: dict[str, Any] | None) -> str:
+    if not lag or lag.get("max_ms") is None:
+        return "-"
+    return f"{lag['max_ms']}, {lag['p99_ms']} ms ({lag['over_limit']} of {lag['ticks']:,})"
+
+
 def table(result: dict[str, Any]) -> str:
-    lines = [("| RRQs/s asked | addresses | sent | read by luna2d | rate-limited | curl fetches ok "
-              "| fetch median, worst (s) | luna2d CPU s | evicted | ended unanswered "
-              "| log lines |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| RRQs/s asked | addresses | sent | read by luna2d | rate-limited | curl fetches ok "
+            "| fetch median, worst (s) | luna2d CPU s | evicted | ended unanswered "
+            "| log lines | luna2d reactor lag: max, p99 (ticks > 50 ms) |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for item in result["rates"]:
-        lines.append(f"| {item['rate_asked']} | {item['addresses']} | {item['sent']} in "
-                     f"{item['flood_s']} s | {item['requests']} | {item['rate_limited']} | "
-                     f"{item['fetched']} of {item['fetches']} | "
-                     f"{item['fetch_median_s']}, {item['fetch_worst_s']} | "
-                     f"{item['luna2d_cpu_s']} | {item['evicted']} | "
-                     f"{item['never_acknowledged']} | {item['log_lines']} |")
+        lines.append(
+            f"| {item['rate_asked']} | {item['addresses']} | {item['sent']} in "
+            f"{item['flood_s']} s | {item['requests']} | {item['rate_limited']} | "
+            f"{item['fetched']} of {item['fetches']} | "
+            f"{item['fetch_median_s']}, {item['fetch_worst_s']} | "
+            f"{item['luna2d_cpu_s']} | {item['evicted']} | "
+            f"{item['never_acknowledged']} | {item['log_lines']} | "
+            f"{lag_cell(item.get('reactor_lag'))} |"
+        )
     return "\n".join(lines)
 
 
@@ -175,13 +228,20 @@ def main() -> None:
     if len(sys.argv) == 6 and sys.argv[1] == "--flooder":
         flooder(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
         return
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates", default="1000,3000,10000",
-                        help="RRQs a second, comma-separated (default 1000,3000,10000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rates",
+        default="1000,3000,10000",
+        help="RRQs a second, comma-separated (default 1000,3000,10000)",
+    )
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each flood (6)")
-    parser.add_argument("--addresses", default="250",
-                        help="flooding addresses, comma-separated runs (default 250; 1..250)")
+    parser.add_argument(
+        "--addresses",
+        default="250",
+        help="flooding addresses, comma-separated runs (default 250; 1..250)",
+    )
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
     spreads = [int(count) for count in args.addresses.split(",")]
@@ -198,8 +258,9 @@ def main() -> None:
         if not fetch(luna.port, out)[0]:
             raise SystemExit("luna2d: the warm-up fetch failed")
         result: dict[str, Any] = {
-            "machine": benchlib.machine("luna2d/protocols/tftp",
-                                        {"curl": benchlib.first_line([CURL, "--version"])}),
+            "machine": benchlib.machine(
+                "luna2d/protocols/tftp", {"curl": benchlib.first_line([CURL, "--version"])}
+            ),
             "when": dt.datetime.now(dt.UTC).isoformat(),
             "load1_before": round(os.getloadavg()[0], 2),
             "rates": [],
@@ -213,11 +274,17 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     result["load1_after"] = round(os.getloadavg()[0], 2)
     text = table(result)
-    header = (f"# TFTP flood benchmark {result['when']}\n\nMachine: "
-              f"{json.dumps(result['machine'])}\n\nLoad average before "
-              f"{result['load1_before']}, after {result['load1_after']}\n\n")
-    benchlib.write_results(RESULTS, [f"tftp-flood-{benchlib.stamp()}", "tftp-flood-latest"],
-                           result, header + text + "\n")
+    header = (
+        f"# TFTP flood benchmark {result['when']}\n\nMachine: "
+        f"{json.dumps(result['machine'])}\n\nLoad average before "
+        f"{result['load1_before']}, after {result['load1_after']}\n\n"
+    )
+    benchlib.write_results(
+        RESULTS,
+        [f"tftp-flood-{benchlib.stamp()}", "tftp-flood-latest"],
+        result,
+        header + text + "\n",
+    )
     print(header + text)
 
 
