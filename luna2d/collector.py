@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_collector,tests.test_renumber -*-
+# -*- test-case-name: tests.test_collector,tests.test_heavy_writes -*-
 """The garbage collector around work that makes many objects at once.
 
 A write that renumbers a network of 10,000 nodes, or a boot index built

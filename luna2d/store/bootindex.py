@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.dhcp.test_bootindex,tests.test_kinds_table -*-
+# -*- test-case-name: tests.dhcp.test_bootindex,tests.test_kinds_table,tests.test_heavy_writes -*-
 """The boot index: what network-boot services read on their hot path, built
 from the store's in-memory State as plain frozen dataclasses.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_store,tests.test_write_queue -*-
+# -*- test-case-name: tests.test_store,tests.test_write_queue,tests.test_heavy_writes -*-
 """The store: the one owner of luna2d's state.
 
 Reads answer from memory. Writes go through one queue (``WriteQueue``):
