@@ -251,6 +251,13 @@ class ThreadedIndexTests(unittest.TestCase):
         self.assertEqual(current.addresses, self.fresh().addresses)
         self.assertEqual(self.indexer.rebuilds, 1)
 
+    def test_prime_builds_at_once(self) -> None:
+        """At start-up, before the reactor runs, the whole index is built
+        in the call, whatever its size."""
+        self.assertEqual(self.indexer.prime().networks, self.fresh().networks)
+        self.assertEqual(self.offload.held, [])
+        self.assertFalse(self.indexer.building)
+
     def test_previous_index_until_landed(self) -> None:
         """A network change starts its rebuild at the commit; until it lands
         the previous index is answered whole, then the new one."""

@@ -227,6 +227,16 @@ class BootIndexer:
         """Whether a rebuild runs in a thread (``current`` is behind)."""
         return self._building is not None
 
+    def prime(self) -> BootIndex:
+        """Build the whole index now, whatever its size: for start-up,
+        before the reactor runs, so that the first packets are answered."""
+        if self._building is None:
+            state: State = self._store.state
+            self._index, self._networks, self._macs = build(state, self.generation)
+            self._full, self._nodes, self._taken = False, set(), False
+            self.rebuilds += 1
+        return self.current()
+
     def settled(self) -> Deferred[None]:
         """Fires once no rebuild runs in a thread (at once if none does)."""
         waiter: Deferred[None] = Deferred()
@@ -273,6 +283,7 @@ class BootIndexer:
         self._building = None
         self._index, self._networks, self._macs = built
         self.rebuilds += 1
+        collector.keep()  # a large index lives until the next rebuild: no pass walks it
         if self._needs_thread(self._store.state):
             self._start_build(self._store.state)  # writes that came meanwhile
         else:
