@@ -4,7 +4,13 @@ that is committed and survives a restart, and the reactor's share of the
 work is small: the write function runs in tens of milliseconds of CPU (it
 took 0.6 s) and the SQL is built lazily, in the database thread, as it is
 run. Refusals are unchanged: addresses that do not fit are named, and an
-address that lands on one held by another device is refused."""
+address that lands on one held by another device is refused.
+
+Through the HTTP API on the real reactor (``ReactorStallTests``), the
+renumbering and the boot index rebuild after it hold no reactor callback
+longer than 50 ms of CPU: the write function runs in a thread, the index is
+rebuilt in a thread over a snapshot, and what they leave in memory is kept
+out of later garbage collections (docs/DESIGN.md, "Kinds as data")."""
 
 from __future__ import annotations
 
