@@ -18,8 +18,11 @@ is read from the kind table: a write touching only objects of a kind with
 ``boot="entries"`` (nodes) updates just their entries; a change of a kind
 with ``boot="global"`` (group, network, cluster, controller) rebuilds the
 whole index; a change of any kind that holds addresses refreshes the taken
-set. The entry types are defined in ``luna2d.model.boot``, which the DHCP
-server reads too."""
+set. In a cluster of more than ``SYNC_LIMIT`` nodes a whole rebuild runs
+in a thread over a ``snapshot`` of the State instead, started at the
+commit that needs it, and the previous index is answered until it lands
+(``BootIndexer``). The entry types are defined in ``luna2d.model.boot``,
+which the DHCP server reads too."""
 
 from __future__ import annotations
 
@@ -163,6 +166,7 @@ def snapshot(state: State) -> State:
     copy.by_kind = {kind: dict(objs) for kind, objs in state.by_kind.items()}
     copy.by_id = dict(state.by_id)
     copy.ips = dict(state.ips)
+    copy.macs = dict(state.macs)
     copy.next_id, copy.generation = state.next_id, state.generation
     return copy
 
