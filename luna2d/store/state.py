@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_store,tests.test_renumber -*-
+# -*- test-case-name: tests.test_store,tests.test_renumber,tests.test_heavy_writes -*-
 """The in-memory image of the database and the write transaction over it.
 
 Reads are served from ``State`` (hot paths read memory, not SQL). A write
@@ -184,7 +184,12 @@ class Overlay:
 
 
 class Tx:
-    """One write: edited copies, created and deleted objects, overlays."""
+    """One write: edited copies, created and deleted objects, overlays.
+
+    A heavy write runs in a thread (``WriteQueue``): it reads the live
+    State, which nothing changes meanwhile (the queue applies one write at
+    a time, after its commit, and the reactor only reads), and it writes
+    only its own copies and overlays. Nothing here caches across writes."""
 
     def __init__(self, state: State) -> None:
         self.state = state

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_store,tests.test_write_queue -*-
+# -*- test-case-name: tests.test_store,tests.test_write_queue,tests.test_heavy_writes -*-
 """The store: the one owner of luna2d's state.
 
 Reads answer from memory. Writes go through one queue (``WriteQueue``):
@@ -24,6 +24,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from luna2d import collector
 from luna2d.errors import InsufficientStorage, Invalid, NotFound, disk_full
 from luna2d.model.fields import NAME_RE, Field, coerce, parse_bool
 from luna2d.model.kinds import (
@@ -45,6 +46,19 @@ from luna2d.store.state import Obj, State, Tx, build_state, ip_key, load_rows
 JOURNAL_FIELDS = ("function", "object", "param", "payload", "masteronly", "misc", "sendfor", "sendby", "created")
 
 log = Logger()
+
+# A write that changed at least this many objects moves what memory holds
+# out of later garbage collections once it is applied (``collector.keep``).
+KEEP_AFTER = 1000
+
+
+def _may_touch_members(args: tuple[Any, ...]) -> bool:
+    """Whether a write's first argument names a kind whose objects have
+    members: changing one may touch all of them."""
+    if not args or not isinstance(args[0], str):
+        return False
+    kind = KINDS.get(args[0])
+    return kind is not None and kind.members is not None and kind.members.how != "none"
 
 
 def _run_statements(cursor: Any, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
@@ -69,6 +83,11 @@ class Plan:
 class _Queued:
     plan: Callable[[], Plan]
     done: defer.Deferred[Any]
+    heavy: bool = False
+
+
+# Runs a write's planning step elsewhere (a thread) and answers its Plan.
+Offload = Callable[[Callable[[], Plan]], "defer.Deferred[Plan]"]
 
 
 class WriteQueue:
@@ -92,14 +111,28 @@ class WriteQueue:
     on in a new turn (``callLater(0)``), so a burst of 10,000 writes is not
     one long stall.
 
+    A write submitted as ``heavy`` (one that may touch thousands of objects,
+    such as a network renumbered) is planned through ``offload``, in a
+    thread, instead of on the reactor: the queue is busy meanwhile exactly
+    as during a commit, so no other write starts and nothing changes the
+    State the plan reads (the reactor only reads it), and its answer comes
+    in its turn like any other.
+
     Group commit fits here later: plan every queued write in turn over one
     chain of Txs, run their interactions in one transaction, and answer
     each after that commit."""
 
-    def __init__(self, pool: Callable[[], Any], clock: Any, budget: float = 0.01) -> None:
+    def __init__(
+        self,
+        pool: Callable[[], Any],
+        clock: Any,
+        budget: float = 0.01,
+        offload: Offload | None = None,
+    ) -> None:
         self._pool = pool
         self._clock = clock
         self._budget = budget
+        self._offload = offload
         self._resume: Any = None  # the delayed call that goes on after a yield
         self._queue: deque[_Queued] = deque()
         self._answers: deque[tuple[defer.Deferred[Any], Any]] = deque()
@@ -115,10 +148,11 @@ class WriteQueue:
         """Nothing queued, committing or waiting to be answered."""
         return not (self._queue or self._committing or self._answers)
 
-    def submit(self, plan: Callable[[], Plan]) -> defer.Deferred[Any]:
-        """Queue a write; its Deferred fires with the answer after the commit."""
+    def submit(self, plan: Callable[[], Plan], heavy: bool = False) -> defer.Deferred[Any]:
+        """Queue a write; its Deferred fires with the answer after the commit.
+        A ``heavy`` one is planned through the queue's ``offload``."""
         done: defer.Deferred[Any] = defer.Deferred()
-        self._queue.append(_Queued(plan, done))
+        self._queue.append(_Queued(plan, done, heavy))
         self._drain()
         return done
 
@@ -160,11 +194,30 @@ class WriteQueue:
         self._drain()
 
     def _start(self, item: _Queued) -> None:
+        if item.heavy and self._offload is not None:
+            # Busy until it is planned, as while committing: nothing else starts.
+            self._committing = True
+            planned = defer.maybeDeferred(self._offload, item.plan)
+            planned.addBoth(self._planned, item)
+            return
         try:
             plan = item.plan()
         except Exception:  # noqa: BLE001 - the write fails alone, through its Deferred
             self._answers.append((item.done, Failure()))  # type: ignore[no-untyped-call]
             return
+        self._commit(item, plan)
+
+    def _planned(self, outcome: Plan | Failure, item: _Queued) -> None:
+        """A heavy write's plan is back (on the reactor): commit it, or
+        answer its failure."""
+        self._committing = False
+        if isinstance(outcome, Failure):
+            self._answers.append((item.done, outcome))
+        else:
+            self._commit(item, outcome)
+        self._drain()
+
+    def _commit(self, item: _Queued, plan: Plan) -> None:
         if plan.interaction is None:
             self._answers.append((item.done, plan.result))
             return
@@ -209,7 +262,7 @@ class Store:
         self.pool = pool
         self.crypto = crypto
         self.state = State()
-        self.queue = WriteQueue(lambda: self.pool, clock)
+        self.queue = WriteQueue(lambda: self.pool, clock, offload=self._offload)
         self.listeners: list[Callable[[Tx], None]] = []
         self.writes = 0
         self._nextfree: dict[int, tuple[Any, ...]] = {}  # network id -> (state, generation, network, answer)
@@ -226,11 +279,38 @@ class Store:
         return self.state.singleton(CLUSTER.name) is None
 
     # -- writing --------------------------------------------------------------------
-    def write(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+    def write(
+        self, fn: Callable[..., Any], *args: Any, heavy: bool | None = None
+    ) -> defer.Deferred[Any]:
         """Run ``fn(tx, *args)`` as one serialized, durable write: its answer
         is ``fn``'s result, given after the commit; whatever ``fn`` raises
-        comes through the Deferred and changes nothing."""
-        return self.queue.submit(lambda: self._plan(fn, args))
+        comes through the Deferred and changes nothing.
+
+        A ``heavy`` write runs ``fn`` in a thread (``WriteQueue``); by
+        default, a write whose first argument names a kind with members
+        (a network, a group, a rack, ...) is heavy, since changing such an
+        object may touch every member (a network renumbered moves all its
+        addresses)."""
+        if heavy is None:
+            heavy = _may_touch_members(args)
+        return self.queue.submit(lambda: self._plan(fn, args), heavy)
+
+    def _offload(self, plan: Callable[[], Plan]) -> defer.Deferred[Plan]:
+        """Plan a heavy write in a thread, the collector paused meanwhile.
+
+        A pool that runs its transactions inline (``SyncPool``: start-up,
+        tests) plans inline too, so that such a store answers within the
+        call, as before."""
+        if isinstance(self.pool, db.SyncPool):
+            return defer.maybeDeferred(plan)
+        collector.pause()
+        planned: defer.Deferred[Plan] = threads.deferToThread(plan)
+
+        def resumed(outcome: Any) -> Any:
+            collector.resume()
+            return outcome
+
+        return planned.addBoth(resumed)
 
     def _plan(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Plan:
         tx = Tx(self.state)
@@ -243,6 +323,8 @@ class Store:
             tx.apply()
             self.writes += 1
             self._tell_listeners(tx)
+            if len(tx.changed) + len(tx.deleted) >= KEEP_AFTER:
+                collector.keep()
             return result
 
         return Plan(result, lambda cursor: _run_statements(cursor, statements), committed)
