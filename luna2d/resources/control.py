@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.ipmi.test_control -*-
+# -*- test-case-name: tests.ipmi.test_control,tests.clients.test_control -*-
 """``/control``: power, identify and SEL through the nodes' BMCs.
 
 ``GET /control/action/<command>/<node>/_<action>`` acts on one node and

@@ -275,7 +275,8 @@ class AsyncTests(ReactorCase):
     async def test_status_refusals(self) -> None:
         """/control/status needs an admin token (401 without, 403 readonly,
         and a refused look hands nothing over); an unknown id and a control
-        id asked at /config/status are 404 with a message."""
+        id asked at /config/status are 404 with a message; a full request
+        table refuses a new bulk request with 503."""
         cluster = Cluster(self, wait=0.05)
         await cluster.setup()
         await cluster.bmc_at("node001", f"{cluster.prefix}.19")
@@ -292,6 +293,12 @@ class AsyncTests(ReactorCase):
         self.assertIn("no config request", body["message"])
         code, body = await cluster.call("GET", "/control/status/0")
         self.assertEqual((code, body["message"][:23]), (404, "no control request '0':"))
+        # While it runs, a table bound of one request refuses another (503).
+        cluster.root.requests.max_requests = 1
+        code, body = await cluster.call("POST", "/control/action/power/_status", bulk("power", "status", "node002"))
+        self.assertEqual((code, body["message"]),
+                         (503, "1 requests are running, the most luna2d tracks at once; "
+                               "try again when some have finished"))
         answers = await poll(cluster, request_id)
         self.assertEqual([code for code, _ in answers][-1], 404)
         failed = {node: reason for _, body in answers[:-1] for node, reason in body["control"]["failed"].items()}
