@@ -210,11 +210,17 @@ class ControlAPI:
         the rest come through ``GET /control/status/<request_id>``."""
         name = self._allowed(request, command, action, post=True)
         names = self._hostlist(read_json(request), command, action)
-        nodes = self._nodes(names)
         client = self._client()
-        tracked = self.requests.start(KIND, len(nodes), {"command": command, "action": action})
+        # Unknown nodes fail alone, as the clients expect: the luna CLI waits
+        # for ever on any answer but 200 to this POST.
+        missing = set(self.store.missing_nodes(names))
+        tracked = self.requests.start(KIND, len(names), {"command": command, "action": action})
         targets = []
-        for node in nodes:
+        for node in names:
+            if node in missing:
+                self.requests.record(tracked, node, False,
+                                     str(Fault("error", f"{node} does not exist")))
+                continue
             target = self._target(node)
             if isinstance(target, str):
                 self.requests.record(tracked, node, False, str(Fault("error", target)))

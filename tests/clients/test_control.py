@@ -123,6 +123,18 @@ class BulkContractTests(ReactorCase):
             rows.update(cli_rows(later, "power"))
         self.assertEqual(rows, {"node001": "ON", "node002": "OFF", "node003": DEAD})
 
+    async def test_cli_unknown_nodes(self) -> None:
+        """``luna control power on node[001,998]``: the CLI's spinner stops
+        only on a 200, so the unknown node fails alone in the rows and the
+        known one is powered on."""
+        cluster = Cluster(self)
+        await cluster.setup()
+        (sim,) = await cluster.simulators([False])
+        code, body = await cluster.call("POST", "/control/action/power/_on", bulk("power", "on", "node[001,998]"))
+        self.assertEqual(code, 200)
+        self.assertEqual(cli_rows(body, "power"), {"node001": "OK", "node998": "error: node998 does not exist"})
+        self.assertEqual(sim.power, "1")
+
     async def test_cli_chassis_and_sel(self) -> None:
         """``luna control chassis identify`` and ``sel clear`` on a
         hostlist: OK rows for each node, done in the POST."""
