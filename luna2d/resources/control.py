@@ -289,9 +289,11 @@ class ControlAPI:
 
         timer = self.clock.callLater(self.wait, done, None)
         job.addBoth(done)
-        await settled
-        if timer.active():
-            timer.cancel()
+        try:
+            await settled
+        finally:  # the job runs on if the client went away meanwhile
+            if timer.active():
+                timer.cancel()
 
     @staticmethod
     def _hostlist(body: Any, command: str, action: str) -> list[str]:

@@ -26,12 +26,15 @@ with a fake long job feeding the request table as osimage pack will."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import Any
 
 from treq.testing import StubTreq
+from twisted.internet import defer
 from twisted.trial import unittest
 
+from luna2d.ipmi.session import Outcome, Success
 from luna2d.requests import EXPIRY
 from luna2d.resources.root import Guard, RootAPI
 from tests.ipmi.test_control import Cluster, bulk, poll
@@ -253,3 +256,78 @@ class ConfigStatusTests(unittest.TestCase):
         self.assertEqual(self.api.get(path, token=self.api.token("node", node="node001"))[0], 403)
         self.assertEqual(self.api.get(f"/control/status/{job.request.id}")[0], 404)
         self.assertEqual(self.api.get(path)[0], 200)
+
+
+class HeldIPMI:
+    """An IPMI client whose BMCs answer when the test says so: ``run``
+    hands out a Deferred per node, kept in ``pending``."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, defer.Deferred[Outcome]] = {}
+
+    def run(self, target: Any, command: Any, cipher_suite: int | None = None) -> defer.Deferred[Outcome]:
+        self.pending[target.key] = defer.Deferred()
+        return self.pending[target.key]
+
+
+class WindowTests(unittest.TestCase):
+    """The POST's wait on the injected clock (StubTreq, a Clock, BMCs held by the test)."""
+
+    def setUp(self) -> None:
+        hash_inline(self)
+        self.ipmi = HeldIPMI()
+        self.api = API(ipmi=self.ipmi)
+        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
+        self.addCleanup(lambda: self.api.store.pool.close())
+
+    def post(self, hosts: str) -> defer.Deferred[Any]:
+        body = json.dumps(bulk("power", "status", hosts)).encode()
+        d: defer.Deferred[Any] = self.api.treq.request(
+            "POST", "http://luna/control/action/power/_status", data=body,
+            headers={"x-access-tokens": self.api.admin_token})
+        self.api.treq.flush()
+        return d
+
+    def body_of(self, d: defer.Deferred[Any]) -> Any:
+        response = self.successResultOf(d)
+        content = response.content()
+        self.api.treq.flush()
+        return response.code, json.loads(self.successResultOf(content))
+
+    def test_answers_after_the_wait(self) -> None:
+        """With node002's BMC silent, the POST answers when the clock
+        reaches 3 s, not before, with node001's result; node002's comes by
+        /control/status once its BMC answers, then 404."""
+        d = self.post("node[001-002]")
+        self.assertEqual(sorted(self.ipmi.pending), ["node001", "node002"])
+        self.ipmi.pending["node001"].callback(Success("on"))
+        self.api.treq.flush()
+        self.api.clock.advance(2.9)
+        self.api.treq.flush()
+        self.assertNoResult(d)
+        self.api.clock.advance(0.1)
+        self.api.treq.flush()
+        code, body = self.body_of(d)
+        self.assertEqual((code, body["control"]["power"], body["progress"]),
+                         (200, {"on": {"node001": "on"}}, {"done": 1, "total": 2, "finished": False}))
+        self.ipmi.pending["node002"].callback(Success("off"))
+        code, later = self.api.get(f"/control/status/{body['request_id']}")
+        self.assertEqual((code, later["control"]["power"], later["progress"]["finished"]),
+                         (200, {"off": {"node002": "off"}}, True))
+        self.assertEqual(self.api.get(f"/control/status/{body['request_id']}")[0], 404)
+        self.assertEqual(self.api.clock.getDelayedCalls(), [])
+
+    def test_answers_as_soon_as_all_are_done(self) -> None:
+        """When every BMC answers within the wait, the POST answers then,
+        with all of them, and leaves no timer behind."""
+        d = self.post("node[001-002]")
+        self.ipmi.pending["node002"].callback(Success("off"))
+        self.api.treq.flush()
+        self.assertNoResult(d)
+        self.ipmi.pending["node001"].callback(Success("on"))
+        self.api.treq.flush()
+        code, body = self.body_of(d)
+        self.assertEqual(code, 200)
+        self.assertEqual(body["control"]["hostlist"], {"off": "node002", "on": "node001"})
+        self.assertTrue(body["progress"]["finished"])
+        self.assertEqual(self.api.clock.getDelayedCalls(), [])
