@@ -1,11 +1,14 @@
-# -*- test-case-name: tests.ipmi.test_control -*-
+# -*- test-case-name: tests.ipmi.test_control,tests.clients.test_control -*-
 """``/control``: power, identify and SEL through the nodes' BMCs.
 
-``GET /control/action/<command>/<node>/_<action>`` acts on one node;
-``POST /control/action/<command>/_<action>`` with
-``{"control": {command: {action: {"hostlist": "node[001-004]"}}}}`` on many,
-answering once every BMC has answered or timed out, with the nodes grouped
-by result and compressed back to hostlists (docs/API.md, "Control").
+``GET /control/action/<command>/<node>/_<action>`` acts on one node and
+answers at once. ``POST /control/action/<command>/_<action>`` with
+``{"control": {command: {action: {"hostlist": "node[001-004]"}}}}`` starts a
+tracked request (luna2d.requests): it answers 200 with a ``request_id`` and
+the results of the nodes done within a few seconds (all of them, for a small
+healthy hostlist); ``GET /control/status/<request_id>`` hands over the rest
+as they land, and 404 once everything was handed over, as the luna CLI and
+lpower poll (docs/API.md, "Control").
 
 The BMC address is the node's ``BMC`` interface (the name in any case, as
 the install script's BMC setup reads it); the user and password come from
@@ -20,11 +23,14 @@ from typing import Any
 
 import hostlist  # type: ignore[import-untyped]
 from klein import Klein
+from twisted.internet import defer
+from twisted.logger import Logger
 
 from luna2d.errors import Forbidden, Invalid, NotFound, Unavailable
 from luna2d.ipmi import commands
 from luna2d.ipmi.client import Target
 from luna2d.ipmi.session import Credentials, Fault, Outcome, Success
+from luna2d.requests import Entry, Progress, Request, RequestTable
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
 from luna2d.resources.common import envelope, message, no_content, read_json, reply
@@ -41,6 +47,13 @@ MAX_HOSTS = 100_000
 # Longer digit runs are no node number, and Python refuses int() past 4,300 digits.
 MAX_DIGITS = 64
 DIGITS = re.compile(r"[0-9]+")
+# The kind of request /control/status answers for, in the request table.
+KIND = "control"
+# Seconds a bulk POST waits for its nodes before it answers with what it
+# has (the incumbent's figure: the clients poll every 2 s after that).
+WAIT = 3.0
+
+log = Logger()
 
 
 def _action(command: str, action: str) -> tuple[str, str]:
@@ -66,10 +79,47 @@ def _top_level_parts(text: str) -> list[str]:
     return parts
 
 
-def _ok_group(command: str, action: str) -> str:
-    """The group successful nodes are listed under (the spec's examples:
-    the action for power, ``ok`` for chassis and SEL)."""
-    return action if command == "power" else "ok"
+def _bucket(command: str, action: str, detail: Any) -> str:
+    """The bucket a success is listed under, as the clients read it: the
+    state (``on``/``off``) for power status, ``ok`` for the rest."""
+    if (command, action) == ("power", "status") and detail in ("on", "off"):
+        return str(detail)
+    return "ok"
+
+
+def answer(request_id: str, command: str, action: str, entries: list[Entry],
+           progress: Progress | None) -> dict[str, Any]:
+    """A bulk answer in the form the luna CLI and lpower read:
+    ``control.<command>.<bucket>`` and ``control.failed`` keyed by node (the
+    clients list the keys), with ``request_id`` beside; ``control.hostlist``
+    gives each bucket as a compressed hostlist, ``control.entries`` the SEL
+    lines of ``sel list`` (both ignored by the clients)."""
+    buckets: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    members: dict[str, list[str]] = {}
+    lines: dict[str, Any] = {}
+    for entry in entries:
+        if entry.ok:
+            bucket = _bucket(command, action, entry.detail)
+            shown = entry.detail if bucket != "ok" else f"{command} {action}"
+            buckets.setdefault(bucket, {})[entry.item] = shown
+            if (command, action) == ("sel", "list"):
+                lines[entry.item] = entry.detail
+        else:
+            bucket = "failed"
+            failed[entry.item] = str(entry.detail)
+        members.setdefault(bucket, []).append(entry.item)
+    control: dict[str, Any] = {
+        command: buckets,
+        "failed": failed,
+        "hostlist": {key: hostlist.collect_hostlist(names) for key, names in members.items()},
+    }
+    if lines:
+        control["entries"] = lines
+    body: dict[str, Any] = {"request_id": request_id, "control": control}
+    if progress is not None:
+        body["progress"] = progress.as_json()
+    return body
 
 
 class ControlAPI:
@@ -78,11 +128,16 @@ class ControlAPI:
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, ipmi: Any = None, limit: int = 256) -> None:
+    def __init__(self, store: Any, auth: Auth, ipmi: Any = None, limit: int = 256,
+                 requests: RequestTable | None = None, clock: Any = None,
+                 wait: float = WAIT) -> None:
         self.store = store
         self.auth = auth
         self.ipmi = ipmi
         self.limit = limit
+        self.clock = clock if clock is not None else auth.clock
+        self.requests = requests if requests is not None else RequestTable(self.clock)
+        self.wait = wait
 
     # -- who may do what -----------------------------------------------------------------
     def _allowed(self, request: Any, command: str, action: str, post: bool) -> tuple[str, str]:
@@ -150,25 +205,95 @@ class ControlAPI:
     # -- many nodes --------------------------------------------------------------------------------
     @app.route("/action/<command>/_<action>", methods=["POST"])
     async def many(self, request: Any, command: str, action: str) -> bytes:
-        """A hostlist: 200 with the nodes grouped by result once all have answered."""
+        """A hostlist: a tracked request. 200 with its ``request_id`` and
+        the results of the nodes that answered within ``wait`` seconds;
+        the rest come through ``GET /control/status/<request_id>``."""
         name = self._allowed(request, command, action, post=True)
         names = self._hostlist(read_json(request), command, action)
-        nodes = self._nodes(names)
         client = self._client()
-        outcomes: dict[str, Outcome] = {}
+        # Unknown nodes fail alone, as the clients expect: the luna CLI waits
+        # for ever on any answer but 200 to this POST.
+        missing = set(self.store.missing_nodes(names))
+        tracked = self.requests.start(KIND, len(names), {"command": command, "action": action})
         targets = []
-        for node in nodes:
+        for node in names:
+            if node in missing:
+                self.requests.record(tracked, node, False,
+                                     str(Fault("error", f"{node} does not exist")))
+                continue
             target = self._target(node)
             if isinstance(target, str):
-                outcomes[node] = Fault("error", target)
+                self.requests.record(tracked, node, False, str(Fault("error", target)))
             else:
                 targets.append(target)
-        if targets:
-            outcomes.update(await client.fan_out(targets, ACTIONS[name], limit=self.limit))
-        await self._granted(name, outcomes)
-        return reply(
-            request, {"control": {command: self._grouped(command, action, names, outcomes)}}
-        )
+        job = defer.ensureDeferred(self._run(tracked, client, name, targets))
+        job.addErrback(lambda failure: log.failure("bulk control {id}", failure, id=tracked.id))
+        await self._settle(job)
+        reading = self.requests.read(KIND, tracked.id)
+        if reading is None:  # dropped meanwhile: nothing more to hand over
+            return reply(request, answer(tracked.id, command, action, [], None))
+        return reply(request, answer(tracked.id, command, action, reading.entries,
+                                     reading.progress))
+
+    @app.route("/status/<request_id>", methods=["GET"])
+    def status(self, request: Any, request_id: str) -> bytes:
+        """The results of a bulk request that arrived since the last look
+        (200), or 404 once the request is finished and read to its end,
+        expired, or never was."""
+        self.auth.admin(request)
+        reading = self.requests.read(KIND, request_id)
+        if reading is None:
+            raise NotFound(f"no control request {request_id[:80]!r}: it never was, or it has "
+                           f"finished and every result was handed over, or it expired")
+        subject = reading.request.subject
+        return reply(request, answer(request_id, subject["command"], subject["action"],
+                                     reading.entries, reading.progress))
+
+    async def _run(self, tracked: Request, client: Any, name: tuple[str, str],
+                   targets: list[Target]) -> None:
+        """Run the action on every target, at most ``limit`` BMCs at a
+        time, recording each result as it lands; then grant the install
+        of the nodes that boot, and finish the request."""
+        semaphore = defer.DeferredSemaphore(max(1, self.limit))
+        started: list[str] = []
+
+        def record(outcome: Outcome, node: str) -> None:
+            if isinstance(outcome, Success):
+                self.requests.record(tracked, node, True, outcome.value)
+                started.append(node)
+            else:
+                self.requests.record(tracked, node, False, str(outcome))
+
+        try:
+            runs = [
+                semaphore.run(client.run, target, ACTIONS[name]()).addCallback(record, target.key)
+                for target in targets
+            ]
+            await defer.gatherResults(runs, consumeErrors=True)
+            if name in BOOTS and started:
+                await self.store.grant_install(started, "power")
+        finally:
+            self.requests.finish(tracked)
+
+    async def _settle(self, job: defer.Deferred[None]) -> None:
+        """Wait for ``job`` at most ``wait`` seconds (a small hostlist is
+        answered whole in the POST)."""
+        if job.called:
+            return
+        settled: defer.Deferred[None] = defer.Deferred()
+
+        def done(result: object) -> object:
+            if not settled.called:
+                settled.callback(None)
+            return result
+
+        timer = self.clock.callLater(self.wait, done, None)
+        job.addBoth(done)
+        try:
+            await settled
+        finally:  # the job runs on if the client went away meanwhile
+            if timer.active():
+                timer.cancel()
 
     @staticmethod
     def _hostlist(body: Any, command: str, action: str) -> list[str]:
@@ -213,37 +338,6 @@ class ControlAPI:
         if not names:
             raise Invalid(f"control.{command}.{action}.hostlist: names no node")
         return list(dict.fromkeys(names))
-
-    @staticmethod
-    def _grouped(
-        command: str, action: str, names: list[str], outcomes: dict[str, Outcome]
-    ) -> dict[str, Any]:
-        """Nodes grouped by result, each group as a compressed hostlist."""
-        groups: dict[str, list[str]] = {}
-        reasons: dict[str, str] = {}
-        entries: dict[str, Any] = {}
-        for name in names:
-            outcome = outcomes[name]
-            if isinstance(outcome, Success):
-                key = (
-                    outcome.value
-                    if (command, action) == ("power", "status")
-                    else _ok_group(command, action)
-                )
-                groups.setdefault(str(key), []).append(name)
-                if (command, action) == ("sel", "list"):
-                    entries[name] = outcome.value
-            else:
-                groups.setdefault("failed", []).append(name)
-                reasons[name] = str(outcome)
-        result: dict[str, Any] = {}
-        for key, members in groups.items():
-            result[key] = {"hostlist": hostlist.collect_hostlist(members)}
-        if entries:
-            result["ok"]["entries"] = entries
-        if reasons:
-            result["failed"]["reasons"] = reasons
-        return result
 
 
 __all__ = ["ControlAPI"]

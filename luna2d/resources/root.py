@@ -11,6 +11,7 @@ from klein import Klein
 from twisted.web.resource import Resource
 
 import luna2d
+from luna2d.requests import RequestTable
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
 from luna2d.resources.boot import BootAPI
@@ -20,6 +21,7 @@ from luna2d.resources.control import ControlAPI
 from luna2d.resources.files import FilesAPI
 from luna2d.resources.monitor import MonitorAPI
 from luna2d.resources.service import ServiceAPI, Services, with_luna2
+from luna2d.resources.status import config_status
 
 
 def git_commit(start: Path) -> str:
@@ -62,7 +64,10 @@ class RootAPI:
         self.services = with_luna2(services, store, self.boot.renderer)
         self.monitor = MonitorAPI(store, auth, self.services)
         self.service = ServiceAPI(auth, self.services)
-        self.control = ControlAPI(store, auth, ipmi, limit=control_parallel)
+        # Long-running and bulk requests, polled at /control/status and /config/status.
+        self.requests = RequestTable(auth.clock)
+        self.control = ControlAPI(store, auth, ipmi, limit=control_parallel,
+                                  requests=self.requests)
         self.commit = git_commit(Path(luna2d.__file__).resolve().parent)
 
     @app.route("/token", methods=["POST"])
@@ -74,6 +79,10 @@ class RootAPI:
     def version(self, request: Any) -> bytes:
         return reply(request, {"version": {"luna": luna2d.__version__, "api": luna2d.API_VERSION,
                                            "commit": self.commit}})
+
+    @app.route("/config/status/<request_id>", methods=["GET"])
+    def config_status(self, request: Any, request_id: str) -> bytes:
+        return config_status(self.auth, self.requests, request, request_id)
 
     @app.route("/config", branch=True)
     def config(self, request: Any) -> Any:

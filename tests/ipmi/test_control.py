@@ -14,13 +14,14 @@ import json
 from typing import Any
 
 import treq
+from twisted.internet.task import deferLater
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.server import Site
 
 from luna2d.config import APIConfig
 from luna2d.ipmi.client import IPMIClient
 from luna2d.resources.auth import Auth
-from luna2d.resources.root import build
+from luna2d.resources.root import Guard, RootAPI
 from tests.integration.test_daemon import ADMIN as DAEMON_ADMIN
 from tests.integration.test_daemon import PASSWORD as DAEMON_PASSWORD
 from tests.integration.test_daemon import Daemon
@@ -33,7 +34,7 @@ SIM_USER, SIM_PASSWORD = "luna", "bmc-pass-1"
 class Cluster:
     """luna2d's HTTP API on a loopback port with a real IPMI client."""
 
-    def __init__(self, case: ReactorCase, ipmi: bool = True) -> None:
+    def __init__(self, case: ReactorCase, ipmi: bool = True, wait: float | None = None) -> None:
         self.case = case
         reactor = the_reactor()
         self.store, _ = open_store(clock=reactor)
@@ -41,7 +42,10 @@ class Cluster:
         self.ipmi = IPMIClient(reactor, timeout=0.4, retries=1) if ipmi else None
         if self.ipmi is not None:
             case.addCleanup(self.ipmi.stop)
-        site = Site(build(self.store, self.auth, ADMIN, ipmi=self.ipmi))
+        self.root = RootAPI(self.store, self.auth, ADMIN, ipmi=self.ipmi)
+        if wait is not None:
+            self.root.control.wait = wait
+        site = Site(Guard(self.root.app.resource()))
         self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
         case.addCleanup(self.port.stopListening)
         self.pool = HTTPConnectionPool(reactor, persistent=False)
@@ -154,12 +158,21 @@ class BulkTests(ReactorCase):
         code, body = await cluster.call("POST", "/control/action/power/_status", bulk("power", "status", "node[001-004]"))
         self.assertLess(reactor.seconds() - started, 2.5)
         self.assertEqual(code, 200)
-        self.assertEqual(body, {"control": {"power": {
-            "on": {"hostlist": "node[001,003]"},
-            "off": {"hostlist": "node002"},
-            "failed": {"hostlist": "node004",
-                       "reasons": {"node004": "timeout: no answer from the BMC (2 tries, 0.4 s each)"}},
-        }}})
+        request_id = body.pop("request_id")
+        self.assertRegex(request_id, "^[0-9a-f]{32}$")
+        reason = "timeout: no answer from the BMC (2 tries, 0.4 s each)"
+        self.assertEqual(body, {
+            "control": {
+                "power": {"on": {"node001": "on", "node003": "on"}, "off": {"node002": "off"}},
+                "failed": {"node004": reason},
+                "hostlist": {"on": "node[001,003]", "off": "node002", "failed": "node004"},
+            },
+            "progress": {"done": 4, "total": 4, "finished": True},
+        })
+        # Everything was handed over in the POST: the clients' first poll ends it.
+        code, body = await cluster.call("GET", f"/control/status/{request_id}")
+        self.assertEqual(code, 404, body)
+        self.assertIn("every result was handed over", body["message"])
         self.assertEqual([sim.sets for sim in sims], [[], [], []])
 
     async def test_power_on_with_credentials_per_node(self) -> None:
@@ -181,11 +194,15 @@ class BulkTests(ReactorCase):
         await cluster.call("POST", "/config/node/node003", {"config": {"node": {"node003": {"bmcsetup": "bad"}}}})
         code, body = await cluster.call("POST", "/control/action/power/_on", bulk("power", "on", "node[001-003]"))
         self.assertEqual(code, 200)
-        power = body["control"]["power"]
-        self.assertEqual(power["on"], {"hostlist": "node[001-002]"})
-        self.assertEqual(power["failed"]["hostlist"], "node003")
-        self.assertTrue(power["failed"]["reasons"]["node003"].startswith("unauthorized: "))
+        control = body["control"]
+        self.assertEqual(control["power"], {"ok": {"node001": "power on", "node002": "power on"}})
+        self.assertEqual(control["hostlist"], {"ok": "node[001-002]", "failed": "node003"})
+        self.assertEqual(list(control["failed"]), ["node003"])
+        self.assertTrue(control["failed"]["node003"].startswith("unauthorized: "))
         self.assertEqual((sims[0].power, second.power, sims[2].power), ("1", "1", "0"))
+        # The request finished only once the powered-on nodes got their install grant.
+        arm = (await cluster.call("GET", "/config/node/node001/_arm"))[1]["config"]["node"]["node001"]
+        self.assertEqual(arm["install_grant"], "power")
         self.assertEqual([sims[0].sets, second.sets, sims[1].sets, sims[2].sets],
                          [["set power 1"], ["set power 1"], [], []])
 
@@ -197,20 +214,103 @@ class BulkTests(ReactorCase):
         sims = await cluster.simulators([False, False])
         code, body = await cluster.call("POST", "/control/action/chassis/_identify",
                                         bulk("chassis", "identify", "node001,node002"))
-        self.assertEqual((code, body), (200, {"control": {"chassis": {"ok": {"hostlist": "node[001-002]"}}}}))
+        self.assertEqual(code, 200)
+        self.assertEqual(body["control"], {"chassis": {"ok": {"node001": "chassis identify",
+                                                              "node002": "chassis identify"}},
+                                           "failed": {}, "hostlist": {"ok": "node[001-002]"}})
         self.assertEqual([sim.sets for sim in sims], [["set identify 0 1"]] * 2)
         code, body = await cluster.call("POST", "/control/action/sel/_list", bulk("sel", "list", "node[001-002]"))
         self.assertEqual(code, 200)
-        ok = body["control"]["sel"]["ok"]
-        self.assertEqual(ok["hostlist"], "node[001-002]")
-        self.assertEqual({node: len(lines) for node, lines in ok["entries"].items()}, {"node001": 2, "node002": 2})
+        control = body["control"]
+        self.assertEqual(sorted(control["sel"]["ok"]), ["node001", "node002"])
+        self.assertEqual(control["hostlist"], {"ok": "node[001-002]"})
+        self.assertEqual({node: len(lines) for node, lines in control["entries"].items()},
+                         {"node001": 2, "node002": 2})
+
+
+async def poll(cluster: Cluster, request_id: str, token: str | None | bool = True) -> list[tuple[int, Any]]:
+    """GET /control/status/<id> every 0.2 s until it answers anything but
+    200, as lpower and the luna CLI do (at most 60 looks): every answer."""
+    answers = []
+    for _ in range(60):
+        await deferLater(the_reactor(), 0.2, lambda: None)
+        code, body = await cluster.call("GET", f"/control/status/{request_id}", token=token)
+        answers.append((code, body))
+        if code != 200:
+            return answers
+    raise AssertionError(f"still 200 after 60 looks: {answers[-1]}")
+
+
+class AsyncTests(ReactorCase):
+    async def test_late_results_polled(self) -> None:
+        """A POST that waits 0.1 s answers before the dead BMC of node003
+        times out (0.8 s): it has a request_id and is not finished; polling
+        /control/status hands over the rest, each node exactly once, the
+        last 200 says finished with node003 failed, and the next look is 404."""
+        cluster = Cluster(self, wait=0.1)
+        await cluster.setup()
+        await cluster.simulators([True, False])
+        await cluster.bmc_at("node003", f"{cluster.prefix}.19")
+        code, first = await cluster.call("POST", "/control/action/power/_status",
+                                         bulk("power", "status", "node[001-003]"))
+        self.assertEqual(code, 200)
+        self.assertEqual(first["progress"]["total"], 3)
+        self.assertFalse(first["progress"]["finished"])
+        self.assertNotIn("node003", first["control"]["failed"])
+        answers = await poll(cluster, first["request_id"])
+        self.assertEqual(answers[-1][0], 404)
+        looks = [first] + [body for _, body in answers[:-1]]
+        self.assertTrue(looks[-1]["progress"] == {"done": 3, "total": 3, "finished": True})
+        self.assertTrue(all(not body["progress"]["finished"] for body in looks[:-1]))
+        seen: list[tuple[str, str]] = []
+        for body in looks:
+            self.assertEqual(body["request_id"], first["request_id"])
+            for bucket, nodes in body["control"]["power"].items():
+                seen += [(node, bucket) for node in nodes]
+            seen += [(node, "failed") for node in body["control"]["failed"]]
+        self.assertEqual(sorted(seen), [("node001", "on"), ("node002", "off"), ("node003", "failed")])
+        self.assertEqual(looks[-1]["control"]["failed"],
+                         {"node003": "timeout: no answer from the BMC (2 tries, 0.4 s each)"})
+
+    async def test_status_refusals(self) -> None:
+        """/control/status needs an admin token (401 without, 403 readonly,
+        and a refused look hands nothing over); an unknown id and a control
+        id asked at /config/status are 404 with a message; a full request
+        table refuses a new bulk request with 503."""
+        cluster = Cluster(self, wait=0.05)
+        await cluster.setup()
+        await cluster.bmc_at("node001", f"{cluster.prefix}.19")
+        await cluster.call("POST", "/config/user/viewer",
+                           {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}})
+        readonly = cluster.auth.issue("viewer", "readonly")
+        code, first = await cluster.call("POST", "/control/action/power/_status", bulk("power", "status", "node001"))
+        self.assertEqual((code, first["control"]["failed"]), (200, {}))
+        request_id = first["request_id"]
+        self.assertEqual((await cluster.call("GET", f"/control/status/{request_id}", token=None))[0], 401)
+        self.assertEqual((await cluster.call("GET", f"/control/status/{request_id}", token=readonly))[0], 403)
+        code, body = await cluster.call("GET", f"/config/status/{request_id}")
+        self.assertEqual(code, 404)
+        self.assertIn("no config request", body["message"])
+        code, body = await cluster.call("GET", "/control/status/0")
+        self.assertEqual((code, body["message"][:23]), (404, "no control request '0':"))
+        # While it runs, a table bound of one request refuses another (503).
+        cluster.root.requests.max_requests = 1
+        code, body = await cluster.call("POST", "/control/action/power/_status", bulk("power", "status", "node002"))
+        self.assertEqual((code, body["message"]),
+                         (503, "1 requests are running, the most luna2d tracks at once; try again when some "
+                               + "have finished"))
+        answers = await poll(cluster, request_id)
+        self.assertEqual([code for code, _ in answers][-1], 404)
+        failed = {node: reason for _, body in answers[:-1] for node, reason in body["control"]["failed"].items()}
+        self.assertEqual(list(failed), ["node001"])
 
 
 class RefusalTests(ReactorCase):
     async def test_status_codes(self) -> None:
         """401 without a token, 403 for readonly tokens on actions that change
-        state and on every POST, 404 for unknown nodes (named) and actions,
-        400 for bad hostlists and bodies, 405 for other methods."""
+        state and on every POST, 404 for unknown actions and for an unknown
+        node by GET (named), 400 for bad hostlists and bodies, 405 for other
+        methods; unknown nodes in a hostlist fail alone (200)."""
         cluster = Cluster(self)
         await cluster.setup()
         await cluster.bmc_at("node001", f"{cluster.prefix}.19")
@@ -229,7 +329,6 @@ class RefusalTests(ReactorCase):
             ("GET", f"{base}/power/node999/_status", None, True, 404),
             ("GET", f"{base}/power/node001/_explode", None, True, 404),
             ("GET", f"{base}/redfish/node001/_upload", None, True, 404),
-            ("POST", f"{base}/power/_on", bulk("power", "on", "node[001,998-999]"), True, 404),
             ("POST", f"{base}/power/_on", bulk("power", "on", "node[001-"), True, 400),
             ("POST", f"{base}/power/_on", bulk("power", "on", ""), True, 400),
             ("POST", f"{base}/power/_on", bulk("power", "on", "node[1-99999],n[1-99999]"), True, 400),
@@ -254,8 +353,13 @@ class RefusalTests(ReactorCase):
             code, answer = await cluster.call(method, path, body, token)
             self.assertEqual(code, expected, f"{method} {path} {body}: {answer}")
             self.assertIsInstance(answer["message"], str)
-        code, answer = await cluster.call("POST", f"{base}/power/_on", bulk("power", "on", "node[001,998-999]"))
-        self.assertEqual(answer["message"], "nodes node[998-999] do not exist")
+        # Unknown nodes in a hostlist fail alone, under failed (the luna CLI
+        # waits for ever on any answer but 200 to a bulk POST).
+        code, answer = await cluster.call("POST", f"{base}/power/_status", bulk("power", "status", "node[998-999]"))
+        self.assertEqual(code, 200)
+        self.assertEqual(answer["control"]["failed"], {"node998": "error: node998 does not exist",
+                                                       "node999": "error: node999 does not exist"})
+        self.assertEqual(answer["control"]["hostlist"], {"failed": "node[998-999]"})
         code, answer = await cluster.call("GET", f"{base}/power/node001/_status", token=readonly)
         self.assertEqual(code, 500, "readonly may read the status (this BMC is dead)")
 
@@ -294,7 +398,11 @@ class DaemonTests(ReactorCase):
         self.assertEqual(await daemon.call("GET", "/control/action/power/node001/_status", token=token),
                          (200, {"control": {"power": "off", "status": "off"}}))
         code, body = await daemon.call("POST", "/control/action/power/_on", bulk("power", "on", "node001"), token)
-        self.assertEqual((code, body), (200, {"control": {"power": {"on": {"hostlist": "node001"}}}}))
+        self.assertEqual(code, 200)
+        self.assertEqual(body["control"], {"power": {"ok": {"node001": "power on"}}, "failed": {},
+                                           "hostlist": {"ok": "node001"}})
+        self.assertEqual((await daemon.call("GET", f"/control/status/{body['request_id']}", token=token))[0],
+                         404)
         self.assertEqual(sim.power, "1")
         self.assertEqual(sim.sets, ["set power 1"])
         code, body = await daemon.call("GET", "/control/action/power/node002/_status", token=token)
