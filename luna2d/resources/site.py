@@ -25,17 +25,28 @@ Answers given before the body arrived carry ``Connection: close``; the rest
 of the body is dropped as it comes and the connection closed when it ends
 (or at the timeouts). Bodies above ``PARSE_IN_SLICES`` are parsed as JSON in
 slices (``jsonbody``) before the handler runs, so no body stalls the
-reactor; ``read_json`` hands the handler that result."""
+reactor; ``read_json`` hands the handler that result.
+
+Each answered request is logged in one line (``LunaSite.log``): method,
+path without its query, status, the user it was answered for (the token's
+user, the node of a node token, the username a login names) and the
+client's address; a 4xx adds the answer's ``message``, why it was
+refused. Refusals of identity (401, 403, 429) are warnings, 5xx errors,
+the rest info. Tokens and passwords never reach the log: headers are not
+logged, and a message that would echo a string the body held under a
+password, secret, token, key, content or community field is logged with
+that string masked."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
 from twisted.internet import task
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.web import server
 from twisted.web.http import RESPONSES
 from twisted.web.resource import Resource
@@ -51,6 +62,12 @@ ROLE_LIMITS = {"admin": MAX_BODY, "node": 1 << 20, "readonly": MAX_LOGIN_BODY}
 PATH_LIMITS = (("/monitor/", 1 << 20),)
 # A body larger than this is parsed in slices before its handler runs.
 PARSE_IN_SLICES = 256 * 1024
+# How much of a refusal's answer is kept for the log line, and logged.
+REFUSAL_BYTES = 4096
+REFUSAL_CHARS = 300
+# Body fields whose string values are masked in the log.
+SECRET_KEYS = re.compile(r"pass|secret|token|key|content|community|credential", re.IGNORECASE)
+MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,7 @@ class EdgeRequest(server.Request):
         self._dropping = False
         self._idle: Any = None
         self._deadline: Any = None
+        self.refusal = b""  # the start of a 4xx answer's body, for the log
         if self.edge is not None:
             self._deadline = self.edge.clock.callLater(
                 self.edge.settings.body_timeout,
@@ -194,6 +212,11 @@ class EdgeRequest(server.Request):
             self._answer_early(413, _TooLarge(self._limit).message)
             return
         super().handleContentChunk(data)
+
+    def write(self, data: bytes) -> None:
+        if 400 <= self.code < 500 and len(self.refusal) < REFUSAL_BYTES:
+            self.refusal += data[: REFUSAL_BYTES - len(self.refusal)]
+        super().write(data)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         self._stop_timers()
@@ -325,6 +348,93 @@ class LunaSite(server.Site):
         self.budget = BodyBudget(settings.body_memory)
         self.cooperator = task.Cooperator(scheduler=lambda step: clock.callLater(0, step))
         self.displayTracebacks = False
+
+    def log(self, request: Any) -> None:
+        """One line per answered request (see the module docstring)."""
+        code = int(request.code)
+        if code >= 500:
+            level = LogLevel.error
+        elif code in (401, 403, 429):
+            level = LogLevel.warn
+        else:
+            level = LogLevel.info
+        why = refusal_reason(request) if 400 <= code < 500 else None
+        log.emit(
+            level,
+            "{method} {path} {code} user={user} from {client}{why}",
+            method=request.method.decode("latin-1"),
+            path=request.path.decode("utf-8", "replace"),
+            code=code,
+            user=request_user(request, self.auth),
+            client=request.getClientAddress().host if request.getClientAddress() else "-",
+            why=f": {why}" if why else "",
+        )
+
+
+def _body(request: Any) -> Any:
+    """The request's JSON body, if it is small or was parsed already; else None."""
+    parsed = getattr(request, "json_body", None)
+    if parsed is not None:
+        return parsed[1] if parsed[0] else None
+    content = getattr(request, "content", None)
+    if content is None or request.method != b"POST":
+        return None
+    try:
+        raw = content.getvalue()
+    except (AttributeError, ValueError):
+        return None
+    if not raw or len(raw) > PARSE_IN_SLICES:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _secret_strings(value: Any, under_secret: bool = False) -> set[str]:
+    """The strings of ``value`` held under a secret-looking key."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found |= _secret_strings(item, under_secret or bool(SECRET_KEYS.search(str(key))))
+    elif isinstance(value, list):
+        for item in value:
+            found |= _secret_strings(item, under_secret)
+    elif under_secret and isinstance(value, (str, int, float)) and str(value):
+        found.add(str(value))
+    return found
+
+
+def request_user(request: Any, auth: Any) -> str:
+    """Who a request was answered for, as the log names them."""
+    try:
+        who = auth.principal(request)
+    except LunaError as exc:
+        return f"- ({exc.message})"
+    if who is not None:
+        return f"node:{who.node}" if who.role == "node" else str(who.name)
+    if request.method == b"POST" and request.path == b"/token":
+        body = _body(request)
+        name = body.get("username") if isinstance(body, dict) else None
+        if isinstance(name, str) and name:
+            return json.dumps(name[:64])
+    return "-"
+
+
+def refusal_reason(request: Any) -> str | None:
+    """A 4xx answer's message, with the body's secrets masked, shortened."""
+    raw = getattr(request, "refusal", b"")
+    try:
+        text = json.loads(raw).get("message")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(text, str):
+        return None
+    for secret in sorted(_secret_strings(_body(request)), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+        text = text.replace(repr(secret)[1:-1], MASK)
+    text = " ".join(text.split())
+    return text if len(text) <= REFUSAL_CHARS else text[: REFUSAL_CHARS - 3] + "..."
 
 
 # What the plain boot listener serves when the API is https: what iPXE and
