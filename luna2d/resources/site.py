@@ -430,9 +430,13 @@ def refusal_reason(request: Any) -> str | None:
         return None
     if not isinstance(text, str):
         return None
-    for secret in sorted(_secret_strings(_body(request)), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-        text = text.replace(repr(secret)[1:-1], MASK)
+    forms: set[str] = set()
+    for secret in _secret_strings(_body(request)):
+        # as sent, and as a repr() or JSON string in a message would echo it
+        forms |= {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1],
+                  secret.replace("\\", "\\\\").replace("'", "\\'")}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     text = " ".join(text.split())
     return text if len(text) <= REFUSAL_CHARS else text[: REFUSAL_CHARS - 3] + "..."
 

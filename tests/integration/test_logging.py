@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.test_daemon import ADMIN, PASSWORD, SECRET, Daemon, free_port, ini_text
+from tests.integration.test_daemon import (
+    ADMIN,
+    PASSWORD,
+    SECRET,
+    Daemon,
+    free_port,
+    ini_text,
+)
 from tests.support import ReactorCase
 
 WRONG_PASSWORD = "wrong-password-7f3a9c"
