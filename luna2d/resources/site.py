@@ -31,7 +31,7 @@ Each answered request is logged in one line (``LunaSite.log``): method,
 path without its query, status, the user it was answered for (the token's
 user, the node of a node token, the username a login names) and the
 client's address; a 4xx adds the answer's ``message``, why it was
-refused. Refusals of identity (401, 403, 429) are warnings, 5xx errors,
+refused (a 5xx too, what failed). Refusals of identity (401, 403, 429) are warnings, 5xx errors,
 the rest info. Tokens and passwords never reach the log: headers are not
 logged, and a message that would echo a string the body held under a
 password, secret, token, key, content or community field is logged with
@@ -142,7 +142,7 @@ class EdgeRequest(server.Request):
         self._dropping = False
         self._idle: Any = None
         self._deadline: Any = None
-        self.refusal = b""  # the start of a 4xx answer's body, for the log
+        self.refusal = b""  # the start of an error answer's body, for the log
         if self.edge is not None:
             self._deadline = self.edge.clock.callLater(
                 self.edge.settings.body_timeout,
@@ -214,7 +214,7 @@ class EdgeRequest(server.Request):
         super().handleContentChunk(data)
 
     def write(self, data: bytes) -> None:
-        if 400 <= self.code < 500 and len(self.refusal) < REFUSAL_BYTES:
+        if self.code >= 400 and len(self.refusal) < REFUSAL_BYTES:
             self.refusal += data[: REFUSAL_BYTES - len(self.refusal)]
         super().write(data)
 
@@ -358,7 +358,7 @@ class LunaSite(server.Site):
             level = LogLevel.warn
         else:
             level = LogLevel.info
-        why = refusal_reason(request) if 400 <= code < 500 else None
+        why = refusal_reason(request) if code >= 400 else None
         log.emit(
             level,
             "{method} {path} {code} user={user} from {client}{why}",
@@ -422,7 +422,7 @@ def request_user(request: Any, auth: Any) -> str:
 
 
 def refusal_reason(request: Any) -> str | None:
-    """A 4xx answer's message, with the body's secrets masked, shortened."""
+    """An error answer's message, with the body's secrets masked, shortened."""
     raw = getattr(request, "refusal", b"")
     try:
         text = json.loads(raw).get("message")
