@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_config -*-
+# -*- test-case-name: tests.test_config,tests.test_logging -*-
 """The ini file, read once into frozen dataclasses. This is the only module
 that reads it. Keys follow the TrinityX ``luna.ini`` layout; relative paths
 are taken relative to the directory holding the ini file."""

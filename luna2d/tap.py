@@ -172,7 +172,9 @@ def log_observer(level: str, stream: Any) -> ILogObserver:
     return cast(ILogObserver, FilteringLogObserver(writer, [predicate]))
 
 
-def twistd_observer_factory(cfg: configmod.Config, twistd: Any) -> Callable[[], ILogObserver] | None:
+def twistd_observer_factory(
+    cfg: configmod.Config, twistd: Any
+) -> Callable[[], ILogObserver] | None:
     """The ``--logger`` twistd will use, honouring ``[LOGGER]``: events
     below ``LEVEL`` dropped, written to ``LOGFILE`` when set (a ``--logfile``
     on twistd's command line takes precedence), else where twistd would have

@@ -45,7 +45,9 @@ class LoggerConfigTests(ConfigTestsBase):
         tap.twistd_observer_factory(cfg, {"nodaemon": True})
         self.assertEqual(opened, [self.folder / "cli.log", self.folder / "ini.log"])
         opened.clear()
-        factory = tap.twistd_observer_factory(replace(cfg, log_file=None), {"nodaemon": True})
+        factory = tap.twistd_observer_factory(
+            replace(cfg, log_file=None), {"nodaemon": True}
+        )
         assert factory is not None
         factory()
         self.assertEqual(opened, [])
@@ -61,7 +63,13 @@ class LoggerConfigTests(ConfigTestsBase):
 
     def test_level_filter(self) -> None:
         """Events below LEVEL are dropped, the others written."""
-        for level, kept in (("debug", 5), ("info", 4), ("warning", 3), ("error", 2), ("critical", 1)):
+        for level, kept in (
+            ("debug", 5),
+            ("info", 4),
+            ("warning", 3),
+            ("error", 2),
+            ("critical", 1),
+        ):
             out = io.StringIO()
             logger = Logger(observer=tap.log_observer(level, out))
             logger.debug("d")
@@ -73,10 +81,14 @@ class LoggerConfigTests(ConfigTestsBase):
 
 
 class FakeRequest:
-    def __init__(self, method: bytes, path: bytes, body: Any = None, answer: Any = None) -> None:
+    def __init__(
+        self, method: bytes, path: bytes, body: Any = None, answer: Any = None
+    ) -> None:
         self.method = method
         self.path = path
-        self.content = io.BytesIO(json.dumps(body).encode() if body is not None else b"")
+        self.content = io.BytesIO(
+            json.dumps(body).encode() if body is not None else b""
+        )
         self.refusal = json.dumps(answer).encode() if answer is not None else b""
 
 
@@ -95,22 +107,39 @@ class RequestLineTests(unittest.TestCase):
         """The token's user, a node token's node, a login's username
         (never its password), '-' without any, and why a token was not taken."""
         get = FakeRequest(b"GET", b"/config/node")
-        self.assertEqual(request_user(get, FakeAuth(Principal("alice", "admin"))), "alice")
-        self.assertEqual(request_user(get, FakeAuth(Principal("node001", "node", "node001"))),
-                         "node:node001")
+        self.assertEqual(
+            request_user(get, FakeAuth(Principal("alice", "admin"))), "alice"
+        )
+        self.assertEqual(
+            request_user(get, FakeAuth(Principal("node001", "node", "node001"))),
+            "node:node001",
+        )
         self.assertEqual(request_user(get, FakeAuth(None)), "-")
-        self.assertEqual(request_user(get, FakeAuth(Unauthorized("the token has expired"))),
-                         "- (the token has expired)")
-        login = FakeRequest(b"POST", b"/token", {"username": "bob", "password": "hunter2hunter2"})
+        self.assertEqual(
+            request_user(get, FakeAuth(Unauthorized("the token has expired"))),
+            "- (the token has expired)",
+        )
+        login = FakeRequest(
+            b"POST", b"/token", {"username": "bob", "password": "hunter2hunter2"}
+        )
         self.assertEqual(request_user(login, FakeAuth(None)), '"bob"')
 
     def test_refusal_masks_secrets(self) -> None:
         """A refusal's message is logged with every string the body held
         under a secret-looking field masked, however it was echoed."""
-        body = {"config": {"secrets": {"node": {"n1": [{"name": "k", "content": "s3cr3t-c0ntent"}]}}},
-                "bmcpassword": 123456789, "nested": {"community": ["pub'lic-x"]}}
-        message = ("content: 's3cr3t-c0ntent' is bad; bmcpassword: got 123456789; "
-                   "community: got ['pub\\'lic-x']")
+        body = {
+            "config": {
+                "secrets": {
+                    "node": {"n1": [{"name": "k", "content": "s3cr3t-c0ntent"}]}
+                }
+            },
+            "bmcpassword": 123456789,
+            "nested": {"community": ["pub'lic-x"]},
+        }
+        message = (
+            "content: 's3cr3t-c0ntent' is bad; bmcpassword: got 123456789; "
+            "community: got ['pub\\'lic-x']"
+        )
         request = FakeRequest(b"POST", b"/config/x", body, {"message": message})
         reason = refusal_reason(request)
         assert reason is not None

@@ -113,7 +113,8 @@ class ConfigAPI:
     @app.route("/dns/<network>", methods=["GET"])
     def dns_show(self, request: Any, network: str) -> bytes:
         self.auth.reader(request)
-        return reply(request, _wrap("dns", network, self.store.dns_records(_name("network", network))))
+        records = self.store.dns_records(_name("network", network))
+        return reply(request, _wrap("dns", network, records))
 
     @app.route("/dns/<network>", methods=["POST"])
     async def dns_update(self, request: Any, network: str) -> bytes:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_edge,tests.integration.test_edge -*-
+# -*- test-case-name: tests.test_edge,tests.integration.test_edge,tests.integration.test_logging -*-
 # mypy: disable-error-code="no-untyped-call"
 # (twisted.web's Request and Resource are not annotated)
 """The HTTP edge: the Site luna2d serves its resource tree from, and what a

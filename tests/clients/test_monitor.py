@@ -28,8 +28,16 @@ from tests.boot.support import BootAPI
 from tests.support import result_of
 
 STATUS_COLUMNS = {"username_initiator", "request_id", "read", "message", "created"}
-QUEUE_COLUMNS = {"username_initiator", "queue_id", "request_id", "level", "status", "subsystem",
-                 "task", "created"}
+QUEUE_COLUMNS = {
+    "username_initiator",
+    "queue_id",
+    "request_id",
+    "level",
+    "status",
+    "subsystem",
+    "task",
+    "created",
+}
 
 
 def poll_until_gone(api: BootAPI, request_id: str) -> tuple[list[str], list[int]]:
@@ -56,8 +64,12 @@ class MonitorStatusTests(unittest.TestCase):
     def test_empty_lists(self) -> None:
         """A daemon that ran no action answers empty lists (the CLI says
         "empty"), never 404."""
-        self.assertEqual(self.api.get("/monitor/status"), (200, {"monitor": {"status": []}}))
-        self.assertEqual(self.api.get("/monitor/queue"), (200, {"monitor": {"queue": []}}))
+        self.assertEqual(
+            self.api.get("/monitor/status"), (200, {"monitor": {"status": []}})
+        )
+        self.assertEqual(
+            self.api.get("/monitor/queue"), (200, {"monitor": {"queue": []}})
+        )
 
     def test_messages_after_an_action(self) -> None:
         """After a reload, ``monitor status`` lists its message with every
@@ -75,7 +87,9 @@ class MonitorStatusTests(unittest.TestCase):
         self.assertIn("luna2 reload: OK, reloaded", rows[0]["message"])
         self.assertEqual(rows[0]["created"], "2027-01-15 08:00:00")
         poll_until_gone(self.api, rows[0]["request_id"])
-        self.assertEqual(self.api.get("/monitor/status")[1]["monitor"]["status"][0]["read"], 1)
+        self.assertEqual(
+            self.api.get("/monitor/status")[1]["monitor"]["status"][0]["read"], 1
+        )
 
     def test_queue_lists_running_actions(self) -> None:
         """While a reload hook has not answered, ``monitor queue`` lists it
@@ -83,19 +97,25 @@ class MonitorStatusTests(unittest.TestCase):
         queue is empty and the message is in ``monitor status``."""
         pending: defer.Deferred[str] = defer.Deferred()
         self.api.services.register("dhcp", lambda: (True, "OK"), lambda: pending)
-        answer = self.api.treq.get("http://luna/service/dhcp/reload",
-                                   headers={"x-access-tokens": self.api.admin_token})
+        answer = self.api.treq.get(
+            "http://luna/service/dhcp/reload",
+            headers={"x-access-tokens": self.api.admin_token},
+        )
         self.api.treq.flush()
         self.assertNoResult(answer)
         code, body = self.api.get("/monitor/queue")
         self.assertEqual(code, 200)
         (row,) = body["monitor"]["queue"]
         self.assertEqual(set(row), QUEUE_COLUMNS)
-        self.assertEqual((row["level"], row["status"], row["subsystem"], row["task"]),
-                         ("maintask", "in progress", "service", "reload dhcp"))
+        self.assertEqual(
+            (row["level"], row["status"], row["subsystem"], row["task"]),
+            ("maintask", "in progress", "service", "reload dhcp"),
+        )
         self.assertEqual(row["username_initiator"], "luna")
-        self.assertEqual(self.api.get(f"/service/status/{row['request_id']}"),
-                         (200, {"message": "", "status": 200}))
+        self.assertEqual(
+            self.api.get(f"/service/status/{row['request_id']}"),
+            (200, {"message": "", "status": 200}),
+        )
         self.assertEqual(self.api.get("/monitor/status")[1]["monitor"]["status"], [])
         pending.callback("OK, rebound eth1")
         self.api.treq.flush()
@@ -108,11 +128,17 @@ class MonitorStatusTests(unittest.TestCase):
     def test_who_may_read(self) -> None:
         """Admin and readonly tokens read both lists; no token 401, node
         tokens 403."""
-        result_of(self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"}))
+        result_of(
+            self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"})
+        )
         for path in ("/monitor/status", "/monitor/queue"):
-            self.assertEqual(self.api.get(path, token=self.api.token("readonly", "viewer"))[0], 200)
+            self.assertEqual(
+                self.api.get(path, token=self.api.token("readonly", "viewer"))[0], 200
+            )
             self.assertEqual(self.api.get(path, token=None)[0], 401)
-            self.assertEqual(self.api.get(path, token=self.api.token("node", node="node001"))[0], 403)
+            self.assertEqual(
+                self.api.get(path, token=self.api.token("node", node="node001"))[0], 403
+            )
 
     def test_node_paths_unchanged(self) -> None:
         """``/monitor/status/<node>`` is still the node's state."""
@@ -128,8 +154,10 @@ class ServiceActionTests(unittest.TestCase):
     def test_status_running(self) -> None:
         """A healthy service: 200 with its words under monitor.Service.<name>."""
         self.api.services.register("dhcp", lambda: (True, "OK, serving eth1"))
-        self.assertEqual(self.api.get("/service/dhcp/status"),
-                         (200, {"monitor": {"Service": {"dhcp": "OK, serving eth1"}}}))
+        self.assertEqual(
+            self.api.get("/service/dhcp/status"),
+            (200, {"monitor": {"Service": {"dhcp": "OK, serving eth1"}}}),
+        )
 
     def test_status_failing(self) -> None:
         """An unhealthy or not running service: 503 in the same shape (the
@@ -138,8 +166,10 @@ class ServiceActionTests(unittest.TestCase):
         self.assertEqual(code, 503)
         self.assertIn("not running", body["monitor"]["Service"]["dhcp"])
         self.api.services.register("dhcp", lambda: (False, "socket closed"))
-        self.assertEqual(self.api.get("/service/dhcp/status"),
-                         (503, {"monitor": {"Service": {"dhcp": "socket closed"}}}))
+        self.assertEqual(
+            self.api.get("/service/dhcp/status"),
+            (503, {"monitor": {"Service": {"dhcp": "socket closed"}}}),
+        )
 
     def test_status_disabled(self) -> None:
         """A service the ini disables: 200, the reason also under ``info``."""
@@ -161,19 +191,26 @@ class ServiceActionTests(unittest.TestCase):
     def test_reload_then_poll(self) -> None:
         """A reload answers a request_id; polling it prints the outcome once
         with status 200, then 404 ends the CLI's loop."""
-        self.api.services.register("dhcp", lambda: (True, "OK"), lambda: "OK, rebound eth1")
+        self.api.services.register(
+            "dhcp", lambda: (True, "OK"), lambda: "OK, rebound eth1"
+        )
         code, body = self.api.get("/service/dhcp/reload")
         self.assertEqual(code, 200)
         self.assertEqual(body["service"], {"dhcp": "OK, rebound eth1"})
         printed, statuses = poll_until_gone(self.api, body["request_id"])
         self.assertEqual(statuses, [200])
-        self.assertEqual(printed, ["2027-01-15 08:00:00 :: dhcp reload: OK, rebound eth1"])
+        self.assertEqual(
+            printed, ["2027-01-15 08:00:00 :: dhcp reload: OK, rebound eth1"]
+        )
 
     def test_restart_reloads(self) -> None:
         """restart runs the reload hook and says that it reloaded."""
         calls: list[str] = []
-        self.api.services.register("dhcp", lambda: (True, "OK"),
-                                   lambda: calls.append("reload") or "OK, rebound eth1")
+        self.api.services.register(
+            "dhcp",
+            lambda: (True, "OK"),
+            lambda: calls.append("reload") or "OK, rebound eth1",
+        )
         code, body = self.api.get("/service/dhcp/restart")
         self.assertEqual(code, 200)
         self.assertEqual(calls, ["reload"])
@@ -184,6 +221,7 @@ class ServiceActionTests(unittest.TestCase):
     def test_failed_reload_is_reported_failed(self) -> None:
         """A reload that fails answers 500 with a request_id; polling gives
         status 500, which the CLI prints as FAILED and exits 1 on."""
+
         def broken() -> str:
             from luna2d.resources.service import ServiceError
 
@@ -207,7 +245,9 @@ class ServiceActionTests(unittest.TestCase):
 
     def test_actions_need_admin(self) -> None:
         """readonly may ask a status but not a reload."""
-        result_of(self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"}))
+        result_of(
+            self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"})
+        )
         token = self.api.token("readonly", "viewer")
         self.assertEqual(self.api.get("/service/luna2/status", token=token)[0], 200)
         self.assertEqual(self.api.get("/service/luna2/reload", token=token)[0], 403)
@@ -224,7 +264,9 @@ class ActionLogTests(unittest.TestCase):
     def test_expiry(self) -> None:
         log = ActionLog()
         action = log.begin("luna", "service", "reload dhcp", 100.0)
-        self.assertEqual(len(log.queue(100.0 + KEEP * 10)), 1, "a running action never expires")
+        self.assertEqual(
+            len(log.queue(100.0 + KEEP * 10)), 1, "a running action never expires"
+        )
         log.finish(action, 200, "done")
         self.assertEqual(len(log.messages(100.0 + KEEP)), 1)
         self.assertEqual(log.messages(100.0 + KEEP + 1), [])

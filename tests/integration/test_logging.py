@@ -22,7 +22,9 @@ BMC_PASSWORD = "bmc-secret-42b7e1"
 
 
 def logged_ini(port: int, level: str) -> str:
-    return ini_text(port) + f"\n[LOGGER]\nLEVEL = {level}\nLOGFILE = var/log/luna2d.log\n"
+    return (
+        ini_text(port) + f"\n[LOGGER]\nLEVEL = {level}\nLOGFILE = var/log/luna2d.log\n"
+    )
 
 
 class LoggerTests(ReactorCase):
@@ -33,7 +35,9 @@ class LoggerTests(ReactorCase):
         daemon = Daemon(self, ini=logged_ini(port, level))
         daemon.port = port
         await daemon.start()
-        code, _ = await daemon.call("POST", "/token", {"username": ADMIN, "password": WRONG_PASSWORD})
+        code, _ = await daemon.call(
+            "POST", "/token", {"username": ADMIN, "password": WRONG_PASSWORD}
+        )
         self.assertEqual(code, 401)
         token = await daemon.token()
         self.token = token
@@ -43,8 +47,12 @@ class LoggerTests(ReactorCase):
         self.assertEqual(code, 404)
         # A secret sent in a form the daemon refuses: the answer names the
         # field and echoes the value to the sender, the log must not.
-        code, body = await daemon.call("POST", "/config/bmcsetup/compute", {"config": {"bmcsetup": {
-            "compute": {"password": [BMC_PASSWORD]}}}}, token=token)
+        code, body = await daemon.call(
+            "POST",
+            "/config/bmcsetup/compute",
+            {"config": {"bmcsetup": {"compute": {"password": [BMC_PASSWORD]}}}},
+            token=token,
+        )
         self.assertEqual(code, 400, body)
         self.assertIn(BMC_PASSWORD, body["message"])
         await daemon.stop()
@@ -67,9 +75,9 @@ class LoggerTests(ReactorCase):
             self.assertTrue(found, f"no line with {fragment!r} in\n{text}")
             return found[0]
 
-        self.assertIn("user=\"luna\"", line("POST /token 401"))
+        self.assertIn('user="luna"', line("POST /token 401"))
         self.assertIn("invalid username or password", line("POST /token 401"))
-        self.assertIn("user=\"luna\"", line("POST /token 201"))
+        self.assertIn('user="luna"', line("POST /token 201"))
         self.assertIn("user=luna", line("GET /config/node 200"))
         self.assertIn("node999", line("GET /config/node/node999 404 user=luna"))
         refused = line("POST /config/bmcsetup/compute 400 user=luna")
@@ -79,7 +87,10 @@ class LoggerTests(ReactorCase):
         self.assertNotIn("GET /config/node", output)
         self.assert_no_secrets(text)
         self.assert_no_secrets(output)
-        self.assertEqual(Path(daemon.folder / "var" / "log" / "luna2d.log").stat().st_mode & 0o777, 0o640)
+        self.assertEqual(
+            Path(daemon.folder / "var" / "log" / "luna2d.log").stat().st_mode & 0o777,
+            0o640,
+        )
 
     async def test_warning(self) -> None:
         """At warning: info lines (successful requests, start-up) are
