@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
+from constantly import NamedConstant
 from twisted.internet import task
 from twisted.logger import Logger, LogLevel
 from twisted.web import server
@@ -272,7 +273,18 @@ class EdgeRequest(server.Request):
         if code == 503:
             head += b"retry-after: 1\r\n"
         channel.transport.write(head + b"\r\n" + body)
-        log.info("{code} before the body: {text}", code=code, text=text)
+        path = (getattr(channel, "_path", b"") or b"-").split(b"?", 1)[0]
+        client = self.getClientAddress()
+        log.emit(
+            _level(code),
+            "{method} {path} {code} user={user} from {client}: {why} (before the body)",
+            method=(getattr(channel, "_command", b"") or b"-").decode("latin-1"),
+            path=path.decode("utf-8", "replace"),
+            code=code,
+            user=request_user(self, self.edge.auth) if self.edge is not None else "-",
+            client=getattr(client, "host", "-"),
+            why=text,
+        )
 
     def _arm_idle(self) -> None:
         if self.edge is None:
@@ -352,23 +364,27 @@ class LunaSite(server.Site):
     def log(self, request: Any) -> None:
         """One line per answered request (see the module docstring)."""
         code = int(request.code)
-        if code >= 500:
-            level = LogLevel.error
-        elif code in (401, 403, 429):
-            level = LogLevel.warn
-        else:
-            level = LogLevel.info
         why = refusal_reason(request) if code >= 400 else None
         log.emit(
-            level,
+            _level(code),
             "{method} {path} {code} user={user} from {client}{why}",
             method=request.method.decode("latin-1"),
             path=request.path.decode("utf-8", "replace"),
             code=code,
             user=request_user(request, self.auth),
-            client=request.getClientAddress().host if request.getClientAddress() else "-",
+            client=getattr(request.getClientAddress(), "host", "-"),
             why=f": {why}" if why else "",
         )
+
+
+def _level(code: int) -> NamedConstant:
+    """Refusals of identity are warnings, failures errors, the rest info."""
+    level: NamedConstant = LogLevel.info
+    if code >= 500:
+        level = LogLevel.error
+    elif code in (401, 403, 429):
+        level = LogLevel.warn
+    return level
 
 
 def _body(request: Any) -> Any:
@@ -377,7 +393,7 @@ def _body(request: Any) -> Any:
     if parsed is not None:
         return parsed[1] if parsed[0] else None
     content = getattr(request, "content", None)
-    if content is None or request.method != b"POST":
+    if content is None or getattr(request, "method", None) != b"POST":
         return None
     try:
         raw = content.getvalue()
@@ -413,7 +429,7 @@ def request_user(request: Any, auth: Any) -> str:
         return f"- ({exc.message})"
     if who is not None:
         return f"node:{who.node}" if who.role == "node" else str(who.name)
-    if request.method == b"POST" and request.path == b"/token":
+    if getattr(request, "method", None) == b"POST" and getattr(request, "path", None) == b"/token":
         body = _body(request)
         name = body.get("username") if isinstance(body, dict) else None
         if isinstance(name, str) and name:

@@ -55,13 +55,27 @@ class LoggerTests(ReactorCase):
         )
         self.assertEqual(code, 400, body)
         self.assertIn(BMC_PASSWORD, body["message"])
+        # A body with a token that is not one: refused before the body.
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        self.forged = forged
+        code, _ = await daemon.call(
+            "POST", "/config/node/node001", {"config": {}}, token=forged
+        )
+        self.assertEqual(code, 401)
         await daemon.stop()
         log_file = daemon.folder / "var" / "log" / "luna2d.log"
         self.assertTrue(log_file.is_file(), daemon.output())
         return daemon, log_file.read_text(), daemon.output()
 
     def assert_no_secrets(self, text: str) -> None:
-        for secret in (PASSWORD, WRONG_PASSWORD, BMC_PASSWORD, SECRET, self.token):
+        for secret in (
+            PASSWORD,
+            WRONG_PASSWORD,
+            BMC_PASSWORD,
+            SECRET,
+            self.token,
+            self.forged,
+        ):
             self.assertNotIn(secret, text)
 
     async def test_info(self) -> None:
@@ -84,6 +98,9 @@ class LoggerTests(ReactorCase):
         self.assertIn("password", refused)
         self.assertIn("***", refused)
         self.assertIn("listening on", text)
+        early = line("POST /config/node/node001 401")
+        self.assertIn("user=- (the token is invalid)", early)
+        self.assertIn("(before the body)", early)
         self.assertNotIn("GET /config/node", output)
         self.assert_no_secrets(text)
         self.assert_no_secrets(output)
@@ -97,6 +114,7 @@ class LoggerTests(ReactorCase):
         dropped; the refused login, a warning, is kept."""
         _, text, output = await self.run_daemon("warning")
         self.assertIn("POST /token 401", text)
+        self.assertIn("POST /config/node/node001 401", text)
         self.assertNotIn("GET /config/node 200", text)
         self.assertNotIn("POST /token 201", text)
         self.assertNotIn("GET /config/node/node999 404", text)
