@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
-from constantly import NamedConstant
 from twisted.internet import task
 from twisted.logger import Logger, LogLevel
 from twisted.web import server
@@ -377,9 +376,10 @@ class LunaSite(server.Site):
         )
 
 
-def _level(code: int) -> NamedConstant:
-    """Refusals of identity are warnings, failures errors, the rest info."""
-    level: NamedConstant = LogLevel.info
+def _level(code: int) -> Any:
+    """The LogLevel (an untyped constant) of an answer's line: refusals of
+    identity are warnings, failures errors, the rest info."""
+    level = LogLevel.info
     if code >= 500:
         level = LogLevel.error
     elif code in (401, 403, 429):
