@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_config -*-
+# -*- test-case-name: tests.test_config,tests.test_logging -*-
 """The ini file, read once into frozen dataclasses. This is the only module
 that reads it. Keys follow the TrinityX ``luna.ini`` layout; relative paths
 are taken relative to the directory holding the ini file."""
@@ -166,6 +166,8 @@ class Config:
     cluster_name: str
     log_level: str
     control: ControlConfig = field(default_factory=ControlConfig)
+    # [LOGGER] LOGFILE: where the daemon's log goes (None: where twistd logs).
+    log_file: Path | None = None
 
 
 _KNOWN = {
@@ -381,4 +383,5 @@ def load(path: str | os.PathLike[str]) -> Config:
         cluster_name=cluster_name,
         log_level=level,
         control=control(),
+        log_file=as_path("LOGGER", "LOGFILE") if get("LOGGER", "LOGFILE", "") else None,
     )

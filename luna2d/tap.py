@@ -16,17 +16,26 @@ share its loop (planned for SNMP polling); nothing needs it yet."""
 from __future__ import annotations
 
 import gc
+import os
 import re
 import sqlite3
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints, ssl
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    textFileLogObserver,
+)
 from twisted.python import usage
 from twisted.web.resource import Resource
 
@@ -134,6 +143,73 @@ def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
     return options
 
 
+# [LOGGER] LEVEL -> the least level of twisted.logger that is written.
+LOG_LEVELS = {
+    "debug": LogLevel.debug,
+    "info": LogLevel.info,
+    "warning": LogLevel.warn,
+    "error": LogLevel.error,
+    "critical": LogLevel.critical,
+}
+
+
+def open_log(path: Path) -> Any:
+    """``path`` opened for appending text (created 0640, its folder too), or
+    ConfigError naming ``[LOGGER] LOGFILE``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    except OSError as exc:
+        raise ConfigError(f"[LOGGER] LOGFILE: cannot write {path}: {exc.strerror}") from None
+    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+
+
+def log_observer(level: str, stream: Any) -> ILogObserver:
+    """An observer writing the events of ``level`` and above to ``stream``."""
+    # zope interfaces are not types mypy knows: these providers are cast.
+    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=LOG_LEVELS[level])
+    writer: Any = textFileLogObserver(stream)
+    return cast(ILogObserver, FilteringLogObserver(writer, [predicate]))
+
+
+def twistd_observer_factory(
+    cfg: configmod.Config, twistd: Any
+) -> Callable[[], ILogObserver] | None:
+    """The ``--logger`` twistd will use, honouring ``[LOGGER]``: events
+    below ``LEVEL`` dropped, written to ``LOGFILE`` when set (a ``--logfile``
+    on twistd's command line takes precedence), else where twistd would have
+    written them (stdout with ``-n``, else twistd.log). None (twistd's own
+    choice) when twistd was given ``--logger`` or ``--syslog``."""
+    if twistd.get("logger") or twistd.get("syslog"):
+        return None
+    logfile = twistd.get("logfile")
+    target: Path | None = None
+    if logfile and logfile != "-":
+        target = Path(logfile)
+    elif not logfile and cfg.log_file is not None:
+        target = cfg.log_file
+    elif not logfile and not twistd.get("nodaemon"):
+        target = Path("twistd.log")
+    if target is not None:
+        open_log(target).close()  # refuse an unwritable file now, as a usage error
+
+    def factory() -> ILogObserver:
+        stream = open_log(target) if target is not None else sys.stdout
+        return log_observer(cfg.log_level, stream)
+
+    return factory
+
+
+# twistd takes its --logger as a dotted name: the factory the options chose
+# is kept here for ``twistd_logger`` to call.
+_chosen_logger: list[Callable[[], ILogObserver]] = []
+
+
+def twistd_logger() -> ILogObserver:
+    """The observer of the ``[LOGGER]`` settings (twistd's ``--logger``)."""
+    return _chosen_logger[-1]()
+
+
 class Options(usage.Options):
     optParameters = [  # noqa: RUF012 - twisted.python.usage reads this class attribute
         [
@@ -171,6 +247,15 @@ class Options(usage.Options):
             except ConfigError as exc:
                 raise usage.UsageError(f"{self['config']}: {exc}") from None
         ensure_asyncio_reactor()
+        twistd = getattr(self, "parent", None)
+        if twistd is not None:
+            try:
+                factory = twistd_observer_factory(self.loaded, twistd)
+            except ConfigError as exc:
+                raise usage.UsageError(f"{self['config']}: {exc}") from None
+            if factory is not None:
+                _chosen_logger.append(factory)
+                twistd["logger"] = f"{__name__}.twistd_logger"
 
 
 class StoreService(service.Service):

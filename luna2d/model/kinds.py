@@ -251,6 +251,9 @@ NETWORK = Kind(
         Field("dhcp", "bool", aliases=("dhcp_enable",), default=False),
         Field("dhcp_range_begin", "ip", aliases=("dhcp_begin",)),
         Field("dhcp_range_end", "ip", aliases=("dhcp_end",)),
+        # host -> address: extra DNS records, through /config/dns/<network>
+        # (luna2d/store/dns.py).
+        Field("dns_records", "map", internal=True),
     ),
 )
 

@@ -116,6 +116,26 @@ class ConfigAPI:
         return reply(request, {"config": {"network": {ip: self.store.ipinfo(_name("network", name), ip)}}})
 
     # -- osimage extras -------------------------------------------------------------------
+    # -- extra DNS records of a network (luna network dns; store/dns.py) -----------------
+    @app.route("/dns/<network>", methods=["GET"])
+    def dns_show(self, request: Any, network: str) -> bytes:
+        self.auth.reader(request)
+        records = self.store.dns_records(_name("network", network))
+        return reply(request, _wrap("dns", network, records))
+
+    @app.route("/dns/<network>", methods=["POST"])
+    async def dns_update(self, request: Any, network: str) -> bytes:
+        self.auth.admin(request)
+        records = envelope(read_json(request), "config", "dns", _name("network", network))
+        await self.store.put_dns_records(network, records)
+        return message(request, "DNS entries added or changed", 201)
+
+    @app.route("/dns/<network>/<host>/_delete", methods=["GET", "POST"])
+    async def dns_delete(self, request: Any, network: str, host: str) -> bytes:
+        self.auth.admin(request)
+        await self.store.delete_dns_record(_name("network", network), host)
+        return no_content(request)
+
     @app.route("/osimage/<name>/_pack", methods=["GET"])
     def pack(self, request: Any, name: str) -> bytes:
         self.auth.admin(request)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.boot.test_monitor -*-
+# -*- test-case-name: tests.boot.test_monitor,tests.clients.test_monitor -*-
 """``/monitor``: node states reported by the installer, and the embedded
 services' health.
 
@@ -10,7 +10,13 @@ reported is OK, and so is every state but one whose last dotted part is
 ``error``, ``fail``, ``failed``, ``failure`` or ``fatal``
 (``installer.error``). ``/monitor/node/<node>`` (the installer's path) and
 ``/monitor/status/<node>`` (the spec's) are one resource. GETs are open;
-POST needs an admin token or the node's own token."""
+POST needs an admin token or the node's own token.
+
+``GET /monitor/status`` and ``GET /monitor/queue`` (no node; an admin or
+readonly token) are what ``luna monitor status`` and ``luna monitor queue``
+read: the messages of the actions luna2d ran for its users, and the actions
+still running, as lists of objects under ``monitor.status`` and
+``monitor.queue`` (``resources/service.py``, ``ActionLog``)."""
 
 from __future__ import annotations
 
@@ -81,6 +87,21 @@ class MonitorAPI:
         self.store = store
         self.auth = auth
         self.services = services
+
+    def _now(self) -> float:
+        return float(self.auth.clock.seconds())
+
+    @app.route("/status", methods=["GET"])
+    def messages(self, request: Any) -> bytes:
+        """The messages of finished actions, oldest first."""
+        self.auth.reader(request)
+        return reply(request, {"monitor": {"status": self.services.actions.messages(self._now())}})
+
+    @app.route("/queue", methods=["GET"])
+    def queue(self, request: Any) -> bytes:
+        """The actions still running, oldest first."""
+        self.auth.reader(request)
+        return reply(request, {"monitor": {"queue": self.services.actions.queue(self._now())}})
 
     @app.route("/node/<node>", methods=["GET"])
     @app.route("/status/<node>", methods=["GET"])

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_edge,tests.integration.test_edge -*-
+# -*- test-case-name: tests.test_edge,tests.integration.test_edge,tests.integration.test_logging -*-
 # mypy: disable-error-code="no-untyped-call"
 # (twisted.web's Request and Resource are not annotated)
 """The HTTP edge: the Site luna2d serves its resource tree from, and what a
@@ -25,17 +25,28 @@ Answers given before the body arrived carry ``Connection: close``; the rest
 of the body is dropped as it comes and the connection closed when it ends
 (or at the timeouts). Bodies above ``PARSE_IN_SLICES`` are parsed as JSON in
 slices (``jsonbody``) before the handler runs, so no body stalls the
-reactor; ``read_json`` hands the handler that result."""
+reactor; ``read_json`` hands the handler that result.
+
+Each answered request is logged in one line (``LunaSite.log``): method,
+path without its query, status, the user it was answered for (the token's
+user, the node of a node token, the username a login names) and the
+client's address; a 4xx adds the answer's ``message``, why it was
+refused (a 5xx too, what failed). Refusals of identity (401, 403, 429) are warnings, 5xx errors,
+the rest info. Tokens and passwords never reach the log: headers are not
+logged, and a message that would echo a string the body held under a
+password, secret, token, key, content or community field is logged with
+that string masked."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
 from twisted.internet import task
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.web import server
 from twisted.web.http import RESPONSES
 from twisted.web.resource import Resource
@@ -51,6 +62,12 @@ ROLE_LIMITS = {"admin": MAX_BODY, "node": 1 << 20, "readonly": MAX_LOGIN_BODY}
 PATH_LIMITS = (("/monitor/", 1 << 20),)
 # A body larger than this is parsed in slices before its handler runs.
 PARSE_IN_SLICES = 256 * 1024
+# How much of a refusal's answer is kept for the log line, and logged.
+REFUSAL_BYTES = 4096
+REFUSAL_CHARS = 300
+# Body fields whose string values are masked in the log.
+SECRET_KEYS = re.compile(r"pass|secret|token|key|content|community|credential", re.IGNORECASE)
+MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,7 @@ class EdgeRequest(server.Request):
         self._dropping = False
         self._idle: Any = None
         self._deadline: Any = None
+        self.refusal = b""  # the start of an error answer's body, for the log
         if self.edge is not None:
             self._deadline = self.edge.clock.callLater(
                 self.edge.settings.body_timeout,
@@ -195,6 +213,11 @@ class EdgeRequest(server.Request):
             return
         super().handleContentChunk(data)
 
+    def write(self, data: bytes) -> None:
+        if self.code >= 400 and len(self.refusal) < REFUSAL_BYTES:
+            self.refusal += data[: REFUSAL_BYTES - len(self.refusal)]
+        super().write(data)
+
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         self._stop_timers()
         super().requestReceived(command, path, version)
@@ -249,7 +272,18 @@ class EdgeRequest(server.Request):
         if code == 503:
             head += b"retry-after: 1\r\n"
         channel.transport.write(head + b"\r\n" + body)
-        log.info("{code} before the body: {text}", code=code, text=text)
+        path = (getattr(channel, "_path", b"") or b"-").split(b"?", 1)[0]
+        client = self.getClientAddress()
+        log.emit(
+            _level(code),
+            "{method} {path} {code} user={user} from {client}: {why} (before the body)",
+            method=(getattr(channel, "_command", b"") or b"-").decode("latin-1"),
+            path=path.decode("utf-8", "replace"),
+            code=code,
+            user=request_user(self, self.edge.auth) if self.edge is not None else "-",
+            client=getattr(client, "host", "-"),
+            why=text,
+        )
 
     def _arm_idle(self) -> None:
         if self.edge is None:
@@ -325,6 +359,102 @@ class LunaSite(server.Site):
         self.budget = BodyBudget(settings.body_memory)
         self.cooperator = task.Cooperator(scheduler=lambda step: clock.callLater(0, step))
         self.displayTracebacks = False
+
+    def log(self, request: Any) -> None:
+        """One line per answered request (see the module docstring)."""
+        code = int(request.code)
+        why = refusal_reason(request) if code >= 400 else None
+        log.emit(
+            _level(code),
+            "{method} {path} {code} user={user} from {client}{why}",
+            method=request.method.decode("latin-1"),
+            path=request.path.decode("utf-8", "replace"),
+            code=code,
+            user=request_user(request, self.auth),
+            client=getattr(request.getClientAddress(), "host", "-"),
+            why=f": {why}" if why else "",
+        )
+
+
+def _level(code: int) -> Any:
+    """The LogLevel (an untyped constant) of an answer's line: refusals of
+    identity are warnings, failures errors, the rest info."""
+    level = LogLevel.info
+    if code >= 500:
+        level = LogLevel.error
+    elif code in (401, 403, 429):
+        level = LogLevel.warn
+    return level
+
+
+def _body(request: Any) -> Any:
+    """The request's JSON body, if it is small or was parsed already; else None."""
+    parsed = getattr(request, "json_body", None)
+    if parsed is not None:
+        return parsed[1] if parsed[0] else None
+    content = getattr(request, "content", None)
+    if content is None or getattr(request, "method", None) != b"POST":
+        return None
+    try:
+        raw = content.getvalue()
+    except (AttributeError, ValueError):
+        return None
+    if not raw or len(raw) > PARSE_IN_SLICES:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _secret_strings(value: Any, under_secret: bool = False) -> set[str]:
+    """The strings of ``value`` held under a secret-looking key."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found |= _secret_strings(item, under_secret or bool(SECRET_KEYS.search(str(key))))
+    elif isinstance(value, list):
+        for item in value:
+            found |= _secret_strings(item, under_secret)
+    elif under_secret and isinstance(value, (str, int, float)) and str(value):
+        found.add(str(value))
+    return found
+
+
+def request_user(request: Any, auth: Any) -> str:
+    """Who a request was answered for, as the log names them."""
+    try:
+        who = auth.principal(request)
+    except LunaError as exc:
+        return f"- ({exc.message})"
+    if who is not None:
+        return f"node:{who.node}" if who.role == "node" else str(who.name)
+    if getattr(request, "method", None) == b"POST" and getattr(request, "path", None) == b"/token":
+        body = _body(request)
+        name = body.get("username") if isinstance(body, dict) else None
+        if isinstance(name, str) and name:
+            return json.dumps(name[:64])
+    return "-"
+
+
+def refusal_reason(request: Any) -> str | None:
+    """An error answer's message, with the body's secrets masked, shortened."""
+    raw = getattr(request, "refusal", b"")
+    try:
+        text = json.loads(raw).get("message")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(text, str):
+        return None
+    forms: set[str] = set()
+    for secret in _secret_strings(_body(request)):
+        # as sent, and as a repr() or JSON string in a message would echo it
+        forms |= {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1],
+                  secret.replace("\\", "\\\\").replace("'", "\\'")}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    text = " ".join(text.split())
+    return text if len(text) <= REFUSAL_CHARS else text[: REFUSAL_CHARS - 3] + "..."
 
 
 # What the plain boot listener serves when the API is https: what iPXE and

@@ -38,7 +38,7 @@ from luna2d.model.kinds import (
 )
 from luna2d.store import boot as bootstore
 from luna2d.store import crypto as cryptomod
-from luna2d.store import db, ipam, objects, racks, users, views
+from luna2d.store import db, dns, ipam, objects, racks, users, views
 from luna2d.store.interfaces import interface_views
 from luna2d.store.members import member_names
 from luna2d.store.state import Obj, State, Tx, build_state, ip_key, load_rows
@@ -420,6 +420,21 @@ class Store:
         return ipam.taken(self.state, self._obj(NETWORK.name, network))
 
     # -- osimage tags ------------------------------------------------------------------
+    def dns_records(self, network: str) -> list[dict[str, str]]:
+        """The extra DNS records of ``network`` (``store/dns.py``)."""
+        return dns.records_of(self._obj(NETWORK.name, network).data)
+
+    def put_dns_records(self, network: str, raw: Any) -> defer.Deferred[Any]:
+        """Add or change extra DNS records of ``network``."""
+        try:
+            records = dns.parse_records(raw, network)
+        except Invalid:
+            return defer.fail()
+        return self.write(dns.put_records, network, records)
+
+    def delete_dns_record(self, network: str, host: str) -> defer.Deferred[Any]:
+        return self.write(dns.delete_record, network, host)
+
     def tags(self, osimage: str | None = None) -> dict[str, dict[str, Any]]:
         """The tags of one image, or of all (``image:tag`` where names clash)."""
         if osimage:

@@ -27,7 +27,8 @@ class ReloadTests(unittest.TestCase):
         read again; every shipped template compiles."""
         code, body = self.api.get("/service/luna2/reload")
         shipped = sorted(p.name for p in render.template_dir().glob("*.j2"))
-        self.assertEqual((code, body), (200, {"service": {"luna2": f"OK, reloaded {len(shipped)} templates"}}))
+        self.assertEqual(code, 200)
+        self.assertEqual(body["service"], {"luna2": f"OK, reloaded {len(shipped)} templates"})
         self.assertIn("install.sh.j2", shipped)
 
     def test_who_may_reload(self) -> None:
@@ -54,7 +55,8 @@ class ReloadTests(unittest.TestCase):
         calls: list = []
         self.api.services.register("dhcp", lambda: (True, "OK"),
                                    lambda: calls.append("dhcp") or defer.succeed("OK, rebound eth1"))
-        self.assertEqual(self.api.get("/service/dhcp/reload"), (200, {"service": {"dhcp": "OK, rebound eth1"}}))
+        code, body = self.api.get("/service/dhcp/reload")
+        self.assertEqual((code, body["service"]), (200, {"dhcp": "OK, rebound eth1"}))
         self.assertEqual(calls, ["dhcp"])
         self.api.services.register("tftp", lambda: (True, "OK"))
         code, body = self.api.get("/service/tftp/reload")
