@@ -18,9 +18,9 @@ Out, two modes, named by a field's ``wire`` mark:
 - ``"base64"``: always answered base64 (scripts, as the spec's examples);
 - ``"either"``: answered as it is, unless the value would be taken for
   base64, by luna2d's own rule above or by the CLI's (a lenient or strict
-  decoding to UTF-8); then it is answered base64. So what is answered reads
-  back as the stored value in both clients, and sending it back changes
-  nothing.
+  decoding to UTF-8), or is not ASCII (the CLI's decoder stops on it);
+  then it is answered base64. So what is answered reads back as the stored
+  value in both clients, and sending it back changes nothing.
 Secret contents are bytes: answered as text by the ``"either"`` rule when
 they are UTF-8 text, base64 otherwise (a munge key)."""
 
@@ -96,11 +96,15 @@ def decode_bytes(value: str) -> bytes:
     return value.encode("utf-8") if raw is None else raw
 
 
-def _cli_reads_as_base64(text: str) -> bool:
+def _cli_cannot_take_plain(text: str) -> bool:
     """Whether the CLI, which decodes with ``validate=True`` and keeps the
-    text when that fails, would decode ``text`` to UTF-8 text. Python's
-    strict and lenient decoders are both tried, as the CLI may run on
-    either kind of Python."""
+    text when that fails, would not show plain ``text`` as it is: it
+    decodes it to UTF-8 text (Python's strict and lenient decoders are both
+    tried, as the CLI may run on either), or it stops with a ValueError it
+    does not catch, which Python's decoder raises for any text that is not
+    ASCII."""
+    if not text.isascii():
+        return True
     text = text.replace("\r", "\\r")  # as the CLI does before decoding
     if not text or not _ALPHABET.fullmatch(text):
         return False
@@ -114,10 +118,11 @@ def _cli_reads_as_base64(text: str) -> bool:
 
 
 def taken_for_base64(text: str, binary: bool = False) -> bool:
-    """Whether plain ``text`` would be read as base64 by the CLI, or by
-    luna2d in a text field (base64 of UTF-8) or a ``binary`` one (any bytes)."""
+    """Whether plain ``text`` cannot be answered as it is: luna2d would
+    read it as base64, in a text field (base64 of UTF-8) or a ``binary``
+    one (any bytes), or the CLI would not show it as it is."""
     ours = base64_bytes(text) if binary else base64_text(text)
-    return ours is not None or _cli_reads_as_base64(text)
+    return ours is not None or _cli_cannot_take_plain(text)
 
 
 def b64(raw: bytes) -> str:

@@ -44,8 +44,9 @@ def secret_path(value: str, label: str) -> str:
 
 def secret_content(value: Any, label: str) -> bytes | None:
     """A secret's content as sent: base64 of any bytes, or plain text that
-    cannot be taken for base64 (without NUL characters); None when absent."""
-    if value is None:
+    cannot be taken for base64 (without NUL characters); None when absent
+    (null, or false: the luna CLI's "no --content given")."""
+    if value is None or value is False:
         return None
     if isinstance(value, bool) or not isinstance(value, str):
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
@@ -137,7 +138,8 @@ def clone_secret(tx: Tx, owner_kind: str, owner: str, name: str, items: Any) -> 
         Secret(
             new,
             content if content is not None else source.content,
-            path if "path" in items[0] else source.path,
+            # null (the luna CLI's "no --path given") keeps the source's path
+            path if items[0].get("path") is not None else source.path,
         )
     )
 
