@@ -25,6 +25,11 @@ from tests.support import ReactorCase, env
 from tests.test_wire import cli_shows
 
 
+def secrets(kind: str, owner: str, items: list) -> dict:
+    """The body ``luna secrets add/change/clone`` sends for ``owner``."""
+    return {"config": {"secrets": {kind: {owner: items}}}}
+
+
 def b64(text: str | bytes) -> str:
     raw = text.encode("utf-8") if isinstance(text, str) else text
     return base64.b64encode(raw).decode("ascii")
@@ -38,7 +43,8 @@ class CLIBase64Tests(ReactorCase):
 
     def change(self, kind: str, name: str, fields: dict) -> None:
         """``luna <kind> change <name> ...``: the object's fields with its name."""
-        code, body = self.api.post(f"/config/{kind}/{name}", env(kind, name, dict(fields, name=name)))
+        body = env(kind, name, dict(fields, name=name))
+        code, body = self.api.post(f"/config/{kind}/{name}", body)
         self.assertIn(code, (201, 204), body)
 
     def stored(self, kind: str, name: str, field: str) -> object:
@@ -130,7 +136,8 @@ class CLIBase64Tests(ReactorCase):
         code, body = self.api.post("/config/group/compute/interfaces", env("group", "compute", {
             "interfaces": [{"interface": "ib0", "network": "cluster", "options": b64("Zm9v")}]}))
         self.assertIn(code, (201, 204), body)
-        code, body = self.api.post("/config/node/node100", env("node", "node100", {"group": "compute"}))
+        code, body = self.api.post("/config/node/node100",
+                                   env("node", "node100", {"group": "compute"}))
         self.assertEqual(code, 201, body)
         self.assertEqual(self.api.store.state.get("node", "node100").iface("ib0").options, "Zm9v")
 
@@ -141,8 +148,8 @@ class CLIBase64Tests(ReactorCase):
         the install script's fragment run in bash (issue 10 saw the base64
         text written instead)."""
         key = os.urandom(1024)
-        code, body = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-            {"content": b64(key), "path": "/etc/munge/munge.key", "name": "munge"}]}}}})
+        code, body = self.api.post("/config/secrets/node/node001", secrets("node", "node001", [
+            {"content": b64(key), "path": "/etc/munge/munge.key", "name": "munge"}]))
         self.assertEqual(code, 201, body)
         code, body = self.api.get("/config/secrets/node/node001/munge")
         self.assertEqual(code, 200, body)
@@ -166,32 +173,34 @@ class CLIBase64Tests(ReactorCase):
         """A text secret sent base64 by the CLI is answered as its text
         (which the CLI shows as it is); ``luna secrets change`` with new
         content answers 204; plain text from curl is still accepted."""
-        code, body = self.api.post("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
-            {"content": b64("license-key: 42\n"), "path": "/etc/app.lic", "name": "lic"}]}}}})
+        code, body = self.api.post("/config/secrets/group/compute", secrets("group", "compute", [
+            {"content": b64("license-key: 42\n"), "path": "/etc/app.lic", "name": "lic"}]))
         self.assertEqual(code, 201, body)
         code, body = self.api.get("/config/secrets/group/compute/lic")
         [item] = body["config"]["secrets"]["group"]["compute"]
         self.assertEqual((item["content"], cli_shows(item["content"])),
                          ("license-key: 42\n", "license-key: 42\n"))
-        code, body = self.api.post("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
-            {"content": b64("license-key: 43\n"), "name": "lic"}]}}}})
+        code, body = self.api.post("/config/secrets/group/compute", secrets("group", "compute", [
+            {"content": b64("license-key: 43\n"), "name": "lic"}]))
         self.assertEqual(code, 204, body)
-        code, body = self.api.post("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
-            {"secretname": "plain", "content": "s3cr3t text", "path": "/etc/plain"}]}}}})
+        code, body = self.api.post("/config/secrets/group/compute", secrets("group", "compute", [
+            {"secretname": "plain", "content": "s3cr3t text", "path": "/etc/plain"}]))
         self.assertEqual(code, 201, body)
-        secrets = {s.name: s.content for s in self.api.store.state.get("group", "compute").secrets}
-        self.assertEqual(secrets, {"lic": b"license-key: 43\n", "plain": b"s3cr3t text"})
+        owner = self.api.store.state.get("group", "compute")
+        self.assertEqual({s.name: s.content for s in owner.secrets},
+                         {"lic": b"license-key: 43\n", "plain": b"s3cr3t text"})
 
     def test_secret_clone_as_the_cli_sends_it(self) -> None:
         """``luna secrets clone node node001 munge munge2`` sends
         ``content: false`` and ``path: null`` (no -qc, no -p): the copy keeps
         the source's bytes and path."""
         key = os.urandom(64)
-        code, body = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-            {"content": b64(key), "path": "/etc/munge/munge.key", "name": "munge"}]}}}})
+        code, body = self.api.post("/config/secrets/node/node001", secrets("node", "node001", [
+            {"content": b64(key), "path": "/etc/munge/munge.key", "name": "munge"}]))
         self.assertEqual(code, 201, body)
-        code, body = self.api.post("/config/secrets/node/node001/munge/_clone", {"config": {"secrets": {"node": {
-            "node001": [{"newsecretname": "munge2", "content": False, "path": None, "name": "munge"}]}}}})
+        item = {"newsecretname": "munge2", "content": False, "path": None, "name": "munge"}
+        code, body = self.api.post("/config/secrets/node/node001/munge/_clone",
+                                   secrets("node", "node001", [item]))
         self.assertEqual(code, 201, body)
         copy = self.api.store.state.get("node", "node001").secret("munge2")
         self.assertEqual((copy.content, copy.path), (key, "/etc/munge/munge.key"))
@@ -201,7 +210,7 @@ class CLIBase64Tests(ReactorCase):
         field; plain text with NUL is refused (binary goes base64)."""
         for content, words in (([1], "content: expected a string"),
                                ("a\x00b", "content: plain text must not contain NUL")):
-            code, body = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {
-                "node001": [{"name": "k", "content": content, "path": "/k"}]}}}})
+            code, body = self.api.post("/config/secrets/node/node001", secrets(
+                "node", "node001", [{"name": "k", "content": content, "path": "/k"}]))
             self.assertEqual(code, 400, body)
             self.assertIn(words, body["message"])
