@@ -124,5 +124,7 @@ def cluster_view(reader: Any) -> dict[str, Any]:
             }
     for f in CLUSTER.fields:
         value = cluster.data.get(f.name) if cluster else None
-        out[f.name] = value if value is not None else f.default
+        if value is None:
+            value = f.default
+        out[f.name] = encode_field(f, value) if isinstance(value, str) else value
     return out

@@ -96,6 +96,17 @@ class CLIBase64Tests(ReactorCase):
         self.change("group", "compute", {"comment": "Default group"})
         self.assertEqual(self.api.show("group", "compute")["comment"], "Default group")
 
+    def test_cluster_comment(self) -> None:
+        """``luna cluster change -qc``: the cluster's comment follows the
+        same rule as every kind's (``{"config": {"cluster": {...}}}``)."""
+        for text, answered in (("Main cluster", "Main cluster"), ("Zm9v", b64("Zm9v"))):
+            body = {"config": {"cluster": {"comment": b64(text)}}}
+            code, body = self.api.post("/config/cluster", body)
+            self.assertIn(code, (201, 204), body)
+            code, body = self.api.get("/config/cluster")
+            self.assertEqual(body["config"]["cluster"]["comment"], answered)
+            self.assertEqual(cli_shows(answered), text)
+
     def test_answer_sent_back_unchanged(self) -> None:
         """What a GET answers, POSTed back (as curl users and the CLI's
         editor do), stores the same value, for every marked field."""
