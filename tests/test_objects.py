@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from luna2d.errors import Invalid, LunaError, NotFound
-from luna2d.model.fields import encode_script
+from luna2d.model.wire import b64
 from luna2d.store import objects
 from luna2d.store.state import ip_key
 from luna2d.store.store import Store
@@ -401,9 +401,9 @@ class InheritanceTests(StoreTestCase):
         """Scripts are accepted as plain text or base64, kept as text, answered base64."""
         self.upsert("group", "compute", {"prescript": "echo group"})
         node = self.node("node001")
-        self.assertEqual((node["prescript"], node["_prescript_source"]), (encode_script("echo group"), "group"))
-        self.upsert("node", "node001", {"prescript": encode_script("echo node")})
-        self.assertEqual(self.node("node001")["prescript"], encode_script("echo node"))
+        self.assertEqual((node["prescript"], node["_prescript_source"]), (b64(b"echo group"), "group"))
+        self.upsert("node", "node001", {"prescript": b64(b"echo node")})
+        self.assertEqual(self.node("node001")["prescript"], b64(b"echo node"))
         self.assertEqual(self.store.state.get("node", "node001").data["prescript"], "echo node")
 
 

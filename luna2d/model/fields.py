@@ -7,8 +7,6 @@ Every coercion either returns the canonical Python value or raises
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import re
 from collections.abc import Callable
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from luna2d.errors import Invalid
+from luna2d.model import wire
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+@-]{0,127}$")
@@ -39,7 +38,8 @@ MAX_LINE = 4096
 class Field:
     """One field of a kind.
 
-    type: str, text, int, bool, ip, cidr, mac, script, list, ref, choice,
+    type: str, text, int, bool, ip, cidr, mac, script (a text run as a shell
+          script), list, ref, choice,
           token (a short lowercase word), secret (a str stored encrypted),
           map (a JSON object of objects), records (a list of JSON objects).
     inherit: where a null value is looked up, in order: (kind, field) pairs
@@ -55,6 +55,11 @@ class Field:
           for the kind reads and writes it, never ``obj.data``.
     pattern: for type str, the form the text must have (an interface
           name, a DNS domain); "" unsets such a field, as it does references.
+    wire: how the TrinityX CLI carries the field, None for as it is;
+          "base64" or "either" (``luna2d.model.wire``): a text sent as
+          base64 is decoded before the field's checks, and answered base64
+          always ("base64") or when the text could be taken for base64
+          ("either"). For a list, a string value is decoded, then split.
     """
 
     name: str
@@ -71,6 +76,11 @@ class Field:
     minimum: int | None = None
     maximum: int | None = None
     pattern: re.Pattern[str] | None = None
+    wire: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.wire is not None and self.wire not in wire.MODES:
+            raise ValueError(f"field {self.name}: unknown wire mode {self.wire!r}")
 
 
 # What a text field with a pattern must be, in words for error messages.
@@ -131,25 +141,9 @@ def normalize_mac(value: Any, label: str = "macaddress") -> str:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
-def decode_script(value: str) -> str:
-    """Scripts arrive as plain text or base64; keep the plain text."""
-    candidate = value.strip()
-    if candidate and len(candidate) % 4 == 0 and re.fullmatch(r"[A-Za-z0-9+/=\s]+", candidate):
-        try:
-            decoded = base64.b64decode(candidate, validate=False)
-            text = decoded.decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return value
-        if text and all(ch.isprintable() or ch in "\n\r\t" for ch in text):
-            return text
-    return value
-
-
-def encode_script(value: str | None) -> str | None:
-    """Scripts are answered base64-encoded."""
-    if value is None:
-        return None
-    return base64.b64encode(value.encode("utf-8")).decode("ascii")
+def encode_field(field: Field, value: str) -> str:
+    """A stored text (of a field with a ``wire`` mark) as it is answered."""
+    return wire.encode_text(field.wire, value) if field.wire else value
 
 
 def _text(field: Field, value: Any, label: str) -> Any:
@@ -167,10 +161,6 @@ def _text(field: Field, value: Any, label: str) -> Any:
         form = _FORMS.get(field.pattern, f"of the form {field.pattern.pattern}")
         raise Invalid(f"{label}: {_describe(value)} is not {form}")
     return text
-
-
-def _script(field: Field, value: Any, label: str) -> Any:
-    return decode_script(_text(field, value, label))
 
 
 def _int(field: Field, value: Any, label: str) -> Any:
@@ -280,7 +270,7 @@ COERCERS: dict[str, Callable[[Field, Any, str], Any]] = {
     "str": _text,
     "secret": _text,
     "text": _text,
-    "script": _script,
+    "script": _text,
     "int": _int,
     "bool": _bool,
     "ip": _ip,
@@ -299,4 +289,6 @@ def coerce(field: Field, value: Any, label: str | None = None) -> Any:
     """Turn a raw JSON value into the field's canonical value."""
     if value is None:
         return None
+    if field.wire is not None and isinstance(value, str):
+        value = wire.decode_text(value)
     return COERCERS[field.type](field, value, label or field.name)

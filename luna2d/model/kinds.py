@@ -128,7 +128,7 @@ class Kind:
         return self.interfaces in ("multi", "network")
 
 
-COMMENT = Field("comment", "text", aliases=("comments",))
+COMMENT = Field("comment", "text", aliases=("comments",), wire="either")
 SCRIPTS = ("prescript", "partscript", "postscript")
 
 # Where a device sits in a rack: set through /config/rack, not the kind's own POST.
@@ -163,9 +163,9 @@ NODE = Kind(
         COMMENT,
         Field("osimage", "ref", ref="osimage", inherit=(("group", "osimage"),)),
         Field("osimagetag", "str", inherit=(("group", "osimagetag"),)),
-        Field("prescript", "script", inherit=(("group", "prescript"),)),
-        Field("partscript", "script", inherit=(("group", "partscript"),)),
-        Field("postscript", "script", inherit=(("group", "postscript"),)),
+        Field("prescript", "script", inherit=(("group", "prescript"),), wire="base64"),
+        Field("partscript", "script", inherit=(("group", "partscript"),), wire="base64"),
+        Field("postscript", "script", inherit=(("group", "postscript"),), wire="base64"),
         Field("netboot", "bool", default=True, inherit=(("group", "netboot"),)),
         Field("bootmenu", "bool", default=False, inherit=(("group", "bootmenu"),)),
         Field("localinstall", "bool", default=False, inherit=(("group", "localinstall"),)),
@@ -217,9 +217,9 @@ GROUP = Kind(
         Field("domain", "str", inherit=(("cluster", "domain"),), pattern=DOMAIN_RE),
         Field("osimage", "ref", ref="osimage"),
         Field("osimagetag", "str"),
-        Field("partscript", "script"),
-        Field("postscript", "script"),
-        Field("prescript", "script"),
+        Field("partscript", "script", wire="base64"),
+        Field("postscript", "script", wire="base64"),
+        Field("prescript", "script", wire="base64"),
         Field("provision_interface", "str", default="BOOTIF", pattern=INTERFACE_RE),
         Field("netboot", "bool", default=True),
         Field("localinstall", "bool", default=False),
@@ -264,10 +264,11 @@ OSIMAGE = Kind(
     fields=(
         Field("kernelversion", "str", aliases=("kernver",)),
         Field("kernelmodules", "str", aliases=("kernmodules",)),
-        Field("kerneloptions", "str", aliases=("kernopts",), pattern=KERNEL_OPTIONS_RE),
+        Field("kerneloptions", "str", aliases=("kernopts",), pattern=KERNEL_OPTIONS_RE,
+              wire="either"),
         Field("dracutmodules", "str"),
-        Field("grab_exclude", "list", aliases=("grab_exclude_list",)),
-        Field("grab_filesystems", "list"),
+        Field("grab_exclude", "list", aliases=("grab_exclude_list",), wire="either"),
+        Field("grab_filesystems", "list", wire="either"),
         Field("kernelfile", "str"),
         Field("initrdfile", "str"),
         Field("imagefile", "str", aliases=("tarball",)),

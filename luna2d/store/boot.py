@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from luna2d.errors import Forbidden, Invalid, NotFound
+from luna2d.model import wire
 from luna2d.model.fields import KERNEL_OPTIONS_RE, NAME_RE, Field, coerce
 from luna2d.model.kinds import KINDS
 from luna2d.store import ipam, objects, views
@@ -309,13 +310,14 @@ def install_context(
         for secret in owner.secrets if owner is not None else ():
             if not secret.path:
                 continue
-            body = secret.content if secret.content.endswith("\n") else secret.content + "\n"
+            # Byte for byte: base64 in the script, decoded by base64 -d on the node.
+            body = wire.wrapped(secret.content)
             folder = secret.path.rsplit("/", 1)[0] or "/"
             secrets.append(
                 {
                     "path": secret.path,
                     "folder": folder,
-                    "text": body,
+                    "base64": body,
                     "end": heredoc_end(body, "SECRET"),
                 }
             )

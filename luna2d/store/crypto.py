@@ -48,14 +48,20 @@ class Crypto:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
 
-    def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+    def encrypt(self, plaintext: str | bytes) -> str:
+        """A token for ``plaintext`` (a text is encrypted as its UTF-8)."""
+        raw = plaintext.encode("utf-8") if isinstance(plaintext, str) else plaintext
+        return self._fernet.encrypt(raw).decode("ascii")
 
     def decrypt(self, token: str | bytes) -> str:
+        return self.decrypt_bytes(token).decode("utf-8")
+
+    def decrypt_bytes(self, token: str | bytes) -> bytes:
+        """The bytes a token holds (a secret's content may be binary)."""
         if isinstance(token, str):
             token = token.encode("ascii")
         try:
-            return self._fernet.decrypt(token).decode("utf-8")
+            return self._fernet.decrypt(token)
         except InvalidToken:
             raise ValueError("a stored secret does not decrypt with this KEYFILE") from None
 

@@ -21,6 +21,7 @@ from luna2d.model.fields import (
     NAME_RE,
     Field,
     coerce,
+    encode_field,
     normalize_mac,
 )
 from luna2d.model.kinds import KINDS, NETWORK, Kind
@@ -33,7 +34,7 @@ IFACE_KEYS = frozenset(
     {"interface", "network", "ipaddress", "macaddress", "options", "force", "vlanid", "dhcp"}
 )
 _FORCE = Field("force", "bool")
-_OPTIONS = Field("options", "str")
+_OPTIONS = Field("options", "str", wire="either")
 
 
 def iface_name(entry: dict[str, Any], label: str) -> str:
@@ -50,6 +51,12 @@ def entry_of(entry: Any, label: str) -> dict[str, Any]:
     if unknown:
         raise Invalid(f"{label}.{min(unknown)}: unknown interface field")
     return entry
+
+
+def wire_options(options: str | None) -> str | None:
+    """An interface's stored options as answered (and as sent again when
+    an interface is copied: the answered form reads back unchanged)."""
+    return None if options is None else encode_field(_OPTIONS, options)
 
 
 def options_of(entry: dict[str, Any], old: Iface | None, label: str) -> str | None:
@@ -153,7 +160,10 @@ def fill_from(tx: Tx, obj: Obj, template: Obj | None) -> None:
     for source in sources:
         for item in source.ifaces:
             if obj.iface(item.name) is None:
-                entry: dict[str, Any] = {"interface": item.name, "options": item.options}
+                entry: dict[str, Any] = {
+                    "interface": item.name,
+                    "options": wire_options(item.options),
+                }
                 network = tx.obj(item.network)
                 if network is not None:
                     entry["network"] = network.name
@@ -228,7 +238,7 @@ def interface_views(reader: Any, obj: Obj) -> list[dict[str, Any]]:
         if with_addresses:
             entry["ipaddress"] = item.ip
             entry["macaddress"] = item.mac
-        entry["options"] = item.options
+        entry["options"] = wire_options(item.options)
         out.append(entry)
     return out
 

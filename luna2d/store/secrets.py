@@ -1,6 +1,10 @@
-# -*- test-case-name: tests.test_objects,tests.test_secret_paths -*-
+# -*- test-case-name: tests.test_objects,tests.test_secret_paths,tests.clients.test_base64 -*-
 """Secrets of the kinds that own them (``Kind.has_secrets``): create,
-update, rename, clone and delete, with their install paths checked."""
+update, rename, clone and delete, with their install paths checked.
+
+A secret's content is bytes, written to the node byte for byte. On the
+wire it is base64 (as the TrinityX CLI sends it: any bytes) or plain text
+that cannot be taken for base64 (``luna2d.model.wire``)."""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ import re
 from typing import Any
 
 from luna2d.errors import Invalid, NotFound
-from luna2d.model.fields import SECRET_NAME_RE, Field, coerce
+from luna2d.model import wire
+from luna2d.model.fields import MAX_TEXT, SECRET_NAME_RE, Field, coerce
 from luna2d.store.body import require
 from luna2d.store.state import Secret, Tx
 
 SECRET_KEYS = frozenset({"secretname", "name", "content", "path", "newsecretname"})
-_CONTENT = Field("content", "text")
+# The largest secret content, in bytes (a license file, a key, a keytab).
+MAX_CONTENT = MAX_TEXT
 _PATH = Field("path", "str")
 _ODD = re.compile(r"[\x00-\x1f\x7f\\]")
 
@@ -36,7 +42,26 @@ def secret_path(value: str, label: str) -> str:
     return "/" + "/".join(parts)
 
 
-def _secret_item(raw: Any, label: str) -> tuple[str, str | None, str | None, str | None]:
+def secret_content(value: Any, label: str) -> bytes | None:
+    """A secret's content as sent: base64 of any bytes, or plain text that
+    cannot be taken for base64 (without NUL characters); None when absent
+    (null, or false: the luna CLI's "no --content given")."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise Invalid(f"{label}: expected a string, got {shown}")
+    raw = wire.base64_bytes(value)
+    if raw is None:
+        if "\x00" in value:
+            raise Invalid(f"{label}: plain text must not contain NUL characters; send base64")
+        raw = value.encode("utf-8")
+    if len(raw) > MAX_CONTENT:
+        raise Invalid(f"{label}: longer than {MAX_CONTENT} bytes")
+    return raw
+
+
+def _secret_item(raw: Any, label: str) -> tuple[str, bytes | None, str | None, str | None]:
     if not isinstance(raw, dict):
         raise Invalid(f"{label}: expected a secret object")
     unknown = set(raw) - SECRET_KEYS
@@ -45,7 +70,7 @@ def _secret_item(raw: Any, label: str) -> tuple[str, str | None, str | None, str
     name = raw.get("secretname", raw.get("name"))
     if not isinstance(name, str) or not SECRET_NAME_RE.fullmatch(name):
         raise Invalid(f"{label}.secretname: {name!r} is not a valid secret name")
-    content = coerce(_CONTENT, raw.get("content"), f"{label}.content")
+    content = secret_content(raw.get("content"), f"{label}.content")
     path = coerce(_PATH, raw.get("path"), f"{label}.path")
     if path is not None:
         path = secret_path(path, f"{label}.path")
@@ -113,7 +138,8 @@ def clone_secret(tx: Tx, owner_kind: str, owner: str, name: str, items: Any) -> 
         Secret(
             new,
             content if content is not None else source.content,
-            path if "path" in items[0] else source.path,
+            # null (the luna CLI's "no --path given") keeps the source's path
+            path if items[0].get("path") is not None else source.path,
         )
     )
 

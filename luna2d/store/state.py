@@ -68,7 +68,7 @@ class Iface:
 @dataclass
 class Secret:
     name: str
-    content: str
+    content: bytes  # exactly what lands on the node (a munge key is binary)
     path: str | None = None
 
 
@@ -335,7 +335,9 @@ class Tx:
         return not self.changed and not self.deleted
 
     # -- committing -------------------------------------------------------------
-    def statements(self, encrypt: Callable[[str], str]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    def statements(
+        self, encrypt: Callable[[str | bytes], str]
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """The SQL for this write, in an order the constraints accept.
 
         Made lazily, as the statements are run: the store runs them in the
@@ -424,8 +426,11 @@ def load_rows(cursor: Any) -> Rows:
     return objects, ifaces, secrets
 
 
-def build_state(rows: Rows, decrypt: Callable[[str], str]) -> State:
-    """Turn the rows from ``load_rows`` into a State, decrypting secrets."""
+def build_state(
+    rows: Rows, decrypt: Callable[[str], str], decrypt_bytes: Callable[[str], bytes]
+) -> State:
+    """Turn the rows from ``load_rows`` into a State, decrypting secret
+    fields with ``decrypt`` and secret contents (bytes) with ``decrypt_bytes``."""
     objects, ifaces, secrets = rows
     state = State()
     loaded: dict[int, Obj] = {}
@@ -442,7 +447,7 @@ def build_state(rows: Rows, decrypt: Callable[[str], str]) -> State:
             loaded[obj_id].ifaces.append(Iface(name, network_id, ip, mac, options))
     for owner_id, name, path, content in secrets:
         if owner_id in loaded:
-            loaded[owner_id].secrets.append(Secret(name, decrypt(content), path))
+            loaded[owner_id].secrets.append(Secret(name, decrypt_bytes(content), path))
     for obj in loaded.values():
         state.add(obj)
     return state

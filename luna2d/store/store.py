@@ -271,7 +271,7 @@ class Store:
         """Migrate the schema and load every object into memory."""
         await db.migrate(self.pool)
         rows = await self.pool.runInteraction(load_rows)
-        self.state = build_state(rows, self.crypto.decrypt)
+        self.state = build_state(rows, self.crypto.decrypt, self.crypto.decrypt_bytes)
         return self
 
     @property

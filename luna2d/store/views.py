@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from luna2d.model.fields import Field, encode_script
+from luna2d.model import wire
+from luna2d.model.fields import Field, encode_field
 from luna2d.model.kinds import CLUSTER, KINDS, Kind, kinds_where
 from luna2d.store import hooks
 from luna2d.store.state import Obj
@@ -50,10 +51,10 @@ def present(reader: Any, f: Field, value: Any, reveal: bool) -> Any:
     if f.type == "ref":
         target = reader.obj(value)
         return target.name if target is not None else None
-    if f.type == "script":
-        return encode_script(value)
     if f.secret and not reveal:
         return MASK
+    if f.wire is not None and isinstance(value, str):
+        return encode_field(f, value)
     if f.type == "list":
         return list(value)
     return value
@@ -98,7 +99,11 @@ def view(reader: Any, obj: Obj, reveal: bool = True) -> dict[str, Any]:
 
 def secrets_of(obj: Obj, reveal: bool, only: str | None = None) -> list[dict[str, Any]]:
     return [
-        {"secretname": s.name, "content": s.content if reveal else MASK, "path": s.path}
+        {
+            "secretname": s.name,
+            "content": wire.encode_bytes(s.content) if reveal else MASK,
+            "path": s.path,
+        }
         for s in obj.secrets
         if only is None or s.name == only
     ]
@@ -119,5 +124,7 @@ def cluster_view(reader: Any) -> dict[str, Any]:
             }
     for f in CLUSTER.fields:
         value = cluster.data.get(f.name) if cluster else None
-        out[f.name] = value if value is not None else f.default
+        if value is None:
+            value = f.default
+        out[f.name] = encode_field(f, value) if isinstance(value, str) else value
     return out

@@ -197,7 +197,7 @@ class BootDaemonTests(DaemonCase):
         self.assertEqual((root.parent / "order").read_text(), "pre\npart\npost\n")
         self.assertEqual((root / "etc" / "hostname").read_text(), "node001\n")
         key = root / "etc" / "luna" / "key.pem"
-        self.assertEqual(key.read_text(), "SECRET-KEY\n")
+        self.assertEqual(key.read_bytes(), b"SECRET-KEY")  # byte for byte: no line break added
         self.assertEqual(stat.S_IMODE(key.stat().st_mode), 0o600)
         self.assertFalse((root.parent / "lunatmp" / "prescript.sh").exists())
 

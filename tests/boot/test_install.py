@@ -6,8 +6,12 @@ effective bmcsetup, secrets, and a bash syntax check of what it renders."""
 
 from __future__ import annotations
 
+import base64
 import os
+import shutil
+import stat
 import tempfile
+from pathlib import Path
 
 import jwt
 from twisted.internet import defer
@@ -207,7 +211,8 @@ class ContentTests(ReactorCase):
 
     def test_secrets(self) -> None:
         """The node's and its group's secrets with a path are written into
-        the system root with umask 077, the node's after the group's."""
+        the system root with umask 077, the node's after the group's, each
+        as base64 decoded by ``base64 -d`` on the node."""
         code, _ = self.api.post("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
             {"secretname": "shared", "content": "GROUP-KEY", "path": "/etc/shared.key"}]}}}})
         self.assertEqual(code, 201)
@@ -218,10 +223,63 @@ class ContentTests(ReactorCase):
         body = self.script()
         self.assertIn("umask 077", body)
         self.assertIn('mkdir -p "${_SYSTEMROOT}"/etc/app', body)
-        self.assertIn('cat > "${_SYSTEMROOT}"/etc/app/own.key <<\'SECRET_END_', body)
-        self.assertLess(body.index("GROUP-KEY"), body.index("NODE-KEY\nline 2\n"))
-        self.assertNotIn("NOWHERE", body)
-        self.assertNotIn("NODE-KEY", self.script("node002"))
+        self.assertIn('base64 -d > "${_SYSTEMROOT}"/etc/app/own.key <<\'SECRET_END_', body)
+        group_b64 = base64.b64encode(b"GROUP-KEY").decode()
+        node_b64 = base64.b64encode(b"NODE-KEY\nline 2").decode()
+        self.assertLess(body.index(group_b64), body.index(node_b64))
+        self.assertNotIn(base64.b64encode(b"NOWHERE").decode(), body)
+        self.assertNotIn(node_b64, self.script("node002"))
+
+    async def run_write_secrets(self, script: str, before: str = "") -> tuple[Path, bytes, int]:
+        """Run the script's ``write_secrets`` function alone in bash, with a
+        fresh temporary system root (after the shell lines ``before``);
+        answers (root, stderr, exit code)."""
+        start = script.index("function write_secrets {")
+        end = script.index("\n}\n", start) + 3
+        root = Path(tempfile.mkdtemp(prefix="luna2d-sysroot-"))
+        self.addCleanup(shutil.rmtree, str(root), True)
+        program = root.parent / (root.name + ".sh")
+        program.write_text(before + script[start:end] + "write_secrets\n")
+        self.addCleanup(program.unlink)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "_SYSTEMROOT": str(root)}
+        _, err, code = await getProcessOutputAndValue("/bin/bash", [str(program)], env=env)
+        return root, err, code
+
+    async def test_secrets_land_byte_for_byte(self) -> None:
+        """A binary munge key (random bytes, NUL, CR/LF and 0xff included),
+        sent base64 as the CLI sends it, and a text secret without a final
+        line break, sent plain, land in the system root with exactly their
+        bytes, mode 0600, when the rendered fragment runs in bash; the node's
+        secret at the group's path wins."""
+        munge = bytes(range(256)) + os.urandom(768) + b"\r\n\x00"
+        code, _ = self.api.post("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
+            {"secretname": "munge", "content": base64.b64encode(munge).decode(), "path": "/etc/munge/munge.key"},
+            {"secretname": "motd", "content": "group motd", "path": "/etc/motd"}]}}}})
+        self.assertEqual(code, 201)
+        code, _ = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
+            {"secretname": "license", "content": "LICENSE: a\nno final newline", "path": "/opt/app/license"},
+            {"secretname": "empty", "content": "", "path": "/etc/empty"},
+            {"secretname": "motd", "content": "node motd\n", "path": "/etc/motd"}]}}}})
+        self.assertEqual(code, 201)
+        root, err, code = await self.run_write_secrets(self.script())
+        self.assertEqual(code, 0, err)
+        self.assertEqual((root / "etc/munge/munge.key").read_bytes(), munge)
+        self.assertEqual((root / "opt/app/license").read_bytes(), b"LICENSE: a\nno final newline")
+        self.assertEqual((root / "etc/empty").read_bytes(), b"")
+        self.assertEqual((root / "etc/motd").read_bytes(), b"node motd\n")
+        self.assertEqual(stat.S_IMODE((root / "etc/munge/munge.key").stat().st_mode), 0o600)
+
+    async def test_secrets_fail_loudly(self) -> None:
+        """The fragment's exit status is not 0 when a secret cannot be
+        written (its folder is a file), so the installer reports it."""
+        code, _ = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
+            {"secretname": "k", "content": "key", "path": "/etc/x/k"}]}}}})
+        self.assertEqual(code, 201)
+        _, _, code = await self.run_write_secrets(self.script())
+        self.assertEqual(code, 0)
+        blocked = 'mkdir -p "${_SYSTEMROOT}/etc" && : > "${_SYSTEMROOT}/etc/x"\n'
+        _, _, code = await self.run_write_secrets(self.script(), before=blocked)
+        self.assertNotEqual(code, 0)
 
     async def test_bash_syntax(self) -> None:
         """``bash -n`` accepts the rendered script: bare, and with every
