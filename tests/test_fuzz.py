@@ -385,8 +385,9 @@ POST_COMBOS = (
        ("inventory", ""), ("inventory", ""), ("journal", ""), ("token", ""), ("list", ""), ("delete", ""),
        ("upsert", "cluster"), ("upsert", "controller"), ("upsert", "bogus"), ("clone", "controller"),
        ("monitor", "node"), ("monitor", "node"), ("control", ""), ("control", ""), ("arm", "node"),
-       ("disarm", "node")]
+       ("disarm", "node"), ("dns", "network"), ("dns", "network"), ("dns_delete", "network")]
 )
+DNS_HOSTS = ["storage01", "license.cluster", "NAS", "bad host", "-x"]
 MONITOR_PATHS = ["node", "status"]  # /monitor/node/<n> (the installer's) and /monitor/status/<n> (the spec's)
 # The control actions docs/API.md names, as (command, action).
 CONTROL_PAIRS = [("power", "status"), ("power", "on"), ("power", "off"), ("power", "reset"), ("power", "cycle"),
@@ -430,6 +431,10 @@ def post_path(what: str, kind: str, name: str, extra: str = "") -> str:
         return f"/control/action/{q(command)}/_{q(action)}"
     if what in ("arm", "disarm"):
         return f"/config/node/{q(name)}/_{what}"
+    if what == "dns":
+        return f"/config/dns/{q(name)}"
+    if what == "dns_delete":
+        return f"/config/dns/{q(name)}/{q(extra)}/_delete"
     raise AssertionError(what)
 
 
@@ -445,6 +450,8 @@ def post_target(draw: Any) -> tuple[str, str, str]:
         extra = draw(st.sampled_from(SECRET_NAMES))
     elif what == "monitor":
         extra = draw(st.sampled_from(MONITOR_PATHS))
+    elif what == "dns_delete":
+        extra = draw(st.sampled_from(DNS_HOSTS))
     elif what == "control":
         command, action = draw(often(st.sampled_from(CONTROL_PAIRS), st.tuples(
             st.sampled_from(["power", "chassis", "sel", "device", "bogus", ""]),
@@ -562,6 +569,16 @@ def plausible_body(draw: Any, what: str, extra: str) -> Any:
                                     st.builds(lambda h: {"control": {command: {action: {"hostlist": h,
                                                                                         "extra": 1}}}}, hosts),
                                     wild_json), 6))
+    if what == "dns":
+        _, network = extra.split("|", 1)
+        record = often(
+            st.builds(lambda h, a: {"host": h, "ipaddress": a}, st.sampled_from(DNS_HOSTS),
+                      st.sampled_from(["10.141.0.250", "fd00::5", "10.141.0.300", "", "x"])),
+            st.one_of(st.lists(st.tuples(st.sampled_from(["host", "ipaddress", "bogus"]), wild_json),
+                               max_size=3).map(dict), wild_json))
+        records = often(st.lists(record, min_size=1, max_size=3), st.one_of(record, wild_json))
+        return draw(often(st.builds(lambda r: {"config": {"dns": {network: r}}}, records),
+                          st.one_of(st.builds(lambda r: {"dns": {network: r}}, records), wild_json), 6))
     return draw(wild_json)
 
 
@@ -1149,7 +1166,7 @@ def post_route_of(path: str) -> str:
 def target_paths() -> set[str]:
     """A path of every kind of POST target post_target() draws."""
     extras = {"secret": SECRET_NAMES[:1], "secret_clone": SECRET_NAMES[:1], "secret_delete": SECRET_NAMES[:1],
-              "monitor": MONITOR_PATHS, "control": [f"{c}/{a}" for c, a in CONTROL_PAIRS[:1]]}
+              "monitor": MONITOR_PATHS, "dns_delete": DNS_HOSTS[:1], "control": [f"{c}/{a}" for c, a in CONTROL_PAIRS[:1]]}
     paths = set()
     for what, kind in set(POST_COMBOS):
         kind = kind or "node"

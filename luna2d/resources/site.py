@@ -366,14 +366,24 @@ class LunaSite(server.Site):
         why = refusal_reason(request) if code >= 400 else None
         log.emit(
             _level(code),
-            "{method} {path} {code} user={user} from {client}{why}",
+            "{method} {path} {code} user={user} from {client} agent={agent!r}{why}",
             method=request.method.decode("latin-1"),
             path=request.path.decode("utf-8", "replace"),
             code=code,
             user=request_user(request, self.auth),
             client=getattr(request.getClientAddress(), "host", "-"),
+            agent=_agent(request),
             why=f": {why}" if why else "",
         )
+
+
+def _agent(request: Any) -> str:
+    """The client's User-Agent for the log: printable ASCII only, at most
+    100 characters, so that a client cannot forge or flood log lines."""
+    raw = request.getHeader(b"user-agent") or b""
+    if isinstance(raw, bytes):
+        raw = raw.decode("latin-1")
+    return "".join(c for c in raw[:100] if " " <= c <= "~")
 
 
 def _level(code: int) -> Any:

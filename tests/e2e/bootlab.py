@@ -229,8 +229,9 @@ class DHCPLine:
     file: str
 
 
-_ACCESS = re.compile(r'"(?P<client>[0-9.]+)" - - \[[^\]]*\] "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/1\.[01]" '
-                     r'(?P<status>\d{3}) \S+ "[^"]*" "(?P<agent>[^"]*)"')
+# The request log line of luna2d.resources.site.
+_ACCESS = re.compile(r"(?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) user=.*? "
+                     r"from (?P<client>[0-9.]+) agent='(?P<agent>[^']*)'")
 _TFTP = re.compile(r"TFTP (?P<client>[0-9.]+):\d+ '(?P<name>[^']*)' (?P<outcome>[^:]+): (?P<size>\d+) of \d+ bytes, "
                    r"blksize (?P<blksize>\d+)")
 _DHCP = re.compile(r"DHCP (?P<event>\w+) (?P<mac>[0-9a-f]{2}(?::[0-9a-f]{2}){5}) on (?P<interface>\S+): "
@@ -238,7 +239,7 @@ _DHCP = re.compile(r"DHCP (?P<event>\w+) (?P<mac>[0-9a-f]{2}(?::[0-9a-f]{2}){5})
 
 
 def daemon_log(text: str) -> list[HTTPLine | TFTPLine | DHCPLine]:
-    """luna2d's request log in order: twisted.web's access lines (paths
+    """luna2d's request log in order: the HTTP request lines (paths
     unquoted), the TFTP server's one line per transfer and the DHCP
     server's one line per answer sent."""
     events: list[HTTPLine | TFTPLine | DHCPLine] = []
