@@ -60,6 +60,9 @@ def upsert(tx: Tx, kind_name: str, name: str, raw: Any, allow_create: bool = Tru
     if existing is None:
         if not allow_create:
             raise NotFound(f"{kind.name} {name!r} does not exist")
+        if body.new_name is not None:
+            # A rename of a missing object is a mistake, not a create.
+            raise NotFound(f"{kind.name} {name!r} does not exist; there is nothing to rename")
         missing = [f for f in kind.required if body.values.get(f) is None]
         if missing:
             raise Invalid(f"{missing[0]}: required to create {kind.name} {name!r}")
