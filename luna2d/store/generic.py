@@ -160,8 +160,8 @@ def _interface_mode(kind_name: str) -> hooks.Hooks:
 
 
 def put_interfaces(tx: Tx, kind_name: str, name: str, entries: Any) -> bool:
-    """POST .../interfaces: add or update the listed interfaces; True when
-    any of them is new."""
+    """POST .../interfaces: add, update or rename the listed interfaces;
+    True when any of them is new."""
     mode = _interface_mode(kind_name)
     obj = tx.edit(require(tx, kind_name, name))
     if not isinstance(entries, list) or not entries:
@@ -169,6 +169,9 @@ def put_interfaces(tx: Tx, kind_name: str, name: str, entries: Any) -> bool:
     before = {item.name for item in obj.ifaces}
     for index, entry in enumerate(entries):
         mode.put_interface(tx, obj, entry, f"interfaces[{index}]")
+        renamed = entry.get(interfaces.RENAME_KEY) if isinstance(entry, dict) else None
+        if entry.get("interface") in before and isinstance(renamed, str):
+            before.add(renamed)  # a renamed interface is not a new one
     return any(item.name not in before for item in obj.ifaces)
 
 
