@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_api_config,tests.boot.test_policy -*-
+# -*- test-case-name: tests.test_api_config,tests.boot.test_policy,tests.clients -*-
 """``/config``: one set of handlers for every object kind, plus the few
 endpoints that only some kinds have (network addresses, osimage tags,
 secrets, racks, the cluster)."""

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_kinds_table -*-
+# -*- test-case-name: tests.test_objects,tests.test_kinds_table,tests.clients.test_config_shapes -*-
 """The interface modes of the kind table, as hooks:
 
 - ``multi``: named interfaces with a network, an address and a MAC (nodes);

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_renumber -*-
+# -*- test-case-name: tests.test_objects,tests.test_renumber,tests.clients.test_config_shapes -*-
 """Networks: their addresses checked on every change, and renumbering of
 every interface on a network whose CIDR moves."""
 

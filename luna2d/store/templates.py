@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_kinds_table -*-
+# -*- test-case-name: tests.test_objects,tests.test_kinds_table,tests.clients.test_config_shapes -*-
 """The ``network`` interface mode: named interface templates with a network
 only (groups). A change is carried to the objects that take their
 interfaces from the template (a group's nodes)."""

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_api_config -*-
+# -*- test-case-name: tests.test_objects,tests.test_api_config,tests.clients.test_config_shapes -*-
 """Objects as the API shows them: inheritance resolved, references named,
 scripts base64-encoded, secrets shown only when asked to. What a kind shows
 beyond its stored fields (interfaces, a rack's devices) comes from the

@@ -522,6 +522,44 @@ class InterfaceRenameTests(Base):
         node = self.api.show("node", "node001")
         self.assertEqual((node["provision_interface"], node["macaddr"]), ("eth0", MAC))
 
+    def test_own_provision_interface_follows(self) -> None:
+        """When the group itself names the provisioning interface, renaming
+        that group interface renames it in ``provision_interface`` too, and
+        the nodes (which inherit it) keep booting from the renamed one."""
+        self.update("node", "node001", {"macaddr": MAC})
+        self.assertEqual(self.update("group", "compute", {"provision_interface": "BOOTIF"})[0], 204)
+        code, _ = self.post(
+            "/config/group/compute/interfaces",
+            cli_iface_body(
+                "group", "compute", {"interface": "BOOTIF", "newinterfacename": "eth0"}
+            ),
+        )
+        self.assertEqual(code, 204)
+        self.assertEqual(self.api.show("group", "compute")["provision_interface"], "eth0")
+        node = self.api.show("node", "node001")
+        self.assertEqual(
+            (node["provision_interface"], node["_provision_interface_source"], node["macaddr"]),
+            ("eth0", "group", MAC),
+        )
+
+
+    def test_renamed_boot_interface_still_boots(self) -> None:
+        """After the rename the node's iPXE script, found by its MAC, still
+        carries the address of its (renamed) provisioning interface."""
+        api = BootAPI(self)
+        api.bootable()
+        api.update("node", "node001", {"macaddr": MAC})
+        api.update("group", "compute", {"provision_interface": "BOOTIF"})
+        code, _ = api.post(
+            "/config/group/compute/interfaces",
+            cli_iface_body(
+                "group", "compute", {"interface": "BOOTIF", "newinterfacename": "eth0"}
+            ),
+        )
+        self.assertEqual(code, 204)
+        script = api.script(f"/boot/search/mac/{MAC}")
+        self.assertIn(f"luna.mac={MAC} luna.ip=10.141.0.1/16 ", script)
+
 
 class KernelOptionsTests(Base):
     def test_group_and_node_override_the_image(self) -> None:
