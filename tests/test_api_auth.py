@@ -88,9 +88,11 @@ CONFIG_GETS = [
 def fixture_secrets(node: str, group: str, node_only: bool = False) -> dict:
     """The GET answer for the fixture's secrets of node001 (and, unless
     ``node_only``, of its group), with the contents shown as given."""
-    view = {"node": {"node001": [{"secretname": "shared key", "content": node, "path": "/etc/shared.key"}]}}
+    view = {"node": {"node001": [{"name": "shared key", "secretname": "shared key", "content": node,
+                                  "path": "/etc/shared.key"}]}}
     if not node_only:
-        view["group"] = {"compute": [{"secretname": "shared key", "content": group, "path": "/etc/group.key"}]}
+        view["group"] = {"compute": [{"name": "shared key", "secretname": "shared key", "content": group,
+                                      "path": "/etc/group.key"}]}
     return {"config": {"secrets": view}}
 
 

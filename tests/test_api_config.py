@@ -16,7 +16,7 @@ from tests.support import API, env
 NODE_SOURCES = {
     "_setupbmc_source": "group", "_bmcsetup_source": "group", "_osimage_source": "group",
     "_osimagetag_source": "default", "_prescript_source": "default", "_partscript_source": "default",
-    "_postscript_source": "default", "_netboot_source": "group", "_bootmenu_source": "group",
+    "_postscript_source": "default", "_kerneloptions_source": "default", "_netboot_source": "group", "_bootmenu_source": "group",
     "_localinstall_source": "group", "_provision_interface_source": "default",
     "_provision_method_source": "group", "_provision_fallback_source": "group", "_domain_source": "group",
     "_unmanaged_bmc_users_source": "default", "_override": False,
@@ -38,7 +38,8 @@ def node_view(name: str, host: int, **changes: Any) -> dict:
         ],
         "macaddr": None, "switch": None, "switchport": None, "service": False, "setupbmc": True,
         "bmcsetup": "compute", "status": None, "comment": None, "osimage": "compute", "osimagetag": None,
-        "prescript": None, "partscript": None, "postscript": None, "netboot": True, "bootmenu": False,
+        "prescript": "", "partscript": "", "postscript": "", "kerneloptions": None, "netboot": True,
+        "bootmenu": False,
         "localinstall": False, "provision_interface": "BOOTIF", "provision_method": "torrent",
         "provision_fallback": "http", "domain": "cluster", "unmanaged_bmc_users": None, "tpm_uuid": None,
         "tpm_pubkey": None, "tpm_sha256": None, "vendor": None, "assettag": None, **NODE_SOURCES,
@@ -71,6 +72,8 @@ class KindContract:
     update_check: dict
     bad_type: tuple[dict, str]
     members: list[str]
+    # What a clone must carry besides update_body (a network its own CIDR).
+    clone_extra: dict[str, Any] = {}
 
     def setUp(self) -> None:
         self.api = API()
@@ -247,7 +250,7 @@ class KindContract:
     def test_clone_overrides(self) -> None:
         """Fields in the clone body override the copy, not the original."""
         original = self.view(self.existing)
-        fields = dict(self.update_body)
+        fields = {**self.update_body, **self.clone_extra}
         fields[self.rename[0]] = "copy"
         code, _ = self.api.post(self.path(self.existing, "/_clone"), self.body(self.existing, fields))
         self.assertEqual(code, 201)
@@ -496,12 +499,13 @@ class GroupTests(KindContract, unittest.TestCase):
     create_body = {"osimage": "compute", "interfaces": [{"interface": "BOOTIF", "network": "cluster"}]}
     created_view = {
         "name": "gpu", "bmcsetup": False, "bmcsetupname": None, "domain": "cluster", "osimage": "compute",
-        "osimagetag": None, "partscript": None, "postscript": None, "prescript": None,
+        "osimagetag": None, "partscript": "", "postscript": "", "prescript": "", "kerneloptions": None,
         "provision_interface": "BOOTIF", "netboot": True, "localinstall": False, "bootmenu": False,
         "comment": None, "provision_method": "torrent", "provision_fallback": "http",
         "unmanaged_bmc_users": None, "mac_reassign": False,
         "interfaces": [{"interface": "BOOTIF", "network": "cluster", "options": None}],
-        "_domain_source": "cluster", "_provision_method_source": "cluster",
+        "setupbmc": False, "_domain_source": "cluster", "_kerneloptions_source": "default",
+        "_provision_method_source": "cluster",
         "_provision_fallback_source": "cluster", "_override": False,
     }
     update_body = {"comment": "GPU nodes", "bootmenu": True, "provision_method": "http"}
@@ -546,6 +550,8 @@ class NetworkTests(KindContract, unittest.TestCase):
     kind = "network"
     rename = ("newnetname", "newnetworkname")
     existing = "cluster"
+    # Two networks may not share a CIDR (issue 10).
+    clone_extra = {"network": "10.142.0.0/16"}
     create_name = "storage"
     create_body = {"network": "10.160.0.0/16", "gateway": "10.160.255.254"}
     created_view = {
@@ -564,7 +570,8 @@ class NetworkTests(KindContract, unittest.TestCase):
         the group templates); _list is the spec's list of taken addresses
         (tests.test_api_network)."""
         code, body = self.api.get(self.path("cluster", "/_member"))
-        self.assertEqual((code, body), (200, env("network", "cluster", {"members": self.members})))
+        self.assertEqual(code, 200)
+        self.assertEqual(body["config"]["network"]["cluster"]["members"], self.members)
         code, body = self.api.get(self.path("cluster", "/_list"))
         self.assertEqual(code, 200)
         self.assertEqual([t["device"] for t in body["config"]["network"]["cluster"]["taken"]],
@@ -581,8 +588,11 @@ class NetworkTests(KindContract, unittest.TestCase):
 
     def test_clone_has_no_members(self) -> None:
         """A cloned network holds no devices."""
-        self.api.post(self.path("ipmi", "/_clone"), self.body("ipmi", {"newnetname": "copy"}))
-        self.assertEqual(self.api.get(self.path("copy", "/_member")), (200, env("network", "copy", {"members": []})))
+        code, _ = self.api.post(self.path("ipmi", "/_clone"), self.body("ipmi", {
+            "newnetname": "copy", "network": "10.150.0.0/16"}))
+        self.assertEqual(code, 201)
+        self.assertEqual(self.api.get(self.path("copy", "/_member")),
+                         (200, env("network", "copy", {"members": [], "taken": []})))
 
     def test_create_needs_network(self) -> None:
         """A network needs its CIDR to be created."""
@@ -659,9 +669,9 @@ class OsimageTests(KindContract, unittest.TestCase):
     create_body = {"path": "/trinity/images/gpu", "kernelversion": "5.14.0", "grab_filesystems": ["/", "/boot"]}
     created_view = {
         "name": "gpuimage", "kernelversion": "5.14.0", "kernelmodules": None, "kerneloptions": None,
-        "dracutmodules": None, "grab_exclude": None, "grab_filesystems": ["/", "/boot"], "kernelfile": None,
+        "dracutmodules": None, "grab_exclude": None, "grab_filesystems": "/,/boot", "kernelfile": None,
         "initrdfile": None, "imagefile": None, "torrent": None, "path": "/trinity/images/gpu",
-        "distribution": "redhat", "osrelease": None, "comment": None, "tags": [],
+        "distribution": "redhat", "osrelease": None, "comment": None, "tags": "",
     }
     update_body = {"kerneloptions": "mitigations=off", "distribution": "ubuntu"}
     update_check = {"kerneloptions": "mitigations=off", "distribution": "ubuntu"}
@@ -698,14 +708,14 @@ class OsimageTests(KindContract, unittest.TestCase):
         self.assertEqual(code, 204)
         view = self.view("compute")
         self.assertEqual((view["kernelversion"], view["kernelmodules"], view["kerneloptions"], view["grab_exclude"],
-                          view["imagefile"]), ("4.18.0", "ipmi_si", "quiet", ["/proc"], "abc-uuid"))
+                          view["imagefile"]), ("4.18.0", "ipmi_si", "quiet", "/proc", "abc-uuid"))
         for alias in ("kernver", "kernmodules", "kernopts", "grab_exclude_list", "tarball"):
             self.assertNotIn(alias, view)
 
     def test_list_accepts_comma_string(self) -> None:
         """A list field accepts a comma-separated string."""
         self.api.post(self.path("compute"), self.body("compute", {"grab_filesystems": "/, /boot,/var"}))
-        self.assertEqual(self.view("compute")["grab_filesystems"], ["/", "/boot", "/var"])
+        self.assertEqual(self.view("compute")["grab_filesystems"], "/,/boot,/var")
 
 
 class BmcsetupTests(KindContract, unittest.TestCase):
@@ -753,7 +763,7 @@ class SwitchTests(KindContract, unittest.TestCase):
                    "comment": "Bootswitch"}
     created_view = {"name": "sw02", "network": "ipmi", "ipaddress": "10.148.253.1",
                     "oid": ".1.3.6.1.2.1.17.7.1.2.2.1.2", "read": "public", "rw": "private", "vendor": None,
-                    "comment": "Bootswitch"}
+                    "macaddress": None, "comment": "Bootswitch"}
     update_body = {"oid": ".1.3.6.1.2.1.17.7.1.2.2.1.3", "vendor": "Arista"}
     update_check = {"oid": ".1.3.6.1.2.1.17.7.1.2.2.1.3", "vendor": "Arista"}
     bad_type = ({"oid": []}, "oid: expected a string, got []")
@@ -800,7 +810,7 @@ class OtherdevTests(KindContract, unittest.TestCase):
     create_name = "ups01"
     create_body = {"network": "ipmi", "ipaddress": "10.148.250.1", "comments": "UPS for the head node"}
     created_view = {"name": "ups01", "network": "ipmi", "ipaddress": "10.148.250.1", "vendor": None,
-                    "comment": "UPS for the head node"}
+                    "macaddress": None, "comment": "UPS for the head node"}
     update_body = {"vendor": "APC", "ipaddress": "10.141.250.2"}
     update_check = {"vendor": "APC", "ipaddress": "10.141.250.2", "network": "cluster"}
     bad_type = ({"ipaddress": "nonsense"}, "ipaddress: 'nonsense' is not an IP address")
@@ -817,7 +827,7 @@ class OtherdevTests(KindContract, unittest.TestCase):
             "newotherdevname": "pdu02", "ipaddress": "10.141.250.2", "vendor": "APC"}))
         self.assertEqual(code, 201)
         self.assertEqual(self.view("pdu02"), {"name": "pdu02", "network": "cluster", "ipaddress": "10.141.250.2",
-                                              "vendor": "APC", "comment": None})
+                                              "vendor": "APC", "macaddress": None, "comment": None})
         self.assertEqual(self.view("pdu01")["ipaddress"], "10.141.250.1")
 
     def test_address_outside_network(self) -> None:

@@ -238,7 +238,8 @@ class GroupInterfaceTests(Base):
         self.assertEqual(self.group_ifaces(), SEEDED_GROUP[:2])
         self.assertEqual(self.node_ifaces("node004"), [iface("BOOTIF", "cluster", "10.141.0.4"),
                                                        iface("BMC", "ipmi", "10.148.0.4")])
-        self.assertEqual(self.api.get("/config/network/ib/_member"), (200, env("network", "ib", {"members": []})))
+        self.assertEqual(self.api.get("/config/network/ib/_member"),
+                         (200, env("network", "ib", {"members": [], "taken": []})))
 
 
 class RegroupTests(Base):

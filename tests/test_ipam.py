@@ -71,7 +71,14 @@ class AbsurdNetworkTests(unittest.TestCase):
         )
         self.assertEqual(
             self.api.get("/config/network/v6/_member"),
-            (200, env("network", "v6", {"members": ["node001"]})),
+            (
+                200,
+                env(
+                    "network",
+                    "v6",
+                    {"members": ["node001"], "taken": [{"ipaddress": "::1:1", "device": "node001"}]},
+                ),
+            ),
         )
 
     def test_renumber_ipv6(self) -> None:

@@ -221,7 +221,7 @@ class CloneTests(StoreTestCase):
         self.upsert("node", "node001", {"macaddr": "02:00:00:00:00:01", "status": "installed", "vendor": "Dell",
                                         "assettag": "A1", "netboot": False, "comment": "original"})
         self.upsert("rack", "r1", {"devices": [{"name": "node001", "position": 3}]})
-        self.write(objects.put_secrets, "node", "node001", [{"secretname": "key", "content": "K", "path": "/etc/k"}])
+        self.write(objects.put_secrets, "node", "node001", [{"name": "key", "secretname": "key", "content": "K", "path": "/etc/k"}])
         self.assertEqual(self.write(objects.clone, "node", "node001", {"newhostname": "node010"}), "node010")
         clone = self.node("node010")
         self.assertEqual(self.addresses("node010"), {
@@ -233,7 +233,7 @@ class CloneTests(StoreTestCase):
         self.assertEqual((clone["status"], clone["vendor"], clone["assettag"]), (None, None, None))
         self.assertEqual((clone["netboot"], clone["_netboot_source"], clone["comment"]), (False, "node", "original"))
         self.assertEqual(self.store.secrets("node", "node010")["node"]["node010"],
-                         [{"secretname": "key", "content": "K", "path": "/etc/k"}])
+                         [{"name": "key", "secretname": "key", "content": "K", "path": "/etc/k"}])
         self.assertIsNone([d for d in self.store.inventory() if d["name"] == "node010"][0]["rack"])
         # The source is untouched.
         self.assertEqual(self.addresses("node001")["BOOTIF"], ("cluster", "10.141.0.1", "02:00:00:00:00:01"))
@@ -731,52 +731,52 @@ class RackTests(StoreTestCase):
 class SecretTests(StoreTestCase):
     def test_create_update_unchanged(self) -> None:
         """put_secrets answers created, unchanged or updated, and the store shows the values."""
-        item = {"secretname": "ssh key", "content": "PRIVATE", "path": "/root/.ssh/id_rsa"}
+        item = {"name": "ssh key", "secretname": "ssh key", "content": "PRIVATE", "path": "/root/.ssh/id_rsa"}
         self.assertEqual(self.write(objects.put_secrets, "node", "node001", [item]), "created")
         self.assertEqual(self.write(objects.put_secrets, "node", "node001", [item]), "unchanged")
         self.assertEqual(self.write(objects.put_secrets, "node", "node001", [{"name": "ssh key", "content": "NEW"}]),
                          "updated")
         self.assertEqual(self.store.secrets("node", "node001", "ssh key"),
-                         {"node": {"node001": [{"secretname": "ssh key", "content": "NEW", "path": "/root/.ssh/id_rsa"}]}})
+                         {"node": {"node001": [{"name": "ssh key", "secretname": "ssh key", "content": "NEW", "path": "/root/.ssh/id_rsa"}]}})
 
     def test_node_secrets_include_group(self) -> None:
         """A node's secrets come with its group's; readonly views are masked."""
-        self.write(objects.put_secrets, "group", "compute", [{"secretname": "munge", "content": "MUNGE"}])
-        self.write(objects.put_secrets, "node", "node002", [{"secretname": "host", "content": "HOST", "path": "/etc/h"}])
+        self.write(objects.put_secrets, "group", "compute", [{"name": "munge", "secretname": "munge", "content": "MUNGE"}])
+        self.write(objects.put_secrets, "node", "node002", [{"name": "host", "secretname": "host", "content": "HOST", "path": "/etc/h"}])
         self.assertEqual(self.store.secrets("node", "node002"), {
-            "node": {"node002": [{"secretname": "host", "content": "HOST", "path": "/etc/h"}]},
-            "group": {"compute": [{"secretname": "munge", "content": "MUNGE", "path": None}]},
+            "node": {"node002": [{"name": "host", "secretname": "host", "content": "HOST", "path": "/etc/h"}]},
+            "group": {"compute": [{"name": "munge", "secretname": "munge", "content": "MUNGE", "path": None}]},
         })
         self.assertEqual(self.store.secrets("group", "compute", reveal=False),
-                         {"group": {"compute": [{"secretname": "munge", "content": "********", "path": None}]}})
+                         {"group": {"compute": [{"name": "munge", "secretname": "munge", "content": "********", "path": None}]}})
         self.assertEqual(self.store.secrets(), {
-            "node": {"node002": [{"secretname": "host", "content": "HOST", "path": "/etc/h"}]},
-            "group": {"compute": [{"secretname": "munge", "content": "MUNGE", "path": None}]},
+            "node": {"node002": [{"name": "host", "secretname": "host", "content": "HOST", "path": "/etc/h"}]},
+            "group": {"compute": [{"name": "munge", "secretname": "munge", "content": "MUNGE", "path": None}]},
         })
 
     def test_rename_clone_delete(self) -> None:
         """A secret can be renamed (newsecretname), cloned (overrides apply) and deleted."""
-        self.write(objects.put_secrets, "node", "node001", [{"secretname": "a", "content": "A", "path": "/a"}])
+        self.write(objects.put_secrets, "node", "node001", [{"name": "a", "secretname": "a", "content": "A", "path": "/a"}])
         self.assertEqual(self.write(objects.put_secrets, "node", "node001", [{"secretname": "a", "newsecretname": "b"}]),
                          "updated")
         self.write(objects.clone_secret, "node", "node001", "b", [{"secretname": "b", "newsecretname": "c", "path": "/c"}])
         self.assertEqual(self.store.secrets("node", "node001")["node"]["node001"], [
-            {"secretname": "b", "content": "A", "path": "/a"},
-            {"secretname": "c", "content": "A", "path": "/c"},
+            {"name": "b", "secretname": "b", "content": "A", "path": "/a"},
+            {"name": "c", "secretname": "c", "content": "A", "path": "/c"},
         ])
         self.write(objects.delete_secret, "node", "node001", "b")
         self.assertEqual(self.store.secrets("node", "node001")["node"]["node001"],
-                         [{"secretname": "c", "content": "A", "path": "/c"}])
+                         [{"name": "c", "secretname": "c", "content": "A", "path": "/c"}])
         self.assertRaises(NotFound, self.store.secrets, "node", "node001", "b")
 
     def test_refusals(self) -> None:
         """Bad secret bodies are refused, naming the item and field."""
-        self.write(objects.put_secrets, "node", "node001", [{"secretname": "a", "content": "A"},
-                                                            {"secretname": "b", "content": "B"}])
+        self.write(objects.put_secrets, "node", "node001", [{"name": "a", "secretname": "a", "content": "A"},
+                                                            {"name": "b", "secretname": "b", "content": "B"}])
         self.assertEqual(self.refused(objects.put_secrets, "node", "node001", [{"secretname": "new"}]),
                          "node001[0].content: required to create secret 'new'")
         self.assertEqual(self.refused(objects.put_secrets, "node", "node001",
-                                      [{"secretname": "x", "content": "X", "path": "relative"}]),
+                                      [{"name": "x", "secretname": "x", "content": "X", "path": "relative"}]),
                          "node001[0].path: 'relative' must be an absolute path")
         self.assertEqual(self.refused(objects.put_secrets, "node", "node001", [{"secretname": "a", "newsecretname": "b"}]),
                          "node001[0].newsecretname: secret 'b' already exists")
@@ -787,16 +787,16 @@ class SecretTests(StoreTestCase):
         self.assertEqual(self.refused(objects.clone_secret, "node", "node001", "a",
                                       [{"secretname": "a", "newsecretname": "b"}]),
                          "newsecretname: secret 'b' already exists")
-        self.assertEqual(self.refused(objects.put_secrets, "node", "node999", [{"secretname": "a", "content": "A"}],
+        self.assertEqual(self.refused(objects.put_secrets, "node", "node999", [{"name": "a", "secretname": "a", "content": "A"}],
                                       error=NotFound), "node 'node999' does not exist")
 
     def test_secrets_follow_owner(self) -> None:
         """A renamed node keeps its secrets; a cloned node copies them; a deleted one loses them."""
-        self.write(objects.put_secrets, "node", "node001", [{"secretname": "a", "content": "A"}])
+        self.write(objects.put_secrets, "node", "node001", [{"name": "a", "secretname": "a", "content": "A"}])
         self.upsert("node", "node001", {"newhostname": "login"})
         self.write(objects.clone, "node", "login", {"newhostname": "login2"})
         self.write(objects.delete, "node", "login")
-        self.assertEqual(self.store.secrets()["node"], {"login2": [{"secretname": "a", "content": "A", "path": None}]})
+        self.assertEqual(self.store.secrets()["node"], {"login2": [{"name": "a", "secretname": "a", "content": "A", "path": None}]})
 
     def test_bmc_password_masked(self) -> None:
         """BMC passwords and switch write communities are shown only when revealed."""
@@ -823,7 +823,7 @@ class TagTests(StoreTestCase):
         }
         self.assertEqual(self.store.tags("compute"), expected)
         self.assertEqual(self.store.tags(), expected)
-        self.assertEqual(self.store.show("osimage", "compute")["tags"], ["v1", "v2"])
+        self.assertEqual(self.store.show("osimage", "compute")["tags"], "v1,v2")
         self.upsert("osimage", "compute", {"newosimage": "rocky"})
         self.assertEqual(self.store.tags("rocky")["v1"]["osimage"], "rocky")
 
@@ -843,7 +843,7 @@ class TagTests(StoreTestCase):
         """tags in an osimage body are output only: ignored, not stored."""
         self.write(objects.put_tag, "compute", {"tag": "v1"})
         self.upsert("osimage", "compute", {"tags": ["x", "y"]})
-        self.assertEqual(self.store.show("osimage", "compute")["tags"], ["v1"])
+        self.assertEqual(self.store.show("osimage", "compute")["tags"], "v1")
 
 
 class UserTests(StoreTestCase):

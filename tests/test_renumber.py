@@ -165,10 +165,10 @@ class RenumberTests(unittest.TestCase):
         )
 
     def test_collision_refused(self) -> None:
-        """A move onto an address held by a device on another network is
-        refused, naming the holder; nothing changes."""
+        """A move onto an address held by a device on another (overlapping)
+        network is refused, naming the holder; nothing changes."""
         result_of(
-            self.store.write(objects.upsert, "network", "other", {"network": "10.142.0.0/16"})
+            self.store.write(objects.upsert, "network", "other", {"network": "10.142.3.0/24"})
         )
         result_of(
             self.store.write(

@@ -267,8 +267,8 @@ class DurabilityTests(RealStoreTestCase):
         self.assertEqual([(d["name"], d["rack"], d["position"]) for d in expected["_inventory"] if d["rack"]],
                          [("node001", "r1", 1), ("pdu1", "r1", 20), ("sw1", "r1", 3)])
         self.assertEqual(expected["_secrets"]["group"]["cpu"], [
-            {"secretname": "munge", "content": "MUNGE", "path": None},
-            {"secretname": "munge2", "content": "MUNGE", "path": None}])
+            {"name": "munge", "secretname": "munge", "content": "MUNGE", "path": None},
+            {"name": "munge2", "secretname": "munge2", "content": "MUNGE", "path": None}])
         second = await self.open()
         self.assertEqual(second.writes, 0)
         got = snapshot(second)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_kinds_table -*-
+# -*- test-case-name: tests.test_kinds_table,tests.clients.test_config_shapes -*-
 """Every object kind luna2d keeps, described once as data.
 
 The store and the config resources read this table and nothing else to know
@@ -12,6 +12,7 @@ test of a kind's name."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -24,6 +25,13 @@ from luna2d.model.fields import (
     INTERFACE_RE,
     KERNEL_OPTIONS_RE,
     Field,
+)
+
+# A bonding mode (balance-rr, active-backup, 802.3ad, 0-6, ...) and the
+# comma-separated interfaces of a bond.
+BOND_MODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+BOND_SLAVES_RE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}(\s*,\s*[A-Za-z0-9][A-Za-z0-9._:-]{0,31}){0,31}$"
 )
 
 # Interface modes:
@@ -79,6 +87,8 @@ class Kind:
         change may alter every entry or network), None (no effect, unless
         the kind holds addresses, which changes the taken set).
     members: what ``_list``/``_member`` answers; None: no such relation.
+    shown_as: (field, other name) pairs: the field's value is answered
+        under the other name too, for clients that read that spelling.
     """
 
     name: str
@@ -95,6 +105,7 @@ class Kind:
     infra: bool = False
     boot: str | None = None
     members: Members | None = None
+    shown_as: tuple[tuple[str, str], ...] = ()
     by_name: dict[str, Field] = dc_field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +118,9 @@ class Kind:
             table[f.name] = f
             for alias in f.aliases:
                 table[alias] = f
+        for fname, _ in self.shown_as:
+            if fname not in table:
+                raise ValueError(f"kind {self.name}: shown_as names unknown field {fname!r}")
         object.__setattr__(self, "by_name", table)
 
     def field(self, name: str) -> Field | None:
@@ -130,6 +144,24 @@ class Kind:
 
 COMMENT = Field("comment", "text", aliases=("comments",), wire="either")
 SCRIPTS = ("prescript", "partscript", "postscript")
+
+# Settings an interface of a node or a group may carry besides its network,
+# address, MAC and options, by the names the TrinityX CLI sends them. They
+# are kept per interface name in the object's ``ifsettings`` (below) and
+# shown on the interface only when set; "" or null unsets one.
+INTERFACE_SETTINGS = (
+    Field("vlanid", "int", minimum=1, maximum=4094),
+    Field("vlan_parent", "str", pattern=INTERFACE_RE),
+    Field("mtu", "int", minimum=68, maximum=65535),
+    Field("dhcp", "bool"),
+    Field("bond_mode", "str", pattern=BOND_MODE_RE),
+    Field("bond_slaves", "str", pattern=BOND_SLAVES_RE),
+)
+# interface name -> {setting: value}, written through the interfaces.
+IFSETTINGS = Field("ifsettings", "map", internal=True)
+# A node's or group's own kernel options replace the image's (as the
+# incumbent daemon does): node, then its group, then its osimage.
+KERNEL_OPTIONS_INHERIT = (("group", "kerneloptions"), ("osimage", "kerneloptions"))
 
 # Where a device sits in a rack: set through /config/rack, not the kind's own POST.
 RACK_FIELDS = (
@@ -166,6 +198,8 @@ NODE = Kind(
         Field("prescript", "script", inherit=(("group", "prescript"),), wire="base64"),
         Field("partscript", "script", inherit=(("group", "partscript"),), wire="base64"),
         Field("postscript", "script", inherit=(("group", "postscript"),), wire="base64"),
+        Field("kerneloptions", "str", aliases=("kernopts",), pattern=KERNEL_OPTIONS_RE,
+              inherit=KERNEL_OPTIONS_INHERIT, wire="either"),
         Field("netboot", "bool", default=True, inherit=(("group", "netboot"),)),
         Field("bootmenu", "bool", default=False, inherit=(("group", "bootmenu"),)),
         Field("localinstall", "bool", default=False, inherit=(("group", "localinstall"),)),
@@ -198,6 +232,7 @@ NODE = Kind(
         Field("armed_until", "int", internal=True),
         Field("install_grant", "choice", choices=("power", "discovery", "manual"), internal=True),
         Field("install_grant_until", "int", internal=True),
+        IFSETTINGS,
     )
     + RACK_FIELDS,
 )
@@ -209,6 +244,8 @@ GROUP = Kind(
     has_secrets=True,
     boot="global",
     members=Members("refers", kind="node", field="group"),
+    # The CLI reads a group's flag as setupbmc (as the incumbent answers it).
+    shown_as=(("bmcsetup", "setupbmc"),),
     fields=(
         # The spec's name for a group's flag is bmcsetup (a node's is
         # setupbmc, inheriting this); the TrinityX CLI sends setupbmc.
@@ -220,6 +257,8 @@ GROUP = Kind(
         Field("partscript", "script", wire="base64"),
         Field("postscript", "script", wire="base64"),
         Field("prescript", "script", wire="base64"),
+        Field("kerneloptions", "str", aliases=("kernopts",), pattern=KERNEL_OPTIONS_RE,
+              inherit=KERNEL_OPTIONS_INHERIT[1:], wire="either"),
         Field("provision_interface", "str", default="BOOTIF", pattern=INTERFACE_RE),
         Field("netboot", "bool", default=True),
         Field("localinstall", "bool", default=False),
@@ -232,6 +271,7 @@ GROUP = Kind(
         Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete")),
         # The discovery menu may give this group's nodes a new MAC without arming.
         Field("mac_reassign", "bool", default=False),
+        IFSETTINGS,
     ),
 )
 
@@ -310,6 +350,7 @@ SWITCH = Kind(
         Field("read", "str", aliases=("readcommunity",), default="public"),
         Field("rw", "secret", aliases=("rwcommunity",), default="private", secret=True),
         Field("vendor", "str"),
+        Field("macaddress", "mac", aliases=("macaddr",)),
         COMMENT,
     )
     + RACK_FIELDS,
@@ -321,7 +362,8 @@ OTHERDEV = Kind(
     interfaces="single",
     rack_device=True,
     members=NO_MEMBERS,
-    fields=(Field("vendor", "str"), COMMENT) + RACK_FIELDS,
+    fields=(Field("vendor", "str"), Field("macaddress", "mac", aliases=("macaddr",)), COMMENT)
+    + RACK_FIELDS,
 )
 
 RACK = Kind(

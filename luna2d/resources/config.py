@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_api_config,tests.boot.test_policy -*-
+# -*- test-case-name: tests.test_api_config,tests.boot.test_policy,tests.clients -*-
 """``/config``: one set of handlers for every object kind, plus the few
 endpoints that only some kinds have (network addresses, osimage tags,
 secrets, racks, the cluster)."""
@@ -103,11 +103,19 @@ class ConfigAPI:
         self.auth.reader(request)
         return reply(request, _wrap("network", name, {"taken": self.store.taken(_name("network", name))}))
 
+    def network_members(self, request: Any, name: str) -> bytes:
+        """A network's members, and its taken addresses as ``luna network
+        reserve`` reads them (``taken``: ipaddress and device, as ``_list``)."""
+        self.auth.reader(request)
+        network = _name("network", name)
+        answer = {"members": self.store.members("network", network), "taken": self.store.taken(network)}
+        return reply(request, _wrap("network", name, answer))
+
     @app.route("/network/<name>/<ip>", methods=["GET"])
     async def ipinfo(self, request: Any, name: str, ip: str) -> bytes:
         # This route shadows the generic GET routes of a network.
         if ip == "_member":
-            return self.members(request, "network", name)
+            return self.network_members(request, name)
         if ip == "_delete":
             return await self.delete(request, "network", name)
         if ip == "interfaces":
@@ -155,8 +163,9 @@ class ConfigAPI:
     async def tag(self, request: Any, name: str) -> bytes:
         self.auth.admin(request)
         body = single(read_json(request), "osimage", name)
-        created = await self.store.write(objects.put_tag, _name("osimage", name), body)
-        return _created_or_updated(request, created, f"tag created for osimage {name}")
+        # 204 whether the tag is new or moved, as the spec and the CLI want.
+        await self.store.write(objects.put_tag, _name("osimage", name), body)
+        return no_content(request)
 
     @app.route("/osimage/<name>/osimagetag/<tag>/_delete", methods=["GET"])
     async def tag_delete(self, request: Any, name: str, tag: str) -> bytes:

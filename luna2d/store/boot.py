@@ -177,7 +177,7 @@ def boot_script(
     if missing:
         reason = f"osimage {image.name} has no {' and no '.join(missing)}"
         return "noboot.ipxe.j2", {**common, "reason": reason}
-    options = image.data.get("kerneloptions") or ""
+    options = views.kernel_options(reader, node)
     if not KERNEL_OPTIONS_RE.fullmatch(options):
         # Stored before luna2d refused them: never put them on the imgargs line.
         reason = (

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_kinds_table -*-
+# -*- test-case-name: tests.test_objects,tests.test_kinds_table,tests.clients.test_config_shapes -*-
 """The generic object machinery: create-or-update, rename, clone and
 delete of any kind. Every function works on a Tx and raises LunaError
 values; nothing here does I/O. What differs between kinds comes from the
@@ -60,6 +60,9 @@ def upsert(tx: Tx, kind_name: str, name: str, raw: Any, allow_create: bool = Tru
     if existing is None:
         if not allow_create:
             raise NotFound(f"{kind.name} {name!r} does not exist")
+        if body.new_name is not None:
+            # A rename of a missing object is a mistake, not a create.
+            raise NotFound(f"{kind.name} {name!r} does not exist; there is nothing to rename")
         missing = [f for f in kind.required if body.values.get(f) is None]
         if missing:
             raise Invalid(f"{missing[0]}: required to create {kind.name} {name!r}")
@@ -157,8 +160,8 @@ def _interface_mode(kind_name: str) -> hooks.Hooks:
 
 
 def put_interfaces(tx: Tx, kind_name: str, name: str, entries: Any) -> bool:
-    """POST .../interfaces: add or update the listed interfaces; True when
-    any of them is new."""
+    """POST .../interfaces: add, update or rename the listed interfaces;
+    True when any of them is new."""
     mode = _interface_mode(kind_name)
     obj = tx.edit(require(tx, kind_name, name))
     if not isinstance(entries, list) or not entries:
@@ -166,6 +169,9 @@ def put_interfaces(tx: Tx, kind_name: str, name: str, entries: Any) -> bool:
     before = {item.name for item in obj.ifaces}
     for index, entry in enumerate(entries):
         mode.put_interface(tx, obj, entry, f"interfaces[{index}]")
+        renamed = entry.get(interfaces.RENAME_KEY) if isinstance(entry, dict) else None
+        if entry.get("interface") in before and isinstance(renamed, str):
+            before.add(renamed)  # a renamed interface is not a new one
     return any(item.name not in before for item in obj.ifaces)
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_kinds_table -*-
+# -*- test-case-name: tests.test_objects,tests.test_kinds_table,tests.clients.test_config_shapes -*-
 """The interface modes of the kind table, as hooks:
 
 - ``multi``: named interfaces with a network, an address and a MAC (nodes);
@@ -9,13 +9,18 @@
 - ``single``: one address (switches, other devices, controllers), in
   ``store/single.py``.
 
+Interfaces of both named modes carry the settings of the kind table's
+``INTERFACE_SETTINGS`` (VLAN, MTU, DHCP, bonding), kept per interface name
+in the object's ``ifsettings``, and may be renamed (``newinterfacename``
+in an interface entry, as the TrinityX CLI sends it).
+
 Addresses themselves are chosen and checked by ``store/ipam.py``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from luna2d.errors import Invalid
+from luna2d.errors import Invalid, NotFound
 from luna2d.model.fields import (
     INTERFACE_RE,
     NAME_RE,
@@ -24,15 +29,17 @@ from luna2d.model.fields import (
     encode_field,
     normalize_mac,
 )
-from luna2d.model.kinds import KINDS, NETWORK, Kind
+from luna2d.model.kinds import IFSETTINGS, INTERFACE_SETTINGS, KINDS, NETWORK, Kind
 from luna2d.store import hooks, ipam
 from luna2d.store.body import Body
 from luna2d.store.state import Iface, Obj, Tx
 from luna2d.store.views import provision_iface
 
+SETTINGS: dict[str, Field] = {f.name: f for f in INTERFACE_SETTINGS}
+RENAME_KEY = "newinterfacename"
 IFACE_KEYS = frozenset(
-    {"interface", "network", "ipaddress", "macaddress", "options", "force", "vlanid", "dhcp"}
-)
+    {"interface", "network", "ipaddress", "macaddress", "options", "force", RENAME_KEY}
+) | frozenset(SETTINGS)
 _FORCE = Field("force", "bool")
 _OPTIONS = Field("options", "str", wire="either")
 
@@ -64,6 +71,95 @@ def options_of(entry: dict[str, Any], old: Iface | None, label: str) -> str | No
         value: str | None = coerce(_OPTIONS, entry.get("options"), f"{label}.options")
         return value
     return old.options if old else None
+
+
+def settings_of(obj: Obj, name: str) -> dict[str, Any]:
+    """The settings (VLAN, MTU, DHCP, bonding) of ``obj``'s interface ``name``."""
+    return dict((obj.data.get(IFSETTINGS.name) or {}).get(name) or {})
+
+
+def _store_settings(obj: Obj, name: str, values: dict[str, Any]) -> None:
+    every = dict(obj.data.get(IFSETTINGS.name) or {})
+    if values:
+        every[name] = values
+    else:
+        every.pop(name, None)
+    if every:
+        obj.data[IFSETTINGS.name] = every
+    else:
+        obj.data.pop(IFSETTINGS.name, None)
+
+
+def put_settings(obj: Obj, name: str, entry: dict[str, Any], label: str) -> None:
+    """Set on the edited ``obj``'s interface ``name`` the settings ``entry``
+    names; "" or null unsets one."""
+    values = settings_of(obj, name)
+    for key, f in SETTINGS.items():
+        if key not in entry:
+            continue
+        raw = entry[key]
+        if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+            values.pop(key, None)
+            continue
+        value = coerce(f, raw, f"{label}.{key}")
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    _store_settings(obj, name, values)
+
+
+def drop_settings(obj: Obj, name: str) -> None:
+    """Forget the settings of an interface that is gone."""
+    if name in (obj.data.get(IFSETTINGS.name) or {}):
+        _store_settings(obj, name, {})
+
+
+def rename_iface(tx: Tx, obj: Obj, old_name: str, new_name: Any, label: str) -> None:
+    """Give the edited ``obj``'s interface ``old_name`` the name
+    ``new_name``, with its network, address, MAC, options, settings and
+    place. When it is the object's provisioning interface, the object's own
+    ``provision_interface`` follows; one inherited from elsewhere is not
+    changed behind the admin's back: the rename is refused."""
+    if not isinstance(new_name, str) or not INTERFACE_RE.fullmatch(new_name):
+        raise Invalid(f"{label}.{RENAME_KEY}: {new_name!r} is not a valid interface name")
+    item = obj.iface(old_name)
+    if item is None:
+        raise NotFound(f"{obj.kind} {obj.name!r} has no interface {old_name!r}")
+    if new_name == old_name:
+        return
+    if obj.iface(new_name) is not None:
+        raise Invalid(
+            f"{label}.{RENAME_KEY}: {obj.kind} {obj.name} already has an interface {new_name}"
+        )
+    if KINDS[obj.kind].field("provision_interface") is not None:
+        if obj.data.get("provision_interface") == old_name:
+            obj.data["provision_interface"] = new_name
+        elif provision_iface(tx, obj) == old_name:
+            raise Invalid(
+                f"{label}.{RENAME_KEY}: {old_name} is the provisioning interface of "
+                f"{obj.kind} {obj.name} (provision_interface, inherited); set "
+                f"provision_interface to {new_name} in the same request"
+            )
+    index = obj.ifaces.index(item)
+    tx.drop_iface(obj, old_name)
+    tx.put_iface(obj, Iface(new_name, item.network, item.ip, item.mac, item.options))
+    obj.ifaces.insert(index, obj.ifaces.pop())
+    moved = settings_of(obj, old_name)
+    drop_settings(obj, old_name)
+    _store_settings(obj, new_name, moved)
+
+
+def renamed_entry(tx: Tx, obj: Obj, entry: dict[str, Any], label: str) -> dict[str, Any]:
+    """``entry`` after the rename it asks for (if any), naming the interface
+    by its new name."""
+    if entry.get(RENAME_KEY) in (None, ""):
+        return entry
+    old_name = iface_name(entry, label)
+    rename_iface(tx, obj, old_name, entry[RENAME_KEY], label)
+    rest = {k: v for k, v in entry.items() if k != RENAME_KEY}
+    rest["interface"] = entry[RENAME_KEY]
+    return rest
 
 
 def network_named(tx: Tx, value: Any, label: str) -> Obj:
@@ -103,7 +199,7 @@ def _parent(tx: Tx, obj: Obj) -> Obj | None:
 
 def put_multi_iface(tx: Tx, obj: Obj, raw: Any, label: str, force_all: bool = False) -> None:
     """Add or update one interface of a node from an API entry."""
-    entry = entry_of(raw, label)
+    entry = renamed_entry(tx, obj, entry_of(raw, label), label)
     name = iface_name(entry, label)
     force = coerce(_FORCE, entry.get("force"), f"{label}.force") or force_all
     old = obj.iface(name)
@@ -151,6 +247,7 @@ def put_multi_iface(tx: Tx, obj: Obj, raw: Any, label: str, force_all: bool = Fa
     tx.put_iface(
         obj, Iface(name, network.id if network else None, ip, mac, options_of(entry, old, label))
     )
+    put_settings(obj, name, entry, label)
 
 
 def fill_from(tx: Tx, obj: Obj, template: Obj | None) -> None:
@@ -163,6 +260,7 @@ def fill_from(tx: Tx, obj: Obj, template: Obj | None) -> None:
                 entry: dict[str, Any] = {
                     "interface": item.name,
                     "options": wire_options(item.options),
+                    **settings_of(source, item.name),
                 }
                 network = tx.obj(item.network)
                 if network is not None:
@@ -181,6 +279,8 @@ def regroup(tx: Tx, obj: Obj) -> None:
         network = tx.obj(item.network)
         if mine is None or network is None:
             entry: dict[str, Any] = {"interface": item.name}
+            if mine is None:
+                entry.update(settings_of(parent, item.name))
             if network is not None:
                 entry["network"] = network.name
             put_multi_iface(tx, obj, entry, f"interface {item.name}")
@@ -223,6 +323,7 @@ class MultiInterfaces(hooks.Hooks):
 
     def drop_interface(self, tx: Tx, obj: Obj, name: str) -> None:
         tx.drop_iface(obj, name)
+        drop_settings(obj, name)
 
 
 def interface_views(reader: Any, obj: Obj) -> list[dict[str, Any]]:
@@ -239,6 +340,7 @@ def interface_views(reader: Any, obj: Obj) -> list[dict[str, Any]]:
             entry["ipaddress"] = item.ip
             entry["macaddress"] = item.mac
         entry["options"] = wire_options(item.options)
+        entry.update(settings_of(obj, item.name))
         out.append(entry)
     return out
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_renumber -*-
+# -*- test-case-name: tests.test_objects,tests.test_renumber,tests.clients.test_config_shapes -*-
 """Networks: their addresses checked on every change, and renumbering of
 every interface on a network whose CIDR moves."""
 
@@ -50,10 +50,20 @@ def _check_range(tx: Tx, network: Obj, net: ipam.Network, body: Body, created: b
             )
 
 
+def check_cidr_free(tx: Tx, network: Obj, net: ipam.Network) -> None:
+    """Refuse a second network with the CIDR of an existing one: the
+    addresses in it would have two owners (DHCP, IPAM, DNS)."""
+    for other in tx.all(NETWORK.name):
+        if other.id != network.id and other.data.get("network") and ipam.net_of(other) == net:
+            raise Invalid(f"network: {net} is already the network of {other.name}")
+
+
 def check_network(tx: Tx, network: Obj, before: dict[str, Any], body: Body, created: bool) -> None:
     """Check a network's addresses and renumber its devices when its CIDR moves."""
     net = ipam.net_of(network)
     old_cidr = before.get("network")
+    if created or old_cidr != network.data["network"]:
+        check_cidr_free(tx, network, net)
     if old_cidr and old_cidr != network.data["network"]:
         old = ipam.parse_network(old_cidr)
         if old.version != net.version:

@@ -1,8 +1,13 @@
-# -*- test-case-name: tests.test_objects,tests.test_api_config -*-
+# -*- test-case-name: tests.test_objects,tests.test_api_config,tests.clients.test_config_shapes -*-
 """Objects as the API shows them: inheritance resolved, references named,
 scripts base64-encoded, secrets shown only when asked to. What a kind shows
 beyond its stored fields (interfaces, a rack's devices) comes from the
-hooks registered for it."""
+hooks registered for it.
+
+The shapes follow what the TrinityX clients read (docs/API.md, "Answers
+the clients read"): a script nobody set is "" (the CLI strips it), a list
+of strings is one comma-separated string (the CLI's table breaks on a JSON
+list of strings; lists are accepted on input too)."""
 
 from __future__ import annotations
 
@@ -19,12 +24,18 @@ MASK = "********"
 
 def parent(reader: Any, obj: Obj, kind: str) -> Obj | None:
     """The object ``obj`` inherits from at level ``kind``: the one its field
-    ``kind`` names, or the one object of a singleton kind."""
+    ``kind`` names (itself resolved through inheritance: a node's osimage
+    may come from its group), or the one object of a singleton kind."""
     found: Obj | None
     if KINDS[kind].singleton:
         found = reader.singleton(kind)
     else:
-        found = reader.obj(obj.data.get(kind))
+        own = KINDS[obj.kind]
+        ref = own.by_name.get(kind)
+        if ref is not None and ref.type == "ref" and ref.inherit:
+            found = reader.obj(resolve(reader, own, obj, ref)[0])
+        else:
+            found = reader.obj(obj.data.get(kind))
     return found
 
 
@@ -43,11 +54,11 @@ def resolve(reader: Any, kind: Kind, obj: Obj, f: Field) -> tuple[Any, str]:
 
 
 def present(reader: Any, f: Field, value: Any, reveal: bool) -> Any:
-    """A stored value as the API shows it (a map by its sorted keys)."""
+    """A stored value as the API shows it (a map by its sorted keys, comma-separated)."""
     if f.type == "map":
-        return sorted(value or {})
+        return ",".join(sorted(value or {}))
     if value is None:
-        return None
+        return "" if f.type == "script" else None
     if f.type == "ref":
         target = reader.obj(value)
         return target.name if target is not None else None
@@ -56,7 +67,8 @@ def present(reader: Any, f: Field, value: Any, reveal: bool) -> Any:
     if f.wire is not None and isinstance(value, str):
         return encode_field(f, value)
     if f.type == "list":
-        return list(value)
+        joined = ",".join(value)
+        return encode_field(f, joined) if f.wire is not None else joined
     return value
 
 
@@ -65,6 +77,15 @@ def provision_iface(reader: Any, obj: Obj) -> str:
     kind = KINDS[obj.kind]
     value, _ = resolve(reader, kind, obj, kind.by_name["provision_interface"])
     return value or "BOOTIF"
+
+
+def kernel_options(reader: Any, obj: Obj) -> str:
+    """The kernel options ``obj`` (a node) boots with: its own, else its
+    group's, else its osimage's; they replace each other, as in the
+    incumbent daemon, rather than add up."""
+    kind = KINDS[obj.kind]
+    value, _ = resolve(reader, kind, obj, kind.by_name["kerneloptions"])
+    return str(value or "")
 
 
 def view(reader: Any, obj: Obj, reveal: bool = True) -> dict[str, Any]:
@@ -91,6 +112,8 @@ def view(reader: Any, obj: Obj, reveal: bool = True) -> dict[str, Any]:
         out[f.name] = present(reader, f, value, reveal)
     for hook in hooks.of(kind):
         hook.show(reader, obj, out)
+    for fname, other in kind.shown_as:
+        out[other] = out[fname]
     if any(f.inherit for f in kind.fields):
         out.update(sources)
         out["_override"] = override
@@ -98,8 +121,10 @@ def view(reader: Any, obj: Obj, reveal: bool = True) -> dict[str, Any]:
 
 
 def secrets_of(obj: Obj, reveal: bool, only: str | None = None) -> list[dict[str, Any]]:
+    # The spec keys a secret ``secretname``; the CLI reads ``name``: both.
     return [
         {
+            "name": s.name,
             "secretname": s.name,
             "content": wire.encode_bytes(s.content) if reveal else MASK,
             "path": s.path,

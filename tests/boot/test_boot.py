@@ -156,7 +156,7 @@ class SearchTests(unittest.TestCase):
     def test_osimage_tag_files(self) -> None:
         """A node on an osimage tag boots the tag's kernel and initrd."""
         code, _ = self.api.post("/config/osimage/compute/tag", {"config": {"osimage": {"compute": {"tag": "v1"}}}})
-        self.assertEqual(code, 201)
+        self.assertEqual(code, 204)  # issue 10: the spec and the CLI want 204
         self.api.update("osimage", "compute", {"kernelfile": "new-vmlinuz", "initrdfile": "new-initrd"})
         self.assertIn("/files/new-vmlinuz ", self.api.script(f"/boot/search/mac/{MAC}"))
         self.api.update("node", "node001", {"osimagetag": "v1"})
