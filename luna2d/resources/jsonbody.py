@@ -19,6 +19,7 @@ a malformed body first, this reports the depth first)."""
 
 from __future__ import annotations
 
+import codecs
 import gc
 import json
 import re
@@ -99,14 +100,44 @@ def parse(raw: bytes) -> Any:
             return stop.value
 
 
+# Decoding and the surrogate search go over the whole body; done in 1 MiB
+# pieces, each step costs about a millisecond instead of 25 ms at 34 MiB.
+CHUNK = 1 << 20
+
+
+def _decode(raw: bytes) -> Generator[None, None, str]:
+    """``raw`` decoded as ``read_json`` decodes it, a piece per step; a
+    decoding error is the one-shot decoder's, with its positions."""
+    encoding = json.detect_encoding(raw)
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    parts: list[str] = []
+    try:
+        for start in range(0, len(raw), CHUNK):
+            piece = raw[start : start + CHUNK]
+            parts.append(decoder.decode(piece, final=start + CHUNK >= len(raw)))
+            yield
+    except UnicodeDecodeError:
+        raw.decode(encoding)  # raises the same error with whole-body positions
+        raise
+    return "".join(parts)
+
+
+def _has_surrogate_escape(text: str) -> Generator[None, None, bool]:
+    """Whether ``text`` holds a ``\\udXXX`` escape, searched a piece per step
+    (pieces overlap so that an escape across a boundary is found)."""
+    for start in range(0, len(text), CHUNK):
+        if _SURROGATE_ESCAPE.search(text, max(0, start - 8), start + CHUNK) is not None:
+            return True
+        yield
+    return False
+
+
 def _steps(raw: bytes) -> Generator[None, None, Any]:
     if not raw.strip():
         raise Invalid("request body is empty; a JSON object is required")
     try:
-        text = raw.decode(json.detect_encoding(raw))
-        yield
-        surrogates = _SURROGATE_ESCAPE.search(text) is not None
-        yield
+        text = yield from _decode(raw)
+        surrogates = yield from _has_surrogate_escape(text)
         value, bad = yield from _parse(text, surrogates)
     except _TooDeep:
         raise Invalid(f"request body is nested deeper than {MAX_DEPTH} levels") from None
