@@ -22,6 +22,7 @@ from luna2d.protocols.dhcp.policy import EVENTS, Lease, LeaseChange, Policy, Set
 from luna2d.protocols.dhcp.protocol import (
     COUNTERS,
     RECEIVE_BUFFER,
+    READ_BUDGET,
     DHCPProtocol,
     DHCPServer,
     InterfaceError,
@@ -312,6 +313,25 @@ class LoopbackServerTests(DaemonCase):
         assert reply is not None
         self.assertEqual(reply.yiaddr, "127.0.0.5")
         self.assertEqual(self.server.stats["malformed"], 3)
+
+    async def test_one_callback_reads_a_bounded_batch(self) -> None:
+        """A backlog of 400 datagrams (120 KB) is not read in one reactor
+        callback: one read of the real socket takes at most READ_BUDGET
+        bytes of them, and the rest wait for the next turn."""
+        self.load.callback([])
+        port = self.server.ports[0]
+        port.stopReading()
+        datagram = b"\x00" * 300
+        for _ in range(400):
+            self.client.write(datagram, ("127.0.0.1", self.server.port))
+        await task.deferLater(self.reactor, 0.05, lambda: None)
+        port.doRead()
+        first = self.server.stats["malformed"]
+        self.assertGreater(first, 0)
+        self.assertLessEqual(first, READ_BUDGET // len(datagram) + 1)
+        port.startReading()
+        while self.server.stats["malformed"] < 400:
+            await task.deferLater(self.reactor, 0.01, lambda: None)
 
     async def test_stop_closes_sockets(self) -> None:
         """After stopService the port is free again and nothing answers."""
