@@ -232,9 +232,10 @@ class ConfigAPI:
     def _secret_outcome(request: Any, outcome: str, owner_kind: str, owner: str) -> bytes:
         if outcome == "created":
             return message(request, f"secrets created for {owner_kind} {owner}", 201)
-        if outcome == "updated":
-            return no_content(request)
-        return message(request, f"secrets of {owner_kind} {owner} unchanged", 200)
+        # "updated" and "unchanged" both answer 204: the CLI's `secrets change`
+        # reads 204 as success, and every other kind answers 204 to a POST
+        # that changes nothing.
+        return no_content(request)
 
     @app.route("/secrets/<owner_kind>/<owner>/<secret>", methods=["GET"])
     def secret_show(self, request: Any, owner_kind: str, owner: str, secret: str) -> bytes:

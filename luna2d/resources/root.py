@@ -67,7 +67,7 @@ class RootAPI:
         # Long-running and bulk requests, polled at /control/status and /config/status.
         self.requests = RequestTable(auth.clock)
         self.control = ControlAPI(store, auth, ipmi, limit=control_parallel,
-                                  requests=self.requests)
+                                  requests=self.requests, actions=self.services.actions)
         self.commit = git_commit(Path(luna2d.__file__).resolve().parent)
 
     @app.route("/token", methods=["POST"])

@@ -1,0 +1,124 @@
+"""Contract tests for what the unmodified ``luna`` CLI met against luna2d
+once the parts of issue 10 were merged (docs/notes/h4-cli.md):
+
+- ``luna secrets change`` reads only 204 as success, and sends its change
+  even when the content is what is stored: a POST that changes nothing
+  answers 204 too (it answered 200, and the CLI printed an error);
+- a bulk control request (``luna control power on node[001-002]``) is
+  listed by ``GET /monitor/queue`` while it runs, under the request_id the
+  client was given, and by ``GET /monitor/status`` once finished, with a
+  message saying how many nodes were done and which failed, in the shapes
+  ``luna monitor queue|status`` read (tests/clients/test_monitor.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from typing import Any
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from luna2d.ipmi.session import Fault, Success
+from tests.clients.test_control import HeldIPMI
+from tests.clients.test_monitor import QUEUE_COLUMNS, STATUS_COLUMNS
+from tests.ipmi.test_control import bulk
+from tests.support import ADMIN, API, hash_inline
+
+
+def secret_body(owner: str, content: bytes) -> dict:
+    """The body ``luna secrets change node <owner> lic -qc <file>`` sends."""
+    item = {"name": "lic", "content": base64.b64encode(content).decode("ascii")}
+    return {"config": {"secrets": {"node": {owner: [item]}}}}
+
+
+class SecretsChangeTests(unittest.TestCase):
+    def setUp(self) -> None:
+        hash_inline(self)
+        self.api = API()
+        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
+        self.addCleanup(lambda: self.api.store.pool.close())
+        self.assertEqual(self.api.post("/config/node/node001", {"config": {"node": {
+            "node001": {"group": "compute"}}}})[0] in (201, 204), True)
+
+    def test_change_to_the_same_content_is_204(self) -> None:
+        """Add (201), change to new bytes (204), change to the same bytes
+        again (204, no body, nothing lost), for both POST routes the CLI uses."""
+        path = "/config/secrets/node/node001"
+        self.assertEqual(self.api.post(path, secret_body("node001", b"v1"))[0], 201)
+        self.assertEqual(self.api.post(f"{path}/lic", secret_body("node001", b"v2"))[0], 204)
+        for route in (path, f"{path}/lic"):
+            code, body = self.api.post(route, secret_body("node001", b"v2"))
+            self.assertEqual(code, 204, body)
+        owner = self.api.store.state.get("node", "node001")
+        self.assertEqual(owner.secret("lic").content, b"v2")
+
+
+class ControlInMonitorTests(unittest.TestCase):
+    """Bulk control requests in /monitor/queue and /monitor/status (StubTreq,
+    a Clock, BMCs answered by the test)."""
+
+    def setUp(self) -> None:
+        hash_inline(self)
+        self.ipmi = HeldIPMI()
+        self.api = API(ipmi=self.ipmi)
+        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
+        self.addCleanup(lambda: self.api.store.pool.close())
+
+    def post(self, hosts: str) -> Any:
+        body = json.dumps(bulk("power", "on", hosts)).encode()
+        d: defer.Deferred[Any] = self.api.treq.request(
+            "POST", "http://luna/control/action/power/_on", data=body,
+            headers={"x-access-tokens": self.api.admin_token})
+        self.api.treq.flush()
+        self.api.clock.advance(3)
+        self.api.treq.flush()
+        response = self.successResultOf(d)
+        content = response.content()
+        self.api.treq.flush()
+        return response.code, json.loads(self.successResultOf(content))
+
+    def monitor(self, what: str) -> list[dict[str, Any]]:
+        code, body = self.api.get(f"/monitor/{what}")
+        self.assertEqual(code, 200, body)
+        rows = body["monitor"][what]
+        self.assertIsInstance(rows, list)
+        return rows
+
+    def test_running_then_finished(self) -> None:
+        """While node002's BMC is silent the request is in the queue (one
+        row, the CLI's columns, the POST's request_id, the hostlist in its
+        task) and not in the status list; once node002 fails, it leaves the
+        queue and its message names the count and the failed node."""
+        code, body = self.post("node[001-002]")
+        self.assertEqual(code, 200, body)
+        self.ipmi.pending["node001"].callback(Success("on"))
+        self.api.treq.flush()
+        request_id = body["request_id"]
+        [row] = self.monitor("queue")
+        self.assertEqual(set(row), QUEUE_COLUMNS)
+        self.assertEqual((row["request_id"], row["subsystem"], row["status"]),
+                         (request_id, "control", "in progress"))
+        self.assertIn("power on node[001-002]", row["task"])
+        self.assertEqual(row["username_initiator"], ADMIN)
+        self.assertEqual(self.monitor("status"), [])
+        self.ipmi.pending["node002"].callback(Fault("timeout", "no answer from the BMC"))
+        self.api.treq.flush()
+        self.assertEqual(self.monitor("queue"), [])
+        [row] = self.monitor("status")
+        self.assertEqual(set(row), STATUS_COLUMNS)
+        self.assertEqual(row["request_id"], request_id)
+        self.assertEqual(row["message"],
+                         "power on node[001-002]: 1 of 2 nodes done; failed: node002")
+
+    def test_all_done(self) -> None:
+        """A request whose nodes all answer at once is finished in the POST:
+        nothing queued, one status message without failures."""
+        self.post("node001")  # nothing answered yet: queued
+        self.assertEqual(len(self.monitor("queue")), 1)
+        self.ipmi.pending["node001"].callback(Success("on"))
+        self.api.treq.flush()
+        self.assertEqual(self.monitor("queue"), [])
+        self.assertEqual([row["message"] for row in self.monitor("status")],
+                         ["power on node001: 1 of 1 nodes done"])
