@@ -58,14 +58,14 @@ class RootAPI:
                  control_parallel: int = 256) -> None:
         self.store = store
         self.auth = auth
-        self.config_api = ConfigAPI(store, auth, ini_admin)
+        # Long-running and bulk requests, polled at /control/status and /config/status.
+        self.requests = RequestTable(auth.clock)
+        self.config_api = ConfigAPI(store, auth, ini_admin, self.requests)
         self.boot = BootAPI(store, auth)
         self.files = FilesAPI(store, auth, files, ipxe)
         self.services = with_luna2(services, store, self.boot.renderer)
         self.monitor = MonitorAPI(store, auth, self.services)
         self.service = ServiceAPI(auth, self.services)
-        # Long-running and bulk requests, polled at /control/status and /config/status.
-        self.requests = RequestTable(auth.clock)
         self.control = ControlAPI(store, auth, ipmi, limit=control_parallel,
                                   requests=self.requests, actions=self.services.actions)
         self.commit = git_commit(Path(luna2d.__file__).resolve().parent)

@@ -8,7 +8,14 @@ once the parts of issue 10 were merged (docs/notes/h4-cli.md):
   listed by ``GET /monitor/queue`` while it runs, under the request_id the
   client was given, and by ``GET /monitor/status`` once finished, with a
   message saying how many nodes were done and which failed, in the shapes
-  ``luna monitor queue|status`` read (tests/clients/test_monitor.py)."""
+  ``luna monitor queue|status`` read (tests/clients/test_monitor.py);
+- ``luna osimage clone`` reads only a 200 with a ``request_id`` and then
+  polls ``/config/status/<id>`` until 404, printing each ``message`` line;
+  any other answer prints "not Cloned". With ``--nocopy`` luna2d clones
+  the record and answers so; without it (copying the image's files comes
+  with issue 11) it answers 503 with a message and creates nothing (it
+  answered 201 and created the copy, and the CLI printed
+  "[ FAILED ] ... not Cloned: osimage ... cloned as ...")."""
 
 from __future__ import annotations
 
@@ -122,3 +129,57 @@ class ControlInMonitorTests(unittest.TestCase):
         self.assertEqual(self.monitor("queue"), [])
         self.assertEqual([row["message"] for row in self.monitor("status")],
                          ["power on node001: 1 of 1 nodes done"])
+
+
+def clone_body(name: str, new: str, **options: Any) -> dict:
+    """The body ``luna osimage clone <name> <new> [--nocopy]`` sends."""
+    return {"config": {"osimage": {name: dict({"name": name, "newosimage": new}, **options)}}}
+
+
+class OsimageCloneTests(unittest.TestCase):
+    def setUp(self) -> None:
+        hash_inline(self)
+        self.api = API()
+        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
+        self.addCleanup(lambda: self.api.store.pool.close())
+
+    def osimages(self) -> set[str]:
+        code, body = self.api.get("/config/osimage")
+        self.assertEqual(code, 200, body)
+        return set(body["config"]["osimage"])
+
+    def test_nocopy_polled_to_the_end(self) -> None:
+        """``--nocopy``: 200 with a request_id; the CLI's poll shows one line
+        naming the copy and its path, then 404; the copy exists with the
+        source's path."""
+        code, body = self.api.post("/config/osimage/compute/_clone",
+                                   clone_body("compute", "img2", nocopy=True))
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body["message"], "osimage compute cloned as img2")
+        code, status = self.api.get(f"/config/status/{body['request_id']}")
+        self.assertEqual((code, status["status"]), (200, 200), status)
+        path = self.api.store.show("osimage", "compute")["path"]
+        self.assertEqual(status["message"].split(";;"),
+                         [f"img2: cloned from compute without its files (nocopy); path {path}"])
+        code, _ = self.api.get(f"/config/status/{body['request_id']}")
+        self.assertEqual(code, 404)
+        self.assertEqual(self.api.store.show("osimage", "img2")["path"], path)
+
+    def test_copy_refused_cleanly(self) -> None:
+        """Without --nocopy (and with --bare): 503 with a message saying
+        what is missing and what works; nothing is created. An unknown
+        source is 404, a nocopy that is not a boolean 400."""
+        before = self.osimages()
+        for options in ({}, {"bare": True}):
+            code, body = self.api.post("/config/osimage/compute/_clone",
+                                       clone_body("compute", "img2", **options))
+            self.assertEqual(code, 503, body)
+            self.assertIn("nocopy", body["message"])
+            self.assertNotIn("request_id", body)
+        code, body = self.api.post("/config/osimage/ghost/_clone",
+                                   clone_body("ghost", "img2", nocopy=True))
+        self.assertEqual((code, body), (404, {"message": "osimage 'ghost' does not exist"}))
+        code, body = self.api.post("/config/osimage/compute/_clone",
+                                   clone_body("compute", "img2", nocopy="maybe"))
+        self.assertEqual((code, body), (400, {"message": "nocopy: expected true or false, got 'maybe'"}))
+        self.assertEqual(self.osimages(), before)
