@@ -15,7 +15,11 @@ once the parts of issue 10 were merged (docs/notes/h4-cli.md):
   the record and answers so; without it (copying the image's files comes
   with issue 11) it answers 503 with a message and creates nothing (it
   answered 201 and created the copy, and the CLI printed
-  "[ FAILED ] ... not Cloned: osimage ... cloned as ...")."""
+  "[ FAILED ] ... not Cloned: osimage ... cloned as ...");
+- ``luna osimage tag remove <o> <tag>`` asks for
+  ``GET //config/osimage/<o>/osimagetag/<tag>/_delete`` (two leading
+  slashes) and reads 204: repeated slashes count as one (they answered
+  404 "no such endpoint")."""
 
 from __future__ import annotations
 
@@ -183,3 +187,32 @@ class OsimageCloneTests(unittest.TestCase):
                                    clone_body("compute", "img2", nocopy="maybe"))
         self.assertEqual((code, body), (400, {"message": "nocopy: expected true or false, got 'maybe'"}))
         self.assertEqual(self.osimages(), before)
+
+
+class RepeatedSlashTests(unittest.TestCase):
+    def setUp(self) -> None:
+        hash_inline(self)
+        self.api = API()
+        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
+        self.addCleanup(lambda: self.api.store.pool.close())
+
+    def tags(self) -> list[str]:
+        code, body = self.api.get("/config/osimagetag/compute")
+        self.assertEqual(code, 200, body)
+        return sorted(str(tag["name"]) for tag in body["config"]["osimagetag"].values())
+
+    def test_tag_remove_as_the_cli_asks(self) -> None:
+        """``luna osimage tag change compute v1`` then ``tag remove compute
+        v1``: 204 and the tag is gone; other doubled slashes route too, and
+        an unknown path still answers 404 naming the path."""
+        body = {"config": {"osimage": {"compute": {"name": "compute", "tag": "v1"}}}}
+        self.assertEqual(self.api.post("/config/osimage/compute/tag", body)[0], 204)
+        self.assertEqual(self.tags(), ["v1"])
+        code, answer = self.api.get("//config/osimage/compute/osimagetag/v1/_delete")
+        self.assertEqual((code, answer), (204, None))
+        self.assertEqual(self.tags(), [])
+        code, answer = self.api.get("/config//osimage///compute")
+        self.assertEqual(code, 200, answer)
+        self.assertIn("compute", answer["config"]["osimage"])
+        self.assertEqual(self.api.get("//config//nothing//x/y")[1],
+                         {"message": "no such endpoint: /config/nothing/x/y"})
