@@ -86,11 +86,12 @@ class SecretsTests(unittest.TestCase):
         self.assertEqual(self.node_secrets(), [dict(LICENSE, content="NEW-LICENSE"), SHARED])
 
     def test_post_unchanged(self) -> None:
-        """POSTing secrets exactly as they are answers 200 with a message."""
+        """POSTing secrets exactly as they are answers 204, as every update
+        (``luna secrets change`` reads only 204 as success)."""
         code, body = self.api.post("/config/secrets/node/node001", secrets_body("node", "node001", [LICENSE]))
-        self.assertEqual((code, body), (200, {"message": "secrets of node node001 unchanged"}))
+        self.assertEqual((code, body), (204, None))
         code, body = self.api.post("/config/secrets/group/compute", secrets_body("group", "compute", [GROUP_KEY]))
-        self.assertEqual((code, body), (200, {"message": "secrets of group compute unchanged"}))
+        self.assertEqual((code, body), (204, None))
 
     def test_post_created_wins(self) -> None:
         """A body that creates one secret and updates another answers 201."""
