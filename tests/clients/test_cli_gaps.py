@@ -19,7 +19,10 @@ once the parts of issue 10 were merged (docs/notes/h4-cli.md):
 - ``luna osimage tag remove <o> <tag>`` asks for
   ``GET //config/osimage/<o>/osimagetag/<tag>/_delete`` (two leading
   slashes) and reads 204: repeated slashes count as one (they answered
-  404 "no such endpoint")."""
+  404 "no such endpoint");
+- ``lrack place <devices> -r <rack>`` POSTs the rack with only the devices
+  it places: the devices already in the rack stay (they were taken out, so
+  a second ``place`` silently emptied the rack of the first)."""
 
 from __future__ import annotations
 
@@ -216,3 +219,47 @@ class RepeatedSlashTests(unittest.TestCase):
         self.assertIn("compute", answer["config"]["osimage"])
         self.assertEqual(self.api.get("//config//nothing//x/y")[1],
                          {"message": "no such endpoint: /config/nothing/x/y"})
+
+
+class LrackPlaceTests(unittest.TestCase):
+    def setUp(self) -> None:
+        hash_inline(self)
+        self.api = API()
+        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
+        self.addCleanup(lambda: self.api.store.pool.close())
+
+    def place(self, rack: str, devices: list[dict[str, Any]]) -> None:
+        code, body = self.api.post(f"/config/rack/{rack}",
+                                   {"config": {"rack": {rack: {"devices": devices}}}})
+        self.assertEqual(code, 204, body)
+
+    def placed(self, rack: str) -> list[tuple[str, int, int]]:
+        code, body = self.api.get(f"/config/rack/{rack}")
+        self.assertEqual(code, 200, body)
+        return [(d["name"], d["position"], d["height"])
+                for d in body["config"]["rack"][rack]["devices"]]
+
+    def test_place_twice_keeps_the_first(self) -> None:
+        """``lrack add r2``; ``place node001 -r r2 -p 10``; ``place
+        node[002-003] -r r2 -p 12``; ``resize node001 -H 2``: all three stay
+        placed; ``unplace node001`` takes out node001 only."""
+        code, body = self.api.post("/config/rack/r2", {"config": {"rack": {"r2": {"size": 42}}}})
+        self.assertEqual(code, 201, body)
+        self.place("r2", [{"name": "node001", "type": "node", "position": 10, "height": 1,
+                           "orientation": "front"}])
+        self.place("r2", [{"name": "node002", "type": "node", "position": 12, "height": 1},
+                          {"name": "node003", "type": "node", "position": 13, "height": 1}])
+        self.assertEqual(self.placed("r2"), [("node001", 10, 1), ("node002", 12, 1),
+                                             ("node003", 13, 1)])
+        code, body = self.api.post("/config/rack/inventory", {"config": {"rack": {"inventory": [
+            {"name": "node001", "type": "node", "height": 2}]}}})
+        self.assertEqual(code, 204, body)
+        self.assertEqual(self.placed("r2")[0], ("node001", 10, 2))
+        code, _ = self.api.get("/config/rack/inventory/node001/type/node/_delete")
+        self.assertEqual(code, 204)
+        self.assertEqual(self.placed("r2"), [("node002", 12, 1), ("node003", 13, 1)])
+        # A device placed over one already there is still refused.
+        code, body = self.api.post("/config/rack/r2", {"config": {"rack": {"r2": {"devices": [
+            {"name": "node004", "type": "node", "position": 13}]}}}})
+        self.assertEqual((code, body["message"]),
+                         (400, "devices: node003 and node004 both take unit 13 of rack r2"))
