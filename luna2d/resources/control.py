@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.ipmi.test_control,tests.clients.test_control,tests.clients.test_cli_gaps -*-
+# -*- test-case-name: tests.ipmi.test_control,tests.clients -*-
 """``/control``: power, identify and SEL through the nodes' BMCs.
 
 ``GET /control/action/<command>/<node>/_<action>`` acts on one node and

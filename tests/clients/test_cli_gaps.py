@@ -188,7 +188,8 @@ class OsimageCloneTests(unittest.TestCase):
         self.assertEqual((code, body), (404, {"message": "osimage 'ghost' does not exist"}))
         code, body = self.api.post("/config/osimage/compute/_clone",
                                    clone_body("compute", "img2", nocopy="maybe"))
-        self.assertEqual((code, body), (400, {"message": "nocopy: expected true or false, got 'maybe'"}))
+        self.assertEqual((code, body),
+                         (400, {"message": "nocopy: expected true or false, got 'maybe'"}))
         self.assertEqual(self.osimages(), before)
 
 
