@@ -74,6 +74,7 @@ class KindContract:
     members: list[str]
     # What a clone must carry besides update_body (a network its own CIDR).
     clone_extra: dict[str, Any] = {}
+    clone_code = 201
 
     def setUp(self) -> None:
         self.api = API()
@@ -253,7 +254,7 @@ class KindContract:
         fields = {**self.update_body, **self.clone_extra}
         fields[self.rename[0]] = "copy"
         code, _ = self.api.post(self.path(self.existing, "/_clone"), self.body(self.existing, fields))
-        self.assertEqual(code, 201)
+        self.assertEqual(code, self.clone_code)
         copied = self.view("copy")
         for key, value in self.update_check.items():
             self.assertEqual(copied[key], value, key)
@@ -261,7 +262,8 @@ class KindContract:
 
     def test_clone_without_new_name(self) -> None:
         """_clone without the new... field answers 400 naming it."""
-        code, body = self.api.post(self.path(self.existing, "/_clone"), self.body(self.existing, {}))
+        code, body = self.api.post(self.path(self.existing, "/_clone"),
+                                   self.body(self.existing, dict(self.clone_extra)))
         self.assertEqual((code, body),
                          (400, {"message": f"{self.rename[0]}: required to clone {self.kind} {self.existing!r}"}))
 
@@ -269,7 +271,8 @@ class KindContract:
         """Cloning onto a name already taken answers 400."""
         self.create()
         code, body = self.api.post(self.path(self.existing, "/_clone"),
-                                   self.body(self.existing, {self.rename[0]: self.create_name}))
+                                   self.body(self.existing, {self.rename[0]: self.create_name,
+                                                             **self.clone_extra}))
         self.assertEqual((code, body), (400, {"message": f"{self.kind} {self.create_name!r} already exists"}))
         self.assertEqual(self.view(self.create_name), self.created_view)
 
@@ -677,6 +680,20 @@ class OsimageTests(KindContract, unittest.TestCase):
     update_check = {"kerneloptions": "mitigations=off", "distribution": "ubuntu"}
     bad_type = ({"grab_filesystems": 5}, "grab_filesystems: expected a list of strings, got 5")
     members = ["node001", "node002", "node003", "node004"]
+    # Cloning copies the files with issue 11; until then the record only,
+    # as a /config request the CLI polls (tests/clients/test_cli_gaps.py).
+    clone_extra = {"nocopy": True}
+    clone_code = 200
+
+    def test_clone(self) -> None:
+        """An osimage clone with nocopy answers 200 with a message and a
+        request_id; the copy exists beside the original."""
+        code, body = self.api.post(self.path("compute", "/_clone"),
+                                   self.body("compute", {"newosimage": "copy", "nocopy": True}))
+        self.assertEqual((code, body["message"]), (200, "osimage compute cloned as copy"))
+        self.assertIsInstance(body["request_id"], str)
+        self.view("compute")
+        self.assertEqual(self.view("copy")["name"], "copy")
 
     def test_delete_in_use(self) -> None:
         """An osimage a group uses cannot be deleted: 400 naming the group."""

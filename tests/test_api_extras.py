@@ -86,11 +86,12 @@ class SecretsTests(unittest.TestCase):
         self.assertEqual(self.node_secrets(), [dict(LICENSE, content="NEW-LICENSE"), SHARED])
 
     def test_post_unchanged(self) -> None:
-        """POSTing secrets exactly as they are answers 200 with a message."""
+        """POSTing secrets exactly as they are answers 204, as every update
+        (``luna secrets change`` reads only 204 as success)."""
         code, body = self.api.post("/config/secrets/node/node001", secrets_body("node", "node001", [LICENSE]))
-        self.assertEqual((code, body), (200, {"message": "secrets of node node001 unchanged"}))
+        self.assertEqual((code, body), (204, None))
         code, body = self.api.post("/config/secrets/group/compute", secrets_body("group", "compute", [GROUP_KEY]))
-        self.assertEqual((code, body), (200, {"message": "secrets of group compute unchanged"}))
+        self.assertEqual((code, body), (204, None))
 
     def test_post_created_wins(self) -> None:
         """A body that creates one secret and updates another answers 201."""
@@ -415,14 +416,14 @@ class RackTests(unittest.TestCase):
         self.assertEqual(self.api.get("/config/rack/rack01/_member"),
                          (200, env("rack", "rack01", {"members": ["controller", "node001", "sw01"]})))
 
-    def test_devices_replace_content(self) -> None:
-        """POSTing devices sets the rack's whole content (204)."""
+    def test_devices_add_to_content(self) -> None:
+        """POSTing devices places them (204); the devices already in the
+        rack stay (as lrack place expects)."""
         code, body = self.api.post("/config/rack/rack01", env("rack", "rack01", {"devices": [
             {"name": "node002", "type": "node", "position": 10}]}))
         self.assertEqual((code, body), (204, None))
-        self.assertEqual([d["name"] for d in self.api.get("/config/rack/rack01")[1]["config"]["rack"]["rack01"]
-                          ["devices"]], ["node002"])
-        self.assertEqual(self.inventory()[0], unplaced("node001", vendor="Dell", height=2))
+        self.assertEqual(sorted(d["name"] for d in self.api.get("/config/rack/rack01")[1]["config"]["rack"]
+                                ["rack01"]["devices"]), ["controller", "node001", "node002", "sw01"])
 
     def test_device_errors(self) -> None:
         """Devices that overlap, do not fit, lack a position or do not exist

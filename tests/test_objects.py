@@ -662,13 +662,13 @@ class RackTests(StoreTestCase):
         self.assertEqual(view["devices"], [{"name": "node001", "type": "node", "vendor": "HPE", "orientation": "front",
                                             "height": 2, "position": 7}])
 
-    def test_devices_set_whole_content(self) -> None:
-        """Devices not listed in a later POST leave the rack."""
+    def test_devices_merge_into_content(self) -> None:
+        """Devices not listed in a later POST stay where they are; listed
+        ones move (lrack place sends only the devices it places)."""
         self.upsert("rack", "r1", {"devices": [{"name": "node001", "position": 1}, {"name": "node002", "position": 2}]})
         self.upsert("rack", "r1", {"devices": [{"name": "node002", "position": 5}]})
         self.assertEqual([(d["name"], d["position"]) for d in self.store.show("rack", "r1")["devices"]],
-                         [("node002", 5)])
-        self.assertEqual([d["rack"] for d in self.store.inventory() if d["name"] == "node001"], [None])
+                         [("node001", 1), ("node002", 5)])
 
     def test_overlap_refused(self) -> None:
         """Two devices on the same unit are refused, naming both."""

@@ -12,6 +12,7 @@ from klein import Klein
 from luna2d.errors import Forbidden, Invalid, NotFound, Unavailable
 from luna2d.model.fields import NAME_RE
 from luna2d.model.kinds import GENERIC, KINDS, SECRET_OWNERS
+from luna2d.requests import RequestTable
 from luna2d.resources import common
 from luna2d.resources.auth import Auth, check_node_update
 from luna2d.resources.boot import client_ip
@@ -68,10 +69,13 @@ class ConfigAPI:
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, ini_admin: str) -> None:
+    def __init__(self, store: Any, auth: Auth, ini_admin: str,
+                 requests: RequestTable | None = None) -> None:
         self.store = store
         self.auth = auth
         self.ini_admin = ini_admin
+        # /config requests polled at /config/status (osimage clone).
+        self.requests = requests if requests is not None else RequestTable(auth.clock)
 
     def _reveal(self, request: Any) -> bool:
         return self.auth.reader(request).admin
@@ -232,9 +236,10 @@ class ConfigAPI:
     def _secret_outcome(request: Any, outcome: str, owner_kind: str, owner: str) -> bytes:
         if outcome == "created":
             return message(request, f"secrets created for {owner_kind} {owner}", 201)
-        if outcome == "updated":
-            return no_content(request)
-        return message(request, f"secrets of {owner_kind} {owner} unchanged", 200)
+        # "updated" and "unchanged" both answer 204: the CLI's `secrets change`
+        # reads 204 as success, and every other kind answers 204 to a POST
+        # that changes nothing.
+        return no_content(request)
 
     @app.route("/secrets/<owner_kind>/<owner>/<secret>", methods=["GET"])
     def secret_show(self, request: Any, owner_kind: str, owner: str, secret: str) -> bytes:
@@ -365,8 +370,39 @@ class ConfigAPI:
         body = single(read_json(request), _kind(kind), name)
         if kind == "user":
             raise Invalid("users cannot be cloned")
+        if kind == "osimage":
+            return await self._clone_osimage(request, name, body)
         new = await self.store.write(objects.clone, kind, _name(kind, name), body)
         return message(request, f"{kind} {name} cloned as {new}", 201)
+
+    async def _clone_osimage(self, request: Any, name: str, body: Any) -> bytes:
+        """``luna osimage clone``: the CLI reads only a 200 with a
+        ``request_id``, then polls /config/status. Copying the image's files
+        comes with issue 11: until then only ``nocopy: true`` (the record,
+        sharing the source's path unless the body gives one) is done; without
+        it the answer is 503 and nothing is created."""
+        fields = dict(body) if isinstance(body, dict) else body
+        options: dict[str, bool] = {}
+        if isinstance(fields, dict):
+            for option in ("nocopy", "bare"):
+                value = fields.pop(option, None)
+                if value not in (None, True, False):
+                    raise Invalid(f"{option}: expected true or false, got {value!r}")
+                options[option] = bool(value)
+        self.store.show("osimage", _name("osimage", name))
+        if not options.get("nocopy"):
+            raise Unavailable(
+                f"osimage {name!r}: cloning with its image files is not available in this luna2d "
+                f"release yet; nocopy (luna osimage clone --nocopy) clones the record only"
+            )
+        new = await self.store.write(objects.clone, "osimage", _name("osimage", name), fields)
+        tracked = self.requests.start("config", 1, {"action": "clone"})
+        path = self.store.show("osimage", new).get("path")
+        self.requests.record(tracked, new, True,
+                             f"cloned from {name} without its files (nocopy); path {path}")
+        self.requests.finish(tracked)
+        return reply(request, {"message": f"osimage {name} cloned as {new}",
+                               "request_id": tracked.id})
 
     @app.route("/<kind>/<name>/_delete", methods=["GET"])
     async def delete(self, request: Any, kind: str, name: str) -> bytes:

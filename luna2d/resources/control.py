@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.ipmi.test_control,tests.clients.test_control -*-
+# -*- test-case-name: tests.ipmi.test_control,tests.clients -*-
 """``/control``: power, identify and SEL through the nodes' BMCs.
 
 ``GET /control/action/<command>/<node>/_<action>`` acts on one node and
@@ -34,6 +34,7 @@ from luna2d.requests import Entry, Progress, Request, RequestTable
 from luna2d.resources import common
 from luna2d.resources.auth import Auth
 from luna2d.resources.common import envelope, message, no_content, read_json, reply
+from luna2d.resources.service import Action, ActionLog
 
 # (command, action) -> the IPMI command it runs: luna2d.ipmi.commands' table, for these commands
 CONTROL_COMMANDS = ("power", "chassis", "sel")
@@ -130,7 +131,7 @@ class ControlAPI:
 
     def __init__(self, store: Any, auth: Auth, ipmi: Any = None, limit: int = 256,
                  requests: RequestTable | None = None, clock: Any = None,
-                 wait: float = WAIT) -> None:
+                 wait: float = WAIT, actions: ActionLog | None = None) -> None:
         self.store = store
         self.auth = auth
         self.ipmi = ipmi
@@ -138,6 +139,9 @@ class ControlAPI:
         self.clock = clock if clock is not None else auth.clock
         self.requests = requests if requests is not None else RequestTable(self.clock)
         self.wait = wait
+        # Bulk requests are listed by /monitor/queue while they run and by
+        # /monitor/status once finished (the log the service actions use).
+        self.actions = actions if actions is not None else ActionLog()
 
     # -- who may do what -----------------------------------------------------------------
     def _allowed(self, request: Any, command: str, action: str, post: bool) -> tuple[str, str]:
@@ -215,6 +219,10 @@ class ControlAPI:
         # for ever on any answer but 200 to this POST.
         missing = set(self.store.missing_nodes(names))
         tracked = self.requests.start(KIND, len(names), {"command": command, "action": action})
+        who = self.auth.admin(request)
+        shown = hostlist.collect_hostlist(names)
+        logged = self.actions.begin(who.name, "control", f"{command} {action} {shown}",
+                                    float(self.clock.seconds()), tracked.id)
         targets = []
         for node in names:
             if node in missing:
@@ -227,6 +235,7 @@ class ControlAPI:
             else:
                 targets.append(target)
         job = defer.ensureDeferred(self._run(tracked, client, name, targets))
+        job.addBoth(self._logged, tracked, logged, f"{command} {action} {shown}")
         job.addErrback(lambda failure: log.failure("bulk control {id}", failure, id=tracked.id))
         await self._settle(job)
         reading = self.requests.read(KIND, tracked.id)
@@ -274,6 +283,16 @@ class ControlAPI:
                 await self.store.grant_install(started, "power")
         finally:
             self.requests.finish(tracked)
+
+    def _logged(self, result: object, tracked: Request, logged: Action, what: str) -> object:
+        """The finished request's summary, for /monitor/status."""
+        failed = sorted(entry.item for entry in tracked.entries if not entry.ok)
+        done = len(tracked.entries)
+        text = f"{what}: {done - len(failed)} of {tracked.total} nodes done"
+        if failed:
+            text += f"; failed: {hostlist.collect_hostlist(failed)}"
+        self.actions.finish(logged, 500 if failed else 200, text)
+        return result
 
     async def _settle(self, job: defer.Deferred[None]) -> None:
         """Wait for ``job`` at most ``wait`` seconds (a small hostlist is

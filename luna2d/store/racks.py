@@ -60,10 +60,12 @@ def _unplace(device: Obj) -> None:
 
 
 def place_devices(tx: Tx, rack: Obj, devices: Any) -> None:
-    """Set the full content of a rack: listed devices placed, others removed."""
+    """Place the listed devices in a rack (moving them from wherever they
+    were); devices already in it and not listed stay, as lrack and the
+    incumbent expect (``lrack place`` sends only the devices it places).
+    Taking a device out is ``/config/rack/inventory/<d>/type/<t>/_delete``."""
     if not isinstance(devices, list):
         raise Invalid("devices: expected a list of device objects")
-    listed = set()
     for index, raw in enumerate(devices):
         device = _device(tx, raw, f"devices[{index}]")
         position = coerce(_POSITION, raw.get("position"), f"devices[{index}].position")
@@ -71,10 +73,6 @@ def place_devices(tx: Tx, rack: Obj, devices: Any) -> None:
             raise Invalid(f"devices[{index}].position: required to place {device.name} in a rack")
         device.data["rack"] = rack.id
         device.data["rackposition"] = position
-        listed.add(device.id)
-    for other in devices_in(tx, rack):
-        if other.id not in listed:
-            _unplace(tx.edit(other))
     check_rack(tx, rack)
 
 
