@@ -65,15 +65,17 @@ class FloodGarbageTests(FloodCase):
         gc.disable()
         self.addCleanup(gc.enable)
         before = cyclic_garbage()  # what the test case itself holds in cycles
+        port = self.port
+        assert port is not None
         attacker = self.silent(HOSTS, 4)
-        attacker.send(LONG_TIMEOUT, self.port)
+        attacker.send(LONG_TIMEOUT, port)
         await self.until(lambda: self.stats["started"] + self.stats["evicted"] >= 400, 10,
                          "the first flood is served")
-        attacker.send(OTHER, self.port)
+        attacker.send(OTHER, port)
         await self.until(lambda: self.stats["requests"] >= 800
                          and self.stats["superseded"] + self.stats["evicted"] >= 400, 10,
                          "the second flood is served")
-        attacker.send(MISSING, self.port)
+        attacker.send(MISSING, port)
         await self.until(lambda: self.stats["refused"] >= 300, 10, "refusals")
         text, code = await self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o", "curl.bin",
                                        f"tftp://127.0.0.1:{self.port}/boot.kpxe")
