@@ -114,11 +114,11 @@ class SingleNodeTests(ReactorCase):
         self.assertEqual(await cluster.call("GET", f"{base}/chassis/node001/_noidentify"), (204, None))
         code, body = await cluster.call("GET", f"{base}/sel/node001/_list")
         self.assertEqual(code, 200)
-        self.assertEqual([line.split(" | ")[2:] for line in body["control"]["sel"]],
+        self.assertEqual([line.split(" | ")[2:] for line in body["control"]["sel"].split(";;")],
                          [["Temperature #0x01", "Upper Non-critical going high", "Asserted"],
                           ["Processor #0x10", "Thermal Trip", "Asserted"]])
         self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_clear"), (204, None))
-        self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_list"), (200, {"control": {"sel": []}}))
+        self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_list"), (200, {"control": {"sel": ""}}))
         self.assertEqual(sim.sets, ["set power 1", "set identify 0 1", "set identify 0 0"])
 
     async def test_failures(self) -> None:
