@@ -68,9 +68,9 @@ class NodeInterfaceTests(Base):
 
     def test_add_gets_next_free_address(self) -> None:
         """A new interface with a network only gets the next free address:
-        201 with a message, other interfaces untouched."""
+        204 (the luna CLI's form, also for a new one), other interfaces untouched."""
         code, body = self.post_node_ifaces("node001", [{"interface": "eth1", "network": "ib"}])
-        self.assertEqual((code, body), (201, {"message": "interfaces created for node node001"}))
+        self.assertEqual((code, body), (204, None))
         self.assertEqual(self.node_ifaces("node001"), SEEDED_NODE001 + [iface("eth1", "ib", "10.149.0.5")])
 
     def test_update_answers_204(self) -> None:
@@ -86,7 +86,7 @@ class NodeInterfaceTests(Base):
     def test_address_finds_network(self) -> None:
         """An interface given only an address lands on the network holding it."""
         code, _ = self.post_node_ifaces("node001", [{"interface": "eth2", "ipaddress": "10.141.7.7"}])
-        self.assertEqual(code, 201)
+        self.assertEqual(code, 204)
         self.assertEqual(self.api.get("/config/node/node001/interfaces/eth2")[1],
                          env("node", "node001", {"interfaces": [iface("eth2", "cluster", "10.141.7.7")]}))
 
@@ -197,11 +197,11 @@ class GroupInterfaceTests(Base):
         self.assertEqual((code, body), (404, {"message": "group 'ghost' does not exist"}))
 
     def test_add_reaches_members(self) -> None:
-        """A new group interface answers 201 and is added to every member
+        """A new group interface answers 204 and is added to every member
         with a free address."""
         code, body = self.api.post("/config/group/compute/interfaces", env("group", "compute", {"interfaces": [
             {"interface": "eth5", "network": "ib"}]}))
-        self.assertEqual((code, body), (201, {"message": "interfaces created for group compute"}))
+        self.assertEqual((code, body), (204, None))
         self.assertEqual(self.group_ifaces()[-1], {"interface": "eth5", "network": "ib", "options": None})
         for number, host in ((1, 5), (2, 6), (3, 7), (4, 8)):
             self.assertEqual(self.api.get(f"/config/node/node00{number}/interfaces/eth5")[1]["config"]["node"]

@@ -193,7 +193,7 @@ class ScopedAddressTests(Base):
         self.assertBad(self.api.post("/config/network/v6", {"config": {"network": {"v6": {
             "gateway": "fd00:1::1%eth0"}}}}), "gateway", "zone")
         self.assertEqual(self.api.post("/config/node/node001/interfaces", {"config": {"node": {"node001": {
-            "interfaces": [{"interface": "eth6", "network": "v6", "ipaddress": "fd00:1::5"}]}}}})[0], 201)
+            "interfaces": [{"interface": "eth6", "network": "v6", "ipaddress": "fd00:1::5"}]}}}})[0], 204)
 
 
 class TrailingLineBreakTests(Base):

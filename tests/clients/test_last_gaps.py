@@ -5,7 +5,13 @@ unmodified clients (docs/notes/h4-cli2.md):
   ``control.sel`` of ``GET /control/action/sel/<node>/_list`` as one text,
   entries separated by ``;;`` (lnode turns each ``;;`` into a new line; the
   CLI wraps the text at 50 columns). luna2d answered a JSON list, on which
-  both fell back to printing the raw answer."""
+  both fell back to printing the raw answer;
+- ``luna group changeinterface <group> <interface>`` POSTs
+  ``/config/group/<group>/interfaces`` and reads only 204 as success, also
+  when the interface is new; ``luna node changeinterface`` and the switch
+  and other-device interface commands take 201 or 204. A POST there now
+  answers 204 whether it adds or changes (a new one answered 201, and the
+  CLI exited 1 with the interface in place)."""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from twisted.trial import unittest
 
 from luna2d.ipmi.session import Success
 from tests.clients.test_control import HeldIPMI
-from tests.support import API, hash_inline
+from tests.support import API, env, hash_inline
 
 
 class SelListTests(unittest.TestCase):
@@ -57,3 +63,34 @@ class SelListTests(unittest.TestCase):
     def test_empty_sel_is_empty_text(self) -> None:
         """An empty SEL is an empty string, not a list (the CLI takes its length)."""
         self.assertEqual(self.sel_list([]), (200, {"control": {"sel": ""}}))
+
+
+class InterfacePostTests(unittest.TestCase):
+    """POST .../interfaces as ``changeinterface`` sends it (in process)."""
+
+    def setUp(self) -> None:
+        self.api = API()
+        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
+        self.addCleanup(lambda: self.api.store.pool.close())
+
+    def change(self, kind: str, name: str, interface: dict[str, str]) -> tuple[int, Any]:
+        path = f"/config/{kind}/{name}/interfaces"
+        return self.api.post(path, env(kind, name, {"interfaces": [interface]}))
+
+    def test_group_new_and_changed_interface_are_204(self) -> None:
+        """A group interface the group lacks, then a change to it: both 204
+        with no body (what the CLI takes as success), and it is stored."""
+        self.assertEqual(self.change("group", "compute", {"interface": "eth5", "network": "ib"}),
+                         (204, None))
+        self.assertEqual(self.change("group", "compute", {"interface": "eth5", "mtu": "9000"}),
+                         (204, None))
+        code, body = self.api.get("/config/group/compute/interfaces/eth5")
+        self.assertEqual(code, 200, body)
+        [shown] = body["config"]["group"]["compute"]["interfaces"]
+        self.assertEqual((shown["network"], str(shown["mtu"])), ("ib", "9000"))
+
+    def test_node_new_interface_is_204(self) -> None:
+        """``luna node changeinterface`` on a new interface: 204 (it reads 201 or 204)."""
+        self.assertEqual(self.change("node", "node001", {"interface": "eth7", "network": "ib"}),
+                         (204, None))
+        self.assertEqual(self.api.get("/config/node/node001/interfaces/eth7")[0], 200)
