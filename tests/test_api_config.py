@@ -560,7 +560,9 @@ class NetworkTests(KindContract, unittest.TestCase):
     created_view = {
         "name": "storage", "network": "10.160.0.0/16", "gateway": "10.160.255.254", "ns_hostname": None,
         "nameserver_ip": None, "ntp_server": "10.141.255.254", "comment": None, "dhcp": False,
-        "dhcp_range_begin": None, "dhcp_range_end": None, "_ntp_server_source": "cluster", "_override": False,
+        "dhcp_range_begin": None, "dhcp_range_end": None, "gateway_metric": None, "zone": None,
+        "type": None, "shared": None, "non_authoritative": None,
+        "_ntp_server_source": "cluster", "_override": False,
     }
     update_body = {"ntp_server": "10.141.255.250", "ns_hostname": "ns.cluster"}
     update_check = {"ntp_server": "10.141.255.250", "_ntp_server_source": "network", "_override": True,
@@ -780,7 +782,7 @@ class SwitchTests(KindContract, unittest.TestCase):
                    "comment": "Bootswitch"}
     created_view = {"name": "sw02", "network": "ipmi", "ipaddress": "10.148.253.1",
                     "oid": ".1.3.6.1.2.1.17.7.1.2.2.1.2", "read": "public", "rw": "private", "vendor": None,
-                    "macaddress": None, "comment": "Bootswitch"}
+                    "macaddress": None, "comment": "Bootswitch", "uplinkports": None}
     update_body = {"oid": ".1.3.6.1.2.1.17.7.1.2.2.1.3", "vendor": "Arista"}
     update_check = {"oid": ".1.3.6.1.2.1.17.7.1.2.2.1.3", "vendor": "Arista"}
     bad_type = ({"oid": []}, "oid: expected a string, got []")

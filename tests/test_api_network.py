@@ -436,7 +436,11 @@ class ClusterTests(Base):
         self.assertEqual(view, {"name": "cluster", "ntp_server": "10.141.255.254",
                                 "technical_contacts": "root@localhost", "provision_method": "torrent",
                                 "provision_fallback": "http", "debug": False, "domain": "cluster", "comment": None,
-                                "discovery_names": False})
+                                "discovery_names": False, "user": None, "nameserver_ip": None,
+                                "forwardserver_ip": None, "domain_search": None, "security": None,
+                                "packing_bootpause": None, "createnode_ondemand": None,
+                                "createnode_macashost": None, "nextnode_discover": None,
+                                "bind_legacy": None, "dnssec_enable": None, "dnssec_validation": None})
 
     def test_update(self) -> None:
         """POST /config/cluster changes the settings: 204 with no body."""
