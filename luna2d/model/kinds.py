@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_kinds_table,tests.clients.test_config_shapes,tests.clients.test_last_gaps -*-
+# -*- test-case-name: tests.test_kinds_table,tests.clients -*-
 """Every object kind luna2d keeps, described once as data.
 
 The store and the config resources read this table and nothing else to know

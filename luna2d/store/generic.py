@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_kinds_table,tests.clients.test_config_shapes,tests.clients.test_last_gaps -*-
+# -*- test-case-name: tests.test_objects,tests.test_kinds_table,tests.clients -*-
 """The generic object machinery: create-or-update, rename, clone and
 delete of any kind. Every function works on a Tx and raises LunaError
 values; nothing here does I/O. What differs between kinds comes from the
