@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from klein import Klein
+from twisted.internet import defer
 
 from luna2d.errors import Forbidden, Invalid, NotFound, Unavailable
 from luna2d.model.fields import NAME_RE
 from luna2d.model.kinds import GENERIC, KINDS, SECRET_OWNERS
 from luna2d.requests import RequestTable
-from luna2d.resources import common
+from luna2d.resources import common, jsonlist
 from luna2d.resources.auth import Auth, check_node_update
 from luna2d.resources.boot import client_ip
 from luna2d.resources.common import (
@@ -324,9 +325,14 @@ class ConfigAPI:
 
     # -- every kind -------------------------------------------------------------------------
     @app.route("/<kind>", methods=["GET"])
-    def list(self, request: Any, kind: str) -> bytes:
+    def list(self, request: Any, kind: str) -> bytes | defer.Deferred[bytes]:
         reveal = self._reveal(request)
-        return reply(request, {"config": {_kind(kind): self.store.objects_of(kind, reveal)}})
+        edge = getattr(request, "edge", None)
+        if edge is None:  # a bare Site (unit tests): all at once
+            return reply(request, {"config": {_kind(kind): self.store.objects_of(kind, reveal)}})
+        # 10,000 nodes are 0.6 s of CPU: rendered in slices (resources/jsonlist.py).
+        items = self.store.views_of(_kind(kind), reveal)
+        return jsonlist.envelope_sliced(request, edge.cooperator, kind, items)
 
     @app.route("/<kind>", methods=["POST"])
     def list_post(self, request: Any, kind: str) -> bytes:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.tftp.test_files -*-
+# -*- test-case-name: tests.tftp.test_files,tests.tftp.test_flood_garbage -*-
 """The files the TFTP server sends, read without blocking the reactor.
 
 Every file-system call (resolving a name, ``open``, ``fstat``, reads) runs
@@ -459,6 +459,11 @@ class TFTPFiles:
 
     def _deliver(self, result: Any, key: tuple[tuple[str, ...], bool]) -> None:
         waiters = self._pending.pop(key, [])
+        if isinstance(result, Failure):
+            # Its traceback's frames hold the Failure again (a cycle only a
+            # full garbage collection frees; a flood of requests for a
+            # missing name makes one per lookup): kept as text instead.
+            result.cleanFailure()  # type: ignore[no-untyped-call]
         for waiter in waiters:
             if isinstance(result, Failure):
                 waiter.errback(result)

@@ -250,6 +250,11 @@ class TransferPort:
         sock.close()
         if self.protocol.numPorts:  # not while the protocol is still starting
             self.protocol.doStop()  # type: ignore[no-untyped-call]
+        if self.protocol.transport is self:
+            # Closed while starting (a one-shot answer, an unreachable
+            # client): doStop did not run, and the protocol and this port
+            # would hold each other until a full garbage collection.
+            self.protocol.transport = None
 
     def connectionLost(self, reason: Failure) -> None:
         self.stopListening()
@@ -370,6 +375,10 @@ class TransferProtocol(DatagramProtocol):
             self._timer.cancel()
         self._timer = None
         self.source.close()
+        # The source's wakeup is this protocol's method: without this, every
+        # ended transfer is a reference cycle that only a full garbage
+        # collection frees (tests.tftp.test_flood_garbage).
+        self.source.wakeup = None
         self.server.transfer_done(self)
         if self.transport is not None:
             self.transport.stopListening()
