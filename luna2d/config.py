@@ -171,17 +171,37 @@ class Config:
 
 
 _KNOWN = {
-    "API": {"USERNAME", "PASSWORD", "SECRET_KEY", "EXPIRY", "ENDPOINT", "PROTOCOL",
-            "VERIFY_CERTIFICATE", "SSL_CERTIFICATE", "SSL_CERTIFICATE_KEY", "MAX_BODY_MEMORY", "BODY_TIMEOUT",
-            "BODY_IDLE_TIMEOUT"},
+    "API": {
+        "USERNAME",
+        "PASSWORD",
+        "SECRET_KEY",
+        "EXPIRY",
+        "ENDPOINT",
+        "PROTOCOL",
+        "VERIFY_CERTIFICATE",
+        "SSL_CERTIFICATE",
+        "SSL_CERTIFICATE_KEY",
+        "MAX_BODY_MEMORY",
+        "BODY_TIMEOUT",
+        "BODY_IDLE_TIMEOUT",
+    },
     "WEBSERVER": {"PORT", "PROTOCOL"},
     "DATABASE": {"DRIVER", "DATABASE", "DBUSER", "DBPASSWORD", "HOST", "PORT", "SYNCHRONOUS"},
     "FILES": {"IMAGE_FILES", "IMAGE_DIRECTORY", "KEYFILE", "TARBALL", "MAXPACKAGINGTIME"},
     "BOOTSTRAP": {"ENABLED", "CONTROLLER", "CONTROLLER_IP", "CLUSTER"},
     "LOGGER": {"LEVEL", "LOGFILE"},
     "DHCP": {"ENABLED", "INTERFACES", "LEASE_TIME", "MAX_OFFERS", "OFFER_RATE", "OFFER_BURST"},
-    "TFTP": {"ENABLED", "PORT", "ROOT", "IPXE", "MAX_TRANSFERS", "MAX_PER_CLIENT", "MAX_TIMEOUT",
-             "FIRST_ACK_TIMEOUT", "REQUEST_RATE"},
+    "TFTP": {
+        "ENABLED",
+        "PORT",
+        "ROOT",
+        "IPXE",
+        "MAX_TRANSFERS",
+        "MAX_PER_CLIENT",
+        "MAX_TIMEOUT",
+        "FIRST_ACK_TIMEOUT",
+        "REQUEST_RATE",
+    },
     "CONTROL": {"TIMEOUT", "RETRIES", "CIPHER_SUITE", "SOCKETS", "PARALLEL"},
 }
 _DRIVERS = {"sqlite3": "SQLite3", "sqlite": "SQLite3"}
@@ -207,7 +227,9 @@ def load(path: str | os.PathLike[str]) -> Config:
         if parser.has_section(section):
             for key in parser[section]:
                 if key not in keys:
-                    raise ConfigError(f"[{section}] {key}: unknown key (known: {', '.join(sorted(keys))})")
+                    raise ConfigError(
+                        f"[{section}] {key}: unknown key (known: {', '.join(sorted(keys))})"
+                    )
 
     def get(section: str, key: str, default: str | None = None) -> str:
         if parser.has_section(section) and key in parser[section]:
@@ -249,10 +271,12 @@ def load(path: str | os.PathLike[str]) -> Config:
         host=host,
         port=port,
         protocol=get("API", "PROTOCOL", "http").lower(),
-        body_memory=parse_size(get("API", "MAX_BODY_MEMORY", "256M"),
-                               where("API", "MAX_BODY_MEMORY")),
-        body_idle_timeout=parse_duration(get("API", "BODY_IDLE_TIMEOUT", "30s"),
-                                         where("API", "BODY_IDLE_TIMEOUT")),
+        body_memory=parse_size(
+            get("API", "MAX_BODY_MEMORY", "256M"), where("API", "MAX_BODY_MEMORY")
+        ),
+        body_idle_timeout=parse_duration(
+            get("API", "BODY_IDLE_TIMEOUT", "30s"), where("API", "BODY_IDLE_TIMEOUT")
+        ),
         body_timeout=parse_duration(get("API", "BODY_TIMEOUT", "5m"), where("API", "BODY_TIMEOUT")),
     )
     if api.protocol not in ("http", "https"):
@@ -263,14 +287,18 @@ def load(path: str | os.PathLike[str]) -> Config:
         for key in ("SSL_CERTIFICATE", "SSL_CERTIFICATE_KEY"):
             if not get("API", key, ""):
                 raise ConfigError(f"[API] {key}: required when PROTOCOL = https (a PEM file)")
-        api = replace(api, certificate=as_path("API", "SSL_CERTIFICATE"),
-                      certificate_key=as_path("API", "SSL_CERTIFICATE_KEY"))
+        api = replace(
+            api,
+            certificate=as_path("API", "SSL_CERTIFICATE"),
+            certificate_key=as_path("API", "SSL_CERTIFICATE_KEY"),
+        )
     web_port = get("WEBSERVER", "PORT", "7051")
     if not (web_port.isascii() and web_port.isdigit()) or not 0 <= int(web_port) <= 65535:
         raise ConfigError(f"[WEBSERVER] PORT: {web_port!r} is not a TCP port")
     if get("WEBSERVER", "PROTOCOL", "http").lower() != "http":
-        raise ConfigError("[WEBSERVER] PROTOCOL: must be http "
-                          "(iPXE fetches the boot files from it)")
+        raise ConfigError(
+            "[WEBSERVER] PROTOCOL: must be http (iPXE fetches the boot files from it)"
+        )
     api = replace(api, boot_port=int(web_port))
 
     driver = _DRIVERS.get(get("DATABASE", "DRIVER", "SQLite3").lower())
@@ -279,7 +307,9 @@ def load(path: str | os.PathLike[str]) -> Config:
     synchronous = get("DATABASE", "SYNCHRONOUS", "NORMAL").upper()
     if synchronous not in _SYNC:
         raise ConfigError("[DATABASE] SYNCHRONOUS: must be one of OFF, NORMAL, FULL, EXTRA")
-    database = DatabaseConfig(driver=driver, database=as_path("DATABASE", "DATABASE"), synchronous=synchronous)
+    database = DatabaseConfig(
+        driver=driver, database=as_path("DATABASE", "DATABASE"), synchronous=synchronous
+    )
 
     files = FilesConfig(
         image_files=as_path("FILES", "IMAGE_FILES", "files"),
@@ -302,10 +332,15 @@ def load(path: str | os.PathLike[str]) -> Config:
         lease_time = parse_duration(get("DHCP", "LEASE_TIME", "1h"), where("DHCP", "LEASE_TIME"))
         own = _KNOWN["DHCP"] - {"ENABLED"}
         options = {k: v for k, v in base.options.items() if k not in own}
-        return DHCPConfig(enabled=base.enabled, options=options, interfaces=names, lease_time=lease_time,
-                          max_offers=integer("DHCP", "MAX_OFFERS", 1024, 1, 1 << 20),
-                          offer_rate=integer("DHCP", "OFFER_RATE", 20, 1, 100000),
-                          offer_burst=integer("DHCP", "OFFER_BURST", 100, 1, 100000))
+        return DHCPConfig(
+            enabled=base.enabled,
+            options=options,
+            interfaces=names,
+            lease_time=lease_time,
+            max_offers=integer("DHCP", "MAX_OFFERS", 1024, 1, 1 << 20),
+            offer_rate=integer("DHCP", "OFFER_RATE", 20, 1, 100000),
+            offer_burst=integer("DHCP", "OFFER_BURST", 100, 1, 100000),
+        )
 
     def tftp_service() -> TFTPConfig:
         base = service("TFTP")
@@ -316,20 +351,29 @@ def load(path: str | os.PathLike[str]) -> Config:
         # The default share shrinks with a small table; a share set larger is an error.
         max_per_client = integer("TFTP", "MAX_PER_CLIENT", min(32, max_transfers), 1, 65535)
         if max_per_client > max_transfers:
-            raise ConfigError(f"[TFTP] MAX_PER_CLIENT: {max_per_client} is more than "
-                              f"MAX_TRANSFERS ({max_transfers})")
-        return TFTPConfig(enabled=base.enabled, options=base.options, port=int(port_text),
-                          root=as_path("TFTP", "ROOT", "tftpboot"),
-                          ipxe=as_path("TFTP", "IPXE", "/usr/lib/ipxe"),
-                          max_transfers=max_transfers, max_per_client=max_per_client,
-                          max_timeout=integer("TFTP", "MAX_TIMEOUT", 5, 1, 255),
-                          first_ack_timeout=integer("TFTP", "FIRST_ACK_TIMEOUT", 6, 1, 60),
-                          request_rate=integer("TFTP", "REQUEST_RATE", 200, 1, 100000))
+            raise ConfigError(
+                f"[TFTP] MAX_PER_CLIENT: {max_per_client} is more than "
+                f"MAX_TRANSFERS ({max_transfers})"
+            )
+        return TFTPConfig(
+            enabled=base.enabled,
+            options=base.options,
+            port=int(port_text),
+            root=as_path("TFTP", "ROOT", "tftpboot"),
+            ipxe=as_path("TFTP", "IPXE", "/usr/lib/ipxe"),
+            max_transfers=max_transfers,
+            max_per_client=max_per_client,
+            max_timeout=integer("TFTP", "MAX_TIMEOUT", 5, 1, 255),
+            first_ack_timeout=integer("TFTP", "FIRST_ACK_TIMEOUT", 6, 1, 60),
+            request_rate=integer("TFTP", "REQUEST_RATE", 200, 1, 100000),
+        )
 
     def integer(section: str, key: str, default: int, low: int, high: int) -> int:
         text = get(section, key, str(default))
         if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-            raise ConfigError(f"[{section}] {key}: {text!r} is not a whole number from {low} to {high}")
+            raise ConfigError(
+                f"[{section}] {key}: {text!r} is not a whole number from {low} to {high}"
+            )
         return int(text)
 
     def control() -> ControlConfig:
@@ -339,7 +383,9 @@ def load(path: str | os.PathLike[str]) -> Config:
         except ValueError:
             timeout = -1.0
         if not 0.1 <= timeout <= 60:
-            raise ConfigError(f"[CONTROL] TIMEOUT: {text!r} is not a number of seconds from 0.1 to 60")
+            raise ConfigError(
+                f"[CONTROL] TIMEOUT: {text!r} is not a number of seconds from 0.1 to 60"
+            )
         suite = integer("CONTROL", "CIPHER_SUITE", 3, 0, 255)
         if suite not in (3, 17):
             raise ConfigError(f"[CONTROL] CIPHER_SUITE: {suite} is not supported (3 or 17)")
@@ -358,7 +404,9 @@ def load(path: str | os.PathLike[str]) -> Config:
         try:
             ipaddress.ip_address(controller_ip)
         except ValueError:
-            raise ConfigError(f"[BOOTSTRAP] CONTROLLER_IP: {controller_ip!r} is not an IP address") from None
+            raise ConfigError(
+                f"[BOOTSTRAP] CONTROLLER_IP: {controller_ip!r} is not an IP address"
+            ) from None
     level = get("LOGGER", "LEVEL", "info").lower()
     if level not in ("debug", "info", "warning", "error", "critical"):
         raise ConfigError("[LOGGER] LEVEL: must be debug, info, warning, error or critical")
@@ -367,8 +415,10 @@ def load(path: str | os.PathLike[str]) -> Config:
         raise ConfigError("[BOOTSTRAP] CONTROLLER: not a valid host name")
     cluster_name = get("BOOTSTRAP", "CLUSTER", "cluster")
     if not NAME_RE.fullmatch(cluster_name):
-        raise ConfigError(f"[BOOTSTRAP] CLUSTER: {cluster_name!r} is not a valid name "
-                          "(lower-case letters, digits, '.', '_', '-'; up to 63)")
+        raise ConfigError(
+            f"[BOOTSTRAP] CLUSTER: {cluster_name!r} is not a valid name "
+            "(lower-case letters, digits, '.', '_', '-'; up to 63)"
+        )
     return Config(
         path=ini_path.resolve(),
         api=api,

@@ -115,7 +115,11 @@ def between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     ticks were later than the limit."""
     old = {int(k): v for k, v in before.get("histogram", {}).items()}
     new = {int(k): v for k, v in after["histogram"].items()}
-    diff = {bucket: count - old.get(bucket, 0) for bucket, count in new.items() if count > old.get(bucket, 0)}
+    diff = {
+        bucket: count - old.get(bucket, 0)
+        for bucket, count in new.items()
+        if count > old.get(bucket, 0)
+    }
     limit = after["limit_ms"]
     return {
         "ticks": sum(diff.values()),

@@ -27,8 +27,19 @@ import jinja2
 from luna2d.model.boot import BOOT_PATHS, DISK, NORMAL, SHORT, boot_entry
 
 __all__ = [
-    "BOOT_PATHS", "DISK", "NORMAL", "SHORT", "Renderer", "boot_entry", "default", "heredoc_end",
-    "ipmitool_word", "ipxe_arg", "shquote", "template_dir", "urlpath",
+    "BOOT_PATHS",
+    "DISK",
+    "NORMAL",
+    "SHORT",
+    "Renderer",
+    "boot_entry",
+    "default",
+    "heredoc_end",
+    "ipmitool_word",
+    "ipxe_arg",
+    "shquote",
+    "template_dir",
+    "urlpath",
 ]
 
 _HERE = Path(__file__).resolve().parent

@@ -105,8 +105,14 @@ def random_id() -> str:
 class RequestTable:
     """Requests by id, with their results, bounded and expiring."""
 
-    def __init__(self, clock: Clock, expiry: float = EXPIRY, max_requests: int = MAX_REQUESTS,
-                 max_items: int = MAX_ITEMS, new_id: Callable[[], str] = random_id) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        expiry: float = EXPIRY,
+        max_requests: int = MAX_REQUESTS,
+        max_items: int = MAX_ITEMS,
+        new_id: Callable[[], str] = random_id,
+    ) -> None:
         self.clock = clock
         self.expiry = expiry
         self.max_requests = max_requests
@@ -155,7 +161,7 @@ class RequestTable:
         request = self._requests.get(request_id)
         if request is None or request.kind != kind:
             return None
-        new = request.entries[request.read_up_to:]
+        new = request.entries[request.read_up_to :]
         request.read_up_to = len(request.entries)
         last = request.finished is not None
         if last:
@@ -170,8 +176,11 @@ class RequestTable:
     # -- bounds ------------------------------------------------------------------------------------
     def _expire(self) -> None:
         now = self.clock.seconds()
-        gone = [key for key, request in self._requests.items()
-                if request.finished is not None and now - request.finished >= self.expiry]
+        gone = [
+            key
+            for key, request in self._requests.items()
+            if request.finished is not None and now - request.finished >= self.expiry
+        ]
         for key in gone:
             del self._requests[key]
 
@@ -180,22 +189,39 @@ class RequestTable:
 
     def _make_room(self, total: int) -> None:
         if total > self.max_items:
-            raise Busy(f"a request of {total} items is more than the {self.max_items} "
-                       f"luna2d tracks at once")
-        finished = sorted((request for request in self._requests.values()
-                           if request.finished is not None),
-                          key=lambda request: (request.finished or 0.0, request.started))
-        while (len(self._requests) >= self.max_requests
-               or self._items() + total > self.max_items) and finished:
+            raise Busy(
+                f"a request of {total} items is more than the {self.max_items} "
+                f"luna2d tracks at once"
+            )
+        finished = sorted(
+            (request for request in self._requests.values() if request.finished is not None),
+            key=lambda request: (request.finished or 0.0, request.started),
+        )
+        while (
+            len(self._requests) >= self.max_requests or self._items() + total > self.max_items
+        ) and finished:
             del self._requests[finished.pop(0).id]
         if len(self._requests) >= self.max_requests:
-            raise Busy(f"{len(self._requests)} requests are running, the most luna2d "
-                       f"tracks at once; try again when some have finished")
+            raise Busy(
+                f"{len(self._requests)} requests are running, the most luna2d "
+                f"tracks at once; try again when some have finished"
+            )
         if self._items() + total > self.max_items:
-            raise Busy(f"running requests hold {self._items()} items and this one has {total}: "
-                       f"more than the {self.max_items} luna2d tracks at once; "
-                       f"try again when some have finished")
+            raise Busy(
+                f"running requests hold {self._items()} items and this one has {total}: "
+                f"more than the {self.max_items} luna2d tracks at once; "
+                f"try again when some have finished"
+            )
 
 
-__all__ = ["EXPIRY", "MAX_ITEMS", "MAX_REQUESTS", "Busy", "Entry", "Progress", "Reading",
-           "Request", "RequestTable"]
+__all__ = [
+    "EXPIRY",
+    "MAX_ITEMS",
+    "MAX_REQUESTS",
+    "Busy",
+    "Entry",
+    "Progress",
+    "Reading",
+    "Request",
+    "RequestTable",
+]

@@ -83,9 +83,7 @@ def raise_file_limit() -> None:
             log.warn("cannot raise the open-files limit above {soft}", soft=soft)  # noqa: G010
 
 
-_PEM_CERT = re.compile(
-    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
-)
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
 def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
@@ -104,18 +102,12 @@ def tls_options(api: configmod.APIConfig) -> ssl.CertificateOptions:
         try:
             texts[name] = Path(path).read_bytes()
         except OSError as exc:
-            raise ConfigError(
-                f"[API] {name}: cannot read {path}: {exc.strerror}"
-            ) from None
+            raise ConfigError(f"[API] {name}: cannot read {path}: {exc.strerror}") from None
     blocks = _PEM_CERT.findall(texts["SSL_CERTIFICATE"])
     if not blocks:
-        raise ConfigError(
-            f"[API] SSL_CERTIFICATE: {api.certificate} holds no PEM certificate"
-        )
+        raise ConfigError(f"[API] SSL_CERTIFICATE: {api.certificate} holds no PEM certificate")
     try:
-        chain = [
-            crypto.load_certificate(crypto.FILETYPE_PEM, block) for block in blocks
-        ]
+        chain = [crypto.load_certificate(crypto.FILETYPE_PEM, block) for block in blocks]
     except crypto.Error:
         raise ConfigError(
             f"[API] SSL_CERTIFICATE: {api.certificate} is not a valid certificate"
@@ -347,9 +339,7 @@ class SiteServer(internet.StreamServerEndpointService):
     open by then); a port that cannot be bound ends the start with a
     message naming it."""
 
-    def __init__(
-        self, name: str, endpoint: Any, make: Callable[[], Any], where: str
-    ) -> None:
+    def __init__(self, name: str, endpoint: Any, make: Callable[[], Any], where: str) -> None:
         super().__init__(endpoint, None)
         self.setName(name)
         self.make = make
@@ -363,9 +353,7 @@ class SiteServer(internet.StreamServerEndpointService):
         try:
             super().privilegedStartService()
         except CannotListenError as exc:
-            raise SystemExit(
-                f"luna2d: cannot listen on {self.where}: {exc.socketError}"
-            ) from None
+            raise SystemExit(f"luna2d: cannot listen on {self.where}: {exc.socketError}") from None
         waiting: Any = self._waitingForPort
         waiting.addCallback(self._bound)
 
@@ -417,9 +405,7 @@ class LunaDaemon(service.MultiService):
                 reactor, port, tls, backlog=BACKLOG, interface=host
             )
         else:
-            endpoint = endpoints.TCP4ServerEndpoint(
-                reactor, port, backlog=BACKLOG, interface=host
-            )
+            endpoint = endpoints.TCP4ServerEndpoint(reactor, port, backlog=BACKLOG, interface=host)
         self.http = SiteServer("http", endpoint, self._api_site, f"{host}:{port}")
         self.http.setServiceParent(self)
         self.boot: SiteServer | None = None
@@ -489,9 +475,7 @@ class LunaDaemon(service.MultiService):
 
     def _boot_site(self) -> Any:
         resource, auth = self._tree()
-        return make_site(
-            boot_only(resource, auth), auth, self._settings(), self.reactor
-        )
+        return make_site(boot_only(resource, auth), auth, self._settings(), self.reactor)
 
     def privilegedStartService(self) -> None:
         raise_file_limit()
@@ -574,9 +558,7 @@ def tftp_server(cfg: configmod.Config, reactor: Any) -> Any:
             try:
                 tftp.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise SystemExit(
-                    f"luna2d: [TFTP] ROOT: cannot create {tftp.root}: {exc}"
-                ) from None
+                raise SystemExit(f"luna2d: [TFTP] ROOT: cannot create {tftp.root}: {exc}") from None
             try:
                 super().privilegedStartService()
             except CannotListenError as exc:

@@ -21,9 +21,13 @@ BATCH = 40
 
 def request(name: str, number: int) -> bytes:
     body = json.dumps({"username": name, "password": f"guess-{number}"}).encode()
-    return (b"POST /token HTTP/1.1\r\nHost: luna\r\nConnection: close\r\n"
-            b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
-            + b"\r\n\r\n" + body)
+    return (
+        b"POST /token HTTP/1.1\r\nHost: luna\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 def answer(sock: socket.socket) -> bytes:

@@ -47,7 +47,9 @@ async def pause(seconds: float) -> None:
     await task.deferLater(the_reactor(), seconds, lambda: None)
 
 
-async def run_limited(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[str, Any]:
+async def run_limited(
+    argv: list[str], timeout: float, env: dict[str, str] | None = None
+) -> tuple[str, Any]:
     """Run a command, killing it after ``timeout`` s; (its output, exit reason)."""
     reactor = the_reactor()
     proc = Output()

@@ -15,7 +15,15 @@ from twisted.internet import defer, protocol
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from luna2d.config import APIConfig, Config, DatabaseConfig, DHCPConfig, FilesConfig, ServiceConfig, TFTPConfig
+from luna2d.config import (
+    APIConfig,
+    Config,
+    DatabaseConfig,
+    DHCPConfig,
+    FilesConfig,
+    ServiceConfig,
+    TFTPConfig,
+)
 from luna2d.resources.auth import Auth
 from luna2d.resources.root import build
 from luna2d.store import bootstrap, db
@@ -64,13 +72,19 @@ def load_store(cfg: Config, clock: Clock | None = None) -> Store:
     """A Store on ``cfg``'s database and key file, run synchronously
     (SyncPool), migrated and loaded as a (re)start loads it; nothing is
     seeded. The caller closes its pool."""
-    store = Store(db.SyncPool(cfg.database.database), Crypto(cfg.files.keyfile.read_bytes()), clock or Clock())
+    store = Store(
+        db.SyncPool(cfg.database.database), Crypto(cfg.files.keyfile.read_bytes()), clock or Clock()
+    )
     result_of(defer.ensureDeferred(store.open()))
     return store
 
 
-def open_store(folder: Path | None = None, bootstrap_enabled: bool = True, key: bytes | None = None,
-               clock: Clock | None = None) -> tuple[Store, Config]:
+def open_store(
+    folder: Path | None = None,
+    bootstrap_enabled: bool = True,
+    key: bytes | None = None,
+    clock: Clock | None = None,
+) -> tuple[Store, Config]:
     """A Store on a real SQLite file, run synchronously (SyncPool), seeded
     with bootstrap's sample cluster when the file is new."""
     folder = folder or Path(tempfile.mkdtemp(prefix="luna2d-test-"))
@@ -123,13 +137,17 @@ class API:
     """The whole HTTP API in process, with tokens of each role; ``ipmi`` is
     the IPMI client /control uses (none: control actions answer 503)."""
 
-    def __init__(self, store: Store | None = None, bootstrap_enabled: bool = True, ipmi: Any = None) -> None:
+    def __init__(
+        self, store: Store | None = None, bootstrap_enabled: bool = True, ipmi: Any = None
+    ) -> None:
         self.clock = Clock()
         self.clock.advance(1_800_000_000)
         if store is None:
             store, self.cfg = open_store(bootstrap_enabled=bootstrap_enabled, clock=self.clock)
         self.store = store
-        self.auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, self.clock)
+        self.auth = Auth(
+            APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, self.clock
+        )
         self.resource = build(store, self.auth, ADMIN, ipmi=ipmi)
         self.treq = StubTreq(self.resource)
         self.admin_token = self.auth.issue(ADMIN, "admin")
@@ -137,8 +155,9 @@ class API:
     def token(self, role: str = "admin", name: str | None = None, node: str | None = None) -> str:
         return self.auth.issue(name or (node or ADMIN), role, node=node)
 
-    def raw(self, method: str, path: str, data: bytes | None = None,
-            headers: dict | None = None) -> tuple[int, bytes, bytes, dict]:
+    def raw(
+        self, method: str, path: str, data: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, bytes, bytes, dict]:
         """(status, content-type, body bytes, headers) of one request, as sent."""
         d = self.treq.request(method, "http://luna" + path, data=data, headers=headers or {})
         self.treq.flush()
@@ -149,8 +168,15 @@ class API:
         ctype = response.headers.getRawHeaders(b"content-type", [b""])[0]
         return response.code, ctype, content, {k: v for k, v in response.headers.getAllRawHeaders()}
 
-    def request(self, method: str, path: str, body: Any = None, token: str | None | bool = True,
-                raw: bytes | None = None, headers: dict | None = None) -> tuple[int, Any, dict]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None | bool = True,
+        raw: bytes | None = None,
+        headers: dict | None = None,
+    ) -> tuple[int, Any, dict]:
         """(status, parsed JSON body or text or None, headers) of one request."""
         all_headers = dict(headers or {})
         if token is True:
@@ -161,7 +187,9 @@ class API:
         code, ctype, content, answer_headers = self.raw(method, path, data, all_headers)
         parsed: Any = None
         if content:
-            parsed = json.loads(content) if ctype.startswith(b"application/json") else content.decode()
+            parsed = (
+                json.loads(content) if ctype.startswith(b"application/json") else content.decode()
+            )
         return code, parsed, answer_headers
 
     def get(self, path: str, **kw: Any) -> tuple[int, Any]:

@@ -88,11 +88,29 @@ CONFIG_GETS = [
 def fixture_secrets(node: str, group: str, node_only: bool = False) -> dict:
     """The GET answer for the fixture's secrets of node001 (and, unless
     ``node_only``, of its group), with the contents shown as given."""
-    view = {"node": {"node001": [{"name": "shared key", "secretname": "shared key", "content": node,
-                                  "path": "/etc/shared.key"}]}}
+    view = {
+        "node": {
+            "node001": [
+                {
+                    "name": "shared key",
+                    "secretname": "shared key",
+                    "content": node,
+                    "path": "/etc/shared.key",
+                }
+            ]
+        }
+    }
     if not node_only:
-        view["group"] = {"compute": [{"name": "shared key", "secretname": "shared key", "content": group,
-                                      "path": "/etc/group.key"}]}
+        view["group"] = {
+            "compute": [
+                {
+                    "name": "shared key",
+                    "secretname": "shared key",
+                    "content": group,
+                    "path": "/etc/group.key",
+                }
+            ]
+        }
     return {"config": {"secrets": view}}
 
 
@@ -103,38 +121,94 @@ CONFIG_POSTS = [
     ("/config/node/node009", env("node", "node009", {"group": "compute"})),
     ("/config/node/node001/_clone", env("node", "node001", {"newhostname": "node010"})),
     ("/config/node/node001/_delete", {}),
-    ("/config/node/node001/interfaces", env("node", "node001", {"interfaces": [{"interface": "eth9", "network": "ib"}]})),
+    (
+        "/config/node/node001/interfaces",
+        env("node", "node001", {"interfaces": [{"interface": "eth9", "network": "ib"}]}),
+    ),
     ("/config/group/compute", {"config": {"group": {"compute": {"comment": "x"}}}}),
     ("/config/group/compute/_clone", {"config": {"group": {"compute": {"newgroupname": "gpu"}}}}),
-    ("/config/group/compute/interfaces",
-     {"config": {"group": {"compute": {"interfaces": [{"interface": "eth9", "network": "ib"}]}}}}),
+    (
+        "/config/group/compute/interfaces",
+        {
+            "config": {
+                "group": {"compute": {"interfaces": [{"interface": "eth9", "network": "ib"}]}}
+            }
+        },
+    ),
     ("/config/network/cluster", {"config": {"network": {"cluster": {"comment": "x"}}}}),
-    ("/config/network/cluster/_clone",
-     {"config": {"network": {"cluster": {"newnetname": "c2", "network": "10.200.0.0/16"}}}}),
+    (
+        "/config/network/cluster/_clone",
+        {"config": {"network": {"cluster": {"newnetname": "c2", "network": "10.200.0.0/16"}}}},
+    ),
     ("/config/osimage", {}),
     ("/config/osimage/compute", {"config": {"osimage": {"compute": {"comment": "x"}}}}),
     ("/config/osimage/compute/_clone", {"config": {"osimage": {"compute": {"newosimage": "c2"}}}}),
-    ("/config/osimage/compute/kernel", {"config": {"osimage": {"compute": {"kernelversion": "6.1"}}}}),
+    (
+        "/config/osimage/compute/kernel",
+        {"config": {"osimage": {"compute": {"kernelversion": "6.1"}}}},
+    ),
     ("/config/osimage/compute/tag", {"config": {"osimage": {"compute": {"tag": "v1"}}}}),
     ("/config/bmcsetup/compute", {"config": {"bmcsetup": {"compute": {"comment": "x"}}}}),
-    ("/config/bmcsetup/compute/_clone", {"config": {"bmcsetup": {"compute": {"newbmcname": "b2"}}}}),
+    (
+        "/config/bmcsetup/compute/_clone",
+        {"config": {"bmcsetup": {"compute": {"newbmcname": "b2"}}}},
+    ),
     ("/config/switch/sw01", {"config": {"switch": {"sw01": {"comment": "x"}}}}),
     ("/config/otherdev/pdu01", {"config": {"otherdev": {"pdu01": {"comment": "x"}}}}),
     ("/config/rack/rack01", {"config": {"rack": {"rack01": {"size": 42}}}}),
-    ("/config/rack/inventory", {"config": {"rack": {"inventory": [{"name": "node001", "type": "node"}]}}}),
+    (
+        "/config/rack/inventory",
+        {"config": {"rack": {"inventory": [{"name": "node001", "type": "node"}]}}},
+    ),
     ("/config/secrets", {}),
-    ("/config/secrets/node/node001",
-     {"config": {"secrets": {"node": {"node001": [{"secretname": "k", "content": "c", "path": "/k"}]}}}}),
-    ("/config/secrets/group/compute",
-     {"config": {"secrets": {"group": {"compute": [{"secretname": "k", "content": "c", "path": "/k"}]}}}}),
-    ("/config/secrets/node/node001/shared%20key",
-     {"config": {"secrets": {"node": {"node001": [{"secretname": "shared key", "content": "new"}]}}}}),
-    ("/config/secrets/node/node001/shared%20key/_clone",
-     {"config": {"secrets": {"node": {"node001": [{"secretname": "shared key", "newsecretname": "k2"}]}}}}),
+    (
+        "/config/secrets/node/node001",
+        {
+            "config": {
+                "secrets": {
+                    "node": {"node001": [{"secretname": "k", "content": "c", "path": "/k"}]}
+                }
+            }
+        },
+    ),
+    (
+        "/config/secrets/group/compute",
+        {
+            "config": {
+                "secrets": {
+                    "group": {"compute": [{"secretname": "k", "content": "c", "path": "/k"}]}
+                }
+            }
+        },
+    ),
+    (
+        "/config/secrets/node/node001/shared%20key",
+        {
+            "config": {
+                "secrets": {"node": {"node001": [{"secretname": "shared key", "content": "new"}]}}
+            }
+        },
+    ),
+    (
+        "/config/secrets/node/node001/shared%20key/_clone",
+        {
+            "config": {
+                "secrets": {
+                    "node": {"node001": [{"secretname": "shared key", "newsecretname": "k2"}]}
+                }
+            }
+        },
+    ),
     ("/config/secrets/node/node001/shared%20key/_delete", {}),
     ("/config/cluster", {"config": {"cluster": {"debug": True}}}),
-    ("/config/user/someone", {"config": {"user": {"someone": {"password": "longenough", "role": "readonly"}}}}),
-    ("/journal", {"journal": [{"function": "node_update", "object": "node001", "sendfor": "controller"}]}),
+    (
+        "/config/user/someone",
+        {"config": {"user": {"someone": {"password": "longenough", "role": "readonly"}}}},
+    ),
+    (
+        "/journal",
+        {"journal": [{"function": "node_update", "object": "node001", "sendfor": "controller"}]},
+    ),
 ]
 
 
@@ -148,17 +222,63 @@ class AuthCase(unittest.TestCase):
         """A node secret, a group secret, a switch and an other device to
         point the endpoint lists at."""
         api = self.api
-        code, _ = api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-            {"secretname": "shared key", "content": NODE_SECRET, "path": "/etc/shared.key"}]}}}})
+        code, _ = api.post(
+            "/config/secrets/node/node001",
+            {
+                "config": {
+                    "secrets": {
+                        "node": {
+                            "node001": [
+                                {
+                                    "secretname": "shared key",
+                                    "content": NODE_SECRET,
+                                    "path": "/etc/shared.key",
+                                }
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
-        code, _ = api.post("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
-            {"secretname": "shared key", "content": GROUP_SECRET, "path": "/etc/group.key"}]}}}})
+        code, _ = api.post(
+            "/config/secrets/group/compute",
+            {
+                "config": {
+                    "secrets": {
+                        "group": {
+                            "compute": [
+                                {
+                                    "secretname": "shared key",
+                                    "content": GROUP_SECRET,
+                                    "path": "/etc/group.key",
+                                }
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
-        code, _ = api.post("/config/switch/sw01", {"config": {"switch": {"sw01": {
-            "network": "cluster", "ipaddress": "10.141.250.1", "rw": "write-community"}}}})
+        code, _ = api.post(
+            "/config/switch/sw01",
+            {
+                "config": {
+                    "switch": {
+                        "sw01": {
+                            "network": "cluster",
+                            "ipaddress": "10.141.250.1",
+                            "rw": "write-community",
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
-        code, _ = api.post("/config/otherdev/pdu01", {"config": {"otherdev": {"pdu01": {
-            "network": "ipmi", "ipaddress": "10.148.250.1"}}}})
+        code, _ = api.post(
+            "/config/otherdev/pdu01",
+            {"config": {"otherdev": {"pdu01": {"network": "ipmi", "ipaddress": "10.148.250.1"}}}},
+        )
         self.assertEqual(code, 201)
         code, _ = api.post("/config/rack/rack01", {"config": {"rack": {"rack01": {"size": 42}}}})
         self.assertEqual(code, 201)
@@ -167,14 +287,20 @@ class AuthCase(unittest.TestCase):
         """What an admin's GETs show of every kind, the secrets, the
         cluster, the inventory, the tags and the journal."""
         paths = [f"/config/{kind}" for kind in KINDS if kind != "cluster"] + [
-            "/config/secrets", "/config/cluster", "/config/rack/inventory", "/config/osimagetag",
-            "/journal/controller"]
+            "/config/secrets",
+            "/config/cluster",
+            "/config/rack/inventory",
+            "/config/osimagetag",
+            "/journal/controller",
+        ]
         return {path: self.api.get(path) for path in paths}
 
     def make_user(self, name: str, role: str, password: str = "correct-horse") -> str:
         """Create a store user through the API and log in as them."""
-        code, body = self.api.post(f"/config/user/{name}", {"config": {"user": {name: {
-            "password": password, "role": role}}}})
+        code, body = self.api.post(
+            f"/config/user/{name}",
+            {"config": {"user": {name: {"password": password, "role": role}}}},
+        )
         self.assertEqual((code, body), (201, {"message": f"user {name} created"}))
         code, body = self.api.post("/token", {"username": name, "password": password}, token=False)
         self.assertEqual(code, 201)
@@ -188,8 +314,12 @@ class TokenEndpointTests(AuthCase):
         code, body = self.api.post("/token", {"username": ADMIN, "password": PASSWORD}, token=False)
         self.assertEqual(code, 201)
         self.assertEqual(list(body), ["token"])
-        claims = jwt.decode(body["token"], SECRET, algorithms=["HS256"],
-                            options={"verify_exp": False, "verify_iat": False})
+        claims = jwt.decode(
+            body["token"],
+            SECRET,
+            algorithms=["HS256"],
+            options={"verify_exp": False, "verify_iat": False},
+        )
         self.assertEqual(claims["sub"], ADMIN)
         self.assertEqual(claims["exp"], int(self.api.clock.seconds()) + 3600)
         code, _ = self.api.get("/config/node", token=body["token"])
@@ -202,13 +332,17 @@ class TokenEndpointTests(AuthCase):
 
     def test_unknown_user(self) -> None:
         """An unknown user answers the same 401 as a wrong password."""
-        code, body = self.api.post("/token", {"username": "nobody", "password": "whatever1"}, token=False)
+        code, body = self.api.post(
+            "/token", {"username": "nobody", "password": "whatever1"}, token=False
+        )
         self.assertEqual((code, body), (401, {"message": "invalid username or password"}))
 
     def test_store_user_wrong_password(self) -> None:
         """A store user with a wrong password gets 401."""
         self.make_user("alice", "readonly")
-        code, body = self.api.post("/token", {"username": "alice", "password": "not-her-password"}, token=False)
+        code, body = self.api.post(
+            "/token", {"username": "alice", "password": "not-her-password"}, token=False
+        )
         self.assertEqual((code, body), (401, {"message": "invalid username or password"}))
 
     def test_malformed_json(self) -> None:
@@ -220,12 +354,17 @@ class TokenEndpointTests(AuthCase):
     def test_empty_body(self) -> None:
         """An empty body answers 400."""
         code, body, _ = self.api.request("POST", "/token", raw=b"", token=False)
-        self.assertEqual((code, body), (400, {"message": "request body is empty; a JSON object is required"}))
+        self.assertEqual(
+            (code, body), (400, {"message": "request body is empty; a JSON object is required"})
+        )
 
     def test_not_an_object(self) -> None:
         """A JSON list instead of an object answers 400."""
         code, body = self.api.post("/token", ["luna", "luna"], token=False)
-        self.assertEqual((code, body), (400, {"message": "the body must be a JSON object with username and password"}))
+        self.assertEqual(
+            (code, body),
+            (400, {"message": "the body must be a JSON object with username and password"}),
+        )
 
     def test_missing_username(self) -> None:
         """A body without username answers 400 naming the field."""
@@ -244,8 +383,9 @@ class TokenEndpointTests(AuthCase):
 
     def test_unknown_field(self) -> None:
         """An unknown field in the login body answers 400 naming it."""
-        code, body = self.api.post("/token", {"username": ADMIN, "password": PASSWORD, "role": "admin"},
-                                   token=False)
+        code, body = self.api.post(
+            "/token", {"username": ADMIN, "password": PASSWORD, "role": "admin"}, token=False
+        )
         self.assertEqual((code, body), (400, {"message": "role: unknown field"}))
 
     def test_get_token_not_allowed(self) -> None:
@@ -261,8 +401,10 @@ class LoginCostTests(unittest.TestCase):
     def setUp(self) -> None:
         hash_inline(self)
         self.api = API()
-        code, _ = self.api.post("/config/user/alice", {"config": {"user": {"alice": {
-            "password": "alice-password", "role": "admin"}}}})
+        code, _ = self.api.post(
+            "/config/user/alice",
+            {"config": {"user": {"alice": {"password": "alice-password", "role": "admin"}}}},
+        )
         self.assertEqual(code, 201)
         self.derivations = 0
         derive = crypto._derive
@@ -369,27 +511,38 @@ class BadTokenTests(AuthCase):
         """A token that is not a JWT answers 401 on GET and POST."""
         code, body = self.api.get("/config/node", token="not-a-token")
         self.assertEqual((code, body), (401, {"message": "the token is invalid"}))
-        code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}), token="not-a-token")
+        code, body = self.api.post(
+            "/config/node/node001", env("node", "node001", {"comment": "x"}), token="not-a-token"
+        )
         self.assertEqual((code, body), (401, {"message": "the token is invalid"}))
 
     def test_token_signed_with_another_key(self) -> None:
         """A JWT signed with a key other than SECRET_KEY answers 401."""
-        forged = jwt.encode({"sub": ADMIN, "role": "admin", "exp": int(self.api.clock.seconds()) + 60},
-                            "some-other-key-of-sufficient-length", algorithm="HS256")
+        forged = jwt.encode(
+            {"sub": ADMIN, "role": "admin", "exp": int(self.api.clock.seconds()) + 60},
+            "some-other-key-of-sufficient-length",
+            algorithm="HS256",
+        )
         code, body = self.api.get("/config/node", token=forged)
         self.assertEqual((code, body), (401, {"message": "the token is invalid"}))
 
     def test_unsigned_token(self) -> None:
         """An alg=none JWT is refused with 401."""
-        forged = jwt.encode({"sub": ADMIN, "role": "admin", "exp": int(self.api.clock.seconds()) + 60},
-                            None, algorithm="none")
+        forged = jwt.encode(
+            {"sub": ADMIN, "role": "admin", "exp": int(self.api.clock.seconds()) + 60},
+            None,
+            algorithm="none",
+        )
         code, body = self.api.get("/config/node", token=forged)
         self.assertEqual((code, body), (401, {"message": "the token is invalid"}))
 
     def test_unknown_role(self) -> None:
         """A correctly signed token with an unknown role answers 401."""
-        forged = jwt.encode({"sub": ADMIN, "role": "root", "exp": int(self.api.clock.seconds()) + 60},
-                            SECRET, algorithm="HS256")
+        forged = jwt.encode(
+            {"sub": ADMIN, "role": "root", "exp": int(self.api.clock.seconds()) + 60},
+            SECRET,
+            algorithm="HS256",
+        )
         code, body = self.api.get("/config/node", token=forged)
         self.assertEqual((code, body), (401, {"message": "the token is invalid"}))
 
@@ -401,7 +554,9 @@ class BadTokenTests(AuthCase):
         self.api.clock.advance(3601)
         code, body = self.api.get("/config/node", token=token)
         self.assertEqual((code, body), (401, {"message": "the token has expired"}))
-        code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}), token=token)
+        code, body = self.api.post(
+            "/config/node/node001", env("node", "node001", {"comment": "x"}), token=token
+        )
         self.assertEqual((code, body), (401, {"message": "the token has expired"}))
         code, body = self.api.post("/token", {"username": ADMIN, "password": PASSWORD}, token=False)
         self.assertEqual(code, 201)
@@ -422,24 +577,37 @@ class BadTokenTests(AuthCase):
 
     def test_bearer_header(self) -> None:
         """Authorization: Bearer <token> is accepted like x-access-tokens."""
-        code, body = self.api.get("/config/node/node001", token=False,
-                                  headers={"Authorization": "Bearer " + self.api.admin_token})
+        code, body = self.api.get(
+            "/config/node/node001",
+            token=False,
+            headers={"Authorization": "Bearer " + self.api.admin_token},
+        )
         self.assertEqual(code, 200)
         self.assertIn("node001", body["config"]["node"])
-        code, _ = self.api.post("/config/node/node001", env("node", "node001", {"comment": "via bearer"}), token=False,
-                                headers={"Authorization": "Bearer " + self.api.admin_token})
+        code, _ = self.api.post(
+            "/config/node/node001",
+            env("node", "node001", {"comment": "via bearer"}),
+            token=False,
+            headers={"Authorization": "Bearer " + self.api.admin_token},
+        )
         self.assertEqual(code, 204)
-        self.assertEqual(self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]["comment"],
-                         "via bearer")
+        self.assertEqual(
+            self.api.get("/config/node/node001")[1]["config"]["node"]["node001"]["comment"],
+            "via bearer",
+        )
 
     def test_bearer_with_bad_token(self) -> None:
         """A bad token in Authorization: Bearer answers 401."""
-        code, body = self.api.get("/config/node", token=False, headers={"Authorization": "Bearer nonsense"})
+        code, body = self.api.get(
+            "/config/node", token=False, headers={"Authorization": "Bearer nonsense"}
+        )
         self.assertEqual((code, body), (401, {"message": "the token is invalid"}))
 
     def test_other_authorization_scheme(self) -> None:
         """Authorization: Basic is not a token: 401 as without a token."""
-        code, body = self.api.get("/config/node", token=False, headers={"Authorization": "Basic bHVuYTpsdW5h"})
+        code, body = self.api.get(
+            "/config/node", token=False, headers={"Authorization": "Basic bHVuYTpsdW5h"}
+        )
         self.assertEqual((code, body), (401, NO_TOKEN))
 
     def test_quoted_token(self) -> None:
@@ -456,8 +624,17 @@ class ReadonlyTests(AuthCase):
     def test_user_is_listed_without_hash(self) -> None:
         """The new user shows with its role; no password or hash is shown."""
         code, body = self.api.get("/config/user/viewer")
-        self.assertEqual((code, body), (200, {"config": {"user": {"viewer": {
-            "name": "viewer", "role": "readonly", "comment": None}}}}))
+        self.assertEqual(
+            (code, body),
+            (
+                200,
+                {
+                    "config": {
+                        "user": {"viewer": {"name": "viewer", "role": "readonly", "comment": None}}
+                    }
+                },
+            ),
+        )
 
     def test_readonly_gets(self) -> None:
         """A readonly token gets 200 on every GET that only reads."""
@@ -480,40 +657,60 @@ class ReadonlyTests(AuthCase):
     def test_readonly_post_malformed_body_forbidden(self) -> None:
         """A readonly token gets 403, not 400, even for a malformed body: the
         role is checked before the body is read."""
-        code, body, _ = self.api.request("POST", "/config/node/node001", raw=b"{oops", token=self.reader)
+        code, body, _ = self.api.request(
+            "POST", "/config/node/node001", raw=b"{oops", token=self.reader
+        )
         self.assertEqual((code, body), (403, READONLY_POST))
 
     def test_readonly_get_actions_forbidden(self) -> None:
         """GET _delete and _pack change things: readonly gets 403 there and the
         object survives."""
         before = self.everything()
-        for path in ("/config/node/node001/_delete", "/config/group/compute/interfaces/BMC/_delete",
-                     "/config/secrets/node/node001/shared%20key/_delete", "/config/osimage/compute/_pack",
-                     "/config/rack/inventory/node001/type/node/_delete", "/config/switch/sw01/_delete",
-                     "/config/network/cluster/_delete", "/config/osimage/compute/osimagetag/v1/_delete"):
+        for path in (
+            "/config/node/node001/_delete",
+            "/config/group/compute/interfaces/BMC/_delete",
+            "/config/secrets/node/node001/shared%20key/_delete",
+            "/config/osimage/compute/_pack",
+            "/config/rack/inventory/node001/type/node/_delete",
+            "/config/switch/sw01/_delete",
+            "/config/network/cluster/_delete",
+            "/config/osimage/compute/osimagetag/v1/_delete",
+        ):
             code, body = self.api.get(path, token=self.reader)
             self.assertEqual((path, code, body), (path, 403, READONLY_POST))
         self.assertEqual(self.everything(), before)
 
     def test_readonly_sees_secrets_masked(self) -> None:
         """Node and group secrets are "********" to readonly and clear to admin."""
-        self.assertEqual(self.api.get("/config/secrets", token=self.reader), (200, fixture_secrets(MASK, MASK)))
-        self.assertEqual(self.api.get("/config/secrets"), (200, fixture_secrets(NODE_SECRET, GROUP_SECRET)))
+        self.assertEqual(
+            self.api.get("/config/secrets", token=self.reader), (200, fixture_secrets(MASK, MASK))
+        )
+        self.assertEqual(
+            self.api.get("/config/secrets"), (200, fixture_secrets(NODE_SECRET, GROUP_SECRET))
+        )
 
     def test_readonly_sees_node_and_single_secret_masked(self) -> None:
         """The per-node view and a single secret are masked for readonly too."""
-        self.assertEqual(self.api.get("/config/secrets/node/node001", token=self.reader),
-                         (200, fixture_secrets(MASK, MASK)))
-        self.assertEqual(self.api.get("/config/secrets/node/node001/shared%20key", token=self.reader),
-                         (200, fixture_secrets(MASK, MASK, node_only=True)))
-        self.assertEqual(self.api.get("/config/secrets/node/node001/shared%20key"),
-                         (200, fixture_secrets(NODE_SECRET, GROUP_SECRET, node_only=True)))
+        self.assertEqual(
+            self.api.get("/config/secrets/node/node001", token=self.reader),
+            (200, fixture_secrets(MASK, MASK)),
+        )
+        self.assertEqual(
+            self.api.get("/config/secrets/node/node001/shared%20key", token=self.reader),
+            (200, fixture_secrets(MASK, MASK, node_only=True)),
+        )
+        self.assertEqual(
+            self.api.get("/config/secrets/node/node001/shared%20key"),
+            (200, fixture_secrets(NODE_SECRET, GROUP_SECRET, node_only=True)),
+        )
 
     def test_readonly_sees_bmc_password_masked(self) -> None:
         """The BMC password is "********" to readonly (list and show) and
         clear to admin."""
-        code, _ = self.api.post("/config/bmcsetup/compute", {"config": {"bmcsetup": {"compute": {
-            "password": "calvin-the-bmc"}}}})
+        code, _ = self.api.post(
+            "/config/bmcsetup/compute",
+            {"config": {"bmcsetup": {"compute": {"password": "calvin-the-bmc"}}}},
+        )
         self.assertEqual(code, 204)
         code, body = self.api.get("/config/bmcsetup/compute", token=self.reader)
         self.assertEqual(code, 200)
@@ -536,47 +733,81 @@ class ReadonlyTests(AuthCase):
     def test_admin_role_user(self) -> None:
         """A store user with role admin may change things."""
         token = self.make_user("boss", "admin")
-        code, _ = self.api.post("/config/node/node001", env("node", "node001", {"comment": "by boss"}), token=token)
+        code, _ = self.api.post(
+            "/config/node/node001", env("node", "node001", {"comment": "by boss"}), token=token
+        )
         self.assertEqual(code, 204)
-        self.assertEqual(self.api.get("/config/secrets", token=token)[1]["config"]["secrets"]["node"]["node001"][0]
-                         ["content"], NODE_SECRET)
+        self.assertEqual(
+            self.api.get("/config/secrets", token=token)[1]["config"]["secrets"]["node"]["node001"][
+                0
+            ]["content"],
+            NODE_SECRET,
+        )
 
     def test_role_change_takes_effect(self) -> None:
         """Demoting a user to readonly takes effect at once: the token it
         had as an admin is revoked (401), and the token of a new login is a
         readonly one (403 on a POST)."""
         token = self.make_user("boss", "admin")
-        code, _ = self.api.post("/config/user/boss", {"config": {"user": {"boss": {"role": "readonly"}}}})
+        code, _ = self.api.post(
+            "/config/user/boss", {"config": {"user": {"boss": {"role": "readonly"}}}}
+        )
         self.assertEqual(code, 204)
-        code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}), token=token)
-        self.assertEqual((code, body), (401, {"message": "the token of 'boss' was revoked (its password, "
-                                                         "role or name changed); log in again"}))
-        code, body = self.api.post("/token", {"username": "boss", "password": "correct-horse"}, token=False)
+        code, body = self.api.post(
+            "/config/node/node001", env("node", "node001", {"comment": "x"}), token=token
+        )
+        self.assertEqual(
+            (code, body),
+            (
+                401,
+                {
+                    "message": "the token of 'boss' was revoked (its password, "
+                    "role or name changed); log in again"
+                },
+            ),
+        )
+        code, body = self.api.post(
+            "/token", {"username": "boss", "password": "correct-horse"}, token=False
+        )
         self.assertEqual(code, 201)
-        code, body = self.api.post("/config/node/node001", env("node", "node001", {"comment": "x"}),
-                                   token=body["token"])
+        code, body = self.api.post(
+            "/config/node/node001", env("node", "node001", {"comment": "x"}), token=body["token"]
+        )
         self.assertEqual((code, body), (403, READONLY_POST))
 
     def test_user_needs_password(self) -> None:
         """Creating a user without password answers 400 naming password."""
-        code, body = self.api.post("/config/user/bob", {"config": {"user": {"bob": {"role": "readonly"}}}})
-        self.assertEqual((code, body), (400, {"message": "password: required to create user 'bob'"}))
+        code, body = self.api.post(
+            "/config/user/bob", {"config": {"user": {"bob": {"role": "readonly"}}}}
+        )
+        self.assertEqual(
+            (code, body), (400, {"message": "password: required to create user 'bob'"})
+        )
 
     def test_user_short_password(self) -> None:
         """A password under 8 characters answers 400."""
-        code, body = self.api.post("/config/user/bob", {"config": {"user": {"bob": {"password": "short"}}}})
-        self.assertEqual((code, body), (400, {"message": "password: must be at least 8 characters"}))
+        code, body = self.api.post(
+            "/config/user/bob", {"config": {"user": {"bob": {"password": "short"}}}}
+        )
+        self.assertEqual(
+            (code, body), (400, {"message": "password: must be at least 8 characters"})
+        )
 
     def test_user_bad_role(self) -> None:
         """A role other than admin or readonly answers 400 naming role."""
-        code, body = self.api.post("/config/user/bob", {"config": {"user": {"bob": {
-            "password": "longenough", "role": "root"}}}})
-        self.assertEqual((code, body), (400, {"message": "role: must be one of admin, readonly, got 'root'"}))
+        code, body = self.api.post(
+            "/config/user/bob",
+            {"config": {"user": {"bob": {"password": "longenough", "role": "root"}}}},
+        )
+        self.assertEqual(
+            (code, body), (400, {"message": "role: must be one of admin, readonly, got 'root'"})
+        )
 
     def test_ini_admin_not_managed(self) -> None:
         """The ini admin cannot be created or overwritten through the API."""
-        code, body = self.api.post(f"/config/user/{ADMIN}", {"config": {"user": {ADMIN: {
-            "password": "longenough"}}}})
+        code, body = self.api.post(
+            f"/config/user/{ADMIN}", {"config": {"user": {ADMIN: {"password": "longenough"}}}}
+        )
         self.assertEqual(code, 400)
         self.assertIn("ini", body["message"])
 
@@ -590,28 +821,44 @@ class DeletedUserTests(AuthCase):
         self.assertEqual((code, body), (204, None))
         code, body = self.api.get("/config/node", token=token)
         self.assertEqual((code, body), (401, {"message": "user 'temp' no longer exists"}))
-        code, body = self.api.post("/token", {"username": "temp", "password": "correct-horse"}, token=False)
+        code, body = self.api.post(
+            "/token", {"username": "temp", "password": "correct-horse"}, token=False
+        )
         self.assertEqual((code, body), (401, {"message": "invalid username or password"}))
 
     def test_renamed_user_token_stops_working(self) -> None:
         """A token names its user; after a rename it no longer works, and the
         user logs in under the new name with the same password."""
         token = self.make_user("temp", "readonly")
-        code, _ = self.api.post("/config/user/temp", {"config": {"user": {"temp": {"newusername": "temp2"}}}})
+        code, _ = self.api.post(
+            "/config/user/temp", {"config": {"user": {"temp": {"newusername": "temp2"}}}}
+        )
         self.assertEqual(code, 204)
         self.assertEqual(self.api.get("/config/node", token=token)[0], 401)
-        code, _ = self.api.post("/token", {"username": "temp2", "password": "correct-horse"}, token=False)
+        code, _ = self.api.post(
+            "/token", {"username": "temp2", "password": "correct-horse"}, token=False
+        )
         self.assertEqual(code, 201)
 
     def test_password_change(self) -> None:
         """Changing a user's password makes the old one fail at login."""
         self.make_user("temp", "readonly")
-        code, _ = self.api.post("/config/user/temp", {"config": {"user": {"temp": {"password": "brand-new-pass"}}}})
+        code, _ = self.api.post(
+            "/config/user/temp", {"config": {"user": {"temp": {"password": "brand-new-pass"}}}}
+        )
         self.assertEqual(code, 204)
-        self.assertEqual(self.api.post("/token", {"username": "temp", "password": "correct-horse"},
-                                       token=False)[0], 401)
-        self.assertEqual(self.api.post("/token", {"username": "temp", "password": "brand-new-pass"},
-                                       token=False)[0], 201)
+        self.assertEqual(
+            self.api.post("/token", {"username": "temp", "password": "correct-horse"}, token=False)[
+                0
+            ],
+            401,
+        )
+        self.assertEqual(
+            self.api.post(
+                "/token", {"username": "temp", "password": "brand-new-pass"}, token=False
+            )[0],
+            201,
+        )
 
 
 class NodeTokenTests(AuthCase):
@@ -624,26 +871,36 @@ class NodeTokenTests(AuthCase):
 
     def test_reads_own_secrets(self) -> None:
         """A node token reads its own node's secrets in clear, group's included."""
-        self.assertEqual(self.api.get("/config/secrets/node/node001", token=self.node_token),
-                         (200, fixture_secrets(NODE_SECRET, GROUP_SECRET)))
+        self.assertEqual(
+            self.api.get("/config/secrets/node/node001", token=self.node_token),
+            (200, fixture_secrets(NODE_SECRET, GROUP_SECRET)),
+        )
 
     def test_reads_own_single_secret(self) -> None:
         """A node token may read a single secret of its own node, in clear."""
-        self.assertEqual(self.api.get("/config/secrets/node/node001/shared%20key", token=self.node_token),
-                         (200, fixture_secrets(NODE_SECRET, GROUP_SECRET, node_only=True)))
+        self.assertEqual(
+            self.api.get("/config/secrets/node/node001/shared%20key", token=self.node_token),
+            (200, fixture_secrets(NODE_SECRET, GROUP_SECRET, node_only=True)),
+        )
 
     def test_reports_system_info(self) -> None:
         """The install script's vendor/assettag update answers 204 and sticks."""
-        code, body = self.api.post("/config/node/node001", env("node", "node001", {
-            "vendor": "Dell Inc.", "assettag": "ABC123"}), token=self.node_token)
+        code, body = self.api.post(
+            "/config/node/node001",
+            env("node", "node001", {"vendor": "Dell Inc.", "assettag": "ABC123"}),
+            token=self.node_token,
+        )
         self.assertEqual((code, body), (204, None))
         node = self.node001()
         self.assertEqual((node["vendor"], node["assettag"]), ("Dell Inc.", "ABC123"))
 
     def test_reports_status(self) -> None:
         """A node token may set its own status."""
-        code, _ = self.api.post("/config/node/node001", env("node", "node001", {"status": "installer.ok"}),
-                                token=self.node_token)
+        code, _ = self.api.post(
+            "/config/node/node001",
+            env("node", "node001", {"status": "installer.ok"}),
+            token=self.node_token,
+        )
         self.assertEqual(code, 204)
         self.assertEqual(self.node001()["status"], "installer.ok")
 
@@ -653,30 +910,50 @@ class NodeTokenTests(AuthCase):
         (tests.boot.test_policy.NodeTokenTests): sent from 127.0.0.1 it is 403
         and moves nothing."""
         before = self.node001()
-        code, body = self.api.post("/config/node/node001", env("node", "node001", {
-            "name": "node001", "interfaces": [{"interface": "BOOTIF", "force": True, "ipaddress": "10.141.0.210"}]}),
-            token=self.node_token)
+        code, body = self.api.post(
+            "/config/node/node001",
+            env(
+                "node",
+                "node001",
+                {
+                    "name": "node001",
+                    "interfaces": [
+                        {"interface": "BOOTIF", "force": True, "ipaddress": "10.141.0.210"}
+                    ],
+                },
+            ),
+            token=self.node_token,
+        )
         self.assertEqual(code, 403, body)
         self.assertIn("the address it calls from", body["message"])
         self.assertEqual(self.node001(), before)
 
     def test_reports_tpm(self) -> None:
         """TPM data may be reported by the node itself."""
-        code, _ = self.api.post("/config/node/node001", env("node", "node001", {"tpm_uuid": "u-1", "tpm_sha256": "ab"}),
-                                token=self.node_token)
+        code, _ = self.api.post(
+            "/config/node/node001",
+            env("node", "node001", {"tpm_uuid": "u-1", "tpm_sha256": "ab"}),
+            token=self.node_token,
+        )
         self.assertEqual(code, 204)
         node = self.node001()
         self.assertEqual((node["tpm_uuid"], node["tpm_sha256"]), ("u-1", "ab"))
 
     def test_other_node_forbidden(self) -> None:
         """A node token may not update, or read the secrets of, another node."""
-        code, body = self.api.post("/config/node/node002", env("node", "node002", {"vendor": "x"}), token=self.node_token)
-        self.assertEqual((code, body), (403, {"message": "this token belongs to node node001, not node002"}))
+        code, body = self.api.post(
+            "/config/node/node002", env("node", "node002", {"vendor": "x"}), token=self.node_token
+        )
+        self.assertEqual(
+            (code, body), (403, {"message": "this token belongs to node node001, not node002"})
+        )
         code, body = self.api.get("/config/secrets/node/node002", token=self.node_token)
         self.assertEqual((code, body), (403, {"message": "this token belongs to node node001"}))
         code, body = self.api.get("/config/secrets/group/compute", token=self.node_token)
         self.assertEqual((code, body), (403, {"message": "this token belongs to node node001"}))
-        self.assertEqual(self.api.get("/config/node/node002")[1]["config"]["node"]["node002"]["vendor"], None)
+        self.assertEqual(
+            self.api.get("/config/node/node002")[1]["config"]["node"]["node002"]["vendor"], None
+        )
 
     def test_other_fields_forbidden(self) -> None:
         """Fields other than vendor, assettag, status, TPM and interface
@@ -687,24 +964,45 @@ class NodeTokenTests(AuthCase):
             ({"newhostname": "evil"}, "newhostname: a node token may not change this field"),
             ({"macaddr": "aa:bb:cc:dd:ee:ff"}, "macaddr: a node token may not change this field"),
             ({"vendor": "ok", "service": True}, "service: a node token may not change this field"),
-            ({"interfaces": [{"interface": "BOOTIF", "network": "ib", "ipaddress": "10.149.0.100"}]},
-             "interfaces: a node token may only report its address"),
-            ({"interfaces": [{"interface": "BOOTIF", "macaddress": "aa:bb:cc:dd:ee:ff"}]},
-             "interfaces: a node token may only report its address"),
+            (
+                {
+                    "interfaces": [
+                        {"interface": "BOOTIF", "network": "ib", "ipaddress": "10.149.0.100"}
+                    ]
+                },
+                "interfaces: a node token may only report its address",
+            ),
+            (
+                {"interfaces": [{"interface": "BOOTIF", "macaddress": "aa:bb:cc:dd:ee:ff"}]},
+                "interfaces: a node token may only report its address",
+            ),
         ):
             before = self.node001()
-            code, body = self.api.post("/config/node/node001", env("node", "node001", fields), token=self.node_token)
+            code, body = self.api.post(
+                "/config/node/node001", env("node", "node001", fields), token=self.node_token
+            )
             self.assertEqual((code, body), (403, {"message": text}))
             self.assertEqual(self.node001(), before)
 
     def test_other_endpoints_forbidden(self) -> None:
         """Every other endpoint answers 403 to a node token; nothing changes."""
         before = self.everything()
-        for path in ("/config/node", "/config/node/node001", "/config/node/node001/interfaces",
-                     "/config/group/compute", "/config/network", "/config/network/cluster/_nextfreeip",
-                     "/config/secrets", "/config/cluster", "/config/user", "/config/osimage",
-                     "/config/rack/inventory", "/config/bmcsetup/compute", "/config/node/node001/_delete",
-                     "/journal/controller"):
+        for path in (
+            "/config/node",
+            "/config/node/node001",
+            "/config/node/node001/interfaces",
+            "/config/group/compute",
+            "/config/network",
+            "/config/network/cluster/_nextfreeip",
+            "/config/secrets",
+            "/config/cluster",
+            "/config/user",
+            "/config/osimage",
+            "/config/rack/inventory",
+            "/config/bmcsetup/compute",
+            "/config/node/node001/_delete",
+            "/journal/controller",
+        ):
             code, body = self.api.get(path, token=self.node_token)
             self.assertEqual(code, 403, path)
             self.assertIsInstance(body["message"], str)
@@ -719,5 +1017,7 @@ class NodeTokenTests(AuthCase):
     def test_unknown_own_node(self) -> None:
         """A node token for a node that no longer exists gets 404 on update."""
         token = self.api.token("node", node="node099")
-        code, body = self.api.post("/config/node/node099", env("node", "node099", {"vendor": "x"}), token=token)
+        code, body = self.api.post(
+            "/config/node/node099", env("node", "node099", {"vendor": "x"}), token=token
+        )
         self.assertEqual((code, body), (404, {"message": "node 'node099' does not exist"}))

@@ -128,8 +128,14 @@ class GoodConfigTests(ConfigTestsBase):
 
     def test_expiry_units(self) -> None:
         """EXPIRY accepts 1h, 30m, plain seconds, 45s and 2d."""
-        for text, seconds in (("1h", 3600), ("30m", 1800), ("3600", 3600), ("45s", 45), ("2d", 172800),
-                              ("90M", 5400)):
+        for text, seconds in (
+            ("1h", 3600),
+            ("30m", 1800),
+            ("3600", 3600),
+            ("45s", 45),
+            ("2d", 172800),
+            ("90M", 5400),
+        ):
             cfg = self.load(_replace(GOOD, "API", "EXPIRY", text))
             self.assertEqual(cfg.api.expiry, seconds, text)
 
@@ -145,9 +151,11 @@ class GoodConfigTests(ConfigTestsBase):
 
     def test_endpoint_given(self) -> None:
         """ENDPOINT host:port is split; [v6]:port and :port work too."""
-        for text, expected in (("127.0.0.1:8080", ("127.0.0.1", 8080)),
-                               ("[::1]:7051", ("::1", 7051)),
-                               (":7052", ("0.0.0.0", 7052))):
+        for text, expected in (
+            ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+            ("[::1]:7051", ("::1", 7051)),
+            (":7052", ("0.0.0.0", 7052)),
+        ):
             cfg = self.load(_replace(GOOD, "API", "ENDPOINT", text))
             self.assertEqual((cfg.api.host, cfg.api.port), expected, text)
 
@@ -164,8 +172,10 @@ class GoodConfigTests(ConfigTestsBase):
     def test_service_sections(self) -> None:
         """ENABLED is parsed as a bool; [DNS], which luna2d does not serve yet,
         keeps its other keys as options."""
-        cfg = self.load(GOOD + "\n[DHCP]\nENABLED = yes\n[DNS]\nENABLED = no\nFORWARDER = 10.0.0.1\n"
-                        "[TFTP]\nENABLED = off\n")
+        cfg = self.load(
+            GOOD + "\n[DHCP]\nENABLED = yes\n[DNS]\nENABLED = no\nFORWARDER = 10.0.0.1\n"
+            "[TFTP]\nENABLED = off\n"
+        )
         self.assertTrue(cfg.dhcp.enabled)
         self.assertFalse(cfg.dns.enabled)
         self.assertEqual(cfg.dns.options, {"FORWARDER": "10.0.0.1"})
@@ -174,8 +184,11 @@ class GoodConfigTests(ConfigTestsBase):
     def test_bootstrap_section(self) -> None:
         """[BOOTSTRAP] gives the controller's name and address and can turn
         the sample cluster off."""
-        cfg = self.load(GOOD + "\n[BOOTSTRAP]\nENABLED = no\nCONTROLLER = ctl1\nCONTROLLER_IP = 10.141.255.250\n"
-                        "CLUSTER = mycluster\n")
+        cfg = self.load(
+            GOOD
+            + "\n[BOOTSTRAP]\nENABLED = no\nCONTROLLER = ctl1\nCONTROLLER_IP = 10.141.255.250\n"
+            "CLUSTER = mycluster\n"
+        )
         self.assertFalse(cfg.bootstrap)
         self.assertEqual(cfg.controller_name, "ctl1")
         self.assertEqual(cfg.controller_ip, "10.141.255.250")
@@ -189,8 +202,10 @@ class GoodConfigTests(ConfigTestsBase):
     def test_control_section(self) -> None:
         """[CONTROL] sets the per-answer timeout (fractions allowed), the
         resends, the cipher suite, the sockets and the parallelism."""
-        cfg = self.load(GOOD + "\n[CONTROL]\nTIMEOUT = 0.5\nRETRIES = 0\nCIPHER_SUITE = 17\n"
-                        "SOCKETS = 8\nPARALLEL = 1000\n")
+        cfg = self.load(
+            GOOD + "\n[CONTROL]\nTIMEOUT = 0.5\nRETRIES = 0\nCIPHER_SUITE = 17\n"
+            "SOCKETS = 8\nPARALLEL = 1000\n"
+        )
         self.assertEqual(cfg.control, config.ControlConfig(0.5, 0, 17, 8, 1000))
 
     def test_keys_case_insensitive(self) -> None:
@@ -225,12 +240,16 @@ class BrokenConfigTests(ConfigTestsBase):
 
     def test_missing_database(self) -> None:
         """[DATABASE] DATABASE is required."""
-        self.assertEqual(self.broken(_replace(GOOD, "DATABASE", "DATABASE", None)),
-                         "[DATABASE] DATABASE: required key is missing")
+        self.assertEqual(
+            self.broken(_replace(GOOD, "DATABASE", "DATABASE", None)),
+            "[DATABASE] DATABASE: required key is missing",
+        )
 
     def test_short_secret_key(self) -> None:
         """A SECRET_KEY under 16 characters is refused, naming it."""
-        self.assertNames(self.broken(_replace(GOOD, "API", "SECRET_KEY", "short")), "API", "SECRET_KEY")
+        self.assertNames(
+            self.broken(_replace(GOOD, "API", "SECRET_KEY", "short")), "API", "SECRET_KEY"
+        )
 
     def test_bad_expiry(self) -> None:
         """EXPIRY that is not a positive duration names [API] EXPIRY and the value."""
@@ -248,7 +267,9 @@ class BrokenConfigTests(ConfigTestsBase):
 
     def test_bad_protocol(self) -> None:
         """PROTOCOL other than http/https names [API] PROTOCOL."""
-        self.assertNames(self.broken(_replace(GOOD, "API", "PROTOCOL", "gopher")), "API", "PROTOCOL")
+        self.assertNames(
+            self.broken(_replace(GOOD, "API", "PROTOCOL", "gopher")), "API", "PROTOCOL"
+        )
 
     def test_unknown_key_in_known_section(self) -> None:
         """A key luna2d does not know in a section it does (a typo) is refused,
@@ -266,11 +287,17 @@ class BrokenConfigTests(ConfigTestsBase):
     def test_driver_spellings(self) -> None:
         """sqlite, sqlite3 and SQLite3 all mean the one supported driver."""
         for text in ("sqlite", "sqlite3", "SQLITE3"):
-            self.assertEqual(self.load(_replace(GOOD, "DATABASE", "DRIVER", text)).database.driver, "SQLite3")
+            self.assertEqual(
+                self.load(_replace(GOOD, "DATABASE", "DRIVER", text)).database.driver, "SQLite3"
+            )
 
     def test_bad_synchronous(self) -> None:
         """SYNCHRONOUS other than OFF/NORMAL/FULL/EXTRA names [DATABASE] SYNCHRONOUS."""
-        self.assertNames(self.broken(_replace(GOOD, "DATABASE", "SYNCHRONOUS", "fast")), "DATABASE", "SYNCHRONOUS")
+        self.assertNames(
+            self.broken(_replace(GOOD, "DATABASE", "SYNCHRONOUS", "fast")),
+            "DATABASE",
+            "SYNCHRONOUS",
+        )
 
     def test_bad_bool(self) -> None:
         """A boolean that is not yes/no names the section and key it sits in."""
@@ -282,22 +309,41 @@ class BrokenConfigTests(ConfigTestsBase):
 
     def test_bad_control_values(self) -> None:
         """Every [CONTROL] key out of range names itself and the value."""
-        cases = [("TIMEOUT", "0"), ("TIMEOUT", "soon"), ("TIMEOUT", "61"), ("TIMEOUT", "nan"),
-                 ("RETRIES", "-1"), ("RETRIES", "11"), ("RETRIES", "two"), ("CIPHER_SUITE", "2"),
-                 ("CIPHER_SUITE", "x"), ("SOCKETS", "0"), ("SOCKETS", "65"), ("PARALLEL", "0"),
-                 ("PARALLEL", "5000")]
+        cases = [
+            ("TIMEOUT", "0"),
+            ("TIMEOUT", "soon"),
+            ("TIMEOUT", "61"),
+            ("TIMEOUT", "nan"),
+            ("RETRIES", "-1"),
+            ("RETRIES", "11"),
+            ("RETRIES", "two"),
+            ("CIPHER_SUITE", "2"),
+            ("CIPHER_SUITE", "x"),
+            ("SOCKETS", "0"),
+            ("SOCKETS", "65"),
+            ("PARALLEL", "0"),
+            ("PARALLEL", "5000"),
+        ]
         for key, value in cases:
             message = self.broken(GOOD + f"\n[CONTROL]\n{key} = {value}\n")
             self.assertNames(message, "CONTROL", key)
-            self.assertIn(value if key == "CIPHER_SUITE" and value.isdigit() else repr(value), message)
+            self.assertIn(
+                value if key == "CIPHER_SUITE" and value.isdigit() else repr(value), message
+            )
 
     def test_bad_controller_ip(self) -> None:
         """CONTROLLER_IP that is not an address names [BOOTSTRAP] CONTROLLER_IP."""
-        self.assertNames(self.broken(GOOD + "\n[BOOTSTRAP]\nCONTROLLER_IP = 10.1.2\n"), "BOOTSTRAP", "CONTROLLER_IP")
+        self.assertNames(
+            self.broken(GOOD + "\n[BOOTSTRAP]\nCONTROLLER_IP = 10.1.2\n"),
+            "BOOTSTRAP",
+            "CONTROLLER_IP",
+        )
 
     def test_bad_controller_name(self) -> None:
         """CONTROLLER that is not a host name names [BOOTSTRAP] CONTROLLER."""
-        self.assertNames(self.broken(GOOD + "\n[BOOTSTRAP]\nCONTROLLER = Bad Name\n"), "BOOTSTRAP", "CONTROLLER")
+        self.assertNames(
+            self.broken(GOOD + "\n[BOOTSTRAP]\nCONTROLLER = Bad Name\n"), "BOOTSTRAP", "CONTROLLER"
+        )
 
     def test_bad_cluster_name(self) -> None:
         """CLUSTER, the sample cluster's name, follows the object-name rule:

@@ -80,8 +80,9 @@ class ServicesUseCountersTests(unittest.TestCase):
 
     def test_dhcp(self) -> None:
         policy: Any = None
-        server = dhcp.DHCPServer(Clock(), [], policy, load=defer.Deferred,
-                                 save=lambda changes: defer.succeed(None))
+        server = dhcp.DHCPServer(
+            Clock(), [], policy, load=defer.Deferred, save=lambda changes: defer.succeed(None)
+        )
         self.assertIsInstance(server.stats, Counters)
         self.assertEqual(list(server.stats.snapshot()), list(dhcp.COUNTERS))
         for event in EVENTS:
@@ -136,8 +137,11 @@ class DHCPEventsDeclaredTests(unittest.TestCase):
         tree = ast.parse(inspect.getsource(policy))
         said: set[str] = set()
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id == "Outcome"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Outcome"
+            ):
                 first = node.args[0]
                 if isinstance(first, ast.Constant):
                     said.add(first.value)
@@ -145,8 +149,15 @@ class DHCPEventsDeclaredTests(unittest.TestCase):
                     self.assertIsInstance(first, ast.Name, ast.dump(first))
                     assert isinstance(first, ast.Name)
                     self.assertEqual(first.id, "event")
-            if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "event"):
-                said |= {c.value for c in ast.walk(node.value)
-                         if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "event"
+            ):
+                said |= {
+                    c.value
+                    for c in ast.walk(node.value)
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                }
         self.assertEqual(said, set(EVENTS))

@@ -125,14 +125,26 @@ class PasswordTests(unittest.TestCase):
             return derive(password, salt, length)
 
         self.patch(crypto, "_derive", counted)
-        for value in (stored, crypto.UNUSABLE_HASH, "", "md5$abc$def", "scrypt$!!$??",
-                      "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$AAAA"):
+        for value in (
+            stored,
+            crypto.UNUSABLE_HASH,
+            "",
+            "md5$abc$def",
+            "scrypt$!!$??",
+            "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",
+        ):
             calls.clear()
             crypto.check_password("password123", value)
             self.assertEqual(calls, [32], value)
 
     def test_malformed_hash_rejects(self) -> None:
         """A stored value that is not a hash never verifies anything."""
-        for stored in ("", "password123", "md5$abc$def", "scrypt$only", "scrypt$!!$??",
-                       "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$AAAA"):
+        for stored in (
+            "",
+            "password123",
+            "md5$abc$def",
+            "scrypt$only",
+            "scrypt$!!$??",
+            "scrypt$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",
+        ):
             self.assertFalse(crypto.check_password("password123", stored), stored)

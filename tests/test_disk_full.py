@@ -32,7 +32,11 @@ BIG = "x" * 60_000  # under the 64 KiB a text field may hold
 
 def big_group() -> dict[str, Any]:
     """About 180 kB of scripts: more than the space left on a full disk."""
-    return {"prescript": BIG, "partscript": BIG.replace("x", "y"), "postscript": BIG.replace("x", "z")}
+    return {
+        "prescript": BIG,
+        "partscript": BIG.replace("x", "y"),
+        "postscript": BIG.replace("x", "z"),
+    }
 
 
 def script(store: Store, name: str) -> str:
@@ -45,8 +49,11 @@ class Tmpfs:
 
     def __init__(self, case: unittest.TestCase, size: str = "2m") -> None:
         self.path = Path(tempfile.mkdtemp(prefix="luna2d-full-"))
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(self.path)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(self.path)],
+            check=True,
+            capture_output=True,
+        )
         case.addCleanup(self._remove)
         self.filler = self.path / "filler"
 
@@ -90,8 +97,9 @@ class RealFullDiskTests(ReactorCase):
         await pool.runInteraction(lambda cursor: cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         before, disk = snapshot(store), dump(cfg.database.database)
         fs.fill()
-        failure = await self.assertFailure(store.write(objects.upsert, "group", "compute", big_group()),
-                                           InsufficientStorage)
+        failure = await self.assertFailure(
+            store.write(objects.upsert, "group", "compute", big_group()), InsufficientStorage
+        )
         self.assertEqual(failure.status, 507)
         self.assertIn("disk full", failure.message)
         self.assertEqual(snapshot(store), before)
@@ -143,14 +151,22 @@ class PageLimitTests(unittest.TestCase):
         pages = connection.execute("PRAGMA page_count").fetchone()[0]
         connection.execute(f"PRAGMA max_page_count = {pages}")
         before = snapshot(api.store)
-        code, _, body, _ = api.raw("POST", "/config/group/compute", json_body(env("group", "compute", big_group())),
-                                   {"x-access-tokens": api.admin_token})
+        code, _, body, _ = api.raw(
+            "POST",
+            "/config/group/compute",
+            json_body(env("group", "compute", big_group())),
+            {"x-access-tokens": api.admin_token},
+        )
         self.assertEqual(code, 507, body)
         self.assertIn(b"disk full", body)
         self.assertEqual(snapshot(api.store), before)
         connection.execute("PRAGMA max_page_count = 1073741823")
-        code, _, body, _ = api.raw("POST", "/config/group/compute", json_body(env("group", "compute", big_group())),
-                                   {"x-access-tokens": api.admin_token})
+        code, _, body, _ = api.raw(
+            "POST",
+            "/config/group/compute",
+            json_body(env("group", "compute", big_group())),
+            {"x-access-tokens": api.admin_token},
+        )
         self.assertEqual(code, 204, body)
         self.assertEqual(script(api.store, "partscript"), BIG.replace("x", "y"))
 

@@ -92,18 +92,62 @@ KIND_NAMES = {
     "controller": ["controller"],
 }
 NAMES = sorted({n for pool in KIND_NAMES.values() for n in pool} | {"inventory", "luna", "cluster"})
-BAD_NAMES = ["", "UPPER", "-x", "a" * 64, "sp ace", "..", "a/b", "\u00e9t\u00e9", "_delete", "n\x00"]
+BAD_NAMES = [
+    "",
+    "UPPER",
+    "-x",
+    "a" * 64,
+    "sp ace",
+    "..",
+    "a/b",
+    "\u00e9t\u00e9",
+    "_delete",
+    "n\x00",
+]
 IFACE_NAMES = ["BOOTIF", "BMC", "ib0", "eth1"]
 BAD_IFACE_NAMES = ["", "bad name", "x" * 40, "-a"]
 SECRET_NAMES = ["key", "software license", "other"]
 BAD_SECRET_NAMES = ["bad/name", "", " lead", "x" * 200]
-GOOD_CIDRS = ["10.150.0.0/16", "10.151.0.0/24", "10.141.0.0/16", "10.141.0.0/24", "10.141.0.0/29", "10.148.0.0/17",
-              "10.151.0.0/30", "fd00::/64", "10.141.0.0/8"]
-BAD_CIDRS = ["10.141.0.0/31", "10.141.0.0/32", "fd00::/127", "10.141.0.0/33", "10.141.0.0", "nonsense", "",
-             "0.0.0.0/0", "::/0"]
-FIXED_IPS = ["10.141.255.254", "10.141.0.200", "10.141.0.253", "10.141.0.0", "10.141.255.255", "10.148.255.254",
-             "fd00::1", "fd00::2", "::1", "10.141.0.1", "10.148.0.1", "10.149.0.1", "10.150.0.1", "10.151.0.1",
-             "10.151.0.3", "10.151.0.255"]
+GOOD_CIDRS = [
+    "10.150.0.0/16",
+    "10.151.0.0/24",
+    "10.141.0.0/16",
+    "10.141.0.0/24",
+    "10.141.0.0/29",
+    "10.148.0.0/17",
+    "10.151.0.0/30",
+    "fd00::/64",
+    "10.141.0.0/8",
+]
+BAD_CIDRS = [
+    "10.141.0.0/31",
+    "10.141.0.0/32",
+    "fd00::/127",
+    "10.141.0.0/33",
+    "10.141.0.0",
+    "nonsense",
+    "",
+    "0.0.0.0/0",
+    "::/0",
+]
+FIXED_IPS = [
+    "10.141.255.254",
+    "10.141.0.200",
+    "10.141.0.253",
+    "10.141.0.0",
+    "10.141.255.255",
+    "10.148.255.254",
+    "fd00::1",
+    "fd00::2",
+    "::1",
+    "10.141.0.1",
+    "10.148.0.1",
+    "10.149.0.1",
+    "10.150.0.1",
+    "10.151.0.1",
+    "10.151.0.3",
+    "10.151.0.255",
+]
 BAD_IPS = ["256.1.1.1", "10.141.0.01", " 10.141.0.5 ", "", "10.141.0.5/16", "x", "1e3"]
 TOKEN_ROLES = ["admin"] * 30 + ["readonly", "node", "none", "junk", "admin2", "ro1"]
 
@@ -118,6 +162,7 @@ def often(good: st.SearchStrategy, bad: st.SearchStrategy, ratio: int = 7) -> st
 
 # -- value strategies ---------------------------------------------------------------------
 
+
 def _long(c: str, n: int) -> str:
     return c * n
 
@@ -125,25 +170,51 @@ def _long(c: str, n: int) -> str:
 plain_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=10)
 weird_text = st.one_of(
     st.text(max_size=12),
-    st.sampled_from(["\x00", "a\x00b", "\ud800", "x\udfff", "\u202e", "\n", "yes", "no", "true", "0", "1", "-1",
-                     "12", " 7 ", "null", "None", "/abs/path", "rel/path"]),
-    st.builds(_long, st.sampled_from(["a", "\u00e9", "\U0001f600"]),
-              st.sampled_from([4095, 4096, 4097, 65536, 65537])),
+    st.sampled_from(
+        [
+            "\x00",
+            "a\x00b",
+            "\ud800",
+            "x\udfff",
+            "\u202e",
+            "\n",
+            "yes",
+            "no",
+            "true",
+            "0",
+            "1",
+            "-1",
+            "12",
+            " 7 ",
+            "null",
+            "None",
+            "/abs/path",
+            "rel/path",
+        ]
+    ),
+    st.builds(
+        _long,
+        st.sampled_from(["a", "\u00e9", "\U0001f600"]),
+        st.sampled_from([4095, 4096, 4097, 65536, 65537]),
+    ),
 )
 json_scalar = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-3, max_value=300),
     st.integers(),
-    st.integers(min_value=-(10 ** 300), max_value=10 ** 300),
+    st.integers(min_value=-(10**300), max_value=10**300),
     st.floats(allow_nan=False, allow_infinity=False),
     weird_text,
 )
 wild_json = st.recursive(
     json_scalar,
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.one_of(st.text(max_size=8), st.sampled_from(NAMES)), children,
-                                               max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(
+            st.one_of(st.text(max_size=8), st.sampled_from(NAMES)), children, max_size=4
+        ),
+    ),
     max_leaves=8,
 )
 
@@ -153,13 +224,25 @@ def _ip_in(prefix: str, c: int, d: int) -> str:
 
 
 good_ips = st.one_of(
-    st.builds(_ip_in, st.sampled_from(["10.141", "10.148", "10.149", "10.150", "10.151"]),
-              st.sampled_from([0, 0, 0, 1]), st.integers(1, 12)),
+    st.builds(
+        _ip_in,
+        st.sampled_from(["10.141", "10.148", "10.149", "10.150", "10.151"]),
+        st.sampled_from([0, 0, 0, 1]),
+        st.integers(1, 12),
+    ),
     st.sampled_from(FIXED_IPS),
 )
-ips = often(good_ips, st.one_of(st.sampled_from(BAD_IPS), st.ip_addresses().map(str),
-                                 st.builds(_ip_in, st.sampled_from(["10.200", "192.168"]), st.integers(0, 255),
-                                           st.integers(0, 255))), 3)
+ips = often(
+    good_ips,
+    st.one_of(
+        st.sampled_from(BAD_IPS),
+        st.ip_addresses().map(str),
+        st.builds(
+            _ip_in, st.sampled_from(["10.200", "192.168"]), st.integers(0, 255), st.integers(0, 255)
+        ),
+    ),
+    3,
+)
 
 
 def _mac(n: int, sep: str, upper: bool) -> str:
@@ -168,8 +251,19 @@ def _mac(n: int, sep: str, upper: bool) -> str:
 
 
 good_macs = st.builds(_mac, st.integers(0, 4), st.sampled_from([":", ":", "-", ""]), st.booleans())
-macs = often(good_macs, st.sampled_from(["", "zz:zz:zz:zz:zz:zz", "aa:bb:cc:dd:ee", "aa:bb-cc:dd:ee:ff",
-                                         " aa:bb:cc:dd:ee:01 ", "aa:bb:cc:dd:ee:ff:00"]))
+macs = often(
+    good_macs,
+    st.sampled_from(
+        [
+            "",
+            "zz:zz:zz:zz:zz:zz",
+            "aa:bb:cc:dd:ee",
+            "aa:bb-cc:dd:ee:ff",
+            " aa:bb:cc:dd:ee:01 ",
+            "aa:bb:cc:dd:ee:ff:00",
+        ]
+    ),
+)
 names = often(st.sampled_from(NAMES), st.sampled_from(BAD_NAMES), 3)
 
 
@@ -188,8 +282,11 @@ def good_value(f: Any) -> st.SearchStrategy:
     if getattr(f, "pattern", None) is not None:
         # A text field with a fixed form (an interface name, a DNS domain):
         # samples of that form, and "" which unsets it.
-        samples = [v for v in IFACE_NAMES + ["hpc.example.org", "cluster", "lab-1.example."]
-                   if f.pattern.fullmatch(v)]
+        samples = [
+            v
+            for v in IFACE_NAMES + ["hpc.example.org", "cluster", "lab-1.example."]
+            if f.pattern.fullmatch(v)
+        ]
         return st.one_of(st.sampled_from(samples), st.just(""))
     if f.type in ("str", "text", "secret"):
         return plain_text
@@ -198,8 +295,11 @@ def good_value(f: Any) -> st.SearchStrategy:
     if f.type == "int":
         low = f.minimum if f.minimum is not None else -5
         high = f.maximum if f.maximum is not None else 1000
-        return st.one_of(st.integers(low, min(high, low + 10)), st.integers(low, high),
-                         st.integers(low, min(high, low + 10)).map(str))
+        return st.one_of(
+            st.integers(low, min(high, low + 10)),
+            st.integers(low, high),
+            st.integers(low, min(high, low + 10)).map(str),
+        )
     if f.type == "bool":
         return st.one_of(st.booleans(), st.sampled_from([0, 1, "yes", "no", "true", "off"]))
     if f.type == "ip":
@@ -228,12 +328,23 @@ def good_value(f: Any) -> st.SearchStrategy:
 def bad_value(f: Any) -> st.SearchStrategy:
     """Values of the wrong type or shape for a field, or wild JSON."""
     by_type = {
-        "int": st.sampled_from(["1e3", "99999999999999999999", 2.5, 10 ** 40, -(10 ** 40), True, "", [1], -100,
-                                 10 ** 6]),
+        "int": st.sampled_from(
+            ["1e3", "99999999999999999999", 2.5, 10**40, -(10**40), True, "", [1], -100, 10**6]
+        ),
         "bool": st.sampled_from([2, -1, "maybe", "", [], {}, 0.5]),
         "ip": st.sampled_from(BAD_IPS + [167837953, ["10.141.0.1"], True]),
-        "iplist": st.sampled_from(["256.1.1.1", "10.141.0.01", "10.141.0.5/16", "x", 167837953, True,
-                                    "10.141.0.1,banana", ["10.141.0.1", 7]]),
+        "iplist": st.sampled_from(
+            [
+                "256.1.1.1",
+                "10.141.0.01",
+                "10.141.0.5/16",
+                "x",
+                167837953,
+                True,
+                "10.141.0.1,banana",
+                ["10.141.0.1", 7],
+            ]
+        ),
         "cidr": st.sampled_from(BAD_CIDRS + [16, None]),
         "mac": st.sampled_from(["zz:zz:zz:zz:zz:zz", "aa:bb:cc:dd:ee", 1, ["aa"]]),
         "ref": st.sampled_from(BAD_NAMES + ["nope", 1, True, {"a": 1}] + NAMES),
@@ -270,9 +381,14 @@ def iface_entry(for_group: bool = False) -> st.SearchStrategy:
         st.tuples(st.sampled_from(["vlanid", "dhcp", "bogus"]), wild_json),
     ]
     return often(
-        st.builds(lambda name, pairs: {"interface": name, **dict(pairs)}, st.sampled_from(IFACE_NAMES),
-                  st.lists(often(st.one_of(*good_pairs), st.one_of(*bad_pairs), 6), max_size=3)),
-        st.one_of(st.lists(st.one_of(*good_pairs, *bad_pairs), max_size=4).map(dict), wild_json), 5)
+        st.builds(
+            lambda name, pairs: {"interface": name, **dict(pairs)},
+            st.sampled_from(IFACE_NAMES),
+            st.lists(often(st.one_of(*good_pairs), st.one_of(*bad_pairs), 6), max_size=3),
+        ),
+        st.one_of(st.lists(st.one_of(*good_pairs, *bad_pairs), max_size=4).map(dict), wild_json),
+        5,
+    )
 
 
 @functools.cache
@@ -280,19 +396,34 @@ def iface_lists(for_group: bool = False) -> st.SearchStrategy:
     return often(st.lists(iface_entry(for_group), min_size=1, max_size=3), wild_json)
 
 
-RACKABLE = [("node", "node001"), ("node", "node002"), ("node", "node005"), ("switch", "sw1"), ("otherdev", "dev1"),
-            ("controller", "controller")]
+RACKABLE = [
+    ("node", "node001"),
+    ("node", "node002"),
+    ("node", "node005"),
+    ("switch", "sw1"),
+    ("otherdev", "dev1"),
+    ("controller", "controller"),
+]
 device_entry = often(
-    st.builds(lambda dev, pairs: {"type": dev[0], "name": dev[1], **dict(pairs)}, st.sampled_from(RACKABLE),
-              st.lists(st.one_of(
-                  st.tuples(st.just("position"), st.integers(1, 44)),
-                  st.tuples(st.just("height"), st.integers(1, 4)),
-                  st.tuples(st.just("orientation"), st.sampled_from(["front", "back"])),
-                  st.tuples(st.just("vendor"), plain_text),
-                  st.tuples(st.sampled_from(["position", "height"]), st.sampled_from([0, 101, "3", 2.0, None, -1])),
-                  st.tuples(st.just("type"), st.sampled_from(["rack", "", None, "node"])),
-                  st.tuples(st.sampled_from(["rack", "bogus", "orientation", "name"]), wild_json),
-              ), max_size=4)),
+    st.builds(
+        lambda dev, pairs: {"type": dev[0], "name": dev[1], **dict(pairs)},
+        st.sampled_from(RACKABLE),
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("position"), st.integers(1, 44)),
+                st.tuples(st.just("height"), st.integers(1, 4)),
+                st.tuples(st.just("orientation"), st.sampled_from(["front", "back"])),
+                st.tuples(st.just("vendor"), plain_text),
+                st.tuples(
+                    st.sampled_from(["position", "height"]),
+                    st.sampled_from([0, 101, "3", 2.0, None, -1]),
+                ),
+                st.tuples(st.just("type"), st.sampled_from(["rack", "", None, "node"])),
+                st.tuples(st.sampled_from(["rack", "bogus", "orientation", "name"]), wild_json),
+            ),
+            max_size=4,
+        ),
+    ),
     wild_json,
 )
 device_lists = often(st.lists(device_entry, max_size=4), wild_json)
@@ -303,32 +434,59 @@ def key_values(kind_name: str) -> st.SearchStrategy:
     """(key, value) pairs for an object body of a kind: mostly its real
     fields with fitting values, sometimes wrong values or unknown keys."""
     kind = KINDS[kind_name]
-    good = [st.tuples(st.just(key), field_values(f)) for key, f in sorted(kind.by_name.items()) if not f.internal]
+    good = [
+        st.tuples(st.just(key), field_values(f))
+        for key, f in sorted(kind.by_name.items())
+        if not f.internal
+    ]
     extra_good = []
     for key in kind.rename:
         extra_good.append(st.tuples(st.just(key), names_of(kind_name)))
     if kind.interfaces == "multi":
-        extra_good += [st.tuples(st.just("interfaces"), iface_lists()),
-                       st.tuples(st.sampled_from(["macaddr", "macaddress"]), macs)]
+        extra_good += [
+            st.tuples(st.just("interfaces"), iface_lists()),
+            st.tuples(st.sampled_from(["macaddr", "macaddress"]), macs),
+        ]
     if kind.interfaces == "network":
         extra_good.append(st.tuples(st.just("interfaces"), iface_lists(for_group=True)))
     if kind.interfaces == "single":
-        extra_good += [st.tuples(st.just("network"), often(st.sampled_from(KIND_NAMES["network"] + [""]),
-                                                           wild_json)),
-                       st.tuples(st.just("ipaddress"), ips)]
+        extra_good += [
+            st.tuples(
+                st.just("network"), often(st.sampled_from(KIND_NAMES["network"] + [""]), wild_json)
+            ),
+            st.tuples(st.just("ipaddress"), ips),
+        ]
     if kind_name == "rack":
         extra_good.append(st.tuples(st.just("devices"), device_lists))
     if kind_name == "user":
-        extra_good.append(st.tuples(st.just("password"), often(st.sampled_from(["long-enough-pw", "another-pw-1"]),
-                                                               st.one_of(st.just("short"), weird_text, wild_json))))
+        extra_good.append(
+            st.tuples(
+                st.just("password"),
+                often(
+                    st.sampled_from(["long-enough-pw", "another-pw-1"]),
+                    st.one_of(st.just("short"), weird_text, wild_json),
+                ),
+            )
+        )
     bad = st.one_of(
         st.tuples(st.just("name"), st.one_of(names, wild_json)),
-        st.tuples(st.sampled_from(["interfaces", "network", "ipaddress", "macaddr", "devices", "password"]),
-                  wild_json),
-        st.tuples(st.sampled_from(["members", "tags", "_override", "_osimage_source", "_x_source"]), wild_json),
+        st.tuples(
+            st.sampled_from(
+                ["interfaces", "network", "ipaddress", "macaddr", "devices", "password"]
+            ),
+            wild_json,
+        ),
+        st.tuples(
+            st.sampled_from(["members", "tags", "_override", "_osimage_source", "_x_source"]),
+            wild_json,
+        ),
         st.tuples(st.sampled_from(sorted(kind.by_name) or ["comment"]), wild_json),
-        st.tuples(st.one_of(st.text(max_size=6), st.sampled_from(["bogus", "group", "size", "rack", "pwhash"])),
-                  wild_json),
+        st.tuples(
+            st.one_of(
+                st.text(max_size=6), st.sampled_from(["bogus", "group", "size", "rack", "pwhash"])
+            ),
+            wild_json,
+        ),
     )
     return often(st.one_of(*(good + extra_good)), bad, 12)
 
@@ -364,8 +522,18 @@ def enveloped(draw: Any, kind: str, name: str, inner: Any) -> Any:
     if shape == 26:
         return {"config": {kind: {name: inner, draw(names): draw(wild_json)}}}
     if shape == 27:
-        return draw(st.sampled_from([{"config": {kind: inner}}, {kind: {name: inner}}, {"config": inner}, inner,
-                                     {"config": {kind: []}}, {"config": {kind: {name: inner}}, "extra": 1}]))
+        return draw(
+            st.sampled_from(
+                [
+                    {"config": {kind: inner}},
+                    {kind: {name: inner}},
+                    {"config": inner},
+                    inner,
+                    {"config": {kind: []}},
+                    {"config": {kind: {name: inner}}, "extra": 1},
+                ]
+            )
+        )
     if shape == 28:
         return {"config": {draw(st.sampled_from(list(KINDS) + ["secrets", "x"])): {name: inner}}}
     return draw(wild_json)
@@ -373,31 +541,82 @@ def enveloped(draw: Any, kind: str, name: str, inner: Any) -> Any:
 
 # -- request strategies -------------------------------------------------------------------
 
+
 def q(segment: str) -> str:
     return quote(segment, safe="")
 
 
-GENERIC_WEIGHTED = list(GENERIC) + ["node", "node", "network", "group", "switch", "rack", "otherdev"]
+GENERIC_WEIGHTED = list(GENERIC) + [
+    "node",
+    "node",
+    "network",
+    "group",
+    "switch",
+    "rack",
+    "otherdev",
+]
 
 
 POST_COMBOS = (
     [("upsert", k) for k in GENERIC for _ in range(2)]
     + [("clone", k) for k in GENERIC]
-    + [("interfaces", "node"), ("interfaces", "node"), ("interfaces", "group"), ("interfaces", "switch"),
-       ("cluster", ""), ("cluster", ""), ("secrets", "node"), ("secrets", "group"), ("secret", "node"),
-       ("secret", "group"), ("secret_clone", "node"), ("secret_clone", "group"), ("secrets", "switch"),
-       ("secret_delete", "node"), ("secret_delete", "group"), ("tag", "osimage"), ("kernel", "osimage"),
-       ("inventory", ""), ("inventory", ""), ("journal", ""), ("token", ""), ("list", ""), ("delete", ""),
-       ("upsert", "cluster"), ("upsert", "controller"), ("upsert", "bogus"), ("clone", "controller"),
-       ("monitor", "node"), ("monitor", "node"), ("control", ""), ("control", ""), ("arm", "node"),
-       ("disarm", "node"), ("dns", "network"), ("dns", "network"), ("dns_delete", "network")]
+    + [
+        ("interfaces", "node"),
+        ("interfaces", "node"),
+        ("interfaces", "group"),
+        ("interfaces", "switch"),
+        ("cluster", ""),
+        ("cluster", ""),
+        ("secrets", "node"),
+        ("secrets", "group"),
+        ("secret", "node"),
+        ("secret", "group"),
+        ("secret_clone", "node"),
+        ("secret_clone", "group"),
+        ("secrets", "switch"),
+        ("secret_delete", "node"),
+        ("secret_delete", "group"),
+        ("tag", "osimage"),
+        ("kernel", "osimage"),
+        ("inventory", ""),
+        ("inventory", ""),
+        ("journal", ""),
+        ("token", ""),
+        ("list", ""),
+        ("delete", ""),
+        ("upsert", "cluster"),
+        ("upsert", "controller"),
+        ("upsert", "bogus"),
+        ("clone", "controller"),
+        ("monitor", "node"),
+        ("monitor", "node"),
+        ("control", ""),
+        ("control", ""),
+        ("arm", "node"),
+        ("disarm", "node"),
+        ("dns", "network"),
+        ("dns", "network"),
+        ("dns_delete", "network"),
+    ]
 )
 DNS_HOSTS = ["storage01", "license.cluster", "NAS", "bad host", "-x"]
-MONITOR_PATHS = ["node", "status"]  # /monitor/node/<n> (the installer's) and /monitor/status/<n> (the spec's)
+MONITOR_PATHS = [
+    "node",
+    "status",
+]  # /monitor/node/<n> (the installer's) and /monitor/status/<n> (the spec's)
 # The control actions docs/API.md names, as (command, action).
-CONTROL_PAIRS = [("power", "status"), ("power", "on"), ("power", "off"), ("power", "reset"), ("power", "cycle"),
-                 ("power", "soft"), ("chassis", "identify"), ("chassis", "noidentify"), ("sel", "list"),
-                 ("sel", "clear")]
+CONTROL_PAIRS = [
+    ("power", "status"),
+    ("power", "on"),
+    ("power", "off"),
+    ("power", "reset"),
+    ("power", "cycle"),
+    ("power", "soft"),
+    ("chassis", "identify"),
+    ("chassis", "noidentify"),
+    ("sel", "list"),
+    ("sel", "clear"),
+]
 
 
 def post_path(what: str, kind: str, name: str, extra: str = "") -> str:
@@ -448,7 +667,11 @@ def post_target(draw: Any) -> tuple[str, str, str]:
     """(what, path, kind|name, owner-kind|owner or command/action) of a POST endpoint."""
     what, kind = draw(st.sampled_from(POST_COMBOS))
     if what in ("list", "delete"):
-        kind = draw(st.sampled_from(list(GENERIC) + ["cluster", "controller", "secrets", "osimagetag", "bogus"]))
+        kind = draw(
+            st.sampled_from(
+                list(GENERIC) + ["cluster", "controller", "secrets", "osimagetag", "bogus"]
+            )
+        )
     name = draw(names_of(kind))
     extra = ""
     if what in ("secret", "secret_clone", "secret_delete"):
@@ -458,9 +681,16 @@ def post_target(draw: Any) -> tuple[str, str, str]:
     elif what == "dns_delete":
         extra = draw(st.sampled_from(DNS_HOSTS))
     elif what == "control":
-        command, action = draw(often(st.sampled_from(CONTROL_PAIRS), st.tuples(
-            st.sampled_from(["power", "chassis", "sel", "device", "bogus", ""]),
-            st.sampled_from(["status", "on", "identify", "list", "id", "bogus", ""])), 5))
+        command, action = draw(
+            often(
+                st.sampled_from(CONTROL_PAIRS),
+                st.tuples(
+                    st.sampled_from(["power", "chassis", "sel", "device", "bogus", ""]),
+                    st.sampled_from(["status", "on", "identify", "list", "id", "bogus", ""]),
+                ),
+                5,
+            )
+        )
         extra = f"{command}/{action}"
     path = post_path(what, kind, name, extra)
     if what in ("token", "cluster", "inventory", "journal"):
@@ -473,20 +703,37 @@ def post_target(draw: Any) -> tuple[str, str, str]:
 
 
 secret_item = often(
-    st.builds(lambda n, c, pairs: {"secretname": n, "content": c, **dict(pairs)}, st.sampled_from(SECRET_NAMES),
-              plain_text, st.lists(st.one_of(
-        st.tuples(st.just("content"), plain_text),
-        st.tuples(st.just("path"), st.sampled_from(["/etc/key", "/root/x", None])),
-        st.tuples(st.just("newsecretname"), st.sampled_from(SECRET_NAMES + ["renamed"])),
-        st.tuples(st.just("content"), often(weird_text, wild_json, 1)),
-        st.tuples(st.just("path"), st.sampled_from(["rel", "", 1])),
-        st.tuples(st.just("newsecretname"), st.sampled_from(BAD_SECRET_NAMES + [None, 1])),
-    ), max_size=3)),
-    st.one_of(st.lists(st.one_of(
-        st.tuples(st.sampled_from(["secretname", "name"]), st.one_of(st.sampled_from(SECRET_NAMES + BAD_SECRET_NAMES),
-                                                                      wild_json)),
-        st.tuples(st.sampled_from(["content", "path", "newsecretname", "bogus"]), wild_json)),
-        max_size=4).map(dict), wild_json),
+    st.builds(
+        lambda n, c, pairs: {"secretname": n, "content": c, **dict(pairs)},
+        st.sampled_from(SECRET_NAMES),
+        plain_text,
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("content"), plain_text),
+                st.tuples(st.just("path"), st.sampled_from(["/etc/key", "/root/x", None])),
+                st.tuples(st.just("newsecretname"), st.sampled_from(SECRET_NAMES + ["renamed"])),
+                st.tuples(st.just("content"), often(weird_text, wild_json, 1)),
+                st.tuples(st.just("path"), st.sampled_from(["rel", "", 1])),
+                st.tuples(st.just("newsecretname"), st.sampled_from(BAD_SECRET_NAMES + [None, 1])),
+            ),
+            max_size=3,
+        ),
+    ),
+    st.one_of(
+        st.lists(
+            st.one_of(
+                st.tuples(
+                    st.sampled_from(["secretname", "name"]),
+                    st.one_of(st.sampled_from(SECRET_NAMES + BAD_SECRET_NAMES), wild_json),
+                ),
+                st.tuples(
+                    st.sampled_from(["content", "path", "newsecretname", "bogus"]), wild_json
+                ),
+            ),
+            max_size=4,
+        ).map(dict),
+        wild_json,
+    ),
 )
 
 
@@ -494,46 +741,117 @@ secret_item = often(
 def plausible_body(draw: Any, what: str, extra: str) -> Any:
     """A structurally plausible body for the endpoint ``what``."""
     if what == "token":
-        return draw(often(
-            st.fixed_dictionaries({"username": st.sampled_from([ADMIN_NAME, "admin2", "ro1", "nobody"]),
-                                   "password": st.sampled_from([PASSWORD, "long-enough-pw", "wrong"])}),
-            st.lists(st.one_of(
-                st.tuples(st.sampled_from(["username", "password", "extra"]), wild_json),
-                st.tuples(st.just("username"), st.sampled_from([ADMIN_NAME, "admin2"])),
-                st.tuples(st.just("password"), st.sampled_from([PASSWORD, "long-enough-pw"]))),
-                max_size=3).map(dict)))
+        return draw(
+            often(
+                st.fixed_dictionaries(
+                    {
+                        "username": st.sampled_from([ADMIN_NAME, "admin2", "ro1", "nobody"]),
+                        "password": st.sampled_from([PASSWORD, "long-enough-pw", "wrong"]),
+                    }
+                ),
+                st.lists(
+                    st.one_of(
+                        st.tuples(st.sampled_from(["username", "password", "extra"]), wild_json),
+                        st.tuples(st.just("username"), st.sampled_from([ADMIN_NAME, "admin2"])),
+                        st.tuples(
+                            st.just("password"), st.sampled_from([PASSWORD, "long-enough-pw"])
+                        ),
+                    ),
+                    max_size=3,
+                ).map(dict),
+            )
+        )
     if what in ("upsert", "clone", "interfaces", "tag", "kernel"):
         kind, name = extra.split("|", 1)
         if what == "interfaces":
-            inner = draw(often(st.builds(lambda v: {"interfaces": v}, iface_lists(kind == "group")),
-                               object_body("node"), 6))
+            inner = draw(
+                often(
+                    st.builds(lambda v: {"interfaces": v}, iface_lists(kind == "group")),
+                    object_body("node"),
+                    6,
+                )
+            )
         elif what == "tag":
-            inner = draw(often(st.builds(lambda t: {"tag": t}, st.sampled_from(["v1", "v2", "latest"])),
-                               st.one_of(st.lists(st.one_of(
-                                   st.tuples(st.just("tag"), st.one_of(names, wild_json)),
-                                   st.tuples(st.sampled_from(["name", "bogus"]), wild_json)), max_size=2).map(dict),
-                                   wild_json)))
+            inner = draw(
+                often(
+                    st.builds(lambda t: {"tag": t}, st.sampled_from(["v1", "v2", "latest"])),
+                    st.one_of(
+                        st.lists(
+                            st.one_of(
+                                st.tuples(st.just("tag"), st.one_of(names, wild_json)),
+                                st.tuples(st.sampled_from(["name", "bogus"]), wild_json),
+                            ),
+                            max_size=2,
+                        ).map(dict),
+                        wild_json,
+                    ),
+                )
+            )
         elif what == "kernel":
-            inner = draw(often(
-                st.lists(st.tuples(st.sampled_from(["kernelversion", "kernver", "kernelfile", "initrdfile"]),
-                                   plain_text), min_size=1, max_size=3).map(dict),
-                st.one_of(st.lists(st.tuples(st.sampled_from(["kernelversion", "name", "bogus", "path"]), wild_json),
-                                   max_size=3).map(dict), wild_json)))
+            inner = draw(
+                often(
+                    st.lists(
+                        st.tuples(
+                            st.sampled_from(
+                                ["kernelversion", "kernver", "kernelfile", "initrdfile"]
+                            ),
+                            plain_text,
+                        ),
+                        min_size=1,
+                        max_size=3,
+                    ).map(dict),
+                    st.one_of(
+                        st.lists(
+                            st.tuples(
+                                st.sampled_from(["kernelversion", "name", "bogus", "path"]),
+                                wild_json,
+                            ),
+                            max_size=3,
+                        ).map(dict),
+                        wild_json,
+                    ),
+                )
+            )
         else:
             inner = draw(object_body(kind if kind in KINDS else "node"))
-            if what == "clone" and isinstance(inner, dict) and kind in KINDS and KINDS[kind].rename and draw(
-                    st.integers(0, 3)) > 0:
+            if (
+                what == "clone"
+                and isinstance(inner, dict)
+                and kind in KINDS
+                and KINDS[kind].rename
+                and draw(st.integers(0, 3)) > 0
+            ):
                 inner[draw(st.sampled_from(KINDS[kind].rename))] = draw(names_of(kind))
         return draw(enveloped(kind, name, inner))
     if what == "cluster":
-        inner = draw(often(st.lists(key_values("cluster"), max_size=3).map(dict), st.one_of(
-            st.lists(st.tuples(st.sampled_from(["controller", "controller2", "name", "members"]), wild_json),
-                     min_size=1, max_size=2).map(dict), wild_json)))
-        return draw(often(st.just({"config": {"cluster": inner}}),
-                          st.sampled_from([{"cluster": inner}, inner, {"config": inner}]), 8))
+        inner = draw(
+            often(
+                st.lists(key_values("cluster"), max_size=3).map(dict),
+                st.one_of(
+                    st.lists(
+                        st.tuples(
+                            st.sampled_from(["controller", "controller2", "name", "members"]),
+                            wild_json,
+                        ),
+                        min_size=1,
+                        max_size=2,
+                    ).map(dict),
+                    wild_json,
+                ),
+            )
+        )
+        return draw(
+            often(
+                st.just({"config": {"cluster": inner}}),
+                st.sampled_from([{"cluster": inner}, inner, {"config": inner}]),
+                8,
+            )
+        )
     if what in ("secrets", "secret", "secret_clone", "secret_delete"):
         owner_kind, owner = extra.split("|", 1)
-        items = draw(often(st.lists(secret_item, min_size=1, max_size=3), st.one_of(st.just([]), wild_json)))
+        items = draw(
+            often(st.lists(secret_item, min_size=1, max_size=3), st.one_of(st.just([]), wild_json))
+        )
         shape = draw(st.integers(0, 9))
         if shape <= 6:
             return {"config": {"secrets": {owner_kind: {owner: items}}}}
@@ -543,54 +861,137 @@ def plausible_body(draw: Any, what: str, extra: str) -> Any:
             return {"config": {"secrets": {owner_kind: {owner: items, "other": items}}}}
         return {"config": {"secrets": items}}
     if what == "inventory":
-        return draw(often(st.builds(lambda v: {"config": {"rack": {"inventory": v}}}, device_lists), wild_json))
+        return draw(
+            often(
+                st.builds(lambda v: {"config": {"rack": {"inventory": v}}}, device_lists), wild_json
+            )
+        )
     if what == "journal":
         entry = often(
-            st.builds(lambda pairs: {"function": "f", "sendfor": "controller", **dict(pairs)}, st.lists(
-                st.tuples(st.sampled_from(JOURNAL_FIELDS), st.one_of(plain_text, json_scalar)), max_size=3)),
-            st.one_of(st.lists(st.tuples(st.sampled_from(list(JOURNAL_FIELDS) + ["bogus"]), wild_json),
-                               max_size=4).map(dict), wild_json))
-        return draw(often(st.builds(lambda v: {"journal": v}, st.lists(entry, min_size=1, max_size=3)), wild_json))
+            st.builds(
+                lambda pairs: {"function": "f", "sendfor": "controller", **dict(pairs)},
+                st.lists(
+                    st.tuples(st.sampled_from(JOURNAL_FIELDS), st.one_of(plain_text, json_scalar)),
+                    max_size=3,
+                ),
+            ),
+            st.one_of(
+                st.lists(
+                    st.tuples(st.sampled_from(list(JOURNAL_FIELDS) + ["bogus"]), wild_json),
+                    max_size=4,
+                ).map(dict),
+                wild_json,
+            ),
+        )
+        return draw(
+            often(
+                st.builds(lambda v: {"journal": v}, st.lists(entry, min_size=1, max_size=3)),
+                wild_json,
+            )
+        )
     if what == "monitor":
         _, node = extra.split("|", 1)
         report = often(
-            st.builds(lambda state, pairs: {"state": state, **dict(pairs)},
-                      often(st.sampled_from(REPORT_STATES), st.sampled_from(BAD_REPORT_STATES), 4),
-                      st.lists(st.tuples(st.just("status"), often(plain_text, st.one_of(
-                          weird_text, wild_json, st.just("x" * 1025)), 3)), max_size=1)),
-            st.one_of(st.lists(st.tuples(st.sampled_from(["state", "status", "bogus"]), wild_json),
-                               max_size=3).map(dict), wild_json))
+            st.builds(
+                lambda state, pairs: {"state": state, **dict(pairs)},
+                often(st.sampled_from(REPORT_STATES), st.sampled_from(BAD_REPORT_STATES), 4),
+                st.lists(
+                    st.tuples(
+                        st.just("status"),
+                        often(plain_text, st.one_of(weird_text, wild_json, st.just("x" * 1025)), 3),
+                    ),
+                    max_size=1,
+                ),
+            ),
+            st.one_of(
+                st.lists(
+                    st.tuples(st.sampled_from(["state", "status", "bogus"]), wild_json), max_size=3
+                ).map(dict),
+                wild_json,
+            ),
+        )
         about = draw(often(st.just(node), names_of("node"), 6))
-        return draw(often(st.builds(lambda r: {"monitor": {"status": {about: r}}}, report),
-                          st.one_of(st.builds(lambda r: {"monitor": {"status": {about: r, "node002": r}}}, report),
-                                    st.builds(lambda r: {"status": {about: r}}, report), wild_json), 8))
+        return draw(
+            often(
+                st.builds(lambda r: {"monitor": {"status": {about: r}}}, report),
+                st.one_of(
+                    st.builds(lambda r: {"monitor": {"status": {about: r, "node002": r}}}, report),
+                    st.builds(lambda r: {"status": {about: r}}, report),
+                    wild_json,
+                ),
+                8,
+            )
+        )
     if what == "control":
         command, _, action = extra.partition("/")
-        hosts = often(st.sampled_from(HOSTLISTS), st.one_of(st.sampled_from(BAD_HOSTLISTS), weird_text, wild_json), 3)
+        hosts = often(
+            st.sampled_from(HOSTLISTS),
+            st.one_of(st.sampled_from(BAD_HOSTLISTS), weird_text, wild_json),
+            3,
+        )
         if draw(st.integers(0, 7)) == 0:  # the body names another command or action than the path
             command, action = draw(st.sampled_from(CONTROL_PAIRS))
-        return draw(often(st.builds(lambda h: {"control": {command: {action: {"hostlist": h}}}}, hosts),
-                          st.one_of(st.builds(lambda h: {"control": {command: {action: h}}}, hosts),
-                                    st.builds(lambda h: {"control": {command: {action: {"hostlist": h,
-                                                                                        "extra": 1}}}}, hosts),
-                                    wild_json), 6))
+        return draw(
+            often(
+                st.builds(lambda h: {"control": {command: {action: {"hostlist": h}}}}, hosts),
+                st.one_of(
+                    st.builds(lambda h: {"control": {command: {action: h}}}, hosts),
+                    st.builds(
+                        lambda h: {"control": {command: {action: {"hostlist": h, "extra": 1}}}},
+                        hosts,
+                    ),
+                    wild_json,
+                ),
+                6,
+            )
+        )
     if what == "dns":
         _, network = extra.split("|", 1)
         record = often(
-            st.builds(lambda h, a: {"host": h, "ipaddress": a}, st.sampled_from(DNS_HOSTS),
-                      st.sampled_from(["10.141.0.250", "fd00::5", "10.141.0.300", "", "x"])),
-            st.one_of(st.lists(st.tuples(st.sampled_from(["host", "ipaddress", "bogus"]), wild_json),
-                               max_size=3).map(dict), wild_json))
+            st.builds(
+                lambda h, a: {"host": h, "ipaddress": a},
+                st.sampled_from(DNS_HOSTS),
+                st.sampled_from(["10.141.0.250", "fd00::5", "10.141.0.300", "", "x"]),
+            ),
+            st.one_of(
+                st.lists(
+                    st.tuples(st.sampled_from(["host", "ipaddress", "bogus"]), wild_json),
+                    max_size=3,
+                ).map(dict),
+                wild_json,
+            ),
+        )
         records = often(st.lists(record, min_size=1, max_size=3), st.one_of(record, wild_json))
-        return draw(often(st.builds(lambda r: {"config": {"dns": {network: r}}}, records),
-                          st.one_of(st.builds(lambda r: {"dns": {network: r}}, records), wild_json), 6))
+        return draw(
+            often(
+                st.builds(lambda r: {"config": {"dns": {network: r}}}, records),
+                st.one_of(st.builds(lambda r: {"dns": {network: r}}, records), wild_json),
+                6,
+            )
+        )
     return draw(wild_json)
 
 
-REPORT_STATES = ["installer.ok", "installer.start", "installer.error", "installer.FAILED", "x.fatal", "ok"]
+REPORT_STATES = [
+    "installer.ok",
+    "installer.start",
+    "installer.error",
+    "installer.FAILED",
+    "x.fatal",
+    "ok",
+]
 BAD_REPORT_STATES = ["", "two words", "-lead", "a" * 65, "\x00", 5, None]
-HOSTLISTS = ["node001", "node[001-004]", "node[001-002],node005", "node005", "node[001-004],ghost", "ghost",
-             "controller", "sw1", "node001,node001"]
+HOSTLISTS = [
+    "node001",
+    "node[001-004]",
+    "node[001-002],node005",
+    "node005",
+    "node[001-004],ghost",
+    "ghost",
+    "controller",
+    "sw1",
+    "node001,node001",
+]
 BAD_HOSTLISTS = ["", "   ", "node[", "node[4-1]", "node[001-004]]", "[]", ",", "node[a-c]"]
 
 
@@ -602,7 +1003,9 @@ def _nested(depth: int, kind: int) -> bytes:
     if kind == 2:
         return b'{"config":{"node":{"node001":{"comment":' + b"[" * depth + b"]" * depth + b"}}}}"
     if kind == 3:
-        return b'{"config":{"node":{"node001":{"interfaces":[' + b"[" * depth + b"]" * depth + b"]}}}}"
+        return (
+            b'{"config":{"node":{"node001":{"interfaces":[' + b"[" * depth + b"]" * depth + b"]}}}}"
+        )
     if kind == 4:
         return b'{"config":{"cluster":{"comment":' + b'{"a":' * depth + b"1" + b"}" * depth + b"}}}"
     return b"[" * depth  # unterminated
@@ -611,20 +1014,40 @@ def _nested(depth: int, kind: int) -> bytes:
 raw_junk = st.one_of(
     st.binary(max_size=64),
     # Depths around the parser's and repr()'s recursion limits too.
-    st.builds(_nested, st.one_of(st.sampled_from([5, 63, 64, 65, 100, 400, 1200, 5000, 100000]),
-                                 st.integers(800, 1000)), st.integers(0, 5)),
-    st.sampled_from([b"", b" ", b"null", b"0", b"[]", b"{}", b'"x"', b"{", b'{"config":', b"\x00", b'{"a":"\x00"}',
-                     b'{"config":{"node":{"node001":{"comment":"\xff\xfe"}}}}', b"\xef\xbb\xbf{}",
-                     b'{"config":{"node":{"node001":{"comment":"\\ud800"}}}}',
-                     b'{"config":{"node":{"node001":{"comment":NaN}}}}',
-                     b'{"config":{"rack":{"r2":{"size":Infinity}}}}',
-                     b'{"config":{"node":{"node001":{"comment":"a"}}},"config":{}}',
-                     b'{"config":{"node":{"node001":{"service":1' + b"0" * 5000 + b"}}}}",
-                     b'{"journal":[{"function":"f","sendfor":"controller","created":' + b"9" * 4000 + b"}]}",
-                     b'{"journal":[{"function":"\xed\xa0\x80","sendfor":"controller"}]}',
-                     '{"config":{"node":{"node001":{"comment":"x"}}}}'.encode("utf-16"),
-                     '{"config":{"node":{"node001":{"comment":"x"}}}}'.encode("utf-32"),
-                     b'{\x00"\x00a\x00"\x00:\x00"\x00\x00\xd8"\x00}\x00']),
+    st.builds(
+        _nested,
+        st.one_of(
+            st.sampled_from([5, 63, 64, 65, 100, 400, 1200, 5000, 100000]), st.integers(800, 1000)
+        ),
+        st.integers(0, 5),
+    ),
+    st.sampled_from(
+        [
+            b"",
+            b" ",
+            b"null",
+            b"0",
+            b"[]",
+            b"{}",
+            b'"x"',
+            b"{",
+            b'{"config":',
+            b"\x00",
+            b'{"a":"\x00"}',
+            b'{"config":{"node":{"node001":{"comment":"\xff\xfe"}}}}',
+            b"\xef\xbb\xbf{}",
+            b'{"config":{"node":{"node001":{"comment":"\\ud800"}}}}',
+            b'{"config":{"node":{"node001":{"comment":NaN}}}}',
+            b'{"config":{"rack":{"r2":{"size":Infinity}}}}',
+            b'{"config":{"node":{"node001":{"comment":"a"}}},"config":{}}',
+            b'{"config":{"node":{"node001":{"service":1' + b"0" * 5000 + b"}}}}",
+            b'{"journal":[{"function":"f","sendfor":"controller","created":' + b"9" * 4000 + b"}]}",
+            b'{"journal":[{"function":"\xed\xa0\x80","sendfor":"controller"}]}',
+            '{"config":{"node":{"node001":{"comment":"x"}}}}'.encode("utf-16"),
+            '{"config":{"node":{"node001":{"comment":"x"}}}}'.encode("utf-32"),
+            b'{\x00"\x00a\x00"\x00:\x00"\x00\x00\xd8"\x00}\x00',
+        ]
+    ),
 )
 
 
@@ -636,52 +1059,135 @@ def encode(body: Any, ascii_only: bool) -> bytes:
 def structured_post(draw: Any) -> tuple:
     what, path, extra = draw(post_target())
     body = draw(plausible_body(what, extra))
-    return ("POST", path, encode(body, draw(st.integers(0, 3)) > 0), draw(st.sampled_from(TOKEN_ROLES)))
+    return (
+        "POST",
+        path,
+        encode(body, draw(st.integers(0, 3)) > 0),
+        draw(st.sampled_from(TOKEN_ROLES)),
+    )
 
 
 @st.composite
 def random_post(draw: Any) -> tuple:
     _, path, _ = draw(post_target())
-    raw = draw(st.one_of(raw_junk, wild_json.map(lambda b: encode(b, True)),
-                         wild_json.map(lambda b: encode(b, False))))
+    raw = draw(
+        st.one_of(
+            raw_junk,
+            wild_json.map(lambda b: encode(b, True)),
+            wild_json.map(lambda b: encode(b, False)),
+        )
+    )
     return ("POST", path, raw, draw(st.sampled_from(TOKEN_ROLES)))
 
 
 GET_TEMPLATES = [
-    "/config/{kind}", "/config/{kind}/{name}", "/config/{kind}/{name}/_delete", "/config/{kind}/{name}/_delete",
-    "/config/{kind}/{name}/_list", "/config/{kind}/{name}/_member", "/config/{kind}/{name}/interfaces",
-    "/config/{kind}/{name}/interfaces/{iface}", "/config/{kind}/{name}/interfaces/{iface}/_delete",
-    "/config/network/{net}/{ip}", "/config/network/{net}/_nextfreeip", "/config/network/{net}/_list",
-    "/config/secrets", "/config/secrets/{owner}/{name}", "/config/secrets/{owner}/{name}/{secret}",
-    "/config/secrets/{owner}/{name}/{secret}/_delete", "/config/osimage/{name}/_pack",
-    "/config/osimage/{name}/osimagetag/{tag}/_delete", "/config/osimagetag", "/config/osimagetag/{name}",
-    "/config/osimagetag/{name}/_member", "/config/rack/inventory", "/config/rack/inventory/{subset}",
-    "/config/rack/inventory/{name}/type/{kind}/_delete", "/config/cluster", "/journal/{name}", "/version", "/",
-    "/config", "/token", "/journal", "/monitor/node/{name}", "/monitor/status/{name}",
+    "/config/{kind}",
+    "/config/{kind}/{name}",
+    "/config/{kind}/{name}/_delete",
+    "/config/{kind}/{name}/_delete",
+    "/config/{kind}/{name}/_list",
+    "/config/{kind}/{name}/_member",
+    "/config/{kind}/{name}/interfaces",
+    "/config/{kind}/{name}/interfaces/{iface}",
+    "/config/{kind}/{name}/interfaces/{iface}/_delete",
+    "/config/network/{net}/{ip}",
+    "/config/network/{net}/_nextfreeip",
+    "/config/network/{net}/_list",
+    "/config/secrets",
+    "/config/secrets/{owner}/{name}",
+    "/config/secrets/{owner}/{name}/{secret}",
+    "/config/secrets/{owner}/{name}/{secret}/_delete",
+    "/config/osimage/{name}/_pack",
+    "/config/osimage/{name}/osimagetag/{tag}/_delete",
+    "/config/osimagetag",
+    "/config/osimagetag/{name}",
+    "/config/osimagetag/{name}/_member",
+    "/config/rack/inventory",
+    "/config/rack/inventory/{subset}",
+    "/config/rack/inventory/{name}/type/{kind}/_delete",
+    "/config/cluster",
+    "/journal/{name}",
+    "/version",
+    "/",
+    "/config",
+    "/token",
+    "/journal",
+    "/monitor/node/{name}",
+    "/monitor/status/{name}",
 ]
-SEGMENTS = ["config", "node", "group", "network", "osimage", "osimagetag", "bmcsetup", "switch", "otherdev", "rack",
-            "user", "secrets", "cluster", "controller", "inventory", "interfaces", "BOOTIF", "_delete", "_list",
-            "_member", "_clone", "_nextfreeip", "_pack", "tag", "kernel", "type", "journal", "version", "token",
-            "boot", "monitor", "status", "control", "action", "%ff", "%00", "%2F", "..", ".", "", "%E2%82%AC",
-            "10.141.0.1"]
+SEGMENTS = [
+    "config",
+    "node",
+    "group",
+    "network",
+    "osimage",
+    "osimagetag",
+    "bmcsetup",
+    "switch",
+    "otherdev",
+    "rack",
+    "user",
+    "secrets",
+    "cluster",
+    "controller",
+    "inventory",
+    "interfaces",
+    "BOOTIF",
+    "_delete",
+    "_list",
+    "_member",
+    "_clone",
+    "_nextfreeip",
+    "_pack",
+    "tag",
+    "kernel",
+    "type",
+    "journal",
+    "version",
+    "token",
+    "boot",
+    "monitor",
+    "status",
+    "control",
+    "action",
+    "%ff",
+    "%00",
+    "%2F",
+    "..",
+    ".",
+    "",
+    "%E2%82%AC",
+    "10.141.0.1",
+]
 
 
 @st.composite
 def random_get(draw: Any) -> tuple:
     if draw(st.integers(0, 3)) > 0:
         template = draw(st.sampled_from(GET_TEMPLATES))
-        kind = draw(often(st.sampled_from(GENERIC_WEIGHTED), st.sampled_from(list(KINDS) + ["bogus", ""])))
+        kind = draw(
+            often(st.sampled_from(GENERIC_WEIGHTED), st.sampled_from(list(KINDS) + ["bogus", ""]))
+        )
         path = template.format(
-            kind=q(kind), name=q(draw(names_of(kind))),
+            kind=q(kind),
+            name=q(draw(names_of(kind))),
             iface=q(draw(often(st.sampled_from(IFACE_NAMES), st.sampled_from(BAD_IFACE_NAMES)))),
-            net=q(draw(names_of("network"))), ip=q(draw(ips)),
+            net=q(draw(names_of("network"))),
+            ip=q(draw(ips)),
             owner=draw(st.sampled_from(["node", "group", "switch"])),
             secret=q(draw(often(st.sampled_from(SECRET_NAMES), st.sampled_from(BAD_SECRET_NAMES)))),
             tag=q(draw(st.sampled_from(["v1", "v2", "nope", ""]))),
-            subset=draw(st.sampled_from(["configured", "unconfigured", "all", "bogus"])))
+            subset=draw(st.sampled_from(["configured", "unconfigured", "all", "bogus"])),
+        )
     else:
-        segments = draw(st.lists(st.one_of(st.sampled_from(SEGMENTS), st.sampled_from(NAMES),
-                                           st.text(max_size=6).map(q)), max_size=7))
+        segments = draw(
+            st.lists(
+                st.one_of(
+                    st.sampled_from(SEGMENTS), st.sampled_from(NAMES), st.text(max_size=6).map(q)
+                ),
+                max_size=7,
+            )
+        )
         path = "/" + "/".join(segments)
         if draw(st.integers(0, 9)) == 0:
             path += "?" + draw(st.sampled_from(["x=1", "", "%ff=%00", "a=" + "b" * 100]))
@@ -700,14 +1206,18 @@ def delete_get(draw: Any) -> tuple:
         path = f"/config/{kind}/{name}/_delete"
     elif which == 2:
         kind = draw(st.sampled_from(["node", "group"]))
-        path = f"/config/{kind}/{draw(st.sampled_from(KIND_NAMES[kind]))}/interfaces/" \
-               f"{draw(st.sampled_from(IFACE_NAMES))}/_delete"
+        path = (
+            f"/config/{kind}/{draw(st.sampled_from(KIND_NAMES[kind]))}/interfaces/"
+            f"{draw(st.sampled_from(IFACE_NAMES))}/_delete"
+        )
     elif which == 3:
         owner = draw(st.sampled_from(["node/node001", "node/node005", "group/compute", "group/g2"]))
         path = f"/config/secrets/{owner}/{q(draw(st.sampled_from(SECRET_NAMES)))}/_delete"
     elif which == 4:
-        path = f"/config/osimage/{draw(st.sampled_from(KIND_NAMES['osimage']))}/osimagetag/" \
-               f"{draw(st.sampled_from(['v1', 'v2', 'latest']))}/_delete"
+        path = (
+            f"/config/osimage/{draw(st.sampled_from(KIND_NAMES['osimage']))}/osimagetag/"
+            f"{draw(st.sampled_from(['v1', 'v2', 'latest']))}/_delete"
+        )
     else:
         kind, name = draw(st.sampled_from(RACKABLE))
         path = f"/config/rack/inventory/{name}/type/{kind}/_delete"
@@ -719,28 +1229,90 @@ def delete_get(draw: Any) -> tuple:
 # A richer start than bootstrap's: one object of every kind, a rack in use,
 # secrets, a tag, a MAC, a DHCP network, users. Made through the API.
 RICH_SETUP = [
-    ("network", "net2", {"network": "10.150.0.0/16", "gateway": "10.150.255.254", "dhcp": True,
-                         "dhcp_range_begin": "10.150.0.200", "dhcp_range_end": "10.150.0.250"}),
-    ("osimage", "img2", {"kernelfile": "vmlinuz-6", "initrdfile": "initrd-6", "kernelversion": "6.1"}),
+    (
+        "network",
+        "net2",
+        {
+            "network": "10.150.0.0/16",
+            "gateway": "10.150.255.254",
+            "dhcp": True,
+            "dhcp_range_begin": "10.150.0.200",
+            "dhcp_range_end": "10.150.0.250",
+        },
+    ),
+    (
+        "osimage",
+        "img2",
+        {"kernelfile": "vmlinuz-6", "initrdfile": "initrd-6", "kernelversion": "6.1"},
+    ),
     ("bmcsetup", "b2", {"username": "admin", "password": "bmc-secret"}),
-    ("group", "g2", {"osimage": "img2", "bmcsetupname": "b2", "osimagetag": "v1",
-                     "interfaces": [{"interface": "BOOTIF", "network": "net2"},
-                                    {"interface": "BMC", "network": "ipmi"}]}),
+    (
+        "group",
+        "g2",
+        {
+            "osimage": "img2",
+            "bmcsetupname": "b2",
+            "osimagetag": "v1",
+            "interfaces": [
+                {"interface": "BOOTIF", "network": "net2"},
+                {"interface": "BMC", "network": "ipmi"},
+            ],
+        },
+    ),
     ("switch", "sw1", {"network": "ipmi", "ipaddress": "10.148.0.100"}),
     ("otherdev", "dev1", {"network": "cluster"}),
-    ("node", "node005", {"group": "g2", "switch": "sw1", "switchport": 5,
-                         "interfaces": [{"interface": "BOOTIF", "macaddress": "aa:bb:cc:dd:ee:05"}]}),
+    (
+        "node",
+        "node005",
+        {
+            "group": "g2",
+            "switch": "sw1",
+            "switchport": 5,
+            "interfaces": [{"interface": "BOOTIF", "macaddress": "aa:bb:cc:dd:ee:05"}],
+        },
+    ),
     ("node", "node001", {"macaddr": "aa:bb:cc:dd:ee:01", "osimagetag": "v1"}),
-    ("rack", "rack1", {"size": 42, "devices": [{"name": "node001", "type": "node", "position": 1},
-                                               {"name": "sw1", "type": "switch", "position": 10, "height": 2}]}),
+    (
+        "rack",
+        "rack1",
+        {
+            "size": 42,
+            "devices": [
+                {"name": "node001", "type": "node", "position": 1},
+                {"name": "sw1", "type": "switch", "position": 10, "height": 2},
+            ],
+        },
+    ),
     ("user", "admin2", {"password": "long-enough-pw", "role": "admin"}),
     ("user", "ro1", {"password": "long-enough-pw", "role": "readonly"}),
 ]
 RICH_EXTRA = [
-    ("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-        {"secretname": "key", "content": "node secret", "path": "/etc/key"}]}}}}),
-    ("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
-        {"secretname": "software license", "content": "group secret"}]}}}}),
+    (
+        "/config/secrets/node/node001",
+        {
+            "config": {
+                "secrets": {
+                    "node": {
+                        "node001": [
+                            {"secretname": "key", "content": "node secret", "path": "/etc/key"}
+                        ]
+                    }
+                }
+            }
+        },
+    ),
+    (
+        "/config/secrets/group/compute",
+        {
+            "config": {
+                "secrets": {
+                    "group": {
+                        "compute": [{"secretname": "software license", "content": "group secret"}]
+                    }
+                }
+            }
+        },
+    ),
     ("/config/osimage/img2/tag", {"config": {"osimage": {"img2": {"tag": "v1"}}}}),
     ("/journal", {"journal": [{"function": "f", "sendfor": "controller", "object": "node001"}]}),
 ]
@@ -759,14 +1331,19 @@ def _template(rich: bool) -> tuple[bytes, bytes]:
         storemod.threads = InlineThreads  # users' passwords are hashed inline
         try:
             if rich:
-                steps = [(f"/config/{kind}/{name}", {"config": {kind: {name: body}}})
-                         for kind, name, body in RICH_SETUP]
+                steps = [
+                    (f"/config/{kind}/{name}", {"config": {kind: {name: body}}})
+                    for kind, name, body in RICH_SETUP
+                ]
                 steps[4:4] = RICH_EXTRA[2:3]  # the tag before the group that names it
                 for path, body in steps + RICH_EXTRA[:2] + RICH_EXTRA[3:]:
                     code, _, content = call(api, "POST", path, json.dumps(body).encode(), "admin")
                     assert code in (200, 201, 204), f"setup POST {path} answered {code} {content!r}"
             api.store.pool.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            _TEMPLATES[rich] = (api.cfg.database.database.read_bytes(), api.cfg.files.keyfile.read_bytes())
+            _TEMPLATES[rich] = (
+                api.cfg.database.database.read_bytes(),
+                api.cfg.files.keyfile.read_bytes(),
+            )
         finally:
             storemod.threads = saved
             dispose(api, folder)
@@ -789,8 +1366,11 @@ class FakeIPMI:
     whose address ends in 1 times out, every other one succeeds (power on,
     a SEL of one line)."""
 
-    VALUES: ClassVar[dict[str, Any]] = {"power status": "on", "sel list": ["0001 | 2024-04-19 10:00:00 | System Event"],
-                                        "sel clear": "cleared"}
+    VALUES: ClassVar[dict[str, Any]] = {
+        "power status": "on",
+        "sel list": ["0001 | 2024-04-19 10:00:00 | System Event"],
+        "sel clear": "cleared",
+    }
 
     def outcome(self, target: Any, command: Any) -> Any:
         if target.host.endswith("1"):
@@ -800,7 +1380,9 @@ class FakeIPMI:
     def run(self, target: Any, command: Any, cipher_suite: int | None = None) -> defer.Deferred:
         return defer.succeed(self.outcome(target, command))
 
-    def fan_out(self, targets: Any, command: Any, limit: int = 64, cipher_suite: int | None = None) -> defer.Deferred:
+    def fan_out(
+        self, targets: Any, command: Any, limit: int = 64, cipher_suite: int | None = None
+    ) -> defer.Deferred:
         return defer.succeed({target.key: self.outcome(target, command()) for target in targets})
 
 
@@ -823,20 +1405,30 @@ def token_for(api: API, role: str) -> str | None:
     return None
 
 
-def call(api: API, method: str, path: str, raw: bytes | None, role: str) -> tuple[int, bytes, bytes]:
+def call(
+    api: API, method: str, path: str, raw: bytes | None, role: str
+) -> tuple[int, bytes, bytes]:
     """(status, content-type, body) of one request through the whole stack."""
     token = token_for(api, role)
-    code, ctype, content, _ = api.raw(method, path, raw, {"x-access-tokens": token} if token else {})
+    code, ctype, content, _ = api.raw(
+        method, path, raw, {"x-access-tokens": token} if token else {}
+    )
     return code, ctype, content
 
 
 def check_answer(method: str, path: str, code: int, ctype: bytes, content: bytes) -> None:
     where = f"{method} {path} answered {code} {ctype!r} {content[:300]!r}"
     bare = path.split("?")[0]
-    allowed_5xx = (code == 503 and bare.endswith("/_pack")) or (
-        code == 503 and bare.startswith("/config/osimage/") and bare.endswith("/_clone")
-        and b"nocopy" in content) or (
-        code == 500 and method == "GET" and MONITOR_GET.match(bare) is not None)
+    allowed_5xx = (
+        (code == 503 and bare.endswith("/_pack"))
+        or (
+            code == 503
+            and bare.startswith("/config/osimage/")
+            and bare.endswith("/_clone")
+            and b"nocopy" in content
+        )
+        or (code == 500 and method == "GET" and MONITOR_GET.match(bare) is not None)
+    )
     assert 200 <= code < 500 or allowed_5xx, where
     if code == 204:
         assert content == b"", where
@@ -849,7 +1441,9 @@ def check_answer(method: str, path: str, code: int, ctype: bytes, content: bytes
         (report,) = body["monitor"]["status"].values()
         assert not state_ok(report["state"]), where
     elif code >= 400:
-        assert isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"], where
+        assert (
+            isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]
+        ), where
 
 
 MONITOR_GET = re.compile(r"^/monitor/(node|status)/[^/]+$")
@@ -867,7 +1461,13 @@ def views_of(store: Store) -> dict:
     out["_tags"] = store.tags()
     out["_inventory"] = store.inventory()
     out["_raw"] = {
-        obj_id: [obj.kind, obj.name, obj.data, [vars(i) for i in obj.ifaces], [vars(s) for s in obj.secrets]]
+        obj_id: [
+            obj.kind,
+            obj.name,
+            obj.data,
+            [vars(i) for i in obj.ifaces],
+            [vars(s) for s in obj.secrets],
+        ]
         for obj_id, obj in store.state.by_id.items()
     }
     out["_ips"] = {str(k): list(v) for k, v in store.state.ips.items()}
@@ -881,7 +1481,11 @@ def check_reload(api: API) -> None:
     try:
         live, loaded = views_of(api.store), views_of(fresh)
         if live != loaded:
-            diff = {k: (live.get(k), loaded.get(k)) for k in set(live) | set(loaded) if live.get(k) != loaded.get(k)}
+            diff = {
+                k: (live.get(k), loaded.get(k))
+                for k in set(live) | set(loaded)
+                if live.get(k) != loaded.get(k)
+            }
             raise AssertionError(f"the live store and the reloaded one differ: {str(diff)[:2000]}")
     finally:
         fresh.pool.close()
@@ -891,36 +1495,53 @@ def check_invariants(state: State) -> None:
     """Addresses, MACs and references of the live state."""
     ips: dict[int, tuple[int, str]] = {}
     macs: dict[str, tuple[int, str]] = {}
-    assert sum(len(v) for v in state.by_kind.values()) == len(state.by_id), "by_kind and by_id disagree"
+    assert sum(len(v) for v in state.by_kind.values()) == len(state.by_id), (
+        "by_kind and by_id disagree"
+    )
     for obj_id, obj in state.by_id.items():
         label = f"{obj.kind} {obj.name}"
-        assert obj.id == obj_id and state.by_kind[obj.kind].get(obj.name) is obj, f"{label}: not indexed"
+        assert obj.id == obj_id and state.by_kind[obj.kind].get(obj.name) is obj, (
+            f"{label}: not indexed"
+        )
         kind = KINDS[obj.kind]
         for f in kind.refs:
             value = obj.data.get(f.name)
             if value is not None:
                 target = state.by_id.get(value)
-                assert target is not None and target.kind == f.ref, f"{label}.{f.name}: dangling reference {value}"
+                assert target is not None and target.kind == f.ref, (
+                    f"{label}.{f.name}: dangling reference {value}"
+                )
         for required in kind.required:
             assert obj.data.get(required) is not None, f"{label}: required field {required} unset"
         if obj.kind == "network":
             net = ipaddress.ip_network(obj.data["network"])
             for key in ("gateway", "nameserver_ip", "dhcp_range_begin", "dhcp_range_end"):
                 if obj.data.get(key):
-                    assert ipaddress.ip_address(obj.data[key]) in net, f"{label}.{key} outside {net}"
-        assert len({i.name for i in obj.ifaces}) == len(obj.ifaces), f"{label}: interface names repeat"
-        assert len({s.name for s in obj.secrets}) == len(obj.secrets), f"{label}: secret names repeat"
+                    assert ipaddress.ip_address(obj.data[key]) in net, (
+                        f"{label}.{key} outside {net}"
+                    )
+        assert len({i.name for i in obj.ifaces}) == len(obj.ifaces), (
+            f"{label}: interface names repeat"
+        )
+        assert len({s.name for s in obj.secrets}) == len(obj.secrets), (
+            f"{label}: secret names repeat"
+        )
         for item in obj.ifaces:
             where = f"{label} interface {item.name}"
             network = state.by_id.get(item.network) if item.network is not None else None
             if item.network is not None:
-                assert network is not None and network.kind == "network", f"{where}: dangling network {item.network}"
+                assert network is not None and network.kind == "network", (
+                    f"{where}: dangling network {item.network}"
+                )
             if obj.kind == "group":
-                assert item.ip is None and item.mac is None, f"{where}: a group interface holds an address"
+                assert item.ip is None and item.mac is None, (
+                    f"{where}: a group interface holds an address"
+                )
             if item.ip:
                 assert network is not None, f"{where}: {item.ip} without a network"
-                assert ipaddress.ip_address(item.ip) in ipaddress.ip_network(network.data["network"]), (
-                    f"{where}: {item.ip} outside {network.name} ({network.data['network']})")
+                assert ipaddress.ip_address(item.ip) in ipaddress.ip_network(
+                    network.data["network"]
+                ), f"{where}: {item.ip} outside {network.name} ({network.data['network']})"
                 key = ip_key(item.ip)
                 assert key not in ips, f"{where}: {item.ip} also held by {ips[key]}"
                 ips[key] = (obj.id, item.name)
@@ -932,7 +1553,8 @@ def check_invariants(state: State) -> None:
             value = network.data.get(key)
             holder = ips.get(ip_key(value)) if value else None
             assert holder is None or state.by_id[holder[0]].kind == "controller", (
-                f"network {network.name}: its {key} {value} is held by {state.by_id[holder[0]].name}")
+                f"network {network.name}: its {key} {value} is held by {state.by_id[holder[0]].name}"
+            )
     for rack in state.by_kind["rack"].values():
         size = rack.data.get("size") or KINDS["rack"].by_name["size"].default
         units: dict[int, str] = {}
@@ -941,9 +1563,13 @@ def check_invariants(state: State) -> None:
                 position = device.data.get("rackposition")
                 height = device.data.get("rackheight") or 1
                 assert position is not None, f"rack {rack.name}: {device.name} has no position"
-                assert position + height - 1 <= size, f"rack {rack.name}: {device.name} does not fit ({size} units)"
+                assert position + height - 1 <= size, (
+                    f"rack {rack.name}: {device.name} does not fit ({size} units)"
+                )
                 for unit in range(position, position + height):
-                    assert unit not in units, f"rack {rack.name}: {device.name} and {units[unit]} share unit {unit}"
+                    assert unit not in units, (
+                        f"rack {rack.name}: {device.name} and {units[unit]} share unit {unit}"
+                    )
                     units[unit] = device.name
     assert ips == state.ips, f"the address index differs from the interfaces: {ips} != {state.ips}"
     assert macs == state.macs, f"the MAC index differs from the interfaces: {macs} != {state.macs}"
@@ -964,8 +1590,10 @@ def run_ops(ops: list[tuple], rich: bool = False) -> None:
             check_reload(api)
         except AssertionError as exc:
             shown = "\n".join(f"  {m} {p} {r!r:.600} ({who})" for m, p, r, who in ops[:done])
-            raise AssertionError(f"{exc}\nafter {'the' if rich else 'bootstrap, no RICH_SETUP, and the'} "
-                                 f"requests:\n{shown}") from None
+            raise AssertionError(
+                f"{exc}\nafter {'the' if rich else 'bootstrap, no RICH_SETUP, and the'} "
+                f"requests:\n{shown}"
+            ) from None
     finally:
         dispose(api, folder)
 
@@ -983,7 +1611,9 @@ def scaled(examples: int) -> int:
     return max(1, int(examples * float(os.environ.get("LUNA2D_FUZZ_SCALE", "1"))))
 
 
-FUZZ = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True)
+FUZZ = settings(
+    deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True
+)
 
 
 RICH = st.sampled_from([True, True, True, False])  # start from RICH_SETUP, or from bootstrap alone
@@ -994,7 +1624,7 @@ class FuzzBase(unittest.TestCase):
         # Password hashing runs in a thread in the daemon; here it runs inline
         # (StubTreq has no thread pool) and cheaply.
         hash_inline(self)
-        self.patch(cryptomod, "_SCRYPT", {"n": 2 ** 4, "r": 1, "p": 1})
+        self.patch(cryptomod, "_SCRYPT", {"n": 2**4, "r": 1, "p": 1})
 
 
 class APIFuzzTests(FuzzBase):
@@ -1005,8 +1635,14 @@ class APIFuzzTests(FuzzBase):
         run_ops(ops, rich)
 
     @settings(FUZZ, max_examples=scaled(1000))
-    @given(RICH, st.lists(often(structured_post(), st.one_of(random_get(), delete_get()), 3), min_size=1,
-                          max_size=10))
+    @given(
+        RICH,
+        st.lists(
+            often(structured_post(), st.one_of(random_get(), delete_get()), 3),
+            min_size=1,
+            max_size=10,
+        ),
+    )
     def test_plausible_bodies_and_gets(self, rich: bool, ops: list) -> None:
         """Right envelopes with real field names and wrong values, mixed with
         GETs (deletes included): 2xx/4xx JSON, store intact after each."""
@@ -1019,12 +1655,26 @@ class APIFuzzTests(FuzzBase):
         run_ops(ops, rich)
 
     @settings(FUZZ, max_examples=scaled(150))
-    @given(st.sampled_from(["PUT", "DELETE", "PATCH", "OPTIONS", "FOO", "TRACE", "CONNECT"]),
-           st.one_of(st.sampled_from(GET_TEMPLATES).map(lambda t: t.replace("{kind}", "node").replace(
-               "{name}", "node001").replace("{owner}", "node").replace("{net}", "cluster").replace(
-               "{ip}", "10.141.0.1").replace("{secret}", "key").replace("{iface}", "BOOTIF").replace(
-               "{tag}", "t").replace("{subset}", "all")), random_get().map(lambda op: op[1])),
-           st.sampled_from(TOKEN_ROLES))
+    @given(
+        st.sampled_from(["PUT", "DELETE", "PATCH", "OPTIONS", "FOO", "TRACE", "CONNECT"]),
+        st.one_of(
+            st.sampled_from(GET_TEMPLATES).map(
+                lambda t: (
+                    t.replace("{kind}", "node")
+                    .replace("{name}", "node001")
+                    .replace("{owner}", "node")
+                    .replace("{net}", "cluster")
+                    .replace("{ip}", "10.141.0.1")
+                    .replace("{secret}", "key")
+                    .replace("{iface}", "BOOTIF")
+                    .replace("{tag}", "t")
+                    .replace("{subset}", "all")
+                )
+            ),
+            random_get().map(lambda op: op[1]),
+        ),
+        st.sampled_from(TOKEN_ROLES),
+    )
     def test_other_methods_answer_json_405(self, method: str, path: str, role: str) -> None:
         """Any method other than GET/POST answers 405 JSON with a message."""
         api, folder = make_api()
@@ -1040,17 +1690,39 @@ class APIFuzzTests(FuzzBase):
             dispose(api, folder)
 
     @settings(FUZZ, max_examples=scaled(150))
-    @given(st.sampled_from(["GET", "POST"]),
-           st.text(alphabet="abcxyz019_-.%", min_size=1, max_size=10).filter(
-               lambda s: s not in ("config", "token", "version", "journal", "boot", "monitor", "files", "control",
-                                   "service", ".", "..")),
-           st.lists(st.text(max_size=5).map(q), max_size=3), st.sampled_from(TOKEN_ROLES))
-    def test_unknown_paths_answer_json_404(self, method: str, top: str, rest: list, role: str) -> None:
+    @given(
+        st.sampled_from(["GET", "POST"]),
+        st.text(alphabet="abcxyz019_-.%", min_size=1, max_size=10).filter(
+            lambda s: (
+                s
+                not in (
+                    "config",
+                    "token",
+                    "version",
+                    "journal",
+                    "boot",
+                    "monitor",
+                    "files",
+                    "control",
+                    "service",
+                    ".",
+                    "..",
+                )
+            )
+        ),
+        st.lists(st.text(max_size=5).map(q), max_size=3),
+        st.sampled_from(TOKEN_ROLES),
+    )
+    def test_unknown_paths_answer_json_404(
+        self, method: str, top: str, rest: list, role: str
+    ) -> None:
         """A path under no known top-level segment answers 404 JSON."""
         path = "/" + "/".join([q(top)] + rest)
         api, folder = make_api()
         try:
-            code, ctype, content = call(api, method, path, b"{}" if method == "POST" else None, role)
+            code, ctype, content = call(
+                api, method, path, b"{}" if method == "POST" else None, role
+            )
             where = f"{method} {path} answered {code} {ctype!r} {content[:200]!r}"
             self.assertEqual(code, 404, where)
             self.assertTrue(ctype.startswith(b"application/json"), where)
@@ -1068,8 +1740,13 @@ class APIFuzzTests(FuzzBase):
                 for path, raw in [
                     ("/config/node/node001", _nested(depth, 2)),
                     ("/config/cluster", _nested(depth, 4)),
-                    ("/config/group/compute",
-                     b'{"config":{"group":{"compute":{"newgroupname":' + b"[" * depth + b"]" * depth + b"}}}}"),
+                    (
+                        "/config/group/compute",
+                        b'{"config":{"group":{"compute":{"newgroupname":'
+                        + b"[" * depth
+                        + b"]" * depth
+                        + b"}}}}",
+                    ),
                 ]:
                     code, ctype, content = call(api, "POST", path, raw, "admin")
                     check_answer("POST", f"{path} (depth {depth})", code, ctype, content)
@@ -1129,22 +1806,46 @@ class CheckerTests(FuzzBase):
             dispose(api, folder)
 
     def test_a_500_is_caught(self) -> None:
-        self.assertRaises(AssertionError, check_answer, "GET", "/x", 500, b"application/json", b'{"message":"x"}')
+        self.assertRaises(
+            AssertionError, check_answer, "GET", "/x", 500, b"application/json", b'{"message":"x"}'
+        )
         failed = b'{"monitor":{"status":{"node001":{"status":"disk","state":"installer.error"}}}}'
         check_answer("GET", "/monitor/node/node001", 500, b"application/json", failed)
-        self.assertRaises(AssertionError, check_answer, "POST", "/monitor/node/node001", 500, b"application/json",
-                          failed)
-        self.assertRaises(AssertionError, check_answer, "GET", "/monitor/node/node001", 500, b"application/json",
-                          b'{"monitor":{"status":{"node001":{"status":"fine","state":"installer.ok"}}}}')
+        self.assertRaises(
+            AssertionError,
+            check_answer,
+            "POST",
+            "/monitor/node/node001",
+            500,
+            b"application/json",
+            failed,
+        )
+        self.assertRaises(
+            AssertionError,
+            check_answer,
+            "GET",
+            "/monitor/node/node001",
+            500,
+            b"application/json",
+            b'{"monitor":{"status":{"node001":{"status":"fine","state":"installer.ok"}}}}',
+        )
         self.assertRaises(AssertionError, check_answer, "GET", "/x", 404, b"text/html", b"<html>")
-        self.assertRaises(AssertionError, check_answer, "GET", "/x", 400, b"application/json", b'{"error":"x"}')
+        self.assertRaises(
+            AssertionError, check_answer, "GET", "/x", 400, b"application/json", b'{"error":"x"}'
+        )
 
 
 # -- every POST endpoint is a target ---------------------------------------------------------
 
 # Where the root app hands a path on (luna2d.resources.root), and the app serving it.
-BRANCHES = {"/config": ConfigAPI.app, "/boot": BootAPI.app, "/files": FilesAPI.app, "/monitor": MonitorAPI.app,
-            "/service": ServiceAPI.app, "/control": ControlAPI.app}
+BRANCHES = {
+    "/config": ConfigAPI.app,
+    "/boot": BootAPI.app,
+    "/files": FilesAPI.app,
+    "/monitor": MonitorAPI.app,
+    "/service": ServiceAPI.app,
+    "/control": ControlAPI.app,
+}
 BRANCH_RULE = "/<path:__rest__>"
 
 
@@ -1155,8 +1856,14 @@ def post_routes() -> set[str]:
     for rule in RootAPI.app.url_map.iter_rules():
         if rule.rule.endswith(BRANCH_RULE):
             prefix = rule.rule[: -len(BRANCH_RULE)]
-            assert prefix in BRANCHES, f"the root hands {prefix}/... to an app BRANCHES does not name"
-            routes |= {prefix + r.rule for r in BRANCHES[prefix].url_map.iter_rules() if "POST" in (r.methods or ())}
+            assert prefix in BRANCHES, (
+                f"the root hands {prefix}/... to an app BRANCHES does not name"
+            )
+            routes |= {
+                prefix + r.rule
+                for r in BRANCHES[prefix].url_map.iter_rules()
+                if "POST" in (r.methods or ())
+            }
         elif "POST" in (rule.methods or ()):
             routes.add(rule.rule)
     return routes
@@ -1165,15 +1872,23 @@ def post_routes() -> set[str]:
 def post_route_of(path: str) -> str:
     """The route a POST of ``path`` (no %-escapes) reaches."""
     prefix = "/" + path.split("/")[1]
-    app, rest = (BRANCHES[prefix], path[len(prefix):]) if prefix in BRANCHES else (RootAPI.app, path)
+    app, rest = (
+        (BRANCHES[prefix], path[len(prefix) :]) if prefix in BRANCHES else (RootAPI.app, path)
+    )
     rule, _ = app.url_map.bind("luna").match(rest, method="POST", return_rule=True)
     return (prefix if prefix in BRANCHES else "") + rule.rule
 
 
 def target_paths() -> set[str]:
     """A path of every kind of POST target post_target() draws."""
-    extras = {"secret": SECRET_NAMES[:1], "secret_clone": SECRET_NAMES[:1], "secret_delete": SECRET_NAMES[:1],
-              "monitor": MONITOR_PATHS, "dns_delete": DNS_HOSTS[:1], "control": [f"{c}/{a}" for c, a in CONTROL_PAIRS[:1]]}
+    extras = {
+        "secret": SECRET_NAMES[:1],
+        "secret_clone": SECRET_NAMES[:1],
+        "secret_delete": SECRET_NAMES[:1],
+        "monitor": MONITOR_PATHS,
+        "dns_delete": DNS_HOSTS[:1],
+        "control": [f"{c}/{a}" for c, a in CONTROL_PAIRS[:1]],
+    }
     paths = set()
     for what, kind in set(POST_COMBOS):
         kind = kind or "node"
@@ -1199,14 +1914,19 @@ class CoverageTests(unittest.TestCase):
         api, folder = make_api()
         try:
             body = {"control": {"power": {"status": {"hostlist": "node[001-002]"}}}}
-            code, ctype, content = call(api, "POST", "/control/action/power/_status", json.dumps(body).encode(),
-                                        "admin")
+            code, ctype, content = call(
+                api, "POST", "/control/action/power/_status", json.dumps(body).encode(), "admin"
+            )
             check_answer("POST", "/control/action/power/_status", code, ctype, content)
             answer = json.loads(content)
-            self.assertEqual(answer["control"], {
-                "power": {"on": {"node002": "on"}},
-                "failed": {"node001": "timeout: 10.148.0.1 did not answer"},
-                "hostlist": {"on": "node002", "failed": "node001"}})
+            self.assertEqual(
+                answer["control"],
+                {
+                    "power": {"on": {"node002": "on"}},
+                    "failed": {"node001": "timeout: 10.148.0.1 did not answer"},
+                    "hostlist": {"on": "node002", "failed": "node001"},
+                },
+            )
         finally:
             dispose(api, folder)
 
@@ -1214,38 +1934,119 @@ class CoverageTests(unittest.TestCase):
 # -- the ini parser -------------------------------------------------------------------------
 
 VALID_INI = {
-    "API": {"USERNAME": "luna", "PASSWORD": "luna-pass", "SECRET_KEY": "0123456789abcdef0123", "EXPIRY": "1h",
-            "ENDPOINT": "127.0.0.1:7050", "PROTOCOL": "http"},
+    "API": {
+        "USERNAME": "luna",
+        "PASSWORD": "luna-pass",
+        "SECRET_KEY": "0123456789abcdef0123",
+        "EXPIRY": "1h",
+        "ENDPOINT": "127.0.0.1:7050",
+        "PROTOCOL": "http",
+    },
     "DATABASE": {"DRIVER": "SQLite3", "DATABASE": "luna.db", "SYNCHRONOUS": "NORMAL"},
     "FILES": {"IMAGE_FILES": "files", "IMAGE_DIRECTORY": "images", "KEYFILE": "luna.key"},
-    "BOOTSTRAP": {"ENABLED": "yes", "CONTROLLER": "controller", "CONTROLLER_IP": "10.141.255.254",
-                  "CLUSTER": "cluster"},
+    "BOOTSTRAP": {
+        "ENABLED": "yes",
+        "CONTROLLER": "controller",
+        "CONTROLLER_IP": "10.141.255.254",
+        "CLUSTER": "cluster",
+    },
     "LOGGER": {"LEVEL": "info"},
     "DHCP": {"ENABLED": "no"},
 }
 INI_SECTIONS = list(VALID_INI) + ["TFTP", "DNS", "DEFAULT", "api", "X", ""]
-ALL_INI_KEYS = sorted({k for keys in VALID_INI.values() for k in keys}
-                      | {"VERIFY_CERTIFICATE", "HOST", "PORT", "LOGFILE", "BOGUS", "username", ""})
-ini_values = often(st.sampled_from(["luna", "a-long-enough-secret-key-0123", "1h", "30m", "0", "-1h", "99999999999999999999d",
-                     "0.0.0.0:7050", "[::1]:7050", "host:", ":7050", "host:99999", "host:\u00b2", "host:\u0663",
-                     "host:-1", "host:+1", "host: 1", "\u0663h", "\u00b2h", "1\u00b2", "\u2075m", "sqlite3", "postgres",
-                     "full", "yes", "no", "maybe", "\u00b2", "10.141.255.254", "10.141.255.256", "fd00::1", "debug",
-                     "~", "~nosuchuser/x", "~\x00", "a\x00b", "relative/path", "/abs/path", '"quoted"', "'", "%(x)s",
-                     "", "   ", "\u00e9", "Node-1", "https", "HTTP", "\x00", "x" * 5000]), st.text(max_size=20), 3)
+ALL_INI_KEYS = sorted(
+    {k for keys in VALID_INI.values() for k in keys}
+    | {"VERIFY_CERTIFICATE", "HOST", "PORT", "LOGFILE", "BOGUS", "username", ""}
+)
+ini_values = often(
+    st.sampled_from(
+        [
+            "luna",
+            "a-long-enough-secret-key-0123",
+            "1h",
+            "30m",
+            "0",
+            "-1h",
+            "99999999999999999999d",
+            "0.0.0.0:7050",
+            "[::1]:7050",
+            "host:",
+            ":7050",
+            "host:99999",
+            "host:\u00b2",
+            "host:\u0663",
+            "host:-1",
+            "host:+1",
+            "host: 1",
+            "\u0663h",
+            "\u00b2h",
+            "1\u00b2",
+            "\u2075m",
+            "sqlite3",
+            "postgres",
+            "full",
+            "yes",
+            "no",
+            "maybe",
+            "\u00b2",
+            "10.141.255.254",
+            "10.141.255.256",
+            "fd00::1",
+            "debug",
+            "~",
+            "~nosuchuser/x",
+            "~\x00",
+            "a\x00b",
+            "relative/path",
+            "/abs/path",
+            '"quoted"',
+            "'",
+            "%(x)s",
+            "",
+            "   ",
+            "\u00e9",
+            "Node-1",
+            "https",
+            "HTTP",
+            "\x00",
+            "x" * 5000,
+        ]
+    ),
+    st.text(max_size=20),
+    3,
+)
 
 
 _PATHS = ["~", "~nosuchuser/x", "~\x00", "a\x00b", "", "/abs/path", "x" * 5000, "."]
 INI_KEY_VALUES = {
-    "USERNAME": ["", "abc"], "PASSWORD": ["", "abc", "abcd"], "SECRET_KEY": ["", "x" * 15, "x" * 16],
+    "USERNAME": ["", "abc"],
+    "PASSWORD": ["", "abc", "abcd"],
+    "SECRET_KEY": ["", "x" * 15, "x" * 16],
     "EXPIRY": ["0", "-1h", "1x", "\u0663h", "\u00b2h", "99999999999999999999d", "1 h", "", "2W"],
-    "ENDPOINT": ["host:", ":7050", "host:99999", "host:\u00b2", "host:\u0663", "[::1]:7050", "host:-1", "7050",
-                 "host: 1", "host:\u00b9\u00b2"],
-    "PROTOCOL": ["HTTPS", "ftp", ""], "DRIVER": ["sqlite", "postgres", ""],
-    "SYNCHRONOUS": ["full", "bogus", ""], "ENABLED": ["maybe", "", "YES", "1", "\u00b9"],
-    "CONTROLLER": ["Node-1", "", "a" * 64], "CLUSTER": ["", "Any Name"],
+    "ENDPOINT": [
+        "host:",
+        ":7050",
+        "host:99999",
+        "host:\u00b2",
+        "host:\u0663",
+        "[::1]:7050",
+        "host:-1",
+        "7050",
+        "host: 1",
+        "host:\u00b9\u00b2",
+    ],
+    "PROTOCOL": ["HTTPS", "ftp", ""],
+    "DRIVER": ["sqlite", "postgres", ""],
+    "SYNCHRONOUS": ["full", "bogus", ""],
+    "ENABLED": ["maybe", "", "YES", "1", "\u00b9"],
+    "CONTROLLER": ["Node-1", "", "a" * 64],
+    "CLUSTER": ["", "Any Name"],
     "CONTROLLER_IP": ["10.141.255.256", "fd00::1", "1e3", "", "10.1", "fe80::1%eth0"],
     "LEVEL": ["DEBUG", "verbose", ""],
-    "DATABASE": _PATHS, "IMAGE_FILES": _PATHS, "IMAGE_DIRECTORY": _PATHS, "KEYFILE": _PATHS,
+    "DATABASE": _PATHS,
+    "IMAGE_FILES": _PATHS,
+    "IMAGE_DIRECTORY": _PATHS,
+    "KEYFILE": _PATHS,
 }
 
 
@@ -1262,7 +2063,9 @@ def ini_texts(draw: Any) -> str:
         if action == 0 and keys:
             keys.pop(draw(st.sampled_from(sorted(keys))))
         elif action == 1:
-            keys[draw(st.one_of(st.sampled_from(ALL_INI_KEYS), st.text(max_size=5)))] = draw(ini_values)
+            keys[draw(st.one_of(st.sampled_from(ALL_INI_KEYS), st.text(max_size=5)))] = draw(
+                ini_values
+            )
         else:
             known = sorted(VALID_INI.get(section, {})) or ALL_INI_KEYS
             key = draw(st.sampled_from(known))
@@ -1270,30 +2073,60 @@ def ini_texts(draw: Any) -> str:
     lines = []
     sep = draw(st.sampled_from(["=", " = ", ":"]))
     for section, keys in sections.items():
-        lines.append(draw(often(st.just(f"[{section}]"), st.sampled_from([f" [{section}]", f"[{section}"]), 30)))
+        lines.append(
+            draw(
+                often(
+                    st.just(f"[{section}]"), st.sampled_from([f" [{section}]", f"[{section}"]), 30
+                )
+            )
+        )
         for key, value in keys.items():
             lines.append(f"{key}{sep}{value}")
         if draw(st.integers(0, 19)) == 0:
-            lines.append(draw(st.sampled_from(["  continuation", "# comment", "; comment", "junk line", "=x",
-                                               "[API]", "USERNAME=again", "KEY value"])))
+            lines.append(
+                draw(
+                    st.sampled_from(
+                        [
+                            "  continuation",
+                            "# comment",
+                            "; comment",
+                            "junk line",
+                            "=x",
+                            "[API]",
+                            "USERNAME=again",
+                            "KEY value",
+                        ]
+                    )
+                )
+            )
     return "\n".join(lines) + "\n"
 
 
 class IniFuzzTests(unittest.TestCase):
-    @settings(max_examples=scaled(400), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=scaled(400),
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(ini_texts(), st.sampled_from(["utf-8"] * 8 + ["latin-1", "utf-16"]))
     def test_load_gives_config_or_config_error(self, text: str, encoding: str) -> None:
         folder = Path(tempfile.mkdtemp(prefix="luna2d-ini-"))
         try:
             path = folder / "luna.ini"
-            path.write_bytes(text.encode(encoding, "surrogatepass") if encoding != "latin-1"
-                             else text.encode("latin-1", "replace"))
+            path.write_bytes(
+                text.encode(encoding, "surrogatepass")
+                if encoding != "latin-1"
+                else text.encode("latin-1", "replace")
+            )
             try:
                 loaded = configmod.load(path)
             except ConfigError as exc:
                 self.assertTrue(str(exc))
             except Exception as exc:
-                self.fail(f"load raised {exc!r} (not a ConfigError) for the ini text {text!r} ({encoding})")
+                self.fail(
+                    f"load raised {exc!r} (not a ConfigError) for the ini text {text!r} ({encoding})"
+                )
             else:
                 self.assertIsInstance(loaded, configmod.Config)
                 self.assertTrue(loaded.api.username)
@@ -1306,8 +2139,10 @@ class IniFuzzTests(unittest.TestCase):
         folder = Path(tempfile.mkdtemp(prefix="luna2d-ini-"))
         try:
             path = folder / "luna.ini"
-            path.write_text("[API]\nUSERNAME = luna\nPASSWORD = luna-pass\nSECRET_KEY = 0123456789abcdef0123\n"
-                            "EXPIRY = 2h\n[DATABASE]\nDATABASE = luna.db\n")
+            path.write_text(
+                "[API]\nUSERNAME = luna\nPASSWORD = luna-pass\nSECRET_KEY = 0123456789abcdef0123\n"
+                "EXPIRY = 2h\n[DATABASE]\nDATABASE = luna.db\n"
+            )
             loaded = configmod.load(path)
             self.assertEqual(loaded.api.expiry, 7200)
             self.assertEqual(loaded.database.database, folder.resolve() / "luna.db")

@@ -81,8 +81,11 @@ class QueueOffloadTests(unittest.TestCase):
             self.log.append(f"plan {name}")
             if fail:
                 raise Invalid(f"{name} refused")
-            return Plan(name, lambda _: self.log.append(f"commit {name}"),
-                        lambda _: self.log.append(f"apply {name}") or name)
+            return Plan(
+                name,
+                lambda _: self.log.append(f"commit {name}"),
+                lambda _: self.log.append(f"apply {name}") or name,
+            )
 
         return planned
 
@@ -97,8 +100,17 @@ class QueueOffloadTests(unittest.TestCase):
         self.assertFalse(self.queue.idle)
         self.assertEqual(len(self.queue), 1)
         self.offload.run()
-        self.assertEqual(self.log, ["plan heavy", "commit heavy", "apply heavy",
-                                    "plan light", "commit light", "apply light"])
+        self.assertEqual(
+            self.log,
+            [
+                "plan heavy",
+                "commit heavy",
+                "apply heavy",
+                "plan light",
+                "commit light",
+                "apply light",
+            ],
+        )
         self.assertEqual(answers, ["heavy", "light"])
         self.assertTrue(self.queue.idle)
 
@@ -181,8 +193,13 @@ class StoreThreadTests(ReactorCase):
         """A heavy write refused in its thread is answered with the same
         error as on the reactor, and changes nothing."""
         store = await self.open()
-        body = {"network": "10.141.0.0/30", "gateway": "10.141.0.1", "nameserver_ip": "10.141.0.1",
-                "dhcp_range_begin": None, "dhcp_range_end": None}
+        body = {
+            "network": "10.141.0.0/30",
+            "gateway": "10.141.0.1",
+            "nameserver_ip": "10.141.0.1",
+            "dhcp_range_begin": None,
+            "dhcp_range_end": None,
+        }
         messages = []
         for heavy in (False, True):
             with self.assertRaises(Invalid) as refused:
@@ -261,13 +278,23 @@ class ThreadedIndexTests(unittest.TestCase):
     def test_previous_index_until_landed(self) -> None:
         """A network change starts its rebuild at the commit; until it lands
         the previous index is answered whole, then the new one."""
-        self.post("/config/node/node001", {"config": {"node": {"node001": {
-            "interfaces": [{"interface": "BOOTIF", "macaddress": MAC1}]}}}})
+        self.post(
+            "/config/node/node001",
+            {
+                "config": {
+                    "node": {
+                        "node001": {"interfaces": [{"interface": "BOOTIF", "macaddress": MAC1}]}
+                    }
+                }
+            },
+        )
         self.indexer.current()
         self.offload.run()
         before = self.indexer.current()
-        self.post("/config/network/cluster", {"config": {"network": {"cluster": {
-            "gateway": "10.141.255.1"}}}})
+        self.post(
+            "/config/network/cluster",
+            {"config": {"network": {"cluster": {"gateway": "10.141.255.1"}}}},
+        )
         self.assertEqual(len(self.offload.held), 1)  # started by the commit, not by a reader
         self.assertIs(self.indexer.current(), before)
         self.offload.run()
@@ -282,20 +309,34 @@ class ThreadedIndexTests(unittest.TestCase):
         write starts one more build; the end equals a fresh build."""
         self.indexer.current()
         self.offload.run()
-        self.post("/config/network/cluster", {"config": {"network": {"cluster": {
-            "gateway": "10.141.255.1"}}}})
-        self.post("/config/node/node002", {"config": {"node": {"node002": {
-            "interfaces": [{"interface": "BOOTIF", "macaddress": MAC2}]}}}})
+        self.post(
+            "/config/network/cluster",
+            {"config": {"network": {"cluster": {"gateway": "10.141.255.1"}}}},
+        )
+        self.post(
+            "/config/node/node002",
+            {
+                "config": {
+                    "node": {
+                        "node002": {"interfaces": [{"interface": "BOOTIF", "macaddress": MAC2}]}
+                    }
+                }
+            },
+        )
         self.assertIsNone(self.indexer.current().node(MAC2))  # the build holds the old view
         self.offload.run()
         self.assertEqual(self.offload.held, [])
         entry = self.indexer.current().node(MAC2)
         assert entry is not None
         self.assertEqual(entry.gateway, "10.141.255.1")
-        self.post("/config/network/cluster", {"config": {"network": {"cluster": {
-            "gateway": "10.141.255.2"}}}})
-        self.post("/config/network/cluster", {"config": {"network": {"cluster": {
-            "gateway": "10.141.255.3"}}}})
+        self.post(
+            "/config/network/cluster",
+            {"config": {"network": {"cluster": {"gateway": "10.141.255.2"}}}},
+        )
+        self.post(
+            "/config/network/cluster",
+            {"config": {"network": {"cluster": {"gateway": "10.141.255.3"}}}},
+        )
         self.assertEqual(len(self.offload.held), 1)  # one at a time
         self.offload.run()
         self.assertEqual(len(self.offload.held), 1)  # the second change, after it
@@ -311,8 +352,10 @@ class ThreadedIndexTests(unittest.TestCase):
         self.indexer.current()
         self.offload.run()
         before = self.indexer.current()
-        self.post("/config/network/cluster", {"config": {"network": {"cluster": {
-            "gateway": "10.141.255.1"}}}})
+        self.post(
+            "/config/network/cluster",
+            {"config": {"network": {"cluster": {"gateway": "10.141.255.1"}}}},
+        )
         _, _, done = self.offload.held.pop(0)
         done.errback(Failure(RuntimeError("no memory for the index")))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
@@ -329,8 +372,18 @@ class ThreadedIndexTests(unittest.TestCase):
         live = state.get("node", "node001")
         assert live is not None
         old = ip_key(live.iface("BOOTIF").ip)  # type: ignore[union-attr, arg-type]
-        self.post("/config/node/node001", {"config": {"node": {"node001": {
-            "interfaces": [{"interface": "BOOTIF", "ipaddress": "10.141.9.9"}]}}}})
+        self.post(
+            "/config/node/node001",
+            {
+                "config": {
+                    "node": {
+                        "node001": {
+                            "interfaces": [{"interface": "BOOTIF", "ipaddress": "10.141.9.9"}]
+                        }
+                    }
+                }
+            },
+        )
         self.assertIsNot(state.get("node", "node001"), live)
         self.assertIs(taken.get("node", "node001"), live)
         self.assertIn(old, build(taken)[0].addresses)

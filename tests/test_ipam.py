@@ -76,7 +76,10 @@ class AbsurdNetworkTests(unittest.TestCase):
                 env(
                     "network",
                     "v6",
-                    {"members": ["node001"], "taken": [{"ipaddress": "::1:1", "device": "node001"}]},
+                    {
+                        "members": ["node001"],
+                        "taken": [{"ipaddress": "::1:1", "device": "node001"}],
+                    },
                 ),
             ),
         )

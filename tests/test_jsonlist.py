@@ -88,10 +88,10 @@ class EnvelopeTests(unittest.TestCase):
         """Empty, one, a step's worth and more, with text that JSON escapes
         (quotes, non-ASCII, control characters), nested values, None,
         floats and booleans: the bytes are json.dumps of the whole."""
-        value = {"a": [1, 2.5, None, True], "é\"\n": {"x": "日本\u0001"}, "": ""}
+        value = {"a": [1, 2.5, None, True], 'é"\n': {"x": "日本\u0001"}, "": ""}
         for count in (0, 1, 2, 3, 4, 7, 450):
             for per in (1, 3, 200):
-                items = {f"n{i}\u00e9\"": dict(value, i=i) for i in range(count)}
+                items = {f'n{i}\u00e9"': dict(value, i=i) for i in range(count)}
                 request = Request()
                 d = jsonlist.envelope_sliced(request, self.cooperator, "node", items.items(), per)
                 self.run_all(d)
@@ -190,11 +190,13 @@ class EdgeListTests(unittest.TestCase):
         self.clock.advance(0)
         turn()
         self.assertEqual(conn.written, b"")
-        code, _ = self.api.post("/config/group/compute", {"config": {"group": {"compute": {
-            "newgroupname": "renamed"}}}})
+        code, _ = self.api.post(
+            "/config/group/compute", {"config": {"group": {"compute": {"newgroupname": "renamed"}}}}
+        )
         self.assertEqual(code, 204)
-        code, _ = self.api.post("/config/node/late001", {"config": {"node": {"late001": {
-            "group": "renamed"}}}})
+        code, _ = self.api.post(
+            "/config/node/late001", {"config": {"node": {"late001": {"group": "renamed"}}}}
+        )
         self.assertEqual(code, 201)
         while not conn.written:
             turn()
@@ -253,8 +255,9 @@ class ListStallTests(ReactorCase):
         meter.install(self)
         meter.on = True
         start = reactor.seconds()
-        response = await treq.get(url, headers={b"x-access-tokens": [token.encode()]},
-                                  pool=http, timeout=120)
+        response = await treq.get(
+            url, headers={b"x-access-tokens": [token.encode()]}, pool=http, timeout=120
+        )
         body = await response.content()
         took = reactor.seconds() - start
         meter.on = False
@@ -267,12 +270,15 @@ class ListStallTests(ReactorCase):
         log.info(
             "list of {count} nodes ({size:.1f} MB) in {took:.2f} s: {callbacks} reactor "
             "callbacks, the longest {longest:.1f} ms of CPU ({which})",
-            count=len(objects), size=len(body) / 1e6, took=took, callbacks=meter.callbacks,
-            longest=meter.longest * 1000, which=meter.which,
+            count=len(objects),
+            size=len(body) / 1e6,
+            took=took,
+            callbacks=meter.callbacks,
+            longest=meter.longest * 1000,
+            which=meter.which,
         )
         self.assertLess(meter.longest * 1000, LIMIT_MS, meter.which)
 
 
 def _sample_nodes(store: Any) -> list[str]:
     return [name for name in store.state.by_kind["node"] if not name.startswith("n0")]
-

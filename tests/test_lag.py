@@ -28,7 +28,9 @@ class ProbeTests(unittest.TestCase):
         for _ in range(100):
             self.clock.advance(0.01)
         snap = self.probe.snapshot()
-        self.assertEqual((snap["ticks"], snap["max_ms"], snap["p99_ms"], snap["over_limit"]), (100, 0.0, 0.0, 0))
+        self.assertEqual(
+            (snap["ticks"], snap["max_ms"], snap["p99_ms"], snap["over_limit"]), (100, 0.0, 0.0, 0)
+        )
 
     def test_blocked_reactor_is_measured(self) -> None:
         """Callbacks that hold the reactor 3 ms, 20 ms and 80 ms make the
@@ -58,8 +60,17 @@ class ProbeTests(unittest.TestCase):
             self.clock.advance(0.01)
         self.block(0.017)  # 7 ms late, in the phase
         phase = between(before, self.probe.snapshot())
-        self.assertEqual(phase, {"ticks": 100, "max_ms": 7.0, "p50_ms": 0.0, "p99_ms": 0.0, "over_limit": 0,
-                                 "limit_ms": 50.0})
+        self.assertEqual(
+            phase,
+            {
+                "ticks": 100,
+                "max_ms": 7.0,
+                "p50_ms": 0.0,
+                "p99_ms": 0.0,
+                "over_limit": 0,
+                "limit_ms": 50.0,
+            },
+        )
         self.assertEqual(between({}, self.probe.snapshot())["over_limit"], 1)
 
     def test_stop_start_reset(self) -> None:

@@ -45,9 +45,7 @@ class LoggerConfigTests(ConfigTestsBase):
         tap.twistd_observer_factory(cfg, {"nodaemon": True})
         self.assertEqual(opened, [self.folder / "cli.log", self.folder / "ini.log"])
         opened.clear()
-        factory = tap.twistd_observer_factory(
-            replace(cfg, log_file=None), {"nodaemon": True}
-        )
+        factory = tap.twistd_observer_factory(replace(cfg, log_file=None), {"nodaemon": True})
         assert factory is not None
         factory()
         self.assertEqual(opened, [])
@@ -81,14 +79,10 @@ class LoggerConfigTests(ConfigTestsBase):
 
 
 class FakeRequest:
-    def __init__(
-        self, method: bytes, path: bytes, body: Any = None, answer: Any = None
-    ) -> None:
+    def __init__(self, method: bytes, path: bytes, body: Any = None, answer: Any = None) -> None:
         self.method = method
         self.path = path
-        self.content = io.BytesIO(
-            json.dumps(body).encode() if body is not None else b""
-        )
+        self.content = io.BytesIO(json.dumps(body).encode() if body is not None else b"")
         self.refusal = json.dumps(answer).encode() if answer is not None else b""
 
 
@@ -107,9 +101,7 @@ class RequestLineTests(unittest.TestCase):
         """The token's user, a node token's node, a login's username
         (never its password), '-' without any, and why a token was not taken."""
         get = FakeRequest(b"GET", b"/config/node")
-        self.assertEqual(
-            request_user(get, FakeAuth(Principal("alice", "admin"))), "alice"
-        )
+        self.assertEqual(request_user(get, FakeAuth(Principal("alice", "admin"))), "alice")
         self.assertEqual(
             request_user(get, FakeAuth(Principal("node001", "node", "node001"))),
             "node:node001",
@@ -119,20 +111,14 @@ class RequestLineTests(unittest.TestCase):
             request_user(get, FakeAuth(Unauthorized("the token has expired"))),
             "- (the token has expired)",
         )
-        login = FakeRequest(
-            b"POST", b"/token", {"username": "bob", "password": "hunter2hunter2"}
-        )
+        login = FakeRequest(b"POST", b"/token", {"username": "bob", "password": "hunter2hunter2"})
         self.assertEqual(request_user(login, FakeAuth(None)), '"bob"')
 
     def test_refusal_masks_secrets(self) -> None:
         """A refusal's message is logged with every string the body held
         under a secret-looking field masked, however it was echoed."""
         body = {
-            "config": {
-                "secrets": {
-                    "node": {"n1": [{"name": "k", "content": "s3cr3t-c0ntent"}]}
-                }
-            },
+            "config": {"secrets": {"node": {"n1": [{"name": "k", "content": "s3cr3t-c0ntent"}]}}},
             "bmcpassword": 123456789,
             "nested": {"community": ["pub'lic-x"]},
         }

@@ -39,9 +39,11 @@ class OneRequest(protocol.Protocol):
 
     def __init__(self, body: dict[str, str]) -> None:
         data = json.dumps(body).encode()
-        self.request = (b"POST /token HTTP/1.1\r\nHost: luna\r\nConnection: close\r\n"
-                        b"Content-Type: application/json\r\n"
-                        b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+        self.request = (
+            b"POST /token HTTP/1.1\r\nHost: luna\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data
+        )
         self.answer = bytearray()
         self.done: defer.Deferred[None] = defer.Deferred()
         self.answered_at = 0.0
@@ -125,16 +127,29 @@ class LoginFloodTests(ReactorCase):
         number = port.getHost().port
 
         attacker = Attacker()
-        reactor.spawnProcess(attacker, sys.executable,
-                             [sys.executable, str(CLIENT), "127.0.0.2", "127.0.0.1", str(number),
-                              str(FLOOD), *NAMES], env=None)
+        reactor.spawnProcess(
+            attacker,
+            sys.executable,
+            [
+                sys.executable,
+                str(CLIENT),
+                "127.0.0.2",
+                "127.0.0.1",
+                str(number),
+                str(FLOOD),
+                *NAMES,
+            ],
+            env=None,
+        )
         while (line := await attacker.lines.get()) != "ready":
             self.assertTrue(line.startswith("batch "), (line, attacker.errors))
             await until_accepted(int(line.split()[1]))
             attacker.say()
 
-        good = [OneRequest({"username": ADMIN, "password": PASSWORD}),
-                OneRequest({"username": "alice", "password": "alice-password"})]
+        good = [
+            OneRequest({"username": ADMIN, "password": PASSWORD}),
+            OneRequest({"username": "alice", "password": "alice-password"}),
+        ]
         for client, source in zip(good, ("127.0.0.3", "127.0.0.4"), strict=True):
             endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", number, bindAddress=(source, 0))
             await connectProtocol(endpoint, client)

@@ -65,9 +65,10 @@ class ThrottleTests(unittest.TestCase):
             refusal = self.throttle.refusal("10.0.0.1", now)
             assert refusal is not None
             waits.append(refusal.retry_after)
-            self.assertEqual(refusal.message,
-                             "too many failed logins from 10.0.0.1; "
-                             f"try again in {refusal.retry_after} s")
+            self.assertEqual(
+                refusal.message,
+                f"too many failed logins from 10.0.0.1; try again in {refusal.retry_after} s",
+            )
             # Just before the block ends the key is still refused; at its end it may try.
             almost = now + refusal.retry_after - 0.01
             self.assertIsNotNone(self.throttle.refusal("10.0.0.1", almost))
@@ -84,8 +85,10 @@ class ThrottleTests(unittest.TestCase):
             self.throttle.start("a", 0.0)
         refusal = self.throttle.refusal("a", 0.0)
         assert refusal is not None
-        self.assertEqual((refusal.message, refusal.retry_after),
-                         ("too many logins in progress from a; try again in 1 s", 1))
+        self.assertEqual(
+            (refusal.message, refusal.retry_after),
+            ("too many logins in progress from a; try again in 1 s", 1),
+        )
         self.throttle.end("a", 0.0, False)
         self.assertIsNone(self.throttle.refusal("a", 0.0))
 
@@ -168,6 +171,7 @@ class FairGateTests(unittest.TestCase):
             self.order.append(label)
             self.jobs.append((label, d))
             return d
+
         return run
 
     def finish(self, label: str) -> None:
@@ -301,8 +305,9 @@ class AuthThrottleTests(unittest.TestCase):
         api = APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0)
         self.auth = Auth(api, self.store, self.clock)
 
-    def login(self, user: str, password: str,
-              host: str = "10.0.0.1") -> tuple[str, Any, FakeRequest]:
+    def login(
+        self, user: str, password: str, host: str = "10.0.0.1"
+    ) -> tuple[str, Any, FakeRequest]:
         """("ok", token) or (error class name, message), and the request."""
         request = FakeRequest(host)
         d = defer.ensureDeferred(self.auth.login({"username": user, "password": password}, request))
@@ -327,12 +332,15 @@ class AuthThrottleTests(unittest.TestCase):
         right password, is refused without a password check, with
         Retry-After; other addresses are not affected."""
         for _ in range(5):
-            self.assertEqual(self.login("alice", "wrong-password")[:2],
-                             ("Unauthorized", "invalid username or password"))
+            self.assertEqual(
+                self.login("alice", "wrong-password")[:2],
+                ("Unauthorized", "invalid username or password"),
+            )
         checks = self.store.checks
         kind, text, request = self.login("alice", "alice-password")
-        self.assertEqual((kind, text),
-                         ("Throttled", "too many failed logins from 10.0.0.1; try again in 1 s"))
+        self.assertEqual(
+            (kind, text), ("Throttled", "too many failed logins from 10.0.0.1; try again in 1 s")
+        )
         self.assertEqual(request.headers[b"retry-after"], b"1")
         self.assertEqual(self.store.checks, checks)
         self.assertEqual(self.login("alice", "alice-password", host="10.0.0.2")[0], "ok")
@@ -394,8 +402,9 @@ class AuthThrottleTests(unittest.TestCase):
             self.assertEqual(self.login(f"user{number}", "x", host=host)[0], "pending")
         checks = self.store.checks
         kind, text, request = self.login("alice", "alice-password", host="10.4.0.1")
-        self.assertEqual((kind, text),
-                         ("Unavailable", "too many logins are being checked; try again in 1 s"))
+        self.assertEqual(
+            (kind, text), ("Unavailable", "too many logins are being checked; try again in 1 s")
+        )
         self.assertEqual(request.headers[b"retry-after"], b"1")
         self.assertEqual(self.store.checks, checks)
         self.assertIsNone(self.auth.sources.refusal("10.4.0.1", self.clock.seconds()))
@@ -405,10 +414,14 @@ class AuthThrottleTests(unittest.TestCase):
         first login, whatever name it gives; logins meanwhile wait for it,
         then each costs one check."""
         self.store.hold_hash = True
-        waiting = [self.login(name, "x", host=f"10.7.0.{n}")
-                   for n, name in enumerate(("nobody", ADMIN, "alice"))]
-        self.assertEqual(([w[0] for w in waiting], len(self.store.hashes), self.store.checks),
-                         (["pending"] * 3, 1, 0))
+        waiting = [
+            self.login(name, "x", host=f"10.7.0.{n}")
+            for n, name in enumerate(("nobody", ADMIN, "alice"))
+        ]
+        self.assertEqual(
+            ([w[0] for w in waiting], len(self.store.hashes), self.store.checks),
+            (["pending"] * 3, 1, 0),
+        )
         self.store.hashes[0].callback(crypto.hash_password(PASSWORD))
         self.assertEqual(self.store.checks, 3)
         for _, pending, _ in waiting:
@@ -445,8 +458,9 @@ class AuthThrottleTests(unittest.TestCase):
 
     def test_errors_are_the_mapped_kinds(self) -> None:
         """The refusals are luna2d errors with the statuses the API answers."""
-        self.assertEqual((Throttled.status, Unavailable.status, Unauthorized.status),
-                         (429, 503, 401))
+        self.assertEqual(
+            (Throttled.status, Unavailable.status, Unauthorized.status), (429, 503, 401)
+        )
 
 
 class HTTPThrottleTests(unittest.TestCase):
@@ -459,13 +473,17 @@ class HTTPThrottleTests(unittest.TestCase):
         with a JSON message and a Retry-After header; after the wait the
         right password gets its token."""
         for _ in range(5):
-            code, body = self.api.post("/token", {"username": ADMIN, "password": "wrong"},
-                                       token=False)
+            code, body = self.api.post(
+                "/token", {"username": ADMIN, "password": "wrong"}, token=False
+            )
             self.assertEqual((code, body), (401, {"message": "invalid username or password"}))
         code, body, headers = self.api.request(
-            "POST", "/token", {"username": ADMIN, "password": PASSWORD}, token=False)
-        self.assertEqual((code, body), (429, {"message": "too many failed logins from 127.0.0.1; "
-                                                         "try again in 1 s"}))
+            "POST", "/token", {"username": ADMIN, "password": PASSWORD}, token=False
+        )
+        self.assertEqual(
+            (code, body),
+            (429, {"message": "too many failed logins from 127.0.0.1; try again in 1 s"}),
+        )
         self.assertEqual(headers[b"Retry-After"], [b"1"])
         self.api.clock.advance(1)
         code, body = self.api.post("/token", {"username": ADMIN, "password": PASSWORD}, token=False)

@@ -314,8 +314,11 @@ class ReactorStallTests(ReactorCase):
         probe.start()
         body = {"config": {"network": {"cluster": {"network": "10.142.0.0/16"}}}}
         response = await treq.post(
-            url, json.dumps(body).encode(), headers={b"x-access-tokens": [token.encode()]},
-            pool=http, timeout=120,
+            url,
+            json.dumps(body).encode(),
+            headers={b"x-access-tokens": [token.encode()]},
+            pool=http,
+            timeout=120,
         )
         self.assertEqual(response.code, 204, await response.text())
         indexer.current()  # a DHCP packet: answered from the index it has
@@ -343,9 +346,15 @@ class ReactorStallTests(ReactorCase):
             "{longest:.1f} ms of CPU ({which}), {total:.1f} ms in all; lag probe: "
             "{ticks} ticks, max {max_ms} ms, p99 {p99_ms} ms; a full collection after: "
             "{collected:.1f} ms; load {load}",
-            nodes=NODES, callbacks=meter.callbacks, longest=meter.longest * 1000,
-            which=meter.which, total=meter.total * 1000, ticks=figures["ticks"],
-            max_ms=figures["max_ms"], p99_ms=figures["p99_ms"], collected=collected * 1000,
+            nodes=NODES,
+            callbacks=meter.callbacks,
+            longest=meter.longest * 1000,
+            which=meter.which,
+            total=meter.total * 1000,
+            ticks=figures["ticks"],
+            max_ms=figures["max_ms"],
+            p99_ms=figures["p99_ms"],
+            collected=collected * 1000,
             load=os.getloadavg(),
         )
         self.assertLess(meter.longest * 1000, LIMIT_MS, meter.which)

@@ -30,7 +30,9 @@ class ReadTests(unittest.TestCase):
         table.record(request, "node002", True, "on")
         first = table.read("control", request.id)
         assert first is not None
-        self.assertEqual([(e.item, e.ok, e.detail) for e in first.entries], [("node002", True, "on")])
+        self.assertEqual(
+            [(e.item, e.ok, e.detail) for e in first.entries], [("node002", True, "on")]
+        )
         self.assertEqual(first.progress.as_json(), {"done": 1, "total": 3, "finished": False})
         self.assertFalse(first.last)
         again = table.read("control", request.id)

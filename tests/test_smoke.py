@@ -15,4 +15,6 @@ class SmokeTests(unittest.TestCase):
         code, body = api.get("/config/node/node001")
         self.assertEqual(code, 200)
         node = body["config"]["node"]["node001"]
-        self.assertEqual([i["ipaddress"] for i in node["interfaces"]], ["10.141.0.1", "10.148.0.1", "10.149.0.1"])
+        self.assertEqual(
+            [i["ipaddress"] for i in node["interfaces"]], ["10.141.0.1", "10.148.0.1", "10.149.0.1"]
+        )

@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import Any
 
 from cryptography.fernet import Fernet
 from twisted.internet import defer
@@ -27,7 +28,13 @@ from luna2d.store.store import Store
 from tests.support import ADMIN, make_config
 
 SCHEMA_TABLES = {"object", "interface", "secret", "journal", "schema_version", "dhcp_lease"}
-SCHEMA_INDEXES = {"interface_ip", "interface_mac", "interface_network", "journal_sendfor", "dhcp_lease_mac"}
+SCHEMA_INDEXES = {
+    "interface_ip",
+    "interface_mac",
+    "interface_network",
+    "journal_sendfor",
+    "dhcp_lease_mac",
+}
 LATEST = max(v for v, _ in db.schema_files())
 
 
@@ -50,9 +57,11 @@ def snapshot(store: Store) -> dict:
     out["_tags"] = store.tags()
     out["_inventory"] = sorted(store.inventory(), key=lambda d: (d["type"], d["name"]))
     out["_nextfreeip"] = {name: store.nextfreeip(name) for name in store.objects_of("network")}
-    out["_members"] = {f"{kind}/{name}": store.members(kind, name)
-                       for kind in ("group", "network", "osimage", "bmcsetup", "rack", "switch")
-                       for name in store.objects_of(kind)}
+    out["_members"] = {
+        f"{kind}/{name}": store.members(kind, name)
+        for kind in ("group", "network", "osimage", "bmcsetup", "rack", "switch")
+        for name in store.objects_of(kind)
+    }
     out["_ips"] = dict(store.state.ips)
     out["_macs"] = dict(store.state.macs)
     return out
@@ -62,8 +71,10 @@ def dump(path: Path) -> dict[str, list]:
     """Every row of every table, read by an independent connection."""
     connection = sqlite3.connect(str(path))
     try:
-        return {table: connection.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-                for table in sorted(SCHEMA_TABLES)}
+        return {
+            table: connection.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            for table in sorted(SCHEMA_TABLES)
+        }
     finally:
         connection.close()
 
@@ -110,13 +121,17 @@ class SchemaTests(RealStoreTestCase):
         self.assertEqual([v for v, _ in db.schema_files()], list(range(1, LATEST + 1)))
         connection = sqlite3.connect(str(self.db_path))
         self.addCleanup(connection.close)
-        names = {row[0]: row[1] for row in connection.execute("SELECT name, type FROM sqlite_master")}
+        names = {
+            row[0]: row[1] for row in connection.execute("SELECT name, type FROM sqlite_master")
+        }
         for table in SCHEMA_TABLES:
             self.assertEqual(names.get(table), "table", table)
         for index in SCHEMA_INDEXES:
             self.assertEqual(names.get(index), "index", index)
-        self.assertEqual(connection.execute("SELECT version FROM schema_version ORDER BY version").fetchall(),
-                         [(v,) for v in range(1, LATEST + 1)])
+        self.assertEqual(
+            connection.execute("SELECT version FROM schema_version ORDER BY version").fetchall(),
+            [(v,) for v in range(1, LATEST + 1)],
+        )
         self.assertEqual(connection.execute("PRAGMA journal_mode").fetchone(), ("wal",))
 
     @async_test
@@ -139,8 +154,10 @@ class SchemaTests(RealStoreTestCase):
         pool = self.pool()
 
         def pragmas(cursor: Any) -> tuple:
-            return (cursor.execute("PRAGMA foreign_keys").fetchone()[0],
-                    cursor.execute("PRAGMA journal_mode").fetchone()[0])
+            return (
+                cursor.execute("PRAGMA foreign_keys").fetchone()[0],
+                cursor.execute("PRAGMA journal_mode").fetchone()[0],
+            )
 
         self.assertEqual(await pool.runInteraction(pragmas), (1, "wal"))
         self.assertEqual((pool.min, pool.max), (1, 1))
@@ -153,35 +170,59 @@ class BootstrapTests(RealStoreTestCase):
         an OS image, the compute group and node001-node004 with addresses."""
         store = await self.open()
         networks = store.objects_of("network")
-        self.assertEqual({name: (n["network"], n["gateway"], n["dhcp"]) for name, n in networks.items()}, {
-            "cluster": ("10.141.0.0/16", "10.141.255.254", True),
-            "ipmi": ("10.148.0.0/16", "10.148.255.254", False),
-            "ib": ("10.149.0.0/16", "10.149.255.254", False),
-        })
-        self.assertEqual((networks["cluster"]["dhcp_range_begin"], networks["cluster"]["dhcp_range_end"]),
-                         ("10.141.0.200", "10.141.0.253"))
+        self.assertEqual(
+            {name: (n["network"], n["gateway"], n["dhcp"]) for name, n in networks.items()},
+            {
+                "cluster": ("10.141.0.0/16", "10.141.255.254", True),
+                "ipmi": ("10.148.0.0/16", "10.148.255.254", False),
+                "ib": ("10.149.0.0/16", "10.149.255.254", False),
+            },
+        )
+        self.assertEqual(
+            (networks["cluster"]["dhcp_range_begin"], networks["cluster"]["dhcp_range_end"]),
+            ("10.141.0.200", "10.141.0.253"),
+        )
         self.assertEqual(sorted(store.objects_of("group")), ["compute"])
         group = store.show("group", "compute")
-        self.assertEqual([(i["interface"], i["network"]) for i in group["interfaces"]],
-                         [("BOOTIF", "cluster"), ("BMC", "ipmi"), ("ib0", "ib")])
-        self.assertEqual((group["osimage"], group["bmcsetupname"], group["bmcsetup"]), ("compute", "compute", True))
-        self.assertEqual(sorted(store.objects_of("node")), ["node001", "node002", "node003", "node004"])
+        self.assertEqual(
+            [(i["interface"], i["network"]) for i in group["interfaces"]],
+            [("BOOTIF", "cluster"), ("BMC", "ipmi"), ("ib0", "ib")],
+        )
+        self.assertEqual(
+            (group["osimage"], group["bmcsetupname"], group["bmcsetup"]),
+            ("compute", "compute", True),
+        )
+        self.assertEqual(
+            sorted(store.objects_of("node")), ["node001", "node002", "node003", "node004"]
+        )
         for number in range(1, 5):
             node = store.show("node", f"node{number:03d}")
             self.assertEqual(node["group"], "compute")
-            self.assertEqual([(i["interface"], i["network"], i["ipaddress"]) for i in node["interfaces"]], [
-                ("BOOTIF", "cluster", f"10.141.0.{number}"),
-                ("BMC", "ipmi", f"10.148.0.{number}"),
-                ("ib0", "ib", f"10.149.0.{number}"),
-            ])
+            self.assertEqual(
+                [(i["interface"], i["network"], i["ipaddress"]) for i in node["interfaces"]],
+                [
+                    ("BOOTIF", "cluster", f"10.141.0.{number}"),
+                    ("BMC", "ipmi", f"10.148.0.{number}"),
+                    ("ib0", "ib", f"10.149.0.{number}"),
+                ],
+            )
         self.assertEqual(sorted(store.objects_of("bmcsetup")), ["compute"])
         self.assertEqual(len(store.show("bmcsetup", "compute")["password"]), 16)
         self.assertEqual(sorted(store.objects_of("osimage")), ["compute"])
-        self.assertEqual(store.show("osimage", "compute")["path"], str(self.folder / "images" / "compute"))
+        self.assertEqual(
+            store.show("osimage", "compute")["path"], str(self.folder / "images" / "compute")
+        )
         cluster = store.cluster()
         self.assertEqual(cluster["controller"]["ipaddr"], "10.141.255.254")
-        self.assertEqual((cluster["name"], cluster["ntp_server"], cluster["provision_method"], cluster["domain"]),
-                         ("cluster", "10.141.255.254", "torrent", "cluster"))
+        self.assertEqual(
+            (
+                cluster["name"],
+                cluster["ntp_server"],
+                cluster["provision_method"],
+                cluster["domain"],
+            ),
+            ("cluster", "10.141.255.254", "torrent", "cluster"),
+        )
         self.assertEqual(store.nextfreeip("cluster"), "10.141.0.5")
         for kind in ("switch", "otherdev", "rack", "user"):
             self.assertEqual(store.objects_of(kind), {}, kind)
@@ -206,53 +247,148 @@ class BootstrapTests(RealStoreTestCase):
             expected = {"cluster": ["cluster"], "controller": ["controller"]}.get(kind, [])
             self.assertEqual(sorted(store.objects_of(kind)), expected, kind)
         controller = store.show("controller", "controller")
-        self.assertEqual((controller["network"], controller["ipaddress"], controller["status"]), (None, None, "primary"))
+        self.assertEqual(
+            (controller["network"], controller["ipaddress"], controller["status"]),
+            (None, None, "primary"),
+        )
         self.assertEqual(dump(self.db_path)["interface"], [])
-        self.assertEqual([row[1:3] for row in dump(self.db_path)["object"]], [("cluster", "cluster"),
-                                                                             ("controller", "controller")])
+        self.assertEqual(
+            [row[1:3] for row in dump(self.db_path)["object"]],
+            [("cluster", "cluster"), ("controller", "controller")],
+        )
 
 
 class DurabilityTests(RealStoreTestCase):
     async def many_writes(self, store: Store) -> None:
         """A write of every sort, on every kind."""
         w = store.write
-        await w(objects.upsert, "network", "data", {"network": "10.200.0.0/24", "gateway": "10.200.0.254",
-                                                    "comment": "data net", "ntp_server": "10.200.0.1"})
-        await w(objects.upsert, "group", "compute", {"interfaces": [{"interface": "eth9", "network": "data"}],
-                                                     "prescript": "echo pre", "provision_method": "http"})
+        await w(
+            objects.upsert,
+            "network",
+            "data",
+            {
+                "network": "10.200.0.0/24",
+                "gateway": "10.200.0.254",
+                "comment": "data net",
+                "ntp_server": "10.200.0.1",
+            },
+        )
+        await w(
+            objects.upsert,
+            "group",
+            "compute",
+            {
+                "interfaces": [{"interface": "eth9", "network": "data"}],
+                "prescript": "echo pre",
+                "provision_method": "http",
+            },
+        )
         await w(objects.upsert, "group", "compute", {"newgroupname": "cpu"})
-        await w(objects.upsert, "node", "node001", {"macaddr": "02:00:00:00:00:01", "status": "installed",
-                                                    "vendor": "Dell", "interfaces": [
-                                                        {"interface": "eth5", "ipaddress": "10.148.7.7",
-                                                         "macaddress": "02:00:00:00:00:55", "options": "mtu 9000"}]})
-        await w(objects.upsert, "node", "node002", {"interfaces": [{"interface": "BOOTIF", "ipaddress": "10.141.0.210",
-                                                                    "force": True}]})
+        await w(
+            objects.upsert,
+            "node",
+            "node001",
+            {
+                "macaddr": "02:00:00:00:00:01",
+                "status": "installed",
+                "vendor": "Dell",
+                "interfaces": [
+                    {
+                        "interface": "eth5",
+                        "ipaddress": "10.148.7.7",
+                        "macaddress": "02:00:00:00:00:55",
+                        "options": "mtu 9000",
+                    }
+                ],
+            },
+        )
+        await w(
+            objects.upsert,
+            "node",
+            "node002",
+            {"interfaces": [{"interface": "BOOTIF", "ipaddress": "10.141.0.210", "force": True}]},
+        )
         await w(objects.clone, "node", "node001", {"newhostname": "node010", "comment": "clone"})
-        await w(objects.upsert, "node", "node003", {"newhostname": "login01", "provision_fallback": "ftp"})
+        await w(
+            objects.upsert,
+            "node",
+            "node003",
+            {"newhostname": "login01", "provision_fallback": "ftp"},
+        )
         await w(objects.delete, "node", "node004")
-        await w(objects.upsert, "network", "ib", {"network": "10.150.0.0/16", "newnetname": "infiniband"})
-        await w(objects.upsert, "bmcsetup", "compute", {"password": "new-bmc-password", "userid": 5})
-        await w(objects.upsert, "osimage", "compute", {"kernelfile": "vmlinuz-1", "initrdfile": "initrd-1",
-                                                       "grab_exclude": ["/proc/*", "/tmp/*"]})
+        await w(
+            objects.upsert,
+            "network",
+            "ib",
+            {"network": "10.150.0.0/16", "newnetname": "infiniband"},
+        )
+        await w(
+            objects.upsert, "bmcsetup", "compute", {"password": "new-bmc-password", "userid": 5}
+        )
+        await w(
+            objects.upsert,
+            "osimage",
+            "compute",
+            {
+                "kernelfile": "vmlinuz-1",
+                "initrdfile": "initrd-1",
+                "grab_exclude": ["/proc/*", "/tmp/*"],
+            },
+        )
         await w(objects.put_tag, "compute", {"tag": "v1"})
-        await w(objects.upsert, "switch", "sw1", {"network": "ipmi", "rw": "rw-community", "vendor": "Arista"})
+        await w(
+            objects.upsert,
+            "switch",
+            "sw1",
+            {"network": "ipmi", "rw": "rw-community", "vendor": "Arista"},
+        )
         await w(objects.clone, "switch", "sw1", {"newswitchname": "sw2"})
         await w(objects.upsert, "otherdev", "pdu1", {"ipaddress": "10.141.100.1"})
-        await w(objects.upsert, "rack", "r1", {"size": 20, "room": "A", "devices": [
-            {"name": "node001", "position": 1}, {"name": "sw1", "type": "switch", "position": 3, "height": 2},
-            {"name": "pdu1", "type": "otherdev", "position": 20, "orientation": "back"}]})
+        await w(
+            objects.upsert,
+            "rack",
+            "r1",
+            {
+                "size": 20,
+                "room": "A",
+                "devices": [
+                    {"name": "node001", "position": 1},
+                    {"name": "sw1", "type": "switch", "position": 3, "height": 2},
+                    {"name": "pdu1", "type": "otherdev", "position": 20, "orientation": "back"},
+                ],
+            },
+        )
         await w(objects.upsert, "rack", "r2", {})
         await w(objects.upsert, "rack", "r2", {"newrackname": "r3"})
-        await w(objects.put_secrets, "node", "node001", [{"secretname": "ssh key", "content": "PRIVATE",
-                                                          "path": "/root/.ssh/id"}])
-        await w(objects.put_secrets, "group", "cpu", [{"secretname": "munge", "content": "MUNGE"},
-                                                      {"secretname": "extra", "content": "EXTRA"}])
-        await w(objects.clone_secret, "group", "cpu", "munge", [{"secretname": "munge", "newsecretname": "munge2"}])
+        await w(
+            objects.put_secrets,
+            "node",
+            "node001",
+            [{"secretname": "ssh key", "content": "PRIVATE", "path": "/root/.ssh/id"}],
+        )
+        await w(
+            objects.put_secrets,
+            "group",
+            "cpu",
+            [
+                {"secretname": "munge", "content": "MUNGE"},
+                {"secretname": "extra", "content": "EXTRA"},
+            ],
+        )
+        await w(
+            objects.clone_secret,
+            "group",
+            "cpu",
+            "munge",
+            [{"secretname": "munge", "newsecretname": "munge2"}],
+        )
         await w(objects.delete_secret, "group", "cpu", "extra")
         await w(objects.update_cluster, {"technical_contacts": "ops@example.org", "debug": True})
         await store.put_user("alice", {"password": "alice-password", "role": "admin"}, ADMIN)
         await store.put_user("bob", {"password": "bob-password"}, ADMIN)
-        await store.add_journal([{"function": "update", "object": "node001", "sendfor": "controller"}])
+        await store.add_journal(
+            [{"function": "update", "object": "node001", "sendfor": "controller"}]
+        )
 
     @async_test
     async def test_every_write_is_durable(self) -> None:
@@ -264,11 +400,17 @@ class DurabilityTests(RealStoreTestCase):
         # sanity: the writes did happen
         self.assertEqual(sorted(expected["node"]), ["login01", "node001", "node002", "node010"])
         self.assertEqual(sorted(expected["rack"]), ["r1", "r3"])
-        self.assertEqual([(d["name"], d["rack"], d["position"]) for d in expected["_inventory"] if d["rack"]],
-                         [("node001", "r1", 1), ("pdu1", "r1", 20), ("sw1", "r1", 3)])
-        self.assertEqual(expected["_secrets"]["group"]["cpu"], [
-            {"name": "munge", "secretname": "munge", "content": "MUNGE", "path": None},
-            {"name": "munge2", "secretname": "munge2", "content": "MUNGE", "path": None}])
+        self.assertEqual(
+            [(d["name"], d["rack"], d["position"]) for d in expected["_inventory"] if d["rack"]],
+            [("node001", "r1", 1), ("pdu1", "r1", 20), ("sw1", "r1", 3)],
+        )
+        self.assertEqual(
+            expected["_secrets"]["group"]["cpu"],
+            [
+                {"name": "munge", "secretname": "munge", "content": "MUNGE", "path": None},
+                {"name": "munge2", "secretname": "munge2", "content": "MUNGE", "path": None},
+            ],
+        )
         second = await self.open()
         self.assertEqual(second.writes, 0)
         got = snapshot(second)
@@ -286,7 +428,12 @@ class DurabilityTests(RealStoreTestCase):
         any single write matches the original."""
         first = await self.open()
         steps = [
-            (objects.upsert, "node", "node005", {"group": "compute", "macaddr": "02:00:00:00:00:05"}),
+            (
+                objects.upsert,
+                "node",
+                "node005",
+                {"group": "compute", "macaddr": "02:00:00:00:00:05"},
+            ),
             (objects.upsert, "group", "compute", {"newgroupname": "gpu"}),
             (objects.upsert, "network", "ipmi", {"network": "10.160.0.0/16"}),
             (objects.delete, "node", "node001"),
@@ -296,7 +443,9 @@ class DurabilityTests(RealStoreTestCase):
             await first.write(*step)
             reopened = await self.open()
             self.assertEqual(snapshot(reopened), snapshot(first), step[:3])
-        self.assertEqual(snapshot(reopened)["node"]["node002"]["interfaces"][1]["ipaddress"], "10.160.0.2")
+        self.assertEqual(
+            snapshot(reopened)["node"]["node002"]["interfaces"][1]["ipaddress"], "10.160.0.2"
+        )
 
     @async_test
     async def test_writes_serialize(self) -> None:
@@ -304,9 +453,12 @@ class DurabilityTests(RealStoreTestCase):
         addresses the previous one took."""
         store = await self.open()
         writes = store.writes
-        results = await defer.gatherResults([
-            store.write(objects.upsert, "node", f"node1{n:02d}", {"group": "compute"}) for n in range(5)
-        ])
+        results = await defer.gatherResults(
+            [
+                store.write(objects.upsert, "node", f"node1{n:02d}", {"group": "compute"})
+                for n in range(5)
+            ]
+        )
         self.assertEqual(results, [True] * 5)
         ips = [store.show("node", f"node1{n:02d}")["interfaces"][0]["ipaddress"] for n in range(5)]
         self.assertEqual(ips, [f"10.141.0.{n}" for n in range(5, 10)])
@@ -322,22 +474,35 @@ class DurabilityTests(RealStoreTestCase):
         heard: list = []
         store.listeners.append(lambda tx: heard.append(store.show("node", "node001")["comment"]))
         await store.write(objects.upsert, "node", "node001", {"comment": "one"})
-        await self.assertFailure(store.write(objects.upsert, "node", "node001", {"comment": 1.5, "bogus": 1}), Invalid)
+        await self.assertFailure(
+            store.write(objects.upsert, "node", "node001", {"comment": 1.5, "bogus": 1}), Invalid
+        )
         await store.write(lambda tx: None)
         await store.write(objects.upsert, "node", "node001", {"comment": "two"})
         self.assertEqual(heard, ["one", "two"])
 
 
 class SecretsAtRestTests(RealStoreTestCase):
-    SECRETS = ("NODE-SECRET-3f9a1c", "GROUP-SECRET-8b2e44", "BMC-PASSWORD-77c1d0", "RW-COMMUNITY-5e0a9b",
-               "USER-PASSWORD-c4d2e1")
+    SECRETS = (
+        "NODE-SECRET-3f9a1c",
+        "GROUP-SECRET-8b2e44",
+        "BMC-PASSWORD-77c1d0",
+        "RW-COMMUNITY-5e0a9b",
+        "USER-PASSWORD-c4d2e1",
+    )
     PLAIN = "PLAIN-COMMENT-MARKER-0d1e"
 
     async def fill(self, store: Store) -> None:
         node, group, bmc, rw, user = self.SECRETS
-        await store.write(objects.put_secrets, "node", "node001", [{"secretname": "k", "content": node}])
-        await store.write(objects.put_secrets, "group", "compute", [{"secretname": "g", "content": group}])
-        await store.write(objects.upsert, "bmcsetup", "compute", {"password": bmc, "comment": self.PLAIN})
+        await store.write(
+            objects.put_secrets, "node", "node001", [{"secretname": "k", "content": node}]
+        )
+        await store.write(
+            objects.put_secrets, "group", "compute", [{"secretname": "g", "content": group}]
+        )
+        await store.write(
+            objects.upsert, "bmcsetup", "compute", {"password": bmc, "comment": self.PLAIN}
+        )
         await store.write(objects.upsert, "switch", "sw1", {"rw": rw})
         await store.put_user("alice", {"password": user}, ADMIN)
 
@@ -419,19 +584,65 @@ class FailedWriteTests(RealStoreTestCase):
         """Writes refused part-way (after earlier steps of the same write
         succeeded) leave memory and the file exactly as they were."""
         store = await self.open()
-        await store.write(objects.put_secrets, "node", "node001", [{"secretname": "s", "content": "c"}])
+        await store.write(
+            objects.put_secrets, "node", "node001", [{"secretname": "s", "content": "c"}]
+        )
         w = store.write
-        exc = await self.assertUnchanged(store, lambda: w(objects.upsert, "node", "node002", {"comment": "x", "interfaces": [
-            {"interface": "eth7", "network": "ipmi"}, {"interface": "BOOTIF", "ipaddress": "10.9.0.1"}]}))
-        self.assertEqual(exc.message, "interfaces[1].ipaddress: 10.9.0.1 is not inside network cluster (10.141.0.0/16)")
-        await self.assertUnchanged(store, lambda: w(objects.upsert, "node", "node005", {
-            "group": "compute", "macaddr": "02:00:00:00:00:01", "interfaces": [
-                {"interface": "BMC", "ipaddress": "10.148.0.1"}]}))
-        await self.assertUnchanged(store, lambda: w(objects.upsert, "network", "ib", {
-            "network": "10.149.0.0/30", "gateway": "10.149.0.1", "nameserver_ip": "10.149.0.1"}))
+        exc = await self.assertUnchanged(
+            store,
+            lambda: w(
+                objects.upsert,
+                "node",
+                "node002",
+                {
+                    "comment": "x",
+                    "interfaces": [
+                        {"interface": "eth7", "network": "ipmi"},
+                        {"interface": "BOOTIF", "ipaddress": "10.9.0.1"},
+                    ],
+                },
+            ),
+        )
+        self.assertEqual(
+            exc.message,
+            "interfaces[1].ipaddress: 10.9.0.1 is not inside network cluster (10.141.0.0/16)",
+        )
+        await self.assertUnchanged(
+            store,
+            lambda: w(
+                objects.upsert,
+                "node",
+                "node005",
+                {
+                    "group": "compute",
+                    "macaddr": "02:00:00:00:00:01",
+                    "interfaces": [{"interface": "BMC", "ipaddress": "10.148.0.1"}],
+                },
+            ),
+        )
+        await self.assertUnchanged(
+            store,
+            lambda: w(
+                objects.upsert,
+                "network",
+                "ib",
+                {
+                    "network": "10.149.0.0/30",
+                    "gateway": "10.149.0.1",
+                    "nameserver_ip": "10.149.0.1",
+                },
+            ),
+        )
         await self.assertUnchanged(store, lambda: w(objects.delete, "group", "compute"))
-        await self.assertUnchanged(store, lambda: w(objects.put_secrets, "node", "node001", [
-            {"secretname": "s", "content": "changed"}, {"secretname": "t"}]))
+        await self.assertUnchanged(
+            store,
+            lambda: w(
+                objects.put_secrets,
+                "node",
+                "node001",
+                [{"secretname": "s", "content": "changed"}, {"secretname": "t"}],
+            ),
+        )
 
         def delete_then_fail(tx: Any) -> None:
             objects.delete(tx, "node", "node001")
@@ -441,10 +652,13 @@ class FailedWriteTests(RealStoreTestCase):
 
         exc = await self.assertUnchanged(store, lambda: w(delete_then_fail))
         self.assertEqual(exc.message, "changed my mind")
-        self.assertEqual([i["ipaddress"] for i in store.show("node", "node001")["interfaces"]],
-                         ["10.141.0.1", "10.148.0.1", "10.149.0.1"])
-        await self.assertUnchanged(store, lambda: w(objects.upsert, "node", "node999", {"comment": "x"}, False),
-                                   NotFound)
+        self.assertEqual(
+            [i["ipaddress"] for i in store.show("node", "node001")["interfaces"]],
+            ["10.141.0.1", "10.148.0.1", "10.149.0.1"],
+        )
+        await self.assertUnchanged(
+            store, lambda: w(objects.upsert, "node", "node999", {"comment": "x"}, False), NotFound
+        )
         # The lock was released every time: a good write still goes through.
         await w(objects.upsert, "node", "node001", {"comment": "still works"})
         self.assertEqual((await self.open()).show("node", "node001")["comment"], "still works")

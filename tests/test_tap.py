@@ -208,8 +208,10 @@ class HTTPSTests(TreeCase):
             ),
             (https_extra(files, self.folder / "missing.key"), "cannot read"),
             (
-                (f"PROTOCOL = https\nSSL_CERTIFICATE = {garbage}\n"
-                f"SSL_CERTIFICATE_KEY = {files.key}\n"),
+                (
+                    f"PROTOCOL = https\nSSL_CERTIFICATE = {garbage}\n"
+                    f"SSL_CERTIFICATE_KEY = {files.key}\n"
+                ),
                 "holds no PEM certificate",
             ),
             (https_extra(files, garbage), "is not a PEM private key"),

@@ -37,14 +37,17 @@ COMMENT = env("node", "node001", {"comment": "written"})
 
 def claims_of(token: str) -> dict[str, Any]:
     """A token's claims, its signature checked (the test clock is not now)."""
-    claims: dict[str, Any] = jwt.decode(token, SECRET, algorithms=["HS256"],
-                                        options={"verify_exp": False, "verify_iat": False})
+    claims: dict[str, Any] = jwt.decode(
+        token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False}
+    )
     return claims
 
 
 def revoked(name: str) -> dict[str, str]:
-    return {"message": f"the token of {name!r} was revoked (its password, role or name changed); "
-                       "log in again"}
+    return {
+        "message": f"the token of {name!r} was revoked (its password, role or name changed); "
+        "log in again"
+    }
 
 
 def user_body(name: str, **fields: Any) -> dict[str, Any]:
@@ -94,8 +97,9 @@ class RevocationTests(TokenBindingCase):
         self.assertEqual(code, 204)
         self.assertEqual(self.api.get("/config/node", token=token), (401, revoked("alice")))
         late = env("node", "node001", {"comment": "late"})
-        self.assertEqual(self.api.post("/config/node/node001", late, token=token),
-                         (401, revoked("alice")))
+        self.assertEqual(
+            self.api.post("/config/node/node001", late, token=token), (401, revoked("alice"))
+        )
         self.assertEqual(self.api.show("node", "node001")["comment"], "written")
         self.assertEqual(self.comment(self.login("alice", "second-password"))[0], 204)
 
@@ -130,8 +134,10 @@ class RevocationTests(TokenBindingCase):
         token = self.login("carol")
         uid = credentials(self.api.store.user("carol")).uid
         self.assertEqual(self.api.get("/config/user/carol/_delete")[0], 204)
-        self.assertEqual(self.api.get("/config/node", token=token),
-                         (401, {"message": "user 'carol' no longer exists"}))
+        self.assertEqual(
+            self.api.get("/config/node", token=token),
+            (401, {"message": "user 'carol' no longer exists"}),
+        )
         self.create("carol", "admin")
         fresh = credentials(self.api.store.user("carol"))
         self.assertEqual(fresh.generation, 0)
@@ -178,8 +184,11 @@ class RevocationTests(TokenBindingCase):
         self.create("gina", "admin")
         now = int(self.api.clock.seconds())
         for name in ("gina", ADMIN):
-            bare = jwt.encode({"sub": name, "role": "admin", "iat": now, "exp": now + 60}, SECRET,
-                              algorithm="HS256")
+            bare = jwt.encode(
+                {"sub": name, "role": "admin", "iat": now, "exp": now + 60},
+                SECRET,
+                algorithm="HS256",
+            )
             self.assertEqual(self.comment(bare), (401, revoked(name)))
 
     def test_node_tokens_unchanged(self) -> None:
@@ -249,11 +258,13 @@ class RestartTests(TokenBindingCase):
         after = credentials(api.store.user("ivan2"))
         self.assertEqual((after.uid, after.generation), (uid, 2))
         self.assertEqual(api.post("/config/node/node001", COMMENT, token=current)[0], 204)
-        self.assertEqual(api.get("/config/node", token=first),
-                         (401, {"message": "user 'ivan' no longer exists"}))
+        self.assertEqual(
+            api.get("/config/node", token=first), (401, {"message": "user 'ivan' no longer exists"})
+        )
         api.post("/config/user/ivan", user_body("ivan", password="first-password", role="admin"))
-        self.assertEqual(api.post("/config/node/node001", COMMENT, token=first),
-                         (401, revoked("ivan")))
+        self.assertEqual(
+            api.post("/config/node/node001", COMMENT, token=first), (401, revoked("ivan"))
+        )
 
     def test_user_without_identity(self) -> None:
         """A user stored before uid and generation existed logs in and its

@@ -48,8 +48,17 @@ class ReadTests(unittest.TestCase):
         """Text that is not canonical base64 is taken as it is: spaces,
         '=' in the middle, a wrong length, stray bits, and base64 of bytes
         that are not UTF-8 (for a text field)."""
-        for plain in ("quiet console=ttyS0", "mitigations=off", "abc", "Default image",
-                      "/boot", "QQ=", "QR==", "copy", ""):
+        for plain in (
+            "quiet console=ttyS0",
+            "mitigations=off",
+            "abc",
+            "Default image",
+            "/boot",
+            "QQ=",
+            "QR==",
+            "copy",
+            "",
+        ):
             self.assertEqual(wire.decode_text(plain), plain, plain)
         self.assertEqual(wire.decode_bytes("LICENSE-TEXT"), b"LICENSE-TEXT")
         self.assertEqual(wire.decode_bytes("QR=="), b"QR==")  # stray bits: not canonical
@@ -67,7 +76,7 @@ class ReadTests(unittest.TestCase):
         key = os.urandom(300)
         text = base64.b64encode(key).decode()
         for width in (64, 76):
-            lines = "\n".join(text[i:i + width] for i in range(0, len(text), width)) + "\n"
+            lines = "\n".join(text[i : i + width] for i in range(0, len(text), width)) + "\n"
             self.assertEqual(wire.decode_bytes(lines), key, width)
             self.assertEqual(wire.decode_bytes(lines.replace("\n", "\r\n")), key, width)
         self.assertEqual(wire.wrapped(key).count("\n"), -(-len(text) // 76))

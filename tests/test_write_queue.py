@@ -65,6 +65,7 @@ class QueueCase(ReactorCase):
 
 class BurstTests(QueueCase):
     timeout = 60  # a wedged queue never answers: fail within a minute, not trial's two
+
     async def test_ten_thousand_failing_writes_do_not_wedge(self) -> None:
         """While one write commits in the database thread, 10,000 writes queue
         behind it: validation errors and writes that store nothing,
@@ -97,8 +98,10 @@ class BurstTests(QueueCase):
         took_ms = (reactor.seconds() - started) * 1000
         probe.stop()
         lag = probe.snapshot()
-        log.msg(f"{BURST} failing writes answered in {took_ms:.0f} ms; reactor lag meanwhile: "
-                f"{lag['ticks']} ticks, max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms")
+        log.msg(
+            f"{BURST} failing writes answered in {took_ms:.0f} ms; reactor lag meanwhile: "
+            f"{lag['ticks']} ticks, max {lag['max_ms']} ms, p99 {lag['p99_ms']} ms"
+        )
         self.assertGreaterEqual(lag["ticks"], 5, (took_ms, lag))
         self.assertLess(lag["max_ms"], took_ms / 2, (took_ms, lag))
         for number, (ok, value) in enumerate(outcomes):
@@ -201,7 +204,6 @@ class BudgetTests(unittest.TestCase):
         self.assertEqual([result_of(d) for d in answers], list(range(10)))
         self.assertTrue(store.queue.idle)
 
-
     def test_one_slow_write_completes_within_the_call(self) -> None:
         """A write that takes longer than the budget, alone on the
         synchronous pool (as at start-up, before the reactor runs), is
@@ -235,9 +237,15 @@ class ListenerTests(unittest.TestCase):
         def broken(tx: Tx) -> None:
             raise ValueError("listener bug")
 
-        store.listeners[:] = [lambda tx: heard.append("first"), broken, lambda tx: heard.append("last")]
+        store.listeners[:] = [
+            lambda tx: heard.append("first"),
+            broken,
+            lambda tx: heard.append("last"),
+        ]
         writes = store.writes
-        self.assertFalse(result_of(store.write(objects.upsert, "node", "node001", {"comment": "kept"})))
+        self.assertFalse(
+            result_of(store.write(objects.upsert, "node", "node001", {"comment": "kept"}))
+        )
         self.assertEqual(heard, ["first", "last"])
         logged = self.flushLoggedErrors(ValueError)
         self.assertEqual([str(f.value) for f in logged], ["listener bug"])
@@ -330,30 +338,40 @@ class HTTPBurstTests(QueueCase):
         gated = GatedPool(store.pool)
         store.pool = gated
         auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, self.clock)
-        port = the_reactor().listenTCP(0, make_site(build(store, auth, ADMIN), auth), interface="127.0.0.1", backlog=1024)
+        port = the_reactor().listenTCP(
+            0, make_site(build(store, auth, ADMIN), auth), interface="127.0.0.1", backlog=1024
+        )
         self.addCleanup(port.stopListening)
         self.http = HTTPConnectionPool(the_reactor(), persistent=False)
         self.http.maxPersistentPerHost = 0
         self.addCleanup(self.http.closeCachedConnections)
         return store, gated, f"http://127.0.0.1:{port.getHost().port}", auth.issue(ADMIN, "admin")
 
-    async def call(self, method: str, url: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+    async def call(
+        self, method: str, url: str, token: str | None = None, body: Any = None
+    ) -> tuple[int, Any]:
         import json
 
         import treq
 
         headers = {b"x-access-tokens": [token.encode()]} if token else {}
         data = json.dumps(body).encode() if body is not None else None
-        response = await treq.request(method, url, data=data, headers=headers, pool=self.http, timeout=60)
+        response = await treq.request(
+            method, url, data=data, headers=headers, pool=self.http, timeout=60
+        )
         content = await response.content()
         ctype = (response.headers.getRawHeaders(b"content-type") or [b""])[0]
-        return response.code, json.loads(content) if ctype.startswith(b"application/json") else content
+        return response.code, json.loads(content) if ctype.startswith(
+            b"application/json"
+        ) else content
 
     async def until_queued(self, store: Store, count: int) -> None:
         """Wait (on the reactor) until ``count`` writes wait in the queue."""
         deadline = the_reactor().seconds() + 60
         while len(store.queue) < count:
-            self.assertLess(the_reactor().seconds(), deadline, f"only {len(store.queue)} writes queued")
+            self.assertLess(
+                the_reactor().seconds(), deadline, f"only {len(store.queue)} writes queued"
+            )
             await task.deferLater(the_reactor(), 0.01, lambda: None)
 
     def node(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -368,14 +386,27 @@ class HTTPBurstTests(QueueCase):
         nothing left hanging) and a later write commits and is on disk."""
         store, gated, url, token = await self.serve()
         mac = "02:00:00:00:99:02"
-        held = defer.ensureDeferred(self.call("POST", f"{url}/config/node/node001", token,
-                                              self.node("node001", {"comment": "held"})))
+        held = defer.ensureDeferred(
+            self.call(
+                "POST",
+                f"{url}/config/node/node001",
+                token,
+                self.node("node001", {"comment": "held"}),
+            )
+        )
         await self.until_queued(store, 0)
-        manual = [defer.ensureDeferred(self.call("GET", f"{url}/boot/manual/hostname/node002/{mac}"))
-                  for _ in range(400)]
-        invalid = [defer.ensureDeferred(self.call("POST", f"{url}/config/node/node003", token,
-                                                  self.node("node003", {"bogus": n})))
-                   for n in range(400)]
+        manual = [
+            defer.ensureDeferred(self.call("GET", f"{url}/boot/manual/hostname/node002/{mac}"))
+            for _ in range(400)
+        ]
+        invalid = [
+            defer.ensureDeferred(
+                self.call(
+                    "POST", f"{url}/config/node/node003", token, self.node("node003", {"bogus": n})
+                )
+            )
+            for n in range(400)
+        ]
         await self.until_queued(store, 800)
         self.assertEqual(len(gated.held), 1)
         gated.open()
@@ -385,7 +416,9 @@ class HTTPBurstTests(QueueCase):
         answers = await defer.gatherResults(invalid)
         self.assertEqual({code for code, _ in answers}, {400})
         self.assertTrue(all("bogus" in body["message"] for _, body in answers))
-        code, _ = await self.call("POST", f"{url}/config/node/node004", token, self.node("node004", {"comment": "later"}))
+        code, _ = await self.call(
+            "POST", f"{url}/config/node/node004", token, self.node("node004", {"comment": "later"})
+        )
         self.assertEqual(code, 204)
         reopened = await self.open()
         self.assertEqual(reopened.show("node", "node004")["comment"], "later")
@@ -399,19 +432,36 @@ class HTTPBurstTests(QueueCase):
         store, gated, url, token = await self.serve()
         gated.open()
         for field, value in (("ipaddress", "10.141.0.150"), ("macaddress", "02:00:00:00:77:01")):
-            requests = [defer.ensureDeferred(self.call("POST", f"{url}/config/node/{field[:3]}{n:03d}", token,
-                                                       self.node(f"{field[:3]}{n:03d}", {
-                                                           "group": "compute",
-                                                           "interfaces": [{"interface": "BOOTIF", field: value}]})))
-                        for n in range(200)]
+            requests = [
+                defer.ensureDeferred(
+                    self.call(
+                        "POST",
+                        f"{url}/config/node/{field[:3]}{n:03d}",
+                        token,
+                        self.node(
+                            f"{field[:3]}{n:03d}",
+                            {
+                                "group": "compute",
+                                "interfaces": [{"interface": "BOOTIF", field: value}],
+                            },
+                        ),
+                    )
+                )
+                for n in range(200)
+            ]
             answers = await defer.gatherResults(requests)
             codes = sorted(code for code, _ in answers)
             self.assertEqual(codes, [201] + [400] * 199, field)
             losers = [body["message"] for code, body in answers if code == 400]
             self.assertTrue(all(value in message for message in losers), losers[:3])
-            holders = [name for name, node in store.objects_of("node").items()
-                       if any(i.get(field) == value for i in node["interfaces"])]
+            holders = [
+                name
+                for name, node in store.objects_of("node").items()
+                if any(i.get(field) == value for i in node["interfaces"])
+            ]
             self.assertEqual(len(holders), 1, holders)
-        code, _ = await self.call("POST", f"{url}/config/node/late01", token, self.node("late01", {"group": "compute"}))
+        code, _ = await self.call(
+            "POST", f"{url}/config/node/late01", token, self.node("late01", {"group": "compute"})
+        )
         self.assertEqual(code, 201)
         self.assertEqual(snapshot(await self.open()), snapshot(store))

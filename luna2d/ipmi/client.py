@@ -36,8 +36,15 @@ log = Logger()
 IPMI_PORT = 623
 SOCKET_BUFFER = 1 << 20
 # Errors from sendto that no retry will cure.
-PERMANENT_SEND_ERRORS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES, errno.EPERM,
-                         errno.EADDRNOTAVAIL, errno.EINVAL, errno.EAFNOSUPPORT}
+PERMANENT_SEND_ERRORS = {
+    errno.ENETUNREACH,
+    errno.EHOSTUNREACH,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EADDRNOTAVAIL,
+    errno.EINVAL,
+    errno.EAFNOSUPPORT,
+}
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,17 @@ class _Socket(DatagramProtocol):
 class IPMIClient:
     """Runs IPMI commands on BMCs over RMCP+ (UDP 623)."""
 
-    def __init__(self, reactor: Any, *, sockets: int = 4, timeout: float = 1.0, retries: int = 2,
-                 cipher_suite: int = 3, interface: str = "", random: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        *,
+        sockets: int = 4,
+        timeout: float = 1.0,
+        retries: int = 2,
+        cipher_suite: int = 3,
+        interface: str = "",
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
         if sockets < 1:
             raise ValueError("an IPMI client needs at least one socket")
         self.reactor = reactor
@@ -135,7 +151,9 @@ class IPMIClient:
         return [port.getHost().port for port in self._ports]
 
     # -- running commands ---------------------------------------------------------------------
-    def run(self, target: Target, command: Command, cipher_suite: int | None = None) -> defer.Deferred[Outcome]:
+    def run(
+        self, target: Target, command: Command, cipher_suite: int | None = None
+    ) -> defer.Deferred[Outcome]:
         """Run ``command`` on one BMC. The Deferred fires with a Success or a
         Fault (it never errbacks) as soon as the outcome is known; the
         session is closed after that in the background."""
@@ -149,12 +167,20 @@ class IPMIClient:
             deferred.callback(Fault("error", f"BMC address {target.host!r} is not an IP address"))
             return deferred
         if address.version != 4:
-            deferred.callback(Fault("unsupported", f"BMC address {target.host}: only IPv4 is supported"))
+            deferred.callback(
+                Fault("unsupported", f"BMC address {target.host}: only IPv4 is supported")
+            )
             return deferred
         if not self._sockets:
             self._bind()
-        session = Session(target.credentials, command, cipher_suite=cipher_suite or self.cipher_suite,
-                          timeout=self.timeout, retries=self.retries, random=self.random)
+        session = Session(
+            target.credentials,
+            command,
+            cipher_suite=cipher_suite or self.cipher_suite,
+            timeout=self.timeout,
+            retries=self.retries,
+            random=self.random,
+        )
         run = _Run(session, target, (str(address), target.port), deferred)
         self.stats.incr("sessions")
         queue = self._waiting.get(run.address)
@@ -164,8 +190,13 @@ class IPMIClient:
             self._start(run)
         return deferred
 
-    def fan_out(self, targets: Iterable[Target], command: Callable[[], Command], limit: int = 64,
-                cipher_suite: int | None = None) -> defer.Deferred[dict[str, Outcome]]:
+    def fan_out(
+        self,
+        targets: Iterable[Target],
+        command: Callable[[], Command],
+        limit: int = 64,
+        cipher_suite: int | None = None,
+    ) -> defer.Deferred[dict[str, Outcome]]:
         """Run a fresh ``command()`` on every target, at most ``limit`` at a
         time. Fires with ``{target.key: Success | Fault}`` once every BMC
         has answered or failed."""
@@ -187,7 +218,11 @@ class IPMIClient:
         return everything.addCallback(all_done)
 
     def _start(self, run: _Run) -> None:
-        sock = min((s for s in self._sockets if run.address not in s.runs), key=lambda s: len(s.runs), default=None)
+        sock = min(
+            (s for s in self._sockets if run.address not in s.runs),
+            key=lambda s: len(s.runs),
+            default=None,
+        )
         if sock is None:
             self._waiting.setdefault(run.address, deque()).append(run)
             return
@@ -225,7 +260,9 @@ class IPMIClient:
         except OSError as exc:
             self.stats.incr("send_errors")
             if exc.errno in PERMANENT_SEND_ERRORS:
-                return Fault("unreachable", f"cannot send to {run.address[0]}: {exc.strerror or exc}")
+                return Fault(
+                    "unreachable", f"cannot send to {run.address[0]}: {exc.strerror or exc}"
+                )
             return None  # transient (buffer full): the retry timer resends
         self.stats.incr("sent")
         return None

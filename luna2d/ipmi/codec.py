@@ -89,7 +89,7 @@ def checksum(data: bytes) -> int:
 
 
 def _u32(data: bytes, offset: int) -> int:
-    return int.from_bytes(data[offset:offset + 4], "little")
+    return int.from_bytes(data[offset : offset + 4], "little")
 
 
 def _need(data: bytes, size: int, what: str) -> None:
@@ -133,8 +133,11 @@ class AsfPacket:
         """The structure as wire bytes (ValueError for fields that do not fit)."""
         if len(self.data) > 255:
             raise ValueError("ASF data is at most 255 bytes")
-        return _rmcp(CLASS_ASF, self.sequence) + struct.pack(
-            ">IBBBB", self.iana, self.message_type, self.tag, 0, len(self.data)) + self.data
+        return (
+            _rmcp(CLASS_ASF, self.sequence)
+            + struct.pack(">IBBBB", self.iana, self.message_type, self.tag, 0, len(self.data))
+            + self.data
+        )
 
     @classmethod
     def ping(cls, tag: int) -> AsfPacket:
@@ -198,8 +201,14 @@ class Ipmi15Packet:
             raise ValueError("auth_code: 16 bytes with authentication, none without")
         if len(self.message) > 255 or self.pad not in (b"", b"\x00"):
             raise ValueError("message at most 255 bytes; pad empty or one zero byte")
-        return (_rmcp(CLASS_IPMI) + struct.pack("<BII", self.auth_type, self.sequence, self.session_id)
-                + self.auth_code + bytes((len(self.message),)) + self.message + self.pad)
+        return (
+            _rmcp(CLASS_IPMI)
+            + struct.pack("<BII", self.auth_type, self.sequence, self.session_id)
+            + self.auth_code
+            + bytes((len(self.message),))
+            + self.message
+            + self.pad
+        )
 
     @classmethod
     def _decode(cls, body: bytes) -> Ipmi15Packet:
@@ -213,10 +222,10 @@ class Ipmi15Packet:
             offset = 25
         length = body[offset]
         offset += 1
-        message = body[offset:offset + length]
+        message = body[offset : offset + length]
         if len(message) != length:
             raise DecodeError(f"IPMI 1.5 message length {length} but {len(message)} bytes follow")
-        pad = body[offset + length:]
+        pad = body[offset + length :]
         if pad not in (b"", b"\x00"):
             raise DecodeError(f"IPMI 1.5 packet: {len(pad)} unexpected bytes after the message")
         return cls(message, auth_type, sequence, session_id, auth_code, pad)
@@ -246,7 +255,11 @@ class Ipmi20Packet:
         _check_range(self.payload_type, 6, "payload_type")
         if len(self.payload) > 0xFFFF:
             raise ValueError("payload is at most 65535 bytes")
-        kind = self.payload_type | (0x80 if self.encrypted else 0) | (0x40 if self.authenticated else 0)
+        kind = (
+            self.payload_type
+            | (0x80 if self.encrypted else 0)
+            | (0x40 if self.authenticated else 0)
+        )
         out = bytes((AUTH_RMCP_PLUS, kind))
         if self.payload_type == PAYLOAD_OEM:
             out += struct.pack("<IH", self.oem_iana, self.oem_payload_id)
@@ -262,7 +275,7 @@ class Ipmi20Packet:
         """The bytes an integrity code of ``code_length`` covers: from the
         auth type through the next-header byte."""
         wire = self.encode()
-        return wire[4:len(wire) - code_length]
+        return wire[4 : len(wire) - code_length]
 
     @classmethod
     def _decode(cls, body: bytes) -> Ipmi20Packet:
@@ -277,17 +290,28 @@ class Ipmi20Packet:
             offset = 8
         session_id, sequence, length = struct.unpack_from("<IIH", body, offset)
         offset += 10
-        payload = body[offset:offset + length]
+        payload = body[offset : offset + length]
         if len(payload) != length:
             raise DecodeError(f"IPMI 2.0 payload length {length} but {len(payload)} bytes follow")
-        trailer = body[offset + length:]
+        trailer = body[offset + length :]
         authenticated = bool(kind & 0x40)
         if trailer and not authenticated:
-            raise DecodeError(f"IPMI 2.0 packet: {len(trailer)} bytes after an unauthenticated payload")
+            raise DecodeError(
+                f"IPMI 2.0 packet: {len(trailer)} bytes after an unauthenticated payload"
+            )
         if authenticated and len(trailer) < 2:
             raise DecodeError("IPMI 2.0 authenticated packet without a session trailer")
-        return cls(payload_type, payload, session_id, sequence, bool(kind & 0x80), authenticated,
-                   trailer, oem_iana, oem_payload_id)
+        return cls(
+            payload_type,
+            payload,
+            session_id,
+            sequence,
+            bool(kind & 0x80),
+            authenticated,
+            trailer,
+            oem_iana,
+            oem_payload_id,
+        )
 
 
 Packet = AsfPacket | RmcpAck | Ipmi15Packet | Ipmi20Packet
@@ -339,10 +363,12 @@ def split_trailer(trailer: bytes, code_length: int) -> tuple[bytes, int, bytes]:
     """(integrity pad, next header, integrity code) of an authenticated
     packet's trailer, given the integrity code length of the session."""
     if len(trailer) < code_length + 2:
-        raise DecodeError(f"session trailer of {len(trailer)} bytes cannot hold a {code_length}-byte code")
-    code = trailer[len(trailer) - code_length:]
+        raise DecodeError(
+            f"session trailer of {len(trailer)} bytes cannot hold a {code_length}-byte code"
+        )
+    code = trailer[len(trailer) - code_length :]
     pad_length, next_header = trailer[-code_length - 2], trailer[-code_length - 1]
-    pad = trailer[:len(trailer) - code_length - 2]
+    pad = trailer[: len(trailer) - code_length - 2]
     if pad_length != len(pad):
         raise DecodeError(f"integrity pad length says {pad_length}, {len(pad)} pad bytes present")
     if pad_length > 3 or pad.strip(b"\xff"):
@@ -406,7 +432,10 @@ class IpmiResponse:
         if not self.netfn & 1:
             raise ValueError("a response has an odd netfn")
         head = bytes((self.rq_addr, self.netfn << 2 | self.rq_lun))
-        body = bytes((self.rs_addr, self.rq_seq << 2 | self.rs_lun, self.cmd, self.completion_code)) + self.data
+        body = (
+            bytes((self.rs_addr, self.rq_seq << 2 | self.rs_lun, self.cmd, self.completion_code))
+            + self.data
+        )
         return head + bytes((checksum(head),)) + body + bytes((checksum(body),))
 
     @classmethod
@@ -455,8 +484,11 @@ class AlgorithmRecord:
 
 
 def _records(data: bytes) -> tuple[AlgorithmRecord, AlgorithmRecord, AlgorithmRecord]:
-    return (AlgorithmRecord.decode(data[0:8], 0), AlgorithmRecord.decode(data[8:16], 1),
-            AlgorithmRecord.decode(data[16:24], 2))
+    return (
+        AlgorithmRecord.decode(data[0:8], 0),
+        AlgorithmRecord.decode(data[8:16], 1),
+        AlgorithmRecord.decode(data[16:24], 2),
+    )
 
 
 @dataclass(frozen=True)
@@ -472,10 +504,12 @@ class OpenSessionRequest:
 
     def encode(self) -> bytes:
         """The structure as wire bytes (ValueError for fields that do not fit)."""
-        return (struct.pack("<BBxxI", self.tag, self.privilege, self.console_session_id)
-                + AlgorithmRecord(0, self.authentication).encode()
-                + AlgorithmRecord(1, self.integrity).encode()
-                + AlgorithmRecord(2, self.confidentiality).encode())
+        return (
+            struct.pack("<BBxxI", self.tag, self.privilege, self.console_session_id)
+            + AlgorithmRecord(0, self.authentication).encode()
+            + AlgorithmRecord(1, self.integrity).encode()
+            + AlgorithmRecord(2, self.confidentiality).encode()
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> OpenSessionRequest:
@@ -484,7 +518,9 @@ class OpenSessionRequest:
             raise DecodeError(f"Open Session Request: {len(data)} bytes, 32 expected")
         tag, privilege, console = struct.unpack_from("<BBxxI", data)
         auth, integrity, conf = _records(data[8:32])
-        return cls(tag, console, auth.algorithm, integrity.algorithm, conf.algorithm, privilege & 0x0F)
+        return cls(
+            tag, console, auth.algorithm, integrity.algorithm, conf.algorithm, privilege & 0x0F
+        )
 
 
 @dataclass(frozen=True)
@@ -511,10 +547,13 @@ class OpenSessionResponse:
             return head
         if self.authentication is None or self.integrity is None or self.confidentiality is None:
             raise ValueError("a full Open Session Response names all three algorithms")
-        return (head + struct.pack("<I", self.bmc_session_id)
-                + AlgorithmRecord(0, self.authentication).encode()
-                + AlgorithmRecord(1, self.integrity).encode()
-                + AlgorithmRecord(2, self.confidentiality).encode())
+        return (
+            head
+            + struct.pack("<I", self.bmc_session_id)
+            + AlgorithmRecord(0, self.authentication).encode()
+            + AlgorithmRecord(1, self.integrity).encode()
+            + AlgorithmRecord(2, self.confidentiality).encode()
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> OpenSessionResponse:
@@ -529,8 +568,16 @@ class OpenSessionResponse:
         if len(data) != 36:
             raise DecodeError(f"Open Session Response: {len(data)} bytes, 36 expected")
         auth, integrity, conf = _records(data[12:36])
-        return cls(tag, status, console, privilege & 0x0F, _u32(data, 8),
-                   auth.algorithm, integrity.algorithm, conf.algorithm)
+        return cls(
+            tag,
+            status,
+            console,
+            privilege & 0x0F,
+            _u32(data, 8),
+            auth.algorithm,
+            integrity.algorithm,
+            conf.algorithm,
+        )
 
 
 @dataclass(frozen=True)
@@ -547,8 +594,12 @@ class Rakp1:
         """The structure as wire bytes (ValueError for fields that do not fit)."""
         if len(self.console_random) != 16 or len(self.username) > MAX_USERNAME:
             raise ValueError("console_random is 16 bytes, username at most 16")
-        return (struct.pack("<BxxxI", self.tag, self.bmc_session_id) + self.console_random
-                + bytes((self.role, 0, 0, len(self.username))) + self.username)
+        return (
+            struct.pack("<BxxxI", self.tag, self.bmc_session_id)
+            + self.console_random
+            + bytes((self.role, 0, 0, len(self.username)))
+            + self.username
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Rakp1:
@@ -557,7 +608,9 @@ class Rakp1:
         tag, bmc = struct.unpack_from("<BxxxI", data)
         length = data[27]
         if length > MAX_USERNAME or len(data) != 28 + length:
-            raise DecodeError(f"RAKP Message 1: user name length {length} does not match {len(data) - 28} bytes")
+            raise DecodeError(
+                f"RAKP Message 1: user name length {length} does not match {len(data) - 28} bytes"
+            )
         return cls(tag, bmc, data[8:24], data[24], data[28:])
 
 
@@ -627,7 +680,10 @@ class Rakp4:
 
     def encode(self) -> bytes:
         """The structure as wire bytes (ValueError for fields that do not fit)."""
-        return struct.pack("<BBxxI", self.tag, self.status, self.console_session_id) + self.integrity_check
+        return (
+            struct.pack("<BBxxI", self.tag, self.status, self.console_session_id)
+            + self.integrity_check
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Rakp4:

@@ -145,13 +145,21 @@ def _ok(request: Request, reply: Reply, minimum: int = 0) -> bytes:
     """The reply's data when the completion code is 0 and at least
     ``minimum`` bytes came; CommandFailed naming the request otherwise."""
     if reply.completion_code == CC_INSUFFICIENT_PRIVILEGE:
-        raise CommandFailed("unauthorized", f"{request.name}: {completion_text(reply.completion_code)}")
+        raise CommandFailed(
+            "unauthorized", f"{request.name}: {completion_text(reply.completion_code)}"
+        )
     if reply.completion_code == 0xC1:
-        raise CommandFailed("unsupported", f"{request.name}: {completion_text(reply.completion_code)}")
+        raise CommandFailed(
+            "unsupported", f"{request.name}: {completion_text(reply.completion_code)}"
+        )
     if reply.completion_code != 0:
-        raise CommandFailed("error", f"{request.name}: the BMC answered {completion_text(reply.completion_code)}")
+        raise CommandFailed(
+            "error", f"{request.name}: the BMC answered {completion_text(reply.completion_code)}"
+        )
     if len(reply.data) < minimum:
-        raise CommandFailed("error", f"{request.name}: {len(reply.data)} data bytes, {minimum} expected")
+        raise CommandFailed(
+            "error", f"{request.name}: {len(reply.data)} data bytes, {minimum} expected"
+        )
     return reply.data
 
 
@@ -174,7 +182,9 @@ def power(action: str) -> Command:
 
     def steps() -> Steps:
         """The command's requests; returns its result."""
-        request = Request(NETFN_CHASSIS, CMD_CHASSIS_CONTROL, bytes((code,)), f"Chassis Control ({action})")
+        request = Request(
+            NETFN_CHASSIS, CMD_CHASSIS_CONTROL, bytes((code,)), f"Chassis Control ({action})"
+        )
         _ok(request, (yield request))
         return action
 
@@ -189,13 +199,19 @@ def identify(on: bool) -> Command:
     def steps() -> Steps:
         """The command's requests; returns its result."""
         if not on:
-            request = Request(NETFN_CHASSIS, CMD_CHASSIS_IDENTIFY, b"\x00", "Chassis Identify (off)")
+            request = Request(
+                NETFN_CHASSIS, CMD_CHASSIS_IDENTIFY, b"\x00", "Chassis Identify (off)"
+            )
             _ok(request, (yield request))
             return "noidentify"
-        request = Request(NETFN_CHASSIS, CMD_CHASSIS_IDENTIFY, b"\x00\x01", "Chassis Identify (force on)")
+        request = Request(
+            NETFN_CHASSIS, CMD_CHASSIS_IDENTIFY, b"\x00\x01", "Chassis Identify (force on)"
+        )
         reply = yield request
         if reply.completion_code == CC_INVALID_DATA_FIELD:
-            request = Request(NETFN_CHASSIS, CMD_CHASSIS_IDENTIFY, b"\xff", "Chassis Identify (255 s)")
+            request = Request(
+                NETFN_CHASSIS, CMD_CHASSIS_IDENTIFY, b"\xff", "Chassis Identify (255 s)"
+            )
             reply = yield request
         _ok(request, reply)
         return "identify"
@@ -227,25 +243,65 @@ def device_id() -> Command:
 
 # -- SEL ---------------------------------------------------------------------------------------
 SENSOR_TYPES = {
-    0x01: "Temperature", 0x02: "Voltage", 0x03: "Current", 0x04: "Fan", 0x05: "Physical Security",
-    0x06: "Platform Security", 0x07: "Processor", 0x08: "Power Supply", 0x09: "Power Unit",
-    0x0A: "Cooling Device", 0x0B: "Other Units-based Sensor", 0x0C: "Memory", 0x0D: "Drive Slot",
-    0x0E: "POST Memory Resize", 0x0F: "System Firmware Progress", 0x10: "Event Logging Disabled",
-    0x11: "Watchdog 1", 0x12: "System Event", 0x13: "Critical Interrupt", 0x14: "Button / Switch",
-    0x15: "Module / Board", 0x16: "Microcontroller / Coprocessor", 0x17: "Add-in Card", 0x18: "Chassis",
-    0x19: "Chip Set", 0x1A: "Other FRU", 0x1B: "Cable / Interconnect", 0x1C: "Terminator",
-    0x1D: "System Boot / Restart Initiated", 0x1E: "Boot Error", 0x1F: "Base OS Boot / Installation Status",
-    0x20: "OS Stop / Shutdown", 0x21: "Slot / Connector", 0x22: "System ACPI Power State", 0x23: "Watchdog 2",
-    0x24: "Platform Alert", 0x25: "Entity Presence", 0x26: "Monitor ASIC / IC", 0x27: "LAN",
-    0x28: "Management Subsystem Health", 0x29: "Battery", 0x2A: "Session Audit", 0x2B: "Version Change",
+    0x01: "Temperature",
+    0x02: "Voltage",
+    0x03: "Current",
+    0x04: "Fan",
+    0x05: "Physical Security",
+    0x06: "Platform Security",
+    0x07: "Processor",
+    0x08: "Power Supply",
+    0x09: "Power Unit",
+    0x0A: "Cooling Device",
+    0x0B: "Other Units-based Sensor",
+    0x0C: "Memory",
+    0x0D: "Drive Slot",
+    0x0E: "POST Memory Resize",
+    0x0F: "System Firmware Progress",
+    0x10: "Event Logging Disabled",
+    0x11: "Watchdog 1",
+    0x12: "System Event",
+    0x13: "Critical Interrupt",
+    0x14: "Button / Switch",
+    0x15: "Module / Board",
+    0x16: "Microcontroller / Coprocessor",
+    0x17: "Add-in Card",
+    0x18: "Chassis",
+    0x19: "Chip Set",
+    0x1A: "Other FRU",
+    0x1B: "Cable / Interconnect",
+    0x1C: "Terminator",
+    0x1D: "System Boot / Restart Initiated",
+    0x1E: "Boot Error",
+    0x1F: "Base OS Boot / Installation Status",
+    0x20: "OS Stop / Shutdown",
+    0x21: "Slot / Connector",
+    0x22: "System ACPI Power State",
+    0x23: "Watchdog 2",
+    0x24: "Platform Alert",
+    0x25: "Entity Presence",
+    0x26: "Monitor ASIC / IC",
+    0x27: "LAN",
+    0x28: "Management Subsystem Health",
+    0x29: "Battery",
+    0x2A: "Session Audit",
+    0x2B: "Version Change",
     0x2C: "FRU State",
 }
 
 THRESHOLD_EVENTS = (
-    "Lower Non-critical going low", "Lower Non-critical going high", "Lower Critical going low",
-    "Lower Critical going high", "Lower Non-recoverable going low", "Lower Non-recoverable going high",
-    "Upper Non-critical going low", "Upper Non-critical going high", "Upper Critical going low",
-    "Upper Critical going high", "Upper Non-recoverable going low", "Upper Non-recoverable going high",
+    "Lower Non-critical going low",
+    "Lower Non-critical going high",
+    "Lower Critical going low",
+    "Lower Critical going high",
+    "Lower Non-recoverable going low",
+    "Lower Non-recoverable going high",
+    "Upper Non-critical going low",
+    "Upper Non-critical going high",
+    "Upper Critical going low",
+    "Upper Critical going high",
+    "Upper Non-recoverable going low",
+    "Upper Non-recoverable going high",
 )
 
 GENERIC_EVENTS = {
@@ -254,63 +310,198 @@ GENERIC_EVENTS = {
     0x04: ("Predictive Failure deasserted", "Predictive Failure asserted"),
     0x05: ("Limit Not Exceeded", "Limit Exceeded"),
     0x06: ("Performance Met", "Performance Lags"),
-    0x07: ("Transition to OK", "Transition to Non-Critical from OK", "Transition to Critical from less severe",
-           "Transition to Non-recoverable from less severe", "Transition to Non-Critical from more severe",
-           "Transition to Critical from Non-recoverable", "Transition to Non-recoverable", "Monitor",
-           "Informational"),
+    0x07: (
+        "Transition to OK",
+        "Transition to Non-Critical from OK",
+        "Transition to Critical from less severe",
+        "Transition to Non-recoverable from less severe",
+        "Transition to Non-Critical from more severe",
+        "Transition to Critical from Non-recoverable",
+        "Transition to Non-recoverable",
+        "Monitor",
+        "Informational",
+    ),
     0x08: ("Device Absent", "Device Present"),
     0x09: ("Device Disabled", "Device Enabled"),
-    0x0A: ("Transition to Running", "Transition to In Test", "Transition to Power Off", "Transition to On Line",
-           "Transition to Off Line", "Transition to Off Duty", "Transition to Degraded",
-           "Transition to Power Save", "Install Error"),
-    0x0B: ("Fully Redundant", "Redundancy Lost", "Redundancy Degraded",
-           "Non-redundant: Sufficient Resources from Redundant",
-           "Non-redundant: Sufficient Resources from Insufficient Resources",
-           "Non-redundant: Insufficient Resources", "Redundancy Degraded from Fully Redundant",
-           "Redundancy Degraded from Non-redundant"),
+    0x0A: (
+        "Transition to Running",
+        "Transition to In Test",
+        "Transition to Power Off",
+        "Transition to On Line",
+        "Transition to Off Line",
+        "Transition to Off Duty",
+        "Transition to Degraded",
+        "Transition to Power Save",
+        "Install Error",
+    ),
+    0x0B: (
+        "Fully Redundant",
+        "Redundancy Lost",
+        "Redundancy Degraded",
+        "Non-redundant: Sufficient Resources from Redundant",
+        "Non-redundant: Sufficient Resources from Insufficient Resources",
+        "Non-redundant: Insufficient Resources",
+        "Redundancy Degraded from Fully Redundant",
+        "Redundancy Degraded from Non-redundant",
+    ),
     0x0C: ("D0 Power State", "D1 Power State", "D2 Power State", "D3 Power State"),
 }
 
 SENSOR_SPECIFIC_EVENTS = {
-    0x05: ("General Chassis Intrusion", "Drive Bay Intrusion", "I/O Card Area Intrusion",
-           "Processor Area Intrusion", "LAN Leash Lost", "Unauthorized Dock", "FAN Area Intrusion"),
-    0x07: ("IERR", "Thermal Trip", "FRB1/BIST failure", "FRB2/Hang in POST failure",
-           "FRB3/Processor Startup/Initialization failure", "Configuration Error",
-           "SM BIOS Uncorrectable CPU-complex Error", "Presence detected", "Disabled",
-           "Terminator Presence Detected", "Throttled", "Machine Check Exception",
-           "Correctable Machine Check Error"),
-    0x08: ("Presence detected", "Failure detected", "Predictive failure", "Power Supply input lost (AC/DC)",
-           "Power Supply input lost or out-of-range", "Power Supply input out-of-range, but present",
-           "Configuration error", "Inactive"),
-    0x09: ("Power Off / Power Down", "Power Cycle", "240VA Power Down", "Interlock Power Down", "AC lost",
-           "Soft Power Control Failure", "Power Unit Failure detected", "Predictive Failure"),
-    0x0C: ("Correctable ECC", "Uncorrectable ECC", "Parity", "Memory Scrub Failed", "Memory Device Disabled",
-           "Correctable ECC logging limit reached", "Presence detected", "Configuration error", "Spare",
-           "Memory Automatically Throttled", "Critical Overtemperature"),
-    0x0D: ("Drive Present", "Drive Fault", "Predictive Failure", "Hot Spare", "Parity Check In Progress",
-           "In Critical Array", "In Failed Array", "Rebuild In Progress", "Rebuild Aborted"),
+    0x05: (
+        "General Chassis Intrusion",
+        "Drive Bay Intrusion",
+        "I/O Card Area Intrusion",
+        "Processor Area Intrusion",
+        "LAN Leash Lost",
+        "Unauthorized Dock",
+        "FAN Area Intrusion",
+    ),
+    0x07: (
+        "IERR",
+        "Thermal Trip",
+        "FRB1/BIST failure",
+        "FRB2/Hang in POST failure",
+        "FRB3/Processor Startup/Initialization failure",
+        "Configuration Error",
+        "SM BIOS Uncorrectable CPU-complex Error",
+        "Presence detected",
+        "Disabled",
+        "Terminator Presence Detected",
+        "Throttled",
+        "Machine Check Exception",
+        "Correctable Machine Check Error",
+    ),
+    0x08: (
+        "Presence detected",
+        "Failure detected",
+        "Predictive failure",
+        "Power Supply input lost (AC/DC)",
+        "Power Supply input lost or out-of-range",
+        "Power Supply input out-of-range, but present",
+        "Configuration error",
+        "Inactive",
+    ),
+    0x09: (
+        "Power Off / Power Down",
+        "Power Cycle",
+        "240VA Power Down",
+        "Interlock Power Down",
+        "AC lost",
+        "Soft Power Control Failure",
+        "Power Unit Failure detected",
+        "Predictive Failure",
+    ),
+    0x0C: (
+        "Correctable ECC",
+        "Uncorrectable ECC",
+        "Parity",
+        "Memory Scrub Failed",
+        "Memory Device Disabled",
+        "Correctable ECC logging limit reached",
+        "Presence detected",
+        "Configuration error",
+        "Spare",
+        "Memory Automatically Throttled",
+        "Critical Overtemperature",
+    ),
+    0x0D: (
+        "Drive Present",
+        "Drive Fault",
+        "Predictive Failure",
+        "Hot Spare",
+        "Parity Check In Progress",
+        "In Critical Array",
+        "In Failed Array",
+        "Rebuild In Progress",
+        "Rebuild Aborted",
+    ),
     0x0F: ("System Firmware Error", "System Firmware Hang", "System Firmware Progress"),
-    0x10: ("Correctable Memory Error Logging Disabled", "Event Type Logging Disabled", "Log Area Reset/Cleared",
-           "All Event Logging Disabled", "SEL Full", "SEL Almost Full",
-           "Correctable Machine Check Error Logging Disabled"),
-    0x11: ("BIOS Watchdog Reset", "OS Watchdog Reset", "OS Watchdog Shut Down", "OS Watchdog Power Down",
-           "OS Watchdog Power Cycle", "OS Watchdog NMI / Diagnostic Interrupt", "OS Watchdog Expired",
-           "OS Watchdog pre-timeout Interrupt"),
-    0x12: ("System Reconfigured", "OEM System Boot Event", "Undetermined system hardware failure",
-           "Entry added to Auxiliary Log", "PEF Action", "Timestamp Clock Synch"),
-    0x13: ("Front Panel NMI / Diagnostic Interrupt", "Bus Timeout", "I/O channel check NMI", "Software NMI",
-           "PCI PERR", "PCI SERR", "EISA Fail Safe Timeout", "Bus Correctable Error", "Bus Uncorrectable Error",
-           "Fatal NMI", "Bus Fatal Error", "Bus Degraded"),
-    0x14: ("Power Button pressed", "Sleep Button pressed", "Reset Button pressed", "FRU latch open",
-           "FRU service request button"),
-    0x1D: ("Initiated by power up", "Initiated by hard reset", "Initiated by warm reset", "User requested PXE boot",
-           "Automatic boot to diagnostic", "OS initiated hard reset", "OS initiated warm reset", "System Restart"),
-    0x20: ("Critical stop during OS load / initialization", "Run-time Critical Stop", "OS Graceful Stop",
-           "OS Graceful Shutdown", "Soft Shutdown initiated by PEF", "Agent Not Responding"),
-    0x23: ("Timer expired", "Hard Reset", "Power Down", "Power Cycle", "", "", "", "", "Timer interrupt"),
+    0x10: (
+        "Correctable Memory Error Logging Disabled",
+        "Event Type Logging Disabled",
+        "Log Area Reset/Cleared",
+        "All Event Logging Disabled",
+        "SEL Full",
+        "SEL Almost Full",
+        "Correctable Machine Check Error Logging Disabled",
+    ),
+    0x11: (
+        "BIOS Watchdog Reset",
+        "OS Watchdog Reset",
+        "OS Watchdog Shut Down",
+        "OS Watchdog Power Down",
+        "OS Watchdog Power Cycle",
+        "OS Watchdog NMI / Diagnostic Interrupt",
+        "OS Watchdog Expired",
+        "OS Watchdog pre-timeout Interrupt",
+    ),
+    0x12: (
+        "System Reconfigured",
+        "OEM System Boot Event",
+        "Undetermined system hardware failure",
+        "Entry added to Auxiliary Log",
+        "PEF Action",
+        "Timestamp Clock Synch",
+    ),
+    0x13: (
+        "Front Panel NMI / Diagnostic Interrupt",
+        "Bus Timeout",
+        "I/O channel check NMI",
+        "Software NMI",
+        "PCI PERR",
+        "PCI SERR",
+        "EISA Fail Safe Timeout",
+        "Bus Correctable Error",
+        "Bus Uncorrectable Error",
+        "Fatal NMI",
+        "Bus Fatal Error",
+        "Bus Degraded",
+    ),
+    0x14: (
+        "Power Button pressed",
+        "Sleep Button pressed",
+        "Reset Button pressed",
+        "FRU latch open",
+        "FRU service request button",
+    ),
+    0x1D: (
+        "Initiated by power up",
+        "Initiated by hard reset",
+        "Initiated by warm reset",
+        "User requested PXE boot",
+        "Automatic boot to diagnostic",
+        "OS initiated hard reset",
+        "OS initiated warm reset",
+        "System Restart",
+    ),
+    0x20: (
+        "Critical stop during OS load / initialization",
+        "Run-time Critical Stop",
+        "OS Graceful Stop",
+        "OS Graceful Shutdown",
+        "Soft Shutdown initiated by PEF",
+        "Agent Not Responding",
+    ),
+    0x23: (
+        "Timer expired",
+        "Hard Reset",
+        "Power Down",
+        "Power Cycle",
+        "",
+        "",
+        "",
+        "",
+        "Timer interrupt",
+    ),
     0x25: ("Entity Present", "Entity Absent", "Entity Disabled"),
     0x29: ("Battery low (predictive failure)", "Battery failed", "Battery presence detected"),
-    0x2A: ("Session Activated", "Session Deactivated", "Invalid Username or Password", "Invalid password disable"),
+    0x2A: (
+        "Session Activated",
+        "Session Deactivated",
+        "Invalid Username or Password",
+        "Invalid password disable",
+    ),
 }
 
 PRE_INIT_LIMIT = 0x20000000  # timestamps at or below count seconds since BMC initialization
@@ -373,8 +564,12 @@ def _sel_list() -> Steps:
     record_id = 0x0000
     seen: set[int] = set()
     while record_id != 0xFFFF and len(lines) < MAX_SEL_ENTRIES:
-        request = Request(NETFN_STORAGE, CMD_GET_SEL_ENTRY, struct.pack("<HHBB", 0, record_id, 0, 0xFF),
-                          f"Get SEL Entry 0x{record_id:04x}")
+        request = Request(
+            NETFN_STORAGE,
+            CMD_GET_SEL_ENTRY,
+            struct.pack("<HHBB", 0, record_id, 0, 0xFF),
+            f"Get SEL Entry 0x{record_id:04x}",
+        )
         reply = yield request
         if reply.completion_code == CC_NOT_PRESENT and not lines:
             break  # emptied between Get SEL Info and now
@@ -383,7 +578,9 @@ def _sel_list() -> Steps:
         seen.add(record_id)
         record_id = int.from_bytes(data[0:2], "little")
         if record_id in seen:
-            raise CommandFailed("error", f"SEL entry 0x{record_id:04x} links back to an entry already read")
+            raise CommandFailed(
+                "error", f"SEL entry 0x{record_id:04x} links back to an entry already read"
+            )
     return lines
 
 
@@ -398,14 +595,20 @@ MAX_ERASE_POLLS = 20
 def _sel_clear() -> Steps:
     reserve = Request(NETFN_STORAGE, CMD_RESERVE_SEL, name="Reserve SEL")
     reservation = _ok(reserve, (yield reserve), 2)[:2]
-    request = Request(NETFN_STORAGE, CMD_CLEAR_SEL, reservation + b"CLR\xaa", "Clear SEL (initiate erase)")
+    request = Request(
+        NETFN_STORAGE, CMD_CLEAR_SEL, reservation + b"CLR\xaa", "Clear SEL (initiate erase)"
+    )
     progress = _ok(request, (yield request), 1)[0] & 0x0F
     polls = 0
     while progress == 0:  # 0: erasure in progress, 1: completed
         polls += 1
         if polls > MAX_ERASE_POLLS:
-            raise CommandFailed("error", f"Clear SEL: erasure still in progress after {MAX_ERASE_POLLS} polls")
-        request = Request(NETFN_STORAGE, CMD_CLEAR_SEL, reservation + b"CLR\x00", "Clear SEL (erasure status)")
+            raise CommandFailed(
+                "error", f"Clear SEL: erasure still in progress after {MAX_ERASE_POLLS} polls"
+            )
+        request = Request(
+            NETFN_STORAGE, CMD_CLEAR_SEL, reservation + b"CLR\x00", "Clear SEL (erasure status)"
+        )
         progress = _ok(request, (yield request), 1)[0] & 0x0F
     return "cleared"
 

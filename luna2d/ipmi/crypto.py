@@ -71,9 +71,17 @@ class CipherSuite:
 
 
 SUITES: dict[int, CipherSuite] = {
-    3: CipherSuite(3, AUTH_RAKP_HMAC_SHA1, INTEGRITY_HMAC_SHA1_96, CONFIDENTIALITY_AES_CBC_128, "sha1", 12),
-    17: CipherSuite(17, AUTH_RAKP_HMAC_SHA256, INTEGRITY_HMAC_SHA256_128, CONFIDENTIALITY_AES_CBC_128,
-                    "sha256", 16),
+    3: CipherSuite(
+        3, AUTH_RAKP_HMAC_SHA1, INTEGRITY_HMAC_SHA1_96, CONFIDENTIALITY_AES_CBC_128, "sha1", 12
+    ),
+    17: CipherSuite(
+        17,
+        AUTH_RAKP_HMAC_SHA256,
+        INTEGRITY_HMAC_SHA256_128,
+        CONFIDENTIALITY_AES_CBC_128,
+        "sha256",
+        16,
+    ),
 }
 
 
@@ -82,7 +90,9 @@ def suite(number: int) -> CipherSuite:
     try:
         return SUITES[number]
     except KeyError:
-        raise UnsupportedCipherSuite(f"cipher suite {number} is not supported (3 and 17 are)") from None
+        raise UnsupportedCipherSuite(
+            f"cipher suite {number} is not supported (3 and 17 are)"
+        ) from None
 
 
 def _hmac(cs: CipherSuite, key: bytes, *parts: bytes) -> bytes:
@@ -103,33 +113,60 @@ def _name_part(role: int, username: bytes) -> bytes:
     return bytes((role, len(username))) + username
 
 
-def rakp2_code(cs: CipherSuite, kuid: bytes, console_session_id: int, bmc_session_id: int,
-               console_random: bytes, bmc_random: bytes, bmc_guid: bytes, role: int, username: bytes) -> bytes:
+def rakp2_code(
+    cs: CipherSuite,
+    kuid: bytes,
+    console_session_id: int,
+    bmc_session_id: int,
+    console_random: bytes,
+    bmc_random: bytes,
+    bmc_guid: bytes,
+    role: int,
+    username: bytes,
+) -> bytes:
     """The key exchange authentication code the BMC puts in RAKP Message 2:
     HMAC_Kuid(SIDm | SIDc | Rm | Rc | GUIDc | ROLEm | ULENGTHm | UNAMEm)."""
-    return _hmac(cs, kuid, struct.pack("<II", console_session_id, bmc_session_id), console_random,
-                 bmc_random, bmc_guid, _name_part(role, username))
+    return _hmac(
+        cs,
+        kuid,
+        struct.pack("<II", console_session_id, bmc_session_id),
+        console_random,
+        bmc_random,
+        bmc_guid,
+        _name_part(role, username),
+    )
 
 
-def rakp3_code(cs: CipherSuite, kuid: bytes, bmc_random: bytes, console_session_id: int, role: int,
-               username: bytes) -> bytes:
+def rakp3_code(
+    cs: CipherSuite,
+    kuid: bytes,
+    bmc_random: bytes,
+    console_session_id: int,
+    role: int,
+    username: bytes,
+) -> bytes:
     """The code the console puts in RAKP Message 3:
     HMAC_Kuid(Rc | SIDm | ROLEm | ULENGTHm | UNAMEm)."""
-    return _hmac(cs, kuid, bmc_random, struct.pack("<I", console_session_id), _name_part(role, username))
+    return _hmac(
+        cs, kuid, bmc_random, struct.pack("<I", console_session_id), _name_part(role, username)
+    )
 
 
-def session_integrity_key(cs: CipherSuite, kg: bytes, console_random: bytes, bmc_random: bytes, role: int,
-                          username: bytes) -> bytes:
+def session_integrity_key(
+    cs: CipherSuite, kg: bytes, console_random: bytes, bmc_random: bytes, role: int, username: bytes
+) -> bytes:
     """SIK = HMAC_KG(Rm | Rc | ROLEm | ULENGTHm | UNAMEm); KG is the BMC key,
     or Kuid when the BMC has none."""
     return _hmac(cs, kg, console_random, bmc_random, _name_part(role, username))
 
 
-def rakp4_code(cs: CipherSuite, sik: bytes, console_random: bytes, bmc_session_id: int, bmc_guid: bytes) -> bytes:
+def rakp4_code(
+    cs: CipherSuite, sik: bytes, console_random: bytes, bmc_session_id: int, bmc_guid: bytes
+) -> bytes:
     """The integrity check value of RAKP Message 4:
     HMAC_SIK(Rm | SIDc | GUIDc), truncated to the suite's integrity length."""
     full = _hmac(cs, sik, console_random, struct.pack("<I", bmc_session_id), bmc_guid)
-    return full[:cs.integrity_length]
+    return full[: cs.integrity_length]
 
 
 def aes_pad(length: int) -> bytes:
@@ -153,7 +190,7 @@ class SessionKeys:
 
     def integrity_code(self, data: bytes) -> bytes:
         """The truncated integrity code of ``data`` under K1."""
-        return _hmac(self.suite, self.k1, data)[:self.suite.integrity_length]
+        return _hmac(self.suite, self.k1, data)[: self.suite.integrity_length]
 
     def verify(self, data: bytes, code: bytes) -> bool:
         """Whether ``code`` is the integrity code of ``data`` (constant time)."""
@@ -171,20 +208,23 @@ class SessionKeys:
         """The plaintext of an encrypted payload; CryptoError when the length
         or the pad is wrong."""
         if len(payload) < 2 * AES_BLOCK or len(payload) % AES_BLOCK:
-            raise CryptoError(f"encrypted payload of {len(payload)} bytes is not IV + whole AES blocks")
+            raise CryptoError(
+                f"encrypted payload of {len(payload)} bytes is not IV + whole AES blocks"
+            )
         decryptor = Cipher(algorithms.AES(self.k2[:16]), modes.CBC(payload[:AES_BLOCK])).decryptor()
         padded = decryptor.update(payload[AES_BLOCK:]) + decryptor.finalize()
         count = padded[-1]
         if count >= AES_BLOCK or count + 1 > len(padded):
             raise CryptoError(f"confidentiality pad length {count} is impossible")
-        body = padded[:len(padded) - count - 1]
-        if padded[len(body):-1] != bytes(range(1, count + 1)):
+        body = padded[: len(padded) - count - 1]
+        if padded[len(body) : -1] != bytes(range(1, count + 1)):
             raise CryptoError("confidentiality pad bytes are not 1, 2, 3, ...")
         return body
 
 
-def derive_keys(cs: CipherSuite, kg: bytes, console_random: bytes, bmc_random: bytes, role: int,
-                username: bytes) -> SessionKeys:
+def derive_keys(
+    cs: CipherSuite, kg: bytes, console_random: bytes, bmc_random: bytes, role: int, username: bytes
+) -> SessionKeys:
     """SIK, K1 = HMAC_SIK(0x01 x 20) and K2 = HMAC_SIK(0x02 x 20)."""
     sik = session_integrity_key(cs, kg, console_random, bmc_random, role, username)
     return SessionKeys(cs, sik, _hmac(cs, sik, CONST_1), _hmac(cs, sik, CONST_2))

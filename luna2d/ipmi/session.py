@@ -35,7 +35,16 @@ from luna2d.ipmi.commands import (
     completion_text,
 )
 
-__all__ = ["STATUS_CODES", "Credentials", "Fault", "Outcome", "Output", "Session", "Success", "seal"]
+__all__ = [
+    "STATUS_CODES",
+    "Credentials",
+    "Fault",
+    "Outcome",
+    "Output",
+    "Session",
+    "Success",
+    "seal",
+]
 
 CMD_GET_CHANNEL_AUTH_CAPS = 0x38
 CMD_SET_SESSION_PRIVILEGE = 0x3B
@@ -147,22 +156,36 @@ class _Inbound:
         return True
 
 
-def seal(keys: crypto.SessionKeys, session_id: int, sequence: int, message: bytes, iv: bytes) -> bytes:
+def seal(
+    keys: crypto.SessionKeys, session_id: int, sequence: int, message: bytes, iv: bytes
+) -> bytes:
     """``message`` as a datagram of an established session, addressed to
     the peer's ``session_id``: encrypted under K2 with ``iv``, then given
     the integrity pad, pad length, next header and its code under K1."""
     payload = keys.encrypt(message, iv)
-    packet = codec.Ipmi20Packet(codec.PAYLOAD_IPMI, payload, session_id, sequence, encrypted=True, authenticated=True)
+    packet = codec.Ipmi20Packet(
+        codec.PAYLOAD_IPMI, payload, session_id, sequence, encrypted=True, authenticated=True
+    )
     pad = codec.integrity_pad(len(packet.header()) + len(payload))
     unsigned = replace(packet, trailer=b"\xff" * pad + bytes((pad, codec.NEXT_HEADER)))
-    return replace(unsigned, trailer=unsigned.trailer + keys.integrity_code(unsigned.encode()[4:])).encode()
+    return replace(
+        unsigned, trailer=unsigned.trailer + keys.integrity_code(unsigned.encode()[4:])
+    ).encode()
 
 
 class Session:
     """Runs one command on one BMC over a fresh RMCP+ session."""
 
-    def __init__(self, credentials: Credentials, command: Command, *, cipher_suite: int = 3,
-                 timeout: float = 1.0, retries: int = 2, random: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        command: Command,
+        *,
+        cipher_suite: int = 3,
+        timeout: float = 1.0,
+        retries: int = 2,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
         self.credentials = credentials
         self.command = command
         self.cipher_suite = cipher_suite
@@ -201,16 +224,28 @@ class Session:
         except crypto.UnsupportedCipherSuite as exc:
             return self._fail("unsupported", str(exc))
         if len(self.credentials.username) > codec.MAX_USERNAME:
-            return self._fail("error", f"the BMC user name is longer than {codec.MAX_USERNAME} bytes")
+            return self._fail(
+                "error", f"the BMC user name is longer than {codec.MAX_USERNAME} bytes"
+            )
         if len(self.credentials.password) > crypto.KEY_LENGTH:
             return self._fail("error", f"the BMC password is longer than {crypto.KEY_LENGTH} bytes")
         self.phase = "capabilities"
         seq = self._next_rq_seq()
-        message = codec.IpmiRequest(NETFN_APP, CMD_GET_CHANNEL_AUTH_CAPS, bytes((0x8E, self.privilege)),
-                                    rq_seq=seq).encode()
+        message = codec.IpmiRequest(
+            NETFN_APP, CMD_GET_CHANNEL_AUTH_CAPS, bytes((0x8E, self.privilege)), rq_seq=seq
+        ).encode()
         datagram = codec.Ipmi15Packet(message).encode()
-        return self._expect(_Pending("Get Channel Authentication Capabilities", lambda: datagram, 0.0, rq_seq=seq,
-                                     netfn=NETFN_APP, cmd=CMD_GET_CHANNEL_AUTH_CAPS), now)
+        return self._expect(
+            _Pending(
+                "Get Channel Authentication Capabilities",
+                lambda: datagram,
+                0.0,
+                rq_seq=seq,
+                netfn=NETFN_APP,
+                cmd=CMD_GET_CHANNEL_AUTH_CAPS,
+            ),
+            now,
+        )
 
     def receive(self, packet: codec.Packet, now: float) -> Output:
         """Take one decoded packet from the BMC's address."""
@@ -237,7 +272,11 @@ class Session:
             return Output(send=(pending.build(),), deadline=pending.deadline)
         if self.phase == "closing":
             return self._finish()
-        waited = f"1 try of {self.timeout:g} s" if tries == 1 else f"{tries} tries, {self.timeout:g} s each"
+        waited = (
+            f"1 try of {self.timeout:g} s"
+            if tries == 1
+            else f"{tries} tries, {self.timeout:g} s each"
+        )
         if self.answered:
             detail = f"no answer to {pending.stage} ({waited})"
         else:
@@ -289,8 +328,12 @@ class Session:
         """The set-up message of ``structure`` in ``packet`` when it answers
         ours (payload type, tag, console session ID), else None. A message
         that answers ours means the BMC is there (``answered``)."""
-        if (not isinstance(packet, codec.Ipmi20Packet) or packet.payload_type != payload_type
-                or packet.encrypted or packet.authenticated):
+        if (
+            not isinstance(packet, codec.Ipmi20Packet)
+            or packet.payload_type != payload_type
+            or packet.encrypted
+            or packet.authenticated
+        ):
             return None
         message = structure.decode(packet.payload)
         # A refusing Open Session Response may stop before the console session ID.
@@ -303,8 +346,13 @@ class Session:
     def _on_capabilities(self, packet: codec.Packet, now: float) -> Output | None:
         if isinstance(packet, codec.Ipmi15Packet) and packet.session_id == 0:
             message = packet.message
-        elif (isinstance(packet, codec.Ipmi20Packet) and packet.payload_type == codec.PAYLOAD_IPMI
-              and packet.session_id == 0 and not packet.authenticated and not packet.encrypted):
+        elif (
+            isinstance(packet, codec.Ipmi20Packet)
+            and packet.payload_type == codec.PAYLOAD_IPMI
+            and packet.session_id == 0
+            and not packet.authenticated
+            and not packet.encrypted
+        ):
             message = packet.payload
         else:
             return None
@@ -313,8 +361,11 @@ class Session:
             return None
         self.answered = True
         if response.completion_code != 0:
-            return self._fail("error", "Get Channel Authentication Capabilities: the BMC answered "
-                                       + completion_text(response.completion_code))
+            return self._fail(
+                "error",
+                "Get Channel Authentication Capabilities: the BMC answered "
+                + completion_text(response.completion_code),
+            )
         data = response.data
         if len(data) < 4 or not data[1] & 0x80 or not data[3] & 0x02:
             return self._fail("unsupported", "the BMC does not offer IPMI 2.0 / RMCP+ sessions")
@@ -324,7 +375,11 @@ class Session:
         pending = self.pending
         if pending is None:
             return None
-        if response.rq_seq != pending.rq_seq or response.netfn != pending.netfn + 1 or response.cmd != pending.cmd:
+        if (
+            response.rq_seq != pending.rq_seq
+            or response.netfn != pending.netfn + 1
+            or response.cmd != pending.cmd
+        ):
             return None
         return response
 
@@ -332,25 +387,40 @@ class Session:
     def _open_session(self, now: float) -> Output:
         assert self.suite is not None
         self.phase = "open"
-        request = codec.OpenSessionRequest(self._next_tag(), self.console_id, self.suite.authentication,
-                                           self.suite.integrity, self.suite.confidentiality, self.privilege)
-        return self._expect_setup("Open Session", codec.PAYLOAD_OPEN_SESSION_REQUEST, request.encode(), now)
+        request = codec.OpenSessionRequest(
+            self._next_tag(),
+            self.console_id,
+            self.suite.authentication,
+            self.suite.integrity,
+            self.suite.confidentiality,
+            self.privilege,
+        )
+        return self._expect_setup(
+            "Open Session", codec.PAYLOAD_OPEN_SESSION_REQUEST, request.encode(), now
+        )
 
     def _on_open(self, packet: codec.Packet, now: float) -> Output | None:
         assert self.suite is not None
-        response = self._setup_reply(packet, codec.PAYLOAD_OPEN_SESSION_RESPONSE, codec.OpenSessionResponse)
+        response = self._setup_reply(
+            packet, codec.PAYLOAD_OPEN_SESSION_RESPONSE, codec.OpenSessionResponse
+        )
         if response is None:
             return None
         if response.status != 0:
             kind, text = _status(response.status)
             if kind == "unsupported":
-                return self._fail(kind, f"the BMC does not offer cipher suite {self.suite.number}: {text}")
+                return self._fail(
+                    kind, f"the BMC does not offer cipher suite {self.suite.number}: {text}"
+                )
             return self._fail(kind, f"Open Session refused: {text}")
         chosen = (response.authentication, response.integrity, response.confidentiality)
         wanted = (self.suite.authentication, self.suite.integrity, self.suite.confidentiality)
         if chosen != wanted:
-            return self._fail("unsupported", f"the BMC chose algorithms {chosen}, not those of cipher suite "
-                                             f"{self.suite.number} {wanted}")
+            return self._fail(
+                "unsupported",
+                f"the BMC chose algorithms {chosen}, not those of cipher suite "
+                f"{self.suite.number} {wanted}",
+            )
         if not response.bmc_session_id:
             return self._fail("error", "Open Session: the BMC gave session ID 0")
         self.bmc_id = response.bmc_session_id
@@ -360,8 +430,9 @@ class Session:
     def _rakp1(self, now: float) -> Output:
         self.phase = "rakp2"
         self.console_random = self.random(16)
-        message = codec.Rakp1(self._next_tag(), self.bmc_id, self.console_random, self.role,
-                              self.credentials.username)
+        message = codec.Rakp1(
+            self._next_tag(), self.bmc_id, self.console_random, self.role, self.credentials.username
+        )
         return self._expect_setup("RAKP message 1", codec.PAYLOAD_RAKP1, message.encode(), now)
 
     def _on_rakp2(self, packet: codec.Packet, now: float) -> Output | None:
@@ -375,19 +446,39 @@ class Session:
         if not message.bmc_random:
             return self._fail("error", "RAKP message 2 without the BMC's random number")
         kuid = crypto.user_key(self.credentials.password)
-        expected = crypto.rakp2_code(self.suite, kuid, self.console_id, self.bmc_id, self.console_random,
-                                     message.bmc_random, message.bmc_guid, self.role, self.credentials.username)
+        expected = crypto.rakp2_code(
+            self.suite,
+            kuid,
+            self.console_id,
+            self.bmc_id,
+            self.console_random,
+            message.bmc_random,
+            message.bmc_guid,
+            self.role,
+            self.credentials.username,
+        )
         if not hmac.compare_digest(expected, message.auth_code):
             refusal = codec.Rakp3(self._next_tag(), RAKP3_ERROR_STATUS, self.bmc_id).encode()
             datagram = codec.Ipmi20Packet(codec.PAYLOAD_RAKP3, refusal).encode()
-            return self._fail("unauthorized", "wrong password: the BMC's RAKP 2 key exchange code does not match "
-                                              "the password (or the BMC does not know the user)", (datagram,))
+            return self._fail(
+                "unauthorized",
+                "wrong password: the BMC's RAKP 2 key exchange code does not match "
+                "the password (or the BMC does not know the user)",
+                (datagram,),
+            )
         self.bmc_random = message.bmc_random
         self.bmc_guid = message.bmc_guid
-        self.keys = crypto.derive_keys(self.suite, self.credentials.kg or kuid, self.console_random,
-                                       self.bmc_random, self.role, self.credentials.username)
-        code = crypto.rakp3_code(self.suite, kuid, self.bmc_random, self.console_id, self.role,
-                                 self.credentials.username)
+        self.keys = crypto.derive_keys(
+            self.suite,
+            self.credentials.kg or kuid,
+            self.console_random,
+            self.bmc_random,
+            self.role,
+            self.credentials.username,
+        )
+        code = crypto.rakp3_code(
+            self.suite, kuid, self.bmc_random, self.console_id, self.role, self.credentials.username
+        )
         self.phase = "rakp4"
         rakp3 = codec.Rakp3(self._next_tag(), 0, self.bmc_id, code).encode()
         return self._expect_setup("RAKP message 3", codec.PAYLOAD_RAKP3, rakp3, now)
@@ -401,15 +492,25 @@ class Session:
         if message.status != 0:
             kind, text = _status(message.status)
             if message.status == 0x0F:
-                return self._fail("unauthorized", f"wrong password: the BMC rejected our RAKP 3 code ({text})")
+                return self._fail(
+                    "unauthorized", f"wrong password: the BMC rejected our RAKP 3 code ({text})"
+                )
             return self._fail(kind, f"RAKP message 4: {text}")
-        expected = crypto.rakp4_code(self.suite, self.keys.sik, self.console_random, self.bmc_id, self.bmc_guid)
+        expected = crypto.rakp4_code(
+            self.suite, self.keys.sik, self.console_random, self.bmc_id, self.bmc_guid
+        )
         if not hmac.compare_digest(expected, message.integrity_check):
-            return self._fail("error", "RAKP message 4: the integrity check value does not match the session keys")
+            return self._fail(
+                "error", "RAKP message 4: the integrity check value does not match the session keys"
+            )
         self.phase = "active"
         if self.privilege > PRIV_USER:
-            request = Request(NETFN_APP, CMD_SET_SESSION_PRIVILEGE, bytes((self.privilege,)),
-                              "Set Session Privilege Level")
+            request = Request(
+                NETFN_APP,
+                CMD_SET_SESSION_PRIVILEGE,
+                bytes((self.privilege,)),
+                "Set Session Privilege Level",
+            )
             return self._send_request(request, now, phase="privilege")
         return self._start_command(now)
 
@@ -420,22 +521,40 @@ class Session:
         self.out_sequence = (self.out_sequence + 1) & 0xFFFFFFFF or 1
         return seal(keys, self.bmc_id, self.out_sequence, message, self.random(crypto.AES_BLOCK))
 
-    def _send_request(self, request: Request, now: float, phase: str, tries: int = 0,
-                      outcome: Outcome | None = None) -> Output:
+    def _send_request(
+        self,
+        request: Request,
+        now: float,
+        phase: str,
+        tries: int = 0,
+        outcome: Outcome | None = None,
+    ) -> Output:
         self.phase = phase
         seq = self._next_rq_seq()
         message = codec.IpmiRequest(request.netfn, request.cmd, request.data, rq_seq=seq).encode()
-        pending = _Pending(request.name or f"netfn 0x{request.netfn:02x} cmd 0x{request.cmd:02x}",
-                           lambda: self._seal(message), 0.0, rq_seq=seq, netfn=request.netfn,
-                           cmd=request.cmd, tries=tries)
+        pending = _Pending(
+            request.name or f"netfn 0x{request.netfn:02x} cmd 0x{request.cmd:02x}",
+            lambda: self._seal(message),
+            0.0,
+            rq_seq=seq,
+            netfn=request.netfn,
+            cmd=request.cmd,
+            tries=tries,
+        )
         return self._expect(pending, now, outcome)
 
     def _open(self, packet: codec.Packet) -> codec.IpmiResponse | None:
         """The response inside an in-session packet, or None when the packet
         is not for us or fails its integrity check."""
         keys = self.keys
-        if (keys is None or not isinstance(packet, codec.Ipmi20Packet) or packet.payload_type != codec.PAYLOAD_IPMI
-                or packet.session_id != self.console_id or not packet.authenticated or not packet.encrypted):
+        if (
+            keys is None
+            or not isinstance(packet, codec.Ipmi20Packet)
+            or packet.payload_type != codec.PAYLOAD_IPMI
+            or packet.session_id != self.console_id
+            or not packet.authenticated
+            or not packet.encrypted
+        ):
             return None
         length = keys.suite.integrity_length
         _, _, code = codec.split_trailer(packet.trailer, length)
@@ -451,8 +570,14 @@ class Session:
             return None
         if response.completion_code != 0:
             kind = "unauthorized" if response.completion_code in (0x80, 0x81, 0xD4) else "error"
-            return self._close_after(Fault(kind, "Set Session Privilege Level: the BMC answered "
-                                                   + completion_text(response.completion_code)), now)
+            return self._close_after(
+                Fault(
+                    kind,
+                    "Set Session Privilege Level: the BMC answered "
+                    + completion_text(response.completion_code),
+                ),
+                now,
+            )
         return self._start_command(now)
 
     def _start_command(self, now: float) -> Output:
@@ -486,7 +611,9 @@ class Session:
     def _close_after(self, outcome: Outcome, now: float) -> Output:
         """Report the outcome now and close the session (one try)."""
         self.outcome = outcome
-        request = Request(NETFN_APP, CMD_CLOSE_SESSION, struct.pack("<I", self.bmc_id), "Close Session")
+        request = Request(
+            NETFN_APP, CMD_CLOSE_SESSION, struct.pack("<I", self.bmc_id), "Close Session"
+        )
         return self._send_request(request, now, phase="closing", tries=1, outcome=outcome)
 
     def _on_closing(self, packet: codec.Packet, now: float) -> Output | None:

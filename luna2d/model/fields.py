@@ -226,9 +226,7 @@ def _cidr(field: Field, value: Any, label: str) -> Any:
         raise Invalid(f"{label}: {net} is too small to hold hosts (at most /30 or /126)")
     if net.prefixlen < MIN_PREFIX:
         # ::/0 or 0.0.0.0/0 would hold every other network's addresses.
-        raise Invalid(
-            f"{label}: {net} is too large for a cluster network (at least /{MIN_PREFIX})"
-        )
+        raise Invalid(f"{label}: {net} is too large for a cluster network (at least /{MIN_PREFIX})")
     return str(net)
 
 

@@ -202,13 +202,24 @@ NODE = Kind(
         Field("prescript", "script", inherit=(("group", "prescript"),), wire="base64"),
         Field("partscript", "script", inherit=(("group", "partscript"),), wire="base64"),
         Field("postscript", "script", inherit=(("group", "postscript"),), wire="base64"),
-        Field("kerneloptions", "str", aliases=("kernopts",), pattern=KERNEL_OPTIONS_RE,
-              inherit=KERNEL_OPTIONS_INHERIT, wire="either"),
+        Field(
+            "kerneloptions",
+            "str",
+            aliases=("kernopts",),
+            pattern=KERNEL_OPTIONS_RE,
+            inherit=KERNEL_OPTIONS_INHERIT,
+            wire="either",
+        ),
         Field("netboot", "bool", default=True, inherit=(("group", "netboot"),)),
         Field("bootmenu", "bool", default=False, inherit=(("group", "bootmenu"),)),
         Field("localinstall", "bool", default=False, inherit=(("group", "localinstall"),)),
-        Field("provision_interface", "str", default="BOOTIF", pattern=INTERFACE_RE,
-              inherit=(("group", "provision_interface"),)),
+        Field(
+            "provision_interface",
+            "str",
+            default="BOOTIF",
+            pattern=INTERFACE_RE,
+            inherit=(("group", "provision_interface"),),
+        ),
         Field(
             "provision_method",
             "token",
@@ -221,10 +232,15 @@ NODE = Kind(
             default="http",
             inherit=(("group", "provision_fallback"), ("cluster", "provision_fallback")),
         ),
-        Field("domain", "str", inherit=(("group", "domain"), ("cluster", "domain")),
-              pattern=DOMAIN_RE),
-        Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"),
-              inherit=(("group", "unmanaged_bmc_users"),)),
+        Field(
+            "domain", "str", inherit=(("group", "domain"), ("cluster", "domain")), pattern=DOMAIN_RE
+        ),
+        Field(
+            "unmanaged_bmc_users",
+            "choice",
+            choices=("skip", "disable", "delete"),
+            inherit=(("group", "unmanaged_bmc_users"),),
+        ),
         Field("tpm_uuid", "str"),
         Field("tpm_pubkey", "text"),
         Field("tpm_sha256", "str"),
@@ -261,17 +277,31 @@ GROUP = Kind(
         Field("partscript", "script", wire="base64"),
         Field("postscript", "script", wire="base64"),
         Field("prescript", "script", wire="base64"),
-        Field("kerneloptions", "str", aliases=("kernopts",), pattern=KERNEL_OPTIONS_RE,
-              inherit=KERNEL_OPTIONS_INHERIT[1:], wire="either"),
+        Field(
+            "kerneloptions",
+            "str",
+            aliases=("kernopts",),
+            pattern=KERNEL_OPTIONS_RE,
+            inherit=KERNEL_OPTIONS_INHERIT[1:],
+            wire="either",
+        ),
         Field("provision_interface", "str", default="BOOTIF", pattern=INTERFACE_RE),
         Field("netboot", "bool", default=True),
         Field("localinstall", "bool", default=False),
         Field("bootmenu", "bool", default=False),
         COMMENT,
-        Field("provision_method", "token", default="torrent",
-              inherit=(("cluster", "provision_method"),)),
-        Field("provision_fallback", "token", default="http",
-              inherit=(("cluster", "provision_fallback"),)),
+        Field(
+            "provision_method",
+            "token",
+            default="torrent",
+            inherit=(("cluster", "provision_method"),),
+        ),
+        Field(
+            "provision_fallback",
+            "token",
+            default="http",
+            inherit=(("cluster", "provision_fallback"),),
+        ),
         Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete")),
         # The discovery menu may give this group's nodes a new MAC without arming.
         Field("mac_reassign", "bool", default=False),
@@ -315,8 +345,9 @@ OSIMAGE = Kind(
     fields=(
         Field("kernelversion", "str", aliases=("kernver",)),
         Field("kernelmodules", "str", aliases=("kernmodules",)),
-        Field("kerneloptions", "str", aliases=("kernopts",), pattern=KERNEL_OPTIONS_RE,
-              wire="either"),
+        Field(
+            "kerneloptions", "str", aliases=("kernopts",), pattern=KERNEL_OPTIONS_RE, wire="either"
+        ),
         Field("dracutmodules", "str"),
         Field("grab_exclude", "list", aliases=("grab_exclude_list",), wire="either"),
         Field("grab_filesystems", "list", wire="either"),
@@ -345,8 +376,9 @@ BMCSETUP = Kind(
         Field("username", "str"),
         Field("userid", "int", default=2, minimum=1, maximum=63),
         COMMENT,
-        Field("unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"),
-              default="skip"),
+        Field(
+            "unmanaged_bmc_users", "choice", choices=("skip", "disable", "delete"), default="skip"
+        ),
     ),
 )
 
@@ -457,8 +489,19 @@ USER = Kind(
 
 KINDS: dict[str, Kind] = {
     k.name: k
-    for k in (NODE, GROUP, NETWORK, OSIMAGE, BMCSETUP, SWITCH, OTHERDEV, RACK, CONTROLLER, CLUSTER,
-              USER)
+    for k in (
+        NODE,
+        GROUP,
+        NETWORK,
+        OSIMAGE,
+        BMCSETUP,
+        SWITCH,
+        OTHERDEV,
+        RACK,
+        CONTROLLER,
+        CLUSTER,
+        USER,
+    )
 }
 
 # Relations served under a name that is not a kind: (owner kind, members).

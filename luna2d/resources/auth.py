@@ -45,8 +45,16 @@ from luna2d.resources.logins import (
 )
 from luna2d.store.users import Credentials
 
-NODE_FIELDS = {"vendor", "assettag", "status", "interfaces", "name",
-               "tpm_uuid", "tpm_pubkey", "tpm_sha256"}
+NODE_FIELDS = {
+    "vendor",
+    "assettag",
+    "status",
+    "interfaces",
+    "name",
+    "tpm_uuid",
+    "tpm_pubkey",
+    "tpm_sha256",
+}
 NODE_IFACE_FIELDS = {"interface", "ipaddress", "force"}
 INI_UID = "ini"  # the ini admin's identity; store uids are 16 hex digits
 BAD_LOGIN = "invalid username or password"
@@ -68,16 +76,30 @@ class Auth:
 
     ``slots`` password checks run at once, at most ``queued`` more wait."""
 
-    def __init__(self, api: APIConfig, store: Any, clock: Any, slots: int = 2, queued: int = 64,
-                 source_limits: Limits = SOURCE_LIMITS, user_limits: Limits = USER_LIMITS) -> None:
+    def __init__(
+        self,
+        api: APIConfig,
+        store: Any,
+        clock: Any,
+        slots: int = 2,
+        queued: int = 64,
+        source_limits: Limits = SOURCE_LIMITS,
+        user_limits: Limits = USER_LIMITS,
+    ) -> None:
         self.api = api
         self.store = store
         self.clock = clock
         self._key = api.secret_key.encode("utf-8")
         # token -> claims whose signature checked out
         self._verified: dict[str, dict[str, Any]] = {}
-        digest = hmac.new(self._key, b"luna2d ini admin\0" + api.username.encode("utf-8") + b"\0"
-                          + api.password.encode("utf-8"), hashlib.sha256).digest()
+        digest = hmac.new(
+            self._key,
+            b"luna2d ini admin\0"
+            + api.username.encode("utf-8")
+            + b"\0"
+            + api.password.encode("utf-8"),
+            hashlib.sha256,
+        ).digest()
         generation = int.from_bytes(digest[:6], "big")
         self._ini = Credentials(api.username, INI_UID, generation, "admin", None)
         self._ini_waiting: list[defer.Deferred[str]] | None = None
@@ -88,18 +110,29 @@ class Auth:
         self.known = Remembered()
 
     # -- tokens -------------------------------------------------------------------
-    def issue(self, name: str, role: str, node: str | None = None,
-              lifetime: int | None = None) -> str:
+    def issue(
+        self, name: str, role: str, node: str | None = None, lifetime: int | None = None
+    ) -> str:
         """A signed token for ``name``; an admin or readonly token is bound to
         the user's identity and generation as they are now."""
         found = self._identity(name) if role != "node" else None
         return self._sign(name, role, found, node, lifetime)
 
-    def _sign(self, name: str, role: str, found: Credentials | None, node: str | None = None,
-              lifetime: int | None = None) -> str:
+    def _sign(
+        self,
+        name: str,
+        role: str,
+        found: Credentials | None,
+        node: str | None = None,
+        lifetime: int | None = None,
+    ) -> str:
         now = int(self.clock.seconds())
-        claims: dict[str, Any] = {"sub": name, "role": role, "iat": now,
-                                  "exp": now + (lifetime or self.api.expiry)}
+        claims: dict[str, Any] = {
+            "sub": name,
+            "role": role,
+            "iat": now,
+            "exp": now + (lifetime or self.api.expiry),
+        }
         if node is not None:
             claims["node"] = node
         if found is not None:
@@ -136,7 +169,8 @@ class Auth:
             stored = found.pwhash if found is not None else None
             try:
                 ok = await self.gate.submit(
-                    source, lambda: self.store.verify_password(password, stored))
+                    source, lambda: self.store.verify_password(password, stored)
+                )
             except Busy:
                 _retry_after(request, 1)
                 raise Unavailable("too many logins are being checked; try again in 1 s") from None
@@ -198,8 +232,12 @@ class Auth:
         claims = self._verified.get(token)
         if claims is None:
             try:
-                claims = jwt.decode(token, self._key, algorithms=["HS256"], options={
-                    "verify_exp": False, "verify_iat": False, "verify_nbf": False})
+                claims = jwt.decode(
+                    token,
+                    self._key,
+                    algorithms=["HS256"],
+                    options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+                )
             except jwt.PyJWTError:
                 raise Unauthorized("the token is invalid") from None
             if len(self._verified) >= 1024:
@@ -217,8 +255,9 @@ class Auth:
                 raise Unauthorized("the token is invalid")
             return Principal(name, role, node)
         uid, gen = claims.get("uid"), claims.get("gen")
-        revoked = Unauthorized(f"the token of {name!r} was revoked (its password, role or name "
-                               "changed); log in again")
+        revoked = Unauthorized(
+            f"the token of {name!r} was revoked (its password, role or name changed); log in again"
+        )
         if not isinstance(gen, int) or isinstance(gen, bool):
             raise revoked
         if uid == INI_UID:

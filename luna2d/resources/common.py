@@ -68,7 +68,9 @@ def read_json(request: Any, limit: int = MAX_BODY) -> Any:
         raise Invalid(f"request body is not valid JSON: {str(exc)[:120]}") from None
     if _SURROGATE_ESCAPE.search(text) and _has_surrogate(body):
         # "\ud800" parses, but no such text can be stored, encrypted or answered.
-        raise Invalid("request body is not valid JSON: it holds an unpaired UTF-16 surrogate (\\udXXX)")
+        raise Invalid(
+            "request body is not valid JSON: it holds an unpaired UTF-16 surrogate (\\udXXX)"
+        )
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth(body) > MAX_DEPTH:
         # No luna body comes close; deeper values break repr() in error messages.
         raise Invalid(f"request body is nested deeper than {MAX_DEPTH} levels")
@@ -101,7 +103,9 @@ def _depth(value: Any) -> int:
         item, level = stack.pop()
         if isinstance(item, (dict, list)):
             deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
     return deepest
 
 
@@ -164,7 +168,9 @@ def install_error_handlers(app: Klein) -> None:
 
     def route_missing(request: Any) -> bytes:
         if request.method not in (b"GET", b"POST", b"HEAD"):
-            return message(request, f"method {request.method.decode('latin-1')} is not supported", 405)
+            return message(
+                request, f"method {request.method.decode('latin-1')} is not supported", 405
+            )
         return message(request, f"no such endpoint: {request.path.decode('utf-8', 'replace')}", 404)
 
     @app.handle_errors(RouteNotFound)
@@ -179,13 +185,21 @@ def install_error_handlers(app: Klein) -> None:
     @app.handle_errors(MethodNotAllowed)
     def not_allowed(self: Any, request: Any, failure: Failure) -> bytes:
         method = request.method.decode("latin-1")
-        return message(request, f"method {method} is not supported on {request.path.decode('utf-8', 'replace')}", 405)
+        return message(
+            request,
+            f"method {method} is not supported on {request.path.decode('utf-8', 'replace')}",
+            405,
+        )
 
     @app.handle_errors(Exception)
     def unexpected(self: Any, request: Any, failure: Failure) -> bytes:
         if failure.value is not None and disk_full(failure.value):
             # A handler that wrote a file (not the store, which says so itself).
-            log.error("disk full answering {path}: {error}", path=request.path, error=failure.getErrorMessage())
+            log.error(
+                "disk full answering {path}: {error}",
+                path=request.path,
+                error=failure.getErrorMessage(),
+            )
             return message(request, DISK_FULL, InsufficientStorage.status)
         log.failure("unexpected error answering {path}", failure, path=request.path)
         return message(request, "internal error; the daemon's log has the details", 500)

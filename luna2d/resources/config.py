@@ -70,8 +70,9 @@ class ConfigAPI:
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, ini_admin: str,
-                 requests: RequestTable | None = None) -> None:
+    def __init__(
+        self, store: Any, auth: Auth, ini_admin: str, requests: RequestTable | None = None
+    ) -> None:
         self.store = store
         self.auth = auth
         self.ini_admin = ini_admin
@@ -106,14 +107,19 @@ class ConfigAPI:
     @app.route("/network/<name>/_list", methods=["GET"])
     def taken(self, request: Any, name: str) -> bytes:
         self.auth.reader(request)
-        return reply(request, _wrap("network", name, {"taken": self.store.taken(_name("network", name))}))
+        return reply(
+            request, _wrap("network", name, {"taken": self.store.taken(_name("network", name))})
+        )
 
     def network_members(self, request: Any, name: str) -> bytes:
         """A network's members, and its taken addresses as ``luna network
         reserve`` reads them (``taken``: ipaddress and device, as ``_list``)."""
         self.auth.reader(request)
         network = _name("network", name)
-        answer = {"members": self.store.members("network", network), "taken": self.store.taken(network)}
+        answer = {
+            "members": self.store.members("network", network),
+            "taken": self.store.taken(network),
+        }
         return reply(request, _wrap("network", name, answer))
 
     @app.route("/network/<name>/<ip>", methods=["GET"])
@@ -126,7 +132,9 @@ class ConfigAPI:
         if ip == "interfaces":
             return self.interfaces(request, "network", name)
         self.auth.reader(request)
-        return reply(request, {"config": {"network": {ip: self.store.ipinfo(_name("network", name), ip)}}})
+        return reply(
+            request, {"config": {"network": {ip: self.store.ipinfo(_name("network", name), ip)}}}
+        )
 
     # -- osimage extras -------------------------------------------------------------------
     # -- extra DNS records of a network (luna network dns; store/dns.py) -----------------
@@ -160,7 +168,9 @@ class ConfigAPI:
         self.auth.admin(request)
         body = single(read_json(request), "osimage", name)
         if not isinstance(body, dict) or not body or set(body) - KERNEL_FIELDS:
-            raise Invalid("config.osimage: the kernel endpoint takes kernelversion, kernelfile and initrdfile only")
+            raise Invalid(
+                "config.osimage: the kernel endpoint takes kernelversion, kernelfile and initrdfile only"
+            )
         await self.store.write(objects.upsert, "osimage", _name("osimage", name), body, False)
         return no_content(request)
 
@@ -224,7 +234,9 @@ class ConfigAPI:
     @app.route("/secrets/<owner_kind>/<owner>", methods=["GET"])
     def secrets_of(self, request: Any, owner_kind: str, owner: str) -> bytes:
         reveal = self._secret_reader(request, self._owner_kind(owner_kind), owner)
-        return reply(request, {"config": {"secrets": self.store.secrets(owner_kind, owner, reveal=reveal)}})
+        return reply(
+            request, {"config": {"secrets": self.store.secrets(owner_kind, owner, reveal=reveal)}}
+        )
 
     @app.route("/secrets/<owner_kind>/<owner>", methods=["POST"])
     async def secrets_put(self, request: Any, owner_kind: str, owner: str) -> bytes:
@@ -245,7 +257,9 @@ class ConfigAPI:
     @app.route("/secrets/<owner_kind>/<owner>/<secret>", methods=["GET"])
     def secret_show(self, request: Any, owner_kind: str, owner: str, secret: str) -> bytes:
         reveal = self._secret_reader(request, self._owner_kind(owner_kind), owner)
-        return reply(request, {"config": {"secrets": self.store.secrets(owner_kind, owner, secret, reveal)}})
+        return reply(
+            request, {"config": {"secrets": self.store.secrets(owner_kind, owner, secret, reveal)}}
+        )
 
     @app.route("/secrets/<owner_kind>/<owner>/<secret>", methods=["POST"])
     async def secret_put(self, request: Any, owner_kind: str, owner: str, secret: str) -> bytes:
@@ -338,14 +352,18 @@ class ConfigAPI:
     def list_post(self, request: Any, kind: str) -> bytes:
         self.auth.admin(request)
         if kind == "secrets":
-            raise Invalid("POST /config/secrets is not supported; POST to /config/secrets/{node,group}/<name>")
+            raise Invalid(
+                "POST /config/secrets is not supported; POST to /config/secrets/{node,group}/<name>"
+            )
         _kind(kind)
         raise Invalid(f"POST /config/{kind} is not supported; POST to /config/{kind}/<name>")
 
     @app.route("/<kind>/<name>", methods=["GET"])
     def show(self, request: Any, kind: str, name: str) -> bytes:
         reveal = self._reveal(request)
-        return reply(request, _wrap(kind, name, self.store.show(_kind(kind), _name(kind, name), reveal)))
+        return reply(
+            request, _wrap(kind, name, self.store.show(_kind(kind), _name(kind, name), reveal))
+        )
 
     @app.route("/<kind>/<name>", methods=["POST"])
     async def update(self, request: Any, kind: str, name: str) -> bytes:
@@ -404,11 +422,13 @@ class ConfigAPI:
         new = await self.store.write(objects.clone, "osimage", _name("osimage", name), fields)
         tracked = self.requests.start("config", 1, {"action": "clone"})
         path = self.store.show("osimage", new).get("path")
-        self.requests.record(tracked, new, True,
-                             f"cloned from {name} without its files (nocopy); path {path}")
+        self.requests.record(
+            tracked, new, True, f"cloned from {name} without its files (nocopy); path {path}"
+        )
         self.requests.finish(tracked)
-        return reply(request, {"message": f"osimage {name} cloned as {new}",
-                               "request_id": tracked.id})
+        return reply(
+            request, {"message": f"osimage {name} cloned as {new}", "request_id": tracked.id}
+        )
 
     @app.route("/<kind>/<name>/_delete", methods=["GET"])
     async def delete(self, request: Any, kind: str, name: str) -> bytes:
@@ -461,6 +481,7 @@ class ConfigAPI:
     @app.route("/<kind>/<name>/interfaces/<iface>/_delete", methods=["GET"])
     async def interface_delete(self, request: Any, kind: str, name: str, iface: str) -> bytes:
         self.auth.admin(request)
-        await self.store.write(objects.delete_interface, self._iface_kind(kind), _name(kind, name), iface)
+        await self.store.write(
+            objects.delete_interface, self._iface_kind(kind), _name(kind, name), iface
+        )
         return no_content(request)
-

@@ -89,8 +89,9 @@ def _bucket(command: str, action: str, detail: Any) -> str:
     return "ok"
 
 
-def answer(request_id: str, command: str, action: str, entries: list[Entry],
-           progress: Progress | None) -> dict[str, Any]:
+def answer(
+    request_id: str, command: str, action: str, entries: list[Entry], progress: Progress | None
+) -> dict[str, Any]:
     """A bulk answer in the form the luna CLI and lpower read:
     ``control.<command>.<bucket>`` and ``control.failed`` keyed by node (the
     clients list the keys), with ``request_id`` beside; ``control.hostlist``
@@ -130,9 +131,17 @@ class ControlAPI:
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, ipmi: Any = None, limit: int = 256,
-                 requests: RequestTable | None = None, clock: Any = None,
-                 wait: float = WAIT, actions: ActionLog | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        auth: Auth,
+        ipmi: Any = None,
+        limit: int = 256,
+        requests: RequestTable | None = None,
+        clock: Any = None,
+        wait: float = WAIT,
+        actions: ActionLog | None = None,
+    ) -> None:
         self.store = store
         self.auth = auth
         self.ipmi = ipmi
@@ -223,13 +232,19 @@ class ControlAPI:
         tracked = self.requests.start(KIND, len(names), {"command": command, "action": action})
         who = self.auth.admin(request)
         shown = hostlist.collect_hostlist(names)
-        logged = self.actions.begin(who.name, "control", f"{command} {action} {shown}",
-                                    float(self.clock.seconds()), tracked.id)
+        logged = self.actions.begin(
+            who.name,
+            "control",
+            f"{command} {action} {shown}",
+            float(self.clock.seconds()),
+            tracked.id,
+        )
         targets = []
         for node in names:
             if node in missing:
-                self.requests.record(tracked, node, False,
-                                     str(Fault("error", f"{node} does not exist")))
+                self.requests.record(
+                    tracked, node, False, str(Fault("error", f"{node} does not exist"))
+                )
                 continue
             target = self._target(node)
             if isinstance(target, str):
@@ -243,8 +258,9 @@ class ControlAPI:
         reading = self.requests.read(KIND, tracked.id)
         if reading is None:  # dropped meanwhile: nothing more to hand over
             return reply(request, answer(tracked.id, command, action, [], None))
-        return reply(request, answer(tracked.id, command, action, reading.entries,
-                                     reading.progress))
+        return reply(
+            request, answer(tracked.id, command, action, reading.entries, reading.progress)
+        )
 
     @app.route("/status/<request_id>", methods=["GET"])
     def status(self, request: Any, request_id: str) -> bytes:
@@ -254,14 +270,21 @@ class ControlAPI:
         self.auth.admin(request)
         reading = self.requests.read(KIND, request_id)
         if reading is None:
-            raise NotFound(f"no control request {request_id[:80]!r}: it never was, or it has "
-                           f"finished and every result was handed over, or it expired")
+            raise NotFound(
+                f"no control request {request_id[:80]!r}: it never was, or it has "
+                f"finished and every result was handed over, or it expired"
+            )
         subject = reading.request.subject
-        return reply(request, answer(request_id, subject["command"], subject["action"],
-                                     reading.entries, reading.progress))
+        return reply(
+            request,
+            answer(
+                request_id, subject["command"], subject["action"], reading.entries, reading.progress
+            ),
+        )
 
-    async def _run(self, tracked: Request, client: Any, name: tuple[str, str],
-                   targets: list[Target]) -> None:
+    async def _run(
+        self, tracked: Request, client: Any, name: tuple[str, str], targets: list[Target]
+    ) -> None:
         """Run the action on every target, at most ``limit`` BMCs at a
         time, recording each result as it lands; then grant the install
         of the nodes that boot, and finish the request."""

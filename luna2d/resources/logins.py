@@ -208,8 +208,9 @@ class FairGate:
         self._busy: dict[str, int] = {}  # source -> its jobs running
         self._served: dict[str, int] = {}  # source -> when it last had a slot (a count)
         self._turn = 0
-        self._queues: OrderedDict[str, deque[tuple[Callable[[], defer.Deferred[Any]],
-                                                   defer.Deferred[Any]]]] = OrderedDict()
+        self._queues: OrderedDict[
+            str, deque[tuple[Callable[[], defer.Deferred[Any]], defer.Deferred[Any]]]
+        ] = OrderedDict()
 
     def submit(self, source: str, job: Callable[[], defer.Deferred[Any]]) -> defer.Deferred[Any]:
         """``job()``'s result once it has had its turn; raises Busy when

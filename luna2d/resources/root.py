@@ -54,9 +54,17 @@ class RootAPI:
     app = Klein()
     common.install_error_handlers(app)
 
-    def __init__(self, store: Any, auth: Auth, ini_admin: str, files: Path | None = None,
-                 services: Services | None = None, ipmi: Any = None, ipxe: Path | None = None,
-                 control_parallel: int = 256) -> None:
+    def __init__(
+        self,
+        store: Any,
+        auth: Auth,
+        ini_admin: str,
+        files: Path | None = None,
+        services: Services | None = None,
+        ipmi: Any = None,
+        ipxe: Path | None = None,
+        control_parallel: int = 256,
+    ) -> None:
         self.store = store
         self.auth = auth
         # Long-running and bulk requests, polled at /control/status and /config/status.
@@ -67,8 +75,14 @@ class RootAPI:
         self.services = with_luna2(services, store, self.boot.renderer)
         self.monitor = MonitorAPI(store, auth, self.services)
         self.service = ServiceAPI(auth, self.services)
-        self.control = ControlAPI(store, auth, ipmi, limit=control_parallel,
-                                  requests=self.requests, actions=self.services.actions)
+        self.control = ControlAPI(
+            store,
+            auth,
+            ipmi,
+            limit=control_parallel,
+            requests=self.requests,
+            actions=self.services.actions,
+        )
         self.commit = git_commit(Path(luna2d.__file__).resolve().parent)
 
     @app.route("/token", methods=["POST"])
@@ -78,8 +92,16 @@ class RootAPI:
 
     @app.route("/version", methods=["GET"])
     def version(self, request: Any) -> bytes:
-        return reply(request, {"version": {"luna": luna2d.__version__, "api": luna2d.API_VERSION,
-                                           "commit": self.commit}})
+        return reply(
+            request,
+            {
+                "version": {
+                    "luna": luna2d.__version__,
+                    "api": luna2d.API_VERSION,
+                    "commit": self.commit,
+                }
+            },
+        )
 
     @app.route("/config/status/<request_id>", methods=["GET"])
     def config_status(self, request: Any, request_id: str) -> bytes:
@@ -154,13 +176,23 @@ class Guard(Resource):
         return self.inner.render(request)  # type: ignore[no-untyped-call]
 
 
-def build(store: Any, auth: Auth, ini_admin: str, files: Path | None = None,
-          services: Services | None = None, ipmi: Any = None, ipxe: Path | None = None,
-          control_parallel: int = 256) -> Resource:
+def build(
+    store: Any,
+    auth: Auth,
+    ini_admin: str,
+    files: Path | None = None,
+    services: Services | None = None,
+    ipmi: Any = None,
+    ipxe: Path | None = None,
+    control_parallel: int = 256,
+) -> Resource:
     """The one resource the HTTP site serves; ``ipmi`` is the IPMI client
     the /control branch uses (none: control actions answer 503); ``ipxe`` the
     directory of the distribution's iPXE binaries, served open under /files;
     ``control_parallel`` how many BMCs one bulk control request talks to at
     once."""
-    return Guard(RootAPI(store, auth, ini_admin, files, services, ipmi, ipxe, control_parallel).app.resource())
-
+    return Guard(
+        RootAPI(
+            store, auth, ini_admin, files, services, ipmi, ipxe, control_parallel
+        ).app.resource()
+    )

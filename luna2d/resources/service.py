@@ -101,13 +101,15 @@ class ActionLog:
         self._actions: OrderedDict[str, Action] = OrderedDict()
         self._next_queue_id = 1
 
-    def begin(self, user: str, subsystem: str, task: str, now: float,
-              request_id: str | None = None) -> Action:
+    def begin(
+        self, user: str, subsystem: str, task: str, now: float, request_id: str | None = None
+    ) -> Action:
         """A new running action; ``request_id`` is the id the client was
         given when the action is a tracked request (``luna2d.requests``)."""
         self.expire(now)
-        action = Action(request_id or secrets.token_hex(8), self._next_queue_id, user, subsystem,
-                        task, now)
+        action = Action(
+            request_id or secrets.token_hex(8), self._next_queue_id, user, subsystem, task, now
+        )
         self._next_queue_id += 1
         self._actions[action.request_id] = action
         return action

@@ -459,8 +459,12 @@ def refusal_reason(request: Any) -> str | None:
     forms: set[str] = set()
     for secret in _secret_strings(_body(request)):
         # as sent, and as a repr() or JSON string in a message would echo it
-        forms |= {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1],
-                  secret.replace("\\", "\\\\").replace("'", "\\'")}
+        forms |= {
+            secret,
+            repr(secret)[1:-1],
+            json.dumps(secret)[1:-1],
+            secret.replace("\\", "\\\\").replace("'", "\\'"),
+        }
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, MASK)
     text = " ".join(text.split())

@@ -24,8 +24,10 @@ KIND = "config"
 
 def config_answer(reading: Reading) -> dict[str, Any]:
     """The body of one look at a /config request."""
-    lines = [f"{entry.item}: {entry.detail}" if entry.item else str(entry.detail)
-             for entry in reading.entries]
+    lines = [
+        f"{entry.item}: {entry.detail}" if entry.item else str(entry.detail)
+        for entry in reading.entries
+    ]
     failed = any(not entry.ok for entry in reading.request.entries)
     return {
         "request_id": reading.request.id,
@@ -41,8 +43,10 @@ def config_status(auth: Auth, requests: RequestTable, request: Any, request_id: 
     auth.admin(request)
     reading = requests.read(KIND, request_id)
     if reading is None:
-        raise NotFound(f"no config request {request_id[:80]!r}: it never was, or it has "
-                       f"finished and every line was handed over, or it expired")
+        raise NotFound(
+            f"no config request {request_id[:80]!r}: it never was, or it has "
+            f"finished and every line was handed over, or it expired"
+        )
     return reply(request, config_answer(reading))
 
 

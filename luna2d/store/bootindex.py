@@ -112,19 +112,21 @@ def _node_entries(state: State, node: Obj, networks: dict[int, BootNetwork]) -> 
         address = _ipv4(item.ip)
         if not item.mac or network is None or address is None:
             continue
-        out.append(BootNode(
-            mac=item.mac,
-            name=node.name,
-            interface=item.name,
-            address=address,
-            network=network.name,
-            prefixlen=network.prefixlen,
-            gateway=network.gateway,
-            nameservers=network.nameservers,
-            domain=domain or network.domain,
-            netboot=netboot,
-            bootmenu=bootmenu,
-        ))
+        out.append(
+            BootNode(
+                mac=item.mac,
+                name=node.name,
+                interface=item.name,
+                address=address,
+                network=network.name,
+                prefixlen=network.prefixlen,
+                gateway=network.gateway,
+                nameservers=network.nameservers,
+                domain=domain or network.domain,
+                netboot=netboot,
+                bootmenu=bootmenu,
+            )
+        )
     return out
 
 

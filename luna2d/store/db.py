@@ -61,7 +61,8 @@ def check_file(path: Path | str) -> bool:
         raise UnusableDatabase(
             f"{path} is empty (0 bytes): it was truncated or not restored. luna2d will not start a "
             "new cluster over it: restore the database from a backup, or remove the file to start "
-            "a new cluster")
+            "a new cluster"
+        )
     return True
 
 
@@ -118,7 +119,9 @@ class SyncPool:
             self.connection.close()
             raise
 
-    def runInteraction(self, interaction: Callable[..., Any], *args: Any, **kw: Any) -> defer.Deferred[Any]:
+    def runInteraction(
+        self, interaction: Callable[..., Any], *args: Any, **kw: Any
+    ) -> defer.Deferred[Any]:
         cursor = self.connection.cursor()
         try:
             result = interaction(cursor, *args, **kw)
@@ -163,7 +166,9 @@ def _migrate(cursor: Any) -> int:
 
 
 def _statements(sql: str) -> list[str]:
-    without_comments = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    without_comments = "\n".join(
+        line for line in sql.splitlines() if not line.strip().startswith("--")
+    )
     return [part.strip() for part in without_comments.split(";") if part.strip()]
 
 

@@ -47,8 +47,10 @@ def parse_records(raw: Any, network: str) -> dict[str, str]:
     if isinstance(raw, dict):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
-        raise Invalid(f"{label}: expected a list of records such as "
-                      '[{"host": "storage01", "ipaddress": "10.141.0.250"}]')
+        raise Invalid(
+            f"{label}: expected a list of records such as "
+            '[{"host": "storage01", "ipaddress": "10.141.0.250"}]'
+        )
     out: dict[str, str] = {}
     for n, entry in enumerate(raw):
         where = f"{label}[{n}]"

@@ -69,9 +69,12 @@ def apply(pool: Any, changes: Iterable[ChangeLike]) -> defer.Deferred[int]:
         if lease is None:
             rows.append((change.address, None))
         else:
-            rows.append((change.address, (lease.address, lease.mac, lease.state,
-                                          float(lease.expires),
-                                          lease.hostname)))
+            rows.append(
+                (
+                    change.address,
+                    (lease.address, lease.mac, lease.state, float(lease.expires), lease.hostname),
+                )
+            )
 
     def write(cursor: Any) -> int:
         for address, row in rows:

@@ -359,8 +359,12 @@ class Tx:
                 yield "UPDATE object SET name = ? WHERE id = ?", (f"\x00{obj_id}", obj_id)
         for obj_id, obj in self.changed.items():
             live = self.state.by_id.get(obj_id)
-            if (obj_id not in self.created and live is not None and live.name == obj.name
-                    and live.data is obj.data):
+            if (
+                obj_id not in self.created
+                and live is not None
+                and live.name == obj.name
+                and live.data is obj.data
+            ):
                 continue  # only its interfaces changed: its row stays as it is
             kind = KINDS[obj.kind]
             data = {}
@@ -370,23 +374,29 @@ class Tx:
                     value = {"$enc": encrypt(value)}
                 data[key] = value
             yield (
-                ("INSERT INTO object (id, kind, name, data) VALUES (?, ?, ?, ?) "
-                 "ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data"),
+                (
+                    "INSERT INTO object (id, kind, name, data) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data"
+                ),
                 (obj_id, obj.kind, obj.name, json.dumps(data, separators=(",", ":"))),
             )
         for obj_id, obj in self.changed.items():
             for position, item in enumerate(obj.ifaces):
                 yield (
-                    ("INSERT INTO interface (object_id, name, position, network_id, "
-                     "ipaddress, macaddress, options) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                    (
+                        "INSERT INTO interface (object_id, name, position, network_id, "
+                        "ipaddress, macaddress, options) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    ),
                     (obj_id, item.name, position, item.network, item.ip, item.mac, item.options),
                 )
             if obj_id in self.shallow:
                 continue  # its secrets are untouched
             for position, secret in enumerate(obj.secrets):
                 yield (
-                    ("INSERT INTO secret (owner_id, name, position, path, content) "
-                     "VALUES (?, ?, ?, ?, ?)"),
+                    (
+                        "INSERT INTO secret (owner_id, name, position, path, content) "
+                        "VALUES (?, ?, ?, ?, ?)"
+                    ),
                     (obj_id, secret.name, position, secret.path, encrypt(secret.content)),
                 )
 

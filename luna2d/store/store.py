@@ -43,7 +43,17 @@ from luna2d.store.interfaces import interface_views
 from luna2d.store.members import member_names
 from luna2d.store.state import Obj, State, Tx, build_state, ip_key, load_rows
 
-JOURNAL_FIELDS = ("function", "object", "param", "payload", "masteronly", "misc", "sendfor", "sendby", "created")
+JOURNAL_FIELDS = (
+    "function",
+    "object",
+    "param",
+    "payload",
+    "masteronly",
+    "misc",
+    "sendfor",
+    "sendby",
+    "created",
+)
 
 log = Logger()
 
@@ -245,11 +255,16 @@ class WriteQueue:
             return failure
         if not self._disk_full:
             self._disk_full = True
-            log.error("the database's disk is full: writes fail until there is space ({error})",
-                      error=failure.getErrorMessage())
-        return Failure(InsufficientStorage(  # type: ignore[no-untyped-call]
-            "disk full: the database could not store this write and nothing was changed; "
-            "free space on the database's filesystem and retry"))
+            log.error(
+                "the database's disk is full: writes fail until there is space ({error})",
+                error=failure.getErrorMessage(),
+            )
+        return Failure(
+            InsufficientStorage(  # type: ignore[no-untyped-call]
+                "disk full: the database could not store this write and nothing was changed; "
+                "free space on the database's filesystem and retry"
+            )
+        )
 
 
 def frozen(state: State) -> State:
@@ -281,7 +296,9 @@ class Store:
         self.queue = WriteQueue(lambda: self.pool, clock, offload=self._offload)
         self.listeners: list[Callable[[Tx], None]] = []
         self.writes = 0
-        self._nextfree: dict[int, tuple[Any, ...]] = {}  # network id -> (state, generation, network, answer)
+        self._nextfree: dict[
+            int, tuple[Any, ...]
+        ] = {}  # network id -> (state, generation, network, answer)
 
     async def open(self) -> Store:
         """Migrate the schema and load every object into memory."""
@@ -352,7 +369,9 @@ class Store:
             try:
                 listener(tx)
             except Exception:  # noqa: BLE001 - a listener's bug must not undo an acknowledged write
-                log.failure("store listener {listener!r} failed after a committed write", listener=listener)
+                log.failure(
+                    "store listener {listener!r} failed after a committed write", listener=listener
+                )
 
     # -- generic reads ----------------------------------------------------------------
     def _obj(self, kind: str, name: str) -> Obj:
@@ -415,8 +434,12 @@ class Store:
         # The scan walks every taken address; its answer holds until the next write.
         net, state = self._obj(NETWORK.name, network), self.state
         cached = self._nextfree.get(net.id)
-        if (cached is not None and cached[0] is state and cached[1] == state.generation
-                and cached[2] is net):
+        if (
+            cached is not None
+            and cached[0] is state
+            and cached[1] == state.generation
+            and cached[2] is net
+        ):
             answer: str | None = cached[3]
             return answer
         ip = ipam.next_free(state, net)
@@ -485,8 +508,13 @@ class Store:
         return views.cluster_view(self.state)
 
     # -- secrets ----------------------------------------------------------------------------
-    def secrets(self, owner_kind: str | None = None, owner: str | None = None,
-                name: str | None = None, reveal: bool = True) -> dict[str, Any]:
+    def secrets(
+        self,
+        owner_kind: str | None = None,
+        owner: str | None = None,
+        name: str | None = None,
+        reveal: bool = True,
+    ) -> dict[str, Any]:
         """Secrets by owner kind and owner: all of them, one owner's (with
         those of the object it takes secrets from, a node's group), or one."""
         out: dict[str, dict[str, Any]] = {kind: {} for kind in SECRET_OWNERS}
@@ -655,7 +683,9 @@ class Store:
         """The controller object's address and port, when it has one."""
         return bootstore.controller_address(self.state)
 
-    def boot_script(self, node: str, mac: str | None, base: str, host: str) -> tuple[str, dict[str, Any]]:
+    def boot_script(
+        self, node: str, mac: str | None, base: str, host: str
+    ) -> tuple[str, dict[str, Any]]:
         """Template and context of node ``node``'s iPXE script."""
         return bootstore.boot_script(self.state, node, mac, base, host)
 
@@ -753,7 +783,11 @@ def _journal_row(entry: Any, index: int, now: int) -> tuple[str | None, ...]:
         elif key == "created":
             if value is None:
                 value = str(now)
-            elif isinstance(value, bool) or not isinstance(value, (int, float, str)) or not str(value).replace(".", "", 1).isdigit():
+            elif (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, str))
+                or not str(value).replace(".", "", 1).isdigit()
+            ):
                 raise Invalid(f"{label}.created: expected a UNIX timestamp")
             value = str(value)
         elif value is not None:

@@ -44,14 +44,23 @@ class BootAPI(API):
         must be 200 plain text starting with ``#!ipxe``."""
         code, body, headers = self.text(path)
         assert code == 200, (path, code, body)
-        assert headers[b"Content-Type"] == [b"text/plain; charset=utf-8"], (path, headers[b"Content-Type"])
+        assert headers[b"Content-Type"] == [b"text/plain; charset=utf-8"], (
+            path,
+            headers[b"Content-Type"],
+        )
         assert body.startswith("#!ipxe\n"), (path, body[:40])
         return body
 
     def bootable(self) -> None:
         """Give the sample osimage a kernel, an initrd and a tarball."""
-        code, body = self.post("/config/osimage/compute", env("osimage", "compute", {
-            "kernelfile": KERNEL, "initrdfile": INITRD, "imagefile": TARBALL}))
+        code, body = self.post(
+            "/config/osimage/compute",
+            env(
+                "osimage",
+                "compute",
+                {"kernelfile": KERNEL, "initrdfile": INITRD, "imagefile": TARBALL},
+            ),
+        )
         assert code == 204, body
 
     def update(self, kind: str, name: str, fields: dict) -> None:
@@ -66,8 +75,11 @@ class BootAPI(API):
         StubTreq's requests come from there."""
         if self.get("/config/network/loop", token=self.admin_token)[0] == 404:
             self.update("network", "loop", {"network": "127.0.0.0/8", "dhcp": dhcp})
-        self.update("node", node, {"interfaces": [{"interface": "BOOTIF", "network": "loop",
-                                                   "ipaddress": "127.0.0.1"}]})
+        self.update(
+            "node",
+            node,
+            {"interfaces": [{"interface": "BOOTIF", "network": "loop", "ipaddress": "127.0.0.1"}]},
+        )
 
     def arm(self, node: str, body: Any = None) -> None:
         """Arm ``node`` as an admin would (POST /config/node/<node>/_arm)."""
@@ -92,13 +104,16 @@ async def settle(api: API, d: Any) -> Any:
     return box[0]
 
 
-async def fetch(api: API, method: str, path: str, headers: dict | None = None,
-                token: str | None = None) -> tuple[int, dict, bytes]:
+async def fetch(
+    api: API, method: str, path: str, headers: dict | None = None, token: str | None = None
+) -> tuple[int, dict, bytes]:
     """(status, headers, body) of one request through StubTreq, flushing
     while the real reactor runs the producers that write the body."""
     all_headers = dict(headers or {})
     if token:
         all_headers["x-access-tokens"] = token
-    response = await settle(api, api.treq.request(method, "http://luna" + path, headers=all_headers))
+    response = await settle(
+        api, api.treq.request(method, "http://luna" + path, headers=all_headers)
+    )
     body = await settle(api, api.treq.content(response))
     return response.code, {k: v for k, v in response.headers.getAllRawHeaders()}, body

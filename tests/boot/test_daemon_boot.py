@@ -26,19 +26,19 @@ CURL = "/usr/bin/curl"
 
 STUBS = {
     "dmidecode": '#!/bin/sh\ncase "$2" in system-manufacturer) echo "ACME Computers";; '
-                 'system-serial-number) echo "SN-12345";; esac\nexit 0\n',
+    'system-serial-number) echo "SN-12345";; esac\nexit 0\n',
     # Records every call; for ``exec FILE`` also the file's mode and lines.
     "ipmitool": '#!/bin/sh\necho "$*" >> "$IPMI_LOG"\n'
-                'if [ "$1" = exec ]; then\n'
-                '  echo "mode $(stat -c %a "$2")" >> "$IPMI_LOG"\n'
-                '  sed "s/^/file: /" "$2" >> "$IPMI_LOG"\n'
-                'fi\n'
-                'if [ "$1 $2" = "user list" ]; then\n'
-                '  echo "ID  Name   Callin  Link Auth  IPMI Msg   Channel Priv Limit"\n'
-                '  echo "1          true    false      false      NO ACCESS"\n'
-                '  echo "2   ADMIN  false   false      true       ADMINISTRATOR"\n'
-                '  echo "3   luna   true    true       true       ADMINISTRATOR"\n'
-                'fi\nexit 0\n',
+    'if [ "$1" = exec ]; then\n'
+    '  echo "mode $(stat -c %a "$2")" >> "$IPMI_LOG"\n'
+    '  sed "s/^/file: /" "$2" >> "$IPMI_LOG"\n'
+    "fi\n"
+    'if [ "$1 $2" = "user list" ]; then\n'
+    '  echo "ID  Name   Callin  Link Auth  IPMI Msg   Channel Priv Limit"\n'
+    '  echo "1          true    false      false      NO ACCESS"\n'
+    '  echo "2   ADMIN  false   false      true       ADMINISTRATOR"\n'
+    '  echo "3   luna   true    true       true       ADMINISTRATOR"\n'
+    "fi\nexit 0\n",
     "modprobe": "#!/bin/sh\nexit 0\n",
 }
 
@@ -47,8 +47,10 @@ def image_tarball() -> bytes:
     """A small root filesystem as a gzipped tarball."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data, mode in (("etc/os-release", b'NAME="Luna Test"\n', 0o644),
-                                 ("bin/hello", b"#!/bin/sh\necho hello\n", 0o755)):
+        for name, data, mode in (
+            ("etc/os-release", b'NAME="Luna Test"\n', 0o644),
+            ("bin/hello", b"#!/bin/sh\necho hello\n", 0o755),
+        ):
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
@@ -70,13 +72,19 @@ class BootDaemonTests(DaemonCase):
         (files / INITRD).write_bytes(PAYLOAD[::-1])
         (files / TARBALL).write_bytes(image_tarball())
         (daemon.folder / "var" / "outside.tar").write_bytes(b"outside")
-        await self.ok(daemon, token, "osimage", "compute", {"kernelfile": KERNEL, "initrdfile": INITRD,
-                                                             "imagefile": TARBALL})
+        await self.ok(
+            daemon,
+            token,
+            "osimage",
+            "compute",
+            {"kernelfile": KERNEL, "initrdfile": INITRD, "imagefile": TARBALL},
+        )
         return daemon, token
 
     async def ok(self, daemon: Daemon, token: str, kind: str, name: str, fields: dict) -> None:
-        code, body = await daemon.call("POST", f"/config/{kind}/{name}", {"config": {kind: {name: fields}}},
-                                       token=token)
+        code, body = await daemon.call(
+            "POST", f"/config/{kind}/{name}", {"config": {kind: {name: fields}}}, token=token
+        )
         self.assertIn(code, (201, 204), body)
 
     async def curl(self, *args: str) -> tuple[bytes, bytes, int]:
@@ -94,7 +102,9 @@ class BootDaemonTests(DaemonCase):
         out, err, code = await self.curl(f"{daemon.url}/boot/search/mac/{MAC}")
         script = out.decode()
         self.assertIn(f"luna.url={daemon.url} luna.node=node001 ", script)
-        urls = [line.split()[3] for line in script.splitlines() if line.startswith("imgfetch --name")]
+        urls = [
+            line.split()[3] for line in script.splitlines() if line.startswith("imgfetch --name")
+        ]
         self.assertEqual(urls, [f"{daemon.url}/files/{KERNEL}", f"{daemon.url}/files/{INITRD}"])
         out, err, code = await self.curl("-f", urls[0])
         self.assertEqual((code, out), (0, PAYLOAD))
@@ -107,32 +117,63 @@ class BootDaemonTests(DaemonCase):
         escapes sent as they are are 404."""
         daemon, token = await self.start()
         url = f"{daemon.url}/files/{KERNEL}"
-        for byte_range, expected in (("0-99", PAYLOAD[:100]), ("1000-1999", PAYLOAD[1000:2000]),
-                                     ("99000-", PAYLOAD[99000:]), ("-10", PAYLOAD[-10:])):
+        for byte_range, expected in (
+            ("0-99", PAYLOAD[:100]),
+            ("1000-1999", PAYLOAD[1000:2000]),
+            ("99000-", PAYLOAD[99000:]),
+            ("-10", PAYLOAD[-10:]),
+        ):
             out, err, code = await self.curl("-f", "-r", byte_range, url)
             self.assertEqual((code, out), (0, expected), (byte_range, err))
         out, _, _ = await self.curl("-o", "/dev/null", "-D", "-", "-r", "0-99", url)
         self.assertIn(b"HTTP/1.1 206", out)
         self.assertIn(f"Content-Range: bytes 0-99/{len(PAYLOAD)}".encode(), out)
 
-        out, _, _ = await self.curl("-o", "/dev/null", "-w", "%{http_code}", f"{daemon.url}/files/{TARBALL}")
+        out, _, _ = await self.curl(
+            "-o", "/dev/null", "-w", "%{http_code}", f"{daemon.url}/files/{TARBALL}"
+        )
         self.assertEqual(out, b"401")
-        out, _, _ = await self.curl("-o", "/dev/null", "-D", "-", "-H", f"x-access-tokens: {token}",
-                                    f"{daemon.url}/files/{TARBALL}")
+        out, _, _ = await self.curl(
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "-H",
+            f"x-access-tokens: {token}",
+            f"{daemon.url}/files/{TARBALL}",
+        )
         self.assertIn(b"HTTP/1.1 200", out)
         self.assertNotIn(b"content-encoding", out.lower())
 
-        for path in ("/files/../outside.tar", "/files/..%2Foutside.tar", "/files/%2e%2e%2Foutside.tar",
-                     "/files/../../var/outside.tar", "/files/./../outside.tar"):
-            out, _, _ = await self.curl("--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
-                                        "-H", f"x-access-tokens: {token}", daemon.url + path)
+        for path in (
+            "/files/../outside.tar",
+            "/files/..%2Foutside.tar",
+            "/files/%2e%2e%2Foutside.tar",
+            "/files/../../var/outside.tar",
+            "/files/./../outside.tar",
+        ):
+            out, _, _ = await self.curl(
+                "--path-as-is",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                f"x-access-tokens: {token}",
+                daemon.url + path,
+            )
             self.assertEqual(out, b"404", path)
 
     async def loopback_node(self, daemon: Daemon, token: str) -> None:
         """node001's provisioning interface at 127.0.0.1, armed by the admin."""
         await self.ok(daemon, token, "network", "loop", {"network": "127.0.0.0/8"})
-        await self.ok(daemon, token, "node", "node001", {"interfaces": [
-            {"interface": "BOOTIF", "network": "loop", "ipaddress": "127.0.0.1"}]})
+        await self.ok(
+            daemon,
+            token,
+            "node",
+            "node001",
+            {"interfaces": [{"interface": "BOOTIF", "network": "loop", "ipaddress": "127.0.0.1"}]},
+        )
         code, body = await daemon.call("POST", "/config/node/node001/_arm", token=token)
         self.assertEqual(code, 204, body)
 
@@ -142,7 +183,9 @@ class BootDaemonTests(DaemonCase):
         is 403; the second fetch is 403 until the admin arms it again."""
         daemon, token = await self.start()
         await self.loopback_node(daemon, token)
-        out, _, _ = await self.curl("-o", "/dev/null", "-w", "%{http_code}", f"{daemon.url}/boot/install/node002")
+        out, _, _ = await self.curl(
+            "-o", "/dev/null", "-w", "%{http_code}", f"{daemon.url}/boot/install/node002"
+        )
         self.assertEqual(out, b"403")
         out, err, code = await self.curl("-f", f"{daemon.url}/boot/install/node001")
         self.assertEqual(code, 0, err)
@@ -165,10 +208,16 @@ class BootDaemonTests(DaemonCase):
             (stubs / name).write_text(text)
             (stubs / name).chmod(0o755)
         (scratch / "install.sh").write_bytes(script)
-        env = {"PATH": f"{stubs}:/usr/local/bin:/usr/bin:/bin", "LUNA_SYSTEMROOT": str(scratch / "sysroot"),
-               "LUNA_TMP": str(scratch / "lunatmp"), "IPMI_LOG": str(scratch / "ipmi.log"), "HOME": str(scratch)}
-        out, err, code = await getProcessOutputAndValue("/bin/bash", [str(scratch / "install.sh")], env=env,
-                                                        path=str(scratch))
+        env = {
+            "PATH": f"{stubs}:/usr/local/bin:/usr/bin:/bin",
+            "LUNA_SYSTEMROOT": str(scratch / "sysroot"),
+            "LUNA_TMP": str(scratch / "lunatmp"),
+            "IPMI_LOG": str(scratch / "ipmi.log"),
+            "HOME": str(scratch),
+        }
+        out, err, code = await getProcessOutputAndValue(
+            "/bin/bash", [str(scratch / "install.sh")], env=env, path=str(scratch)
+        )
         return scratch / "sysroot", (out + err).decode(errors="replace"), code, scratch / "ipmi.log"
 
     async def test_install_script_runs(self) -> None:
@@ -179,13 +228,44 @@ class BootDaemonTests(DaemonCase):
         the hostname is written; the BMC gets its address, user and password;
         vendor and asset tag reach the node; the last state is installer.ok."""
         daemon, token = await self.start()
-        await self.ok(daemon, token, "group", "compute", {
-            "prescript": 'echo pre >> "$LUNA_TMP/../order"\n',
-            "partscript": 'echo part >> "$LUNA_TMP/../order"\nmkdir -p "$_SYSTEMROOT"\n',
-            "postscript": 'test -x "$_SYSTEMROOT/bin/hello" && echo post >> "$LUNA_TMP/../order"\n'})
-        await self.ok(daemon, token, "bmcsetup", "compute", {"password": "bmc-pass", "unmanaged_bmc_users": "disable"})
-        code, body = await daemon.call("POST", "/config/secrets/node/node001", {"config": {"secrets": {"node": {
-            "node001": [{"secretname": "key", "content": "SECRET-KEY", "path": "/etc/luna/key.pem"}]}}}}, token=token)
+        await self.ok(
+            daemon,
+            token,
+            "group",
+            "compute",
+            {
+                "prescript": 'echo pre >> "$LUNA_TMP/../order"\n',
+                "partscript": 'echo part >> "$LUNA_TMP/../order"\nmkdir -p "$_SYSTEMROOT"\n',
+                "postscript": 'test -x "$_SYSTEMROOT/bin/hello" && echo post >> "$LUNA_TMP/../order"\n',
+            },
+        )
+        await self.ok(
+            daemon,
+            token,
+            "bmcsetup",
+            "compute",
+            {"password": "bmc-pass", "unmanaged_bmc_users": "disable"},
+        )
+        code, body = await daemon.call(
+            "POST",
+            "/config/secrets/node/node001",
+            {
+                "config": {
+                    "secrets": {
+                        "node": {
+                            "node001": [
+                                {
+                                    "secretname": "key",
+                                    "content": "SECRET-KEY",
+                                    "path": "/etc/luna/key.pem",
+                                }
+                            ]
+                        }
+                    }
+                }
+            },
+            token=token,
+        )
         self.assertEqual(code, 201, body)
 
         root, output, code, ipmi_log = await self.run_install(daemon, token)
@@ -202,20 +282,42 @@ class BootDaemonTests(DaemonCase):
         self.assertFalse((root.parent / "lunatmp" / "prescript.sh").exists())
 
         calls = ipmi_log.read_text().splitlines()
-        for expected in ("lan set 1 ipaddr 10.148.0.1", "lan set 1 netmask 255.255.0.0",
-                         "lan set 1 defgw ipaddr 10.148.255.254", "user set name 3 luna",
-                         "file: user set password 3 'bmc-pass'", "mode 600", "user enable 3",
-                         "user disable 2"):
+        for expected in (
+            "lan set 1 ipaddr 10.148.0.1",
+            "lan set 1 netmask 255.255.0.0",
+            "lan set 1 defgw ipaddr 10.148.255.254",
+            "user set name 3 luna",
+            "file: user set password 3 'bmc-pass'",
+            "mode 600",
+            "user enable 3",
+            "user disable 2",
+        ):
             self.assertIn(expected, calls)
         self.assertNotIn("user disable 3", calls)
         # The password only ever in the command file, which is gone after.
-        self.assertEqual([call for call in calls if "bmc-pass" in call], ["file: user set password 3 'bmc-pass'"])
+        self.assertEqual(
+            [call for call in calls if "bmc-pass" in call], ["file: user set password 3 'bmc-pass'"]
+        )
         (command_file,) = [call.split(" ", 1)[1] for call in calls if call.startswith("exec ")]
         self.assertFalse(os.path.exists(command_file), command_file)
 
         code, body = await daemon.call("GET", "/monitor/node/node001")
-        self.assertEqual((code, body), (200, {"monitor": {"status": {"node001": {
-            "status": "Luna installer: No errors", "state": "installer.ok"}}}}))
+        self.assertEqual(
+            (code, body),
+            (
+                200,
+                {
+                    "monitor": {
+                        "status": {
+                            "node001": {
+                                "status": "Luna installer: No errors",
+                                "state": "installer.ok",
+                            }
+                        }
+                    }
+                },
+            ),
+        )
         node = (await daemon.get("/config/node/node001", token))["config"]["node"]["node001"]
         self.assertEqual((node["vendor"], node["assettag"]), ("ACME Computers", "SN-12345"))
 
@@ -237,8 +339,10 @@ class BootDaemonTests(DaemonCase):
         through the adbapi thread pool); dhcp and dns, off in this ini, say
         so; a reload re-reads the templates (admin token)."""
         daemon, token = await self.start()
-        self.assertEqual(await daemon.call("GET", "/monitor/service/luna2"),
-                         (200, {"monitor": {"service": {"luna2": "OK"}}}))
+        self.assertEqual(
+            await daemon.call("GET", "/monitor/service/luna2"),
+            (200, {"monitor": {"service": {"luna2": "OK"}}}),
+        )
         code, body = await daemon.call("GET", "/monitor/service/dhcp")
         self.assertEqual(code, 200)
         self.assertIn("not enabled", body["monitor"]["service"]["dhcp"])

@@ -56,8 +56,9 @@ class FilesTests(ReactorCase):
         (ipxe / "undionly.kpxe").write_bytes(b"kpxe-from-ipxe-dir")
         (ipxe / "notes.txt").write_bytes(b"not served")
         (self.api.files / "undionly.kpxe").write_bytes(b"kpxe-from-image-folder")
-        self.api.resource = build(self.api.store, self.api.auth, ADMIN, self.api.files, self.api.services,
-                                  ipxe=ipxe)
+        self.api.resource = build(
+            self.api.store, self.api.auth, ADMIN, self.api.files, self.api.services, ipxe=ipxe
+        )
         self.api.treq = StubTreq(self.api.resource)
         code, _, body = await fetch(self.api, "GET", "/files/ipxe.efi")
         self.assertEqual((code, body), (200, b"efi-binary"))
@@ -82,13 +83,17 @@ class FilesTests(ReactorCase):
     async def test_other_files_need_token(self) -> None:
         """A file no osimage names as kernel or initrd (a torrent) needs a token."""
         self.assertEqual((await fetch(self.api, "GET", "/files/compute.torrent"))[0], 401)
-        code, _, body = await fetch(self.api, "GET", "/files/compute.torrent", token=self.api.admin_token)
+        code, _, body = await fetch(
+            self.api, "GET", "/files/compute.torrent", token=self.api.admin_token
+        )
         self.assertEqual((code, body), (200, PAYLOAD))
 
     async def test_range(self) -> None:
         """A Range request answers 206 with exactly the asked bytes and a
         Content-Range; an open range runs to the end; a range past the end is 416."""
-        code, headers, body = await fetch(self.api, "GET", f"/files/{KERNEL}", {"Range": "bytes=100-199"})
+        code, headers, body = await fetch(
+            self.api, "GET", f"/files/{KERNEL}", {"Range": "bytes=100-199"}
+        )
         self.assertEqual((code, body), (206, PAYLOAD[100:200]))
         self.assertEqual(headers[b"Content-Range"], [f"bytes 100-199/{len(PAYLOAD)}".encode()])
         code, _, body = await fetch(self.api, "GET", f"/files/{KERNEL}", {"Range": "bytes=16000-"})
@@ -106,9 +111,18 @@ class FilesTests(ReactorCase):
         self.api.update("osimage", "compute", {"initrdfile": "link-initrd"})
         (self.api.files / "sub").mkdir()
         (self.api.files / "sub" / "x").write_bytes(b"x")
-        anyone = ["/files/../outside.tar", "/files/..%2Foutside.tar", "/files/%2e%2e%2foutside.tar",
-                  "/files/%2e%2e", "/files/.hidden", "/files/sub%2Fx", "/files/sub/x", "/files/",
-                  "/files", "/files/link-initrd"]
+        anyone = [
+            "/files/../outside.tar",
+            "/files/..%2Foutside.tar",
+            "/files/%2e%2e%2foutside.tar",
+            "/files/%2e%2e",
+            "/files/.hidden",
+            "/files/sub%2Fx",
+            "/files/sub/x",
+            "/files/",
+            "/files",
+            "/files/link-initrd",
+        ]
         for path in anyone:
             for token in (None, self.api.admin_token):
                 code, _, body = await fetch(self.api, "GET", path, token=token)
@@ -134,7 +148,16 @@ class FilesTests(ReactorCase):
 class NamesTests(unittest.TestCase):
     def test_tarball_names(self) -> None:
         """What counts as an image tarball, by name."""
-        for name in ("a.tar", "a.tar.gz", "a.tgz", "a.tar.zst", "a.tar.bz2", "a.tar.xz", "A.TAR.GZ", "a.tbz2"):
+        for name in (
+            "a.tar",
+            "a.tar.gz",
+            "a.tgz",
+            "a.tar.zst",
+            "a.tar.bz2",
+            "a.tar.xz",
+            "A.TAR.GZ",
+            "a.tbz2",
+        ):
             self.assertTrue(is_tarball(name), name)
         for name in ("vmlinuz", "initrd.img", "a.torrent", "tar", "a.gz", "a.tar.gz.torrent"):
             self.assertFalse(is_tarball(name), name)

@@ -93,7 +93,7 @@ class ContentTests(ReactorCase):
 
     def exported(self, script: str, name: str) -> str:
         prefix = f"export {name}="
-        return next(line[len(prefix):] for line in script.splitlines() if line.startswith(prefix))
+        return next(line[len(prefix) :] for line in script.splitlines() if line.startswith(prefix))
 
     def test_token_scoped_to_the_node(self) -> None:
         """The script's token, decoded with the ini's key, is a node token for
@@ -101,8 +101,12 @@ class ContentTests(ReactorCase):
         node may report its own state (204) but not another's, nor read the
         node list (403)."""
         token = self.exported(self.script(), "LUNA_TOKEN")
-        claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False})
-        self.assertEqual((claims["sub"], claims["role"], claims["node"]), ("node001", "node", "node001"))
+        claims = jwt.decode(
+            token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False}
+        )
+        self.assertEqual(
+            (claims["sub"], claims["role"], claims["node"]), ("node001", "node", "node001")
+        )
         self.assertEqual(claims["exp"] - claims["iat"], 3600)
         self.assertEqual(claims["iat"], int(self.api.clock.seconds()))
         report = {"monitor": {"status": {"node001": {"state": "installer.start"}}}}
@@ -137,20 +141,37 @@ class ContentTests(ReactorCase):
         """Method and fallback come from the cluster (torrent, http), are
         overridden by the group and then by the node."""
         body = self.script()
-        self.assertEqual((self.exported(body, "LUNA_PROVISION_METHOD"),
-                          self.exported(body, "LUNA_PROVISION_FALLBACK")), ("torrent", "http"))
-        code, _ = self.api.post("/config/cluster", {"config": {"cluster": {"provision_method": "http",
-                                                                           "provision_fallback": "none"}}})
+        self.assertEqual(
+            (
+                self.exported(body, "LUNA_PROVISION_METHOD"),
+                self.exported(body, "LUNA_PROVISION_FALLBACK"),
+            ),
+            ("torrent", "http"),
+        )
+        code, _ = self.api.post(
+            "/config/cluster",
+            {"config": {"cluster": {"provision_method": "http", "provision_fallback": "none"}}},
+        )
         self.assertEqual(code, 204)
         self.api.update("group", "compute", {"provision_method": None, "provision_fallback": None})
         body = self.script()
-        self.assertEqual((self.exported(body, "LUNA_PROVISION_METHOD"),
-                          self.exported(body, "LUNA_PROVISION_FALLBACK")), ("http", "none"))
+        self.assertEqual(
+            (
+                self.exported(body, "LUNA_PROVISION_METHOD"),
+                self.exported(body, "LUNA_PROVISION_FALLBACK"),
+            ),
+            ("http", "none"),
+        )
         self.api.update("group", "compute", {"provision_method": "torrent"})
         self.api.update("node", "node001", {"provision_fallback": "http"})
         body = self.script()
-        self.assertEqual((self.exported(body, "LUNA_PROVISION_METHOD"),
-                          self.exported(body, "LUNA_PROVISION_FALLBACK")), ("torrent", "http"))
+        self.assertEqual(
+            (
+                self.exported(body, "LUNA_PROVISION_METHOD"),
+                self.exported(body, "LUNA_PROVISION_FALLBACK"),
+            ),
+            ("torrent", "http"),
+        )
 
     def test_scripts_plain(self) -> None:
         """Pre, part and post scripts, sent base64 or plain, are written
@@ -158,14 +179,18 @@ class ContentTests(ReactorCase):
         shell); the group's scripts are inherited; an absent one is left out."""
         import base64
 
-        self.api.update("group", "compute", {"partscript": base64.b64encode(b"mount -t tmpfs tmpfs /sysroot\n").decode()})
+        self.api.update(
+            "group",
+            "compute",
+            {"partscript": base64.b64encode(b"mount -t tmpfs tmpfs /sysroot\n").decode()},
+        )
         self.api.update("node", "node001", {"prescript": TRICKY})
         body = self.script()
         self.assertIn("\n" + TRICKY, body)
         self.assertIn("mount -t tmpfs tmpfs /sysroot\n", body)
         self.assertIn('cat > "${LUNA_TMP}/prescript.sh" <<\'PRESCRIPT_END_', body)
         self.assertIn('cat > "${LUNA_TMP}/partscript.sh" <<\'PARTSCRIPT_END_', body)
-        self.assertNotIn("postscript.sh\" <<", body)
+        self.assertNotIn('postscript.sh" <<', body)
         self.assertNotIn("base64", body)
 
     def test_bmc_setup(self) -> None:
@@ -173,8 +198,17 @@ class ContentTests(ReactorCase):
         configures the BMC from the node's effective bmcsetup: address,
         netmask and gateway of its BMC interface's network, user id, name,
         password and channels; without it there is no ipmitool call."""
-        self.api.update("bmcsetup", "compute", {"password": "Bmc pass'word", "userid": 4, "netchannel": 2,
-                                                "mgmtchannel": 3, "unmanaged_bmc_users": "disable"})
+        self.api.update(
+            "bmcsetup",
+            "compute",
+            {
+                "password": "Bmc pass'word",
+                "userid": 4,
+                "netchannel": 2,
+                "mgmtchannel": 3,
+                "unmanaged_bmc_users": "disable",
+            },
+        )
         body = self.script()
         self.assertEqual(self.exported(body, "LUNA_SETUPBMC"), "1")
         self.assertIn("local netchannel=2 mgmtchannel=3 userid=4", body)
@@ -184,10 +218,12 @@ class ContentTests(ReactorCase):
         self.assertIn("ipmitool user set name $userid luna ", body)
         # The password only in the root-only command file ipmitool reads,
         # never on an ipmitool (or any other) command line.
-        self.assertIn("\nuser set password 4 \"Bmc pass'word\"\nLUNA2D_BMC_PASSWORD\n", body)
+        self.assertIn('\nuser set password 4 "Bmc pass\'word"\nLUNA2D_BMC_PASSWORD\n', body)
         self.assertIn('ipmitool exec "$commands" || failed=1', body)
-        self.assertEqual([line for line in body.splitlines() if "Bmc pass" in line],
-                         ["user set password 4 \"Bmc pass'word\""])
+        self.assertEqual(
+            [line for line in body.splitlines() if "Bmc pass" in line],
+            ['user set password 4 "Bmc pass\'word"'],
+        )
         self.assertIn("ipmitool user disable $other", body)
         self.api.update("group", "compute", {"bmcsetup": False})
         body = self.script()
@@ -213,12 +249,44 @@ class ContentTests(ReactorCase):
         """The node's and its group's secrets with a path are written into
         the system root with umask 077, the node's after the group's, each
         as base64 decoded by ``base64 -d`` on the node."""
-        code, _ = self.api.post("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
-            {"secretname": "shared", "content": "GROUP-KEY", "path": "/etc/shared.key"}]}}}})
+        code, _ = self.api.post(
+            "/config/secrets/group/compute",
+            {
+                "config": {
+                    "secrets": {
+                        "group": {
+                            "compute": [
+                                {
+                                    "secretname": "shared",
+                                    "content": "GROUP-KEY",
+                                    "path": "/etc/shared.key",
+                                }
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
-        code, _ = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-            {"secretname": "own", "content": "NODE-KEY\nline 2", "path": "/etc/app/own.key"},
-            {"secretname": "nopath", "content": "NOWHERE"}]}}}})
+        code, _ = self.api.post(
+            "/config/secrets/node/node001",
+            {
+                "config": {
+                    "secrets": {
+                        "node": {
+                            "node001": [
+                                {
+                                    "secretname": "own",
+                                    "content": "NODE-KEY\nline 2",
+                                    "path": "/etc/app/own.key",
+                                },
+                                {"secretname": "nopath", "content": "NOWHERE"},
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
         body = self.script()
         self.assertIn("umask 077", body)
@@ -252,14 +320,54 @@ class ContentTests(ReactorCase):
         bytes, mode 0600, when the rendered fragment runs in bash; the node's
         secret at the group's path wins."""
         munge = bytes(range(256)) + os.urandom(768) + b"\r\n\x00"
-        code, _ = self.api.post("/config/secrets/group/compute", {"config": {"secrets": {"group": {"compute": [
-            {"secretname": "munge", "content": base64.b64encode(munge).decode(), "path": "/etc/munge/munge.key"},
-            {"secretname": "motd", "content": "group motd", "path": "/etc/motd"}]}}}})
+        code, _ = self.api.post(
+            "/config/secrets/group/compute",
+            {
+                "config": {
+                    "secrets": {
+                        "group": {
+                            "compute": [
+                                {
+                                    "secretname": "munge",
+                                    "content": base64.b64encode(munge).decode(),
+                                    "path": "/etc/munge/munge.key",
+                                },
+                                {
+                                    "secretname": "motd",
+                                    "content": "group motd",
+                                    "path": "/etc/motd",
+                                },
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
-        code, _ = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-            {"secretname": "license", "content": "LICENSE: a\nno final newline", "path": "/opt/app/license"},
-            {"secretname": "empty", "content": "", "path": "/etc/empty"},
-            {"secretname": "motd", "content": "node motd\n", "path": "/etc/motd"}]}}}})
+        code, _ = self.api.post(
+            "/config/secrets/node/node001",
+            {
+                "config": {
+                    "secrets": {
+                        "node": {
+                            "node001": [
+                                {
+                                    "secretname": "license",
+                                    "content": "LICENSE: a\nno final newline",
+                                    "path": "/opt/app/license",
+                                },
+                                {"secretname": "empty", "content": "", "path": "/etc/empty"},
+                                {
+                                    "secretname": "motd",
+                                    "content": "node motd\n",
+                                    "path": "/etc/motd",
+                                },
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
         root, err, code = await self.run_write_secrets(self.script())
         self.assertEqual(code, 0, err)
@@ -272,8 +380,18 @@ class ContentTests(ReactorCase):
     async def test_secrets_fail_loudly(self) -> None:
         """The fragment's exit status is not 0 when a secret cannot be
         written (its folder is a file), so the installer reports it."""
-        code, _ = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-            {"secretname": "k", "content": "key", "path": "/etc/x/k"}]}}}})
+        code, _ = self.api.post(
+            "/config/secrets/node/node001",
+            {
+                "config": {
+                    "secrets": {
+                        "node": {
+                            "node001": [{"secretname": "k", "content": "key", "path": "/etc/x/k"}]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
         _, _, code = await self.run_write_secrets(self.script())
         self.assertEqual(code, 0)
@@ -286,11 +404,31 @@ class ContentTests(ReactorCase):
         feature on (tricky scripts, secrets, BMC setup, local install)."""
         _, err, code = await bash_syntax(self.script())
         self.assertEqual(code, 0, err)
-        self.api.update("node", "node001", {"prescript": TRICKY, "partscript": TRICKY, "postscript": "exit 0",
-                                            "localinstall": True})
+        self.api.update(
+            "node",
+            "node001",
+            {
+                "prescript": TRICKY,
+                "partscript": TRICKY,
+                "postscript": "exit 0",
+                "localinstall": True,
+            },
+        )
         self.api.update("bmcsetup", "compute", {"unmanaged_bmc_users": "delete", "username": "a b"})
-        code, _ = self.api.post("/config/secrets/node/node001", {"config": {"secrets": {"node": {"node001": [
-            {"secretname": "own", "content": TRICKY, "path": "/etc/o w n"}]}}}})
+        code, _ = self.api.post(
+            "/config/secrets/node/node001",
+            {
+                "config": {
+                    "secrets": {
+                        "node": {
+                            "node001": [
+                                {"secretname": "own", "content": TRICKY, "path": "/etc/o w n"}
+                            ]
+                        }
+                    }
+                }
+            },
+        )
         self.assertEqual(code, 201)
         script = self.script()
         self.assertIn("ipmitool user priv $other 15 $mgmtchannel", script)

@@ -33,30 +33,70 @@ class NodeStatusTests(unittest.TestCase):
 
     def test_never_reported_is_ok(self) -> None:
         """A node that never reported answers 200 with no state, without a token."""
-        self.assertEqual(self.status("node001"),
-                         (200, {"monitor": {"status": {"node001": {"status": None, "state": None}}}}))
+        self.assertEqual(
+            self.status("node001"),
+            (200, {"monitor": {"status": {"node001": {"status": None, "state": None}}}}),
+        )
 
     def test_post_then_get(self) -> None:
         """The spec's example: an admin POST answers 204, then both paths
         answer the state and text with 200."""
-        code, body = self.api.post("/monitor/status/node001", report("node001", "installer.ok",
-                                                                    "Luna installer: No errors"))
+        code, body = self.api.post(
+            "/monitor/status/node001",
+            report("node001", "installer.ok", "Luna installer: No errors"),
+        )
         self.assertEqual((code, body), (204, None))
-        expected = {"monitor": {"status": {"node001": {"status": "Luna installer: No errors",
-                                                       "state": "installer.ok"}}}}
+        expected = {
+            "monitor": {
+                "status": {
+                    "node001": {"status": "Luna installer: No errors", "state": "installer.ok"}
+                }
+            }
+        }
         self.assertEqual(self.status("node001", "status"), (200, expected))
         self.assertEqual(self.status("node001", "node"), (200, expected))
 
     def test_not_ok_is_500(self) -> None:
         """A failure state answers 500 with the state and text; an OK state
         afterwards answers 200 again."""
-        self.assertEqual(self.api.post("/monitor/node/node001", report("node001", "installer.error",
-                                                                      "disk not found"))[0], 204)
-        self.assertEqual(self.status("node001"), (500, {"monitor": {"status": {"node001": {
-            "status": "disk not found", "state": "installer.error"}}}}))
-        self.assertEqual(self.api.post("/monitor/node/node001", report("node001", "installer.download"))[0], 204)
-        self.assertEqual(self.status("node001"), (200, {"monitor": {"status": {"node001": {
-            "status": "installer.download", "state": "installer.download"}}}}))
+        self.assertEqual(
+            self.api.post(
+                "/monitor/node/node001", report("node001", "installer.error", "disk not found")
+            )[0],
+            204,
+        )
+        self.assertEqual(
+            self.status("node001"),
+            (
+                500,
+                {
+                    "monitor": {
+                        "status": {
+                            "node001": {"status": "disk not found", "state": "installer.error"}
+                        }
+                    }
+                },
+            ),
+        )
+        self.assertEqual(
+            self.api.post("/monitor/node/node001", report("node001", "installer.download"))[0], 204
+        )
+        self.assertEqual(
+            self.status("node001"),
+            (
+                200,
+                {
+                    "monitor": {
+                        "status": {
+                            "node001": {
+                                "status": "installer.download",
+                                "state": "installer.download",
+                            }
+                        }
+                    }
+                },
+            ),
+        )
 
     def test_kept_in_the_node_status_field(self) -> None:
         """The state is the node's status field, written through the store
@@ -65,8 +105,13 @@ class NodeStatusTests(unittest.TestCase):
         self.api.post("/monitor/node/node001", report("node001", "installer.partscript", "running"))
         self.assertEqual(self.api.store.writes, writes + 1)
         self.assertEqual(self.api.node("node001")["status"], "installer.partscript running")
-        rows = result_of(self.api.store.pool.runInteraction(
-            lambda c: c.execute("SELECT data FROM object WHERE kind = 'node' AND name = 'node001'").fetchone()))
+        rows = result_of(
+            self.api.store.pool.runInteraction(
+                lambda c: c.execute(
+                    "SELECT data FROM object WHERE kind = 'node' AND name = 'node001'"
+                ).fetchone()
+            )
+        )
         self.assertIn('"status":"installer.partscript running"', rows[0])
 
     def test_who_may_post(self) -> None:
@@ -74,12 +119,24 @@ class NodeStatusTests(unittest.TestCase):
         403; a readonly token 403."""
         body = report("node002", "installer.start")
         self.assertEqual(self.api.post("/monitor/node/node002", body, token=None)[0], 401)
-        self.assertEqual(self.api.post("/monitor/node/node002", body, token=self.api.token("node", node="node002"))[0],
-                         204)
-        self.assertEqual(self.api.post("/monitor/node/node002", body, token=self.api.token("node", node="node001"))[0],
-                         403)
-        self.assertEqual(self.api.post("/monitor/node/node002", body, token=self.api.token("readonly", "viewer"))[0],
-                         403)
+        self.assertEqual(
+            self.api.post(
+                "/monitor/node/node002", body, token=self.api.token("node", node="node002")
+            )[0],
+            204,
+        )
+        self.assertEqual(
+            self.api.post(
+                "/monitor/node/node002", body, token=self.api.token("node", node="node001")
+            )[0],
+            403,
+        )
+        self.assertEqual(
+            self.api.post(
+                "/monitor/node/node002", body, token=self.api.token("readonly", "viewer")
+            )[0],
+            403,
+        )
 
     def test_bad_bodies_400(self) -> None:
         """Malformed reports are 400 naming what is wrong, and change nothing."""
@@ -115,12 +172,28 @@ class NodeStatusTests(unittest.TestCase):
     def test_state_rules(self) -> None:
         """What is OK: nothing, or a state whose last dotted part is not a
         failure word; the stored field splits into state and text."""
-        for state in (None, "", "installer.ok", "installer.download", "installer.bmcsetup.warning", "errors.ok"):
+        for state in (
+            None,
+            "",
+            "installer.ok",
+            "installer.download",
+            "installer.bmcsetup.warning",
+            "errors.ok",
+        ):
             self.assertTrue(state_ok(state), state)
-        for state in ("installer.error", "installer.fail", "installer.FAILED", "x.failure", "fatal", "error"):
+        for state in (
+            "installer.error",
+            "installer.fail",
+            "installer.FAILED",
+            "x.failure",
+            "fatal",
+            "error",
+        ):
             self.assertFalse(state_ok(state), state)
-        self.assertEqual(split_status("installer.ok Luna installer: No errors"),
-                         ("installer.ok", "Luna installer: No errors"))
+        self.assertEqual(
+            split_status("installer.ok Luna installer: No errors"),
+            ("installer.ok", "Luna installer: No errors"),
+        )
         self.assertEqual(split_status("installer.ok"), ("installer.ok", "installer.ok"))
         self.assertEqual(split_status(None), (None, None))
 
@@ -169,8 +242,10 @@ class ServiceHealthTests(unittest.TestCase):
     def test_disabled_and_not_running(self) -> None:
         """dns disabled in the ini says so (200); dhcp enabled but with no
         running service registered is 500, never a pretended OK."""
-        self.assertEqual(self.health("dns"), (200, {"monitor": {"service": {
-            "dns": "not enabled ([DNS] ENABLED = no)"}}}))
+        self.assertEqual(
+            self.health("dns"),
+            (200, {"monitor": {"service": {"dns": "not enabled ([DNS] ENABLED = no)"}}}),
+        )
         code, body = self.health("dhcp")
         self.assertEqual(code, 500)
         self.assertIn("not running", body["monitor"]["service"]["dhcp"])
@@ -180,9 +255,13 @@ class ServiceHealthTests(unittest.TestCase):
         500, a check that raises 500 with its error; a Deferred check works."""
         answers: list = [(True, "OK, serving eth1")]
         self.api.services.register("dhcp", lambda: answers[0])
-        self.assertEqual(self.health("dhcp"), (200, {"monitor": {"service": {"dhcp": "OK, serving eth1"}}}))
+        self.assertEqual(
+            self.health("dhcp"), (200, {"monitor": {"service": {"dhcp": "OK, serving eth1"}}})
+        )
         answers[0] = (False, "socket closed")
-        self.assertEqual(self.health("dhcp"), (500, {"monitor": {"service": {"dhcp": "socket closed"}}}))
+        self.assertEqual(
+            self.health("dhcp"), (500, {"monitor": {"service": {"dhcp": "socket closed"}}})
+        )
 
         def broken() -> Any:
             raise RuntimeError("boom")

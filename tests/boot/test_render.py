@@ -36,16 +36,22 @@ class TableTests(unittest.TestCase):
         for bootmenu in (True, False):
             for netboot in (True, False):
                 self.assertEqual(render.boot_entry(False, bootmenu, netboot), render.NORMAL)
-        self.assertEqual(render.BOOT_PATHS, {"normal": "/boot", "short": "/boot/short", "disk": "/boot/disk"})
+        self.assertEqual(
+            render.BOOT_PATHS, {"normal": "/boot", "short": "/boot/short", "disk": "/boot/disk"}
+        )
 
 
 class EnvironmentTests(unittest.TestCase):
     def setUp(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="luna2d-templates-"))
         self.addCleanup(shutil.rmtree, str(self.folder), True)
-        (self.folder / "t.j2").write_text("{{ value }}|{{ value|ipxe }}|{{ value|shquote }}|{{ value|urlpath }}\n")
+        (self.folder / "t.j2").write_text(
+            "{{ value }}|{{ value|ipxe }}|{{ value|shquote }}|{{ value|urlpath }}\n"
+        )
         (self.folder / "missing.j2").write_text("a {{ nothing }} b\n")
-        (self.folder / "blocks.j2").write_text("{% for x in items %}\n  {% if x %}\n{{ x }}\n  {% endif %}\n{% endfor %}\n")
+        (self.folder / "blocks.j2").write_text(
+            "{% for x in items %}\n  {% if x %}\n{{ x }}\n  {% endif %}\n{% endfor %}\n"
+        )
         self.renderer = render.Renderer(self.folder)
 
     def test_strict_undefined(self) -> None:
@@ -94,8 +100,15 @@ class EnvironmentTests(unittest.TestCase):
         self.assertEqual(render.template_dir().resolve(), (REPO / "templates").resolve())
         names = render.Renderer().reload()
         self.assertEqual(names, SHIPPED)
-        for name in ("boot.ipxe.j2", "short.ipxe.j2", "disk.ipxe.j2", "discovery.ipxe.j2", "node.ipxe.j2",
-                     "noboot.ipxe.j2", "install.sh.j2"):
+        for name in (
+            "boot.ipxe.j2",
+            "short.ipxe.j2",
+            "disk.ipxe.j2",
+            "discovery.ipxe.j2",
+            "node.ipxe.j2",
+            "noboot.ipxe.j2",
+            "install.sh.j2",
+        ):
             self.assertIn(name, names)
 
 
@@ -115,25 +128,37 @@ class PackageTests(ReactorCase):
             shutil.copytree(REPO / folder, source / folder, symlinks=True, ignore=ignore)
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
         out, err, code = await getProcessOutputAndValue(
-            sys.executable, pip[1:] + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(work / "dist"),
-                                       str(source)],
-            env=dict(os.environ), path=str(source))
+            sys.executable,
+            pip[1:]
+            + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(work / "dist"), str(source)],
+            env=dict(os.environ),
+            path=str(source),
+        )
         self.assertEqual(code, 0, err.decode(errors="replace"))
         wheels = list((work / "dist").glob("luna2d-*.whl"))
         self.assertEqual(len(wheels), 1)
         with zipfile.ZipFile(wheels[0]) as wheel:
-            shipped = sorted(n.split("/")[-1] for n in wheel.namelist() if n.startswith("luna2d/templates/"))
+            shipped = sorted(
+                n.split("/")[-1] for n in wheel.namelist() if n.startswith("luna2d/templates/")
+            )
         self.assertEqual(shipped, SHIPPED)
 
         target = work / "site"
         out, err, code = await getProcessOutputAndValue(
-            sys.executable, pip[1:] + ["install", "--no-deps", "--target", str(target), str(wheels[0])],
-            env=dict(os.environ), path=str(work))
+            sys.executable,
+            pip[1:] + ["install", "--no-deps", "--target", str(target), str(wheels[0])],
+            env=dict(os.environ),
+            path=str(work),
+        )
         self.assertEqual(code, 0, err.decode(errors="replace"))
-        probe = ("import luna2d.render as r; print(r.template_dir()); "
-                 "print(r.Renderer().render('disk.ipxe.j2', controller='c', who='node x'), end='')")
+        probe = (
+            "import luna2d.render as r; print(r.template_dir()); "
+            "print(r.Renderer().render('disk.ipxe.j2', controller='c', who='node x'), end='')"
+        )
         env = {**os.environ, "PYTHONPATH": str(target)}
-        out, err, code = await getProcessOutputAndValue(sys.executable, ["-c", probe], env=env, path=str(work))
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, ["-c", probe], env=env, path=str(work)
+        )
         self.assertEqual(code, 0, err.decode(errors="replace"))
         lines = out.decode().splitlines()
         self.assertEqual(Path(lines[0]), target / "luna2d" / "templates")

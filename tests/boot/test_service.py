@@ -53,8 +53,11 @@ class ReloadTests(unittest.TestCase):
         """A registered reload hook runs (a Deferred one too) and its words
         are the answer; a running service without a hook has nothing to reload."""
         calls: list = []
-        self.api.services.register("dhcp", lambda: (True, "OK"),
-                                   lambda: calls.append("dhcp") or defer.succeed("OK, rebound eth1"))
+        self.api.services.register(
+            "dhcp",
+            lambda: (True, "OK"),
+            lambda: calls.append("dhcp") or defer.succeed("OK, rebound eth1"),
+        )
         code, body = self.api.get("/service/dhcp/reload")
         self.assertEqual((code, body["service"]), (200, {"dhcp": "OK, rebound eth1"}))
         self.assertEqual(calls, ["dhcp"])

@@ -67,16 +67,21 @@ class CLIBase64Tests(ReactorCase):
     def test_kernel_options_checked_after_decoding(self) -> None:
         """The imgargs check applies to the decoded text: base64 cannot
         smuggle ``||`` onto iPXE's command line."""
-        code, body = self.api.post("/config/osimage/compute", env("osimage", "compute", {
-            "name": "compute", "kerneloptions": b64("quiet || shell")}))
+        code, body = self.api.post(
+            "/config/osimage/compute",
+            env("osimage", "compute", {"name": "compute", "kerneloptions": b64("quiet || shell")}),
+        )
         self.assertEqual(code, 400, body)
         self.assertIn("kerneloptions", body["message"])
 
     def test_grab_lists(self) -> None:
         """``luna osimage change compute -qG '/, /boot' -qE '/proc/*'``:
         the lists are the decoded paths, not ``["LywgL2Jvb3Q="]``."""
-        self.change("osimage", "compute", {"grab_filesystems": b64("/, /boot"),
-                                           "grab_exclude": b64("/proc/*,/sys/*")})
+        self.change(
+            "osimage",
+            "compute",
+            {"grab_filesystems": b64("/, /boot"), "grab_exclude": b64("/proc/*,/sys/*")},
+        )
         self.assertEqual(self.stored("osimage", "compute", "grab_filesystems"), ["/", "/boot"])
         self.assertEqual(self.stored("osimage", "compute", "grab_exclude"), ["/proc/*", "/sys/*"])
 
@@ -130,8 +135,14 @@ class CLIBase64Tests(ReactorCase):
         """``luna node changeinterface node001 BOOTIF -qO 'MTU=9000'``: POST
         ``.../interfaces`` with the options base64; they are stored as text,
         and the CLI shows them from ``GET .../interfaces/BOOTIF``."""
-        code, body = self.api.post("/config/node/node001/interfaces", env("node", "node001", {
-            "interfaces": [{"interface": "BOOTIF", "options": b64("MTU=9000\nZONE=trusted")}]}))
+        code, body = self.api.post(
+            "/config/node/node001/interfaces",
+            env(
+                "node",
+                "node001",
+                {"interfaces": [{"interface": "BOOTIF", "options": b64("MTU=9000\nZONE=trusted")}]},
+            ),
+        )
         self.assertIn(code, (201, 204), body)
         item = self.api.store.state.get("node", "node001").iface("BOOTIF")
         self.assertEqual(item.options, "MTU=9000\nZONE=trusted")
@@ -144,11 +155,22 @@ class CLIBase64Tests(ReactorCase):
         """A group interface's options, copied to a node created in the
         group, stay the same text, even when that text looks like base64
         (the copy is not decoded a second time)."""
-        code, body = self.api.post("/config/group/compute/interfaces", env("group", "compute", {
-            "interfaces": [{"interface": "ib0", "network": "cluster", "options": b64("Zm9v")}]}))
+        code, body = self.api.post(
+            "/config/group/compute/interfaces",
+            env(
+                "group",
+                "compute",
+                {
+                    "interfaces": [
+                        {"interface": "ib0", "network": "cluster", "options": b64("Zm9v")}
+                    ]
+                },
+            ),
+        )
         self.assertIn(code, (201, 204), body)
-        code, body = self.api.post("/config/node/node100",
-                                   env("node", "node100", {"group": "compute"}))
+        code, body = self.api.post(
+            "/config/node/node100", env("node", "node100", {"group": "compute"})
+        )
         self.assertEqual(code, 201, body)
         self.assertEqual(self.api.store.state.get("node", "node100").iface("ib0").options, "Zm9v")
 
@@ -159,8 +181,14 @@ class CLIBase64Tests(ReactorCase):
         the install script's fragment run in bash (issue 10 saw the base64
         text written instead)."""
         key = os.urandom(1024)
-        code, body = self.api.post("/config/secrets/node/node001", secrets("node", "node001", [
-            {"content": b64(key), "path": "/etc/munge/munge.key", "name": "munge"}]))
+        code, body = self.api.post(
+            "/config/secrets/node/node001",
+            secrets(
+                "node",
+                "node001",
+                [{"content": b64(key), "path": "/etc/munge/munge.key", "name": "munge"}],
+            ),
+        )
         self.assertEqual(code, 201, body)
         code, body = self.api.get("/config/secrets/node/node001/munge")
         self.assertEqual(code, 200, body)
@@ -184,34 +212,59 @@ class CLIBase64Tests(ReactorCase):
         """A text secret sent base64 by the CLI is answered as its text
         (which the CLI shows as it is); ``luna secrets change`` with new
         content answers 204; plain text from curl is still accepted."""
-        code, body = self.api.post("/config/secrets/group/compute", secrets("group", "compute", [
-            {"content": b64("license-key: 42\n"), "path": "/etc/app.lic", "name": "lic"}]))
+        code, body = self.api.post(
+            "/config/secrets/group/compute",
+            secrets(
+                "group",
+                "compute",
+                [{"content": b64("license-key: 42\n"), "path": "/etc/app.lic", "name": "lic"}],
+            ),
+        )
         self.assertEqual(code, 201, body)
         code, body = self.api.get("/config/secrets/group/compute/lic")
         [item] = body["config"]["secrets"]["group"]["compute"]
-        self.assertEqual((item["content"], cli_shows(item["content"])),
-                         ("license-key: 42\n", "license-key: 42\n"))
-        code, body = self.api.post("/config/secrets/group/compute", secrets("group", "compute", [
-            {"content": b64("license-key: 43\n"), "name": "lic"}]))
+        self.assertEqual(
+            (item["content"], cli_shows(item["content"])),
+            ("license-key: 42\n", "license-key: 42\n"),
+        )
+        code, body = self.api.post(
+            "/config/secrets/group/compute",
+            secrets("group", "compute", [{"content": b64("license-key: 43\n"), "name": "lic"}]),
+        )
         self.assertEqual(code, 204, body)
-        code, body = self.api.post("/config/secrets/group/compute", secrets("group", "compute", [
-            {"secretname": "plain", "content": "s3cr3t text", "path": "/etc/plain"}]))
+        code, body = self.api.post(
+            "/config/secrets/group/compute",
+            secrets(
+                "group",
+                "compute",
+                [{"secretname": "plain", "content": "s3cr3t text", "path": "/etc/plain"}],
+            ),
+        )
         self.assertEqual(code, 201, body)
         owner = self.api.store.state.get("group", "compute")
-        self.assertEqual({s.name: s.content for s in owner.secrets},
-                         {"lic": b"license-key: 43\n", "plain": b"s3cr3t text"})
+        self.assertEqual(
+            {s.name: s.content for s in owner.secrets},
+            {"lic": b"license-key: 43\n", "plain": b"s3cr3t text"},
+        )
 
     def test_secret_clone_as_the_cli_sends_it(self) -> None:
         """``luna secrets clone node node001 munge munge2`` sends
         ``content: false`` and ``path: null`` (no -qc, no -p): the copy keeps
         the source's bytes and path."""
         key = os.urandom(64)
-        code, body = self.api.post("/config/secrets/node/node001", secrets("node", "node001", [
-            {"content": b64(key), "path": "/etc/munge/munge.key", "name": "munge"}]))
+        code, body = self.api.post(
+            "/config/secrets/node/node001",
+            secrets(
+                "node",
+                "node001",
+                [{"content": b64(key), "path": "/etc/munge/munge.key", "name": "munge"}],
+            ),
+        )
         self.assertEqual(code, 201, body)
         item = {"newsecretname": "munge2", "content": False, "path": None, "name": "munge"}
-        code, body = self.api.post("/config/secrets/node/node001/munge/_clone",
-                                   secrets("node", "node001", [item]))
+        code, body = self.api.post(
+            "/config/secrets/node/node001/munge/_clone", secrets("node", "node001", [item])
+        )
         self.assertEqual(code, 201, body)
         copy = self.api.store.state.get("node", "node001").secret("munge2")
         self.assertEqual((copy.content, copy.path), (key, "/etc/munge/munge.key"))
@@ -219,9 +272,13 @@ class CLIBase64Tests(ReactorCase):
     def test_secret_content_errors(self) -> None:
         """Content that is neither text nor base64 is refused naming the
         field; plain text with NUL is refused (binary goes base64)."""
-        for content, words in (([1], "content: expected a string"),
-                               ("a\x00b", "content: plain text must not contain NUL")):
-            code, body = self.api.post("/config/secrets/node/node001", secrets(
-                "node", "node001", [{"name": "k", "content": content, "path": "/k"}]))
+        for content, words in (
+            ([1], "content: expected a string"),
+            ("a\x00b", "content: plain text must not contain NUL"),
+        ):
+            code, body = self.api.post(
+                "/config/secrets/node/node001",
+                secrets("node", "node001", [{"name": "k", "content": content, "path": "/k"}]),
+            )
             self.assertEqual(code, 400, body)
             self.assertIn(words, body["message"])

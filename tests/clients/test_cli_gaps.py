@@ -53,8 +53,13 @@ class SecretsChangeTests(unittest.TestCase):
         self.api = API()
         self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
         self.addCleanup(lambda: self.api.store.pool.close())
-        self.assertEqual(self.api.post("/config/node/node001", {"config": {"node": {
-            "node001": {"group": "compute"}}}})[0] in (201, 204), True)
+        self.assertEqual(
+            self.api.post(
+                "/config/node/node001", {"config": {"node": {"node001": {"group": "compute"}}}}
+            )[0]
+            in (201, 204),
+            True,
+        )
 
     def test_change_to_the_same_content_is_204(self) -> None:
         """Add (201), change to new bytes (204), change to the same bytes
@@ -83,8 +88,11 @@ class ControlInMonitorTests(unittest.TestCase):
     def post(self, hosts: str) -> Any:
         body = json.dumps(bulk("power", "on", hosts)).encode()
         d: defer.Deferred[Any] = self.api.treq.request(
-            "POST", "http://luna/control/action/power/_on", data=body,
-            headers={"x-access-tokens": self.api.admin_token})
+            "POST",
+            "http://luna/control/action/power/_on",
+            data=body,
+            headers={"x-access-tokens": self.api.admin_token},
+        )
         self.api.treq.flush()
         self.api.clock.advance(3)
         self.api.treq.flush()
@@ -112,8 +120,10 @@ class ControlInMonitorTests(unittest.TestCase):
         request_id = body["request_id"]
         [row] = self.monitor("queue")
         self.assertEqual(set(row), QUEUE_COLUMNS)
-        self.assertEqual((row["request_id"], row["subsystem"], row["status"]),
-                         (request_id, "control", "in progress"))
+        self.assertEqual(
+            (row["request_id"], row["subsystem"], row["status"]),
+            (request_id, "control", "in progress"),
+        )
         self.assertIn("power on node[001-002]", row["task"])
         self.assertEqual(row["username_initiator"], ADMIN)
         self.assertEqual(self.monitor("status"), [])
@@ -123,8 +133,9 @@ class ControlInMonitorTests(unittest.TestCase):
         [row] = self.monitor("status")
         self.assertEqual(set(row), STATUS_COLUMNS)
         self.assertEqual(row["request_id"], request_id)
-        self.assertEqual(row["message"],
-                         "power on node[001-002]: 1 of 2 nodes done; failed: node002")
+        self.assertEqual(
+            row["message"], "power on node[001-002]: 1 of 2 nodes done; failed: node002"
+        )
 
     def test_all_done(self) -> None:
         """A request whose nodes all answer at once is finished in the POST:
@@ -134,8 +145,10 @@ class ControlInMonitorTests(unittest.TestCase):
         self.ipmi.pending["node001"].callback(Success("on"))
         self.api.treq.flush()
         self.assertEqual(self.monitor("queue"), [])
-        self.assertEqual([row["message"] for row in self.monitor("status")],
-                         ["power on node001: 1 of 1 nodes done"])
+        self.assertEqual(
+            [row["message"] for row in self.monitor("status")],
+            ["power on node001: 1 of 1 nodes done"],
+        )
 
 
 def clone_body(name: str, new: str, **options: Any) -> dict:
@@ -159,15 +172,18 @@ class OsimageCloneTests(unittest.TestCase):
         """``--nocopy``: 200 with a request_id; the CLI's poll shows one line
         naming the copy and its path, then 404; the copy exists with the
         source's path."""
-        code, body = self.api.post("/config/osimage/compute/_clone",
-                                   clone_body("compute", "img2", nocopy=True))
+        code, body = self.api.post(
+            "/config/osimage/compute/_clone", clone_body("compute", "img2", nocopy=True)
+        )
         self.assertEqual(code, 200, body)
         self.assertEqual(body["message"], "osimage compute cloned as img2")
         code, status = self.api.get(f"/config/status/{body['request_id']}")
         self.assertEqual((code, status["status"]), (200, 200), status)
         path = self.api.store.show("osimage", "compute")["path"]
-        self.assertEqual(status["message"].split(";;"),
-                         [f"img2: cloned from compute without its files (nocopy); path {path}"])
+        self.assertEqual(
+            status["message"].split(";;"),
+            [f"img2: cloned from compute without its files (nocopy); path {path}"],
+        )
         code, _ = self.api.get(f"/config/status/{body['request_id']}")
         self.assertEqual(code, 404)
         self.assertEqual(self.api.store.show("osimage", "img2")["path"], path)
@@ -178,18 +194,22 @@ class OsimageCloneTests(unittest.TestCase):
         source is 404, a nocopy that is not a boolean 400."""
         before = self.osimages()
         for options in ({}, {"bare": True}):
-            code, body = self.api.post("/config/osimage/compute/_clone",
-                                       clone_body("compute", "img2", **options))
+            code, body = self.api.post(
+                "/config/osimage/compute/_clone", clone_body("compute", "img2", **options)
+            )
             self.assertEqual(code, 503, body)
             self.assertIn("nocopy", body["message"])
             self.assertNotIn("request_id", body)
-        code, body = self.api.post("/config/osimage/ghost/_clone",
-                                   clone_body("ghost", "img2", nocopy=True))
+        code, body = self.api.post(
+            "/config/osimage/ghost/_clone", clone_body("ghost", "img2", nocopy=True)
+        )
         self.assertEqual((code, body), (404, {"message": "osimage 'ghost' does not exist"}))
-        code, body = self.api.post("/config/osimage/compute/_clone",
-                                   clone_body("compute", "img2", nocopy="maybe"))
-        self.assertEqual((code, body),
-                         (400, {"message": "nocopy: expected true or false, got 'maybe'"}))
+        code, body = self.api.post(
+            "/config/osimage/compute/_clone", clone_body("compute", "img2", nocopy="maybe")
+        )
+        self.assertEqual(
+            (code, body), (400, {"message": "nocopy: expected true or false, got 'maybe'"})
+        )
         self.assertEqual(self.osimages(), before)
 
 
@@ -218,8 +238,10 @@ class RepeatedSlashTests(unittest.TestCase):
         code, answer = self.api.get("/config//osimage///compute")
         self.assertEqual(code, 200, answer)
         self.assertIn("compute", answer["config"]["osimage"])
-        self.assertEqual(self.api.get("//config//nothing//x/y")[1],
-                         {"message": "no such endpoint: /config/nothing/x/y"})
+        self.assertEqual(
+            self.api.get("//config//nothing//x/y")[1],
+            {"message": "no such endpoint: /config/nothing/x/y"},
+        )
 
 
 class LrackPlaceTests(unittest.TestCase):
@@ -230,15 +252,17 @@ class LrackPlaceTests(unittest.TestCase):
         self.addCleanup(lambda: self.api.store.pool.close())
 
     def place(self, rack: str, devices: list[dict[str, Any]]) -> None:
-        code, body = self.api.post(f"/config/rack/{rack}",
-                                   {"config": {"rack": {rack: {"devices": devices}}}})
+        code, body = self.api.post(
+            f"/config/rack/{rack}", {"config": {"rack": {rack: {"devices": devices}}}}
+        )
         self.assertEqual(code, 204, body)
 
     def placed(self, rack: str) -> list[tuple[str, int, int]]:
         code, body = self.api.get(f"/config/rack/{rack}")
         self.assertEqual(code, 200, body)
-        return [(d["name"], d["position"], d["height"])
-                for d in body["config"]["rack"][rack]["devices"]]
+        return [
+            (d["name"], d["position"], d["height"]) for d in body["config"]["rack"][rack]["devices"]
+        ]
 
     def test_place_twice_keeps_the_first(self) -> None:
         """``lrack add r2``; ``place node001 -r r2 -p 10``; ``place
@@ -246,21 +270,49 @@ class LrackPlaceTests(unittest.TestCase):
         placed; ``unplace node001`` takes out node001 only."""
         code, body = self.api.post("/config/rack/r2", {"config": {"rack": {"r2": {"size": 42}}}})
         self.assertEqual(code, 201, body)
-        self.place("r2", [{"name": "node001", "type": "node", "position": 10, "height": 1,
-                           "orientation": "front"}])
-        self.place("r2", [{"name": "node002", "type": "node", "position": 12, "height": 1},
-                          {"name": "node003", "type": "node", "position": 13, "height": 1}])
-        self.assertEqual(self.placed("r2"), [("node001", 10, 1), ("node002", 12, 1),
-                                             ("node003", 13, 1)])
-        code, body = self.api.post("/config/rack/inventory", {"config": {"rack": {"inventory": [
-            {"name": "node001", "type": "node", "height": 2}]}}})
+        self.place(
+            "r2",
+            [
+                {
+                    "name": "node001",
+                    "type": "node",
+                    "position": 10,
+                    "height": 1,
+                    "orientation": "front",
+                }
+            ],
+        )
+        self.place(
+            "r2",
+            [
+                {"name": "node002", "type": "node", "position": 12, "height": 1},
+                {"name": "node003", "type": "node", "position": 13, "height": 1},
+            ],
+        )
+        self.assertEqual(
+            self.placed("r2"), [("node001", 10, 1), ("node002", 12, 1), ("node003", 13, 1)]
+        )
+        code, body = self.api.post(
+            "/config/rack/inventory",
+            {"config": {"rack": {"inventory": [{"name": "node001", "type": "node", "height": 2}]}}},
+        )
         self.assertEqual(code, 204, body)
         self.assertEqual(self.placed("r2")[0], ("node001", 10, 2))
         code, _ = self.api.get("/config/rack/inventory/node001/type/node/_delete")
         self.assertEqual(code, 204)
         self.assertEqual(self.placed("r2"), [("node002", 12, 1), ("node003", 13, 1)])
         # A device placed over one already there is still refused.
-        code, body = self.api.post("/config/rack/r2", {"config": {"rack": {"r2": {"devices": [
-            {"name": "node004", "type": "node", "position": 13}]}}}})
-        self.assertEqual((code, body["message"]),
-                         (400, "devices: node003 and node004 both take unit 13 of rack r2"))
+        code, body = self.api.post(
+            "/config/rack/r2",
+            {
+                "config": {
+                    "rack": {
+                        "r2": {"devices": [{"name": "node004", "type": "node", "position": 13}]}
+                    }
+                }
+            },
+        )
+        self.assertEqual(
+            (code, body["message"]),
+            (400, "devices: node003 and node004 both take unit 13 of rack r2"),
+        )

@@ -84,14 +84,10 @@ class ShowShapeTests(Base):
         the group sets is inherited, base64-encoded as before."""
         node = self.api.show("node", "node001")
         for script in SCRIPTS:
-            self.assertEqual(
-                (node[script], node[f"_{script}_source"]), ("", "default"), script
-            )
+            self.assertEqual((node[script], node[f"_{script}_source"]), ("", "default"), script)
         group = self.api.show("group", "compute")
         self.assertEqual([group[s] for s in SCRIPTS], ["", "", ""])
-        self.assertEqual(
-            self.update("group", "compute", {"postscript": "echo done"})[0], 204
-        )
+        self.assertEqual(self.update("group", "compute", {"postscript": "echo done"})[0], 204)
         node = self.api.show("node", "node001")
         self.assertEqual(
             (node["postscript"], node["_postscript_source"]), ("ZWNobyBkb25l", "group")
@@ -133,17 +129,11 @@ class ShowShapeTests(Base):
         """No list or show answer of any kind holds a list of plain values,
         with every field set that can be (tags, grab lists, interface
         settings, secrets apart)."""
-        self.update(
-            "osimage", "compute", {"grab_filesystems": ["/"], "grab_exclude": ["/tmp"]}
-        )
-        self.post(
-            "/config/osimage/compute/tag", env("osimage", "compute", {"tag": "v1"})
-        )
+        self.update("osimage", "compute", {"grab_filesystems": ["/"], "grab_exclude": ["/tmp"]})
+        self.post("/config/osimage/compute/tag", env("osimage", "compute", {"tag": "v1"}))
         self.post(
             "/config/node/node001/interfaces",
-            cli_iface_body(
-                "node", "node001", {"interface": "ib0", "vlanid": "12", "mtu": "2044"}
-            ),
+            cli_iface_body("node", "node001", {"interface": "ib0", "vlanid": "12", "mtu": "2044"}),
         )
         for kind in GENERIC:
             code, body = self.api.get(f"/config/{kind}")
@@ -152,9 +142,7 @@ class ShowShapeTests(Base):
             self.assertEqual(code, 200, kind)
             for name, view in body["config"][kind].items():
                 self.assertEqual(table_problems(view), [], f"{kind} {name}")
-                self.assertEqual(
-                    table_problems(self.api.show(kind, name)), [], f"{kind} {name}"
-                )
+                self.assertEqual(table_problems(self.api.show(kind, name)), [], f"{kind} {name}")
 
 
 class NetworkReserveTests(Base):
@@ -169,15 +157,13 @@ class NetworkReserveTests(Base):
             answer["members"],
             ["controller", "node001", "node002", "node003", "node004"],
         )
-        self.assertEqual(
-            answer["taken"][0], {"ipaddress": "10.141.0.1", "device": "node001"}
-        )
+        self.assertEqual(answer["taken"][0], {"ipaddress": "10.141.0.1", "device": "node001"})
         self.assertEqual({t["device"] for t in answer["taken"]}, set(answer["members"]))
         self.assertEqual(
             answer["taken"],
-            self.api.get("/config/network/cluster/_list")[1]["config"]["network"][
-                "cluster"
-            ]["taken"],
+            self.api.get("/config/network/cluster/_list")[1]["config"]["network"]["cluster"][
+                "taken"
+            ],
         )
 
     def test_member_of_unknown_network(self) -> None:
@@ -208,12 +194,10 @@ class SecretNameTests(Base):
             }
         }
         self.assertEqual(self.post("/config/secrets/node/node001", body)[0], 201)
-        listed = self.api.get("/config/secrets")[1]["config"]["secrets"]["node"][
+        listed = self.api.get("/config/secrets")[1]["config"]["secrets"]["node"]["node001"]
+        one = self.api.get("/config/secrets/node/node001/munge")[1]["config"]["secrets"]["node"][
             "node001"
         ]
-        one = self.api.get("/config/secrets/node/node001/munge")[1]["config"][
-            "secrets"
-        ]["node"]["node001"]
         for items in (listed, one):
             self.assertEqual(
                 [(i["name"], i["secretname"], i["path"]) for i in items],
@@ -277,24 +261,16 @@ class InterfaceSettingsTests(Base):
         )
         self.assertEqual(code, 204)
         self.assertEqual(self.iface("node", "node001", "ib0"), {**before, **SHOWN})
-        one = self.api.get("/config/node/node001/interfaces/ib0")[1]["config"]["node"][
-            "node001"
-        ]
+        one = self.api.get("/config/node/node001/interfaces/ib0")[1]["config"]["node"]["node001"]
         self.assertEqual(one["interfaces"], [{**before, **SHOWN}])
         store = load_store(self.api.cfg)
         self.addCleanup(store.pool.close)
-        self.assertEqual(
-            API(store).show("node", "node001")["interfaces"][2], {**before, **SHOWN}
-        )
+        self.assertEqual(API(store).show("node", "node001")["interfaces"][2], {**before, **SHOWN})
 
     def test_settings_in_node_body(self) -> None:
         """The settings ride in a node's own body too (``luna node add -if``)."""
-        self.assertEqual(
-            self.update("node", "node002", {"interfaces": [CLI_ENTRY]})[0], 204
-        )
-        self.assertEqual(
-            {k: self.iface("node", "node002", "ib0")[k] for k in SHOWN}, SHOWN
-        )
+        self.assertEqual(self.update("node", "node002", {"interfaces": [CLI_ENTRY]})[0], 204)
+        self.assertEqual({k: self.iface("node", "node002", "ib0")[k] for k in SHOWN}, SHOWN)
 
     def test_empty_unsets(self) -> None:
         """ "" (the CLI's way to clear) or null drops a setting; unset
@@ -359,9 +335,7 @@ class InterfaceSettingsTests(Base):
         )
         code, _ = self.post(
             "/config/group/compute/interfaces",
-            cli_iface_body(
-                "group", "compute", {"interface": "ib0", "mtu": "2044", "vlanid": "7"}
-            ),
+            cli_iface_body("group", "compute", {"interface": "ib0", "mtu": "2044", "vlanid": "7"}),
         )
         self.assertEqual(code, 204)
         group_if = self.iface("group", "compute", "ib0")
@@ -390,9 +364,7 @@ class InterfaceSettingsTests(Base):
             "/config/node/node001/interfaces",
             cli_iface_body("node", "node001", CLI_ENTRY),
         )
-        self.assertEqual(
-            self.api.get("/config/node/node001/interfaces/ib0/_delete")[0], 204
-        )
+        self.assertEqual(self.api.get("/config/node/node001/interfaces/ib0/_delete")[0], 204)
         self.post(
             "/config/node/node001/interfaces",
             cli_iface_body("node", "node001", {"interface": "ib0", "network": "ib"}),
@@ -424,39 +396,27 @@ class InterfaceRenameTests(Base):
         before = self.iface("node", "node001", "ib0")
         code, body = self.post(
             "/config/node/node001/interfaces",
-            cli_iface_body(
-                "node", "node001", {"interface": "ib0", "newinterfacename": "ib1"}
-            ),
+            cli_iface_body("node", "node001", {"interface": "ib0", "newinterfacename": "ib1"}),
         )
         self.assertEqual((code, body), (204, None))
         self.assertEqual(self.iface_names("node", "node001"), ["BOOTIF", "BMC", "ib1"])
-        self.assertEqual(
-            self.iface("node", "node001", "ib1"), {**before, "interface": "ib1"}
-        )
-        taken = self.api.get("/config/network/ib/_list")[1]["config"]["network"]["ib"][
-            "taken"
-        ]
+        self.assertEqual(self.iface("node", "node001", "ib1"), {**before, "interface": "ib1"})
+        taken = self.api.get("/config/network/ib/_list")[1]["config"]["network"]["ib"]["taken"]
         self.assertIn({"ipaddress": before["ipaddress"], "device": "node001"}, taken)
         # The old name is free for a new interface, which gets a new address.
         self.post(
             "/config/node/node001/interfaces",
             cli_iface_body("node", "node001", {"interface": "ib0", "network": "ib"}),
         )
-        self.assertNotEqual(
-            self.iface("node", "node001", "ib0")["ipaddress"], before["ipaddress"]
-        )
+        self.assertNotEqual(self.iface("node", "node001", "ib0")["ipaddress"], before["ipaddress"])
 
     def test_group_rename_reaches_members(self) -> None:
         """renameinterface on a group renames the template and the same
         interface of every node of the group, addresses kept."""
-        addresses = {
-            n: self.iface("node", n, "ib0")["ipaddress"] for n in ("node001", "node004")
-        }
+        addresses = {n: self.iface("node", n, "ib0")["ipaddress"] for n in ("node001", "node004")}
         code, _ = self.post(
             "/config/group/compute/interfaces",
-            cli_iface_body(
-                "group", "compute", {"interface": "ib0", "newinterfacename": "ib1"}
-            ),
+            cli_iface_body("group", "compute", {"interface": "ib0", "newinterfacename": "ib1"}),
         )
         self.assertEqual(code, 204)
         self.assertEqual(self.iface_names("group", "compute"), ["BOOTIF", "BMC", "ib1"])
@@ -504,9 +464,7 @@ class InterfaceRenameTests(Base):
         self.update("node", "node001", {"macaddr": MAC})
         code, body = self.post(
             "/config/node/node001/interfaces",
-            cli_iface_body(
-                "node", "node001", {"interface": "BOOTIF", "newinterfacename": "eth0"}
-            ),
+            cli_iface_body("node", "node001", {"interface": "BOOTIF", "newinterfacename": "eth0"}),
         )
         self.assertEqual(code, 400)
         self.assertIn("provision_interface", body["message"])
@@ -530,9 +488,7 @@ class InterfaceRenameTests(Base):
         self.assertEqual(self.update("group", "compute", {"provision_interface": "BOOTIF"})[0], 204)
         code, _ = self.post(
             "/config/group/compute/interfaces",
-            cli_iface_body(
-                "group", "compute", {"interface": "BOOTIF", "newinterfacename": "eth0"}
-            ),
+            cli_iface_body("group", "compute", {"interface": "BOOTIF", "newinterfacename": "eth0"}),
         )
         self.assertEqual(code, 204)
         self.assertEqual(self.api.show("group", "compute")["provision_interface"], "eth0")
@@ -541,7 +497,6 @@ class InterfaceRenameTests(Base):
             (node["provision_interface"], node["_provision_interface_source"], node["macaddr"]),
             ("eth0", "group", MAC),
         )
-
 
     def test_renamed_boot_interface_still_boots(self) -> None:
         """After the rename the node's iPXE script, found by its MAC, still
@@ -552,9 +507,7 @@ class InterfaceRenameTests(Base):
         api.update("group", "compute", {"provision_interface": "BOOTIF"})
         code, _ = api.post(
             "/config/group/compute/interfaces",
-            cli_iface_body(
-                "group", "compute", {"interface": "BOOTIF", "newinterfacename": "eth0"}
-            ),
+            cli_iface_body("group", "compute", {"interface": "BOOTIF", "newinterfacename": "eth0"}),
         )
         self.assertEqual(code, 204)
         script = api.script(f"/boot/search/mac/{MAC}")
@@ -576,16 +529,10 @@ class KernelOptionsTests(Base):
             (group["kerneloptions"], group["_kerneloptions_source"]),
             ("console=ttyS0", "osimage"),
         )
-        self.assertEqual(
-            self.update("group", "compute", {"kerneloptions": "quiet"})[0], 204
-        )
+        self.assertEqual(self.update("group", "compute", {"kerneloptions": "quiet"})[0], 204)
         node = self.api.show("node", "node001")
-        self.assertEqual(
-            (node["kerneloptions"], node["_kerneloptions_source"]), ("quiet", "group")
-        )
-        self.assertEqual(
-            self.update("node", "node001", {"kernopts": "nomodeset"})[0], 204
-        )
+        self.assertEqual((node["kerneloptions"], node["_kerneloptions_source"]), ("quiet", "group"))
+        self.assertEqual(self.update("node", "node001", {"kernopts": "nomodeset"})[0], 204)
         node = self.api.show("node", "node001")
         self.assertEqual(
             (node["kerneloptions"], node["_kerneloptions_source"]),
@@ -635,12 +582,8 @@ class DeviceMacTests(Base):
         """A switch and an other device take ``macaddress`` (the CLI's -M),
         normalised; "" clears it; a bad MAC is 400 naming the field."""
         for kind, name in (("switch", "sw01"), ("otherdev", "pdu01")):
-            self.assertEqual(
-                self.update(kind, name, {"macaddress": "AA-BB-CC-00-11-22"})[0], 204
-            )
-            self.assertEqual(
-                self.api.show(kind, name)["macaddress"], "aa:bb:cc:00:11:22"
-            )
+            self.assertEqual(self.update(kind, name, {"macaddress": "AA-BB-CC-00-11-22"})[0], 204)
+            self.assertEqual(self.api.show(kind, name)["macaddress"], "aa:bb:cc:00:11:22")
             code, body = self.update(kind, name, {"macaddress": "not-a-mac"})
             self.assertEqual(code, 400)
             self.assertTrue(body["message"].startswith("macaddress:"), body)
@@ -657,9 +600,7 @@ class NetworkCidrTests(Base):
                 self.update("network", "dup", {"network": cidr}),
                 (
                     400,
-                    {
-                        "message": "network: 10.141.0.0/16 is already the network of cluster"
-                    },
+                    {"message": "network: 10.141.0.0/16 is already the network of cluster"},
                 ),
             )
             self.assertEqual(self.api.get("/config/network/dup")[0], 404)
@@ -676,14 +617,10 @@ class NetworkCidrTests(Base):
         )
         self.assertEqual(self.api.show("network", "ipmi")["network"], "10.148.0.0/16")
         self.assertEqual(
-            self.post(
-                "/config/network/ib/_clone", env("network", "ib", {"newnetname": "ib2"})
-            ),
+            self.post("/config/network/ib/_clone", env("network", "ib", {"newnetname": "ib2"})),
             (400, {"message": "network: 10.149.0.0/16 is already the network of ib"}),
         )
-        self.assertEqual(
-            self.update("network", "spare", {"network": "10.141.0.0/17"})[0], 201
-        )
+        self.assertEqual(self.update("network", "spare", {"network": "10.141.0.0/17"})[0], 201)
 
 
 class RenameMissingTests(Base):
@@ -703,21 +640,15 @@ class RenameMissingTests(Base):
                 (code, body),
                 (
                     404,
-                    {
-                        "message": f"{kind} 'ghost' does not exist; there is nothing to rename"
-                    },
+                    {"message": f"{kind} 'ghost' does not exist; there is nothing to rename"},
                 ),
                 kind,
             )
             for name in ("ghost", "phantom"):
-                self.assertEqual(
-                    self.api.get(f"/config/{kind}/{name}")[0], 404, (kind, name)
-                )
+                self.assertEqual(self.api.get(f"/config/{kind}/{name}")[0], 404, (kind, name))
 
     def test_rename_of_existing_still_works(self) -> None:
         """A rename of an existing switch is still 204."""
         self.assertEqual(self.update("switch", "sw01", {"network": "ipmi"})[0], 201)
-        self.assertEqual(
-            self.update("switch", "sw01", {"newswitchname": "sw09"})[0], 204
-        )
+        self.assertEqual(self.update("switch", "sw01", {"newswitchname": "sw09"})[0], 204)
         self.assertEqual(self.api.show("switch", "sw09")["name"], "sw09")

@@ -57,7 +57,9 @@ def lpower_lines(body: Any, subsystem: str, action: str) -> list[str]:
             if bucket == "request_id":
                 continue
             for node in nodes:
-                lines.append(f"{node}: {subsystem} {action}" if bucket == "ok" else f"{node}: {bucket}")
+                lines.append(
+                    f"{node}: {subsystem} {action}" if bucket == "ok" else f"{node}: {bucket}"
+                )
     return lines
 
 
@@ -80,15 +82,20 @@ class BulkContractTests(ReactorCase):
         await cluster.setup()
         await cluster.simulators([False, False])
         await cluster.bmc_at("node003", f"{cluster.prefix}.19")
-        code, body = await cluster.call("POST", "/control/action/power/_on",
-                                        {"control": {"power": {"on": {"hostlist": "node[001-003]"}}}})
+        code, body = await cluster.call(
+            "POST",
+            "/control/action/power/_on",
+            {"control": {"power": {"on": {"hostlist": "node[001-003]"}}}},
+        )
         self.assertEqual(code, 200)
         printed = lpower_lines(body, "power", "on")
         answers = await poll(cluster, str(body["request_id"]))
         self.assertNotEqual(answers[-1][0], 200)
         for _, later in answers[:-1]:
             printed += lpower_lines(later, "power", "on")
-        self.assertEqual(sorted(printed), ["node001: power on", "node002: power on", f"node003: {DEAD}"])
+        self.assertEqual(
+            sorted(printed), ["node001: power on", "node002: power on", f"node003: {DEAD}"]
+        )
 
     async def test_lpower_status_buckets(self) -> None:
         """``lpower status node001,node002``: ``node001: on`` and
@@ -96,10 +103,13 @@ class BulkContractTests(ReactorCase):
         cluster = Cluster(self)
         await cluster.setup()
         await cluster.simulators([True, False])
-        code, body = await cluster.call("POST", "/control/action/power/_status",
-                                        bulk("power", "status", "node001,node002"))
+        code, body = await cluster.call(
+            "POST", "/control/action/power/_status", bulk("power", "status", "node001,node002")
+        )
         self.assertEqual(code, 200)
-        self.assertEqual(sorted(lpower_lines(body, "power", "status")), ["node001: on", "node002: off"])
+        self.assertEqual(
+            sorted(lpower_lines(body, "power", "status")), ["node001: on", "node002: off"]
+        )
         answers = await poll(cluster, body["request_id"])
         self.assertEqual([code for code, _ in answers], [404])
 
@@ -113,8 +123,9 @@ class BulkContractTests(ReactorCase):
         await cluster.setup()
         await cluster.simulators([True, False])
         await cluster.bmc_at("node003", f"{cluster.prefix}.19")
-        code, body = await cluster.call("POST", "/control/action/power/_status",
-                                        bulk("power", "status", "node[001-003]"))
+        code, body = await cluster.call(
+            "POST", "/control/action/power/_status", bulk("power", "status", "node[001-003]")
+        )
         self.assertEqual(code, 200)
         self.assertIn("control", body)
         self.assertIsInstance(body["request_id"], str)
@@ -133,9 +144,13 @@ class BulkContractTests(ReactorCase):
         cluster = Cluster(self)
         await cluster.setup()
         (sim,) = await cluster.simulators([False])
-        code, body = await cluster.call("POST", "/control/action/power/_on", bulk("power", "on", "node[001,998]"))
+        code, body = await cluster.call(
+            "POST", "/control/action/power/_on", bulk("power", "on", "node[001,998]")
+        )
         self.assertEqual(code, 200)
-        self.assertEqual(cli_rows(body, "power"), {"node001": "OK", "node998": "error: node998 does not exist"})
+        self.assertEqual(
+            cli_rows(body, "power"), {"node001": "OK", "node998": "error: node998 does not exist"}
+        )
         self.assertEqual(sim.power, "1")
 
     async def test_cli_chassis_and_sel(self) -> None:
@@ -145,12 +160,17 @@ class BulkContractTests(ReactorCase):
         await cluster.setup()
         await cluster.simulators([False, False])
         for command, action in (("chassis", "identify"), ("sel", "clear")):
-            code, body = await cluster.call("POST", f"/control/action/{command}/_{action}",
-                                            bulk(command, action, "node[001-002]"))
+            code, body = await cluster.call(
+                "POST",
+                f"/control/action/{command}/_{action}",
+                bulk(command, action, "node[001-002]"),
+            )
             self.assertEqual(code, 200)
             self.assertEqual(cli_rows(body, command), {"node001": "OK", "node002": "OK"})
-            self.assertEqual(sorted(lpower_lines(body, command, action)),
-                             [f"node001: {command} {action}", f"node002: {command} {action}"])
+            self.assertEqual(
+                sorted(lpower_lines(body, command, action)),
+                [f"node001: {command} {action}", f"node002: {command} {action}"],
+            )
 
     async def test_single_node(self) -> None:
         """One node goes by GET and answers at once: power status's
@@ -161,7 +181,9 @@ class BulkContractTests(ReactorCase):
         await cluster.simulators([False])
         code, body = await cluster.call("GET", "/control/action/power/node001/_status")
         self.assertEqual((code, body["control"]["power"]), (200, "off"))
-        self.assertEqual(await cluster.call("GET", "/control/action/power/node001/_on"), (204, None))
+        self.assertEqual(
+            await cluster.call("GET", "/control/action/power/node001/_on"), (204, None)
+        )
         code, body = await cluster.call("GET", "/control/action/power/node001/_status")
         self.assertEqual((code, body["control"]["power"]), (200, "on"))
 
@@ -184,8 +206,9 @@ class FakePack:
     def __init__(self, api: StatusAPI, lines: list[tuple[bool, str]], step: float = 5) -> None:
         self.request = api.root.requests.start("config", len(lines), {"action": "pack"})
         for number, (ok, text) in enumerate(lines, start=1):
-            api.clock.callLater(step * number, api.root.requests.record, self.request, "compute",
-                                ok, text)
+            api.clock.callLater(
+                step * number, api.root.requests.record, self.request, "compute", ok, text
+            )
         api.clock.callLater(step * len(lines), api.root.requests.finish, self.request)
 
 
@@ -252,7 +275,9 @@ class ConfigStatusTests(unittest.TestCase):
         user = {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}}
         self.assertEqual(self.api.post("/config/user/viewer", user)[0], 201)
         self.assertEqual(self.api.get(path, token=None)[0], 401)
-        self.assertEqual(self.api.get(path, token=self.api.token("readonly", name="viewer"))[0], 403)
+        self.assertEqual(
+            self.api.get(path, token=self.api.token("readonly", name="viewer"))[0], 403
+        )
         self.assertEqual(self.api.get(path, token=self.api.token("node", node="node001"))[0], 403)
         self.assertEqual(self.api.get(f"/control/status/{job.request.id}")[0], 404)
         self.assertEqual(self.api.get(path)[0], 200)
@@ -265,7 +290,9 @@ class HeldIPMI:
     def __init__(self) -> None:
         self.pending: dict[str, defer.Deferred[Outcome]] = {}
 
-    def run(self, target: Any, command: Any, cipher_suite: int | None = None) -> defer.Deferred[Outcome]:
+    def run(
+        self, target: Any, command: Any, cipher_suite: int | None = None
+    ) -> defer.Deferred[Outcome]:
         self.pending[target.key] = defer.Deferred()
         return self.pending[target.key]
 
@@ -283,8 +310,11 @@ class WindowTests(unittest.TestCase):
     def post(self, hosts: str) -> defer.Deferred[Any]:
         body = json.dumps(bulk("power", "status", hosts)).encode()
         d: defer.Deferred[Any] = self.api.treq.request(
-            "POST", "http://luna/control/action/power/_status", data=body,
-            headers={"x-access-tokens": self.api.admin_token})
+            "POST",
+            "http://luna/control/action/power/_status",
+            data=body,
+            headers={"x-access-tokens": self.api.admin_token},
+        )
         self.api.treq.flush()
         return d
 
@@ -308,12 +338,16 @@ class WindowTests(unittest.TestCase):
         self.api.clock.advance(0.1)
         self.api.treq.flush()
         code, body = self.body_of(d)
-        self.assertEqual((code, body["control"]["power"], body["progress"]),
-                         (200, {"on": {"node001": "on"}}, {"done": 1, "total": 2, "finished": False}))
+        self.assertEqual(
+            (code, body["control"]["power"], body["progress"]),
+            (200, {"on": {"node001": "on"}}, {"done": 1, "total": 2, "finished": False}),
+        )
         self.ipmi.pending["node002"].callback(Success("off"))
         code, later = self.api.get(f"/control/status/{body['request_id']}")
-        self.assertEqual((code, later["control"]["power"], later["progress"]["finished"]),
-                         (200, {"off": {"node002": "off"}}, True))
+        self.assertEqual(
+            (code, later["control"]["power"], later["progress"]["finished"]),
+            (200, {"off": {"node002": "off"}}, True),
+        )
         self.assertEqual(self.api.get(f"/control/status/{body['request_id']}")[0], 404)
         self.assertEqual(self.api.clock.getDelayedCalls(), [])
 

@@ -42,50 +42,32 @@ class DNSRecordTests(unittest.TestCase):
         code, body = self.api.post(
             "/config/dns/cluster", record("cluster", "storage01", "10.141.0.250")
         )
+        self.assertEqual((code, body), (201, {"message": "DNS entries added or changed"}))
+        self.assertEqual(self.listed(), [{"host": "storage01", "ipaddress": "10.141.0.250"}])
         self.assertEqual(
-            (code, body), (201, {"message": "DNS entries added or changed"})
-        )
-        self.assertEqual(
-            self.listed(), [{"host": "storage01", "ipaddress": "10.141.0.250"}]
-        )
-        self.assertEqual(
-            self.api.post(
-                "/config/dns/cluster", record("cluster", "Storage01", "10.141.0.251")
-            )[0],
+            self.api.post("/config/dns/cluster", record("cluster", "Storage01", "10.141.0.251"))[0],
             201,
         )
+        self.assertEqual(self.listed(), [{"host": "storage01", "ipaddress": "10.141.0.251"}])
         self.assertEqual(
-            self.listed(), [{"host": "storage01", "ipaddress": "10.141.0.251"}]
-        )
-        self.assertEqual(
-            self.api.post(
-                "/config/dns/cluster", record("cluster", "license", "2001:db8::5")
-            )[0],
+            self.api.post("/config/dns/cluster", record("cluster", "license", "2001:db8::5"))[0],
             201,
         )
         self.assertEqual([r["host"] for r in self.listed()], ["license", "storage01"])
-        self.assertEqual(
-            self.api.get("/config/dns/cluster/storage01/_delete"), (204, None)
-        )
-        self.assertEqual(
-            self.listed(), [{"host": "license", "ipaddress": "2001:db8::5"}]
-        )
+        self.assertEqual(self.api.get("/config/dns/cluster/storage01/_delete"), (204, None))
+        self.assertEqual(self.listed(), [{"host": "license", "ipaddress": "2001:db8::5"}])
         code, body = self.api.get("/config/dns/cluster/storage01/_delete")
         self.assertEqual(code, 404)
         self.assertIn("storage01", body["message"])
 
     def test_records_are_per_network(self) -> None:
-        self.api.post(
-            "/config/dns/cluster", record("cluster", "storage01", "10.141.0.250")
-        )
+        self.api.post("/config/dns/cluster", record("cluster", "storage01", "10.141.0.250"))
         self.assertEqual(self.listed("ib"), [])
 
     def test_survive_a_restart(self) -> None:
         """Records are committed to the database: a store opened afresh on
         the same file (a restart) has them."""
-        self.api.post(
-            "/config/dns/cluster", record("cluster", "storage01", "10.141.0.250")
-        )
+        self.api.post("/config/dns/cluster", record("cluster", "storage01", "10.141.0.250"))
         again = load_store(self.api.cfg)
         self.addCleanup(again.pool.close)
         self.assertEqual(
@@ -96,9 +78,7 @@ class DNSRecordTests(unittest.TestCase):
     def test_follow_a_rename_and_hidden_from_the_network(self) -> None:
         """Records follow a renamed network, and are not a field of the
         network's own view (nor accepted there)."""
-        self.api.post(
-            "/config/dns/cluster", record("cluster", "storage01", "10.141.0.250")
-        )
+        self.api.post("/config/dns/cluster", record("cluster", "storage01", "10.141.0.250"))
         self.assertNotIn("dns_records", self.api.show("network", "cluster"))
         code, _ = self.api.post(
             "/config/network/cluster",
@@ -122,22 +102,14 @@ class DNSRecordTests(unittest.TestCase):
             (
                 {
                     "config": {
-                        "dns": {
-                            "cluster": [
-                                {"host": "ok", "ipaddress": "10.141.0.1", "ttl": 5}
-                            ]
-                        }
+                        "dns": {"cluster": [{"host": "ok", "ipaddress": "10.141.0.1", "ttl": 5}]}
                     }
                 },
                 "ttl",
             ),
             ({"config": {"dns": {"cluster": []}}}, "expected a list"),
             (
-                {
-                    "config": {
-                        "dns": {"ib": [{"host": "ok", "ipaddress": "10.141.0.1"}]}
-                    }
-                },
+                {"config": {"dns": {"ib": [{"host": "ok", "ipaddress": "10.141.0.1"}]}}},
                 "'cluster'",
             ),
             (
@@ -170,15 +142,13 @@ class DNSRecordTests(unittest.TestCase):
         self.assertEqual(self.api.get("/config/dns/nonet/a/_delete")[0], 404)
         from luna2d.store import objects
 
-        result_of(
-            self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"})
-        )
+        result_of(self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"}))
         token = self.api.token("readonly", "viewer")
         self.assertEqual(self.api.get("/config/dns/cluster", token=token)[0], 200)
         self.assertEqual(
-            self.api.post(
-                "/config/dns/cluster", record("cluster", "a", "10.0.0.1"), token=token
-            )[0],
+            self.api.post("/config/dns/cluster", record("cluster", "a", "10.0.0.1"), token=token)[
+                0
+            ],
             403,
         )
         self.assertEqual(self.api.get("/config/dns/cluster", token=None)[0], 401)

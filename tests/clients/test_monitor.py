@@ -64,12 +64,8 @@ class MonitorStatusTests(unittest.TestCase):
     def test_empty_lists(self) -> None:
         """A daemon that ran no action answers empty lists (the CLI says
         "empty"), never 404."""
-        self.assertEqual(
-            self.api.get("/monitor/status"), (200, {"monitor": {"status": []}})
-        )
-        self.assertEqual(
-            self.api.get("/monitor/queue"), (200, {"monitor": {"queue": []}})
-        )
+        self.assertEqual(self.api.get("/monitor/status"), (200, {"monitor": {"status": []}}))
+        self.assertEqual(self.api.get("/monitor/queue"), (200, {"monitor": {"queue": []}}))
 
     def test_messages_after_an_action(self) -> None:
         """After a reload, ``monitor status`` lists its message with every
@@ -87,9 +83,7 @@ class MonitorStatusTests(unittest.TestCase):
         self.assertIn("luna2 reload: OK, reloaded", rows[0]["message"])
         self.assertEqual(rows[0]["created"], "2027-01-15 08:00:00")
         poll_until_gone(self.api, rows[0]["request_id"])
-        self.assertEqual(
-            self.api.get("/monitor/status")[1]["monitor"]["status"][0]["read"], 1
-        )
+        self.assertEqual(self.api.get("/monitor/status")[1]["monitor"]["status"][0]["read"], 1)
 
     def test_queue_lists_running_actions(self) -> None:
         """While a reload hook has not answered, ``monitor queue`` lists it
@@ -128,13 +122,9 @@ class MonitorStatusTests(unittest.TestCase):
     def test_who_may_read(self) -> None:
         """Admin and readonly tokens read both lists; no token 401, node
         tokens 403."""
-        result_of(
-            self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"})
-        )
+        result_of(self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"}))
         for path in ("/monitor/status", "/monitor/queue"):
-            self.assertEqual(
-                self.api.get(path, token=self.api.token("readonly", "viewer"))[0], 200
-            )
+            self.assertEqual(self.api.get(path, token=self.api.token("readonly", "viewer"))[0], 200)
             self.assertEqual(self.api.get(path, token=None)[0], 401)
             self.assertEqual(
                 self.api.get(path, token=self.api.token("node", node="node001"))[0], 403
@@ -191,17 +181,13 @@ class ServiceActionTests(unittest.TestCase):
     def test_reload_then_poll(self) -> None:
         """A reload answers a request_id; polling it prints the outcome once
         with status 200, then 404 ends the CLI's loop."""
-        self.api.services.register(
-            "dhcp", lambda: (True, "OK"), lambda: "OK, rebound eth1"
-        )
+        self.api.services.register("dhcp", lambda: (True, "OK"), lambda: "OK, rebound eth1")
         code, body = self.api.get("/service/dhcp/reload")
         self.assertEqual(code, 200)
         self.assertEqual(body["service"], {"dhcp": "OK, rebound eth1"})
         printed, statuses = poll_until_gone(self.api, body["request_id"])
         self.assertEqual(statuses, [200])
-        self.assertEqual(
-            printed, ["2027-01-15 08:00:00 :: dhcp reload: OK, rebound eth1"]
-        )
+        self.assertEqual(printed, ["2027-01-15 08:00:00 :: dhcp reload: OK, rebound eth1"])
 
     def test_restart_reloads(self) -> None:
         """restart runs the reload hook and says that it reloaded."""
@@ -245,9 +231,7 @@ class ServiceActionTests(unittest.TestCase):
 
     def test_actions_need_admin(self) -> None:
         """readonly may ask a status but not a reload."""
-        result_of(
-            self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"})
-        )
+        result_of(self.api.store.write(objects.upsert, "user", "viewer", {"role": "readonly"}))
         token = self.api.token("readonly", "viewer")
         self.assertEqual(self.api.get("/service/luna2/status", token=token)[0], 200)
         self.assertEqual(self.api.get("/service/luna2/reload", token=token)[0], 403)
@@ -264,9 +248,7 @@ class ActionLogTests(unittest.TestCase):
     def test_expiry(self) -> None:
         log = ActionLog()
         action = log.begin("luna", "service", "reload dhcp", 100.0)
-        self.assertEqual(
-            len(log.queue(100.0 + KEEP * 10)), 1, "a running action never expires"
-        )
+        self.assertEqual(len(log.queue(100.0 + KEEP * 10)), 1, "a running action never expires")
         log.finish(action, 200, "done")
         self.assertEqual(len(log.messages(100.0 + KEEP)), 1)
         self.assertEqual(log.messages(100.0 + KEEP + 1), [])

@@ -16,10 +16,18 @@ KNOWN_MAC = "02:00:00:00:00:01"
 UNKNOWN_MAC = "02:00:00:00:00:99"
 
 
-def network(name: str = "cluster", cidr: str = "10.141.0.0/16", gateway: str | None = SERVER,
-            nameservers: tuple[str, ...] = (SERVER,), ntp: tuple[str, ...] = ("10.141.255.250",),
-            dhcp: bool = True, begin: str | None = "10.141.0.200", end: str | None = "10.141.0.203",
-            domain: str | None = "cluster", controller: str | None = SERVER) -> BootNetwork:
+def network(
+    name: str = "cluster",
+    cidr: str = "10.141.0.0/16",
+    gateway: str | None = SERVER,
+    nameservers: tuple[str, ...] = (SERVER,),
+    ntp: tuple[str, ...] = ("10.141.255.250",),
+    dhcp: bool = True,
+    begin: str | None = "10.141.0.200",
+    end: str | None = "10.141.0.203",
+    domain: str | None = "cluster",
+    controller: str | None = SERVER,
+) -> BootNetwork:
     """A BootNetwork as the indexer would build it."""
     net = ipaddress.IPv4Network(cidr)
     reserved = {int(net.network_address), int(net.broadcast_address)}
@@ -27,26 +35,56 @@ def network(name: str = "cluster", cidr: str = "10.141.0.0/16", gateway: str | N
         if extra:
             reserved.add(int(ipaddress.IPv4Address(extra)))
     return BootNetwork(
-        name=name, cidr=cidr, network_address=int(net.network_address), mask=int(net.netmask),
-        prefixlen=net.prefixlen, netmask=str(net.netmask), broadcast=str(net.broadcast_address),
-        gateway=gateway, nameservers=nameservers, ntp_servers=ntp, domain=domain, dhcp=dhcp,
+        name=name,
+        cidr=cidr,
+        network_address=int(net.network_address),
+        mask=int(net.netmask),
+        prefixlen=net.prefixlen,
+        netmask=str(net.netmask),
+        broadcast=str(net.broadcast_address),
+        gateway=gateway,
+        nameservers=nameservers,
+        ntp_servers=ntp,
+        domain=domain,
+        dhcp=dhcp,
         range_begin=int(ipaddress.IPv4Address(begin)) if begin and end else None,
         range_end=int(ipaddress.IPv4Address(end)) if begin and end else None,
-        reserved=frozenset(reserved), controller=controller,
+        reserved=frozenset(reserved),
+        controller=controller,
     )
 
 
-def node(mac: str = KNOWN_MAC, name: str = "node001", address: str = "10.141.0.1",
-         net: str = "cluster", netboot: bool = True, bootmenu: bool = False,
-         domain: str | None = "cluster", gateway: str | None = SERVER) -> BootNode:
+def node(
+    mac: str = KNOWN_MAC,
+    name: str = "node001",
+    address: str = "10.141.0.1",
+    net: str = "cluster",
+    netboot: bool = True,
+    bootmenu: bool = False,
+    domain: str | None = "cluster",
+    gateway: str | None = SERVER,
+) -> BootNode:
     """A BootNode as the indexer would build it."""
-    return BootNode(mac=mac, name=name, interface="BOOTIF", address=address, network=net,
-                    prefixlen=16, gateway=gateway, nameservers=(SERVER,), domain=domain,
-                    netboot=netboot, bootmenu=bootmenu)
+    return BootNode(
+        mac=mac,
+        name=name,
+        interface="BOOTIF",
+        address=address,
+        network=net,
+        prefixlen=16,
+        gateway=gateway,
+        nameservers=(SERVER,),
+        domain=domain,
+        netboot=netboot,
+        bootmenu=bootmenu,
+    )
 
 
-def index(nodes: list[BootNode] | None = None, networks: list[BootNetwork] | None = None,
-          taken: tuple[str, ...] = ()) -> BootIndex:
+def index(
+    nodes: list[BootNode] | None = None,
+    networks: list[BootNetwork] | None = None,
+    taken: tuple[str, ...] = (),
+) -> BootIndex:
     """A BootIndex of the given nodes and networks; taken: extra held addresses."""
     nodes = [node()] if nodes is None else nodes
     networks = [network()] if networks is None else networks
@@ -55,11 +93,21 @@ def index(nodes: list[BootNode] | None = None, networks: list[BootNetwork] | Non
     return BootIndex({n.mac: n for n in nodes}, tuple(networks), frozenset(addresses))
 
 
-def request(kind: int, mac: str = KNOWN_MAC, options: tuple[tuple[int, bytes], ...] = (),
-            xid: int = 0x1234, **fields: Any) -> Message:
+def request(
+    kind: int,
+    mac: str = KNOWN_MAC,
+    options: tuple[tuple[int, bytes], ...] = (),
+    xid: int = 0x1234,
+    **fields: Any,
+) -> Message:
     """A BOOTREQUEST of DHCP message type ``kind`` from ``mac``."""
-    return Message(op=codec.BOOTREQUEST, xid=xid, chaddr=bytes.fromhex(mac.replace(":", "")),
-                   options=((codec.MESSAGE_TYPE, bytes([kind])),) + options, **fields)
+    return Message(
+        op=codec.BOOTREQUEST,
+        xid=xid,
+        chaddr=bytes.fromhex(mac.replace(":", "")),
+        options=((codec.MESSAGE_TYPE, bytes([kind])),) + options,
+        **fields,
+    )
 
 
 def inbound(message: Message, link: Link = LINK) -> Inbound:
@@ -98,7 +146,8 @@ def check_pools(policy: Any, now: float | None = None) -> None:
                 expected = "used"
             else:
                 expected = "reusable"
-            actual = ("fresh" if value in pool.fresh else "reusable" if value in pool.reusable
-                      else "used")
+            actual = (
+                "fresh" if value in pool.fresh else "reusable" if value in pool.reusable else "used"
+            )
             assert not (value in pool.fresh and value in pool.reusable), value
             assert actual == expected, (ip_str(value), actual, expected)

@@ -75,8 +75,24 @@ class Lab(Namespace):
             script.write_text(UDHCPC_SCRIPT)
             script.chmod(0o755)
         out_file = self.folder / f"udhcpc-{next(_COUNTER)}.env"
-        argv = self.netns_exec(BUSYBOX, "udhcpc", "-f", "-q", "-n", "-t", "4", "-T", "1", "-A", "1",
-                               "-i", CLIENT_IF, "-s", str(script), *extra)
+        argv = self.netns_exec(
+            BUSYBOX,
+            "udhcpc",
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            "4",
+            "-T",
+            "1",
+            "-A",
+            "1",
+            "-i",
+            CLIENT_IF,
+            "-s",
+            str(script),
+            *extra,
+        )
         output, reason = await run_limited(argv, timeout, env={"LUNA_TEST_OUT": str(out_file)})
         if not out_file.exists():
             raise AssertionError(f"udhcpc got no lease ({reason}):\n{output}")
@@ -93,19 +109,33 @@ class Lab(Namespace):
         run_id = next(_COUNTER)
         lease_file = self.folder / f"dhclient-{run_id}.leases"
         pid_file = self.folder / f"dhclient-{run_id}.pid"
-        argv = self.netns_exec(DHCLIENT, "-4", "-1", "-v", "-sf", "/bin/true", "-lf", str(lease_file),
-                               "-pf", str(pid_file), CLIENT_IF)
+        argv = self.netns_exec(
+            DHCLIENT,
+            "-4",
+            "-1",
+            "-v",
+            "-sf",
+            "/bin/true",
+            "-lf",
+            str(lease_file),
+            "-pf",
+            str(pid_file),
+            CLIENT_IF,
+        )
         output, reason = await run_limited(argv, timeout)
         try:
             text = lease_file.read_text() if lease_file.exists() else ""
             if "fixed-address" not in text:
                 raise AssertionError(f"dhclient got no lease ({reason}):\n{output}")
             values = {"fixed-address": re.findall(r"fixed-address ([\d.]+);", text)[-1]}
-            block = text[text.rindex("lease {"):]
+            block = text[text.rindex("lease {") :]
             for name, value in re.findall(r"option ([\w-]+) (.+?);", block):
                 values[name] = value.strip('"')
             return values
         finally:
-            await run_limited(self.netns_exec(DHCLIENT, "-x", "-pf", str(pid_file), "-lf", str(lease_file),
-                                              CLIENT_IF), 10)
-
+            await run_limited(
+                self.netns_exec(
+                    DHCLIENT, "-x", "-pf", str(pid_file), "-lf", str(lease_file), CLIENT_IF
+                ),
+                10,
+            )

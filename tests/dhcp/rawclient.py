@@ -77,10 +77,13 @@ def main() -> None:
             options = ((codec.MESSAGE_TYPE, bytes([codec.DISCOVER])),)
         else:
             wanted = addresses[number % len(addresses)]
-            options = ((codec.MESSAGE_TYPE, bytes([codec.REQUEST])),
-                       (codec.REQUESTED_ADDRESS, codec.addresses(wanted)))
-        message = Message(op=codec.BOOTREQUEST, xid=xid, chaddr=mac, flags=codec.BROADCAST_FLAG,
-                          options=options)
+            options = (
+                (codec.MESSAGE_TYPE, bytes([codec.REQUEST])),
+                (codec.REQUESTED_ADDRESS, codec.addresses(wanted)),
+            )
+        message = Message(
+            op=codec.BOOTREQUEST, xid=xid, chaddr=mac, flags=codec.BROADCAST_FLAG, options=options
+        )
         sock.sendto(message.encode(min_size=300), ("255.255.255.255", 67))
         if number % 64 == 63:
             drain(0)  # keep the receive queue short during a long flood

@@ -38,7 +38,9 @@ class IndexTests(unittest.TestCase):
     def address_of(self, name: str, iface: str = "BOOTIF") -> str:
         code, body = self.api.get(f"/config/node/{name}")
         self.assertEqual(code, 200)
-        return next(i for i in body["config"]["node"][name]["interfaces"] if i["interface"] == iface)["ipaddress"]
+        return next(
+            i for i in body["config"]["node"][name]["interfaces"] if i["interface"] == iface
+        )["ipaddress"]
 
     def test_sample_networks(self) -> None:
         """The sample cluster network: CIDR, mask, gateway, name server, NTP
@@ -47,17 +49,24 @@ class IndexTests(unittest.TestCase):
         current = self.indexer.current()
         cluster = current.network_for("10.141.0.1")
         assert cluster is not None
-        self.assertEqual((cluster.name, cluster.cidr, cluster.netmask, cluster.prefixlen),
-                         ("cluster", "10.141.0.0/16", "255.255.0.0", 16))
+        self.assertEqual(
+            (cluster.name, cluster.cidr, cluster.netmask, cluster.prefixlen),
+            ("cluster", "10.141.0.0/16", "255.255.0.0", 16),
+        )
         self.assertEqual(cluster.broadcast, "10.141.255.255")
         self.assertEqual(cluster.gateway, "10.141.255.254")
         self.assertEqual(cluster.nameservers, ("10.141.255.254",))
         self.assertEqual(cluster.ntp_servers, ("10.141.255.254",))
         self.assertEqual(cluster.domain, "cluster")
         self.assertTrue(cluster.dhcp)
-        self.assertEqual((cluster.range_begin, cluster.range_end), (ip("10.141.0.200"), ip("10.141.0.253")))
+        self.assertEqual(
+            (cluster.range_begin, cluster.range_end), (ip("10.141.0.200"), ip("10.141.0.253"))
+        )
         self.assertEqual(cluster.controller, "10.141.255.254")
-        self.assertEqual(cluster.reserved, frozenset({ip("10.141.0.0"), ip("10.141.255.255"), ip("10.141.255.254")}))
+        self.assertEqual(
+            cluster.reserved,
+            frozenset({ip("10.141.0.0"), ip("10.141.255.255"), ip("10.141.255.254")}),
+        )
         ipmi = current.network_for("10.148.3.4")
         assert ipmi is not None
         self.assertFalse(ipmi.dhcp)
@@ -95,13 +104,17 @@ class IndexTests(unittest.TestCase):
         self.set_node("node001", {"interfaces": [{"interface": "BOOTIF", "macaddress": MAC2}]})
         self.assertIsNone(self.indexer.current().node(MAC1))
         self.assertEqual(self.indexer.current().node(MAC2).name, "node001")  # type: ignore[union-attr]
-        self.set_node("node001", {"interfaces": [{"interface": "BOOTIF", "ipaddress": "10.141.7.7"}]})
+        self.set_node(
+            "node001", {"interfaces": [{"interface": "BOOTIF", "ipaddress": "10.141.7.7"}]}
+        )
         self.assertEqual(self.indexer.current().node(MAC2).address, "10.141.7.7")  # type: ignore[union-attr]
         self.assertTrue(self.indexer.current().taken(ip("10.141.7.7")))
         self.set_node("node001", {"netboot": False})
         self.assertFalse(self.indexer.current().node(MAC2).netboot)  # type: ignore[union-attr]
-        self.post("/config/group/compute", {"config": {"group": {"compute": {"bootmenu": True,
-                                                                             "domain": "hpc.example"}}}})
+        self.post(
+            "/config/group/compute",
+            {"config": {"group": {"compute": {"bootmenu": True, "domain": "hpc.example"}}}},
+        )
         entry = self.indexer.current().node(MAC2)
         assert entry is not None
         self.assertTrue(entry.bootmenu)
@@ -116,7 +129,9 @@ class IndexTests(unittest.TestCase):
         self.set_node("node001", {"interfaces": [{"interface": "BOOTIF", "macaddress": MAC1}]})
         self.set_node("node002", {"interfaces": [{"interface": "BOOTIF", "macaddress": MAC2}]})
         self.indexer.current()
-        self.set_node("node001", {"interfaces": [{"interface": "BOOTIF", "macaddress": "02:00:00:00:01:03"}]})
+        self.set_node(
+            "node001", {"interfaces": [{"interface": "BOOTIF", "macaddress": "02:00:00:00:01:03"}]}
+        )
         self.set_node("node002", {"interfaces": [{"interface": "BOOTIF", "macaddress": MAC1}]})
         current = self.indexer.current()
         self.assertEqual(current.node(MAC1).name, "node002")  # type: ignore[union-attr]
@@ -127,14 +142,28 @@ class IndexTests(unittest.TestCase):
         """A network's gateway, dhcp range and name follow, in the network
         entry and in its nodes' entries."""
         self.set_node("node001", {"interfaces": [{"interface": "BOOTIF", "macaddress": MAC1}]})
-        self.post("/config/network/cluster", {"config": {"network": {"cluster": {
-            "gateway": "10.141.255.1", "dhcp_range_begin": "10.141.1.0", "dhcp_range_end": "10.141.1.9",
-            "newnetname": "prov"}}}})
+        self.post(
+            "/config/network/cluster",
+            {
+                "config": {
+                    "network": {
+                        "cluster": {
+                            "gateway": "10.141.255.1",
+                            "dhcp_range_begin": "10.141.1.0",
+                            "dhcp_range_end": "10.141.1.9",
+                            "newnetname": "prov",
+                        }
+                    }
+                }
+            },
+        )
         current = self.indexer.current()
         network = current.network_for("10.141.1.1")
         assert network is not None
         self.assertEqual((network.name, network.gateway), ("prov", "10.141.255.1"))
-        self.assertEqual((network.range_begin, network.range_end), (ip("10.141.1.0"), ip("10.141.1.9")))
+        self.assertEqual(
+            (network.range_begin, network.range_end), (ip("10.141.1.0"), ip("10.141.1.9"))
+        )
         entry = current.node(MAC1)
         assert entry is not None
         self.assertEqual((entry.network, entry.gateway), ("prov", "10.141.255.1"))
@@ -145,7 +174,14 @@ class IndexTests(unittest.TestCase):
         self.indexer.current()
         self.assertEqual(self.indexer.rebuilds, 1)
         for number in range(5):
-            self.set_node("node001", {"interfaces": [{"interface": "BOOTIF", "macaddress": f"02:00:00:00:02:{number:02x}"}]})
+            self.set_node(
+                "node001",
+                {
+                    "interfaces": [
+                        {"interface": "BOOTIF", "macaddress": f"02:00:00:00:02:{number:02x}"}
+                    ]
+                },
+            )
         self.assertEqual(self.indexer.rebuilds, 1)
         self.assertEqual(self.indexer.current().node("02:00:00:00:02:04").name, "node001")  # type: ignore[union-attr]
         self.assertEqual(self.indexer.rebuilds, 1)
@@ -162,11 +198,30 @@ class IndexTests(unittest.TestCase):
         one built from scratch."""
         self.indexer.current()
         for number in range(1, 5):
-            self.set_node(f"node{number:03d}", {"interfaces": [
-                {"interface": "BOOTIF", "macaddress": f"02:00:00:00:03:{number:02x}"}]})
+            self.set_node(
+                f"node{number:03d}",
+                {
+                    "interfaces": [
+                        {"interface": "BOOTIF", "macaddress": f"02:00:00:00:03:{number:02x}"}
+                    ]
+                },
+            )
         self.set_node("node002", {"bootmenu": True})
-        self.post("/config/node/node005", {"config": {"node": {"node005": {
-            "group": "compute", "interfaces": [{"interface": "BOOTIF", "macaddress": "02:00:00:00:03:05"}]}}}})
+        self.post(
+            "/config/node/node005",
+            {
+                "config": {
+                    "node": {
+                        "node005": {
+                            "group": "compute",
+                            "interfaces": [
+                                {"interface": "BOOTIF", "macaddress": "02:00:00:00:03:05"}
+                            ],
+                        }
+                    }
+                }
+            },
+        )
         self.api.get("/config/node/node003/_delete")
         incremental = self.indexer.current()
         fresh, _, _ = build(self.store.state)

@@ -36,7 +36,9 @@ class DHCPConfigTests(unittest.TestCase):
 
     def test_interfaces_and_lease_time(self) -> None:
         """ENABLED, the interface list (spaces allowed) and LEASE_TIME as a duration."""
-        dhcp = self.load("[DHCP]\nENABLED = yes\nINTERFACES = eth1, ens2f0 ,bond0.100\nLEASE_TIME = 8h\n")
+        dhcp = self.load(
+            "[DHCP]\nENABLED = yes\nINTERFACES = eth1, ens2f0 ,bond0.100\nLEASE_TIME = 8h\n"
+        )
         self.assertTrue(dhcp.enabled)
         self.assertEqual(dhcp.interfaces, ("eth1", "ens2f0", "bond0.100"))
         self.assertEqual(dhcp.lease_time, 8 * 3600)
@@ -50,8 +52,11 @@ class DHCPConfigTests(unittest.TestCase):
         """A key [DHCP] does not know (a typo of LEASE_TIME here) stops the
         start, naming the section, the key and the keys it knows."""
         exc = self.assertRaises(ConfigError, self.load, "[DHCP]\nENABLED = no\nLEASETIME = 8h\n")
-        self.assertEqual(str(exc), "[DHCP] LEASETIME: unknown key (known: ENABLED, INTERFACES, "
-                              "LEASE_TIME, MAX_OFFERS, OFFER_BURST, OFFER_RATE)")
+        self.assertEqual(
+            str(exc),
+            "[DHCP] LEASETIME: unknown key (known: ENABLED, INTERFACES, "
+            "LEASE_TIME, MAX_OFFERS, OFFER_BURST, OFFER_RATE)",
+        )
 
     def test_errors(self) -> None:
         """A name that is no interface name and a bad lease time are refused,

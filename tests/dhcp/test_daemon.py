@@ -21,13 +21,16 @@ def dhcp_ini(port: int, interfaces: str) -> str:
     text = ini_text(port)
     plain = "[DHCP]\nENABLED = no\n"
     assert plain in text
-    return text.replace(plain, f"[DHCP]\nENABLED = yes\nINTERFACES = {interfaces}\nLEASE_TIME = 30m\n")
+    return text.replace(
+        plain, f"[DHCP]\nENABLED = yes\nINTERFACES = {interfaces}\nLEASE_TIME = 30m\n"
+    )
 
 
 class DaemonDHCPTests(DaemonCase):
     async def post(self, daemon: Daemon, token: str, kind: str, name: str, body: dict) -> None:
-        code, answer = await daemon.call("POST", f"/config/{kind}/{name}", {"config": {kind: {name: body}}},
-                                         token=token)
+        code, answer = await daemon.call(
+            "POST", f"/config/{kind}/{name}", {"config": {kind: {name: body}}}, token=token
+        )
         self.assertIn(code, (201, 204), f"{kind} {name}: {answer}")
 
     async def test_serves_and_keeps_leases(self) -> None:
@@ -39,19 +42,47 @@ class DaemonDHCPTests(DaemonCase):
         daemon.ini.write_text(dhcp_ini(daemon.port, lab.host_if))
         await daemon.start()
         token = await daemon.token()
-        await self.post(daemon, token, "network", "lab", {
-            "network": lab.network, "gateway": lab.address(1), "nameserver_ip": lab.address(2),
-            "dhcp": True, "dhcp_range_begin": lab.address(100), "dhcp_range_end": lab.address(110)})
-        await self.post(daemon, token, "group", "labgroup", {
-            "domain": "lab.example", "interfaces": [{"interface": "BOOTIF", "network": "lab"}]})
-        await self.post(daemon, token, "node", "node201", {
-            "group": "labgroup", "interfaces": [{"interface": "BOOTIF", "ipaddress": lab.address(21),
-                                                 "macaddress": KNOWN_MAC}]})
+        await self.post(
+            daemon,
+            token,
+            "network",
+            "lab",
+            {
+                "network": lab.network,
+                "gateway": lab.address(1),
+                "nameserver_ip": lab.address(2),
+                "dhcp": True,
+                "dhcp_range_begin": lab.address(100),
+                "dhcp_range_end": lab.address(110),
+            },
+        )
+        await self.post(
+            daemon,
+            token,
+            "group",
+            "labgroup",
+            {"domain": "lab.example", "interfaces": [{"interface": "BOOTIF", "network": "lab"}]},
+        )
+        await self.post(
+            daemon,
+            token,
+            "node",
+            "node201",
+            {
+                "group": "labgroup",
+                "interfaces": [
+                    {"interface": "BOOTIF", "ipaddress": lab.address(21), "macaddress": KNOWN_MAC}
+                ],
+            },
+        )
         code, health = await daemon.call("GET", "/monitor/service/dhcp")
         self.assertEqual(code, 200, health)
         self.assertIn(f"{lab.host_if} ({lab.server})", health["monitor"]["service"]["dhcp"])
         known = await lab.udhcpc("-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x4d:69505845")
-        self.assertEqual((known["ip"], known["hostname"], known["domain"]), (lab.address(21), "node201", "lab.example"))
+        self.assertEqual(
+            (known["ip"], known["hostname"], known["domain"]),
+            (lab.address(21), "node201", "lab.example"),
+        )
         self.assertEqual(known["lease"], "1800")
         self.assertEqual(known["serverid"], lab.server)
         self.assertEqual(known["boot_file"], f"http://{lab.server}:{daemon.port}/boot/short")

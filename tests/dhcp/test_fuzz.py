@@ -29,43 +29,102 @@ from tests.dhcp.fakes import (
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-addresses = st.sampled_from(["0.0.0.0", "10.141.0.1", "10.141.0.200", "10.141.0.250", "10.149.0.1",
-                             "192.0.2.7", "255.255.255.255"]) | st.ip_addresses(v=4).map(str)
+addresses = st.sampled_from(
+    [
+        "0.0.0.0",
+        "10.141.0.1",
+        "10.141.0.200",
+        "10.141.0.250",
+        "10.149.0.1",
+        "192.0.2.7",
+        "255.255.255.255",
+    ]
+) | st.ip_addresses(v=4).map(str)
 option_codes = st.integers(1, 254).filter(lambda c: c != codec.OVERLOAD)
 option_values = st.binary(max_size=600)
-options = st.lists(st.tuples(option_codes, option_values), max_size=8, unique_by=lambda o: o[0]).map(tuple)
+options = st.lists(
+    st.tuples(option_codes, option_values), max_size=8, unique_by=lambda o: o[0]
+).map(tuple)
 
 
 def header(op: int, chaddr: bytes, giaddr: str = "0.0.0.0", ciaddr: str = "0.0.0.0") -> bytes:
     import socket
 
-    return codec.HEADER.pack(op, 1, 6, 0, 42, 0, 0, socket.inet_aton(ciaddr), bytes(4), bytes(4),
-                             socket.inet_aton(giaddr), chaddr.ljust(16, b"\x00"), bytes(64), bytes(128))
+    return codec.HEADER.pack(
+        op,
+        1,
+        6,
+        0,
+        42,
+        0,
+        0,
+        socket.inet_aton(ciaddr),
+        bytes(4),
+        bytes(4),
+        socket.inet_aton(giaddr),
+        chaddr.ljust(16, b"\x00"),
+        bytes(64),
+        bytes(128),
+    )
 
 
 @st.composite
 def messages(draw: st.DrawFn) -> Message:
     return Message(
-        op=draw(st.sampled_from([1, 2])), xid=draw(st.integers(0, 2**32 - 1)),
-        chaddr=draw(st.binary(max_size=16)), htype=draw(st.integers(0, 255)), hlen=draw(st.integers(0, 16)),
-        hops=draw(st.integers(0, 255)), secs=draw(st.integers(0, 65535)), flags=draw(st.integers(0, 65535)),
-        ciaddr=draw(addresses), yiaddr=draw(addresses), siaddr=draw(addresses), giaddr=draw(addresses),
-        sname=draw(st.binary(max_size=64)).rstrip(b"\x00"), file=draw(st.binary(max_size=128)).rstrip(b"\x00"),
+        op=draw(st.sampled_from([1, 2])),
+        xid=draw(st.integers(0, 2**32 - 1)),
+        chaddr=draw(st.binary(max_size=16)),
+        htype=draw(st.integers(0, 255)),
+        hlen=draw(st.integers(0, 16)),
+        hops=draw(st.integers(0, 255)),
+        secs=draw(st.integers(0, 65535)),
+        flags=draw(st.integers(0, 65535)),
+        ciaddr=draw(addresses),
+        yiaddr=draw(addresses),
+        siaddr=draw(addresses),
+        giaddr=draw(addresses),
+        sname=draw(st.binary(max_size=64)).rstrip(b"\x00"),
+        file=draw(st.binary(max_size=128)).rstrip(b"\x00"),
         options=draw(options),
     )
 
 
 # Options a DHCP client might send, right and wrong.
 request_option = st.one_of(
-    st.tuples(st.just(codec.REQUESTED_ADDRESS), st.sampled_from(
-        [codec.addresses("10.141.0.1"), codec.addresses("10.141.0.201"), codec.addresses("1.2.3.4"), b"\x01\x02"])),
-    st.tuples(st.just(codec.SERVER_ID), st.sampled_from(
-        [codec.addresses(LINK.address), codec.addresses("10.141.0.9"), b"", b"\x00" * 5])),
+    st.tuples(
+        st.just(codec.REQUESTED_ADDRESS),
+        st.sampled_from(
+            [
+                codec.addresses("10.141.0.1"),
+                codec.addresses("10.141.0.201"),
+                codec.addresses("1.2.3.4"),
+                b"\x01\x02",
+            ]
+        ),
+    ),
+    st.tuples(
+        st.just(codec.SERVER_ID),
+        st.sampled_from(
+            [codec.addresses(LINK.address), codec.addresses("10.141.0.9"), b"", b"\x00" * 5]
+        ),
+    ),
     st.tuples(st.just(codec.MAX_MESSAGE_SIZE), st.binary(max_size=3)),
     st.tuples(st.just(codec.CLIENT_ARCH), st.binary(max_size=5)),
-    st.tuples(st.just(codec.VENDOR_CLASS), st.sampled_from(
-        [b"PXEClient", b"PXEClient:Arch:00007:UNDI:003016", b"PXEClient:Arch:xx", b"HTTPClient", b"\xff\xfe"])),
-    st.tuples(st.just(codec.USER_CLASS), st.sampled_from([b"iPXE", b"\x04iPXE", b"\x00", b"\x09abc"])),
+    st.tuples(
+        st.just(codec.VENDOR_CLASS),
+        st.sampled_from(
+            [
+                b"PXEClient",
+                b"PXEClient:Arch:00007:UNDI:003016",
+                b"PXEClient:Arch:xx",
+                b"HTTPClient",
+                b"\xff\xfe",
+            ]
+        ),
+    ),
+    st.tuples(
+        st.just(codec.USER_CLASS), st.sampled_from([b"iPXE", b"\x04iPXE", b"\x00", b"\x09abc"])
+    ),
     st.tuples(st.just(codec.PARAMETER_REQUEST_LIST), st.binary(max_size=20)),
     st.tuples(st.just(codec.HOSTNAME), st.binary(max_size=40)),
     st.tuples(st.just(codec.CLIENT_ID), st.binary(max_size=300)),
@@ -81,10 +140,14 @@ def requests(draw: st.DrawFn) -> bytes:
     extra = draw(st.lists(request_option, max_size=6, unique_by=lambda o: o[0]))
     opts = tuple(o for o in extra if o[0] != codec.MESSAGE_TYPE)
     message = Message(
-        op=draw(st.sampled_from([1] * 9 + [2])), xid=draw(st.integers(0, 2**32 - 1)),
-        chaddr=bytes.fromhex(mac.replace(":", "")), htype=draw(st.sampled_from([1] * 9 + [6])),
-        hlen=draw(st.sampled_from([6] * 9 + [0, 16])), flags=draw(st.sampled_from([0, 0x8000])),
-        ciaddr=draw(addresses), giaddr=draw(st.sampled_from(["0.0.0.0", "0.0.0.0", "10.141.0.250", "10.149.0.1"])),
+        op=draw(st.sampled_from([1] * 9 + [2])),
+        xid=draw(st.integers(0, 2**32 - 1)),
+        chaddr=bytes.fromhex(mac.replace(":", "")),
+        htype=draw(st.sampled_from([1] * 9 + [6])),
+        hlen=draw(st.sampled_from([6] * 9 + [0, 16])),
+        flags=draw(st.sampled_from([0, 0x8000])),
+        ciaddr=draw(addresses),
+        giaddr=draw(st.sampled_from(["0.0.0.0", "0.0.0.0", "10.141.0.250", "10.149.0.1"])),
         options=((codec.MESSAGE_TYPE, bytes([kind])),) + opts if kind else opts,
     )
     data = message.encode()
@@ -92,7 +155,9 @@ def requests(draw: st.DrawFn) -> bytes:
         return data
     # Damage it: cut, flip bytes, append junk.
     cut = draw(st.integers(0, len(data)))
-    flips = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)), max_size=4))
+    flips = draw(
+        st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)), max_size=4)
+    )
     damaged = bytearray(data[:cut] if draw(st.booleans()) else data)
     for position, value in flips:
         if position < len(damaged):
@@ -111,15 +176,22 @@ class CodecFuzzTests(unittest.TestCase):
             pass
 
     @SETTINGS
-    @given(st.sampled_from([1, 2]), st.binary(min_size=6, max_size=6), st.binary(max_size=400),
-           st.binary(max_size=128), st.binary(max_size=64))
-    def test_plausible_bytes(self, op: int, chaddr: bytes, body: bytes, file: bytes, sname: bytes) -> None:
+    @given(
+        st.sampled_from([1, 2]),
+        st.binary(min_size=6, max_size=6),
+        st.binary(max_size=400),
+        st.binary(max_size=128),
+        st.binary(max_size=64),
+    )
+    def test_plausible_bytes(
+        self, op: int, chaddr: bytes, body: bytes, file: bytes, sname: bytes
+    ) -> None:
         """A valid header and cookie followed by random option bytes (and
         random file and sname fields, with an overload option in front half
         the time) decodes or raises DecodeError; what decodes round-trips."""
         data = bytearray(header(op, chaddr) + codec.MAGIC_COOKIE)
-        data[codec.FILE_OFFSET:codec.FILE_OFFSET + len(file)] = file
-        data[codec.SNAME_OFFSET:codec.SNAME_OFFSET + len(sname)] = sname
+        data[codec.FILE_OFFSET : codec.FILE_OFFSET + len(file)] = file
+        data[codec.SNAME_OFFSET : codec.SNAME_OFFSET + len(sname)] = sname
         if body[:1] and body[0] % 2:
             data += bytes([codec.OVERLOAD, 1, body[0] % 4])
         data += body
@@ -152,17 +224,32 @@ class ProtocolFuzzTests(unittest.TestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(1_800_000_000)
-        self.index = index(nodes=[node(), node("02:00:00:00:00:98", "node002", "10.141.0.2", bootmenu=True)],
-                           networks=[network(), network("ib", "10.149.0.0/16", dhcp=True, begin="10.149.0.10",
-                                                        end="10.149.0.12", controller=None)])
+        self.index = index(
+            nodes=[node(), node("02:00:00:00:00:98", "node002", "10.141.0.2", bootmenu=True)],
+            networks=[
+                network(),
+                network(
+                    "ib",
+                    "10.149.0.0/16",
+                    dhcp=True,
+                    begin="10.149.0.10",
+                    end="10.149.0.12",
+                    controller=None,
+                ),
+            ],
+        )
         self.policy = Policy(lambda: self.index, Settings(lease_time=600))
         self.stats = Counters(COUNTERS)
-        self.protocol = DHCPProtocol(LINK, self.policy, self.clock, self.stats, lambda changes: None)
+        self.protocol = DHCPProtocol(
+            LINK, self.policy, self.clock, self.stats, lambda changes: None
+        )
         self.transport = FakeDatagramTransport()
         self.protocol.makeConnection(self.transport)  # type: ignore[arg-type]
 
     @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.lists(requests() | st.binary(max_size=600), min_size=1, max_size=6), st.integers(0, 2000))
+    @given(
+        st.lists(requests() | st.binary(max_size=600), min_size=1, max_size=6), st.integers(0, 2000)
+    )
     def test_survives_any_datagram(self, datagrams: list[bytes], pause: int) -> None:
         """Sequences of datagrams, well-formed or damaged: no exception, no
         error counted, and every reply written decodes as a BOOTREPLY to the

@@ -45,20 +45,47 @@ PXE_IPXE = ("-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x4d:69505845")  # 
 
 def lab_objects(api: API, lab: Lab, case: Any) -> None:
     """The lab network (dhcp on, range .100-.110), a group on it and node101 with KNOWN_MAC."""
+
     def post(path: str, kind: str, name: str, body: dict) -> None:
         code, answer = api.post(path, {"config": {kind: {name: body}}})
         case.assertIn(code, (201, 204), f"POST {path}: {answer}")
 
-    post("/config/network/lab", "network", "lab", {
-        "network": lab.network, "gateway": lab.address(1), "nameserver_ip": lab.address(2),
-        "ntp_server": lab.address(3), "dhcp": True, "dhcp_range_begin": lab.address(100),
-        "dhcp_range_end": lab.address(110)})
-    post("/config/group/labgroup", "group", "labgroup", {
-        "domain": "lab.example", "netboot": True, "bootmenu": False,
-        "interfaces": [{"interface": "BOOTIF", "network": "lab"}]})
-    post("/config/node/node101", "node", "node101", {
-        "group": "labgroup", "interfaces": [{"interface": "BOOTIF", "ipaddress": lab.address(21),
-                                             "macaddress": KNOWN_MAC}]})
+    post(
+        "/config/network/lab",
+        "network",
+        "lab",
+        {
+            "network": lab.network,
+            "gateway": lab.address(1),
+            "nameserver_ip": lab.address(2),
+            "ntp_server": lab.address(3),
+            "dhcp": True,
+            "dhcp_range_begin": lab.address(100),
+            "dhcp_range_end": lab.address(110),
+        },
+    )
+    post(
+        "/config/group/labgroup",
+        "group",
+        "labgroup",
+        {
+            "domain": "lab.example",
+            "netboot": True,
+            "bootmenu": False,
+            "interfaces": [{"interface": "BOOTIF", "network": "lab"}],
+        },
+    )
+    post(
+        "/config/node/node101",
+        "node",
+        "node101",
+        {
+            "group": "labgroup",
+            "interfaces": [
+                {"interface": "BOOTIF", "ipaddress": lab.address(21), "macaddress": KNOWN_MAC}
+            ],
+        },
+    )
 
 
 class LabCase(DaemonCase):
@@ -77,16 +104,21 @@ class LabCase(DaemonCase):
         lab_objects(self.api, self.lab, self)
         store = self.store
         indexer = bootindex.BootIndexer(store)
-        self.server = DHCPServer(the_reactor(), [self.lab.host_if],
-                                 Policy(indexer.current, Settings(lease_time=3600, http_port=7050)),
-                                 load=lambda: leases.load(store.pool),
-                                 save=lambda changes: leases.apply(store.pool, changes))
+        self.server = DHCPServer(
+            the_reactor(),
+            [self.lab.host_if],
+            Policy(indexer.current, Settings(lease_time=3600, http_port=7050)),
+            load=lambda: leases.load(store.pool),
+            save=lambda changes: leases.apply(store.pool, changes),
+        )
         self.server.privilegedStartService()
         self.server.startService()
         self.addCleanup(self.server.stopService)
 
     def set_node(self, fields: dict) -> None:
-        code, answer = self.api.post("/config/node/node101", {"config": {"node": {"node101": fields}}})
+        code, answer = self.api.post(
+            "/config/node/node101", {"config": {"node": {"node101": fields}}}
+        )
         self.assertIn(code, (201, 204), answer)
 
 
@@ -136,7 +168,10 @@ class ClientTests(LabCase):
         self.assertNotIn("hostname", got)
         await self.server.writer.flushed()
         rows = result_of(leases.load(self.store.pool))
-        self.assertEqual([(r.address, r.mac, r.state) for r in rows], [(self.lab.address(100), UNKNOWN_MAC, "bound")])
+        self.assertEqual(
+            [(r.address, r.mac, r.state) for r in rows],
+            [(self.lab.address(100), UNKNOWN_MAC, "bound")],
+        )
         self.assertEqual((await self.lab.udhcpc())["ip"], self.lab.address(100))
         await self.lab.set_mac("02:4c:00:00:09:98")
         self.assertEqual((await self.lab.udhcpc())["ip"], self.lab.address(101))
@@ -153,7 +188,9 @@ class ClientTests(LabCase):
         second = await lab.udhcpc(*PXE_IPXE)
         self.assertEqual(second["ip"], lab.address(42))
         self.set_node({"netboot": False})
-        self.assertEqual((await lab.udhcpc(*PXE_IPXE))["boot_file"], f"http://{lab.server}:7050/boot/disk")
+        self.assertEqual(
+            (await lab.udhcpc(*PXE_IPXE))["boot_file"], f"http://{lab.server}:7050/boot/disk"
+        )
         await lab.set_mac(UNKNOWN_MAC)
         self.assertEqual((await lab.udhcpc())["ip"], lab.address(100))
         self.set_node({"interfaces": [{"interface": "BOOTIF", "macaddress": UNKNOWN_MAC}]})
@@ -168,10 +205,23 @@ class ClientTests(LabCase):
         self.assertEqual(efi["boot_file"], "ipxe.efi")
 
 
-async def raw_client(lab: Lab, kind: str, count: int, addresses: tuple[str, ...] = ()) -> dict[str, Any]:
+async def raw_client(
+    lab: Lab, kind: str, count: int, addresses: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Run tests.dhcp.rawclient in the lab's namespace; its JSON summary."""
-    argv = lab.netns_exec(sys.executable, "-m", "tests.dhcp.rawclient", "--interface", CLIENT_IF,
-                          "--kind", kind, "--count", str(count), "--addresses", ",".join(addresses))
+    argv = lab.netns_exec(
+        sys.executable,
+        "-m",
+        "tests.dhcp.rawclient",
+        "--interface",
+        CLIENT_IF,
+        "--kind",
+        kind,
+        "--count",
+        str(count),
+        "--addresses",
+        ",".join(addresses),
+    )
     output, reason = await run_limited(argv, 60, env={"PYTHONPATH": REPO})
     lines = [line for line in output.splitlines() if line.startswith("{")]
     if not lines:

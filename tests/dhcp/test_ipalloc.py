@@ -14,8 +14,9 @@ from luna2d.ipalloc import WORD, FreeSet
 
 MILLION = 1 << 20
 
-operations = st.lists(st.tuples(st.sampled_from(["take", "give", "next"]), st.integers(-5, 300)),
-                      max_size=200)
+operations = st.lists(
+    st.tuples(st.sampled_from(["take", "give", "next"]), st.integers(-5, 300)), max_size=200
+)
 
 
 class CountingList(list):  # type: ignore[type-arg]
@@ -31,8 +32,9 @@ class CountingList(list):  # type: ignore[type-arg]
 class FreeSetTests(unittest.TestCase):
     @settings(max_examples=300, deadline=None)
     @given(low=st.integers(0, 1000), size=st.integers(1, 260), free=st.booleans(), ops=operations)
-    def test_same_as_a_set(self, low: int, size: int, free: bool,
-                           ops: list[tuple[str, int]]) -> None:
+    def test_same_as_a_set(
+        self, low: int, size: int, free: bool, ops: list[tuple[str, int]]
+    ) -> None:
         """Random takes, gives and lookups (inside and outside the span)
         agree with a set of the free values."""
         high = low + size - 1

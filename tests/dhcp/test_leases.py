@@ -26,10 +26,14 @@ class LeaseStoreTests(unittest.TestCase):
 
     def test_schema_version(self) -> None:
         """The schema is at least at version 2 with the dhcp_lease table."""
+
         def query(cursor):  # type: ignore[no-untyped-def]
             version = cursor.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-            table = cursor.execute("SELECT name FROM sqlite_master WHERE name = 'dhcp_lease'").fetchone()
+            table = cursor.execute(
+                "SELECT name FROM sqlite_master WHERE name = 'dhcp_lease'"
+            ).fetchone()
             return version, table
+
         version, table = result_of(self.store.pool.runInteraction(query))
         self.assertGreaterEqual(version, 2)
         self.assertEqual(table, ("dhcp_lease",))
@@ -40,11 +44,17 @@ class LeaseStoreTests(unittest.TestCase):
         a = Lease("10.141.0.200", "02:00:00:00:00:01", 1000.5, "bound", "rescue")
         b = Lease("10.141.0.201", "02:00:00:00:00:02", 2000.0)
         c = Lease("10.141.0.200", "02:00:00:00:00:03", 3000.0, "declined")
-        written = result_of(leases.apply(self.store.pool, [LeaseChange(a.address, a), LeaseChange(b.address, b)]))
+        written = result_of(
+            leases.apply(self.store.pool, [LeaseChange(a.address, a), LeaseChange(b.address, b)])
+        )
         self.assertEqual(written, 2)
-        result_of(leases.apply(self.store.pool, [LeaseChange(c.address, c), LeaseChange(b.address, None)]))
+        result_of(
+            leases.apply(self.store.pool, [LeaseChange(c.address, c), LeaseChange(b.address, None)])
+        )
         rows = result_of(leases.load(self.store.pool))
-        self.assertEqual(rows, [LeaseRecord("10.141.0.200", "02:00:00:00:00:03", "declined", 3000.0, None)])
+        self.assertEqual(
+            rows, [LeaseRecord("10.141.0.200", "02:00:00:00:00:03", "declined", 3000.0, None)]
+        )
 
     def test_survive_reopen(self) -> None:
         """Leases written are loaded again by a store opened afresh on the file."""
@@ -54,14 +64,18 @@ class LeaseStoreTests(unittest.TestCase):
         again, _ = open_store(self.folder, key=self.cfg.files.keyfile.read_bytes())
         self.store = again
         rows = result_of(leases.load(again.pool))
-        self.assertEqual(rows, [LeaseRecord("10.141.0.202", "02:00:00:00:00:04", "bound", 4000.0, "host4")])
+        self.assertEqual(
+            rows, [LeaseRecord("10.141.0.202", "02:00:00:00:00:04", "bound", 4000.0, "host4")]
+        )
 
     def test_bad_state_refused(self) -> None:
         """The table refuses a state other than bound or declined (the whole
         batch rolls back)."""
         good = Lease("10.141.0.203", "02:00:00:00:00:05", 1.0)
         bad = Lease("10.141.0.204", "02:00:00:00:00:06", 1.0, "weird")
-        d = leases.apply(self.store.pool, [LeaseChange(good.address, good), LeaseChange(bad.address, bad)])
+        d = leases.apply(
+            self.store.pool, [LeaseChange(good.address, good), LeaseChange(bad.address, bad)]
+        )
         failures: list = []
         d.addErrback(failures.append)
         self.assertEqual(len(failures), 1)

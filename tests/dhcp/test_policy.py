@@ -46,12 +46,20 @@ class Base(unittest.TestCase):
         self.clock = Clock()
         self.clock.advance(1_800_000_000)
         self.index = index()
-        self.policy = Policy(lambda: self.index, Settings(lease_time=3600, offer_hold=60, decline_hold=600))
+        self.policy = Policy(
+            lambda: self.index, Settings(lease_time=3600, offer_hold=60, decline_hold=600)
+        )
 
-    def handle(self, kind: int, mac: str = KNOWN_MAC, options: tuple = (), **fields: Any) -> Outcome | None:
-        return self.policy.handle(inbound(request(kind, mac, options, **fields)), self.clock.seconds())
+    def handle(
+        self, kind: int, mac: str = KNOWN_MAC, options: tuple = (), **fields: Any
+    ) -> Outcome | None:
+        return self.policy.handle(
+            inbound(request(kind, mac, options, **fields)), self.clock.seconds()
+        )
 
-    def answer(self, kind: int, mac: str = KNOWN_MAC, options: tuple = (), **fields: Any) -> Outcome:
+    def answer(
+        self, kind: int, mac: str = KNOWN_MAC, options: tuple = (), **fields: Any
+    ) -> Outcome:
         outcome = self.handle(kind, mac, options, **fields)
         assert outcome is not None, "expected an answer"
         return outcome
@@ -61,8 +69,15 @@ class Base(unittest.TestCase):
         offer = self.answer(codec.DISCOVER, mac, options)
         assert offer.reply is not None
         address = offer.reply.yiaddr
-        ack = self.answer(codec.REQUEST, mac, options + (
-            (codec.SERVER_ID, codec.addresses(SERVER)), (codec.REQUESTED_ADDRESS, codec.addresses(address))))
+        ack = self.answer(
+            codec.REQUEST,
+            mac,
+            options
+            + (
+                (codec.SERVER_ID, codec.addresses(SERVER)),
+                (codec.REQUESTED_ADDRESS, codec.addresses(address)),
+            ),
+        )
         self.assertEqual(ack.event, "ack")
         return address
 
@@ -101,8 +116,13 @@ class KnownNodeTests(Base):
 
     def test_ack_selecting(self) -> None:
         """A REQUEST naming this server and the fixed address is ACKed."""
-        outcome = self.answer(codec.REQUEST, options=(
-            (codec.SERVER_ID, codec.addresses(SERVER)), (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.1"))))
+        outcome = self.answer(
+            codec.REQUEST,
+            options=(
+                (codec.SERVER_ID, codec.addresses(SERVER)),
+                (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.1")),
+            ),
+        )
         self.assertEqual(outcome.event, "ack")
         assert outcome.reply is not None
         self.assertEqual(outcome.reply.options[0], (codec.MESSAGE_TYPE, bytes([codec.ACK])))
@@ -111,14 +131,22 @@ class KnownNodeTests(Base):
 
     def test_other_server_chosen(self) -> None:
         """A REQUEST naming another server is not answered."""
-        self.assertIsNone(self.handle(codec.REQUEST, options=(
-            (codec.SERVER_ID, codec.addresses("10.141.255.1")),
-            (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.1")))))
+        self.assertIsNone(
+            self.handle(
+                codec.REQUEST,
+                options=(
+                    (codec.SERVER_ID, codec.addresses("10.141.255.1")),
+                    (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.1")),
+                ),
+            )
+        )
 
     def test_nak_wrong_address(self) -> None:
         """INIT-REBOOT for an address that is not the node's gets a broadcast
         NAK with the server identifier, no address and a message."""
-        outcome = self.answer(codec.REQUEST, options=((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.9")),))
+        outcome = self.answer(
+            codec.REQUEST, options=((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.9")),)
+        )
         self.assertEqual(outcome.event, "nak")
         reply = outcome.reply
         assert reply is not None
@@ -149,8 +177,10 @@ class KnownNodeTests(Base):
     def test_node_on_other_network_is_unknown(self) -> None:
         """A known MAC whose address is on another network is treated as
         unknown on this one: a dynamic address, not its fixed one."""
-        self.index = index(nodes=[node(address="10.149.0.1", net="ib")],
-                           networks=[network(), network("ib", "10.149.0.0/16", controller=None)])
+        self.index = index(
+            nodes=[node(address="10.149.0.1", net="ib")],
+            networks=[network(), network("ib", "10.149.0.0/16", controller=None)],
+        )
         outcome = self.answer(codec.DISCOVER)
         assert outcome.reply is not None
         self.assertEqual(outcome.reply.yiaddr, "10.141.0.200")
@@ -166,8 +196,13 @@ class KnownNodeTests(Base):
 
     def test_decline_of_fixed_address(self) -> None:
         """A node declining its fixed address is reported, changes nothing."""
-        outcome = self.answer(codec.DECLINE, options=((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.1")),
-                                                      (codec.SERVER_ID, codec.addresses(SERVER))))
+        outcome = self.answer(
+            codec.DECLINE,
+            options=(
+                (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.1")),
+                (codec.SERVER_ID, codec.addresses(SERVER)),
+            ),
+        )
         self.assertEqual(outcome.event, "decline")
         self.assertIsNone(outcome.reply)
         self.assertEqual(outcome.changes, ())
@@ -175,8 +210,10 @@ class KnownNodeTests(Base):
 
     def test_no_gateway_no_domain(self) -> None:
         """Options without a value (no gateway, no domain, no NTP) are left out."""
-        self.index = index(nodes=[node(gateway=None, domain=None)],
-                           networks=[network(gateway=None, domain=None, ntp=())])
+        self.index = index(
+            nodes=[node(gateway=None, domain=None)],
+            networks=[network(gateway=None, domain=None, ntp=())],
+        )
         options = opts(self.answer(codec.DISCOVER))
         for code in (codec.ROUTER, codec.DOMAIN_NAME, codec.NTP_SERVERS):
             self.assertNotIn(code, options)
@@ -195,9 +232,20 @@ class RelayTests(Base):
     def test_relayed_from_other_network(self) -> None:
         """The relay's network decides: a relay on 10.149/16 gets that
         network's range for unknown machines, and the unknown giaddr nothing."""
-        self.index = index(networks=[network(), network("ib", "10.149.0.0/16", gateway="10.149.255.254",
-                                                        begin="10.149.0.10", end="10.149.0.20",
-                                                        controller=None, nameservers=())])
+        self.index = index(
+            networks=[
+                network(),
+                network(
+                    "ib",
+                    "10.149.0.0/16",
+                    gateway="10.149.255.254",
+                    begin="10.149.0.10",
+                    end="10.149.0.20",
+                    controller=None,
+                    nameservers=(),
+                ),
+            ]
+        )
         outcome = self.answer(codec.DISCOVER, UNKNOWN_MAC, giaddr="10.149.0.1")
         assert outcome.reply is not None
         self.assertEqual(outcome.reply.yiaddr, "10.149.0.10")
@@ -206,8 +254,11 @@ class RelayTests(Base):
 
     def test_relayed_nak(self) -> None:
         """A NAK through a relay goes to giaddr:67 with the broadcast flag set."""
-        outcome = self.answer(codec.REQUEST, giaddr="10.141.0.250",
-                              options=((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.9")),))
+        outcome = self.answer(
+            codec.REQUEST,
+            giaddr="10.141.0.250",
+            options=((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.9")),),
+        )
         assert outcome.reply is not None
         self.assertEqual(outcome.event, "nak")
         self.assertEqual(outcome.destination, ("10.141.0.250", 67))
@@ -215,8 +266,11 @@ class RelayTests(Base):
 
     def test_relay_agent_info_echoed(self) -> None:
         """Option 82 is echoed as the last option; option 61 is echoed too."""
-        outcome = self.answer(codec.DISCOVER, giaddr="10.141.0.250", options=(
-            (codec.CLIENT_ID, b"\x01abcdef"), (codec.RELAY_AGENT_INFO, b"\x01\x03abc")))
+        outcome = self.answer(
+            codec.DISCOVER,
+            giaddr="10.141.0.250",
+            options=((codec.CLIENT_ID, b"\x01abcdef"), (codec.RELAY_AGENT_INFO, b"\x01\x03abc")),
+        )
         assert outcome.reply is not None
         self.assertEqual(outcome.reply.options[-1], (codec.RELAY_AGENT_INFO, b"\x01\x03abc"))
         self.assertEqual(opts(outcome)[codec.CLIENT_ID], b"\x01abcdef")
@@ -226,8 +280,10 @@ class DynamicTests(Base):
     def test_offer_lowest_free(self) -> None:
         """An unknown machine is offered the lowest free address of the range,
         skipping addresses devices hold and reserved ones; no hostname."""
-        self.index = index(networks=[network(begin="10.141.0.199", end="10.141.0.210")],
-                           taken=("10.141.0.199", "10.141.0.200"))
+        self.index = index(
+            networks=[network(begin="10.141.0.199", end="10.141.0.210")],
+            taken=("10.141.0.199", "10.141.0.200"),
+        )
         outcome = self.answer(codec.DISCOVER, UNKNOWN_MAC)
         assert outcome.reply is not None
         self.assertEqual(outcome.reply.yiaddr, "10.141.0.201")
@@ -238,15 +294,22 @@ class DynamicTests(Base):
     def test_gateway_in_range_skipped(self) -> None:
         """A gateway inside the range is never handed out."""
         self.index = index(networks=[network(gateway="10.141.0.200")])
-        self.assertEqual(self.answer(codec.DISCOVER, UNKNOWN_MAC).reply.yiaddr,  # type: ignore[union-attr]
-                         "10.141.0.201")
+        self.assertEqual(
+            self.answer(codec.DISCOVER, UNKNOWN_MAC).reply.yiaddr,  # type: ignore[union-attr]
+            "10.141.0.201",
+        )
 
     def test_no_dhcp_no_answer(self) -> None:
         """Unknown machines on a network without dhcp get no answer at all."""
         self.index = index(networks=[network(dhcp=False)])
         self.assertIsNone(self.handle(codec.DISCOVER, UNKNOWN_MAC))
-        self.assertIsNone(self.handle(codec.REQUEST, UNKNOWN_MAC, options=(
-            (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.200")),)))
+        self.assertIsNone(
+            self.handle(
+                codec.REQUEST,
+                UNKNOWN_MAC,
+                options=((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.200")),),
+            )
+        )
 
     def test_no_range_no_answer(self) -> None:
         """A network with dhcp on but no range has nothing to offer."""
@@ -260,9 +323,15 @@ class DynamicTests(Base):
         expiry now + lease time, client's hostname) for the store."""
         offer = self.answer(codec.DISCOVER, UNKNOWN_MAC)
         self.assertEqual(offer.reply.yiaddr, "10.141.0.200")  # type: ignore[union-attr]
-        ack = self.answer(codec.REQUEST, UNKNOWN_MAC, options=(
-            (codec.SERVER_ID, codec.addresses(SERVER)), (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.200")),
-            (codec.HOSTNAME, b"rescue")))
+        ack = self.answer(
+            codec.REQUEST,
+            UNKNOWN_MAC,
+            options=(
+                (codec.SERVER_ID, codec.addresses(SERVER)),
+                (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.200")),
+                (codec.HOSTNAME, b"rescue"),
+            ),
+        )
         self.assertEqual(ack.event, "ack")
         self.assertEqual(ack.reply.yiaddr, "10.141.0.200")  # type: ignore[union-attr]
         lease = Lease("10.141.0.200", UNKNOWN_MAC, self.clock.seconds() + 3600, "bound", "rescue")
@@ -297,18 +366,26 @@ class DynamicTests(Base):
         expires = self.clock.seconds() + 500
         policy = Policy(lambda: self.index, Settings(), [Lease("10.141.0.200", OTHER_MAC, expires)])
         now = self.clock.seconds()
-        self.assertEqual(policy.handle(inbound(request(codec.DISCOVER, UNKNOWN_MAC)), now).reply.yiaddr,  # type: ignore[union-attr]
-                         "10.141.0.201")
-        self.assertEqual(policy.handle(inbound(request(codec.DISCOVER, OTHER_MAC)), now).reply.yiaddr,  # type: ignore[union-attr]
-                         "10.141.0.200")
+        self.assertEqual(
+            policy.handle(inbound(request(codec.DISCOVER, UNKNOWN_MAC)), now).reply.yiaddr,  # type: ignore[union-attr]
+            "10.141.0.201",
+        )
+        self.assertEqual(
+            policy.handle(inbound(request(codec.DISCOVER, OTHER_MAC)), now).reply.yiaddr,  # type: ignore[union-attr]
+            "10.141.0.200",
+        )
 
     def test_bad_lease_rows_skipped(self) -> None:
         """Lease rows whose address is not a canonical dotted quad (a damaged
         table) are skipped at load; the range is served as if they were not
         there."""
         expires = self.clock.seconds() + 500
-        rows = [Lease("10.141.0.200", OTHER_MAC, expires), Lease("10.141.0.201x", OTHER_MAC, expires),
-                Lease("10.141.201", THIRD_MAC, expires), Lease("", THIRD_MAC, expires)]
+        rows = [
+            Lease("10.141.0.200", OTHER_MAC, expires),
+            Lease("10.141.0.201x", OTHER_MAC, expires),
+            Lease("10.141.201", THIRD_MAC, expires),
+            Lease("", THIRD_MAC, expires),
+        ]
         policy = Policy(lambda: self.index, Settings(), rows)
         self.assertEqual(list(policy.leases), ["10.141.0.200"])
         outcome = policy.handle(inbound(request(codec.DISCOVER, UNKNOWN_MAC)), self.clock.seconds())
@@ -338,8 +415,10 @@ class DynamicTests(Base):
         and not when another machine holds it."""
         ask = ((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.202")),)
         self.assertEqual(self.dora(UNKNOWN_MAC, ask), "10.141.0.202")
-        self.assertEqual(self.answer(codec.DISCOVER, OTHER_MAC, ask).reply.yiaddr,  # type: ignore[union-attr]
-                         "10.141.0.200")
+        self.assertEqual(
+            self.answer(codec.DISCOVER, OTHER_MAC, ask).reply.yiaddr,  # type: ignore[union-attr]
+            "10.141.0.200",
+        )
 
     def test_init_reboot(self) -> None:
         """INIT-REBOOT (requested address, no server identifier): the MAC's own
@@ -348,18 +427,51 @@ class DynamicTests(Base):
         than the MAC holds) is NAKed; a free range address from a MAC luna2d
         has no record of gets no answer (RFC 2131 4.3.2) and binds nothing."""
         address = self.dora(UNKNOWN_MAC)
-        self.assertEqual(self.answer(codec.REQUEST, UNKNOWN_MAC, options=(
-            (codec.REQUESTED_ADDRESS, codec.addresses(address)),)).event, "ack")
-        self.assertEqual(self.answer(codec.REQUEST, OTHER_MAC, options=(
-            (codec.REQUESTED_ADDRESS, codec.addresses(address)),)).event, "nak")
-        self.assertEqual(self.answer(codec.REQUEST, OTHER_MAC, options=(
-            (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.50")),)).event, "nak")
-        self.assertEqual(self.answer(codec.REQUEST, OTHER_MAC, options=(
-            (codec.REQUESTED_ADDRESS, codec.addresses("192.168.1.5")),)).event, "nak")
-        self.assertEqual(self.answer(codec.REQUEST, UNKNOWN_MAC, options=(
-            (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.203")),)).event, "nak")
-        silent = self.answer(codec.REQUEST, OTHER_MAC, options=(
-            (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.203")),))
+        self.assertEqual(
+            self.answer(
+                codec.REQUEST,
+                UNKNOWN_MAC,
+                options=((codec.REQUESTED_ADDRESS, codec.addresses(address)),),
+            ).event,
+            "ack",
+        )
+        self.assertEqual(
+            self.answer(
+                codec.REQUEST,
+                OTHER_MAC,
+                options=((codec.REQUESTED_ADDRESS, codec.addresses(address)),),
+            ).event,
+            "nak",
+        )
+        self.assertEqual(
+            self.answer(
+                codec.REQUEST,
+                OTHER_MAC,
+                options=((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.50")),),
+            ).event,
+            "nak",
+        )
+        self.assertEqual(
+            self.answer(
+                codec.REQUEST,
+                OTHER_MAC,
+                options=((codec.REQUESTED_ADDRESS, codec.addresses("192.168.1.5")),),
+            ).event,
+            "nak",
+        )
+        self.assertEqual(
+            self.answer(
+                codec.REQUEST,
+                UNKNOWN_MAC,
+                options=((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.203")),),
+            ).event,
+            "nak",
+        )
+        silent = self.answer(
+            codec.REQUEST,
+            OTHER_MAC,
+            options=((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.203")),),
+        )
         self.assertEqual((silent.event, silent.reply, silent.changes), ("unoffered", None, ()))
         self.assertNotIn("10.141.0.203", self.policy.leases)
 
@@ -377,8 +489,16 @@ class DynamicTests(Base):
     def test_selecting_other_server_frees_offer(self) -> None:
         """A machine that picks another server's offer frees the one it was held."""
         offered = self.answer(codec.DISCOVER, UNKNOWN_MAC).reply.yiaddr  # type: ignore[union-attr]
-        self.assertIsNone(self.handle(codec.REQUEST, UNKNOWN_MAC, options=(
-            (codec.SERVER_ID, codec.addresses("10.141.0.2")), (codec.REQUESTED_ADDRESS, codec.addresses(offered)))))
+        self.assertIsNone(
+            self.handle(
+                codec.REQUEST,
+                UNKNOWN_MAC,
+                options=(
+                    (codec.SERVER_ID, codec.addresses("10.141.0.2")),
+                    (codec.REQUESTED_ADDRESS, codec.addresses(offered)),
+                ),
+            )
+        )
         self.assertEqual(self.answer(codec.DISCOVER, OTHER_MAC).reply.yiaddr, offered)  # type: ignore[union-attr]
 
     def test_decline(self) -> None:
@@ -388,8 +508,14 @@ class DynamicTests(Base):
         offer (at most half a range is held) rather than the declined one."""
         self.index = index(networks=[network(begin="10.141.0.200", end="10.141.0.201")])
         address = self.dora(UNKNOWN_MAC)
-        outcome = self.answer(codec.DECLINE, UNKNOWN_MAC, options=(
-            (codec.REQUESTED_ADDRESS, codec.addresses(address)), (codec.SERVER_ID, codec.addresses(SERVER))))
+        outcome = self.answer(
+            codec.DECLINE,
+            UNKNOWN_MAC,
+            options=(
+                (codec.REQUESTED_ADDRESS, codec.addresses(address)),
+                (codec.SERVER_ID, codec.addresses(SERVER)),
+            ),
+        )
         self.assertEqual(outcome.event, "decline")
         self.assertIsNone(outcome.reply)
         self.assertEqual(outcome.changes[0].lease.state, "declined")  # type: ignore[union-attr]
@@ -403,16 +529,25 @@ class DynamicTests(Base):
     def test_decline_of_foreign_address_ignored(self) -> None:
         """A DECLINE for an address the machine does not hold changes nothing."""
         address = self.dora(UNKNOWN_MAC)
-        self.assertIsNone(self.handle(codec.DECLINE, OTHER_MAC, options=(
-            (codec.REQUESTED_ADDRESS, codec.addresses(address)),)))
+        self.assertIsNone(
+            self.handle(
+                codec.DECLINE,
+                OTHER_MAC,
+                options=((codec.REQUESTED_ADDRESS, codec.addresses(address)),),
+            )
+        )
         self.assertEqual(self.policy.leases[address].state, "bound")
 
     def test_release(self) -> None:
         """RELEASE ends the lease now (kept as expired): another machine may
         take the address, and the releasing one gets it back first."""
         address = self.dora(UNKNOWN_MAC)
-        outcome = self.answer(codec.RELEASE, UNKNOWN_MAC, ciaddr=address,
-                              options=((codec.SERVER_ID, codec.addresses(SERVER)),))
+        outcome = self.answer(
+            codec.RELEASE,
+            UNKNOWN_MAC,
+            ciaddr=address,
+            options=((codec.SERVER_ID, codec.addresses(SERVER)),),
+        )
         self.assertEqual(outcome.event, "release")
         self.assertIsNone(outcome.reply)
         self.assertEqual(outcome.changes[0].lease.expires, self.clock.seconds())  # type: ignore[union-attr]
@@ -486,10 +621,15 @@ class BootFileTests(Base):
         ]
         for flags, path in cases:
             self.index = index(nodes=[node(**flags)])  # type: ignore[arg-type]
-            self.assertEqual(self.file_of(self.answer(codec.DISCOVER, options=IPXE)),
-                             f"http://{SERVER}:7050{path}", flags)
-        self.assertEqual(self.file_of(self.answer(codec.DISCOVER, UNKNOWN_MAC, options=IPXE)),
-                         f"http://{SERVER}:7050/boot")
+            self.assertEqual(
+                self.file_of(self.answer(codec.DISCOVER, options=IPXE)),
+                f"http://{SERVER}:7050{path}",
+                flags,
+            )
+        self.assertEqual(
+            self.file_of(self.answer(codec.DISCOVER, UNKNOWN_MAC, options=IPXE)),
+            f"http://{SERVER}:7050/boot",
+        )
         self.assertEqual(boot_path(None), "/boot")
 
     def test_ipxe_rfc3004_user_class(self) -> None:
@@ -500,8 +640,10 @@ class BootFileTests(Base):
     def test_http_port_from_settings(self) -> None:
         """The boot URL carries the API port luna2d listens on."""
         self.policy = Policy(lambda: self.index, Settings(http_port=8123))
-        self.assertEqual(self.file_of(self.answer(codec.DISCOVER, options=IPXE)),
-                         f"http://{SERVER}:8123/boot/short")
+        self.assertEqual(
+            self.file_of(self.answer(codec.DISCOVER, options=IPXE)),
+            f"http://{SERVER}:8123/boot/short",
+        )
 
     def test_pxe_by_architecture(self) -> None:
         """PXE firmware gets the iPXE binary by option 93: BIOS undionly.kpxe,
@@ -509,37 +651,54 @@ class BootFileTests(Base):
         vendor class (PXEClient without option 43 would send EDK2's PXE to a
         boot server on port 4011); unknown architectures get no file."""
         for arch, expected in ((0, "undionly.kpxe"), (7, "ipxe.efi"), (9, "ipxe.efi"), (11, "")):
-            outcome = self.answer(codec.DISCOVER, options=(
-                (codec.VENDOR_CLASS, b"PXEClient:Arch:%05d:UNDI:003000" % arch),
-                (codec.CLIENT_ARCH, arch.to_bytes(2, "big"))))
+            outcome = self.answer(
+                codec.DISCOVER,
+                options=(
+                    (codec.VENDOR_CLASS, b"PXEClient:Arch:%05d:UNDI:003000" % arch),
+                    (codec.CLIENT_ARCH, arch.to_bytes(2, "big")),
+                ),
+            )
             self.assertEqual(self.file_of(outcome), expected, arch)
             self.assertNotIn(codec.VENDOR_CLASS, opts(outcome))
             self.assertEqual(outcome.reply.siaddr, SERVER)  # type: ignore[union-attr]
 
     def test_pxe_arch_from_vendor_class(self) -> None:
         """Without option 93 the Arch field of the vendor class decides."""
-        outcome = self.answer(codec.DISCOVER, options=(
-            (codec.VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003016"),))
+        outcome = self.answer(
+            codec.DISCOVER, options=((codec.VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003016"),)
+        )
         self.assertEqual(self.file_of(outcome), "ipxe.efi")
 
     def test_snponly_setting(self) -> None:
         """The UEFI binary is a setting (snponly.efi for NICs iPXE has no driver for)."""
         self.policy = Policy(lambda: self.index, Settings(efi_binary="snponly.efi"))
-        outcome = self.answer(codec.DISCOVER, options=((codec.VENDOR_CLASS, b"PXEClient"),
-                                                       (codec.CLIENT_ARCH, b"\x00\x07")))
+        outcome = self.answer(
+            codec.DISCOVER,
+            options=((codec.VENDOR_CLASS, b"PXEClient"), (codec.CLIENT_ARCH, b"\x00\x07")),
+        )
         self.assertEqual(self.file_of(outcome), "snponly.efi")
 
     def test_ipxe_wins_over_pxe(self) -> None:
         """iPXE also sends vendor class PXEClient; its user class decides."""
-        outcome = self.answer(codec.DISCOVER, options=(
-            (codec.VENDOR_CLASS, b"PXEClient:Arch:00000:UNDI:002001"), (codec.USER_CLASS, b"iPXE")))
+        outcome = self.answer(
+            codec.DISCOVER,
+            options=(
+                (codec.VENDOR_CLASS, b"PXEClient:Arch:00000:UNDI:002001"),
+                (codec.USER_CLASS, b"iPXE"),
+            ),
+        )
         self.assertEqual(self.file_of(outcome), f"http://{SERVER}:7050/boot/short")
 
     def test_uefi_http_boot(self) -> None:
         """UEFI HTTP boot firmware (vendor class HTTPClient, arch 16) gets the
         iPXE binary's HTTP URL and vendor class HTTPClient back."""
-        outcome = self.answer(codec.DISCOVER, options=(
-            (codec.VENDOR_CLASS, b"HTTPClient:Arch:00016:UNDI:003001"), (codec.CLIENT_ARCH, b"\x00\x10")))
+        outcome = self.answer(
+            codec.DISCOVER,
+            options=(
+                (codec.VENDOR_CLASS, b"HTTPClient:Arch:00016:UNDI:003001"),
+                (codec.CLIENT_ARCH, b"\x00\x10"),
+            ),
+        )
         self.assertEqual(self.file_of(outcome), f"http://{SERVER}:7050/files/ipxe.efi")
         self.assertEqual(opts(outcome)[codec.VENDOR_CLASS], b"HTTPClient")
 
@@ -552,12 +711,22 @@ class BootFileTests(Base):
 
     def test_option_67_when_asked(self) -> None:
         """The boot file is also sent as option 67 when the client asks for it."""
-        outcome = self.answer(codec.DISCOVER, options=IPXE + ((codec.PARAMETER_REQUEST_LIST, bytes([1, 3, 67])),))
-        self.assertEqual(opts(outcome)[codec.BOOTFILE_NAME], f"http://{SERVER}:7050/boot/short".encode())
+        outcome = self.answer(
+            codec.DISCOVER, options=IPXE + ((codec.PARAMETER_REQUEST_LIST, bytes([1, 3, 67])),)
+        )
+        self.assertEqual(
+            opts(outcome)[codec.BOOTFILE_NAME], f"http://{SERVER}:7050/boot/short".encode()
+        )
 
     def test_max_size(self) -> None:
         """The reply size limit follows the client's option 57 (less IP and
         UDP headers), never below 548."""
-        big = self.answer(codec.DISCOVER, options=((codec.MAX_MESSAGE_SIZE, (1500).to_bytes(2, "big")),))
-        small = self.answer(codec.DISCOVER, options=((codec.MAX_MESSAGE_SIZE, (300).to_bytes(2, "big")),))
-        self.assertEqual((big.max_size, small.max_size, self.answer(codec.DISCOVER).max_size), (1472, 548, 548))
+        big = self.answer(
+            codec.DISCOVER, options=((codec.MAX_MESSAGE_SIZE, (1500).to_bytes(2, "big")),)
+        )
+        small = self.answer(
+            codec.DISCOVER, options=((codec.MAX_MESSAGE_SIZE, (300).to_bytes(2, "big")),)
+        )
+        self.assertEqual(
+            (big.max_size, small.max_size, self.answer(codec.DISCOVER).max_size), (1472, 548, 548)
+        )

@@ -33,8 +33,9 @@ class PoolTests(unittest.TestCase):
         """A range reaching past its network is cut to it; the network,
         broadcast, gateway and controller addresses are never free; held
         offers are bounded by half of what is left."""
-        net = network(cidr="10.141.0.0/24", begin="10.141.0.250", end="10.141.1.20",
-                      gateway="10.141.0.254")
+        net = network(
+            cidr="10.141.0.0/24", begin="10.141.0.250", end="10.141.1.20", gateway="10.141.0.254"
+        )
         span = span_of(net)
         self.assertEqual(span, (ip_int("10.141.0.250"), ip_int("10.141.0.255")))
         assert span is not None
@@ -42,7 +43,9 @@ class PoolTests(unittest.TestCase):
         free = list(pool.fresh)
         self.assertEqual(free, [ip_int(f"10.141.0.{host}") for host in (250, 251, 252, 253)])
         self.assertEqual((pool.capacity, pool.bound), (4, 2))
-        self.assertIsNone(span_of(network(cidr="10.141.0.0/24", begin="10.142.0.1", end="10.142.0.9")))
+        self.assertIsNone(
+            span_of(network(cidr="10.141.0.0/24", begin="10.142.0.1", end="10.142.0.9"))
+        )
         self.assertIsNone(span_of(network(begin=None, end=None)))
 
 
@@ -58,9 +61,19 @@ class PolicyPoolTests(unittest.TestCase):
 
     def bind(self, mac: str) -> str:
         address = self.discover(mac)
-        ack = self.policy.handle(inbound(request(codec.REQUEST, mac, (
-            (codec.SERVER_ID, codec.addresses(SERVER)),
-            (codec.REQUESTED_ADDRESS, codec.addresses(address))))), NOW)
+        ack = self.policy.handle(
+            inbound(
+                request(
+                    codec.REQUEST,
+                    mac,
+                    (
+                        (codec.SERVER_ID, codec.addresses(SERVER)),
+                        (codec.REQUESTED_ADDRESS, codec.addresses(address)),
+                    ),
+                )
+            ),
+            NOW,
+        )
         assert ack is not None and ack.event == "ack", ack
         return address
 
@@ -81,8 +94,9 @@ class PolicyPoolTests(unittest.TestCase):
     def test_device_address_set_aside_and_given_back(self) -> None:
         """An address a device holds inside the range (set with force) is
         skipped and set aside; once the device leaves it, it is offered."""
-        self.index = index(networks=[network(begin="10.141.0.200", end="10.141.0.209")],
-                           taken=("10.141.0.200",))
+        self.index = index(
+            networks=[network(begin="10.141.0.200", end="10.141.0.209")], taken=("10.141.0.200",)
+        )
         self.assertEqual(self.discover(random_mac(1)), "10.141.0.201")
         pool = self.policy.pools["cluster"]
         self.assertEqual(pool.devices, {ip_int("10.141.0.200")})

@@ -21,8 +21,8 @@ from luna2d.protocols.dhcp import codec
 from luna2d.protocols.dhcp.policy import EVENTS, Lease, LeaseChange, Policy, Settings
 from luna2d.protocols.dhcp.protocol import (
     COUNTERS,
-    RECEIVE_BUFFER,
     READ_BUDGET,
+    RECEIVE_BUFFER,
     DHCPProtocol,
     DHCPServer,
     InterfaceError,
@@ -64,7 +64,9 @@ class ProtocolTests(unittest.TestCase):
         self.stats = Counters(COUNTERS)
         self.changes = Recorder()
         self.ready = True
-        self.protocol = DHCPProtocol(LINK, self.policy, self.clock, self.stats, self.changes, lambda: self.ready)
+        self.protocol = DHCPProtocol(
+            LINK, self.policy, self.clock, self.stats, self.changes, lambda: self.ready
+        )
         self.transport = FakeDatagramTransport()
         self.protocol.makeConnection(self.transport)  # type: ignore[arg-type]
 
@@ -81,8 +83,9 @@ class ProtocolTests(unittest.TestCase):
         self.assertGreaterEqual(len(data), 300)
         reply = codec.decode(data)
         self.assertEqual((reply.message_type, reply.yiaddr), (codec.OFFER, "10.141.0.1"))
-        self.assertEqual((self.stats["received"], self.stats["sent"], events(self.stats)),
-                         (1, 1, {"offer": 1}))
+        self.assertEqual(
+            (self.stats["received"], self.stats["sent"], events(self.stats)), (1, 1, {"offer": 1})
+        )
 
     def test_malformed_dropped(self) -> None:
         """Garbage is dropped and counted as malformed; nothing is written."""
@@ -107,17 +110,29 @@ class ProtocolTests(unittest.TestCase):
 
     def test_lease_changes_handed_on(self) -> None:
         """An ACK that binds a lease hands the change to the writer."""
-        self.send(request(codec.DISCOVER, UNKNOWN_MAC, ((codec.REQUESTED_ADDRESS,
-                                                         codec.addresses("10.141.0.201")),)).encode())
-        self.send(request(codec.REQUEST, UNKNOWN_MAC, ((codec.REQUESTED_ADDRESS,
-                                                        codec.addresses("10.141.0.201")),)).encode())
+        self.send(
+            request(
+                codec.DISCOVER,
+                UNKNOWN_MAC,
+                ((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.201")),),
+            ).encode()
+        )
+        self.send(
+            request(
+                codec.REQUEST,
+                UNKNOWN_MAC,
+                ((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.201")),),
+            ).encode()
+        )
         self.assertEqual(events(self.stats), {"offer": 1, "ack": 1})
         self.assertEqual([[c.address for c in b] for b in self.changes.batches], [["10.141.0.201"]])
 
     def test_policy_failure_contained(self) -> None:
         """An exception in the policy is logged and counted; the protocol goes on."""
+
         def broken() -> Any:
             raise RuntimeError("index unavailable")
+
         self.policy.index = broken
         self.send(request(codec.DISCOVER).encode())
         self.assertEqual(self.stats["errors"], 1)
@@ -131,23 +146,40 @@ class ProtocolTests(unittest.TestCase):
         identifier and relay agent information, both echoed) is not sent and
         is counted as oversized, not as an error (no traceback logged); the
         lease it bound still goes to the writer, as the policy holds it."""
-        self.send(request(codec.DISCOVER, UNKNOWN_MAC, ((codec.REQUESTED_ADDRESS,
-                                                         codec.addresses("10.141.0.201")),)).encode())
+        self.send(
+            request(
+                codec.DISCOVER,
+                UNKNOWN_MAC,
+                ((codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.201")),),
+            ).encode()
+        )
         self.transport.written.clear()
-        self.send(request(codec.REQUEST, UNKNOWN_MAC, (
-            (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.201")),
-            (codec.CLIENT_ID, b"\x01" * 300), (codec.RELAY_AGENT_INFO, b"\x02" * 300))).encode())
+        self.send(
+            request(
+                codec.REQUEST,
+                UNKNOWN_MAC,
+                (
+                    (codec.REQUESTED_ADDRESS, codec.addresses("10.141.0.201")),
+                    (codec.CLIENT_ID, b"\x01" * 300),
+                    (codec.RELAY_AGENT_INFO, b"\x02" * 300),
+                ),
+            ).encode()
+        )
         self.assertEqual(self.transport.written, [])
-        self.assertEqual((self.stats["oversized"], self.stats["errors"], events(self.stats)),
-                         (1, 0, {"offer": 1}))
+        self.assertEqual(
+            (self.stats["oversized"], self.stats["errors"], events(self.stats)),
+            (1, 0, {"offer": 1}),
+        )
         self.assertEqual([[c.address for c in b] for b in self.changes.batches], [["10.141.0.201"]])
         self.assertIn("10.141.0.201", self.policy.leases)
 
     def test_send_failure_contained(self) -> None:
         """A socket error on write is counted, not raised."""
+
         class Failing:
             def write(self, data: bytes, addr: Any) -> None:
                 raise OSError(101, "Network is unreachable")
+
         self.protocol.transport = Failing()  # type: ignore[assignment]
         self.send(request(codec.DISCOVER).encode())
         self.assertEqual((self.stats["sent"], self.stats["send_errors"]), (0, 1))
@@ -235,8 +267,14 @@ class InterfaceTests(unittest.TestCase):
 
     def test_bind_failure_leaves_nothing(self) -> None:
         """A server whose second interface is missing binds nothing at all."""
-        server = DHCPServer(the_reactor(), ["lo", "nosuchif0"], Policy(index), lambda: defer.succeed([]),
-                            lambda changes: defer.succeed(None), port=free_udp_port())
+        server = DHCPServer(
+            the_reactor(),
+            ["lo", "nosuchif0"],
+            Policy(index),
+            lambda: defer.succeed([]),
+            lambda changes: defer.succeed(None),
+            port=free_udp_port(),
+        )
         self.assertRaises(InterfaceError, server.privilegedStartService)
         self.assertEqual(server.ports, [])
 
@@ -247,17 +285,34 @@ class LoopbackServerTests(DaemonCase):
     def setUp(self) -> None:
         super().setUp()
         self.reactor = the_reactor()
-        self.index = index(nodes=[node(address="127.0.0.5", net="loop", gateway="127.0.0.1")],
-                           networks=[network("loop", "127.0.0.0/8", gateway="127.0.0.1", nameservers=("127.0.0.1",),
-                                             begin="127.0.0.100", end="127.0.0.110", controller=None)])
+        self.index = index(
+            nodes=[node(address="127.0.0.5", net="loop", gateway="127.0.0.1")],
+            networks=[
+                network(
+                    "loop",
+                    "127.0.0.0/8",
+                    gateway="127.0.0.1",
+                    nameservers=("127.0.0.1",),
+                    begin="127.0.0.100",
+                    end="127.0.0.110",
+                    controller=None,
+                )
+            ],
+        )
         self.listener = Listener()
         self.client = self.reactor.listenUDP(0, self.listener, interface="127.0.0.1")
         self.addCleanup(self.client.stopListening)
         self.settings = Settings(server_port=self.client.getHost().port)
         self.saved: list[list[str]] = []
         self.load: defer.Deferred = defer.Deferred()
-        self.server = DHCPServer(self.reactor, ["lo"], Policy(lambda: self.index, self.settings),
-                                 lambda: self.load, self.save, port=free_udp_port())
+        self.server = DHCPServer(
+            self.reactor,
+            ["lo"],
+            Policy(lambda: self.index, self.settings),
+            lambda: self.load,
+            self.save,
+            port=free_udp_port(),
+        )
         self.server.privilegedStartService()
         self.server.startService()
         self.addCleanup(self.server.stopService)
@@ -284,18 +339,33 @@ class LoopbackServerTests(DaemonCase):
         DISCOVER and REQUEST of an unknown machine get OFFER and ACK at the
         relay's port, and the lease goes to save; a known node gets its address."""
         relay: dict[str, Any] = {"giaddr": "127.0.0.1", "hops": 1}
-        self.assertIsNone(await self.ask(request(codec.DISCOVER, UNKNOWN_MAC, **relay), expect_reply=False))
+        self.assertIsNone(
+            await self.ask(request(codec.DISCOVER, UNKNOWN_MAC, **relay), expect_reply=False)
+        )
         self.assertEqual(self.server.stats["not_ready"], 1)
         self.assertFalse(self.server.healthy)
-        self.load.callback([Lease("127.0.0.100", "02:00:00:00:00:55", self.reactor.seconds() + 600)])
+        self.load.callback(
+            [Lease("127.0.0.100", "02:00:00:00:00:55", self.reactor.seconds() + 600)]
+        )
         self.assertTrue(self.server.healthy)
         offer = await self.ask(request(codec.DISCOVER, UNKNOWN_MAC, xid=7, **relay))
         assert offer is not None
-        self.assertEqual((offer.message_type, offer.xid, offer.yiaddr), (codec.OFFER, 7, "127.0.0.101"))
+        self.assertEqual(
+            (offer.message_type, offer.xid, offer.yiaddr), (codec.OFFER, 7, "127.0.0.101")
+        )
         self.assertEqual(codec.read_address(offer.option(codec.SERVER_ID)), "127.0.0.1")
-        ack = await self.ask(request(codec.REQUEST, UNKNOWN_MAC, xid=8, options=(
-            (codec.SERVER_ID, codec.addresses("127.0.0.1")),
-            (codec.REQUESTED_ADDRESS, codec.addresses("127.0.0.101"))), **relay))
+        ack = await self.ask(
+            request(
+                codec.REQUEST,
+                UNKNOWN_MAC,
+                xid=8,
+                options=(
+                    (codec.SERVER_ID, codec.addresses("127.0.0.1")),
+                    (codec.REQUESTED_ADDRESS, codec.addresses("127.0.0.101")),
+                ),
+                **relay,
+            )
+        )
         assert ack is not None
         self.assertEqual((ack.message_type, ack.yiaddr), (codec.ACK, "127.0.0.101"))
         self.assertEqual(self.saved, [["127.0.0.101"]])

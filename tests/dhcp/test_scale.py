@@ -155,8 +155,13 @@ class StoreScaleTests(unittest.TestCase):
         no packet over the CPU ceiling."""
         api = API()
         end = ip_str(ip_int("10.64.0.10") + LARGEST)
-        body = {"network": "10.64.0.0/10", "gateway": "10.127.255.254", "dhcp": True,
-                "dhcp_range_begin": "10.64.0.10", "dhcp_range_end": ip_str(ip_int(end) + 1)}
+        body = {
+            "network": "10.64.0.0/10",
+            "gateway": "10.127.255.254",
+            "dhcp": True,
+            "dhcp_range_begin": "10.64.0.10",
+            "dhcp_range_end": ip_str(ip_int(end) + 1),
+        }
         code, answer = api.post("/config/network/big", {"config": {"network": {"big": body}}})
         self.assertEqual(code, 400, answer)
         self.assertIn("1048576", answer["message"])

@@ -86,8 +86,10 @@ class RequestWithoutOfferTests(Base):
         reply at all (luna2d has no record of these clients); a real machine
         then gets the first address."""
         values = range(ip_int(BEGIN), ip_int(END) + 1)
-        outcomes = [self.handle(codec.REQUEST, random_mac(n), (asking(ip_str(v)),))
-                    for n, v in enumerate(values)]
+        outcomes = [
+            self.handle(codec.REQUEST, random_mac(n), (asking(ip_str(v)),))
+            for n, v in enumerate(values)
+        ]
         self.assertEqual(self.events(outcomes), {"unoffered": 51})
         self.assertTrue(all(o is not None and o.reply is None and not o.changes for o in outcomes))
         self.assertEqual(self.policy.leases, {})
@@ -97,9 +99,12 @@ class RequestWithoutOfferTests(Base):
     def test_selecting_unoffered_is_naked(self) -> None:
         """A REQUEST naming luna2d as server for an address never offered to
         that MAC is NAKed, and binds nothing."""
-        outcomes = [self.handle(codec.REQUEST, random_mac(n),
-                                (server_id(), asking(ip_str(ip_int(BEGIN) + n))))
-                    for n in range(51)]
+        outcomes = [
+            self.handle(
+                codec.REQUEST, random_mac(n), (server_id(), asking(ip_str(ip_int(BEGIN) + n)))
+            )
+            for n in range(51)
+        ]
         self.assertEqual(self.events(outcomes), {"nak": 51})
         self.assertEqual(self.policy.leases, {})
 
@@ -181,16 +186,20 @@ class DiscoverFloodTests(Base):
         self.assertEqual(len(self.policy.offers), 25)
         self.assertNotIn(macs[0], self.policy.offers)
         first = macs[0]
-        self.assertEqual(self.event(codec.REQUEST, first, (server_id(), asking(offered[first]))),
-                         "nak")
+        self.assertEqual(
+            self.event(codec.REQUEST, first, (server_id(), asking(offered[first]))), "nak"
+        )
         for mac in macs[1:]:
-            self.assertEqual(self.event(codec.REQUEST, mac, (server_id(), asking(offered[mac]))),
-                             "ack")
+            self.assertEqual(
+                self.event(codec.REQUEST, mac, (server_id(), asking(offered[mac]))), "ack"
+            )
 
     def test_total_bound(self) -> None:
         """max_offers bounds the offers held in all networks together."""
-        policy = Policy(lambda: index(networks=[network(begin="10.141.0.10", end="10.141.3.250")]),
-                        Settings(max_offers=50, offer_rate=1000, offer_burst=1000))
+        policy = Policy(
+            lambda: index(networks=[network(begin="10.141.0.10", end="10.141.3.250")]),
+            Settings(max_offers=50, offer_rate=1000, offer_burst=1000),
+        )
         now = self.clock.seconds()
         for n in range(3000):
             policy.handle(inbound(request(codec.DISCOVER, random_mac(n))), now)

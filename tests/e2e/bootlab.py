@@ -67,7 +67,9 @@ class BootLab(Namespace):
         """Make the namespace, bridge, tap and uplink; cleanup is registered first."""
         await self.add_namespace()
         ns = ("-n", self.ns)
-        await run(IP, *ns, "link", "add", BRIDGE, "type", "bridge", "forward_delay", "0", "stp_state", "0")
+        await run(
+            IP, *ns, "link", "add", BRIDGE, "type", "bridge", "forward_delay", "0", "stp_state", "0"
+        )
         await run(IP, *ns, "tuntap", "add", "dev", TAP, "mode", "tap")
         await run(IP, *ns, "link", "set", TAP, "master", BRIDGE)
         await run(IP, *ns, "addr", "add", f"{self.server}/25", "dev", BRIDGE)
@@ -77,7 +79,13 @@ class BootLab(Namespace):
         await run(IP, *ns, "addr", "add", f"{self.api_host}/30", "dev", UPLINK)
         await run(IP, *ns, "link", "set", UPLINK, "up")
         # The root end needs no IPv6: nothing of the boot network's IPv6 reaches it anyway.
-        await run("/usr/sbin/sysctl", "-q", "-w", f"net.ipv6.conf.{self.outside}.disable_ipv6=1", check=False)
+        await run(
+            "/usr/sbin/sysctl",
+            "-q",
+            "-w",
+            f"net.ipv6.conf.{self.outside}.disable_ipv6=1",
+            check=False,
+        )
         await run(IP, "addr", "add", f"{self.prefix}.129/30", "dev", self.outside)
         await run(IP, "link", "set", self.outside, "up")
         return self
@@ -87,9 +95,11 @@ def boot_ini(port: int, lab: BootLab) -> str:
     """The integration tests' ini with the API on every address of the
     namespace, DHCP on the bridge and TFTP on port 69 (the namespace's own)."""
     text = ini_text(port)
-    for old, new in ((f"ENDPOINT = 127.0.0.1:{port}\n", f"ENDPOINT = 0.0.0.0:{port}\n"),
-                     ("[DHCP]\nENABLED = no\n", f"[DHCP]\nENABLED = yes\nINTERFACES = {BRIDGE}\n"),
-                     ("[TFTP]\nENABLED = no\n", "[TFTP]\nENABLED = yes\nPORT = 69\nROOT = var/tftpboot\n")):
+    for old, new in (
+        (f"ENDPOINT = 127.0.0.1:{port}\n", f"ENDPOINT = 0.0.0.0:{port}\n"),
+        ("[DHCP]\nENABLED = no\n", f"[DHCP]\nENABLED = yes\nINTERFACES = {BRIDGE}\n"),
+        ("[TFTP]\nENABLED = no\n", "[TFTP]\nENABLED = yes\nPORT = 69\nROOT = var/tftpboot\n"),
+    ):
         assert old in text, old
         text = text.replace(old, new)
     return text
@@ -116,10 +126,19 @@ class NamespaceDaemon(Daemon):
         assert not self.running, "the daemon is already running"
         self.capture = _Capture()
         self.runs.append(self.capture)
-        args = self.lab.netns_exec(TWISTD, "-n", "--reactor=asyncio", "--pidfile=", "luna2d",
-                                   "--config", str(self.ini), *extra)
-        self.process = self.reactor.spawnProcess(self.capture, args[0], args, env=dict(os.environ),
-                                                 path=str(self.cwd))
+        args = self.lab.netns_exec(
+            TWISTD,
+            "-n",
+            "--reactor=asyncio",
+            "--pidfile=",
+            "luna2d",
+            "--config",
+            str(self.ini),
+            *extra,
+        )
+        self.process = self.reactor.spawnProcess(
+            self.capture, args[0], args, env=dict(os.environ), path=str(self.cwd)
+        )
         pid = self.process.pid
         _LIVE.add(pid)
         self.capture.when_ended().addCallback(lambda _: _LIVE.discard(pid))
@@ -134,8 +153,9 @@ class Spawned(Output):
         super().__init__()
         self._line_waiters: list[tuple[re.Pattern, defer.Deferred]] = []
         reactor = the_reactor()
-        self.transport_: Any = reactor.spawnProcess(self, argv[0], argv, env=dict(os.environ),
-                                                    path=str(cwd) if cwd else None)
+        self.transport_: Any = reactor.spawnProcess(
+            self, argv[0], argv, env=dict(os.environ), path=str(cwd) if cwd else None
+        )
         self.pid: int = self.transport_.pid  # the transport forgets it once the process is reaped
         _LIVE.add(self.pid)
         case.addCleanup(lambda: defer.ensureDeferred(self.kill()))
@@ -199,7 +219,9 @@ def watch_records(spawned: Spawned) -> list[dict[str, Any]]:
 
 def start_watch(case: unittest.TestCase, lab: BootLab) -> Spawned:
     """The router advertiser and wire watcher on the lab's bridge."""
-    return Spawned(case, lab.netns_exec(sys.executable, "-m", "tests.e2e.netwatch", BRIDGE), cwd=REPO)
+    return Spawned(
+        case, lab.netns_exec(sys.executable, "-m", "tests.e2e.netwatch", BRIDGE), cwd=REPO
+    )
 
 
 @dataclass(frozen=True)
@@ -230,12 +252,18 @@ class DHCPLine:
 
 
 # The request log line of luna2d.resources.site.
-_ACCESS = re.compile(r"(?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) user=.*? "
-                     r"from (?P<client>[0-9.]+) agent='(?P<agent>[^']*)'")
-_TFTP = re.compile(r"TFTP (?P<client>[0-9.]+):\d+ '(?P<name>[^']*)' (?P<outcome>[^:]+): (?P<size>\d+) of \d+ bytes, "
-                   r"blksize (?P<blksize>\d+)")
-_DHCP = re.compile(r"DHCP (?P<event>\w+) (?P<mac>[0-9a-f]{2}(?::[0-9a-f]{2}){5}) on (?P<interface>\S+): "
-                   r"(?P<address>[0-9.]+) file '(?P<file>[^']*)'")
+_ACCESS = re.compile(
+    r"(?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) user=.*? "
+    r"from (?P<client>[0-9.]+) agent='(?P<agent>[^']*)'"
+)
+_TFTP = re.compile(
+    r"TFTP (?P<client>[0-9.]+):\d+ '(?P<name>[^']*)' (?P<outcome>[^:]+): (?P<size>\d+) of \d+ bytes, "
+    r"blksize (?P<blksize>\d+)"
+)
+_DHCP = re.compile(
+    r"DHCP (?P<event>\w+) (?P<mac>[0-9a-f]{2}(?::[0-9a-f]{2}){5}) on (?P<interface>\S+): "
+    r"(?P<address>[0-9.]+) file '(?P<file>[^']*)'"
+)
 
 
 def daemon_log(text: str) -> list[HTTPLine | TFTPLine | DHCPLine]:
@@ -246,18 +274,39 @@ def daemon_log(text: str) -> list[HTTPLine | TFTPLine | DHCPLine]:
     for line in text.splitlines():
         match = _ACCESS.search(line)
         if match:
-            events.append(HTTPLine(match["client"], match["method"], unquote(match["path"]),
-                                   int(match["status"]), match["agent"]))
+            events.append(
+                HTTPLine(
+                    match["client"],
+                    match["method"],
+                    unquote(match["path"]),
+                    int(match["status"]),
+                    match["agent"],
+                )
+            )
             continue
         match = _TFTP.search(line)
         if match:
-            events.append(TFTPLine(match["client"], match["name"], match["outcome"], int(match["size"]),
-                                   int(match["blksize"])))
+            events.append(
+                TFTPLine(
+                    match["client"],
+                    match["name"],
+                    match["outcome"],
+                    int(match["size"]),
+                    int(match["blksize"]),
+                )
+            )
             continue
         match = _DHCP.search(line)
         if match:
-            events.append(DHCPLine(match["event"], match["mac"], match["interface"], match["address"],
-                                   match["file"]))
+            events.append(
+                DHCPLine(
+                    match["event"],
+                    match["mac"],
+                    match["interface"],
+                    match["address"],
+                    match["file"],
+                )
+            )
     return events
 
 

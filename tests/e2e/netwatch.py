@@ -22,8 +22,16 @@ from typing import Any
 
 ETH_P_ALL = 0x0003
 RA_INTERVAL = 0.5
-DHCP_TYPES = {1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK", 7: "RELEASE",
-              8: "INFORM"}
+DHCP_TYPES = {
+    1: "DISCOVER",
+    2: "OFFER",
+    3: "REQUEST",
+    4: "DECLINE",
+    5: "ACK",
+    6: "NAK",
+    7: "RELEASE",
+    8: "INFORM",
+}
 
 
 def interface_mac(name: str) -> bytes:
@@ -43,10 +51,12 @@ def router_advertisement(mac: bytes) -> bytes:
     eui = bytearray(mac[:3] + b"\xff\xfe" + mac[3:])
     eui[0] ^= 0x02
     link_local = "fe80::" + ":".join(f"{eui[i]:02x}{eui[i + 1]:02x}" for i in range(0, 8, 2))
-    frame = (Ether(src=text, dst="33:33:00:00:00:01")
-             / IPv6(src=link_local, dst="ff02::1", hlim=255)
-             / ICMPv6ND_RA(routerlifetime=0, reachabletime=0, retranstimer=0)
-             / ICMPv6NDOptSrcLLAddr(lladdr=text))
+    frame = (
+        Ether(src=text, dst="33:33:00:00:00:01")
+        / IPv6(src=link_local, dst="ff02::1", hlim=255)
+        / ICMPv6ND_RA(routerlifetime=0, reachabletime=0, retranstimer=0)
+        / ICMPv6NDOptSrcLLAddr(lladdr=text)
+    )
     return bytes(frame)
 
 
@@ -65,10 +75,15 @@ def describe_dhcp(payload: bytes) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 (anything undecodable is simply not reported)
         return None
     record: dict[str, Any] = {
-        "kind": "dhcp", "op": bootp.op, "xid": bootp.xid,
+        "kind": "dhcp",
+        "op": bootp.op,
+        "xid": bootp.xid,
         "mac": ":".join(f"{b:02x}" for b in bytes(bootp.chaddr)[:6]),
-        "ciaddr": bootp.ciaddr, "yiaddr": bootp.yiaddr, "siaddr": bootp.siaddr,
-        "file": _text(bootp.file)}
+        "ciaddr": bootp.ciaddr,
+        "yiaddr": bootp.yiaddr,
+        "siaddr": bootp.siaddr,
+        "file": _text(bootp.file),
+    }
     if DHCP in bootp:
         for option in bootp[DHCP].options:
             if not isinstance(option, tuple) or len(option) < 2:
@@ -96,16 +111,22 @@ def describe(frame: bytes) -> dict[str, Any] | None:
         return None
     header = (frame[14] & 0x0F) * 4
     udp = 14 + header
-    source_port, dest_port = struct.unpack("!HH", frame[udp:udp + 4])
-    payload = frame[udp + 8:]
+    source_port, dest_port = struct.unpack("!HH", frame[udp : udp + 4])
+    payload = frame[udp + 8 :]
     source, dest = socket.inet_ntoa(frame[26:30]), socket.inet_ntoa(frame[30:34])
     if dest_port in (67, 68, 4011) or (source_port == 4011 and dest_port == 4011):
         record = describe_dhcp(payload)
     elif dest_port == 69 and payload[:2] == b"\x00\x01":
         fields = payload[2:].split(b"\x00")
-        record = {"kind": "tftp-rrq", "name": fields[0].decode("latin-1"),
-                  "options": {fields[i].decode("latin-1").lower(): fields[i + 1].decode("latin-1")
-                              for i in range(2, len(fields) - 1, 2) if fields[i]}}
+        record = {
+            "kind": "tftp-rrq",
+            "name": fields[0].decode("latin-1"),
+            "options": {
+                fields[i].decode("latin-1").lower(): fields[i + 1].decode("latin-1")
+                for i in range(2, len(fields) - 1, 2)
+                if fields[i]
+            },
+        }
     else:
         return None
     if record is not None:

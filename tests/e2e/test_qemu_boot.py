@@ -45,8 +45,10 @@ from tests.e2e.bootlab import (
 from tests.integration.test_daemon import DaemonCase
 
 QEMU = "/usr/bin/qemu-system-x86_64"
-OVMF = next((p for p in ("/usr/share/qemu/OVMF.fd", "/usr/share/ovmf/OVMF.fd") if os.path.exists(p)),
-            "/usr/share/qemu/OVMF.fd")
+OVMF = next(
+    (p for p in ("/usr/share/qemu/OVMF.fd", "/usr/share/ovmf/OVMF.fd") if os.path.exists(p)),
+    "/usr/share/qemu/OVMF.fd",
+)
 KERNEL, INITRD = "vmlinuz-e2e", "initrd-e2e.img"
 NODE = "vm001"
 HOST = 10  # the node's address on the boot network: <prefix>.10
@@ -76,13 +78,28 @@ class QemuBootTests(DaemonCase):
         (files / INITRD).write_bytes(os.urandom(65536))
         token = await daemon.token()
         for kind, name, body in (
-                ("network", "boot", {"network": lab.network, "dhcp": False}),
-                ("osimage", "e2e", {"kernelfile": KERNEL, "initrdfile": INITRD}),
-                ("group", "e2e", {"osimage": "e2e", "interfaces": [{"interface": "BOOTIF", "network": "boot"}]}),
-                ("node", NODE, {"group": "e2e", "bootmenu": True, "interfaces": [
-                    {"interface": "BOOTIF", "ipaddress": lab.address(HOST), "macaddress": mac}]})):
-            code, answer = await daemon.call("POST", f"/config/{kind}/{name}", {"config": {kind: {name: body}}},
-                                             token=token)
+            ("network", "boot", {"network": lab.network, "dhcp": False}),
+            ("osimage", "e2e", {"kernelfile": KERNEL, "initrdfile": INITRD}),
+            (
+                "group",
+                "e2e",
+                {"osimage": "e2e", "interfaces": [{"interface": "BOOTIF", "network": "boot"}]},
+            ),
+            (
+                "node",
+                NODE,
+                {
+                    "group": "e2e",
+                    "bootmenu": True,
+                    "interfaces": [
+                        {"interface": "BOOTIF", "ipaddress": lab.address(HOST), "macaddress": mac}
+                    ],
+                },
+            ),
+        ):
+            code, answer = await daemon.call(
+                "POST", f"/config/{kind}/{name}", {"config": {kind: {name: body}}}, token=token
+            )
             self.assertIn(code, (201, 204), f"{kind} {name}: {answer}")
         # The answer the VM should get; asked here over the uplink.
         code, script = await daemon.call("GET", f"/boot/search/mac/{mac}")
@@ -91,13 +108,35 @@ class QemuBootTests(DaemonCase):
         return lab, daemon, mac, marker
 
     def qemu_argv(self, lab: BootLab, mac: str, uefi: bool) -> list[str]:
-        argv = [QEMU, "-accel", "tcg", "-m", "256", "-boot", "n", "-no-reboot", "-nographic", "-nodefaults",
-                "-serial", "stdio", "-display", "none", "-monitor", "none",
-                "-netdev", f"tap,id=net0,ifname={TAP},script=no,downscript=no"]
+        argv = [
+            QEMU,
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-boot",
+            "n",
+            "-no-reboot",
+            "-nographic",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-netdev",
+            f"tap,id=net0,ifname={TAP},script=no,downscript=no",
+        ]
         if uefi:
             # romfile= leaves the NIC without iPXE's option ROM, so OVMF's own
             # PXE (EDK2, as on real UEFI servers) does the first DHCP and TFTP.
-            argv += ["-bios", OVMF, "-device", f"virtio-net-pci,netdev=net0,mac={mac},romfile=,bootindex=1"]
+            argv += [
+                "-bios",
+                OVMF,
+                "-device",
+                f"virtio-net-pci,netdev=net0,mac={mac},romfile=,bootindex=1",
+            ]
         else:
             argv += ["-device", f"virtio-net-pci,netdev=net0,mac={mac}"]
         return lab.netns_exec(*argv)
@@ -115,10 +154,14 @@ class QemuBootTests(DaemonCase):
     def explain(self, daemon: NamespaceDaemon, watch: Spawned, vm: Spawned) -> str:
         """Everything there is to read when an assertion fails."""
         console = re.sub(r"\x1b\[[0-9;?=]*[A-Za-z]", "", vm.text())
-        return (f"\n--- VM ({'ended: ' + str(vm.reason) if vm.ended else 'still running'}), console tail ---\n"
-                f"{console[-3000:]}\n--- wire ---\n{watch.text()[-6000:]}\n--- luna2d ---\n{daemon.output()[-6000:]}")
+        return (
+            f"\n--- VM ({'ended: ' + str(vm.reason) if vm.ended else 'still running'}), console tail ---\n"
+            f"{console[-3000:]}\n--- wire ---\n{watch.text()[-6000:]}\n--- luna2d ---\n{daemon.output()[-6000:]}"
+        )
 
-    def assert_log_chain(self, events: list[Any], steps: list[tuple[str, Any]], why: str) -> list[int]:
+    def assert_log_chain(
+        self, events: list[Any], steps: list[tuple[str, Any]], why: str
+    ) -> list[int]:
         """Each step (what, test) found in luna2d's log after the one before
         it; a request found there must be a GET answered 200 to iPXE. Their
         positions."""
@@ -138,17 +181,28 @@ class QemuBootTests(DaemonCase):
     @staticmethod
     def dhcp_answer(event: str, mac: str, client: str, file: str) -> tuple[str, Any]:
         """A step: luna2d sent a DHCP ``event`` to ``mac`` with ``client`` and boot file ``file``."""
-        return (f"DHCP {event} to {mac} of {client} with file {file!r}",
-                lambda e: isinstance(e, DHCPLine) and (e.event, e.mac, e.address, e.file) == (event, mac, client, file))
+        return (
+            f"DHCP {event} to {mac} of {client} with file {file!r}",
+            lambda e: (
+                isinstance(e, DHCPLine)
+                and (e.event, e.mac, e.address, e.file) == (event, mac, client, file)
+            ),
+        )
 
     @staticmethod
     def http_chain(client: str, mac: str) -> list[tuple[str, Any]]:
         """The steps of iPXE's requests: /boot, the search by its MAC, then the
         node script's kernel and initrd."""
         paths = ["/boot", f"/boot/search/mac/{mac}", f"/files/{KERNEL}", f"/files/{INITRD}"]
-        return [(f"GET {path} from {client}",
-                 lambda e, path=path: isinstance(e, HTTPLine) and e.client == client and e.path == path)
-                for path in paths]
+        return [
+            (
+                f"GET {path} from {client}",
+                lambda e, path=path: (
+                    isinstance(e, HTTPLine) and e.client == client and e.path == path
+                ),
+            )
+            for path in paths
+        ]
 
     async def assert_dhcp_counters(self, daemon: NamespaceDaemon, answers: int, why: str) -> None:
         code, body = await daemon.call("GET", "/monitor/service/dhcp")
@@ -182,33 +236,64 @@ class QemuBootTests(DaemonCase):
                 self.fail(f"on the wire: no {what}{why}")
             return found
 
-        firmware = first(0, lambda r: r.get("type") == "DISCOVER" and "user_class" not in r
-                         and r.get("vendor_class", "").startswith("PXEClient:Arch:00007"),
-                         "DISCOVER from the UEFI firmware")
+        firmware = first(
+            0,
+            lambda r: (
+                r.get("type") == "DISCOVER"
+                and "user_class" not in r
+                and r.get("vendor_class", "").startswith("PXEClient:Arch:00007")
+            ),
+            "DISCOVER from the UEFI firmware",
+        )
         offer = first(firmware, lambda r: r.get("type") == "OFFER", "OFFER to the firmware")
         ack = first(offer, lambda r: r.get("type") == "ACK", "ACK to the firmware")
         for index in (offer, ack):
             reply = wire[index]
-            self.assertEqual((reply["yiaddr"], reply["siaddr"], reply["file"], reply.get("server_id")),
-                             (client, lab.server, "ipxe.efi", lab.server), f"{reply}{why}")
+            self.assertEqual(
+                (reply["yiaddr"], reply["siaddr"], reply["file"], reply.get("server_id")),
+                (client, lab.server, "ipxe.efi", lab.server),
+                f"{reply}{why}",
+            )
             self.assertNotIn("vendor_class", reply, f"{reply}{why}")
-        rrq = first(ack, lambda r: r["kind"] == "tftp-rrq" and r["name"] == "ipxe.efi", "TFTP RRQ of ipxe.efi")
-        ipxe = first(rrq, lambda r: r.get("type") == "DISCOVER" and r.get("user_class") == "iPXE",
-                     "DISCOVER from iPXE")
+        rrq = first(
+            ack,
+            lambda r: r["kind"] == "tftp-rrq" and r["name"] == "ipxe.efi",
+            "TFTP RRQ of ipxe.efi",
+        )
+        ipxe = first(
+            rrq,
+            lambda r: r.get("type") == "DISCOVER" and r.get("user_class") == "iPXE",
+            "DISCOVER from iPXE",
+        )
         ipxe_ack = first(ipxe, lambda r: r.get("type") == "ACK", "ACK to iPXE")
-        self.assertEqual((wire[ipxe_ack]["yiaddr"], wire[ipxe_ack]["file"]),
-                         (client, f"{daemon.boot_url}/boot"), f"{wire[ipxe_ack]}{why}")
+        self.assertEqual(
+            (wire[ipxe_ack]["yiaddr"], wire[ipxe_ack]["file"]),
+            (client, f"{daemon.boot_url}/boot"),
+            f"{wire[ipxe_ack]}{why}",
+        )
 
         events = daemon_log(daemon.output())
         boot = f"{daemon.boot_url}/boot"
-        positions = self.assert_log_chain(events, [
-            self.dhcp_answer("offer", mac, client, "ipxe.efi"),
-            self.dhcp_answer("ack", mac, client, "ipxe.efi"),
-            ("complete TFTP transfer of ipxe.efi", lambda e: isinstance(e, TFTPLine) and e.client == client
-             and e.name == "ipxe.efi" and e.outcome == "complete"),
-            self.dhcp_answer("offer", mac, client, boot),
-            self.dhcp_answer("ack", mac, client, boot),
-            *self.http_chain(client, mac)], why)
+        positions = self.assert_log_chain(
+            events,
+            [
+                self.dhcp_answer("offer", mac, client, "ipxe.efi"),
+                self.dhcp_answer("ack", mac, client, "ipxe.efi"),
+                (
+                    "complete TFTP transfer of ipxe.efi",
+                    lambda e: (
+                        isinstance(e, TFTPLine)
+                        and e.client == client
+                        and e.name == "ipxe.efi"
+                        and e.outcome == "complete"
+                    ),
+                ),
+                self.dhcp_answer("offer", mac, client, boot),
+                self.dhcp_answer("ack", mac, client, boot),
+                *self.http_chain(client, mac),
+            ],
+            why,
+        )
         transfer = events[positions[2]]
         assert isinstance(transfer, TFTPLine)
         self.assertEqual(transfer.size, ipxe_file("ipxe.efi").stat().st_size, f"{transfer}{why}")
@@ -231,19 +316,31 @@ class QemuBootTests(DaemonCase):
         wire = [r for r in watch_records(watch) if r.get("mac") == mac]
         discover = next((r for r in wire if r.get("type") == "DISCOVER"), None)
         self.assertIsNotNone(discover, f"no DISCOVER from the VM{why}")
-        self.assertEqual((discover["user_class"], discover["vendor_class"][:20]),  # type: ignore[index]
-                         ("iPXE", "PXEClient:Arch:00000"), why)
+        self.assertEqual(
+            (discover["user_class"], discover["vendor_class"][:20]),  # type: ignore[index]
+            ("iPXE", "PXEClient:Arch:00000"),
+            why,
+        )
         replies = [r for r in wire if r.get("type") in ("OFFER", "ACK")]
         self.assertEqual([r["type"] for r in replies][:2], ["OFFER", "ACK"], why)
         for reply in replies[:2]:
-            self.assertEqual((reply["yiaddr"], reply["file"], reply.get("vendor_class")),
-                             (client, f"{daemon.boot_url}/boot", "PXEClient"), f"{reply}{why}")
+            self.assertEqual(
+                (reply["yiaddr"], reply["file"], reply.get("vendor_class")),
+                (client, f"{daemon.boot_url}/boot", "PXEClient"),
+                f"{reply}{why}",
+            )
         events = daemon_log(daemon.output())
         self.assertEqual([e for e in events if isinstance(e, TFTPLine)], [], why)
         boot = f"{daemon.boot_url}/boot"
-        self.assert_log_chain(events, [self.dhcp_answer("offer", mac, client, boot),
-                                       self.dhcp_answer("ack", mac, client, boot),
-                                       *self.http_chain(client, mac)], why)
+        self.assert_log_chain(
+            events,
+            [
+                self.dhcp_answer("offer", mac, client, boot),
+                self.dhcp_answer("ack", mac, client, boot),
+                *self.http_chain(client, mac),
+            ],
+            why,
+        )
         await self.assert_dhcp_counters(daemon, 2, why)
         self.assertIn(f"{marker} {mac}", vm.text(), f"the kernel did not run{why}")
         self.assertTrue(vm.ended, f"the VM did not finish within {BOOT_DEADLINE} s{why}")

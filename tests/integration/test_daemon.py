@@ -64,8 +64,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def ini_text(port: int, bootstrap: bool = True, api_extra: str = "", username: str | None = ADMIN,
-             expiry: str = "1h") -> str:
+def ini_text(
+    port: int,
+    bootstrap: bool = True,
+    api_extra: str = "",
+    username: str | None = ADMIN,
+    expiry: str = "1h",
+) -> str:
     """An ini whose database, key file and files all live beside it (relative paths)."""
     user_line = f"USERNAME = {username}\n" if username is not None else ""
     return (
@@ -131,7 +136,9 @@ class Daemon:
     ``start()`` may be called again after a stop or a kill: the database,
     key file and port stay the same."""
 
-    def __init__(self, case: unittest.TestCase, bootstrap: bool = True, ini: str | None = None) -> None:
+    def __init__(
+        self, case: unittest.TestCase, bootstrap: bool = True, ini: str | None = None
+    ) -> None:
         self.case = case
         self.reactor = the_reactor()
         self.folder = make_folder(case)
@@ -167,18 +174,30 @@ class Daemon:
 
     def output(self, first_run: int = 1) -> str:
         """What twistd printed, run by run, from the ``first_run``th start on."""
-        return "\n".join(f"--- run {n} ---\n{c.text()}" for n, c in enumerate(self.runs, 1) if n >= first_run)
+        return "\n".join(
+            f"--- run {n} ---\n{c.text()}" for n, c in enumerate(self.runs, 1) if n >= first_run
+        )
 
     async def start(self, *extra: str, umask: int | None = None) -> None:
         """Spawn twistd (with ``umask`` if given) and wait until /version answers."""
         assert not self.running, "the daemon is already running"
         self.capture = _Capture()
         self.runs.append(self.capture)
-        args = [TWISTD, "-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(self.ini), *extra]
+        args = [
+            TWISTD,
+            "-n",
+            "--reactor=asyncio",
+            "--pidfile=",
+            "luna2d",
+            "--config",
+            str(self.ini),
+            *extra,
+        ]
         previous = os.umask(umask) if umask is not None else None
         try:
-            self.process = self.reactor.spawnProcess(self.capture, TWISTD, args, env={**os.environ, **self.env},
-                                                     path=str(self.cwd))
+            self.process = self.reactor.spawnProcess(
+                self.capture, TWISTD, args, env={**os.environ, **self.env}, path=str(self.cwd)
+            )
         finally:
             if previous is not None:
                 os.umask(previous)
@@ -192,7 +211,9 @@ class Daemon:
         while True:
             assert self.capture is not None
             if self.capture.ended:
-                raise AssertionError(f"luna2d ended before it answered: {self.capture.reason}\n{self.output()}")
+                raise AssertionError(
+                    f"luna2d ended before it answered: {self.capture.reason}\n{self.output()}"
+                )
             try:
                 response = await treq.get(self.url + "/version", pool=self.pool, timeout=2)
                 await response.content()
@@ -201,7 +222,9 @@ class Daemon:
             except Exception:
                 pass
             if self.reactor.seconds() > deadline:
-                raise AssertionError(f"luna2d did not answer /version within {timeout} s\n{self.output()}")
+                raise AssertionError(
+                    f"luna2d did not answer /version within {timeout} s\n{self.output()}"
+                )
             await task.deferLater(self.reactor, 0.05, lambda: None)
 
     async def stop(self, sig: str = "TERM", grace: float = 15.0) -> Any:
@@ -233,18 +256,27 @@ class Daemon:
         return defer.ensureDeferred(self._cleanup())
 
     # -- HTTP --------------------------------------------------------------------------
-    async def call(self, method: str, path: str, body: Any = None, token: str | None = None,
-                   timeout: float = 15) -> tuple[int, Any]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        timeout: float = 15,
+    ) -> tuple[int, Any]:
         """(status, parsed JSON body or text or None) of one request."""
         headers = {b"x-access-tokens": [token.encode()]} if token else {}
         data = json.dumps(body).encode() if body is not None else None
-        response = await treq.request(method, self.url + path, data=data, headers=headers, pool=self.pool,
-                                      timeout=timeout)
+        response = await treq.request(
+            method, self.url + path, data=data, headers=headers, pool=self.pool, timeout=timeout
+        )
         content = await response.content()
         ctype = (response.headers.getRawHeaders(b"content-type") or [b""])[0]
         parsed: Any = None
         if content:
-            parsed = json.loads(content) if ctype.startswith(b"application/json") else content.decode()
+            parsed = (
+                json.loads(content) if ctype.startswith(b"application/json") else content.decode()
+            )
         return response.code, parsed
 
     async def token(self, username: str = ADMIN, password: str = PASSWORD) -> str:
@@ -268,7 +300,10 @@ def assert_clean_exit(case: unittest.TestCase, reason: Any, output: str) -> None
     does after a signal-initiated shutdown, by re-raising that SIGTERM (which
     systemd counts as a clean exit). Never SIGKILL, never a non-zero status."""
     clean = isinstance(reason, ProcessDone) or (
-        isinstance(reason, ProcessTerminated) and reason.exitCode is None and reason.signal == signal.SIGTERM)
+        isinstance(reason, ProcessTerminated)
+        and reason.exitCode is None
+        and reason.signal == signal.SIGTERM
+    )
     case.assertTrue(clean, f"luna2d did not stop cleanly: {reason}\n{output}")
     case.assertIn("Server Shut Down", output)
     case.assertNotIn("Traceback", output)
@@ -310,8 +345,14 @@ class StartupTests(DaemonCase):
             node = (await daemon.get(f"/config/node/{name}", token))["config"]["node"][name]
             self.assertEqual(node["group"], "compute")
             addresses = {i["network"]: i["ipaddress"] for i in node["interfaces"]}
-            self.assertEqual(addresses, {"cluster": f"10.141.0.{number}", "ipmi": f"10.148.0.{number}",
-                                         "ib": f"10.149.0.{number}"})
+            self.assertEqual(
+                addresses,
+                {
+                    "cluster": f"10.141.0.{number}",
+                    "ipmi": f"10.148.0.{number}",
+                    "ib": f"10.149.0.{number}",
+                },
+            )
 
         networks = (await daemon.get("/config/network", token))["config"]["network"]
         self.assertEqual(sorted(networks), ["cluster", "ib", "ipmi"])
@@ -334,8 +375,12 @@ class StartupTests(DaemonCase):
         code, body = await daemon.call("GET", "/config/node/node001", token=token)
         self.assertEqual(code, 404)
         self.assertIn("node001", body["message"])
-        code, body = await daemon.call("POST", "/config/network/lan", {
-            "config": {"network": {"lan": {"network": "192.168.50.0/24"}}}}, token=token)
+        code, body = await daemon.call(
+            "POST",
+            "/config/network/lan",
+            {"config": {"network": {"lan": {"network": "192.168.50.0/24"}}}},
+            token=token,
+        )
         self.assertEqual(code, 201, body)
 
     async def test_keyfile_created_0600(self) -> None:
@@ -362,8 +407,12 @@ class StartupTests(DaemonCase):
         await daemon.start("--port", str(daemon.port), "--interface", "127.0.0.1")
         self.assertNotEqual(ini_port, daemon.port)
         token = await daemon.token()
-        code, _ = await daemon.call("POST", "/config/node/sigterm01", node_body("sigterm01", {"group": "compute"}),
-                                    token=token)
+        code, _ = await daemon.call(
+            "POST",
+            "/config/node/sigterm01",
+            node_body("sigterm01", {"group": "compute"}),
+            token=token,
+        )
         self.assertEqual(code, 201)
         # Nothing listens on the ini's port.
         with self.assertRaises(ConnectError):
@@ -385,12 +434,18 @@ class RoundTripTests(DaemonCase):
         await daemon.start()
         token = await daemon.token()
 
-        code, body = await daemon.call("POST", "/config/node/rt01", node_body("rt01", {"group": "compute"}))
+        code, body = await daemon.call(
+            "POST", "/config/node/rt01", node_body("rt01", {"group": "compute"})
+        )
         self.assertEqual(code, 401)
         self.assertIn("message", body)
 
-        code, body = await daemon.call("POST", "/config/node/rt01",
-                                       node_body("rt01", {"group": "compute", "comment": "first"}), token=token)
+        code, body = await daemon.call(
+            "POST",
+            "/config/node/rt01",
+            node_body("rt01", {"group": "compute", "comment": "first"}),
+            token=token,
+        )
         self.assertEqual(code, 201, body)
         self.assertIn("message", body)
         node = (await daemon.get("/config/node/rt01", token))["config"]["node"]["rt01"]
@@ -399,14 +454,24 @@ class RoundTripTests(DaemonCase):
         self.assertEqual(set(addresses), NODE_INTERFACES)
         self.assertTrue(all(addresses.values()), addresses)
 
-        code, body = await daemon.call("POST", "/config/node/rt01", node_body("rt01", {
-            "comment": "second", "vendor": "acme", "macaddr": "52:54:00:12:34:56"}), token=token)
+        code, body = await daemon.call(
+            "POST",
+            "/config/node/rt01",
+            node_body(
+                "rt01", {"comment": "second", "vendor": "acme", "macaddr": "52:54:00:12:34:56"}
+            ),
+            token=token,
+        )
         self.assertEqual((code, body), (204, None))
         node = (await daemon.get("/config/node/rt01", token))["config"]["node"]["rt01"]
-        self.assertEqual((node["comment"], node["vendor"], node["macaddr"]), ("second", "acme", "52:54:00:12:34:56"))
+        self.assertEqual(
+            (node["comment"], node["vendor"], node["macaddr"]),
+            ("second", "acme", "52:54:00:12:34:56"),
+        )
 
-        code, body = await daemon.call("POST", "/config/node/rt01", node_body("rt01", {"newhostname": "rt02"}),
-                                       token=token)
+        code, body = await daemon.call(
+            "POST", "/config/node/rt01", node_body("rt01", {"newhostname": "rt02"}), token=token
+        )
         self.assertEqual((code, body), (204, None))
         code, body = await daemon.call("GET", "/config/node/rt01", token=token)
         self.assertEqual(code, 404)
@@ -417,8 +482,9 @@ class RoundTripTests(DaemonCase):
         members = await daemon.get("/config/group/compute/_list", token)
         self.assertIn("rt02", members["config"]["group"]["compute"]["members"])
 
-        code, body = await daemon.call("POST", "/config/node/rt02", node_body("rt02", {"group": "nosuchgroup"}),
-                                       token=token)
+        code, body = await daemon.call(
+            "POST", "/config/node/rt02", node_body("rt02", {"group": "nosuchgroup"}), token=token
+        )
         self.assertEqual(code, 400)
         self.assertIn("group", body["message"])
 
@@ -429,7 +495,9 @@ class RoundTripTests(DaemonCase):
         nodes = (await daemon.get("/config/node", token))["config"]["node"]
         self.assertEqual(sorted(nodes), SAMPLE_NODES)
         # The freed addresses are handed out again.
-        code, _ = await daemon.call("POST", "/config/node/rt03", node_body("rt03", {"group": "compute"}), token=token)
+        code, _ = await daemon.call(
+            "POST", "/config/node/rt03", node_body("rt03", {"group": "compute"}), token=token
+        )
         self.assertEqual(code, 201)
         node = (await daemon.get("/config/node/rt03", token))["config"]["node"]["rt03"]
         self.assertEqual({i["interface"]: i["ipaddress"] for i in node["interfaces"]}, addresses)
@@ -443,10 +511,20 @@ def _plan(index: int) -> list[tuple[str, str, dict | None, str]]:
     """(method, path, body, state after) of each write made to node ``index``."""
     name = f"k{index:03d}"
     steps: list[tuple[str, str, dict | None, str]] = [
-        ("POST", f"/config/node/{name}", node_body(name, {"group": "compute", "comment": f"create {index}"}),
-         CREATED),
-        ("POST", f"/config/node/{name}", node_body(name, {"comment": f"update {index}", "vendor": "acme",
-                                                          "assettag": f"tag-{index}"}), UPDATED),
+        (
+            "POST",
+            f"/config/node/{name}",
+            node_body(name, {"group": "compute", "comment": f"create {index}"}),
+            CREATED,
+        ),
+        (
+            "POST",
+            f"/config/node/{name}",
+            node_body(
+                name, {"comment": f"update {index}", "vendor": "acme", "assettag": f"tag-{index}"}
+            ),
+            UPDATED,
+        ),
     ]
     if index % 5 == 4:
         steps.append(("GET", f"/config/node/{name}/_delete", None, ABSENT))
@@ -491,9 +569,23 @@ class BodyLimitTests(DaemonCase):
 
         async def curl(path: Path, *extra: str) -> tuple[str, str]:
             out, err, code = await getProcessOutputAndValue(
-                "/usr/bin/curl", ["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", *extra,
-                                  "-H", "Content-Type: application/json", "--data-binary", f"@{path}",
-                                  f"{daemon.url}/config/node/node001"])
+                "/usr/bin/curl",
+                [
+                    "-sS",
+                    "-o",
+                    "-",
+                    "-w",
+                    "\n%{http_code}",
+                    "-X",
+                    "POST",
+                    *extra,
+                    "-H",
+                    "Content-Type: application/json",
+                    "--data-binary",
+                    f"@{path}",
+                    f"{daemon.url}/config/node/node001",
+                ],
+            )
             self.assertEqual(code, 0, err)
             text, status = out.decode().rsplit("\n", 1)
             return status, text
@@ -504,7 +596,9 @@ class BodyLimitTests(DaemonCase):
             status, text = await curl(big, "-H", f"x-access-tokens: {token}", *extra)
             self.assertEqual(status, "413", text)
             self.assertEqual(json.loads(text), {"message": "request body is larger than 64 MiB"})
-        self.assertLess(_rss_kib(daemon.process.pid) - rss_before, 32 * 1024, "the body was kept in memory")
+        self.assertLess(
+            _rss_kib(daemon.process.pid) - rss_before, 32 * 1024, "the body was kept in memory"
+        )
         status, text = await curl(exact, "-H", f"x-access-tokens: {token}")
         self.assertEqual(status, "400", text)
         self.assertIn("not valid JSON", json.loads(text)["message"])
@@ -544,8 +638,8 @@ class DurabilityTests(DaemonCase):
         await daemon.start()
         token = await daemon.token()
 
-        acked: dict[int, str] = {}     # node index -> state of its last acknowledged write
-        pending: dict[int, str] = {}   # node index -> state its unanswered write would give
+        acked: dict[int, str] = {}  # node index -> state of its last acknowledged write
+        pending: dict[int, str] = {}  # node index -> state its unanswered write would give
         touched: set[int] = set()
         errors: list[str] = []
         state = {"acks": 0, "killed": False, "kill": None}
@@ -603,13 +697,23 @@ class DurabilityTests(DaemonCase):
             if index in pending:
                 allowed.add(pending[index])
             if seen not in allowed:
-                problems.append(f"{name}: found {seen}, acknowledged {acked.get(index, ABSENT)}, "
-                                f"in flight {pending.get(index)}")
+                problems.append(
+                    f"{name}: found {seen}, acknowledged {acked.get(index, ABSENT)}, "
+                    f"in flight {pending.get(index)}"
+                )
         self.assertEqual(problems, [], where)
-        applied = sum(1 for i, after in pending.items() if _observed(i, nodes.get(f"k{i:03d}")) == after != ABSENT)
-        log.msg(f"kill test {where}: {state['acks']} writes acknowledged, {len(pending)} in flight at the kill, "
-                f"{applied} of those found applied, {len(touched)} nodes touched")
-        self.assertEqual(set(nodes) - {f"k{i:03d}" for i in range(self.NODES)}, set(SAMPLE_NODES), where)
+        applied = sum(
+            1
+            for i, after in pending.items()
+            if _observed(i, nodes.get(f"k{i:03d}")) == after != ABSENT
+        )
+        log.msg(
+            f"kill test {where}: {state['acks']} writes acknowledged, {len(pending)} in flight at the kill, "
+            f"{applied} of those found applied, {len(touched)} nodes touched"
+        )
+        self.assertEqual(
+            set(nodes) - {f"k{i:03d}" for i in range(self.NODES)}, set(SAMPLE_NODES), where
+        )
         self.assertGreaterEqual(len(acked), 1, where)
 
         holders: dict[str, str] = {}
@@ -619,8 +723,12 @@ class DurabilityTests(DaemonCase):
                 self.assertNotIn(ip, holders, f"{where}: {ip} held by {holders.get(ip)} and {name}")
                 holders[ip] = name
 
-        code, body = await daemon.call("POST", "/config/node/after-kill", node_body("after-kill", {
-            "group": "compute"}), token=token)
+        code, body = await daemon.call(
+            "POST",
+            "/config/node/after-kill",
+            node_body("after-kill", {"group": "compute"}),
+            token=token,
+        )
         self.assertEqual(code, 201, body)
         node = (await daemon.get("/config/node/after-kill", token))["config"]["node"]["after-kill"]
         for interface in node["interfaces"]:
@@ -639,10 +747,28 @@ class DurabilityTests(DaemonCase):
         writes = [
             ("GET", "/config/node/node004/_delete", None, 204),
             ("POST", "/config/node/node003", node_body("node003", {"newhostname": "gpu003"}), 204),
-            ("POST", "/config/node/extra01", node_body("extra01", {"group": "compute", "comment": "kept"}), 201),
-            ("POST", "/config/cluster", {"config": {"cluster": {"technical_contacts": "ops@example.org"}}}, 204),
-            ("POST", "/config/user/viewer", {"config": {"user": {"viewer": {
-                "password": "viewer-password", "role": "readonly"}}}}, 201),
+            (
+                "POST",
+                "/config/node/extra01",
+                node_body("extra01", {"group": "compute", "comment": "kept"}),
+                201,
+            ),
+            (
+                "POST",
+                "/config/cluster",
+                {"config": {"cluster": {"technical_contacts": "ops@example.org"}}},
+                204,
+            ),
+            (
+                "POST",
+                "/config/user/viewer",
+                {
+                    "config": {
+                        "user": {"viewer": {"password": "viewer-password", "role": "readonly"}}
+                    }
+                },
+                201,
+            ),
         ]
         for method, path, body, expected in writes:
             code, answer = await daemon.call(method, path, body, token=token)
@@ -656,7 +782,9 @@ class DurabilityTests(DaemonCase):
             return out
 
         before = await snapshot()
-        self.assertEqual(sorted(before["node"]["config"]["node"]), ["extra01", "gpu003", "node001", "node002"])
+        self.assertEqual(
+            sorted(before["node"]["config"]["node"]), ["extra01", "gpu003", "node001", "node002"]
+        )
         assert_clean_exit(self, await daemon.stop("TERM"), daemon.output())
 
         await daemon.start()
@@ -667,12 +795,16 @@ class DurabilityTests(DaemonCase):
         code, _ = await daemon.call("GET", "/config/node/node004", token=token)
         self.assertEqual(code, 404)
         await daemon.token("viewer", "viewer-password")
-        self.assertEqual(after["cluster"]["config"]["cluster"]["technical_contacts"], "ops@example.org")
+        self.assertEqual(
+            after["cluster"]["config"]["cluster"]["technical_contacts"], "ops@example.org"
+        )
 
 
 class BadStartTests(DaemonCase):
     async def _twistd(self, args: list[str], cwd: Path) -> tuple[int, str]:
-        out, err, code = await getProcessOutputAndValue(TWISTD, args, env=dict(os.environ), path=str(cwd))
+        out, err, code = await getProcessOutputAndValue(
+            TWISTD, args, env=dict(os.environ), path=str(cwd)
+        )
         return code, (out + err).decode("utf-8", "replace")
 
     async def test_bad_options_and_broken_ini(self) -> None:
@@ -684,10 +816,14 @@ class BadStartTests(DaemonCase):
         traceback; an ini that does not load creates no files."""
         reactor = the_reactor()
         folder = make_folder(self)
-        taken = reactor.listenTCP(0, protocol.Factory.forProtocol(protocol.Protocol), interface="127.0.0.1")
+        taken = reactor.listenTCP(
+            0, protocol.Factory.forProtocol(protocol.Protocol), interface="127.0.0.1"
+        )
         self.addCleanup(taken.stopListening)
 
-        def case(name: str, ini: str | None, extra: tuple[str, ...] = (), setup: Any = None) -> Path:
+        def case(
+            name: str, ini: str | None, extra: tuple[str, ...] = (), setup: Any = None
+        ) -> Path:
             where = folder / name
             where.mkdir()
             (where / "var").mkdir()
@@ -703,23 +839,56 @@ class BadStartTests(DaemonCase):
             (case("missing", None), (), ["does not exist", "luna.ini"]),
             (case("nousername", ini_text(port, username=None)), (), ["[API] USERNAME", "missing"]),
             (case("expiry", ini_text(port, expiry="abc")), (), ["[API] EXPIRY", "'abc'"]),
-            (case("unknown", ini_text(port, api_extra="COLOUR = blue\n")), (), ["[API] COLOUR", "unknown key"]),
+            (
+                case("unknown", ini_text(port, api_extra="COLOUR = blue\n")),
+                (),
+                ["[API] COLOUR", "unknown key"],
+            ),
             (case("unparsable", "USERNAME = luna\n" + good), (), ["cannot parse"]),
             (case("shortsecret", good.replace(SECRET, "short")), (), ["[API] SECRET_KEY"]),
             (case("badport", good), ("--port", "notaport"), ["--port", "notaport"]),
             (case("badoption", good), ("--frobnicate",), ["--frobnicate"]),
-            (case("badkey", good, setup=lambda w: (w / "var" / "luna.key").write_text("not a key\n")), (),
-             ["[FILES] KEYFILE"]),
-            (case("notsqlite", good, setup=lambda w: (w / "var" / "luna.db").write_bytes(os.urandom(8192))), (),
-             ["[DATABASE] DATABASE"]),
-            (case("dbisdir", good, setup=lambda w: (w / "var" / "luna.db").mkdir()), (),
-             ["[DATABASE] DATABASE"]),
-            (case("porttaken", ini_text(taken.getHost().port)), (), ["cannot listen", str(taken.getHost().port)]),
+            (
+                case(
+                    "badkey",
+                    good,
+                    setup=lambda w: (w / "var" / "luna.key").write_text("not a key\n"),
+                ),
+                (),
+                ["[FILES] KEYFILE"],
+            ),
+            (
+                case(
+                    "notsqlite",
+                    good,
+                    setup=lambda w: (w / "var" / "luna.db").write_bytes(os.urandom(8192)),
+                ),
+                (),
+                ["[DATABASE] DATABASE"],
+            ),
+            (
+                case("dbisdir", good, setup=lambda w: (w / "var" / "luna.db").mkdir()),
+                (),
+                ["[DATABASE] DATABASE"],
+            ),
+            (
+                case("porttaken", ini_text(taken.getHost().port)),
+                (),
+                ["cannot listen", str(taken.getHost().port)],
+            ),
         ]
         limit = defer.DeferredSemaphore(4)
 
         async def one(where: Path, extra: tuple[str, ...], expected: list[str]) -> str | None:
-            args = ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(where / "luna.ini"), *extra]
+            args = [
+                "-n",
+                "--reactor=asyncio",
+                "--pidfile=",
+                "luna2d",
+                "--config",
+                str(where / "luna.ini"),
+                *extra,
+            ]
             code, text = await limit.run(lambda: defer.ensureDeferred(self._twistd(args, where)))
             problems = []
             if code == 0:
@@ -732,7 +901,15 @@ class BadStartTests(DaemonCase):
         results = await defer.gatherResults([defer.ensureDeferred(one(*c)) for c in cases])
         self.assertEqual([r for r in results if r], [])
         # An ini that does not load creates nothing: no database, no key file.
-        for name in ("nousername", "expiry", "unknown", "unparsable", "shortsecret", "badport", "badoption"):
+        for name in (
+            "nousername",
+            "expiry",
+            "unknown",
+            "unparsable",
+            "shortsecret",
+            "badport",
+            "badoption",
+        ):
             self.assertEqual(sorted(p.name for p in (folder / name / "var").iterdir()), [], name)
 
     async def test_plugin_help_lists_config(self) -> None:

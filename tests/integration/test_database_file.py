@@ -22,12 +22,18 @@ class DatabaseFileTests(DaemonCase):
         daemon = Daemon(self)
         await daemon.start(umask=0)
         token = await daemon.token()
-        code, _ = await daemon.call("POST", "/config/node/private01", node_body("private01", {"group": "compute"}),
-                                    token=token)
+        code, _ = await daemon.call(
+            "POST",
+            "/config/node/private01",
+            node_body("private01", {"group": "compute"}),
+            token=token,
+        )
         self.assertEqual(code, 201)
         base = str(daemon.database)
-        self.assertEqual({suffix: mode(base + suffix) for suffix in ("", "-wal", "-shm")},
-                         {"": 0o600, "-wal": 0o600, "-shm": 0o600})
+        self.assertEqual(
+            {suffix: mode(base + suffix) for suffix in ("", "-wal", "-shm")},
+            {"": 0o600, "-wal": 0o600, "-shm": 0o600},
+        )
 
     async def test_empty_database_file_refused(self) -> None:
         """With var/luna.db present but empty, twistd exits non-zero, says

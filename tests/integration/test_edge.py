@@ -354,8 +354,10 @@ class HTTPSDaemonTests(DaemonCase):
         cases = [
             ("PROTOCOL = https\n", "[API] SSL_CERTIFICATE: required"),
             (
-                (f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\n"
-                f"SSL_CERTIFICATE_KEY = {files.other_key}\n"),
+                (
+                    f"PROTOCOL = https\nSSL_CERTIFICATE = {files.certificate}\n"
+                    f"SSL_CERTIFICATE_KEY = {files.other_key}\n"
+                ),
                 "does not match",
             ),
         ]

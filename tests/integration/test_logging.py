@@ -22,9 +22,7 @@ BMC_PASSWORD = "bmc-secret-42b7e1"
 
 
 def logged_ini(port: int, level: str) -> str:
-    return (
-        ini_text(port) + f"\n[LOGGER]\nLEVEL = {level}\nLOGFILE = var/log/luna2d.log\n"
-    )
+    return ini_text(port) + f"\n[LOGGER]\nLEVEL = {level}\nLOGFILE = var/log/luna2d.log\n"
 
 
 class LoggerTests(ReactorCase):
@@ -58,9 +56,7 @@ class LoggerTests(ReactorCase):
         # A body with a token that is not one: refused before the body.
         forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
         self.forged = forged
-        code, _ = await daemon.call(
-            "POST", "/config/node/node001", {"config": {}}, token=forged
-        )
+        code, _ = await daemon.call("POST", "/config/node/node001", {"config": {}}, token=forged)
         self.assertEqual(code, 401)
         await daemon.stop()
         log_file = daemon.folder / "var" / "log" / "luna2d.log"

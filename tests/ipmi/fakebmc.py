@@ -28,7 +28,9 @@ from luna2d.ipmi import codec, crypto
 from luna2d.ipmi.session import seal
 
 GUID = bytes(range(0xA0, 0xB0))
-SUITE_BY_ALGORITHMS = {(cs.authentication, cs.integrity, cs.confidentiality): cs for cs in crypto.SUITES.values()}
+SUITE_BY_ALGORITHMS = {
+    (cs.authentication, cs.integrity, cs.confidentiality): cs for cs in crypto.SUITES.values()
+}
 
 
 @dataclass
@@ -62,11 +64,30 @@ class FakeBMC:
     malformed: int = 0
     next_sel_id: int = 1
 
-    def add_sel(self, sensor_type: int, sensor_number: int, event_type: int, data1: int,
-                deassert: bool = False, timestamp: int = 0) -> None:
+    def add_sel(
+        self,
+        sensor_type: int,
+        sensor_number: int,
+        event_type: int,
+        data1: int,
+        deassert: bool = False,
+        timestamp: int = 0,
+    ) -> None:
         """Append a system event record."""
-        record = struct.pack("<HBIHBBBBBBB", self.next_sel_id, 0x02, timestamp, 0x0020, 0x04, sensor_type,
-                             sensor_number, (0x80 if deassert else 0) | event_type, data1, 0xFF, 0xFF)
+        record = struct.pack(
+            "<HBIHBBBBBBB",
+            self.next_sel_id,
+            0x02,
+            timestamp,
+            0x0020,
+            0x04,
+            sensor_type,
+            sensor_number,
+            (0x80 if deassert else 0) | event_type,
+            data1,
+            0xFF,
+            0xFF,
+        )
         self.sel.append(record)
         self.next_sel_id += 1
 
@@ -117,16 +138,28 @@ class FakeBMC:
         return [codec.Ipmi20Packet(payload_type, payload).encode()]
 
     def _open(self, request: codec.OpenSessionRequest) -> list[bytes]:
-        cs = SUITE_BY_ALGORITHMS.get((request.authentication, request.integrity, request.confidentiality))
+        cs = SUITE_BY_ALGORITHMS.get(
+            (request.authentication, request.integrity, request.confidentiality)
+        )
         if cs is None or cs.number not in self.suites:
             reply = codec.OpenSessionResponse(request.tag, 0x11, request.console_session_id)
             return self._plain(codec.PAYLOAD_OPEN_SESSION_RESPONSE, reply.encode())
         bmc_id = 0
         while bmc_id == 0 or bmc_id in self.sessions:
             bmc_id = int.from_bytes(self.random(4), "little")
-        self.sessions[bmc_id] = _BmcSession(bmc_id, request.console_session_id, cs, request.privilege or 4)
-        reply = codec.OpenSessionResponse(request.tag, 0, request.console_session_id, request.privilege or 4,
-                                          bmc_id, cs.authentication, cs.integrity, cs.confidentiality)
+        self.sessions[bmc_id] = _BmcSession(
+            bmc_id, request.console_session_id, cs, request.privilege or 4
+        )
+        reply = codec.OpenSessionResponse(
+            request.tag,
+            0,
+            request.console_session_id,
+            request.privilege or 4,
+            bmc_id,
+            cs.authentication,
+            cs.integrity,
+            cs.confidentiality,
+        )
         return self._plain(codec.PAYLOAD_OPEN_SESSION_RESPONSE, reply.encode())
 
     def _rakp1(self, message: codec.Rakp1) -> list[bytes]:
@@ -142,9 +175,17 @@ class FakeBMC:
         session.bmc_random = self.random(16)
         session.role = message.role
         session.username = message.username
-        code = crypto.rakp2_code(session.suite, crypto.user_key(password), session.console_id, session.bmc_id,
-                                 session.console_random, session.bmc_random, GUID, session.role,
-                                 session.username)
+        code = crypto.rakp2_code(
+            session.suite,
+            crypto.user_key(password),
+            session.console_id,
+            session.bmc_id,
+            session.console_random,
+            session.bmc_random,
+            GUID,
+            session.role,
+            session.username,
+        )
         reply = codec.Rakp2(message.tag, 0, session.console_id, session.bmc_random, GUID, code)
         return self._plain(codec.PAYLOAD_RAKP2, reply.encode())
 
@@ -156,16 +197,34 @@ class FakeBMC:
             del self.sessions[session.bmc_id]
             return []
         kuid = crypto.user_key(self.users[session.username])
-        expected = crypto.rakp3_code(session.suite, kuid, session.bmc_random, session.console_id, session.role,
-                                     session.username)
+        expected = crypto.rakp3_code(
+            session.suite,
+            kuid,
+            session.bmc_random,
+            session.console_id,
+            session.role,
+            session.username,
+        )
         if expected != message.auth_code:
             del self.sessions[session.bmc_id]
-            return self._plain(codec.PAYLOAD_RAKP4, codec.Rakp4(message.tag, 0x0F, session.console_id).encode())
-        session.keys = crypto.derive_keys(session.suite, kuid, session.console_random, session.bmc_random,
-                                          session.role, session.username)
+            return self._plain(
+                codec.PAYLOAD_RAKP4, codec.Rakp4(message.tag, 0x0F, session.console_id).encode()
+            )
+        session.keys = crypto.derive_keys(
+            session.suite,
+            kuid,
+            session.console_random,
+            session.bmc_random,
+            session.role,
+            session.username,
+        )
         session.active = True
-        icv = crypto.rakp4_code(session.suite, session.keys.sik, session.console_random, session.bmc_id, GUID)
-        return self._plain(codec.PAYLOAD_RAKP4, codec.Rakp4(message.tag, 0, session.console_id, icv).encode())
+        icv = crypto.rakp4_code(
+            session.suite, session.keys.sik, session.console_random, session.bmc_id, GUID
+        )
+        return self._plain(
+            codec.PAYLOAD_RAKP4, codec.Rakp4(message.tag, 0, session.console_id, icv).encode()
+        )
 
     def _message(self, packet: codec.Ipmi20Packet) -> list[bytes]:
         session = self.sessions.get(packet.session_id)
@@ -176,9 +235,13 @@ class FakeBMC:
         if not keys.verify(packet.signed_bytes(keys.suite.integrity_length), code):
             self.malformed += 1
             return []
-        request = codec.IpmiRequest.decode(keys.decrypt(packet.payload) if packet.encrypted else packet.payload)
+        request = codec.IpmiRequest.decode(
+            keys.decrypt(packet.payload) if packet.encrypted else packet.payload
+        )
         completion, data = self._command(session, request)
-        response = codec.IpmiResponse(request.netfn | 1, request.cmd, completion, data, request.rq_seq)
+        response = codec.IpmiResponse(
+            request.netfn | 1, request.cmd, completion, data, request.rq_seq
+        )
         sealed = self._seal(session, response.encode())
         if (request.netfn, request.cmd) == (0x06, 0x3C) and completion == 0:
             self.sessions.pop(session.bmc_id, None)
@@ -188,7 +251,9 @@ class FakeBMC:
         keys = session.keys
         assert keys is not None
         session.out_sequence += 1
-        return seal(keys, session.console_id, session.out_sequence, message, self.random(crypto.AES_BLOCK))
+        return seal(
+            keys, session.console_id, session.out_sequence, message, self.random(crypto.AES_BLOCK)
+        )
 
     # -- commands ----------------------------------------------------------------------------------
     def _command(self, session: _BmcSession, request: codec.IpmiRequest) -> tuple[int, bytes]:
@@ -205,7 +270,9 @@ class FakeBMC:
                 return 0x87, b""
             return 0, b""
         if key == (0x06, 0x01):  # Get Device ID
-            return 0, bytes((0x00, 0x03, 0x09, 0x08, 0x02, 0x9F, 0x91, 0x12, 0x00, 0x02, 0x0F, 0, 0, 0, 0))
+            return 0, bytes(
+                (0x00, 0x03, 0x09, 0x08, 0x02, 0x9F, 0x91, 0x12, 0x00, 0x02, 0x0F, 0, 0, 0, 0)
+            )
         if key == (0x00, 0x01):  # Get Chassis Status
             return 0, bytes((0x01 if self.power else 0x00, 0x00, 0x00))
         if key == (0x00, 0x02):  # Chassis Control
@@ -246,11 +313,25 @@ class FakeBMC:
             if len(data) < 6:
                 return 0xC7, b""
             record_id = struct.unpack_from("<H", data, 2)[0]
-            index = 0 if record_id == 0 else next(
-                (i for i, r in enumerate(self.sel) if struct.unpack_from("<H", r)[0] == record_id), -1)
+            index = (
+                0
+                if record_id == 0
+                else next(
+                    (
+                        i
+                        for i, r in enumerate(self.sel)
+                        if struct.unpack_from("<H", r)[0] == record_id
+                    ),
+                    -1,
+                )
+            )
             if index < 0 or index >= len(self.sel):
                 return 0xCB, b""
-            following = struct.unpack_from("<H", self.sel[index + 1])[0] if index + 1 < len(self.sel) else 0xFFFF
+            following = (
+                struct.unpack_from("<H", self.sel[index + 1])[0]
+                if index + 1 < len(self.sel)
+                else 0xFFFF
+            )
             return 0, struct.pack("<H", following) + self.sel[index]
         if key == (0x0A, 0x47):  # Clear SEL
             if len(data) < 6 or data[2:5] != b"CLR":
@@ -280,8 +361,9 @@ class FakeBMCProtocol(DatagramProtocol):
             self.transport.write(reply, addr)  # type: ignore[union-attr,call-arg,arg-type,misc]
 
 
-def serve(reactor: Any, addresses: list[tuple[str, int]], users: dict[bytes, bytes],
-          power: bool = False) -> tuple[list[FakeBMC], list[Any]]:
+def serve(
+    reactor: Any, addresses: list[tuple[str, int]], users: dict[bytes, bytes], power: bool = False
+) -> tuple[list[FakeBMC], list[Any]]:
     """One FakeBMC per address, listening; (bmcs, listening ports)."""
     bmcs, ports = [], []
     for host, port in addresses:

@@ -194,8 +194,13 @@ class Simulator:
     """One ipmi_sim process on a loopback address, with users, a chassis
     control script that records calls, and a seeded SEL."""
 
-    def __init__(self, case: unittest.TestCase, users: list[tuple[str, str]] | None = None,
-                 power: bool = False, host: str | None = None) -> None:
+    def __init__(
+        self,
+        case: unittest.TestCase,
+        users: list[tuple[str, str]] | None = None,
+        power: bool = False,
+        host: str | None = None,
+    ) -> None:
         self.case = case
         self.users = users or [("admin", "s3cret-pw")]
         self.folder = Path(tempfile.mkdtemp(prefix="luna2d-ipmisim-"))
@@ -207,8 +212,12 @@ class Simulator:
         self.script.write_text(CHASSIS_SCRIPT)
         self.script.chmod(self.script.stat().st_mode | stat.S_IXUSR)
         (self.folder / "power").write_text("1\n" if power else "0\n")
-        (self.folder / "lan.conf").write_text(lan_conf("bmc", self.host, self.port, self.script, self.users))
-        (self.folder / "sim.emu").write_text(EMU.format(sel="\n".join(f"sel_add 0x20 {e}" for e in SEL_EVENTS)))
+        (self.folder / "lan.conf").write_text(
+            lan_conf("bmc", self.host, self.port, self.script, self.users)
+        )
+        (self.folder / "sim.emu").write_text(
+            EMU.format(sel="\n".join(f"sel_add 0x20 {e}" for e in SEL_EVENTS))
+        )
         self.process: Any = None
         self.watch = ProcessOutput()
 
@@ -233,9 +242,19 @@ class Simulator:
     async def start(self) -> Simulator:
         """Spawn ipmi_sim and wait until it answers a presence ping."""
         reactor = the_reactor()
-        args = [IPMI_SIM, "-c", str(self.folder / "lan.conf"), "-f", str(self.folder / "sim.emu"),
-                "-s", str(self.folder / "state"), "-n"]
-        self.process = reactor.spawnProcess(self.watch, IPMI_SIM, args, env=dict(os.environ), path=str(self.folder))
+        args = [
+            IPMI_SIM,
+            "-c",
+            str(self.folder / "lan.conf"),
+            "-f",
+            str(self.folder / "sim.emu"),
+            "-s",
+            str(self.folder / "state"),
+            "-n",
+        ]
+        self.process = reactor.spawnProcess(
+            self.watch, IPMI_SIM, args, env=dict(os.environ), path=str(self.folder)
+        )
         self.case.addCleanup(self.stop)
         # Ready once it answers a presence ping on its address.
         for _ in range(100):
@@ -258,6 +277,7 @@ class Simulator:
         port = reactor.listenUDP(0, Ping(), interface="127.0.0.1")
         try:
             port.write(codec.AsfPacket.ping(1).encode(), (self.host, self.port))
+
             def silent() -> None:
                 if not got.called:
                     got.callback(False)

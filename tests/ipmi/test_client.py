@@ -33,7 +33,9 @@ class ClientCase(ReactorCase):
         super().setUp()
         self.reactor = the_reactor()
 
-    def bmc(self, power: bool = False, suites: tuple[int, ...] = (3, 17)) -> tuple[FakeBMC, str, int]:
+    def bmc(
+        self, power: bool = False, suites: tuple[int, ...] = (3, 17)
+    ) -> tuple[FakeBMC, str, int]:
         """A simulated BMC on a loopback address and an ephemeral port."""
         bmc = FakeBMC({b"admin": b"pw"}, power=power, suites=suites)
         host = free_loopback()
@@ -56,9 +58,13 @@ class FanOutTests(ClientCase):
         with its own state, and only two local ports are ever used."""
         fleet = [self.bmc(power=i % 3 == 0) for i in range(40)]
         client = self.client(sockets=2)
-        targets = [Target(f"n{i:02d}", host, CREDS, port) for i, (_, host, port) in enumerate(fleet)]
+        targets = [
+            Target(f"n{i:02d}", host, CREDS, port) for i, (_, host, port) in enumerate(fleet)
+        ]
         results = await client.fan_out(targets, commands.power_status, limit=16)
-        self.assertEqual(results, {f"n{i:02d}": Success("on" if i % 3 == 0 else "off") for i in range(40)})
+        self.assertEqual(
+            results, {f"n{i:02d}": Success("on" if i % 3 == 0 else "off") for i in range(40)}
+        )
         self.assertEqual(len(client.ports), 2)
         self.assertEqual(client.stats["sessions"], 40)
         await sleep(0.05)
@@ -73,7 +79,9 @@ class FanOutTests(ClientCase):
         active = peak = 0
         original = client.run
 
-        def counting(target: Target, command: commands.Command, suite: int | None = None) -> defer.Deferred:
+        def counting(
+            target: Target, command: commands.Command, suite: int | None = None
+        ) -> defer.Deferred:
             nonlocal active, peak
             active += 1
             peak = max(peak, active)
@@ -108,14 +116,18 @@ class FanOutTests(ClientCase):
         self.assertEqual(results["good"], Success("on"))
         self.assertEqual(results["wrong"].kind, "unauthorized")  # type: ignore[union-attr]
         self.assertEqual(results["old"].kind, "unsupported")  # type: ignore[union-attr]
-        self.assertEqual(results["dead"], Fault("timeout", "no answer from the BMC (2 tries, 0.3 s each)"))
+        self.assertEqual(
+            results["dead"], Fault("timeout", "no answer from the BMC (2 tries, 0.3 s each)")
+        )
 
     async def test_same_bmc_twice(self) -> None:
         """Five commands at once on one BMC through a two-socket client all
         complete (two at a time, the rest wait their turn)."""
         bmc, host, port = self.bmc()
         client = self.client(sockets=2)
-        runs = [client.run(Target("n", host, CREDS, port), commands.identify(True)) for _ in range(5)]
+        runs = [
+            client.run(Target("n", host, CREDS, port), commands.identify(True)) for _ in range(5)
+        ]
         self.assertEqual(client.in_flight, 2, "one session per socket on the same BMC; three wait")
         outcomes = await defer.gatherResults(runs)
         self.assertEqual(outcomes, [Success("identify")] * 5)
@@ -124,8 +136,9 @@ class FanOutTests(ClientCase):
     async def test_bad_addresses(self) -> None:
         """Host names and IPv6 addresses fail alone, without a packet sent."""
         client = self.client()
-        results = await client.fan_out([Target("a", "bmc.example", CREDS), Target("b", "::1", CREDS)],
-                                       commands.power_status)
+        results = await client.fan_out(
+            [Target("a", "bmc.example", CREDS), Target("b", "::1", CREDS)], commands.power_status
+        )
         self.assertEqual(results["a"].kind, "error")  # type: ignore[union-attr]
         self.assertEqual(results["b"].kind, "unsupported")  # type: ignore[union-attr]
         self.assertEqual(client.stats["sent"], 0)
@@ -160,7 +173,9 @@ class RobustnessTests(ClientCase):
             original(datagram, addr)
 
         proto.datagramReceived = noisy  # type: ignore[method-assign]
-        outcome = await client.run(Target("m", host2, CREDS, listening.getHost().port), commands.power_status())
+        outcome = await client.run(
+            Target("m", host2, CREDS, listening.getHost().port), commands.power_status()
+        )
         self.assertEqual(outcome, Success("off"))
         self.assertGreaterEqual(client.stats["malformed"], 5)
 
@@ -174,8 +189,10 @@ class RobustnessTests(ClientCase):
         outcome = await waiting
         self.assertEqual(outcome, Fault("error", "the IPMI client is stopping"))
         self.assertEqual(client.in_flight, 0)
-        self.assertEqual(await client.run(Target("x", "127.0.0.1", CREDS), commands.power_status()),
-                         Fault("error", "the IPMI client is stopped"))
+        self.assertEqual(
+            await client.run(Target("x", "127.0.0.1", CREDS), commands.power_status()),
+            Fault("error", "the IPMI client is stopped"),
+        )
 
 
 class _ClockReactor(Clock):
@@ -185,7 +202,9 @@ class _ClockReactor(Clock):
         super().__init__()
         self.protocols: list[Any] = []
 
-    def listenUDP(self, port: int, proto: Any, interface: str = "", maxPacketSize: int = 8192) -> Any:
+    def listenUDP(
+        self, port: int, proto: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> Any:
         """Connect the protocol to a fake transport; return a stand-in port."""
         proto.makeConnection(FakeDatagramTransport())
         self.protocols.append(proto)
@@ -213,7 +232,9 @@ class ClockTests(unittest.TestCase):
         reactor = _ClockReactor()
         client = IPMIClient(reactor, sockets=1, timeout=1.5, retries=2)
         outcomes: list[Any] = []
-        client.run(Target("n", "127.0.0.9", CREDS), commands.power_status()).addCallback(outcomes.append)
+        client.run(Target("n", "127.0.0.9", CREDS), commands.power_status()).addCallback(
+            outcomes.append
+        )
         transport = reactor.protocols[0].transport
         self.assertEqual(len(transport.written), 1)
         self.assertEqual(transport.written[0][1], ("127.0.0.9", 623))
@@ -225,7 +246,9 @@ class ClockTests(unittest.TestCase):
         self.assertEqual(len(transport.written), 3)
         self.assertEqual(outcomes, [])
         reactor.advance(1.5)
-        self.assertEqual(outcomes, [Fault("timeout", "no answer from the BMC (3 tries, 1.5 s each)")])
+        self.assertEqual(
+            outcomes, [Fault("timeout", "no answer from the BMC (3 tries, 1.5 s each)")]
+        )
         self.assertEqual(reactor.getDelayedCalls(), [])
         self.assertEqual(client.in_flight, 0)
 
@@ -237,7 +260,9 @@ class ClockTests(unittest.TestCase):
         client = IPMIClient(reactor, sockets=1)
         bmc = FakeBMC({b"admin": b"pw"}, power=True)
         outcomes: list[Any] = []
-        client.run(Target("n", "127.0.0.9", CREDS), commands.power("off")).addCallback(outcomes.append)
+        client.run(Target("n", "127.0.0.9", CREDS), commands.power("off")).addCallback(
+            outcomes.append
+        )
         proto = reactor.protocols[0]
         delivered = 0
         while delivered < len(proto.transport.written):

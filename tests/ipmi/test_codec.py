@@ -36,7 +36,9 @@ class GoldenTests(unittest.TestCase):
     def test_presence_pong(self) -> None:
         """A pong's 16 data bytes give the IANA number, OEM field, supported
         entities (bit 7: IPMI) and interactions."""
-        wire = h("06 00 ff 06  00 00 11 be  40 22 00 10  00 00 11 be  00 00 00 00  81 00  00 00 00 00 00 00")
+        wire = h(
+            "06 00 ff 06  00 00 11 be  40 22 00 10  00 00 11 be  00 00 00 00  81 00  00 00 00 00 00 00"
+        )
         packet = codec.decode(wire)
         assert isinstance(packet, codec.AsfPacket)
         pong = packet.pong()
@@ -75,8 +77,13 @@ class GoldenTests(unittest.TestCase):
         """With an authentication type the header carries a 16-byte code;
         one trailing zero (the legacy pad) is kept; two are an error."""
         message = codec.IpmiRequest(0x06, 0x01, rq_seq=2).encode()
-        wire = (h("06 00 ff 07  02  01 00 00 00  78 56 34 12") + bytes(range(16))
-                + bytes((len(message),)) + message + b"\x00")
+        wire = (
+            h("06 00 ff 07  02  01 00 00 00  78 56 34 12")
+            + bytes(range(16))
+            + bytes((len(message),))
+            + message
+            + b"\x00"
+        )
         packet = codec.decode(wire)
         assert isinstance(packet, codec.Ipmi15Packet)
         self.assertEqual((packet.auth_type, packet.sequence, packet.session_id), (2, 1, 0x12345678))
@@ -89,8 +96,10 @@ class GoldenTests(unittest.TestCase):
     def test_open_session_request(self) -> None:
         """Open Session Request for cipher suite 3 at administrator level."""
         request = codec.OpenSessionRequest(1, 0xA0A1A2A3, 1, 1, 1, privilege=4)
-        payload = h("01 04 00 00  a3 a2 a1 a0  00 00 00 08 01 00 00 00  01 00 00 08 01 00 00 00"
-                    "  02 00 00 08 01 00 00 00")
+        payload = h(
+            "01 04 00 00  a3 a2 a1 a0  00 00 00 08 01 00 00 00  01 00 00 08 01 00 00 00"
+            "  02 00 00 08 01 00 00 00"
+        )
         self.assertEqual(request.encode(), payload)
         self.assertEqual(codec.OpenSessionRequest.decode(payload), request)
         wire = codec.Ipmi20Packet(codec.PAYLOAD_OPEN_SESSION_REQUEST, payload).encode()
@@ -109,15 +118,21 @@ class GoldenTests(unittest.TestCase):
     def test_open_session_response_full(self) -> None:
         """A successful Open Session Response is 36 bytes with both session
         IDs and the three algorithms the BMC chose."""
-        payload = h("07 00 04 00  44 33 22 11  88 77 66 55  00 00 00 08 03 00 00 00  01 00 00 08 04 00 00 00"
-                    "  02 00 00 08 01 00 00 00")
+        payload = h(
+            "07 00 04 00  44 33 22 11  88 77 66 55  00 00 00 08 03 00 00 00  01 00 00 08 04 00 00 00"
+            "  02 00 00 08 01 00 00 00"
+        )
         response = codec.OpenSessionResponse.decode(payload)
-        self.assertEqual(response, codec.OpenSessionResponse(7, 0, 0x11223344, 4, 0x55667788, 3, 4, 1))
+        self.assertEqual(
+            response, codec.OpenSessionResponse(7, 0, 0x11223344, 4, 0x55667788, 3, 4, 1)
+        )
         self.assertEqual(response.encode(), payload)
         with self.assertRaises(DecodeError):
             codec.OpenSessionResponse.decode(payload[:35])
         with self.assertRaises(DecodeError):  # the integrity record in the authentication slot
-            codec.OpenSessionResponse.decode(payload[:12] + payload[20:28] + payload[12:20] + payload[28:])
+            codec.OpenSessionResponse.decode(
+                payload[:12] + payload[20:28] + payload[12:20] + payload[28:]
+            )
 
     def test_rakp1(self) -> None:
         """RAKP Message 1: tag, three reserved bytes, the BMC session ID, Rm,
@@ -135,7 +150,9 @@ class GoldenTests(unittest.TestCase):
         rakp2 = codec.Rakp2(3, 0, 0x0A0B0C0D, b"\x11" * 16, b"\x22" * 16, b"\x33" * 20)
         self.assertEqual(rakp2.encode()[:8], h("03 00 00 00 0d 0c 0b 0a"))
         self.assertEqual(codec.Rakp2.decode(rakp2.encode()), rakp2)
-        self.assertEqual(codec.Rakp2.decode(h("03 0d 00 00 0d 0c 0b 0a")), codec.Rakp2(3, 0x0D, 0x0A0B0C0D))
+        self.assertEqual(
+            codec.Rakp2.decode(h("03 0d 00 00 0d 0c 0b 0a")), codec.Rakp2(3, 0x0D, 0x0A0B0C0D)
+        )
         rakp3 = codec.Rakp3(4, 0, 0x01020304, b"\x44" * 32)
         self.assertEqual(rakp3.encode(), h("04 00 00 00 04 03 02 01") + b"\x44" * 32)
         rakp4 = codec.Rakp4(4, 0, 0x0A0B0C0D, b"\x55" * 12)
@@ -161,7 +178,9 @@ class GoldenTests(unittest.TestCase):
 
     def test_oem_payload_header(self) -> None:
         """An OEM explicit payload carries the OEM IANA and payload ID."""
-        packet = codec.Ipmi20Packet(codec.PAYLOAD_OEM, b"xy", 5, 6, oem_iana=0x123456, oem_payload_id=0x0102)
+        packet = codec.Ipmi20Packet(
+            codec.PAYLOAD_OEM, b"xy", 5, 6, oem_iana=0x123456, oem_payload_id=0x0102
+        )
         wire = packet.encode()
         self.assertEqual(wire[4:12], h("06 02 56 34 12 00 02 01"))
         self.assertEqual(codec.decode(wire), packet)
@@ -170,8 +189,13 @@ class GoldenTests(unittest.TestCase):
         """Wrong version, reserved bits, unknown class or auth type, short
         headers, bad checksums and lengths that lie are all DecodeError."""
         bad = [
-            b"", h("06 00 ff"), h("07 00 ff 07 00"), h("06 01 ff 07 00"), h("06 00 ff 27 00"),
-            h("06 00 ff 08 00"), h("06 00 ff 07 03 00 00 00 00 00 00 00 00 00"),
+            b"",
+            h("06 00 ff"),
+            h("07 00 ff 07 00"),
+            h("06 01 ff 07 00"),
+            h("06 00 ff 27 00"),
+            h("06 00 ff 08 00"),
+            h("06 00 ff 07 03 00 00 00 00 00 00 00 00 00"),
             h("06 00 10 07 00 00 00 00 00 00 00 00 00 00"),
             h("06 00 ff 06 00 00 11 be 80 22 00 01"),
             h("06 00 ff 07 06 00 00 00 00 00 00 00 00 00 05 00 01"),
@@ -189,42 +213,126 @@ class GoldenTests(unittest.TestCase):
             codec.IpmiResponse.decode(good)  # a request is not a response
 
 
-requests = st.builds(codec.IpmiRequest, netfn=st.integers(0, 31).map(lambda n: n * 2), cmd=u8,
-                     data=st.binary(max_size=40), rq_seq=seq6, rs_addr=u8, rs_lun=st.integers(0, 3),
-                     rq_addr=u8, rq_lun=st.integers(0, 3))
-responses = st.builds(codec.IpmiResponse, netfn=st.integers(0, 31).map(lambda n: n * 2 + 1), cmd=u8,
-                      completion_code=u8, data=st.binary(max_size=40), rq_seq=seq6, rq_addr=u8,
-                      rq_lun=st.integers(0, 3), rs_addr=u8, rs_lun=st.integers(0, 3))
+requests = st.builds(
+    codec.IpmiRequest,
+    netfn=st.integers(0, 31).map(lambda n: n * 2),
+    cmd=u8,
+    data=st.binary(max_size=40),
+    rq_seq=seq6,
+    rs_addr=u8,
+    rs_lun=st.integers(0, 3),
+    rq_addr=u8,
+    rq_lun=st.integers(0, 3),
+)
+responses = st.builds(
+    codec.IpmiResponse,
+    netfn=st.integers(0, 31).map(lambda n: n * 2 + 1),
+    cmd=u8,
+    completion_code=u8,
+    data=st.binary(max_size=40),
+    rq_seq=seq6,
+    rq_addr=u8,
+    rq_lun=st.integers(0, 3),
+    rs_addr=u8,
+    rs_lun=st.integers(0, 3),
+)
 packets = st.one_of(
-    st.builds(codec.AsfPacket, message_type=u8, tag=u8, data=st.binary(max_size=40), iana=u32, sequence=u8),
+    st.builds(
+        codec.AsfPacket, message_type=u8, tag=u8, data=st.binary(max_size=40), iana=u32, sequence=u8
+    ),
     st.builds(codec.RmcpAck, message_class=st.integers(0, 31), sequence=u8),
-    st.builds(lambda m, seq, sid, pad: codec.Ipmi15Packet(m, 0, seq, sid, b"", pad),
-              st.binary(max_size=60), u32, u32, st.sampled_from([b"", b"\x00"])),
-    st.builds(lambda t, m, seq, sid, code: codec.Ipmi15Packet(m, t, seq, sid, code),
-              st.sampled_from([1, 2, 4, 5]), st.binary(max_size=60), u32, u32, st.binary(min_size=16, max_size=16)),
-    st.builds(lambda t, p, sid, seq, enc, code, pad: codec.Ipmi20Packet(
-        t, p, sid, seq, enc, True, b"\xff" * pad + bytes((pad, 7)) + code),
-        st.sampled_from([0, 1, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15]), st.binary(max_size=80), u32, u32,
-        st.booleans(), st.binary(max_size=32), st.integers(0, 3)),
-    st.builds(lambda t, p, sid, seq: codec.Ipmi20Packet(t, p, sid, seq),
-              st.integers(0, 63), st.binary(max_size=80), u32, u32),
+    st.builds(
+        lambda m, seq, sid, pad: codec.Ipmi15Packet(m, 0, seq, sid, b"", pad),
+        st.binary(max_size=60),
+        u32,
+        u32,
+        st.sampled_from([b"", b"\x00"]),
+    ),
+    st.builds(
+        lambda t, m, seq, sid, code: codec.Ipmi15Packet(m, t, seq, sid, code),
+        st.sampled_from([1, 2, 4, 5]),
+        st.binary(max_size=60),
+        u32,
+        u32,
+        st.binary(min_size=16, max_size=16),
+    ),
+    st.builds(
+        lambda t, p, sid, seq, enc, code, pad: codec.Ipmi20Packet(
+            t, p, sid, seq, enc, True, b"\xff" * pad + bytes((pad, 7)) + code
+        ),
+        st.sampled_from([0, 1, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15]),
+        st.binary(max_size=80),
+        u32,
+        u32,
+        st.booleans(),
+        st.binary(max_size=32),
+        st.integers(0, 3),
+    ),
+    st.builds(
+        lambda t, p, sid, seq: codec.Ipmi20Packet(t, p, sid, seq),
+        st.integers(0, 63),
+        st.binary(max_size=80),
+        u32,
+        u32,
+    ),
 )
 setup_payloads = st.one_of(
-    st.builds(codec.OpenSessionRequest, tag=u8, console_session_id=u32, authentication=seq6, integrity=seq6,
-              confidentiality=seq6, privilege=st.integers(0, 15)),
-    st.builds(codec.OpenSessionResponse, tag=u8, status=st.integers(1, 255), console_session_id=st.none()),
-    st.builds(codec.OpenSessionResponse, tag=u8, status=st.integers(1, 255), console_session_id=u32,
-              privilege=st.integers(0, 15)),
-    st.builds(codec.OpenSessionResponse, tag=u8, status=u8, console_session_id=u32, privilege=st.integers(0, 15),
-              bmc_session_id=u32, authentication=seq6, integrity=seq6, confidentiality=seq6),
-    st.builds(codec.Rakp1, tag=u8, bmc_session_id=u32, console_random=st.binary(min_size=16, max_size=16),
-              role=u8, username=st.binary(max_size=16)),
+    st.builds(
+        codec.OpenSessionRequest,
+        tag=u8,
+        console_session_id=u32,
+        authentication=seq6,
+        integrity=seq6,
+        confidentiality=seq6,
+        privilege=st.integers(0, 15),
+    ),
+    st.builds(
+        codec.OpenSessionResponse, tag=u8, status=st.integers(1, 255), console_session_id=st.none()
+    ),
+    st.builds(
+        codec.OpenSessionResponse,
+        tag=u8,
+        status=st.integers(1, 255),
+        console_session_id=u32,
+        privilege=st.integers(0, 15),
+    ),
+    st.builds(
+        codec.OpenSessionResponse,
+        tag=u8,
+        status=u8,
+        console_session_id=u32,
+        privilege=st.integers(0, 15),
+        bmc_session_id=u32,
+        authentication=seq6,
+        integrity=seq6,
+        confidentiality=seq6,
+    ),
+    st.builds(
+        codec.Rakp1,
+        tag=u8,
+        bmc_session_id=u32,
+        console_random=st.binary(min_size=16, max_size=16),
+        role=u8,
+        username=st.binary(max_size=16),
+    ),
     st.builds(codec.Rakp2, tag=u8, status=u8, console_session_id=u32),
-    st.builds(codec.Rakp2, tag=u8, status=u8, console_session_id=u32,
-              bmc_random=st.binary(min_size=16, max_size=16), bmc_guid=st.binary(min_size=16, max_size=16),
-              auth_code=st.binary(max_size=32)),
+    st.builds(
+        codec.Rakp2,
+        tag=u8,
+        status=u8,
+        console_session_id=u32,
+        bmc_random=st.binary(min_size=16, max_size=16),
+        bmc_guid=st.binary(min_size=16, max_size=16),
+        auth_code=st.binary(max_size=32),
+    ),
     st.builds(codec.Rakp3, tag=u8, status=u8, bmc_session_id=u32, auth_code=st.binary(max_size=32)),
-    st.builds(codec.Rakp4, tag=u8, status=u8, console_session_id=u32, integrity_check=st.binary(max_size=32)),
+    st.builds(
+        codec.Rakp4,
+        tag=u8,
+        status=u8,
+        console_session_id=u32,
+        integrity_check=st.binary(max_size=32),
+    ),
 )
 
 
@@ -260,8 +368,12 @@ class FuzzTests(unittest.TestCase):
             return
         self.assertEqual(packet.encode(), data)
 
-    @given(st.sampled_from([b"\x06\x00\xff\x07\x06", b"\x06\x00\xff\x07\x00", b"\x06\x00\xff\x06\x00\x00\x11\xbe"]),
-           st.binary(max_size=120))
+    @given(
+        st.sampled_from(
+            [b"\x06\x00\xff\x07\x06", b"\x06\x00\xff\x07\x00", b"\x06\x00\xff\x06\x00\x00\x11\xbe"]
+        ),
+        st.binary(max_size=120),
+    )
     @settings(max_examples=2000, deadline=None)
     def test_plausible_datagrams(self, prefix: bytes, rest: bytes) -> None:
         """Datagrams that start like real ones (IPMI 2.0, 1.5, ASF) decode or
@@ -278,9 +390,17 @@ class FuzzTests(unittest.TestCase):
     def test_inner_structures(self, data: bytes) -> None:
         """Each payload and message decoder takes any bytes: a value whose
         encoding decodes to an equal value, or DecodeError."""
-        decoders: list[Any] = [codec.IpmiRequest.decode, codec.IpmiResponse.decode, codec.OpenSessionRequest.decode,
-                    codec.OpenSessionResponse.decode, codec.Rakp1.decode, codec.Rakp2.decode,
-                    codec.Rakp3.decode, codec.Rakp4.decode, codec.AsfPong.decode]
+        decoders: list[Any] = [
+            codec.IpmiRequest.decode,
+            codec.IpmiResponse.decode,
+            codec.OpenSessionRequest.decode,
+            codec.OpenSessionResponse.decode,
+            codec.Rakp1.decode,
+            codec.Rakp2.decode,
+            codec.Rakp3.decode,
+            codec.Rakp4.decode,
+            codec.AsfPong.decode,
+        ]
         for decoder in decoders:
             try:
                 value: Any = decoder(data)

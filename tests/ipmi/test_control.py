@@ -38,7 +38,9 @@ class Cluster:
         self.case = case
         reactor = the_reactor()
         self.store, _ = open_store(clock=reactor)
-        self.auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), self.store, reactor)
+        self.auth = Auth(
+            APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), self.store, reactor
+        )
         self.ipmi = IPMIClient(reactor, timeout=0.4, retries=1) if ipmi else None
         if self.ipmi is not None:
             case.addCleanup(self.ipmi.stop)
@@ -52,31 +54,48 @@ class Cluster:
         self.admin = self.auth.issue(ADMIN, "admin")
         self.prefix = free_subnet()
 
-    async def call(self, method: str, path: str, body: Any = None, token: str | None | bool = True) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, body: Any = None, token: str | None | bool = True
+    ) -> tuple[int, Any]:
         """(status, parsed JSON or None) of one request; token True means the admin token."""
         if token is True:
             token = self.admin
         headers: Any = {b"x-access-tokens": [token.encode()]} if token else {}
         data = json.dumps(body).encode() if body is not None else None
         url = f"http://127.0.0.1:{self.port.getHost().port}{path}"
-        response = await treq.request(method, url, data=data, headers=headers, pool=self.pool, timeout=20)
+        response = await treq.request(
+            method, url, data=data, headers=headers, pool=self.pool, timeout=20
+        )
         content = await response.content()
         return response.code, json.loads(content) if content else None
 
     async def setup(self) -> None:
         """The sample cluster's BMC network moved onto loopback, and the group's
         bmcsetup given the simulators' user."""
-        code, _ = await self.call("POST", "/config/network/bmcnet",
-                                  {"config": {"network": {"bmcnet": {"network": f"{self.prefix}.0/24"}}}})
+        code, _ = await self.call(
+            "POST",
+            "/config/network/bmcnet",
+            {"config": {"network": {"bmcnet": {"network": f"{self.prefix}.0/24"}}}},
+        )
         assert code == 201, code
-        code, _ = await self.call("POST", "/config/bmcsetup/compute",
-                                  {"config": {"bmcsetup": {"compute": {"username": SIM_USER, "password": SIM_PASSWORD}}}})
+        code, _ = await self.call(
+            "POST",
+            "/config/bmcsetup/compute",
+            {"config": {"bmcsetup": {"compute": {"username": SIM_USER, "password": SIM_PASSWORD}}}},
+        )
         assert code == 204, code
 
     async def bmc_at(self, node: str, host: str) -> None:
         """Point the node's BMC interface at ``host`` on the BMC network."""
-        body = {"config": {"node": {node: {"interfaces": [{"interface": "BMC", "network": "bmcnet",
-                                                             "ipaddress": host}]}}}}
+        body = {
+            "config": {
+                "node": {
+                    node: {
+                        "interfaces": [{"interface": "BMC", "network": "bmcnet", "ipaddress": host}]
+                    }
+                }
+            }
+        }
         code, answer = await self.call("POST", f"/config/node/{node}/interfaces", body)
         assert code in (201, 204), (code, answer)
 
@@ -84,8 +103,12 @@ class Cluster:
         """One ipmi_sim per node (node001, node002, ...) with the given power."""
         sims = []
         for number, power in enumerate(powers, start=1):
-            sim = await Simulator(self.case, users=[(SIM_USER, SIM_PASSWORD)], power=power,
-                                  host=f"{self.prefix}.{9 + number}").start()
+            sim = await Simulator(
+                self.case,
+                users=[(SIM_USER, SIM_PASSWORD)],
+                power=power,
+                host=f"{self.prefix}.{9 + number}",
+            ).start()
             await self.bmc_at(f"node{number:03d}", sim.host)
             sims.append(sim)
         return sims
@@ -104,21 +127,35 @@ class SingleNodeTests(ReactorCase):
         await cluster.setup()
         (sim,) = await cluster.simulators([False])
         base = "/control/action"
-        self.assertEqual(await cluster.call("GET", f"{base}/power/node001/_status"),
-                         (200, {"control": {"power": "off", "status": "off"}}))
+        self.assertEqual(
+            await cluster.call("GET", f"{base}/power/node001/_status"),
+            (200, {"control": {"power": "off", "status": "off"}}),
+        )
         self.assertEqual(await cluster.call("GET", f"{base}/power/node001/_on"), (204, None))
         self.assertEqual(sim.power, "1")
-        self.assertEqual(await cluster.call("GET", f"{base}/power/node001/_status"),
-                         (200, {"control": {"power": "on", "status": "on"}}))
-        self.assertEqual(await cluster.call("GET", f"{base}/chassis/node001/_identify"), (204, None))
-        self.assertEqual(await cluster.call("GET", f"{base}/chassis/node001/_noidentify"), (204, None))
+        self.assertEqual(
+            await cluster.call("GET", f"{base}/power/node001/_status"),
+            (200, {"control": {"power": "on", "status": "on"}}),
+        )
+        self.assertEqual(
+            await cluster.call("GET", f"{base}/chassis/node001/_identify"), (204, None)
+        )
+        self.assertEqual(
+            await cluster.call("GET", f"{base}/chassis/node001/_noidentify"), (204, None)
+        )
         code, body = await cluster.call("GET", f"{base}/sel/node001/_list")
         self.assertEqual(code, 200)
-        self.assertEqual([line.split(" | ")[2:] for line in body["control"]["sel"].split(";;")],
-                         [["Temperature #0x01", "Upper Non-critical going high", "Asserted"],
-                          ["Processor #0x10", "Thermal Trip", "Asserted"]])
+        self.assertEqual(
+            [line.split(" | ")[2:] for line in body["control"]["sel"].split(";;")],
+            [
+                ["Temperature #0x01", "Upper Non-critical going high", "Asserted"],
+                ["Processor #0x10", "Thermal Trip", "Asserted"],
+            ],
+        )
         self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_clear"), (204, None))
-        self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_list"), (200, {"control": {"sel": ""}}))
+        self.assertEqual(
+            await cluster.call("GET", f"{base}/sel/node001/_list"), (200, {"control": {"sel": ""}})
+        )
         self.assertEqual(sim.sets, ["set power 1", "set identify 0 1", "set identify 0 0"])
 
     async def test_failures(self) -> None:
@@ -130,18 +167,36 @@ class SingleNodeTests(ReactorCase):
         await cluster.bmc_at("node001", f"{cluster.prefix}.19")  # nothing listens there
         code, body = await cluster.call("GET", "/control/action/power/node001/_status")
         self.assertEqual(code, 500)
-        self.assertEqual(body["message"], "node001: timeout: no answer from the BMC (2 tries, 0.4 s each)")
+        self.assertEqual(
+            body["message"], "node001: timeout: no answer from the BMC (2 tries, 0.4 s each)"
+        )
         code, _ = await cluster.call("GET", "/config/node/node002/interfaces/BMC/_delete")
         self.assertEqual(code, 204)
         code, body = await cluster.call("GET", "/control/action/power/node002/_on")
         self.assertEqual(code, 500)
         self.assertIn("node002 has no 'BMC' interface", body["message"])
-        body = {"config": {"node": {"node002": {"interfaces": [{"interface": "bmc", "network": "bmcnet",
-                                                                  "ipaddress": f"{cluster.prefix}.18"}]}}}}
+        body = {
+            "config": {
+                "node": {
+                    "node002": {
+                        "interfaces": [
+                            {
+                                "interface": "bmc",
+                                "network": "bmcnet",
+                                "ipaddress": f"{cluster.prefix}.18",
+                            }
+                        ]
+                    }
+                }
+            }
+        }
         code, answer = await cluster.call("POST", "/config/node/node002/interfaces", body)
         self.assertIn(code, (201, 204), answer)
         code, body = await cluster.call("GET", "/control/action/power/node002/_on")
-        self.assertEqual((code, body["message"]), (500, "node002: timeout: no answer from the BMC (2 tries, 0.4 s each)"))
+        self.assertEqual(
+            (code, body["message"]),
+            (500, "node002: timeout: no answer from the BMC (2 tries, 0.4 s each)"),
+        )
 
 
 class BulkTests(ReactorCase):
@@ -155,20 +210,25 @@ class BulkTests(ReactorCase):
         await cluster.bmc_at("node004", f"{cluster.prefix}.19")
         reactor = the_reactor()
         started = reactor.seconds()
-        code, body = await cluster.call("POST", "/control/action/power/_status", bulk("power", "status", "node[001-004]"))
+        code, body = await cluster.call(
+            "POST", "/control/action/power/_status", bulk("power", "status", "node[001-004]")
+        )
         self.assertLess(reactor.seconds() - started, 2.5)
         self.assertEqual(code, 200)
         request_id = body.pop("request_id")
         self.assertRegex(request_id, "^[0-9a-f]{32}$")
         reason = "timeout: no answer from the BMC (2 tries, 0.4 s each)"
-        self.assertEqual(body, {
-            "control": {
-                "power": {"on": {"node001": "on", "node003": "on"}, "off": {"node002": "off"}},
-                "failed": {"node004": reason},
-                "hostlist": {"on": "node[001,003]", "off": "node002", "failed": "node004"},
+        self.assertEqual(
+            body,
+            {
+                "control": {
+                    "power": {"on": {"node001": "on", "node003": "on"}, "off": {"node002": "off"}},
+                    "failed": {"node004": reason},
+                    "hostlist": {"on": "node[001,003]", "off": "node002", "failed": "node004"},
+                },
+                "progress": {"done": 4, "total": 4, "finished": True},
             },
-            "progress": {"done": 4, "total": 4, "finished": True},
-        })
+        )
         # Everything was handed over in the POST: the clients' first poll ends it.
         code, body = await cluster.call("GET", f"/control/status/{request_id}")
         self.assertEqual(code, 404, body)
@@ -187,12 +247,21 @@ class BulkTests(ReactorCase):
         await second.start()
         await cluster.bmc_at("node002", second.host)
         for name, user, password in (("own", "other", "other-pw"), ("bad", SIM_USER, "wrong")):
-            code, _ = await cluster.call("POST", f"/config/bmcsetup/{name}",
-                                         {"config": {"bmcsetup": {name: {"username": user, "password": password}}}})
+            code, _ = await cluster.call(
+                "POST",
+                f"/config/bmcsetup/{name}",
+                {"config": {"bmcsetup": {name: {"username": user, "password": password}}}},
+            )
             self.assertEqual(code, 201)
-        await cluster.call("POST", "/config/node/node002", {"config": {"node": {"node002": {"bmcsetup": "own"}}}})
-        await cluster.call("POST", "/config/node/node003", {"config": {"node": {"node003": {"bmcsetup": "bad"}}}})
-        code, body = await cluster.call("POST", "/control/action/power/_on", bulk("power", "on", "node[001-003]"))
+        await cluster.call(
+            "POST", "/config/node/node002", {"config": {"node": {"node002": {"bmcsetup": "own"}}}}
+        )
+        await cluster.call(
+            "POST", "/config/node/node003", {"config": {"node": {"node003": {"bmcsetup": "bad"}}}}
+        )
+        code, body = await cluster.call(
+            "POST", "/control/action/power/_on", bulk("power", "on", "node[001-003]")
+        )
         self.assertEqual(code, 200)
         control = body["control"]
         self.assertEqual(control["power"], {"ok": {"node001": "power on", "node002": "power on"}})
@@ -201,10 +270,14 @@ class BulkTests(ReactorCase):
         self.assertTrue(control["failed"]["node003"].startswith("unauthorized: "))
         self.assertEqual((sims[0].power, second.power, sims[2].power), ("1", "1", "0"))
         # The request finished only once the powered-on nodes got their install grant.
-        arm = (await cluster.call("GET", "/config/node/node001/_arm"))[1]["config"]["node"]["node001"]
+        arm = (await cluster.call("GET", "/config/node/node001/_arm"))[1]["config"]["node"][
+            "node001"
+        ]
         self.assertEqual(arm["install_grant"], "power")
-        self.assertEqual([sims[0].sets, second.sets, sims[1].sets, sims[2].sets],
-                         [["set power 1"], ["set power 1"], [], []])
+        self.assertEqual(
+            [sims[0].sets, second.sets, sims[1].sets, sims[2].sets],
+            [["set power 1"], ["set power 1"], [], []],
+        )
 
     async def test_identify_and_sel(self) -> None:
         """Chassis identify and SEL list over a hostlist group successes under
@@ -212,23 +285,37 @@ class BulkTests(ReactorCase):
         cluster = Cluster(self)
         await cluster.setup()
         sims = await cluster.simulators([False, False])
-        code, body = await cluster.call("POST", "/control/action/chassis/_identify",
-                                        bulk("chassis", "identify", "node001,node002"))
+        code, body = await cluster.call(
+            "POST",
+            "/control/action/chassis/_identify",
+            bulk("chassis", "identify", "node001,node002"),
+        )
         self.assertEqual(code, 200)
-        self.assertEqual(body["control"], {"chassis": {"ok": {"node001": "chassis identify",
-                                                              "node002": "chassis identify"}},
-                                           "failed": {}, "hostlist": {"ok": "node[001-002]"}})
+        self.assertEqual(
+            body["control"],
+            {
+                "chassis": {"ok": {"node001": "chassis identify", "node002": "chassis identify"}},
+                "failed": {},
+                "hostlist": {"ok": "node[001-002]"},
+            },
+        )
         self.assertEqual([sim.sets for sim in sims], [["set identify 0 1"]] * 2)
-        code, body = await cluster.call("POST", "/control/action/sel/_list", bulk("sel", "list", "node[001-002]"))
+        code, body = await cluster.call(
+            "POST", "/control/action/sel/_list", bulk("sel", "list", "node[001-002]")
+        )
         self.assertEqual(code, 200)
         control = body["control"]
         self.assertEqual(sorted(control["sel"]["ok"]), ["node001", "node002"])
         self.assertEqual(control["hostlist"], {"ok": "node[001-002]"})
-        self.assertEqual({node: len(lines) for node, lines in control["entries"].items()},
-                         {"node001": 2, "node002": 2})
+        self.assertEqual(
+            {node: len(lines) for node, lines in control["entries"].items()},
+            {"node001": 2, "node002": 2},
+        )
 
 
-async def poll(cluster: Cluster, request_id: str, token: str | None | bool = True) -> list[tuple[int, Any]]:
+async def poll(
+    cluster: Cluster, request_id: str, token: str | None | bool = True
+) -> list[tuple[int, Any]]:
     """GET /control/status/<id> every 0.2 s until it answers anything but
     200, as lpower and the luna CLI do (at most 60 looks): every answer."""
     answers = []
@@ -251,8 +338,9 @@ class AsyncTests(ReactorCase):
         await cluster.setup()
         await cluster.simulators([True, False])
         await cluster.bmc_at("node003", f"{cluster.prefix}.19")
-        code, first = await cluster.call("POST", "/control/action/power/_status",
-                                         bulk("power", "status", "node[001-003]"))
+        code, first = await cluster.call(
+            "POST", "/control/action/power/_status", bulk("power", "status", "node[001-003]")
+        )
         self.assertEqual(code, 200)
         self.assertEqual(first["progress"]["total"], 3)
         self.assertFalse(first["progress"]["finished"])
@@ -268,9 +356,13 @@ class AsyncTests(ReactorCase):
             for bucket, nodes in body["control"]["power"].items():
                 seen += [(node, bucket) for node in nodes]
             seen += [(node, "failed") for node in body["control"]["failed"]]
-        self.assertEqual(sorted(seen), [("node001", "on"), ("node002", "off"), ("node003", "failed")])
-        self.assertEqual(looks[-1]["control"]["failed"],
-                         {"node003": "timeout: no answer from the BMC (2 tries, 0.4 s each)"})
+        self.assertEqual(
+            sorted(seen), [("node001", "on"), ("node002", "off"), ("node003", "failed")]
+        )
+        self.assertEqual(
+            looks[-1]["control"]["failed"],
+            {"node003": "timeout: no answer from the BMC (2 tries, 0.4 s each)"},
+        )
 
     async def test_status_refusals(self) -> None:
         """/control/status needs an admin token (401 without, 403 readonly,
@@ -280,14 +372,23 @@ class AsyncTests(ReactorCase):
         cluster = Cluster(self, wait=0.05)
         await cluster.setup()
         await cluster.bmc_at("node001", f"{cluster.prefix}.19")
-        await cluster.call("POST", "/config/user/viewer",
-                           {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}})
+        await cluster.call(
+            "POST",
+            "/config/user/viewer",
+            {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}},
+        )
         readonly = cluster.auth.issue("viewer", "readonly")
-        code, first = await cluster.call("POST", "/control/action/power/_status", bulk("power", "status", "node001"))
+        code, first = await cluster.call(
+            "POST", "/control/action/power/_status", bulk("power", "status", "node001")
+        )
         self.assertEqual((code, first["control"]["failed"]), (200, {}))
         request_id = first["request_id"]
-        self.assertEqual((await cluster.call("GET", f"/control/status/{request_id}", token=None))[0], 401)
-        self.assertEqual((await cluster.call("GET", f"/control/status/{request_id}", token=readonly))[0], 403)
+        self.assertEqual(
+            (await cluster.call("GET", f"/control/status/{request_id}", token=None))[0], 401
+        )
+        self.assertEqual(
+            (await cluster.call("GET", f"/control/status/{request_id}", token=readonly))[0], 403
+        )
         code, body = await cluster.call("GET", f"/config/status/{request_id}")
         self.assertEqual(code, 404)
         self.assertIn("no config request", body["message"])
@@ -295,13 +396,24 @@ class AsyncTests(ReactorCase):
         self.assertEqual((code, body["message"][:23]), (404, "no control request '0':"))
         # While it runs, a table bound of one request refuses another (503).
         cluster.root.requests.max_requests = 1
-        code, body = await cluster.call("POST", "/control/action/power/_status", bulk("power", "status", "node002"))
-        self.assertEqual((code, body["message"]),
-                         (503, "1 requests are running, the most luna2d tracks at once; try again when some "
-                               + "have finished"))
+        code, body = await cluster.call(
+            "POST", "/control/action/power/_status", bulk("power", "status", "node002")
+        )
+        self.assertEqual(
+            (code, body["message"]),
+            (
+                503,
+                "1 requests are running, the most luna2d tracks at once; try again when some "
+                + "have finished",
+            ),
+        )
         answers = await poll(cluster, request_id)
         self.assertEqual([code for code, _ in answers][-1], 404)
-        failed = {node: reason for _, body in answers[:-1] for node, reason in body["control"]["failed"].items()}
+        failed = {
+            node: reason
+            for _, body in answers[:-1]
+            for node, reason in body["control"]["failed"].items()
+        }
         self.assertEqual(list(failed), ["node001"])
 
 
@@ -314,8 +426,11 @@ class RefusalTests(ReactorCase):
         cluster = Cluster(self)
         await cluster.setup()
         await cluster.bmc_at("node001", f"{cluster.prefix}.19")
-        await cluster.call("POST", "/config/user/viewer",
-                           {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}})
+        await cluster.call(
+            "POST",
+            "/config/user/viewer",
+            {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}},
+        )
         readonly = cluster.auth.issue("viewer", "readonly")
         node_token = cluster.auth.issue("node001", "node", node="node001")
         base = "/control/action"
@@ -331,20 +446,49 @@ class RefusalTests(ReactorCase):
             ("GET", f"{base}/redfish/node001/_upload", None, True, 404),
             ("POST", f"{base}/power/_on", bulk("power", "on", "node[001-"), True, 400),
             ("POST", f"{base}/power/_on", bulk("power", "on", ""), True, 400),
-            ("POST", f"{base}/power/_on", bulk("power", "on", "node[1-99999],n[1-99999]"), True, 400),
+            (
+                "POST",
+                f"{base}/power/_on",
+                bulk("power", "on", "node[1-99999],n[1-99999]"),
+                True,
+                400,
+            ),
             # 3,000 ranges of 90,000 names each: 270 million names, refused
             # before they are expanded (expanded whole, they would not fit
             # in memory and this test would time out).
-            ("POST", f"{base}/power/_on", bulk("power", "on", ",".join(f"r{i}x[1-90000]" for i in range(3000))),
-             True, 400),
+            (
+                "POST",
+                f"{base}/power/_on",
+                bulk("power", "on", ",".join(f"r{i}x[1-90000]" for i in range(3000))),
+                True,
+                400,
+            ),
             # A range number of 5,000 digits: int() refuses it past 4,300 (it was a 500).
-            ("POST", f"{base}/power/_on", bulk("power", "on", "node[1-" + "9" * 5000 + "]"), True, 400),
+            (
+                "POST",
+                f"{base}/power/_on",
+                bulk("power", "on", "node[1-" + "9" * 5000 + "]"),
+                True,
+                400,
+            ),
             ("POST", f"{base}/power/_on", bulk("power", "on", "node" + "1" * 5000), True, 400),
             ("POST", f"{base}/power/_on", {"control": {"power": {"on": "node001"}}}, True, 400),
             ("POST", f"{base}/power/_on", {"control": {"power": "on"}}, True, 400),
             ("POST", f"{base}/power/_on", bulk("power", "off", "node001"), True, 400),
-            ("POST", f"{base}/power/_on", {"control": {"power": {"on": {"hostlist": 5}}}}, True, 400),
-            ("POST", f"{base}/power/_on", {"control": {"power": {"on": {"hostlist": "node001", "x": 1}}}}, True, 400),
+            (
+                "POST",
+                f"{base}/power/_on",
+                {"control": {"power": {"on": {"hostlist": 5}}}},
+                True,
+                400,
+            ),
+            (
+                "POST",
+                f"{base}/power/_on",
+                {"control": {"power": {"on": {"hostlist": "node001", "x": 1}}}},
+                True,
+                400,
+            ),
             ("POST", f"{base}/power/_on", ["node001"], True, 400),
             ("PUT", f"{base}/power/node001/_on", None, True, 405),
             ("POST", f"{base}/power/node001/_on", {}, True, 405),
@@ -355,10 +499,17 @@ class RefusalTests(ReactorCase):
             self.assertIsInstance(answer["message"], str)
         # Unknown nodes in a hostlist fail alone, under failed (the luna CLI
         # waits for ever on any answer but 200 to a bulk POST).
-        code, answer = await cluster.call("POST", f"{base}/power/_status", bulk("power", "status", "node[998-999]"))
+        code, answer = await cluster.call(
+            "POST", f"{base}/power/_status", bulk("power", "status", "node[998-999]")
+        )
         self.assertEqual(code, 200)
-        self.assertEqual(answer["control"]["failed"], {"node998": "error: node998 does not exist",
-                                                       "node999": "error: node999 does not exist"})
+        self.assertEqual(
+            answer["control"]["failed"],
+            {
+                "node998": "error: node998 does not exist",
+                "node999": "error: node999 does not exist",
+            },
+        )
         self.assertEqual(answer["control"]["hostlist"], {"failed": "node[998-999]"})
         code, answer = await cluster.call("GET", f"{base}/power/node001/_status", token=readonly)
         self.assertEqual(code, 500, "readonly may read the status (this BMC is dead)")
@@ -367,9 +518,15 @@ class RefusalTests(ReactorCase):
         """A luna2d without an IPMI client answers control actions 503 (after
         the token and the node are checked)."""
         cluster = Cluster(self, ipmi=False)
-        self.assertEqual((await cluster.call("GET", "/control/action/power/node001/_status"))[0], 503)
-        self.assertEqual((await cluster.call("GET", "/control/action/power/node009/_status"))[0], 404)
-        self.assertEqual((await cluster.call("GET", "/control/action/power/node001/_status", token=None))[0], 401)
+        self.assertEqual(
+            (await cluster.call("GET", "/control/action/power/node001/_status"))[0], 503
+        )
+        self.assertEqual(
+            (await cluster.call("GET", "/control/action/power/node009/_status"))[0], 404
+        )
+        self.assertEqual(
+            (await cluster.call("GET", "/control/action/power/node001/_status", token=None))[0], 401
+        )
 
 
 class DaemonTests(ReactorCase):
@@ -384,27 +541,73 @@ class DaemonTests(ReactorCase):
         prefix = free_subnet()
         sim = await Simulator(self, users=[(SIM_USER, SIM_PASSWORD)], host=f"{prefix}.10").start()
         calls = [
-            ("/config/network/bmcnet", {"config": {"network": {"bmcnet": {"network": f"{prefix}.0/24"}}}}),
-            ("/config/bmcsetup/compute",
-             {"config": {"bmcsetup": {"compute": {"username": SIM_USER, "password": SIM_PASSWORD}}}}),
-            ("/config/node/node001/interfaces", {"config": {"node": {"node001": {"interfaces": [
-                {"interface": "BMC", "network": "bmcnet", "ipaddress": sim.host}]}}}}),
-            ("/config/node/node002/interfaces", {"config": {"node": {"node002": {"interfaces": [
-                {"interface": "BMC", "network": "bmcnet", "ipaddress": f"{prefix}.19"}]}}}}),
+            (
+                "/config/network/bmcnet",
+                {"config": {"network": {"bmcnet": {"network": f"{prefix}.0/24"}}}},
+            ),
+            (
+                "/config/bmcsetup/compute",
+                {
+                    "config": {
+                        "bmcsetup": {"compute": {"username": SIM_USER, "password": SIM_PASSWORD}}
+                    }
+                },
+            ),
+            (
+                "/config/node/node001/interfaces",
+                {
+                    "config": {
+                        "node": {
+                            "node001": {
+                                "interfaces": [
+                                    {"interface": "BMC", "network": "bmcnet", "ipaddress": sim.host}
+                                ]
+                            }
+                        }
+                    }
+                },
+            ),
+            (
+                "/config/node/node002/interfaces",
+                {
+                    "config": {
+                        "node": {
+                            "node002": {
+                                "interfaces": [
+                                    {
+                                        "interface": "BMC",
+                                        "network": "bmcnet",
+                                        "ipaddress": f"{prefix}.19",
+                                    }
+                                ]
+                            }
+                        }
+                    }
+                },
+            ),
         ]
         for path, body in calls:
             code, answer = await daemon.call("POST", path, body, token)
             self.assertIn(code, (201, 204), answer)
-        self.assertEqual(await daemon.call("GET", "/control/action/power/node001/_status", token=token),
-                         (200, {"control": {"power": "off", "status": "off"}}))
-        code, body = await daemon.call("POST", "/control/action/power/_on", bulk("power", "on", "node001"), token)
+        self.assertEqual(
+            await daemon.call("GET", "/control/action/power/node001/_status", token=token),
+            (200, {"control": {"power": "off", "status": "off"}}),
+        )
+        code, body = await daemon.call(
+            "POST", "/control/action/power/_on", bulk("power", "on", "node001"), token
+        )
         self.assertEqual(code, 200)
-        self.assertEqual(body["control"], {"power": {"ok": {"node001": "power on"}}, "failed": {},
-                                           "hostlist": {"ok": "node001"}})
-        self.assertEqual((await daemon.call("GET", f"/control/status/{body['request_id']}", token=token))[0],
-                         404)
+        self.assertEqual(
+            body["control"],
+            {"power": {"ok": {"node001": "power on"}}, "failed": {}, "hostlist": {"ok": "node001"}},
+        )
+        self.assertEqual(
+            (await daemon.call("GET", f"/control/status/{body['request_id']}", token=token))[0], 404
+        )
         self.assertEqual(sim.power, "1")
         self.assertEqual(sim.sets, ["set power 1"])
         code, body = await daemon.call("GET", "/control/action/power/node002/_status", token=token)
-        self.assertEqual((code, body["message"]),
-                         (500, "node002: timeout: no answer from the BMC (1 try of 0.3 s)"))
+        self.assertEqual(
+            (code, body["message"]),
+            (500, "node002: timeout: no answer from the BMC (1 try of 0.3 s)"),
+        )

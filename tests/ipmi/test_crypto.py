@@ -122,7 +122,9 @@ class KeyExchangeTests(unittest.TestCase):
             crypto.rakp2_code(cs, kuid, SID_M, SID_C, R_M, R_C, bytes(16), ROLE, USER),
             crypto.rakp2_code(cs, kuid, SID_M, SID_C, R_M, R_C, GUID_C, 0x04, USER),
             crypto.rakp2_code(cs, kuid, SID_M, SID_C, R_M, R_C, GUID_C, ROLE, b"admim"),
-            crypto.rakp2_code(cs, crypto.user_key(b"secreT"), SID_M, SID_C, R_M, R_C, GUID_C, ROLE, USER),
+            crypto.rakp2_code(
+                cs, crypto.user_key(b"secreT"), SID_M, SID_C, R_M, R_C, GUID_C, ROLE, USER
+            ),
         ]
         self.assertEqual(len({base, *variants}), len(variants) + 1)
 
@@ -154,10 +156,14 @@ class HmacPrimitiveTests(unittest.TestCase):
         """The HMACs under the suites give RFC 2202 case 2 (SHA-1) and RFC
         4231 case 2 (SHA-256) for key "Jefe"."""
         message = b"what do ya want for nothing?"
-        self.assertEqual(crypto._hmac(crypto.suite(3), b"Jefe", message).hex(),
-                         "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79")
-        self.assertEqual(crypto._hmac(crypto.suite(17), b"Jefe", message).hex(),
-                         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        self.assertEqual(
+            crypto._hmac(crypto.suite(3), b"Jefe", message).hex(),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79",
+        )
+        self.assertEqual(
+            crypto._hmac(crypto.suite(17), b"Jefe", message).hex(),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        )
 
 
 class IntegrityTests(unittest.TestCase):
@@ -166,7 +172,9 @@ class IntegrityTests(unittest.TestCase):
         HMAC-SHA256-128 the first 16 of HMAC-SHA256."""
         data = bytes(range(40))
         for number, digest, size in ((3, hashlib.sha1, 12), (17, hashlib.sha256, 16)):
-            keys = crypto.derive_keys(crypto.suite(number), crypto.user_key(PASSWORD), R_M, R_C, ROLE, USER)
+            keys = crypto.derive_keys(
+                crypto.suite(number), crypto.user_key(PASSWORD), R_M, R_C, ROLE, USER
+            )
             code = keys.integrity_code(data)
             self.assertEqual(code, hmac.new(keys.k1, data, digest).digest()[:size])
             self.assertTrue(keys.verify(data, code))
@@ -178,7 +186,9 @@ class IntegrityTests(unittest.TestCase):
 class ConfidentialityTests(unittest.TestCase):
     def keys(self, number: int = 3) -> crypto.SessionKeys:
         """Session keys for the fixed inputs."""
-        return crypto.derive_keys(crypto.suite(number), crypto.user_key(PASSWORD), R_M, R_C, ROLE, USER)
+        return crypto.derive_keys(
+            crypto.suite(number), crypto.user_key(PASSWORD), R_M, R_C, ROLE, USER
+        )
 
     def test_pad(self) -> None:
         """The IPMI confidentiality pad is 1, 2, .. N then N, filling the last block."""
@@ -201,8 +211,19 @@ class ConfidentialityTests(unittest.TestCase):
                 handle.write(plaintext + crypto.aes_pad(len(plaintext)))
             self.addCleanup(os.unlink, handle.name)
             out, err, code = await getProcessOutputAndValue(
-                "openssl", ["enc", "-aes-128-cbc", "-nopad", "-K", keys.k2[:16].hex(), "-iv", iv.hex(),
-                            "-in", handle.name])
+                "openssl",
+                [
+                    "enc",
+                    "-aes-128-cbc",
+                    "-nopad",
+                    "-K",
+                    keys.k2[:16].hex(),
+                    "-iv",
+                    iv.hex(),
+                    "-in",
+                    handle.name,
+                ],
+            )
             self.assertEqual(code, 0, err)
             self.assertEqual(sealed, iv + out)
             self.assertEqual(keys.decrypt(sealed), plaintext)

@@ -32,9 +32,14 @@ async def ipmitool(host: str, port: int, suite: int, *args: str) -> str:
     """ipmitool's stdout against a BMC (password by environment); AssertionError on failure."""
     env = dict(os.environ, IPMI_PASSWORD=PASSWORD)
     out, err, code = await getProcessOutputAndValue(
-        IPMITOOL, ["-I", "lanplus", "-C", str(suite), "-H", host, "-p", str(port), "-U", USER, "-E", *args], env=env)
+        IPMITOOL,
+        ["-I", "lanplus", "-C", str(suite), "-H", host, "-p", str(port), "-U", USER, "-E", *args],
+        env=env,
+    )
     if code != 0:
-        raise AssertionError(f"ipmitool {' '.join(args)} failed ({code}): {(out + err).decode(errors='replace')}")
+        raise AssertionError(
+            f"ipmitool {' '.join(args)} failed ({code}): {(out + err).decode(errors='replace')}"
+        )
     return out.decode(errors="replace")
 
 
@@ -48,7 +53,14 @@ def sel_columns(text: str) -> list[list[str]]:
 def mc_fields(text: str) -> dict[str, str]:
     """The identity fields of ipmitool's mc info."""
     fields = dict(re.findall(r"^(\w[\w ]*?)\s+: (.*)$", text, re.MULTILINE))
-    keep = ("Device ID", "Device Revision", "Firmware Revision", "IPMI Version", "Manufacturer ID", "Product ID")
+    keep = (
+        "Device ID",
+        "Device Revision",
+        "Firmware Revision",
+        "IPMI Version",
+        "Manufacturer ID",
+        "Product ID",
+    )
     return {key: fields[key] for key in keep}
 
 
@@ -71,14 +83,24 @@ class AgainstIpmiSimTests(ReactorCase):
         answers: dict[str, list[object]] = {}
         for name, bmc_host in (("ipmi_sim", sim.host), ("fake", host)):
             seen: list[object] = []
-            for args in (["chassis", "power", "status"], ["chassis", "power", "on"], ["chassis", "power", "status"],
-                         ["chassis", "identify", "force"], ["chassis", "power", "off"]):
+            for args in (
+                ["chassis", "power", "status"],
+                ["chassis", "power", "on"],
+                ["chassis", "power", "status"],
+                ["chassis", "identify", "force"],
+                ["chassis", "power", "off"],
+            ):
                 seen.append(await ipmitool(bmc_host, 623, 3, *args))
             seen.append(mc_fields(await ipmitool(bmc_host, 623, 3, "mc", "info")))
             seen.append(sel_columns(await ipmitool(bmc_host, 623, 3, "sel", "list")))
             target = Target(name, bmc_host, Credentials(USER.encode(), PASSWORD.encode()))
-            for command in (commands.power_status(), commands.power("on"), commands.power_status(),
-                            commands.device_id(), commands.identify(False)):
+            for command in (
+                commands.power_status(),
+                commands.power("on"),
+                commands.power_status(),
+                commands.device_id(),
+                commands.identify(False),
+            ):
                 seen.append(await client.run(target, command))
             outcome = await client.run(target, commands.sel_list())
             assert isinstance(outcome, Success)
@@ -86,8 +108,10 @@ class AgainstIpmiSimTests(ReactorCase):
             answers[name] = seen
         self.assertEqual(answers["fake"], answers["ipmi_sim"])
         self.assertEqual(len(answers["fake"][6]), 2)  # type: ignore[arg-type]
-        self.assertEqual(fake.calls, ["set power 1", "set identify 0 1", "set power 0", "set power 1",
-                                      "set identify 0 0"])
+        self.assertEqual(
+            fake.calls,
+            ["set power 1", "set identify 0 1", "set power 0", "set power 1", "set identify 0 0"],
+        )
         self.assertEqual(sim.sets, fake.calls)
 
 
@@ -102,9 +126,15 @@ class Suite17Tests(ReactorCase):
         host = free_loopback()
         listening = reactor.listenUDP(623, FakeBMCProtocol(fake, reactor), interface=host)
         self.addCleanup(listening.stopListening)
-        self.assertEqual((await ipmitool(host, 623, 17, "chassis", "power", "status")).strip(), "Chassis Power is off")
+        self.assertEqual(
+            (await ipmitool(host, 623, 17, "chassis", "power", "status")).strip(),
+            "Chassis Power is off",
+        )
         self.assertIn("Up/On", await ipmitool(host, 623, 17, "chassis", "power", "on"))
-        self.assertEqual((await ipmitool(host, 623, 17, "chassis", "power", "status")).strip(), "Chassis Power is on")
+        self.assertEqual(
+            (await ipmitool(host, 623, 17, "chassis", "power", "status")).strip(),
+            "Chassis Power is on",
+        )
         listing = await ipmitool(host, 623, 17, "sel", "list")
         self.assertIn("Power Supply #0x30 | Failure detected | Asserted", listing)
 
@@ -113,5 +143,8 @@ class Suite17Tests(ReactorCase):
         target = Target("n", host, Credentials(USER.encode(), PASSWORD.encode()))
         self.assertEqual(await client.run(target, commands.power_status()), Success("on"))
         self.assertEqual(await client.run(target, commands.power("off")), Success("off"))
-        self.assertEqual((await ipmitool(host, 623, 17, "chassis", "power", "status")).strip(), "Chassis Power is off")
+        self.assertEqual(
+            (await ipmitool(host, 623, 17, "chassis", "power", "status")).strip(),
+            "Chassis Power is off",
+        )
         self.assertEqual(fake.malformed, 0)

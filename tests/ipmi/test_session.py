@@ -36,12 +36,24 @@ def counter_random() -> object:
     return random
 
 
-def make(command: commands.Command, credentials: Credentials = GOOD, suite: int = 3, bmc: FakeBMC | None = None,
-         timeout: float = 1.0, retries: int = 2) -> tuple[Session, FakeBMC]:
+def make(
+    command: commands.Command,
+    credentials: Credentials = GOOD,
+    suite: int = 3,
+    bmc: FakeBMC | None = None,
+    timeout: float = 1.0,
+    retries: int = 2,
+) -> tuple[Session, FakeBMC]:
     """A session running ``command`` and the simulated BMC it talks to."""
     bmc = bmc or FakeBMC({b"admin": b"s3cret"})
-    return Session(credentials, command, cipher_suite=suite, timeout=timeout, retries=retries,
-                   random=counter_random()), bmc  # type: ignore[arg-type]
+    return Session(
+        credentials,
+        command,
+        cipher_suite=suite,
+        timeout=timeout,
+        retries=retries,
+        random=counter_random(),
+    ), bmc  # type: ignore[arg-type]
 
 
 class CommandTests(unittest.TestCase):
@@ -64,8 +76,13 @@ class CommandTests(unittest.TestCase):
     def test_power_actions(self) -> None:
         """Each power action raises the session to operator first, then
         sends Chassis Control with its code; the result is the action."""
-        expected = {"on": ["set power 1"], "off": ["set power 0"], "cycle": ["set power 0", "set power 1"],
-                    "reset": ["set reset 1"], "soft": ["set shutdown 1"]}
+        expected = {
+            "on": ["set power 1"],
+            "off": ["set power 0"],
+            "cycle": ["set power 0", "set power 1"],
+            "reset": ["set reset 1"],
+            "soft": ["set shutdown 1"],
+        }
         for action, calls in expected.items():
             session, bmc = make(commands.power(action), suite=17)
             wire = Wire(session, bmc)
@@ -88,11 +105,14 @@ class CommandTests(unittest.TestCase):
         session, _ = make(commands.sel_list(), bmc=bmc)
         outcome = Wire(session, bmc).run()
         assert isinstance(outcome, Success)
-        self.assertEqual(outcome.value, [
-            "1 | Pre-Init +0s | Temperature #0x01 | Upper Non-critical going high | Asserted",
-            "2 | Pre-Init +0s | Processor #0x10 | Thermal Trip | Asserted",
-            "3 | 2027-01-15 08:00:00 UTC | Button / Switch #0x02 | Power Button pressed | Deasserted",
-        ])
+        self.assertEqual(
+            outcome.value,
+            [
+                "1 | Pre-Init +0s | Temperature #0x01 | Upper Non-critical going high | Asserted",
+                "2 | Pre-Init +0s | Processor #0x10 | Thermal Trip | Asserted",
+                "3 | 2027-01-15 08:00:00 UTC | Button / Switch #0x02 | Power Button pressed | Deasserted",
+            ],
+        )
         session, _ = make(commands.sel_clear(), bmc=bmc)
         self.assertEqual(Wire(session, bmc).run(), Success("cleared"))
         self.assertEqual(bmc.sel, [])
@@ -137,12 +157,16 @@ class FailureTests(unittest.TestCase):
         """An unknown user name: the BMC's RAKP 2 status 0x0d, unauthorized."""
         session, bmc = make(commands.power_status(), Credentials(b"nobody", b"s3cret"))
         outcome = Wire(session, bmc).run()
-        self.assertEqual(outcome, Fault("unauthorized", "RAKP message 2: RMCP+ status 0x0d (unauthorized name)"))
+        self.assertEqual(
+            outcome, Fault("unauthorized", "RAKP message 2: RMCP+ status 0x0d (unauthorized name)")
+        )
 
     def test_unsupported_cipher_suite(self) -> None:
         """A BMC without the suite refuses Open Session: unsupported, naming
         the suite; a suite luna2d lacks fails before anything is sent."""
-        session, bmc = make(commands.power_status(), suite=17, bmc=FakeBMC({b"admin": b"s3cret"}, suites=(3,)))
+        session, bmc = make(
+            commands.power_status(), suite=17, bmc=FakeBMC({b"admin": b"s3cret"}, suites=(3,))
+        )
         outcome = Wire(session, bmc).run()
         assert isinstance(outcome, Fault)
         self.assertEqual(outcome.kind, "unsupported")
@@ -166,8 +190,10 @@ class FailureTests(unittest.TestCase):
         bmc._command = refuse  # type: ignore[method-assign]
         session, _ = make(commands.power("off"), bmc=bmc)
         outcome = Wire(session, bmc).run()
-        self.assertEqual(outcome, Fault("unauthorized",
-                                          "Chassis Control (off): 0xd4 (insufficient privilege level)"))
+        self.assertEqual(
+            outcome,
+            Fault("unauthorized", "Chassis Control (off): 0xd4 (insufficient privilege level)"),
+        )
         self.assertEqual(bmc.sessions, {})
 
     def test_bad_credentials_lengths(self) -> None:
@@ -195,13 +221,17 @@ class TimingTests(unittest.TestCase):
         """A BMC that stops answering mid-way times out naming the stage."""
         session, bmc = make(commands.power_status(), timeout=1.0, retries=1)
         wire = Wire(session, bmc, lose_to_bmc=lambda i, d: i >= 2)  # RAKP 1 onwards is lost
-        self.assertEqual(wire.run(), Fault("timeout", "no answer to RAKP message 1 (2 tries, 1 s each)"))
+        self.assertEqual(
+            wire.run(), Fault("timeout", "no answer to RAKP message 1 (2 tries, 1 s each)")
+        )
 
     def test_retransmission_recovers(self) -> None:
         """A lost command answer is recovered by retransmitting the request
         (same rqSeq, new session sequence number and IV)."""
         session, bmc = make(commands.power_status())
-        wire = Wire(session, bmc, lose_to_console=lambda i, d: i == 4)  # the first Get Chassis Status answer
+        wire = Wire(
+            session, bmc, lose_to_console=lambda i, d: i == 4
+        )  # the first Get Chassis Status answer
         self.assertEqual(wire.run(), Success("off"))
         first, second = (codec.decode(wire.to_bmc[i]) for i in (4, 5))
         assert isinstance(first, codec.Ipmi20Packet) and isinstance(second, codec.Ipmi20Packet)
@@ -275,8 +305,10 @@ class DropTests(unittest.TestCase):
         wire = Wire(session, bmc, tamper=replay)
         outcome = wire.run()
         assert isinstance(outcome, Success)
-        self.assertEqual([line.split(" | ")[2] for line in outcome.value],
-                         [f"Temperature #0x{number:02x}" for number in range(70)])
+        self.assertEqual(
+            [line.split(" | ")[2] for line in outcome.value],
+            [f"Temperature #0x{number:02x}" for number in range(70)],
+        )
         self.assertEqual(wire.dropped, 1)
 
     def test_input_after_finish(self) -> None:
@@ -318,9 +350,13 @@ def session_in(phase: str) -> tuple[Session, float]:
 
 
 class FuzzTests(unittest.TestCase):
-    @given(st.sampled_from(["capabilities", "open", "rakp2", "rakp4", "command", "closing"]),
-           st.lists(st.one_of(packets, st.binary(max_size=120).map(lambda b: b"\x06\x00\xff\x07\x06" + b)),
-                    max_size=8))
+    @given(
+        st.sampled_from(["capabilities", "open", "rakp2", "rakp4", "command", "closing"]),
+        st.lists(
+            st.one_of(packets, st.binary(max_size=120).map(lambda b: b"\x06\x00\xff\x07\x06" + b)),
+            max_size=8,
+        ),
+    )
     @settings(max_examples=300, deadline=None)
     def test_any_packets_in_any_phase(self, phase: str, inputs: list) -> None:
         """Whatever arrives, in whatever phase, the session answers with an

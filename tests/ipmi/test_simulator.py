@@ -35,8 +35,10 @@ async def ipmitool(sim: Simulator, *args: str, password: str = PASSWORD) -> tupl
     password goes through the environment (-E), never the command line."""
     env = dict(os.environ, IPMI_PASSWORD=password)
     out, err, code = await getProcessOutputAndValue(
-        IPMITOOL, ["-I", "lanplus", "-C", "3", "-H", sim.host, "-p", str(sim.port), "-U", USER, "-E", *args],
-        env=env)
+        IPMITOOL,
+        ["-I", "lanplus", "-C", "3", "-H", sim.host, "-p", str(sim.port), "-U", USER, "-E", *args],
+        env=env,
+    )
     return code, (out + err).decode(errors="replace")
 
 
@@ -95,7 +97,9 @@ class PowerTests(SimulatorCase):
         turns it off; ipmitool's own identify reaches the script the same way."""
         sim = await Simulator(self).start()
         self.assertEqual(await self.run_command(sim, commands.identify(True)), Success("identify"))
-        self.assertEqual(await self.run_command(sim, commands.identify(False)), Success("noidentify"))
+        self.assertEqual(
+            await self.run_command(sim, commands.identify(False)), Success("noidentify")
+        )
         code, _ = await ipmitool(sim, "chassis", "identify", "force")
         self.assertEqual(code, 0)
         self.assertEqual(sim.calls, ["set identify 0 1", "set identify 0 0", "set identify 0 1"])
@@ -124,7 +128,9 @@ class SelTests(SimulatorCase):
         ours = [line.split(" | ") for line in outcome.value]
         code, text = await ipmitool(sim, "sel", "list")
         self.assertEqual(code, 0)
-        theirs = [[part.strip() for part in line.split("|")] for line in text.splitlines() if "|" in line]
+        theirs = [
+            [part.strip() for part in line.split("|")] for line in text.splitlines() if "|" in line
+        ]
         self.assertEqual(len(ours), 2)
         self.assertEqual(len(theirs), 2)
         for mine, reference in zip(ours, theirs, strict=True):
@@ -159,7 +165,9 @@ class InstallScriptPasswordTests(SimulatorCase):
             code, text = await ipmitool(sim, "exec", str(commands_file))
             self.assertEqual(code, 0, text)
             user = Target("other", sim.host, Credentials(b"other", password.encode()), sim.port)
-            self.assertEqual(await self.client.run(user, commands.power_status()), Success("off"), password)
+            self.assertEqual(
+                await self.client.run(user, commands.power_status()), Success("off"), password
+            )
             stale = Target("other", sim.host, Credentials(b"other", old.encode()), sim.port)
             outcome = await self.client.run(stale, commands.power_status())
             assert isinstance(outcome, Fault), password
@@ -193,8 +201,12 @@ class FailureTests(SimulatorCase):
         first = await Simulator(self, power=True).start()
         second = await Simulator(self).start()
         dead = Target("dead", free_loopback(), Credentials(USER.encode(), PASSWORD.encode()))
-        targets = [self.target(first, name="a"), self.target(second, name="b"),
-                   self.target(second, password="wrong", name="c"), dead]
+        targets = [
+            self.target(first, name="a"),
+            self.target(second, name="b"),
+            self.target(second, password="wrong", name="c"),
+            dead,
+        ]
         reactor = the_reactor()
         started = reactor.seconds()
         results = await self.client.fan_out(targets, commands.power_status)
@@ -202,5 +214,7 @@ class FailureTests(SimulatorCase):
         self.assertEqual(results["a"], Success("on"))
         self.assertEqual(results["b"], Success("off"))
         self.assertEqual(results["c"].kind, "unauthorized")  # type: ignore[union-attr]
-        self.assertEqual(results["dead"], Fault("timeout", "no answer from the BMC (2 tries, 0.5 s each)"))
+        self.assertEqual(
+            results["dead"], Fault("timeout", "no answer from the BMC (2 tries, 0.5 s each)")
+        )
         self.assertLess(elapsed, 2.0)

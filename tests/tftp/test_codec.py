@@ -26,8 +26,10 @@ from luna2d.protocols.tftp.codec import (
 
 GOLDEN = [
     (ReadRequest("undionly.kpxe", "octet"), b"\x00\x01undionly.kpxe\x00octet\x00"),
-    (ReadRequest("ipxe.efi", "octet", (("blksize", "1432"), ("tsize", "0"))),
-     b"\x00\x01ipxe.efi\x00octet\x00blksize\x001432\x00tsize\x000\x00"),
+    (
+        ReadRequest("ipxe.efi", "octet", (("blksize", "1432"), ("tsize", "0"))),
+        b"\x00\x01ipxe.efi\x00octet\x00blksize\x001432\x00tsize\x000\x00",
+    ),
     (WriteRequest("up.bin", "netascii"), b"\x00\x02up.bin\x00netascii\x00"),
     (Data(1, b"hello"), b"\x00\x03\x00\x01hello"),
     (Data(65535, b""), b"\x00\x03\xff\xff"),
@@ -35,8 +37,10 @@ GOLDEN = [
     (Ack(258), b"\x00\x04\x01\x02"),
     (Error(ErrorCode.FILE_NOT_FOUND, "file not found"), b"\x00\x05\x00\x01file not found\x00"),
     (Error(ErrorCode.OPTION_REFUSED, ""), b"\x00\x05\x00\x08\x00"),
-    (OptionAck((("blksize", "1432"), ("windowsize", "16"))),
-     b"\x00\x06blksize\x001432\x00windowsize\x0016\x00"),
+    (
+        OptionAck((("blksize", "1432"), ("windowsize", "16"))),
+        b"\x00\x06blksize\x001432\x00windowsize\x0016\x00",
+    ),
     (OptionAck(()), b"\x00\x06"),
 ]
 
@@ -74,8 +78,9 @@ class ToleranceTests(unittest.TestCase):
 
     def test_option_with_empty_value_kept(self) -> None:
         """An option whose value is empty is an option, not padding."""
-        self.assertEqual(decode(b"\x00\x01f\x00octet\x00x\x00\x00"),
-                         ReadRequest("f", "octet", (("x", ""),)))
+        self.assertEqual(
+            decode(b"\x00\x01f\x00octet\x00x\x00\x00"), ReadRequest("f", "octet", (("x", ""),))
+        )
 
     def test_error_without_terminator(self) -> None:
         """An ERROR whose message lacks its NUL still decodes, with what is there."""
@@ -83,22 +88,28 @@ class ToleranceTests(unittest.TestCase):
 
     def test_options_dict_case_insensitive_first_wins(self) -> None:
         """options_dict lower-cases names (RFC 2347) and keeps the first of repeats."""
-        self.assertEqual(options_dict((("BlkSize", "1432"), ("blksize", "8"), ("TSIZE", "0"))),
-                         {"blksize": "1432", "tsize": "0"})
+        self.assertEqual(
+            options_dict((("BlkSize", "1432"), ("blksize", "8"), ("TSIZE", "0"))),
+            {"blksize": "1432", "tsize": "0"},
+        )
 
 
 class MalformedTests(unittest.TestCase):
     def test_malformed_datagrams_raise_decode_error(self) -> None:
         """Each malformed shape raises DecodeError (never another exception)."""
         for wire in [
-            b"", b"\x00", b"\x00\x07", b"\xff\xff",  # too short, unknown opcodes
+            b"",
+            b"\x00",
+            b"\x00\x07",
+            b"\xff\xff",  # too short, unknown opcodes
             b"\x00\x01f\x00octet",  # last string not terminated
             b"\x00\x01f\x00",  # no mode
             b"\x00\x01\x00",  # empty body: one string only
             b"\x00\x01f\x00octet\x00blksize\x00",  # option without value
             b"\x00\x01f\x00octet\x00\x00512\x00",  # option without name
             b"\x00\x03\x00",  # DATA without a block number
-            b"\x00\x04\x00", b"\x00\x04\x00\x01\x00",  # ACK not 4 bytes
+            b"\x00\x04\x00",
+            b"\x00\x04\x00\x01\x00",  # ACK not 4 bytes
             b"\x00\x05\x00",  # ERROR without a code
             b"\x00\x06blksize",  # OACK not terminated
         ]:
@@ -149,10 +160,13 @@ class PropertyTests(unittest.TestCase):
         self.assertEqual(decode(encode(packet)), packet)
 
     @settings(max_examples=500, deadline=None)
-    @given(st.sampled_from([b"\x00\x01", b"\x00\x02", b"\x00\x05", b"\x00\x06"]),
-           st.lists(st.sampled_from([b"\x00", b"a", b"blksize", b"1432", b"\xff"]), max_size=12))
-    def test_string_packets_decode_or_decode_error(self, opcode: bytes,
-                                                   pieces: list[bytes]) -> None:
+    @given(
+        st.sampled_from([b"\x00\x01", b"\x00\x02", b"\x00\x05", b"\x00\x06"]),
+        st.lists(st.sampled_from([b"\x00", b"a", b"blksize", b"1432", b"\xff"]), max_size=12),
+    )
+    def test_string_packets_decode_or_decode_error(
+        self, opcode: bytes, pieces: list[bytes]
+    ) -> None:
         """Request, ERROR and OACK bodies built from NULs and option-like
         words (the shapes random bytes rarely hit) decode or raise DecodeError."""
         try:

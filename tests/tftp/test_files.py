@@ -63,9 +63,9 @@ class FilesCase(unittest.TestCase):
         self.ipxe.mkdir()
         self.clock = Clock()
         self.threads = Threads()
-        self.files = TFTPFiles(self.root, self.clock, self.threads, ipxe_dir=self.ipxe,
-                               small_limit=4096,
-                               chunk=1024)
+        self.files = TFTPFiles(
+            self.root, self.clock, self.threads, ipxe_dir=self.ipxe, small_limit=4096, chunk=1024
+        )
 
     def fetch(self, *parts: str, netascii: bool = False) -> Any:
         d = self.files.open(parts, netascii)
@@ -219,8 +219,9 @@ class CacheTests(FilesCase):
             d = files.open((name,))
             self.threads.run()
             outcome(d)
-        self.assertEqual(list(files.cache),
-                         [os.fsencode(os.path.realpath(self.root / n)) for n in ("b", "c")])
+        self.assertEqual(
+            list(files.cache), [os.fsencode(os.path.realpath(self.root / n)) for n in ("b", "c")]
+        )
         self.assertLessEqual(files.cached_bytes, 5000)
 
 

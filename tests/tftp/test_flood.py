@@ -35,8 +35,9 @@ from tests.tftp.test_integration import CURL, TFTP, ClientCase
 
 ATTACK_HOSTS = [f"127.0.1.{i}" for i in range(1, 251)]
 PORTS_PER_HOST = 4
-LONG_TIMEOUT = ReadRequest("boot.kpxe", "octet",
-                           (("blksize", "1432"), ("tsize", "0"), ("timeout", "255")))
+LONG_TIMEOUT = ReadRequest(
+    "boot.kpxe", "octet", (("blksize", "1432"), ("tsize", "0"), ("timeout", "255"))
+)
 
 
 class Silent:
@@ -117,12 +118,20 @@ class SilentFloodTests(FloodCase):
         self.assertEqual(len(self.service.server.active), flood, "the table is full")
 
         before = self.reactor.seconds()
-        text, code = await self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o", "curl.bin",
-                                        f"tftp://127.0.0.1:{self.port}/boot.kpxe")
+        text, code = await self.client(
+            CURL,
+            "-sS",
+            "--tftp-blksize",
+            "1432",
+            "-o",
+            "curl.bin",
+            f"tftp://127.0.0.1:{self.port}/boot.kpxe",
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("curl.bin"), data)
-        text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c",
-                                       "get", "boot.kpxe", "hpa.bin")
+        text, code = await self.client(
+            TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "get", "boot.kpxe", "hpa.bin"
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("hpa.bin"), data)
         both_in = self.reactor.seconds() - before
@@ -131,14 +140,18 @@ class SilentFloodTests(FloodCase):
         self.assertEqual(self.stats["evicted"], 1)
 
         attackers = set(ATTACK_HOSTS)
-        gone = await self.until(lambda: self.held_by(attackers) == 0, 10,
-                                "every attacking transfer ends")
+        gone = await self.until(
+            lambda: self.held_by(attackers) == 0, 10, "every attacking transfer ends"
+        )
         # Each ends 6 s after its first packet (the last of which went out
         # by full_at); without the bound, 25 minutes.
-        self.assertLessEqual(self.reactor.seconds() - full_at, 6.0 + 1.0,
-                             f"bounded by first_ack_timeout (flood sent in {sent_in:.3f} s, "
-                             f"served in {full_at - started:.2f} s, gone {gone:.1f} s after "
-                             "the clients)")
+        self.assertLessEqual(
+            self.reactor.seconds() - full_at,
+            6.0 + 1.0,
+            f"bounded by first_ack_timeout (flood sent in {sent_in:.3f} s, "
+            f"served in {full_at - started:.2f} s, gone {gone:.1f} s after "
+            "the clients)",
+        )
         self.assertEqual(self.stats["completed"], 2)
         self.assertEqual(self.stats["unanswered"] + self.stats["evicted"], flood)
         self.assertEqual(self.stats["failed"], flood)
@@ -171,15 +184,18 @@ class RequestRateTests(FloodCase):
         self.assertTrue(400 <= admitted <= 600, admitted)
         self.assertEqual(self.stats["evicted"], admitted - 32)
         self.assertEqual(self.held_by({"127.0.2.9"}), 32)
-        text, code = await self.client(CURL, "-sS", "-o", "got.bin",
-                                       f"tftp://127.0.0.1:{self.port}/boot.kpxe")
+        text, code = await self.client(
+            CURL, "-sS", "-o", "got.bin", f"tftp://127.0.0.1:{self.port}/boot.kpxe"
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("got.bin"), data)
         seen = attacker.received()
-        self.assertGreaterEqual(sum(1 for got in seen if not got), 2000 - admitted,
-                                "dropped: no answer")
-        self.assertGreaterEqual(sum(1 for got in seen if got[:1] and
-                                    isinstance(got[0], OptionAck)), 32)
+        self.assertGreaterEqual(
+            sum(1 for got in seen if not got), 2000 - admitted, "dropped: no answer"
+        )
+        self.assertGreaterEqual(
+            sum(1 for got in seen if got[:1] and isinstance(got[0], OptionAck)), 32
+        )
         await task.deferLater(self.reactor, 2.0, lambda: None)
         later = self.silent(["127.0.2.9"], 1).sockets[0]
         later.sendto(LONG_TIMEOUT.encode(), ("127.0.0.1", self.port))
@@ -203,8 +219,9 @@ class PerAddressTests(FloodCase):
         await self.until(lambda: self.stats["evicted"] >= 96, 10, "the flood is turned over")
         self.assertEqual(self.held_by({"127.0.2.1"}), 4)
         self.assertEqual(self.service.server.admission.held_by("127.0.2.1"), 4)
-        text, code = await self.client(CURL, "-sS", "-o", "got.bin",
-                                       f"tftp://127.0.0.1:{self.port}/boot.kpxe")
+        text, code = await self.client(
+            CURL, "-sS", "-o", "got.bin", f"tftp://127.0.0.1:{self.port}/boot.kpxe"
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("got.bin"), data)
         await self.until(lambda: not self.held_by({"127.0.2.1"}), 10, "the last four time out")

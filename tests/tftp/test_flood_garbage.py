@@ -69,16 +69,31 @@ class FloodGarbageTests(FloodCase):
         assert port is not None
         attacker = self.silent(HOSTS, 4)
         attacker.send(LONG_TIMEOUT, port)
-        await self.until(lambda: self.stats["started"] + self.stats["evicted"] >= 400, 10,
-                         "the first flood is served")
+        await self.until(
+            lambda: self.stats["started"] + self.stats["evicted"] >= 400,
+            10,
+            "the first flood is served",
+        )
         attacker.send(OTHER, port)
-        await self.until(lambda: self.stats["requests"] >= 800
-                         and self.stats["superseded"] + self.stats["evicted"] >= 400, 10,
-                         "the second flood is served")
+        await self.until(
+            lambda: (
+                self.stats["requests"] >= 800
+                and self.stats["superseded"] + self.stats["evicted"] >= 400
+            ),
+            10,
+            "the second flood is served",
+        )
         attacker.send(MISSING, port)
         await self.until(lambda: self.stats["refused"] >= 300, 10, "refusals")
-        text, code = await self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o", "curl.bin",
-                                       f"tftp://127.0.0.1:{self.port}/boot.kpxe")
+        text, code = await self.client(
+            CURL,
+            "-sS",
+            "--tftp-blksize",
+            "1432",
+            "-o",
+            "curl.bin",
+            f"tftp://127.0.0.1:{self.port}/boot.kpxe",
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("curl.bin"), data)
         await self.until(lambda: self.stats["completed"] >= 1, 10, "curl's transfer ends")

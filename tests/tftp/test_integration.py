@@ -50,8 +50,9 @@ class ClientCase(DaemonCase):
         self.out.mkdir()
         self.ipxe = self.top / "ipxe"
         self.ipxe.mkdir()
-        self.service = TFTPService(self.reactor, 0, self.root, self.ipxe, interface=self.interface,
-                                   limits=self.limits)
+        self.service = TFTPService(
+            self.reactor, 0, self.root, self.ipxe, interface=self.interface, limits=self.limits
+        )
         self.service.privilegedStartService()
         self.service.startService()
         self.addCleanup(self.service.stopService)
@@ -66,8 +67,9 @@ class ClientCase(DaemonCase):
 
     async def client(self, executable: str, *args: str) -> tuple[str, int]:
         """Run a client in the output folder: (stdout + stderr, exit code)."""
-        out, err, code = await getProcessOutputAndValue(executable, args, env=dict(os.environ),
-                                                        path=str(self.out), reactor=self.reactor)
+        out, err, code = await getProcessOutputAndValue(
+            executable, args, env=dict(os.environ), path=str(self.out), reactor=self.reactor
+        )
         return (out + err).decode("utf-8", "replace"), code
 
     def received(self, name: str) -> bytes:
@@ -92,9 +94,9 @@ class ClientTests(ClientCase):
         """tftp-hpa in binary (octet) mode, RFC 1350 without options, gets the
         file byte for byte; the server counts one completed transfer."""
         data = self.put("file.bin", os.urandom(200_000))
-        text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c",
-                                       "get", "file.bin",
-                                    "got.bin")
+        text, code = await self.client(
+            TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "get", "file.bin", "got.bin"
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("got.bin"), data)
         await self.quiet()
@@ -105,8 +107,9 @@ class ClientTests(ClientCase):
         """tftp-hpa's default mode is netascii: a text with LF, CR and CR LF
         comes through the server's conversion and the client's back unchanged."""
         data = self.put("notes.txt", b"line one\nline two\r\nbare\rend\n" * 300)
-        text, code = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "notes.txt",
-                                       "notes.txt")
+        text, code = await self.client(
+            TFTP, "127.0.0.1", str(self.port), "-c", "get", "notes.txt", "notes.txt"
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("notes.txt"), data)
 
@@ -135,16 +138,37 @@ class ClientTests(ClientCase):
         (and a size that is an exact multiple of the block size, which ends
         with an empty block); then with blksize 8 (the RFC 2348 minimum)."""
         data = self.put("win.bin", os.urandom(1468 * 100))
-        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option",
-                                       "windowsize 16", "--option", "tsize enable", "-g", "-r",
-                                       "win.bin", "-l", "win.bin",
-                                    "127.0.0.1", str(self.port))
+        text, code = await self.client(
+            ATFTP,
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 16",
+            "--option",
+            "tsize enable",
+            "-g",
+            "-r",
+            "win.bin",
+            "-l",
+            "win.bin",
+            "127.0.0.1",
+            str(self.port),
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("win.bin"), data)
         small = self.put("small.bin", os.urandom(5000))
-        text, code = await self.client(ATFTP, "--option", "blksize 8", "-g", "-r", "small.bin",
-                                       "-l", "small.bin",
-                                    "127.0.0.1", str(self.port))
+        text, code = await self.client(
+            ATFTP,
+            "--option",
+            "blksize 8",
+            "-g",
+            "-r",
+            "small.bin",
+            "-l",
+            "small.bin",
+            "127.0.0.1",
+            str(self.port),
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("small.bin"), small)
         await self.quiet()
@@ -159,14 +183,33 @@ class ClientTests(ClientCase):
         self.assertEqual(code, 0, text)
         self.assertEqual(path.stat().st_size, 30 * 1024 * 1024)
         expected = await self.sha256(path)
-        text, code = await self.client(ATFTP, "--option", "blksize 1468", "--option",
-                                       "windowsize 16", "--option", "tsize enable", "-g", "-r",
-                                       "image.bin", "-l", "atftp.bin",
-                                    "127.0.0.1", str(self.port))
+        text, code = await self.client(
+            ATFTP,
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 16",
+            "--option",
+            "tsize enable",
+            "-g",
+            "-r",
+            "image.bin",
+            "-l",
+            "atftp.bin",
+            "127.0.0.1",
+            str(self.port),
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(await self.sha256(self.out / "atftp.bin"), expected)
-        text, code = await self.client(CURL, "-sS", "--tftp-blksize", "1468", "-o", "curl.bin",
-                                    f"tftp://127.0.0.1:{self.port}/image.bin")
+        text, code = await self.client(
+            CURL,
+            "-sS",
+            "--tftp-blksize",
+            "1468",
+            "-o",
+            "curl.bin",
+            f"tftp://127.0.0.1:{self.port}/image.bin",
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(await self.sha256(self.out / "curl.bin"), expected)
         self.assertEqual(self.service.files.cache, {})
@@ -175,10 +218,14 @@ class ClientTests(ClientCase):
         """Twenty curl processes fetching one file at the same time all get it."""
         data = self.put("boot.kpxe", os.urandom(80_000))
         url = f"tftp://127.0.0.1:{self.port}/boot.kpxe"
-        results = await defer.gatherResults([
-            defer.ensureDeferred(self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o",
-                                             f"c{i}.bin", url))
-            for i in range(20)])
+        results = await defer.gatherResults(
+            [
+                defer.ensureDeferred(
+                    self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o", f"c{i}.bin", url)
+                )
+                for i in range(20)
+            ]
+        )
         for i, (text, code) in enumerate(results):
             self.assertEqual(code, 0, text)
             self.assertEqual(self.received(f"c{i}.bin"), data, i)
@@ -191,8 +238,15 @@ class ClientTests(ClientCase):
         package = Path("/usr/lib/ipxe/undionly.kpxe")
         data = package.read_bytes() if package.exists() else os.urandom(70_000)
         (self.ipxe / "undionly.kpxe").write_bytes(data)
-        text, code = await self.client(CURL, "-sS", "--tftp-blksize", "1432", "-o", "undionly.kpxe",
-                                    f"tftp://127.0.0.1:{self.port}/undionly.kpxe")
+        text, code = await self.client(
+            CURL,
+            "-sS",
+            "--tftp-blksize",
+            "1432",
+            "-o",
+            "undionly.kpxe",
+            f"tftp://127.0.0.1:{self.port}/undionly.kpxe",
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("undionly.kpxe"), data)
 
@@ -206,14 +260,14 @@ class RefusalTests(ClientCase):
         secret.write_bytes(b"top secret\n")
         os.symlink(secret, self.root / "link")
         for name in ("../secret", str(secret), "link", "sub/../../secret"):
-            text, code = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c",
-                                           "get", name,
-                                        "escape.bin")
+            text, code = await self.client(
+                TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "get", name, "escape.bin"
+            )
             self.assertIn("Error code 1: file not found", text, name)
             self.assertEqual(self.received("escape.bin"), b"", name)
-            text, code = await self.client(ATFTP, "-g", "-r", name, "-l", "escape2.bin",
-                                           "127.0.0.1",
-                                        str(self.port))
+            text, code = await self.client(
+                ATFTP, "-g", "-r", name, "-l", "escape2.bin", "127.0.0.1", str(self.port)
+            )
             self.assertNotEqual(code, 0, name)
             self.assertIn("file not found", text, name)
             self.assertNotIn(b"secret", self.received("escape2.bin"), name)
@@ -221,18 +275,21 @@ class RefusalTests(ClientCase):
 
     async def test_missing_file(self) -> None:
         """A missing file: ERROR 1, which curl reports as its TFTP 'not found' (68)."""
-        text, code = await self.client(CURL, "-sS", "-o", "none.bin",
-                                       f"tftp://127.0.0.1:{self.port}/none.bin")
+        text, code = await self.client(
+            CURL, "-sS", "-o", "none.bin", f"tftp://127.0.0.1:{self.port}/none.bin"
+        )
         self.assertEqual(code, 68, text)
-        text, _ = await self.client(TFTP, "127.0.0.1", str(self.port), "-c", "get", "none.bin",
-                                    "none.bin")
+        text, _ = await self.client(
+            TFTP, "127.0.0.1", str(self.port), "-c", "get", "none.bin", "none.bin"
+        )
         self.assertIn("Error code 1: file not found", text)
 
     async def test_write_refused(self) -> None:
         """tftp-hpa's put is refused: the server is read-only and writes nothing."""
         (self.out / "upload.bin").write_bytes(b"data")
-        text, _ = await self.client(TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "put",
-                                    "upload.bin")
+        text, _ = await self.client(
+            TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "put", "upload.bin"
+        )
         self.assertIn("Error code 2: read-only server", text)
         self.assertFalse((self.root / "upload.bin").exists())
 
@@ -248,8 +305,9 @@ class RefusalTests(ClientCase):
                 break
             await task.deferLater(self.reactor, 0.025, lambda: None)
         self.assertEqual(self.stats["dropped"], 4)
-        text, code = await self.client(CURL, "-sS", "-o", "after.bin",
-                                       f"tftp://127.0.0.1:{self.port}/after.bin")
+        text, code = await self.client(
+            CURL, "-sS", "-o", "after.bin", f"tftp://127.0.0.1:{self.port}/after.bin"
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(self.received("after.bin"), data)
 
@@ -278,8 +336,13 @@ class LocalAddressTests(ClientCase):
         self.addCleanup(client.stopListening)
         collector.waiter = defer.Deferred()
         client.write(ReadRequest("f.bin", "octet").encode(), ("127.0.0.2", self.port))
-        timer = self.reactor.callLater(10, lambda: collector.waiter and collector.waiter.errback(
-            AssertionError("no answer within 10 s")))
+        timer = self.reactor.callLater(
+            10,
+            lambda: (
+                collector.waiter
+                and collector.waiter.errback(AssertionError("no answer within 10 s"))
+            ),
+        )
         self.addCleanup(lambda: timer.active() and timer.cancel())
         await collector.waiter
         packet, (host, port) = collector.got[0]
@@ -308,8 +371,9 @@ class SegmentedSendTests(DaemonCase):
         port = TransferPort(reactor, _Silent(), "127.0.0.1", ("127.0.0.1", receiver.getHost().port))
         port.start()
         self.addCleanup(port.stopListening)
-        window = ([bytes([i]) * 1472 for i in range(40)] + [b"end"]
-                  + [bytes([i]) * 700 for i in range(3)])
+        window = (
+            [bytes([i]) * 1472 for i in range(40)] + [b"end"] + [bytes([i]) * 700 for i in range(3)]
+        )
         port.write_many(window)
         for _ in range(200):
             if len(collector.got) >= len(window):

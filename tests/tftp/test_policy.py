@@ -51,9 +51,19 @@ class SafePathTests(unittest.TestCase):
     def test_escapes_refused(self) -> None:
         """Absolute names, '..' anywhere, and names that are empty after
         normalisation are refused (None)."""
-        for name in ["", "/etc/passwd", "\\windows", "..", "../x", "a/../../b", "a/..",
-                     "a\\..\\..\\b",
-                     ".", "./", "//"]:
+        for name in [
+            "",
+            "/etc/passwd",
+            "\\windows",
+            "..",
+            "../x",
+            "a/../../b",
+            "a/..",
+            "a\\..\\..\\b",
+            ".",
+            "./",
+            "//",
+        ]:
             self.assertIsNone(safe_path(name), name)
 
     def test_dots_inside_names_allowed(self) -> None:
@@ -76,12 +86,15 @@ class NegotiateTests(unittest.TestCase):
 
     def test_all_options_order_and_spelling_kept(self) -> None:
         """The OACK lists accepted options in the client's order and spelling."""
-        _, oack = negotiate((("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"),
-                             ("tsize", "0")), 5,
-                            Limits())
-        self.assertEqual(oack,
-                         OptionAck((("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"),
-                                          ("tsize", "5"))))
+        _, oack = negotiate(
+            (("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"), ("tsize", "0")),
+            5,
+            Limits(),
+        )
+        self.assertEqual(
+            oack,
+            OptionAck((("WindowSize", "8"), ("TIMEOUT", "3"), ("BlkSize", "1468"), ("tsize", "5"))),
+        )
 
     def test_clamping(self) -> None:
         """blksize above 65464 or the limit, and windowsize above the limit,
@@ -96,11 +109,18 @@ class NegotiateTests(unittest.TestCase):
     def test_unusable_values_and_unknown_options_left_out(self) -> None:
         """blksize under 8, timeout 0 or over 255, windowsize 0, values that
         are not plain decimals, and unknown options are left out of the OACK."""
-        for options in [(("blksize", "7"),), (("timeout", "0"),), (("timeout", "256"),),
-                        (("windowsize", "0"),),
-                        (("blksize", "+512"),), (("blksize", " 512"),), (("tsize", "x"),),
-                        (("utimeout", "1"),),
-                        (("blksize", "\xb2"),), (("multicast", ""),)]:
+        for options in [
+            (("blksize", "7"),),
+            (("timeout", "0"),),
+            (("timeout", "256"),),
+            (("windowsize", "0"),),
+            (("blksize", "+512"),),
+            (("blksize", " 512"),),
+            (("tsize", "x"),),
+            (("utimeout", "1"),),
+            (("blksize", "\xb2"),),
+            (("multicast", ""),),
+        ]:
             settings, oack = negotiate(options, 10, Limits())
             self.assertIsNone(oack, options)
             self.assertEqual(settings, Settings(512, 1, 1.0, 5), options)
@@ -137,8 +157,13 @@ class NegotiateTests(unittest.TestCase):
         """Limits out of range are refused: max_timeout outside 1..255, a
         first-ACK bound that is not positive, a per-client share of 0 or over
         the total."""
-        for bad in ({"max_timeout": 0}, {"max_timeout": 256}, {"first_ack_timeout": 0},
-                    {"max_per_client": 0}, {"max_transfers": 10, "max_per_client": 11}):
+        for bad in (
+            {"max_timeout": 0},
+            {"max_timeout": 256},
+            {"first_ack_timeout": 0},
+            {"max_per_client": 0},
+            {"max_transfers": 10, "max_per_client": 11},
+        ):
             self.assertRaises(ValueError, Limits, **bad)
 
     def test_repeated_option_first_wins(self) -> None:
@@ -180,12 +205,24 @@ class TransferTests(unittest.TestCase):
     def setUp(self) -> None:
         self.clock = Clock()
 
-    def machine(self, size: int, blksize: int = 512, windowsize: int = 1,
-                oack: OptionAck | None = None, retries: int = 3, timeout: float = 1.0,
-                first_ack_timeout: float = 6.0) -> tuple[ReadTransfer, bytes]:
+    def machine(
+        self,
+        size: int,
+        blksize: int = 512,
+        windowsize: int = 1,
+        oack: OptionAck | None = None,
+        retries: int = 3,
+        timeout: float = 1.0,
+        first_ack_timeout: float = 6.0,
+    ) -> tuple[ReadTransfer, bytes]:
         data = bytes(i % 251 for i in range(size))
-        settings = Settings(blksize=blksize, windowsize=windowsize, timeout=timeout,
-                            retries=retries, first_ack_timeout=first_ack_timeout)
+        settings = Settings(
+            blksize=blksize,
+            windowsize=windowsize,
+            timeout=timeout,
+            retries=retries,
+            first_ack_timeout=first_ack_timeout,
+        )
         return ReadTransfer(BytesSource(data), settings, oack), data
 
     def test_lock_step_whole_file(self) -> None:
@@ -263,8 +300,9 @@ class TransferTests(unittest.TestCase):
             self.clock.advance(2.0)
             self.assertEqual(blocks_of(machine.expire(self.clock.seconds())), [1])
         self.clock.advance(2.0)
-        self.assertEqual(machine.expire(self.clock.seconds()),
-                         [Error(ErrorCode.NOT_DEFINED, "timed out")])
+        self.assertEqual(
+            machine.expire(self.clock.seconds()), [Error(ErrorCode.NOT_DEFINED, "timed out")]
+        )
         self.assertEqual(machine.outcome, TIMED_OUT)
         self.assertEqual(machine.receive(Ack(1), self.clock.seconds()), [])
 
@@ -288,7 +326,7 @@ class TransferTests(unittest.TestCase):
         self.assertEqual(blocks_of(machine.receive(Ack(4), 0)), [5, 6, 7, 8])
         last = machine.receive(Ack(8), 0)
         self.assertEqual(blocks_of(last), [9, 10])
-        self.assertEqual(last[-1].data, data[512 * 9:])
+        self.assertEqual(last[-1].data, data[512 * 9 :])
         machine.receive(Ack(10), 0)
         self.assertEqual(machine.outcome, COMPLETE)
 
@@ -336,8 +374,10 @@ class TransferTests(unittest.TestCase):
         """A DATA or a request on the transfer port: ERROR 4 and the end."""
         machine, _ = self.machine(10)
         machine.start(0)
-        self.assertEqual(machine.receive(ReadRequest("x", "octet"), 0),
-                         [Error(ErrorCode.ILLEGAL_OPERATION, "illegal TFTP operation")])
+        self.assertEqual(
+            machine.receive(ReadRequest("x", "octet"), 0),
+            [Error(ErrorCode.ILLEGAL_OPERATION, "illegal TFTP operation")],
+        )
         self.assertTrue(machine.finished)
 
     def test_block_number_rollover(self) -> None:
@@ -373,8 +413,9 @@ class TransferTests(unittest.TestCase):
         self.assertEqual(machine.expire(self.clock.seconds()), [oack])
         self.assertEqual(machine.deadline, 6.0)
         self.clock.advance(1)
-        self.assertEqual(machine.expire(self.clock.seconds()),
-                         [Error(ErrorCode.NOT_DEFINED, "timed out")])
+        self.assertEqual(
+            machine.expire(self.clock.seconds()), [Error(ErrorCode.NOT_DEFINED, "timed out")]
+        )
         self.assertEqual(machine.outcome, UNANSWERED)
         self.assertFalse(machine.answered)
         self.assertIsNone(machine.deadline)
@@ -514,11 +555,21 @@ class AdmissionTests(unittest.TestCase):
         self.assertRaises(ValueError, Admission, 5, 6)
 
     @settings(max_examples=300, deadline=None)
-    @given(st.integers(1, 6), st.integers(1, 6),
-           st.lists(st.tuples(st.sampled_from(["admit", "answer", "release"]),
-                              st.sampled_from([A, B, C]), st.integers(1, 4)), max_size=60))
-    def test_against_a_model(self, total: int, share: int,
-                             steps: list[tuple[str, str, int]]) -> None:
+    @given(
+        st.integers(1, 6),
+        st.integers(1, 6),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["admit", "answer", "release"]),
+                st.sampled_from([A, B, C]),
+                st.integers(1, 4),
+            ),
+            max_size=60,
+        ),
+    )
+    def test_against_a_model(
+        self, total: int, share: int, steps: list[tuple[str, str, int]]
+    ) -> None:
         """Any sequence of admissions, answers and releases, checked against
         a plain list model: never more than the total or an address's share;
         an eviction always frees the oldest silent place of the address at
@@ -569,8 +620,9 @@ class LineBudgetTests(unittest.TestCase):
         drain() gives the count once."""
         budget = LineBudget(lines=3, window=10.0)
         self.assertIsNone(budget.window_end())
-        self.assertEqual([budget.take(t) for t in (0, 1, 2, 3, 9.9)],
-                         [True, True, True, False, False])
+        self.assertEqual(
+            [budget.take(t) for t in (0, 1, 2, 3, 9.9)], [True, True, True, False, False]
+        )
         self.assertEqual(budget.window_end(), 10.0)
         self.assertEqual(budget.drain(), 2)
         self.assertEqual(budget.drain(), 0)

@@ -67,8 +67,9 @@ class FakePort:
                 self.protocol.doStop()
 
     def deliver(self, packet: codec.Packet | bytes) -> None:
-        self.protocol.datagramReceived(packet if isinstance(packet, bytes) else packet.encode(),
-                                       self.peer)
+        self.protocol.datagramReceived(
+            packet if isinstance(packet, bytes) else packet.encode(), self.peer
+        )
 
 
 class ServerCase(unittest.TestCase):
@@ -84,8 +85,9 @@ class ServerCase(unittest.TestCase):
         self.server = self.make_server()
 
     def make_server(self, **limits: Any) -> TFTPServer:
-        return TFTPServer(self.files, self.clock, Limits(**{"retries": 2, **limits}),
-                          open_port=self.open_port)
+        return TFTPServer(
+            self.files, self.clock, Limits(**{"retries": 2, **limits}), open_port=self.open_port
+        )
 
     def open_port(self, reactor: Any, protocol: Any, local: str, peer: tuple[str, int]) -> FakePort:
         if self.refuse_ports:
@@ -122,11 +124,15 @@ class TransferTests(ServerCase):
     def test_options_negotiated(self) -> None:
         """blksize, tsize and windowsize: the OACK first, then after ACK 0 a
         window of DATA of the negotiated size."""
-        self.request(ReadRequest("file.bin", "octet",
-                                 (("blksize", "600"), ("tsize", "0"), ("windowsize", "2"))))
+        self.request(
+            ReadRequest(
+                "file.bin", "octet", (("blksize", "600"), ("tsize", "0"), ("windowsize", "2"))
+            )
+        )
         [port] = self.ports
-        self.assertEqual(port.sent,
-                         [OptionAck((("blksize", "600"), ("tsize", "1300"), ("windowsize", "2")))])
+        self.assertEqual(
+            port.sent, [OptionAck((("blksize", "600"), ("tsize", "1300"), ("windowsize", "2")))]
+        )
         port.deliver(Ack(0))
         self.assertEqual(port.sent[1:], [Data(1, self.data[:600]), Data(2, self.data[600:1200])])
 
@@ -260,7 +266,6 @@ class TransferTests(ServerCase):
         self.assertEqual(self.server.active, {})
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
-
     def test_port_closed_under_a_transfer(self) -> None:
         """A transfer's port closed from outside (the reactor shutting down
         closes every reader): the transfer ends and leaves the table, its
@@ -295,8 +300,9 @@ class RefusalTests(ServerCase):
         (nothing tells whether something exists outside the root)."""
         for name in ("../etc/passwd", "/etc/passwd", "sub/../../x", "missing.bin"):
             self.request(ReadRequest(name, "octet"))
-            self.assertEqual(self.refusal(), Error(ErrorCode.FILE_NOT_FOUND, "file not found"),
-                             name)
+            self.assertEqual(
+                self.refusal(), Error(ErrorCode.FILE_NOT_FOUND, "file not found"), name
+            )
         self.assertEqual(self.server.active, {})
 
     def test_mail_mode_refused(self) -> None:
@@ -411,8 +417,9 @@ class RoomTests(ServerCase):
         self.request(ReadRequest("file.bin", "octet", (("blksize", "600"),)))
         self.ports[0].deliver(Ack(0))
         self.request(ReadRequest("file.bin", "octet"), ("10.3.0.5", 1))
-        self.assertEqual(self.ports[-1].sent,
-                         [Error(ErrorCode.NOT_DEFINED, "server busy, try again")])
+        self.assertEqual(
+            self.ports[-1].sent, [Error(ErrorCode.NOT_DEFINED, "server busy, try again")]
+        )
         self.assertFalse(self.ports[0].closed)
         self.assertEqual(self.server.stats["refused"], 1)
 
@@ -431,9 +438,10 @@ class RoomTests(ServerCase):
         mine2.deliver(Ack(1))
         mine3.deliver(Ack(1))
         self.request(ReadRequest("file.bin", "octet"), (CLIENT[0], 4))
-        self.assertEqual(self.ports[-1].sent,
-                         [Error(ErrorCode.NOT_DEFINED,
-                                "too many transfers from this address, try again")])
+        self.assertEqual(
+            self.ports[-1].sent,
+            [Error(ErrorCode.NOT_DEFINED, "too many transfers from this address, try again")],
+        )
         self.assertEqual(self.server.admission.held_by(CLIENT[0]), 2)
 
     def test_request_being_looked_up_can_be_evicted(self) -> None:
@@ -496,8 +504,11 @@ class RoomTests(ServerCase):
         self.assertTrue(all(port.closed for port in self.ports))
         self.clock.advance(10)
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        lines = [formatEvent(event) for event in events if event.get("log_namespace", "").endswith(
-            "tftp.server")]
+        lines = [
+            formatEvent(event)
+            for event in events
+            if event.get("log_namespace", "").endswith("tftp.server")
+        ]
         self.assertEqual(sum(" never acknowledged: " in line for line in lines), 100 - 1)
         self.assertEqual(sum(" evicted to make room" in line for line in lines), 1)
         self.assertEqual(sum(" complete: " in line for line in lines), 1)
@@ -523,29 +534,40 @@ class SegmentationGroupTests(unittest.TestCase):
         self.assertEqual(b"".join(b"".join(g) for g in groups), b"".join(big))
 
 
-valid_rrq = st.sampled_from([ReadRequest("file.bin", "octet").encode(),
-                             ReadRequest("file.bin", "octet", (("blksize", "600"),)).encode()])
+valid_rrq = st.sampled_from(
+    [
+        ReadRequest("file.bin", "octet").encode(),
+        ReadRequest("file.bin", "octet", (("blksize", "600"),)).encode(),
+    ]
+)
 datagram = st.one_of(
     valid_rrq,
     valid_rrq,
     st.binary(max_size=64),
     st.builds(lambda b: Ack(b).encode(), st.integers(0, 6)),
-    st.builds(lambda name, opts: ReadRequest(name, "octet", opts).encode(),
-              st.sampled_from(["file.bin", "../x", "nope", "/file.bin", "file.bin\\..\\.."]),
-              st.lists(st.tuples(st.sampled_from(["blksize", "tsize", "windowsize",
-                                                  "timeout", "x"]),
-                                 st.sampled_from(["0", "8", "512", "99999", "-1", "a", ""])),
-                       max_size=4).map(tuple)),
+    st.builds(
+        lambda name, opts: ReadRequest(name, "octet", opts).encode(),
+        st.sampled_from(["file.bin", "../x", "nope", "/file.bin", "file.bin\\..\\.."]),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["blksize", "tsize", "windowsize", "timeout", "x"]),
+                st.sampled_from(["0", "8", "512", "99999", "-1", "a", ""]),
+            ),
+            max_size=4,
+        ).map(tuple),
+    ),
     st.just(WriteRequest("file.bin", "octet").encode()),
     st.just(Error(0, "bye").encode()),
 )
-step = st.tuples(st.sampled_from(["listen", "listen", "transfer", "tick"]), st.integers(0, 5),
-                 datagram)
+step = st.tuples(
+    st.sampled_from(["listen", "listen", "transfer", "tick"]), st.integers(0, 5), datagram
+)
 
 
 class FuzzTests(ServerCase):
-    @settings(max_examples=150, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
     @given(st.lists(step, max_size=30))
     def test_server_survives_any_datagrams(self, steps: list) -> None:
         """Any sequence of datagrams to the listening port and to transfer

@@ -64,22 +64,49 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(cfg.tftp.port, 69)
         self.assertEqual(cfg.tftp.root, cfg.path.parent / "tftpboot")
         self.assertEqual(cfg.tftp.ipxe, Path("/usr/lib/ipxe"))
-        self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
-                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate), (1000, 32, 5, 6, 200))
+        self.assertEqual(
+            (
+                cfg.tftp.max_transfers,
+                cfg.tftp.max_per_client,
+                cfg.tftp.max_timeout,
+                cfg.tftp.first_ack_timeout,
+                cfg.tftp.request_rate,
+            ),
+            (1000, 32, 5, 6, 200),
+        )
 
     def test_limit_keys(self) -> None:
         """MAX_TRANSFERS, MAX_PER_CLIENT, MAX_TIMEOUT, FIRST_ACK_TIMEOUT and
         REQUEST_RATE are read at their bounds; a table smaller than the
         default share brings the default share down to its size."""
-        cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 65535\nMAX_PER_CLIENT = 65535\n"
-                        "MAX_TIMEOUT = 255\nFIRST_ACK_TIMEOUT = 60\nREQUEST_RATE = 100000\n")
-        self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
-                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate),
-                         (65535, 65535, 255, 60, 100000))
-        cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 1\nMAX_PER_CLIENT = 1\n"
-                        "MAX_TIMEOUT = 1\nFIRST_ACK_TIMEOUT = 1\nREQUEST_RATE = 1\n")
-        self.assertEqual((cfg.tftp.max_transfers, cfg.tftp.max_per_client, cfg.tftp.max_timeout,
-                          cfg.tftp.first_ack_timeout, cfg.tftp.request_rate), (1, 1, 1, 1, 1))
+        cfg = self.load(
+            "[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 65535\nMAX_PER_CLIENT = 65535\n"
+            "MAX_TIMEOUT = 255\nFIRST_ACK_TIMEOUT = 60\nREQUEST_RATE = 100000\n"
+        )
+        self.assertEqual(
+            (
+                cfg.tftp.max_transfers,
+                cfg.tftp.max_per_client,
+                cfg.tftp.max_timeout,
+                cfg.tftp.first_ack_timeout,
+                cfg.tftp.request_rate,
+            ),
+            (65535, 65535, 255, 60, 100000),
+        )
+        cfg = self.load(
+            "[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 1\nMAX_PER_CLIENT = 1\n"
+            "MAX_TIMEOUT = 1\nFIRST_ACK_TIMEOUT = 1\nREQUEST_RATE = 1\n"
+        )
+        self.assertEqual(
+            (
+                cfg.tftp.max_transfers,
+                cfg.tftp.max_per_client,
+                cfg.tftp.max_timeout,
+                cfg.tftp.first_ack_timeout,
+                cfg.tftp.request_rate,
+            ),
+            (1, 1, 1, 1, 1),
+        )
         cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 10\n")
         self.assertEqual(cfg.tftp.max_per_client, 10)
 
@@ -88,15 +115,21 @@ class ConfigTests(unittest.TestCase):
         cfg = self.load("[TFTP]\nENABLED = no\nPORT = 6969\nROOT = boot/tftp\nIPXE = /opt/ipxe\n")
         assert isinstance(cfg.tftp, config.TFTPConfig)
         self.assertFalse(cfg.tftp.enabled)
-        self.assertEqual((cfg.tftp.port, cfg.tftp.root, cfg.tftp.ipxe),
-                         (6969, cfg.path.parent / "boot" / "tftp", Path("/opt/ipxe")))
+        self.assertEqual(
+            (cfg.tftp.port, cfg.tftp.root, cfg.tftp.ipxe),
+            (6969, cfg.path.parent / "boot" / "tftp", Path("/opt/ipxe")),
+        )
 
     def test_bad_values_name_the_key(self) -> None:
         """A port that is not 1-65535, an empty ROOT and an unknown key are
         ConfigErrors naming [TFTP] and the key."""
-        for section, key in [("PORT = 0\n", "[TFTP] PORT"), ("PORT = 70000\n", "[TFTP] PORT"),
-                             ("PORT = sixty\n", "[TFTP] PORT"), ("ROOT =\n", "[TFTP] ROOT"),
-                             ("BLKSIZE = 1468\n", "[TFTP] BLKSIZE")]:
+        for section, key in [
+            ("PORT = 0\n", "[TFTP] PORT"),
+            ("PORT = 70000\n", "[TFTP] PORT"),
+            ("PORT = sixty\n", "[TFTP] PORT"),
+            ("ROOT =\n", "[TFTP] ROOT"),
+            ("BLKSIZE = 1468\n", "[TFTP] BLKSIZE"),
+        ]:
             error = self.assertRaises(ConfigError, self.load, "[TFTP]\nENABLED = yes\n" + section)
             self.assertIn(key, str(error), section)
 
@@ -104,33 +137,47 @@ class ConfigTests(unittest.TestCase):
         """Each limit out of its range, or not a whole number, is a
         ConfigError naming [TFTP], the key and the range; a share larger
         than the table names both keys."""
-        cases = [("MAX_TRANSFERS = 0",
-                  "[TFTP] MAX_TRANSFERS: '0' is not a whole number from 1 to 65535"),
-                 ("MAX_TRANSFERS = 65536", "[TFTP] MAX_TRANSFERS"),
-                 ("MAX_TRANSFERS = many", "[TFTP] MAX_TRANSFERS"),
-                 ("MAX_PER_CLIENT = 0", "[TFTP] MAX_PER_CLIENT: '0' is not a whole number from 1"),
-                 ("MAX_PER_CLIENT = -1", "[TFTP] MAX_PER_CLIENT"),
-                 ("MAX_TIMEOUT = 0", "[TFTP] MAX_TIMEOUT: '0' is not a whole number from 1 to 255"),
-                 ("MAX_TIMEOUT = 256", "[TFTP] MAX_TIMEOUT"),
-                 ("MAX_TIMEOUT = 2.5", "[TFTP] MAX_TIMEOUT"),
-                 ("FIRST_ACK_TIMEOUT = 0",
-                  "[TFTP] FIRST_ACK_TIMEOUT: '0' is not a whole number from 1 to 60"),
-                 ("FIRST_ACK_TIMEOUT = 61", "[TFTP] FIRST_ACK_TIMEOUT"),
-                 ("REQUEST_RATE = 0",
-                  "[TFTP] REQUEST_RATE: '0' is not a whole number from 1 to 100000"),
-                 ("REQUEST_RATE = 100001", "[TFTP] REQUEST_RATE"),
-                 ("MAX_TRANSFERS = 10\nMAX_PER_CLIENT = 11",
-                  "[TFTP] MAX_PER_CLIENT: 11 is more than MAX_TRANSFERS (10)")]
+        cases = [
+            (
+                "MAX_TRANSFERS = 0",
+                "[TFTP] MAX_TRANSFERS: '0' is not a whole number from 1 to 65535",
+            ),
+            ("MAX_TRANSFERS = 65536", "[TFTP] MAX_TRANSFERS"),
+            ("MAX_TRANSFERS = many", "[TFTP] MAX_TRANSFERS"),
+            ("MAX_PER_CLIENT = 0", "[TFTP] MAX_PER_CLIENT: '0' is not a whole number from 1"),
+            ("MAX_PER_CLIENT = -1", "[TFTP] MAX_PER_CLIENT"),
+            ("MAX_TIMEOUT = 0", "[TFTP] MAX_TIMEOUT: '0' is not a whole number from 1 to 255"),
+            ("MAX_TIMEOUT = 256", "[TFTP] MAX_TIMEOUT"),
+            ("MAX_TIMEOUT = 2.5", "[TFTP] MAX_TIMEOUT"),
+            (
+                "FIRST_ACK_TIMEOUT = 0",
+                "[TFTP] FIRST_ACK_TIMEOUT: '0' is not a whole number from 1 to 60",
+            ),
+            ("FIRST_ACK_TIMEOUT = 61", "[TFTP] FIRST_ACK_TIMEOUT"),
+            ("REQUEST_RATE = 0", "[TFTP] REQUEST_RATE: '0' is not a whole number from 1 to 100000"),
+            ("REQUEST_RATE = 100001", "[TFTP] REQUEST_RATE"),
+            (
+                "MAX_TRANSFERS = 10\nMAX_PER_CLIENT = 11",
+                "[TFTP] MAX_PER_CLIENT: 11 is more than MAX_TRANSFERS (10)",
+            ),
+        ]
         for line, message in cases:
             error = self.assertRaises(ConfigError, self.load, f"[TFTP]\nENABLED = yes\n{line}\n")
             self.assertIn(message, str(error), line)
 
 
-LIMIT_KEYS = {"MAX_TRANSFERS": (1, 65535), "MAX_PER_CLIENT": (1, 65535), "MAX_TIMEOUT": (1, 255),
-              "FIRST_ACK_TIMEOUT": (1, 60), "REQUEST_RATE": (1, 100000)}
-limit_value = st.one_of(st.integers(-5, 200_000).map(str),
-                        st.sampled_from(["", " 7", "7 ", "1e3", "0x10", "\u0663", "\u00b2", "2.5"]),
-                        st.text(max_size=6).filter(lambda text: not {"\n", "\r"} & set(text)))
+LIMIT_KEYS = {
+    "MAX_TRANSFERS": (1, 65535),
+    "MAX_PER_CLIENT": (1, 65535),
+    "MAX_TIMEOUT": (1, 255),
+    "FIRST_ACK_TIMEOUT": (1, 60),
+    "REQUEST_RATE": (1, 100000),
+}
+limit_value = st.one_of(
+    st.integers(-5, 200_000).map(str),
+    st.sampled_from(["", " 7", "7 ", "1e3", "0x10", "\u0663", "\u00b2", "2.5"]),
+    st.text(max_size=6).filter(lambda text: not {"\n", "\r"} & set(text)),
+)
 
 
 class ConfigFuzzTests(unittest.TestCase):
@@ -172,16 +219,20 @@ class DaemonTests(DaemonCase):
         daemon's log; SIGTERM stops it cleanly."""
         udp = free_udp_port()
         daemon = Daemon(self)
-        daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
-                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\n"
-                                        "ROOT = var/tftpboot\n"))
+        daemon.ini.write_text(
+            with_tftp(
+                daemon.ini.read_text(),
+                f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = var/tftpboot\n",
+            )
+        )
         await daemon.start()
         root = daemon.folder / "var" / "tftpboot"
         self.assertTrue(root.is_dir())
         out = daemon.folder / "got"
         expected = (IPXE_PACKAGE / "undionly.kpxe").read_bytes()
-        text, code = await self.curl("--tftp-blksize", "1432", "-o", str(out),
-                                     f"tftp://127.0.0.1:{udp}/undionly.kpxe")
+        text, code = await self.curl(
+            "--tftp-blksize", "1432", "-o", str(out), f"tftp://127.0.0.1:{udp}/undionly.kpxe"
+        )
         self.assertEqual(code, 0, text)
         self.assertEqual(out.read_bytes(), expected)
         (root / "pxelinux.cfg").mkdir()
@@ -200,8 +251,9 @@ class DaemonTests(DaemonCase):
         assert_clean_exit(self, reason, output)
         # luna2d's request log: one line per transfer, and per refusal.
         size = len(expected)
-        self.assertIn(f"'undionly.kpxe' complete: {size} of {size} bytes, blksize 1432, "
-                      "windowsize 1", output)
+        self.assertIn(
+            f"'undionly.kpxe' complete: {size} of {size} bytes, blksize 1432, windowsize 1", output
+        )
         self.assertIn("'pxelinux.cfg/default' complete: 13 of 13 bytes", output)
 
     async def test_limits_from_the_ini_reach_the_server(self) -> None:
@@ -214,10 +266,14 @@ class DaemonTests(DaemonCase):
         after it, not 3 s or later."""
         udp = free_udp_port()
         daemon = Daemon(self)
-        daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
-                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\n"
-                                        "MAX_TRANSFERS = 4\nMAX_PER_CLIENT = 2\nMAX_TIMEOUT = 3\n"
-                                        "FIRST_ACK_TIMEOUT = 2\n"))
+        daemon.ini.write_text(
+            with_tftp(
+                daemon.ini.read_text(),
+                f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\n"
+                "MAX_TRANSFERS = 4\nMAX_PER_CLIENT = 2\nMAX_TIMEOUT = 3\n"
+                "FIRST_ACK_TIMEOUT = 2\n",
+            )
+        )
         await daemon.start()
         (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
         reactor = the_reactor()
@@ -266,9 +322,12 @@ class DaemonTests(DaemonCase):
         /monitor/service/tftp say one request was rate-limited."""
         udp = free_udp_port()
         daemon = Daemon(self)
-        daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
-                                        f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\n"
-                                        "REQUEST_RATE = 1\n"))
+        daemon.ini.write_text(
+            with_tftp(
+                daemon.ini.read_text(),
+                f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\nREQUEST_RATE = 1\n",
+            )
+        )
         await daemon.start()
         (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
         reactor = the_reactor()
@@ -303,12 +362,16 @@ class DaemonTests(DaemonCase):
             taken.bind(("0.0.0.0", 0))
             udp = taken.getsockname()[1]
             daemon = Daemon(self)
-            daemon.ini.write_text(with_tftp(daemon.ini.read_text(),
-                                            f"[TFTP]\nENABLED = yes\nPORT = {udp}\n"))
+            daemon.ini.write_text(
+                with_tftp(daemon.ini.read_text(), f"[TFTP]\nENABLED = yes\nPORT = {udp}\n")
+            )
             out, err, code = await getProcessOutputAndValue(
                 TWISTD,
                 ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(daemon.ini)],
-                env=dict(os.environ), path=str(daemon.cwd), reactor=daemon.reactor)
+                env=dict(os.environ),
+                path=str(daemon.cwd),
+                reactor=daemon.reactor,
+            )
         text = (out + err).decode("utf-8", "replace")
         self.assertNotEqual(code, 0, text)
         self.assertIn("[TFTP] PORT", text)
@@ -316,6 +379,7 @@ class DaemonTests(DaemonCase):
         self.assertNotIn("Traceback", text)
 
     async def curl(self, *args: str) -> tuple[str, int]:
-        out, err, code = await getProcessOutputAndValue(CURL, ["-sS", *args], env=dict(os.environ),
-                                                        reactor=the_reactor())
+        out, err, code = await getProcessOutputAndValue(
+            CURL, ["-sS", *args], env=dict(os.environ), reactor=the_reactor()
+        )
         return (out + err).decode("utf-8", "replace"), code

@@ -188,8 +188,9 @@ class Message:
         overload = 0
         fields: list[list[bytes]] = [instances, [], []]
         if max_size is not None and OPTIONS_OFFSET + total + 1 > max_size:
-            fields, overload = _overload(instances, max_size - OPTIONS_OFFSET - 3 - 1,
-                                         not self.file, not self.sname)
+            fields, overload = _overload(
+                instances, max_size - OPTIONS_OFFSET - 3 - 1, not self.file, not self.sname
+            )
         body = bytearray(MAGIC_COOKIE)
         if overload:
             body += bytes((OVERLOAD, 1, overload))
@@ -199,9 +200,20 @@ class Message:
         file = self.file if not overload & 1 else _field(fields[1], FILE_SIZE)
         sname = self.sname if not overload & 2 else _field(fields[2], SNAME_SIZE)
         header = HEADER.pack(
-            self.op, self.htype, self.hlen, self.hops, self.xid & 0xFFFFFFFF, self.secs, self.flags,
-            _aton(self.ciaddr), _aton(self.yiaddr), _aton(self.siaddr), _aton(self.giaddr),
-            self.chaddr, sname, file,
+            self.op,
+            self.htype,
+            self.hlen,
+            self.hops,
+            self.xid & 0xFFFFFFFF,
+            self.secs,
+            self.flags,
+            _aton(self.ciaddr),
+            _aton(self.yiaddr),
+            _aton(self.siaddr),
+            _aton(self.giaddr),
+            self.chaddr,
+            sname,
+            file,
         )
         out = header + bytes(body)
         if len(out) < min_size:
@@ -229,8 +241,9 @@ def _instances(options: Options) -> list[bytes]:
     return out
 
 
-def _overload(instances: list[bytes], options_room: int, file_free: bool,
-              sname_free: bool) -> tuple[list[list[bytes]], int]:
+def _overload(
+    instances: list[bytes], options_room: int, file_free: bool, sname_free: bool
+) -> tuple[list[list[bytes]], int]:
     """Spread instances over options, file, sname in that order, never going back."""
     rooms = [options_room, FILE_SIZE - 1 if file_free else -1, SNAME_SIZE - 1 if sname_free else -1]
     fields: list[list[bytes]] = [[], [], []]
@@ -251,8 +264,9 @@ def _field(instances: list[bytes], size: int) -> bytes:
     return data + bytes(size - len(data))
 
 
-def _parse(data: bytes, start: int, end: int, values: dict[int, list[bytes]], order: list[int],
-           where: str) -> None:
+def _parse(
+    data: bytes, start: int, end: int, values: dict[int, list[bytes]], order: list[int], where: str
+) -> None:
     """Collect the option instances in ``data[start:end]``."""
     i = start
     while i < end:
@@ -284,8 +298,22 @@ def decode(data: bytes) -> Message:
     data = bytes(data)
     if len(data) < OPTIONS_OFFSET:
         raise DecodeError(f"{len(data)} octets is shorter than a DHCP message ({OPTIONS_OFFSET})")
-    (op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr, sname,
-     file) = HEADER.unpack_from(data)
+    (
+        op,
+        htype,
+        hlen,
+        hops,
+        xid,
+        secs,
+        flags,
+        ciaddr,
+        yiaddr,
+        siaddr,
+        giaddr,
+        chaddr,
+        sname,
+        file,
+    ) = HEADER.unpack_from(data)
     if op not in (BOOTREQUEST, BOOTREPLY):
         raise DecodeError(f"op {op} is neither BOOTREQUEST nor BOOTREPLY")
     if hlen > 16:
@@ -310,8 +338,10 @@ def decode(data: bytes) -> Message:
         # An overload option inside an overloaded field has no meaning.
         if values.pop(OVERLOAD, None) is not None:
             order.remove(OVERLOAD)
-    options = tuple((code, values[code][0] if len(values[code]) == 1 else b"".join(values[code]))
-                    for code in order)
+    options = tuple(
+        (code, values[code][0] if len(values[code]) == 1 else b"".join(values[code]))
+        for code in order
+    )
     return Message(
         op=op,
         xid=xid,

@@ -117,8 +117,17 @@ class LeaseChange:
 
 
 # Every ``Outcome.event`` the policy answers with; each is a counter of the server.
-EVENTS = ("offer", "ack", "nak", "inform", "release", "decline", "exhausted", "throttled",
-          "unoffered")
+EVENTS = (
+    "offer",
+    "ack",
+    "nak",
+    "inform",
+    "release",
+    "decline",
+    "exhausted",
+    "throttled",
+    "unoffered",
+)
 
 
 @dataclass(frozen=True)
@@ -196,8 +205,9 @@ def architectures(message: Message) -> tuple[int, ...]:
     return ()
 
 
-def boot_file(message: Message, node: BootNode | None, server: str,
-              settings: Settings) -> tuple[str | None, bytes | None]:
+def boot_file(
+    message: Message, node: BootNode | None, server: str, settings: Settings
+) -> tuple[str | None, bytes | None]:
     """The boot file name (a TFTP path or an HTTP URL) and the vendor class
     to answer with, for the firmware that sent ``message``."""
     vendor = message.option(codec.VENDOR_CLASS) or b""
@@ -256,8 +266,12 @@ class Policy:
     """The DHCP server's decisions, over an index, an in-memory lease table,
     the offers held and one ``Pool`` per network with a dynamic range."""
 
-    def __init__(self, index: Callable[[], BootIndex], settings: Settings | None = None,
-                 leases: Iterable[Any] = ()) -> None:
+    def __init__(
+        self,
+        index: Callable[[], BootIndex],
+        settings: Settings | None = None,
+        leases: Iterable[Any] = (),
+    ) -> None:
         self.index = index
         self.settings = settings or Settings()
         self.leases: dict[str, Lease] = {}
@@ -355,8 +369,11 @@ class Policy:
             if span is None:
                 self.pools.pop(network.name, None)
                 return None
-            bucket = pool.bucket if pool is not None else TokenBucket(self.settings.offer_rate,
-                                                                     self.settings.offer_burst)
+            bucket = (
+                pool.bucket
+                if pool is not None
+                else TokenBucket(self.settings.offer_rate, self.settings.offer_burst)
+            )
             pool = Pool(network, span, bucket)
             self.pools[network.name] = pool
             for address in self.leases:
@@ -431,8 +448,9 @@ class Policy:
             self._drop_offer(next(iter(self.offers)), now)
 
     # -- the dynamic range -------------------------------------------------------
-    def _usable(self, address: str, mac: str, network: BootNetwork, index: BootIndex,
-                now: float) -> bool:
+    def _usable(
+        self, address: str, mac: str, network: BootNetwork, index: BootIndex, now: float
+    ) -> bool:
         """Whether ``address`` may be given to ``mac`` now."""
         try:
             value = ip_int(address)
@@ -444,8 +462,11 @@ class Policy:
         if not in_network(value, network) or value in network.reserved or index.taken(value):
             return False
         lease = self.leases.get(address)
-        if (lease is not None and lease.expires > now
-                and (lease.mac != mac or lease.state != "bound")):
+        if (
+            lease is not None
+            and lease.expires > now
+            and (lease.mac != mac or lease.state != "bound")
+        ):
             return False
         holder = self.held.get(value)
         return holder is None or holder == mac
@@ -457,16 +478,26 @@ class Policy:
                 return lease
         return None
 
-    def _pick(self, mac: str, network: BootNetwork, pool: Pool, requested: str | None,
-              index: BootIndex, now: float) -> int | str | None:
+    def _pick(
+        self,
+        mac: str,
+        network: BootNetwork,
+        pool: Pool,
+        requested: str | None,
+        index: BootIndex,
+        now: float,
+    ) -> int | str | None:
         """The address to offer ``mac``; "throttled" when it would be a new
         offer and the network's bucket is empty; None when nothing is free."""
         own = self._own_lease(mac, network)
         if own is not None and self._usable(own.address, mac, network, index, now):
             return ip_int(own.address)
         offer = self.offers.get(mac)
-        if offer is not None and offer.network == network.name and self._usable(
-                ip_str(offer.address), mac, network, index, now):
+        if (
+            offer is not None
+            and offer.network == network.name
+            and self._usable(ip_str(offer.address), mac, network, index, now)
+        ):
             return offer.address
         if not pool.bucket.take(now):
             return "throttled"
@@ -513,8 +544,15 @@ class Policy:
             return self._inform(message, network, node, server)
         return None
 
-    def _discover(self, message: Message, network: BootNetwork, node: BootNode | None,
-                  server: str, index: BootIndex, now: float) -> Outcome | None:
+    def _discover(
+        self,
+        message: Message,
+        network: BootNetwork,
+        node: BootNode | None,
+        server: str,
+        index: BootIndex,
+        now: float,
+    ) -> Outcome | None:
         if node is not None:
             return self._answer(message, codec.OFFER, node.address, network, node, server)
         if not network.dhcp:
@@ -527,13 +565,21 @@ class Policy:
         if value == "throttled":
             return Outcome("throttled")
         if not isinstance(value, int):
-            return Outcome("exhausted",
-                           detail=f"network {network.name}: no free address in the range")
+            return Outcome(
+                "exhausted", detail=f"network {network.name}: no free address in the range"
+            )
         self._hold(pool, value, message.mac, now)
         return self._answer(message, codec.OFFER, ip_str(value), network, None, server)
 
-    def _request(self, message: Message, network: BootNetwork, node: BootNode | None,
-                 server: str, index: BootIndex, now: float) -> Outcome | None:
+    def _request(
+        self,
+        message: Message,
+        network: BootNetwork,
+        node: BootNode | None,
+        server: str,
+        index: BootIndex,
+        now: float,
+    ) -> Outcome | None:
         mac = message.mac
         server_id = codec.read_address(message.option(codec.SERVER_ID))
         selecting = message.option(codec.SERVER_ID) is not None
@@ -555,8 +601,9 @@ class Policy:
             return None
         self._pool(network, index, now)
         offer = self.offers.get(mac)
-        offered = (offer is not None and offer.network == network.name
-                   and ip_str(offer.address) == wanted)
+        offered = (
+            offer is not None and offer.network == network.name and ip_str(offer.address) == wanted
+        )
         lease = self.leases.get(wanted)
         holds = lease is not None and lease.mac == mac and lease.state == "bound"
         if (offered or holds) and self._usable(wanted, mac, network, index, now):
@@ -566,22 +613,39 @@ class Policy:
             return Outcome("unoffered")  # no record of this client: stay silent
         return self._nak(message, server, why)
 
-    def _bind(self, message: Message, wanted: str, network: BootNetwork, server: str,
-              now: float) -> Outcome:
+    def _bind(
+        self, message: Message, wanted: str, network: BootNetwork, server: str, now: float
+    ) -> Outcome:
         mac = message.mac
-        changes = [self._set(Lease(wanted, mac, now + self.settings.lease_time, "bound",
-                                   _text(message.option(codec.HOSTNAME))), now)]
+        changes = [
+            self._set(
+                Lease(
+                    wanted,
+                    mac,
+                    now + self.settings.lease_time,
+                    "bound",
+                    _text(message.option(codec.HOSTNAME)),
+                ),
+                now,
+            )
+        ]
         for address in list(self.by_mac.get(mac, ())):
             old = self.leases[address]
-            if (address != wanted and old.state == "bound"
-                    and in_network(ip_int(address), network)):
+            if address != wanted and old.state == "bound" and in_network(ip_int(address), network):
                 changes.append(self._remove(address, now))
         self._drop_offer(mac, now)
         outcome = self._answer(message, codec.ACK, wanted, network, None, server)
         return replace(outcome, changes=tuple(changes))
 
-    def _refusal(self, wanted: str, mac: str, network: BootNetwork, index: BootIndex,
-                 now: float, selecting: bool) -> str | None:
+    def _refusal(
+        self,
+        wanted: str,
+        mac: str,
+        network: BootNetwork,
+        index: BootIndex,
+        now: float,
+        selecting: bool,
+    ) -> str | None:
         """Why a REQUEST for ``wanted`` that was neither offered to ``mac``
         nor leased by it is refused (a NAK), or None when luna2d has no
         record that makes it wrong (silence, RFC 2131 4.3.2)."""
@@ -602,8 +666,9 @@ class Policy:
                 return f"{mac} holds {address}, not {wanted}"
         return None
 
-    def _decline(self, message: Message, network: BootNetwork, node: BootNode | None,
-                 server: str, now: float) -> Outcome | None:
+    def _decline(
+        self, message: Message, network: BootNetwork, node: BootNode | None, server: str, now: float
+    ) -> Outcome | None:
         server_id = message.option(codec.SERVER_ID)
         if server_id is not None and codec.read_address(server_id) != server:
             return None
@@ -613,23 +678,32 @@ class Policy:
         if address is None:
             return None
         if node is not None:
-            return Outcome("decline", detail=f"node {node.name} ({message.mac}) found its address "
-                                             f"{address} in use by another machine")
+            return Outcome(
+                "decline",
+                detail=f"node {node.name} ({message.mac}) found its address "
+                f"{address} in use by another machine",
+            )
         lease = self.leases.get(address)
         offer = self.offers.get(message.mac)
-        mine = ((lease is not None and lease.mac == message.mac)
-                or (offer is not None and ip_str(offer.address) == address))
+        mine = (lease is not None and lease.mac == message.mac) or (
+            offer is not None and ip_str(offer.address) == address
+        )
         if not mine:
             return None
         self._drop_offer(message.mac, now)
-        change = self._set(Lease(address, message.mac, now + self.settings.decline_hold,
-                                 "declined"), now)
-        return Outcome("decline", changes=(change,),
-                       detail=f"{message.mac} found {address} in use; held back for "
-                              f"{int(self.settings.decline_hold)} s")
+        change = self._set(
+            Lease(address, message.mac, now + self.settings.decline_hold, "declined"), now
+        )
+        return Outcome(
+            "decline",
+            changes=(change,),
+            detail=f"{message.mac} found {address} in use; held back for "
+            f"{int(self.settings.decline_hold)} s",
+        )
 
-    def _release(self, message: Message, node: BootNode | None, server: str,
-                 now: float) -> Outcome | None:
+    def _release(
+        self, message: Message, node: BootNode | None, server: str, now: float
+    ) -> Outcome | None:
         server_id = message.option(codec.SERVER_ID)
         if server_id is not None and codec.read_address(server_id) != server:
             return None
@@ -640,8 +714,9 @@ class Policy:
         change = self._set(replace(lease, expires=min(lease.expires, now)), now)
         return Outcome("release", changes=(change,))
 
-    def _inform(self, message: Message, network: BootNetwork, node: BootNode | None,
-                server: str) -> Outcome | None:
+    def _inform(
+        self, message: Message, network: BootNetwork, node: BootNode | None, server: str
+    ) -> Outcome | None:
         if message.ciaddr == codec.ZERO:
             return None
         return self._answer(message, codec.ACK, codec.ZERO, network, node, server, inform=True)
@@ -660,8 +735,16 @@ class Policy:
             **fields,
         )
 
-    def _answer(self, message: Message, reply_type: int, address: str, network: BootNetwork,
-                node: BootNode | None, server: str, inform: bool = False) -> Outcome:
+    def _answer(
+        self,
+        message: Message,
+        reply_type: int,
+        address: str,
+        network: BootNetwork,
+        node: BootNode | None,
+        server: str,
+        inform: bool = False,
+    ) -> Outcome:
         settings = self.settings
         options: list[tuple[int, bytes]] = [
             (codec.MESSAGE_TYPE, bytes((reply_type,))),
@@ -717,8 +800,9 @@ class Policy:
             options=tuple(options),
         )
         event = "inform" if inform else ("offer" if reply_type == codec.OFFER else "ack")
-        return Outcome(event, reply, destination(message, reply_type, settings),
-                       max_reply_size(message))
+        return Outcome(
+            event, reply, destination(message, reply_type, settings), max_reply_size(message)
+        )
 
     def _nak(self, message: Message, server: str, why: str) -> Outcome:
         options: list[tuple[int, bytes]] = [
@@ -735,7 +819,10 @@ class Policy:
         relayed = message.giaddr != codec.ZERO
         flags = (message.flags | codec.BROADCAST_FLAG) if relayed else message.flags
         reply = self._base(message, flags=flags, options=tuple(options))
-        return Outcome("nak", reply, destination(message, codec.NAK, self.settings),
-                       max_reply_size(message), detail=why)
-
-
+        return Outcome(
+            "nak",
+            reply,
+            destination(message, codec.NAK, self.settings),
+            max_reply_size(message),
+            detail=why,
+        )

@@ -47,8 +47,13 @@ def span_of(network: BootNetwork) -> tuple[int, int] | None:
 
 def key_of(network: BootNetwork) -> tuple[object, ...]:
     """What a pool is built from: when it changes, the pool is built again."""
-    return (network.range_begin, network.range_end, network.network_address, network.mask,
-            network.reserved)
+    return (
+        network.range_begin,
+        network.range_end,
+        network.network_address,
+        network.mask,
+        network.reserved,
+    )
 
 
 class Pool:

@@ -44,8 +44,19 @@ class InterfaceError(Exception):
 
 # What one DHCP server counts: datagrams and their fate, then one counter per
 # policy outcome (``policy.EVENTS``), then the lease store's writes.
-COUNTERS = ("received", "malformed", "ignored", "not_ready", "errors", "oversized", "sent",
-            "send_errors", *EVENTS, "lease_writes", "lease_write_errors")
+COUNTERS = (
+    "received",
+    "malformed",
+    "ignored",
+    "not_ready",
+    "errors",
+    "oversized",
+    "sent",
+    "send_errors",
+    *EVENTS,
+    "lease_writes",
+    "lease_write_errors",
+)
 
 
 def interface_address(name: str) -> str:
@@ -86,9 +97,15 @@ class DHCPProtocol(DatagramProtocol):
 
     ``clock`` is an IReactorTime (the reactor, or a Clock in tests)."""
 
-    def __init__(self, link: Link, policy: Policy, clock: Any, stats: Counters,
-                 changed: Callable[[Sequence[LeaseChange]], None],
-                 ready: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        link: Link,
+        policy: Policy,
+        clock: Any,
+        stats: Counters,
+        changed: Callable[[Sequence[LeaseChange]], None],
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.link = link
         self.policy = policy
         self.clock = clock
@@ -129,43 +146,69 @@ class DHCPProtocol(DatagramProtocol):
                 # The client's own options (a long client identifier or relay
                 # agent information echoed back) leave no room: bad input, not a fault.
                 stats.incr("oversized")
-                log.warn("DHCP: the {event} for {mac} on {interface} does not fit "  # noqa: G010
-                         "in {size} octets; not sent", event=outcome.event, mac=message.mac,
-                         interface=self.link.interface, size=outcome.max_size)
+                log.warning(
+                    "DHCP: the {event} for {mac} on {interface} does not fit "
+                    "in {size} octets; not sent",
+                    event=outcome.event,
+                    mac=message.mac,
+                    interface=self.link.interface,
+                    size=outcome.max_size,
+                )
                 return
             except Exception:  # noqa: BLE001 (a datagram must never stop the server)
                 self._failed(message)
                 return
         stats.incr(outcome.event)
         if outcome.detail:
-            log.info("DHCP {event} on {interface}: {detail}", event=outcome.event,
-                     interface=self.link.interface, detail=outcome.detail)
-        if (wire is not None and reply is not None and outcome.destination is not None
-                and self.transport is not None):
+            log.info(
+                "DHCP {event} on {interface}: {detail}",
+                event=outcome.event,
+                interface=self.link.interface,
+                detail=outcome.detail,
+            )
+        if (
+            wire is not None
+            and reply is not None
+            and outcome.destination is not None
+            and self.transport is not None
+        ):
             transport: Any = self.transport
             try:
                 transport.write(wire, outcome.destination)
                 stats.incr("sent")
-                log.info("DHCP {event} {mac} on {interface}: {address} file {file!r}",
-                         event=outcome.event, mac=message.mac, interface=self.link.interface,
-                         address=reply.yiaddr, file=reply.file.rstrip(b"\x00").decode("latin-1"))
+                log.info(
+                    "DHCP {event} {mac} on {interface}: {address} file {file!r}",
+                    event=outcome.event,
+                    mac=message.mac,
+                    interface=self.link.interface,
+                    address=reply.yiaddr,
+                    file=reply.file.rstrip(b"\x00").decode("latin-1"),
+                )
             except OSError as exc:
                 stats.incr("send_errors")
-                log.warn("DHCP: cannot send to {dest} on {interface}: {error}",  # noqa: G010
-                         dest=outcome.destination, interface=self.link.interface, error=exc)
+                log.warning(
+                    "DHCP: cannot send to {dest} on {interface}: {error}",
+                    dest=outcome.destination,
+                    interface=self.link.interface,
+                    error=exc,
+                )
 
     def _failed(self, message: codec.Message) -> None:
         self.stats.incr("errors")
-        log.failure("DHCP: cannot answer a request from {mac} on {interface}",
-                    mac=message.mac, interface=self.link.interface)
+        log.failure(
+            "DHCP: cannot answer a request from {mac} on {interface}",
+            mac=message.mac,
+            interface=self.link.interface,
+        )
 
 
 class LeaseWriter:
     """Persists lease changes in order, one batch at a time: changes that
     arrive while a write runs go together into the next one."""
 
-    def __init__(self, save: Callable[[Sequence[LeaseChange]], defer.Deferred[Any]],
-                 stats: Counters) -> None:
+    def __init__(
+        self, save: Callable[[Sequence[LeaseChange]], defer.Deferred[Any]], stats: Counters
+    ) -> None:
         self.save = save
         self.stats = stats
         self.pending: list[LeaseChange] = []
@@ -218,10 +261,16 @@ class DHCPServer(service.Service):
     (port 67 needs privileges), loads the leases in startService and answers
     once they are loaded."""
 
-    def __init__(self, reactor: Any, interfaces: Sequence[str], policy: Policy,
-                 load: Callable[[], defer.Deferred[Any]],
-                 save: Callable[[Sequence[LeaseChange]], defer.Deferred[Any]],
-                 port: int = 67, address_of: Callable[[str], str] = interface_address) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        interfaces: Sequence[str],
+        policy: Policy,
+        load: Callable[[], defer.Deferred[Any]],
+        save: Callable[[Sequence[LeaseChange]], defer.Deferred[Any]],
+        port: int = 67,
+        address_of: Callable[[str], str] = interface_address,
+    ) -> None:
         self.setName("dhcp")  # type: ignore[no-untyped-call]
         self.reactor = reactor
         self.interfaces = list(interfaces)
@@ -250,10 +299,12 @@ class DHCPServer(service.Service):
                 try:
                     sock = bound_socket(name, self.port)
                 except OSError as exc:
-                    raise InterfaceError(f"interface {name}: cannot bind UDP port {self.port}: "
-                                         f"{exc.strerror}") from None
-                protocol = DHCPProtocol(link, self.policy, self.reactor, self.stats, self.writer,
-                                        lambda: self.loaded)
+                    raise InterfaceError(
+                        f"interface {name}: cannot bind UDP port {self.port}: {exc.strerror}"
+                    ) from None
+                protocol = DHCPProtocol(
+                    link, self.policy, self.reactor, self.stats, self.writer, lambda: self.loaded
+                )
                 try:
                     port = self.reactor.adoptDatagramPort(sock.fileno(), socket.AF_INET, protocol)
                 finally:
@@ -261,8 +312,9 @@ class DHCPServer(service.Service):
                 port.maxThroughput = READ_BUDGET
                 self.links.append(link)
                 self.ports.append(port)
-                log.info("DHCP serving {interface} as {address}", interface=name,
-                         address=link.address)
+                log.info(
+                    "DHCP serving {interface} as {address}", interface=name, address=link.address
+                )
         except Exception:
             for port in self.ports:
                 port.stopListening()
@@ -294,11 +346,13 @@ class DHCPServer(service.Service):
             return False, "DHCP is listening but the leases are not loaded; not answering"
         served = ", ".join(f"{link.interface} ({link.address})" for link in self.links)
         stats = self.stats
-        text = (f"DHCP serving {served}: {stats['received']} received, {stats['sent']} answered, "
-                f"{stats['throttled']} new machines over the offer rate, "
-                f"{stats['exhausted']} with no free address, "
-                f"{stats['malformed']} malformed, {stats['oversized']} too large to send, "
-                f"{stats['errors']} errors")
+        text = (
+            f"DHCP serving {served}: {stats['received']} received, {stats['sent']} answered, "
+            f"{stats['throttled']} new machines over the offer rate, "
+            f"{stats['exhausted']} with no free address, "
+            f"{stats['malformed']} malformed, {stats['oversized']} too large to send, "
+            f"{stats['errors']} errors"
+        )
         return self.healthy, text
 
     def reload(self) -> str:

@@ -132,8 +132,9 @@ def _read_all(fd: int, size: int) -> bytes:
         os.close(fd)
 
 
-def _resolve_and_read(bases: Sequence[Base], parts: tuple[str, ...], known: dict[bytes, Identity],
-                      small_limit: int) -> tuple[bytes, Identity, bytes | None, int | None]:
+def _resolve_and_read(
+    bases: Sequence[Base], parts: tuple[str, ...], known: dict[bytes, Identity], small_limit: int
+) -> tuple[bytes, Identity, bytes | None, int | None]:
     """Blocking, in a pool thread: find the file; read it whole when it is
     small and not already cached with the same identity. Returns the real
     path, the identity, the bytes (None when the cache holds them or the file
@@ -185,8 +186,12 @@ class ChunkedFile:
 
     def want(self, index: int) -> None:
         """Start reading chunk ``index`` unless it is there or on its way."""
-        if (self.error or index in self.chunks or index in self.loading
-                or index * self.chunk >= max(self.size, 1)):
+        if (
+            self.error
+            or index in self.chunks
+            or index in self.loading
+            or index * self.chunk >= max(self.size, 1)
+        ):
             return
         self.loading.add(index)
         d = self.owner.run_in_thread(os.pread, self.fd, self.chunk, index * self.chunk)
@@ -207,9 +212,13 @@ class ChunkedFile:
         self._fail(index, failure.getErrorMessage() or "read error")
 
     def _fail(self, index: int, message: str) -> None:
-        log.emit(LogLevel.warn, "TFTP: reading {key} at chunk {index} failed: {message}",
-                 key=self.key[0],
-                 index=index, message=message)
+        log.emit(
+            LogLevel.warn,
+            "TFTP: reading {key} at chunk {index} failed: {message}",
+            key=self.key[0],
+            index=index,
+            message=message,
+        )
         self.error = message
         self._wake()
 
@@ -323,10 +332,18 @@ class MemorySource(BytesSource):
 class TFTPFiles:
     """Finds and reads the files the TFTP server sends (see the module doc)."""
 
-    def __init__(self, root: Path, clock: Any, run_in_thread: RunInThread,
-                 ipxe_dir: Path | None = None, small_limit: int = SMALL_LIMIT,
-                 cache_budget: int = CACHE_BUDGET, revalidate: float = REVALIDATE,
-                 chunk: int = CHUNK, netascii_limit: int = NETASCII_LIMIT) -> None:
+    def __init__(
+        self,
+        root: Path,
+        clock: Any,
+        run_in_thread: RunInThread,
+        ipxe_dir: Path | None = None,
+        small_limit: int = SMALL_LIMIT,
+        cache_budget: int = CACHE_BUDGET,
+        revalidate: float = REVALIDATE,
+        chunk: int = CHUNK,
+        netascii_limit: int = NETASCII_LIMIT,
+    ) -> None:
         """``clock`` is an IReactorTime (the reactor; a Clock in tests);
         ``run_in_thread(f, *args)`` runs ``f`` off the reactor thread and
         returns a Deferred of its result."""
@@ -352,8 +369,11 @@ class TFTPFiles:
         directory part, the iPXE directory, whose links are followed (Debian's
         ``/usr/lib/ipxe/ipxe.efi`` links to ``/boot/ipxe.efi``)."""
         bases = [(os.fsencode(self.root), False)]
-        if (self.ipxe_dir is not None and len(parts) == 1
-                and parts[0].lower().endswith(IPXE_SUFFIXES)):
+        if (
+            self.ipxe_dir is not None
+            and len(parts) == 1
+            and parts[0].lower().endswith(IPXE_SUFFIXES)
+        ):
             bases.append((os.fsencode(self.ipxe_dir), True))
         return bases
 
@@ -375,8 +395,9 @@ class TFTPFiles:
             return d
         self._pending[key] = [d]
         known = {real: entry.identity for real, entry in self.cache.items()}
-        lookup = self.run_in_thread(_resolve_and_read, self.bases(parts), parts, known,
-                                    self.small_limit)
+        lookup = self.run_in_thread(
+            _resolve_and_read, self.bases(parts), parts, known, self.small_limit
+        )
         lookup.addCallback(self._found, parts, netascii)
         lookup.addBoth(self._deliver, key)
         return d
@@ -392,9 +413,12 @@ class TFTPFiles:
         self.cache.move_to_end(real)
         return entry
 
-    def _found(self, found: tuple[bytes, Identity, bytes | None, int | None],
-               parts: tuple[str, ...],
-               netascii: bool) -> Any:
+    def _found(
+        self,
+        found: tuple[bytes, Identity, bytes | None, int | None],
+        parts: tuple[str, ...],
+        netascii: bool,
+    ) -> Any:
         real, ident, data, fd = found
         if fd is not None:
             return self._large(real, ident, fd, netascii)
@@ -405,8 +429,9 @@ class TFTPFiles:
                 # steady file since the cache then holds it).
                 self._names.pop(parts, None)
                 known: dict[bytes, Identity] = {}
-                again = self.run_in_thread(_resolve_and_read, self.bases(parts), parts, known,
-                                           self.small_limit)
+                again = self.run_in_thread(
+                    _resolve_and_read, self.bases(parts), parts, known, self.small_limit
+                )
                 return again.addCallback(self._found, parts, netascii)
             self.stats.incr("cache_hits")
         else:
@@ -440,8 +465,9 @@ class TFTPFiles:
         if netascii:
             if size > self.netascii_limit:
                 os.close(fd)
-                raise TooLarge(f"netascii transfers are limited to {self.netascii_limit} bytes; "
-                               "use octet")
+                raise TooLarge(
+                    f"netascii transfers are limited to {self.netascii_limit} bytes; use octet"
+                )
             self.stats.incr("reads")
             return self.run_in_thread(_read_large_netascii, fd, size).addCallback(MemorySource)
         key = (real, ident)

@@ -148,8 +148,13 @@ def negotiate(options: Options, size: int, limits: Limits) -> tuple[Settings, Op
         windowsize = min(value, limits.max_windowsize)
         accepted["windowsize"] = str(windowsize)
 
-    settings = Settings(blksize=blksize, windowsize=windowsize, timeout=timeout,
-                        retries=limits.retries, first_ack_timeout=limits.first_ack_timeout)
+    settings = Settings(
+        blksize=blksize,
+        windowsize=windowsize,
+        timeout=timeout,
+        retries=limits.retries,
+        first_ack_timeout=limits.first_ack_timeout,
+    )
     if not accepted:
         return settings, None
     # The OACK names options the way the client spelled them, in its order.

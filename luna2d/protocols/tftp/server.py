@@ -91,8 +91,11 @@ class PacketInfoPort(udp.Port):
             except OSError as exc:
                 if exc.errno not in _READ_AGAIN:
                     # Never let an odd socket error close the listening port.
-                    log.emit(LogLevel.warn, "TFTP: receive error on the listening port: {error}",
-                             error=exc)
+                    log.emit(
+                        LogLevel.warn,
+                        "TFTP: receive error on the listening port: {error}",
+                        error=exc,
+                    )
                 return
             local = None
             for level, kind, payload in ancillary:
@@ -107,8 +110,13 @@ class PacketInfoPort(udp.Port):
 def listen(reactor: Any, port: int, protocol: TFTPServer, interface: str = "") -> PacketInfoPort:
     """Bind ``protocol`` to UDP ``port`` on ``interface`` (all by default).
     Raises CannotListenError as ``listenUDP`` does."""
-    listening = PacketInfoPort(port, protocol, interface, 65535,  # type: ignore[no-untyped-call]
-                               reactor)
+    listening = PacketInfoPort(
+        port,
+        protocol,
+        interface,
+        65535,  # type: ignore[no-untyped-call]
+        reactor,
+    )
     listening.startListening()  # type: ignore[no-untyped-call]
     return listening
 
@@ -130,8 +138,12 @@ def _gso_groups(datagrams: list[bytes]) -> list[list[bytes]]:
     size = total = 0
     for datagram in datagrams:
         length = len(datagram)
-        if (group and length <= size and len(group) < GSO_MAX_SEGMENTS
-                and total + length <= GSO_MAX_BYTES):
+        if (
+            group
+            and length <= size
+            and len(group) < GSO_MAX_SEGMENTS
+            and total + length <= GSO_MAX_BYTES
+        ):
             group.append(datagram)
             total += length
             if length < size:  # a shorter one ends its group
@@ -234,8 +246,11 @@ class TransferPort:
                 if exc.errno not in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
                     raise
                 TransferPort.gso = False  # not on this machine: one send per datagram from now on
-                log.info("TFTP: UDP segmentation offload unavailable ({error}); sending "
-                         "datagrams one by one", error=exc)
+                log.info(
+                    "TFTP: UDP segmentation offload unavailable ({error}); sending "
+                    "datagrams one by one",
+                    error=exc,
+                )
                 for datagram in group:
                     sock.send(datagram)
 
@@ -260,8 +275,9 @@ class TransferPort:
         self.stopListening()
 
 
-def open_transfer_port(reactor: Any, protocol: DatagramProtocol, local: str,
-                       peer: Address) -> TransferPort:
+def open_transfer_port(
+    reactor: Any, protocol: DatagramProtocol, local: str, peer: Address
+) -> TransferPort:
     """A started :class:`TransferPort` for ``protocol``. Raises OSError."""
     port = TransferPort(reactor, protocol, local, peer)
     port.start()
@@ -275,8 +291,14 @@ class TransferProtocol(DatagramProtocol):
     noisy = False
     transport: Any
 
-    def __init__(self, server: TFTPServer, machine: ReadTransfer, source: Any, peer: Address,
-                 request: ReadRequest) -> None:
+    def __init__(
+        self,
+        server: TFTPServer,
+        machine: ReadTransfer,
+        source: Any,
+        peer: Address,
+        request: ReadRequest,
+    ) -> None:
         self.server = server
         self.machine = machine
         self.source = source
@@ -418,9 +440,23 @@ class Pending:
 
 
 # What a TFTP server counts (their meaning: TFTPServer's docstring).
-COUNTERS = ("requests", "dropped", "stray", "rate_limited", "duplicates", "superseded", "refused",
-            "started", "negotiated", "completed", "failed", "unanswered", "evicted",
-            "send_errors", "retransmissions")
+COUNTERS = (
+    "requests",
+    "dropped",
+    "stray",
+    "rate_limited",
+    "duplicates",
+    "superseded",
+    "refused",
+    "started",
+    "negotiated",
+    "completed",
+    "failed",
+    "unanswered",
+    "evicted",
+    "send_errors",
+    "retransmissions",
+)
 
 
 class TFTPServer(DatagramProtocol):
@@ -443,9 +479,14 @@ class TFTPServer(DatagramProtocol):
 
     transport: Any
 
-    def __init__(self, files: TFTPFiles, reactor: Any, limits: Limits | None = None,
-                 interface: str = "",
-                 open_port: Callable[..., Any] = open_transfer_port) -> None:
+    def __init__(
+        self,
+        files: TFTPFiles,
+        reactor: Any,
+        limits: Limits | None = None,
+        interface: str = "",
+        open_port: Callable[..., Any] = open_transfer_port,
+    ) -> None:
         self.files = files
         self.open_port = open_port
         self.reactor = reactor
@@ -483,8 +524,9 @@ class TFTPServer(DatagramProtocol):
         if isinstance(packet, ReadRequest):
             self._read_request(packet, addr, local)
         else:
-            self._refuse(addr, local, ErrorCode.ACCESS_VIOLATION, "read-only server",
-                         packet.filename)
+            self._refuse(
+                addr, local, ErrorCode.ACCESS_VIOLATION, "read-only server", packet.filename
+            )
 
     def _read_request(self, request: ReadRequest, peer: Address, local: str | None) -> None:
         current = self.active.get(peer)
@@ -503,13 +545,17 @@ class TFTPServer(DatagramProtocol):
                 current.close()
         mode = request.mode.lower()
         if mode not in MODES:
-            self._refuse(peer, local, ErrorCode.ILLEGAL_OPERATION,
-                         f"unsupported mode {request.mode!r}", request.filename)
+            self._refuse(
+                peer,
+                local,
+                ErrorCode.ILLEGAL_OPERATION,
+                f"unsupported mode {request.mode!r}",
+                request.filename,
+            )
             return
         parts = safe_path(request.filename)
         if parts is None:
-            self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found",
-                         request.filename)
+            self._refuse(peer, local, ErrorCode.FILE_NOT_FOUND, "file not found", request.filename)
             return
         verdict = self.admission.admit(peer)
         if verdict.refuse is not None:
@@ -519,8 +565,9 @@ class TFTPServer(DatagramProtocol):
             self._evict(verdict.evict)
         pending = self.active[peer] = Pending(request, local)
         d = self.files.open(parts, netascii=mode == "netascii")
-        d.addCallbacks(self._start, self._not_opened, callbackArgs=(pending, peer),
-                       errbackArgs=(pending, peer))
+        d.addCallbacks(
+            self._start, self._not_opened, callbackArgs=(pending, peer), errbackArgs=(pending, peer)
+        )
         d.addErrback(self._internal_error, pending, peer)
 
     def _evict(self, peer: Address) -> None:
@@ -534,8 +581,12 @@ class TFTPServer(DatagramProtocol):
         elif current is not None:
             # Its file is still being looked up (_start drops it). Nothing was
             # sent to it yet: it gets no answer, and asks again if it is real.
-            self._note("TFTP {host}:{port} {name!r} evicted before it started", host=peer[0],
-                       port=peer[1], name=current.request.filename)
+            self._note(
+                "TFTP {host}:{port} {name!r} evicted before it started",
+                host=peer[0],
+                port=peer[1],
+                name=current.request.filename,
+            )
 
     def _forget(self, peer: Address) -> None:
         """``peer`` no longer holds a place."""
@@ -560,8 +611,12 @@ class TFTPServer(DatagramProtocol):
         except OSError as exc:
             source.close()
             self._forget(peer)
-            log.emit(LogLevel.warn, "TFTP: no port for a transfer to {peer}: {error}", peer=peer,
-                     error=exc)
+            log.emit(
+                LogLevel.warn,
+                "TFTP: no port for a transfer to {peer}: {error}",
+                peer=peer,
+                error=exc,
+            )
             self._refuse(peer, local, ErrorCode.NOT_DEFINED, BUSY, request.filename)
             return
         self.stats.incr("started")
@@ -586,12 +641,18 @@ class TFTPServer(DatagramProtocol):
         if self.active.get(peer) is pending:
             self._forget(peer)
 
-    def _refuse(self, peer: Address, local: str | None, code: int, message: str,
-                name: str = "") -> None:
+    def _refuse(
+        self, peer: Address, local: str | None, code: int, message: str, name: str = ""
+    ) -> None:
         """An ERROR answer from a fresh port (as a transfer would send it), logged."""
         self.stats.incr("refused")
-        self._note("TFTP {host}:{port} {name!r} refused: {message}", host=peer[0], port=peer[1],
-                   name=name, message=message)
+        self._note(
+            "TFTP {host}:{port} {name!r} refused: {message}",
+            host=peer[0],
+            port=peer[1],
+            name=name,
+            message=message,
+        )
         payload = Error(code, message).encode()
         try:
             self.open_port(self.reactor, _OneShot(payload), local or self.interface, peer)
@@ -624,13 +685,21 @@ class TFTPServer(DatagramProtocol):
         # when the transfer completed.
         sent = min(machine.acked * settings.blksize, size)
         write = log.info if machine.outcome == COMPLETE else self._note
-        write("TFTP {host}:{port} {name!r} {outcome}: {sent} of {size} bytes, "
-                 "blksize {blksize}, windowsize {window}, {seconds:.3f} s, "
-                 "{retransmissions} retransmissions", host=transfer.peer[0],
-                 port=transfer.peer[1], name=transfer.request.filename, outcome=machine.outcome,
-                 sent=sent, size=size, blksize=settings.blksize, window=settings.windowsize,
-                 seconds=self.reactor.seconds() - transfer.started,
-                 retransmissions=machine.retransmissions)
+        write(
+            "TFTP {host}:{port} {name!r} {outcome}: {sent} of {size} bytes, "
+            "blksize {blksize}, windowsize {window}, {seconds:.3f} s, "
+            "{retransmissions} retransmissions",
+            host=transfer.peer[0],
+            port=transfer.peer[1],
+            name=transfer.request.filename,
+            outcome=machine.outcome,
+            sent=sent,
+            size=size,
+            blksize=settings.blksize,
+            window=settings.windowsize,
+            seconds=self.reactor.seconds() - transfer.started,
+            retransmissions=machine.retransmissions,
+        )
 
     def _note(self, format: str, **fields: Any) -> None:
         """One line of the request log for what did not complete (a
@@ -649,10 +718,15 @@ class TFTPServer(DatagramProtocol):
         self._summary = None
         held_back = self.log_budget.drain()
         if held_back:
-            log.emit(LogLevel.warn, "TFTP: {count} more refusals and unfinished transfers were "
-                     "not logged in the last {window:g} s (over {lines} lines); the counters of "
-                     "/monitor/service/tftp have them all", count=held_back,
-                     window=self.log_budget.window, lines=self.log_budget.lines)
+            log.emit(
+                LogLevel.warn,
+                "TFTP: {count} more refusals and unfinished transfers were "
+                "not logged in the last {window:g} s (over {lines} lines); the counters of "
+                "/monitor/service/tftp have them all",
+                count=held_back,
+                window=self.log_budget.window,
+                lines=self.log_budget.lines,
+            )
 
     def stopProtocol(self) -> None:
         """The listening port closed: end every transfer (requests still
@@ -672,15 +746,25 @@ class TFTPService(service.Service):
     listening port in ``privilegedStartService`` (port 69 needs root), warms
     the cache with the iPXE binaries on start, stops transfers on stop."""
 
-    def __init__(self, reactor: Any, port: int, root: Path, ipxe_dir: Path | None,
-                 interface: str = "", limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        port: int,
+        root: Path,
+        ipxe_dir: Path | None,
+        interface: str = "",
+        limits: Limits | None = None,
+    ) -> None:
         self.reactor = reactor
         self.port = port
         self.interface = interface
         pool = reactor.getThreadPool()
-        self.files = TFTPFiles(root, reactor,
-                               lambda f, *a: threads.deferToThreadPool(reactor, pool, f, *a),
-                               ipxe_dir=ipxe_dir)
+        self.files = TFTPFiles(
+            root,
+            reactor,
+            lambda f, *a: threads.deferToThreadPool(reactor, pool, f, *a),
+            ipxe_dir=ipxe_dir,
+        )
         self.server = TFTPServer(self.files, reactor, limits, interface=interface)
         self.listening: PacketInfoPort | None = None
 
@@ -699,8 +783,9 @@ class TFTPService(service.Service):
         """Read the iPXE binaries into the cache before the first node asks."""
         super().startService()  # type: ignore[no-untyped-call]
         for name in IPXE_BINARIES:
-            self.files.open((name,)).addCallbacks(lambda source: source.close(),
-                                                  lambda _failure: None)
+            self.files.open((name,)).addCallbacks(
+                lambda source: source.close(), lambda _failure: None
+            )
 
     def stopService(self) -> Any:
         """Stop listening; transfers under way end."""
@@ -724,9 +809,11 @@ class TFTPService(service.Service):
         if self.listening is None:
             return False, "TFTP is not listening"
         counters = self.server.stats.text()
-        return True, (f"TFTP listening on UDP {self.bound_port}, "
-                      f"{len(self.server.active)} transfers "
-                      f"under way{'; ' + counters if counters else ''}")
+        return True, (
+            f"TFTP listening on UDP {self.bound_port}, "
+            f"{len(self.server.active)} transfers "
+            f"under way{'; ' + counters if counters else ''}"
+        )
 
     def reload(self) -> str:
         """Forget the file cache: the next requests read the files again."""
