@@ -206,7 +206,7 @@ class KindContract:
     def test_update(self) -> None:
         """POST to an existing object answers 204 with no body and the
         change shows on GET."""
-        code, body, headers = self.api.request(
+        code, body, _ = self.api.request(
             "POST", self.path(self.existing), self.body(self.existing, self.update_body)
         )
         self.assertEqual((code, body), (204, None))
@@ -473,7 +473,8 @@ class KindContract:
             (
                 400,
                 {
-                    "message": f"config.{self.kind}: holds more than the one object {self.existing!r}"
+                    "message": f"config.{self.kind}: holds more than the one object "
+                    f"{self.existing!r}"
                 },
             ),
         )
@@ -1340,7 +1341,7 @@ class RackTests(KindContract, unittest.TestCase):
         code, body = self.api.get(self.path("rack01", "/_delete"))
         self.assertEqual((code, body), (204, None))
         inventory = self.api.get("/config/rack/inventory")[1]["config"]["rack"]["inventory"]
-        node = [d for d in inventory if d["name"] == "node001"][0]
+        node = next(d for d in inventory if d["name"] == "node001")
         self.assertEqual((node["rack"], node["position"]), (None, None))
 
     def test_rename_keeps_devices(self) -> None:

@@ -1220,8 +1220,10 @@ class UserTests(unittest.TestCase):
             (
                 "/config/user/Alice",
                 env("user", "Alice", {"password": "12345678"}),
-                "name: 'Alice' is not a valid user name (lowercase letters, digits, '.', '_' and '-', at most 63 "
-                "characters)",
+                (
+                    "name: 'Alice' is not a valid user name (lowercase letters, digits, '.', '_' "
+                    "and '-', at most 63 characters)"
+                ),
             ),
             (
                 "/config/user/alice",

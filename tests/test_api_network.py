@@ -150,7 +150,10 @@ class NodeInterfaceTests(Base):
             ),
             (
                 "10.141.0.2",
-                "interfaces[0].ipaddress: 10.141.0.2 is already taken by node node002 (interface BOOTIF)",
+                (
+                    "interfaces[0].ipaddress: 10.141.0.2 is already taken by node node002 "
+                    "(interface BOOTIF)"
+                ),
             ),
             (
                 "10.141.0.210",
@@ -162,8 +165,10 @@ class NodeInterfaceTests(Base):
             ),
             (
                 "10.141.255.255",
-                "interfaces[0].ipaddress: 10.141.255.255 is the network or broadcast address of "
-                "cluster",
+                (
+                    "interfaces[0].ipaddress: 10.141.255.255 is the network or broadcast "
+                    "address of cluster"
+                ),
             ),
             ("banana", "interfaces[0].ipaddress: 'banana' is not an IP address"),
         ]

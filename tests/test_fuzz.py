@@ -1553,7 +1553,8 @@ def check_invariants(state: State) -> None:
             value = network.data.get(key)
             holder = ips.get(ip_key(value)) if value else None
             assert holder is None or state.by_id[holder[0]].kind == "controller", (
-                f"network {network.name}: its {key} {value} is held by {state.by_id[holder[0]].name}"
+                f"network {network.name}: its {key} {value} is held by "
+                f"{state.by_id[holder[0]].name}"
             )
     for rack in state.by_kind["rack"].values():
         size = rack.data.get("size") or KINDS["rack"].by_name["size"].default
@@ -1756,7 +1757,8 @@ class APIFuzzTests(FuzzBase):
             dispose(api, folder)
 
     def test_known_unknowns(self) -> None:
-        """Fixed cases: 405 for a GET-only path POSTed, 404 for an unknown kind, 400 for list-only POSTs."""
+        """Fixed cases: 405 for a GET-only path POSTed, 404 for an unknown kind, 400 for "
+        "list-only POSTs."""
         api, folder = make_api()
         try:
             for method, path, raw, expected in [
@@ -2123,9 +2125,10 @@ class IniFuzzTests(unittest.TestCase):
                 loaded = configmod.load(path)
             except ConfigError as exc:
                 self.assertTrue(str(exc))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any other exception is the failure reported
                 self.fail(
-                    f"load raised {exc!r} (not a ConfigError) for the ini text {text!r} ({encoding})"
+                    f"load raised {exc!r} (not a ConfigError) for the ini text {text!r} "
+                    f"({encoding})"
                 )
             else:
                 self.assertIsInstance(loaded, configmod.Config)

@@ -324,7 +324,7 @@ class CloneTests(StoreTestCase):
             self.store.secrets("node", "node010")["node"]["node010"],
             [{"name": "key", "secretname": "key", "content": "K", "path": "/etc/k"}],
         )
-        self.assertIsNone([d for d in self.store.inventory() if d["name"] == "node010"][0]["rack"])
+        self.assertIsNone(next(d for d in self.store.inventory() if d["name"] == "node010")["rack"])
         # The source is untouched.
         self.assertEqual(
             self.addresses("node001")["BOOTIF"], ("cluster", "10.141.0.1", "02:00:00:00:00:01")
@@ -404,15 +404,21 @@ class DeleteTests(StoreTestCase):
         """A group with nodes cannot be deleted; the message names them."""
         self.assertEqual(
             self.refused(objects.delete, "group", "compute"),
-            "group 'compute' is still used by node node001, node node002, node node003, node node004",
+            (
+                "group 'compute' is still used by node node001, node node002, node node003, node "
+                "node004"
+            ),
         )
 
     def test_network_with_interfaces_refused(self) -> None:
         """A network with interfaces on it cannot be deleted; the message names them."""
         self.assertEqual(
             self.refused(objects.delete, "network", "ib"),
-            "network 'ib' is still used by node node001 (interface ib0), node node002 (interface ib0), "
-            "node node003 (interface ib0), node node004 (interface ib0), group compute (interface ib0)",
+            (
+                "network 'ib' is still used by node node001 (interface ib0), node node002 "
+                "(interface ib0), node node003 (interface ib0), node node004 (interface ib0), "
+                "group compute (interface ib0)"
+            ),
         )
 
     def test_osimage_in_use_refused(self) -> None:
@@ -672,7 +678,10 @@ class IpamTests(StoreTestCase):
                 "node002",
                 {"interfaces": [{"interface": "BOOTIF", "ipaddress": "10.141.0.1"}]},
             ),
-            "interfaces[0].ipaddress: 10.141.0.1 is already taken by node node001 (interface BOOTIF)",
+            (
+                "interfaces[0].ipaddress: 10.141.0.1 is already taken by node node001 (interface "
+                "BOOTIF)"
+            ),
         )
         self.upsert("switch", "sw1", {"ipaddress": "10.148.1.1"})
         self.assertEqual(self.store.show("switch", "sw1")["network"], "ipmi")
@@ -699,7 +708,10 @@ class IpamTests(StoreTestCase):
         )
         self.assertEqual(
             self.refused(objects.upsert, "node", "node002", iface("10.141.255.255")),
-            "interfaces[0].ipaddress: 10.141.255.255 is the network or broadcast address of cluster",
+            (
+                "interfaces[0].ipaddress: 10.141.255.255 is the network or broadcast address of "
+                "cluster"
+            ),
         )
         self.assertEqual(
             self.refused(objects.upsert, "node", "node002", iface("10.141.0.0")),
@@ -750,7 +762,10 @@ class IpamTests(StoreTestCase):
         self.assertIs(self.upsert("node", "node001", {"macaddr": "aa:bb:cc:dd:ee:01"}), False)
         self.assertEqual(
             self.refused(objects.upsert, "node", "node002", {"macaddr": "aabbccddee01"}),
-            "macaddr.macaddress: aa:bb:cc:dd:ee:01 already belongs to node node001 (interface BOOTIF)",
+            (
+                "macaddr.macaddress: aa:bb:cc:dd:ee:01 already belongs to node node001 (interface "
+                "BOOTIF)"
+            ),
         )
         self.assertEqual(
             self.refused(
@@ -759,7 +774,10 @@ class IpamTests(StoreTestCase):
                 "node001",
                 {"interfaces": [{"interface": "BMC", "macaddress": "aa:bb:cc:dd:ee:01"}]},
             ),
-            "interfaces[0].macaddress: aa:bb:cc:dd:ee:01 already belongs to node node001 (interface BOOTIF)",
+            (
+                "interfaces[0].macaddress: aa:bb:cc:dd:ee:01 already belongs to node node001 "
+                "(interface BOOTIF)"
+            ),
         )
         self.assertEqual(
             self.refused(objects.upsert, "node", "node002", {"macaddr": "zz:bb:cc:dd:ee:01"}),
@@ -1506,8 +1524,10 @@ class UserTests(StoreTestCase):
             (
                 "Carol",
                 {"password": "long-enough"},
-                "name: 'Carol' is not a valid user name "
-                "(lowercase letters, digits, '.', '_' and '-', at most 63 characters)",
+                (
+                    "name: 'Carol' is not a valid user name "
+                    "(lowercase letters, digits, '.', '_' and '-', at most 63 characters)"
+                ),
             ),
         ]
         for name, body, message in cases:

@@ -539,7 +539,7 @@ class SecretsAtRestTests(RealStoreTestCase):
         to the values; the user row holds an scrypt hash."""
         store = await self.open()
         await self.fill(store)
-        node, group, bmc, rw, user = self.SECRETS
+        node, group, bmc, rw, _ = self.SECRETS
         rows = dump(self.db_path)
         box = Crypto(self.key)
         contents = sorted(box.decrypt(row[5]) for row in rows["secret"])

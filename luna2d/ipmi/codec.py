@@ -457,7 +457,7 @@ def _message_fields(data: bytes, minimum: int, what: str) -> tuple[int, int, int
     return data[0], data[1], data[3], data[4], data[5], data[6:-1]
 
 
-# -- RMCP+ session set-up -----------------------------------------------------------------------------
+# -- RMCP+ session set-up -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AlgorithmRecord:
     """One of the three algorithm proposals of Open Session (type 0

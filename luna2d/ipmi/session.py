@@ -342,7 +342,7 @@ class Session:
         self.answered = True
         return message
 
-    # -- phase: channel authentication capabilities ----------------------------------------------------
+    # -- phase: channel authentication capabilities -----------------------------------------------
     def _on_capabilities(self, packet: codec.Packet, now: float) -> Output | None:
         if isinstance(packet, codec.Ipmi15Packet) and packet.session_id == 0:
             message = packet.message
@@ -383,7 +383,7 @@ class Session:
             return None
         return response
 
-    # -- phase: open session --------------------------------------------------------------------------
+    # -- phase: open session ----------------------------------------------------------------------
     def _open_session(self, now: float) -> Output:
         assert self.suite is not None
         self.phase = "open"
@@ -426,7 +426,7 @@ class Session:
         self.bmc_id = response.bmc_session_id
         return self._rakp1(now)
 
-    # -- phase: RAKP 1/2 -------------------------------------------------------------------------------------
+    # -- phase: RAKP 1/2 --------------------------------------------------------------------------
     def _rakp1(self, now: float) -> Output:
         self.phase = "rakp2"
         self.console_random = self.random(16)
@@ -483,7 +483,7 @@ class Session:
         rakp3 = codec.Rakp3(self._next_tag(), 0, self.bmc_id, code).encode()
         return self._expect_setup("RAKP message 3", codec.PAYLOAD_RAKP3, rakp3, now)
 
-    # -- phase: RAKP 3/4 -----------------------------------------------------------------------------------------
+    # -- phase: RAKP 3/4 --------------------------------------------------------------------------
     def _on_rakp4(self, packet: codec.Packet, now: float) -> Output | None:
         assert self.suite is not None and self.keys is not None
         message = self._setup_reply(packet, codec.PAYLOAD_RAKP4, codec.Rakp4)
@@ -514,7 +514,7 @@ class Session:
             return self._send_request(request, now, phase="privilege")
         return self._start_command(now)
 
-    # -- in-session requests ----------------------------------------------------------------------------------------
+    # -- in-session requests ----------------------------------------------------------------------
     def _seal(self, message: bytes) -> bytes:
         keys = self.keys
         assert keys is not None
@@ -607,7 +607,7 @@ class Session:
             return self._close_after(Fault("error", f"{self.command.name}: {exc!r}"), now)
         return self._send_request(request, now, phase="command")
 
-    # -- closing -----------------------------------------------------------------------------------------------------
+    # -- closing ----------------------------------------------------------------------------------
     def _close_after(self, outcome: Outcome, now: float) -> Output:
         """Report the outcome now and close the session (one try)."""
         self.outcome = outcome

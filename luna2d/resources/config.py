@@ -169,7 +169,8 @@ class ConfigAPI:
         body = single(read_json(request), "osimage", name)
         if not isinstance(body, dict) or not body or set(body) - KERNEL_FIELDS:
             raise Invalid(
-                "config.osimage: the kernel endpoint takes kernelversion, kernelfile and initrdfile only"
+                "config.osimage: the kernel endpoint takes kernelversion, kernelfile and "
+                "initrdfile only"
             )
         await self.store.write(objects.upsert, "osimage", _name("osimage", name), body, False)
         return no_content(request)

@@ -620,15 +620,15 @@ class Store:
         created: bool = await self.write(apply)
         return created
 
-    # -- journal ------------------------------------------------------------------------------------
+    # -- journal ----------------------------------------------------------------------------------
     def journal(self, controller: str) -> defer.Deferred[list[dict[str, Any]]]:
         if not NAME_RE.fullmatch(controller) or self.state.get("controller", controller) is None:
             return defer.fail(NotFound(f"controller {controller!r} does not exist"))
 
         def query(cursor: Any) -> list[dict[str, Any]]:
             rows = cursor.execute(
-                "SELECT function, object, param, payload, masteronly, misc, sendfor, sendby, created "
-                "FROM journal WHERE sendfor = ? ORDER BY id",
+                "SELECT function, object, param, payload, masteronly, misc, sendfor, sendby, "
+                "created FROM journal WHERE sendfor = ? ORDER BY id",
                 (controller,),
             ).fetchall()
             return [dict(zip(JOURNAL_FIELDS, row, strict=True)) for row in rows]
@@ -647,7 +647,8 @@ class Store:
 
         def insert(cursor: Any) -> int:
             cursor.executemany(
-                "INSERT INTO journal (function, object, param, payload, masteronly, misc, sendfor, sendby, created)"
+                "INSERT INTO journal (function, object, param, payload, masteronly, misc, "
+                "sendfor, sendby, created)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )

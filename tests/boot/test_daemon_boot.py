@@ -236,7 +236,9 @@ class BootDaemonTests(DaemonCase):
             {
                 "prescript": 'echo pre >> "$LUNA_TMP/../order"\n',
                 "partscript": 'echo part >> "$LUNA_TMP/../order"\nmkdir -p "$_SYSTEMROOT"\n',
-                "postscript": 'test -x "$_SYSTEMROOT/bin/hello" && echo post >> "$LUNA_TMP/../order"\n',
+                "postscript": (
+                    'test -x "$_SYSTEMROOT/bin/hello" && echo post >> "$LUNA_TMP/../order"\n'
+                ),
             },
         )
         await self.ok(

@@ -257,8 +257,8 @@ _ACCESS = re.compile(
     r"from (?P<client>[0-9.]+) agent='(?P<agent>[^']*)'"
 )
 _TFTP = re.compile(
-    r"TFTP (?P<client>[0-9.]+):\d+ '(?P<name>[^']*)' (?P<outcome>[^:]+): (?P<size>\d+) of \d+ bytes, "
-    r"blksize (?P<blksize>\d+)"
+    r"TFTP (?P<client>[0-9.]+):\d+ '(?P<name>[^']*)' (?P<outcome>[^:]+): "
+    r"(?P<size>\d+) of \d+ bytes, blksize (?P<blksize>\d+)"
 )
 _DHCP = re.compile(
     r"DHCP (?P<event>\w+) (?P<mac>[0-9a-f]{2}(?::[0-9a-f]{2}){5}) on (?P<interface>\S+): "

@@ -154,9 +154,11 @@ class QemuBootTests(DaemonCase):
     def explain(self, daemon: NamespaceDaemon, watch: Spawned, vm: Spawned) -> str:
         """Everything there is to read when an assertion fails."""
         console = re.sub(r"\x1b\[[0-9;?=]*[A-Za-z]", "", vm.text())
+        ended = "ended: " + str(vm.reason) if vm.ended else "still running"
         return (
-            f"\n--- VM ({'ended: ' + str(vm.reason) if vm.ended else 'still running'}), console tail ---\n"
-            f"{console[-3000:]}\n--- wire ---\n{watch.text()[-6000:]}\n--- luna2d ---\n{daemon.output()[-6000:]}"
+            f"\n--- VM ({ended}), console tail ---\n"
+            f"{console[-3000:]}\n--- wire ---\n{watch.text()[-6000:]}\n--- luna2d ---\n"
+            f"{daemon.output()[-6000:]}"
         )
 
     def assert_log_chain(
@@ -180,7 +182,8 @@ class QemuBootTests(DaemonCase):
 
     @staticmethod
     def dhcp_answer(event: str, mac: str, client: str, file: str) -> tuple[str, Any]:
-        """A step: luna2d sent a DHCP ``event`` to ``mac`` with ``client`` and boot file ``file``."""
+        """A step: luna2d sent a DHCP ``event`` to ``mac`` with ``client`` and boot file "
+        "``file``."""
         return (
             f"DHCP {event} to {mac} of {client} with file {file!r}",
             lambda e: (

@@ -219,7 +219,7 @@ class Daemon:
                 await response.content()
                 if response.code == 200:
                     return
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - not up yet: any failure means try again
                 pass
             if self.reactor.seconds() > deadline:
                 raise AssertionError(
@@ -561,9 +561,9 @@ class BodyLimitTests(DaemonCase):
         folder.mkdir(parents=True)
         limit = 64 * 1024 * 1024
         big, exact = folder / "big.json", folder / "exact.json"
-        with open(big, "wb") as handle:
+        with big.open("wb") as handle:
             handle.truncate(limit + 1)
-        with open(exact, "wb") as handle:
+        with exact.open("wb") as handle:
             handle.truncate(limit)
         rss_before = _rss_kib(daemon.process.pid)
 
@@ -658,7 +658,7 @@ class DurabilityTests(DaemonCase):
                     pending[index] = after
                     try:
                         code, answer = await daemon.call(method, path, body, token=token)
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 - any failure after the kill is expected
                         if not state["killed"]:
                             errors.append(f"{method} {path}: {exc!r} before the kill")
                         return  # the daemon died under this request: unacknowledged
@@ -708,7 +708,8 @@ class DurabilityTests(DaemonCase):
             if _observed(i, nodes.get(f"k{i:03d}")) == after != ABSENT
         )
         log.msg(
-            f"kill test {where}: {state['acks']} writes acknowledged, {len(pending)} in flight at the kill, "
+            f"kill test {where}: {state['acks']} writes acknowledged, {len(pending)} in flight "
+            "at the kill, "
             f"{applied} of those found applied, {len(touched)} nodes touched"
         )
         self.assertEqual(

@@ -99,7 +99,7 @@ class Wire:
         return self.outcomes[0]
 
 
-# -- ipmi_sim ---------------------------------------------------------------------------------------
+# -- ipmi_sim -------------------------------------------------------------------------------------
 CHASSIS_SCRIPT = """#!/bin/sh
 # Records every call; keeps the power state in a file beside it.
 here=$(dirname "$0")
@@ -141,7 +141,8 @@ SEL_EVENTS = [
 
 
 def lan_conf(name: str, host: str, port: int, script: Path, users: list[tuple[str, str]]) -> str:
-    """An ipmi_sim lan.conf: one LAN channel on host:port, the chassis script, the users as admins."""
+    """An ipmi_sim lan.conf: one LAN channel on host:port, the chassis script, the users as "
+    "admins."""
     lines = [
         f'name "{name}"',
         "set_working_mc 0x20",

@@ -37,7 +37,8 @@ class GoldenTests(unittest.TestCase):
         """A pong's 16 data bytes give the IANA number, OEM field, supported
         entities (bit 7: IPMI) and interactions."""
         wire = h(
-            "06 00 ff 06  00 00 11 be  40 22 00 10  00 00 11 be  00 00 00 00  81 00  00 00 00 00 00 00"
+            "06 00 ff 06  00 00 11 be  40 22 00 10  00 00 11 be  00 00 00 00  81 00  00 00 00 "
+            "00 00 00"
         )
         packet = codec.decode(wire)
         assert isinstance(packet, codec.AsfPacket)
@@ -119,7 +120,8 @@ class GoldenTests(unittest.TestCase):
         """A successful Open Session Response is 36 bytes with both session
         IDs and the three algorithms the BMC chose."""
         payload = h(
-            "07 00 04 00  44 33 22 11  88 77 66 55  00 00 00 08 03 00 00 00  01 00 00 08 04 00 00 00"
+            "07 00 04 00  44 33 22 11  88 77 66 55  00 00 00 08 03 00 00 00  01 00 00 08 04 00 "
+            "00 00"
             "  02 00 00 08 01 00 00 00"
         )
         response = codec.OpenSessionResponse.decode(payload)

@@ -110,7 +110,10 @@ class CommandTests(unittest.TestCase):
             [
                 "1 | Pre-Init +0s | Temperature #0x01 | Upper Non-critical going high | Asserted",
                 "2 | Pre-Init +0s | Processor #0x10 | Thermal Trip | Asserted",
-                "3 | 2027-01-15 08:00:00 UTC | Button / Switch #0x02 | Power Button pressed | Deasserted",
+                (
+                    "3 | 2027-01-15 08:00:00 UTC | Button / Switch #0x02 | Power Button pressed | "
+                    "Deasserted"
+                ),
             ],
         )
         session, _ = make(commands.sel_clear(), bmc=bmc)

@@ -146,7 +146,7 @@ class DHCPProtocol(DatagramProtocol):
                 # The client's own options (a long client identifier or relay
                 # agent information echoed back) leave no room: bad input, not a fault.
                 stats.incr("oversized")
-                log.warning(
+                log.warn(  # noqa: G010 - twisted.logger.Logger has warn, not warning
                     "DHCP: the {event} for {mac} on {interface} does not fit "
                     "in {size} octets; not sent",
                     event=outcome.event,
@@ -186,7 +186,7 @@ class DHCPProtocol(DatagramProtocol):
                 )
             except OSError as exc:
                 stats.incr("send_errors")
-                log.warning(
+                log.warn(  # noqa: G010 - twisted.logger.Logger has warn, not warning
                     "DHCP: cannot send to {dest} on {interface}: {error}",
                     dest=outcome.destination,
                     interface=self.link.interface,
