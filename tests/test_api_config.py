@@ -796,6 +796,11 @@ class NetworkTests(KindContract, unittest.TestCase):
         "dhcp": False,
         "dhcp_range_begin": None,
         "dhcp_range_end": None,
+        "gateway_metric": None,
+        "zone": None,
+        "type": None,
+        "shared": None,
+        "non_authoritative": None,
         "_ntp_server_source": "cluster",
         "_override": False,
     }
@@ -1165,6 +1170,7 @@ class SwitchTests(KindContract, unittest.TestCase):
         "vendor": None,
         "macaddress": None,
         "comment": "Bootswitch",
+        "uplinkports": None,
     }
     update_body = {"oid": ".1.3.6.1.2.1.17.7.1.2.2.1.3", "vendor": "Arista"}
     update_check = {"oid": ".1.3.6.1.2.1.17.7.1.2.2.1.3", "vendor": "Arista"}

@@ -304,6 +304,8 @@ def good_value(f: Any) -> st.SearchStrategy:
         return st.one_of(st.booleans(), st.sampled_from([0, 1, "yes", "no", "true", "off"]))
     if f.type == "ip":
         return st.one_of(good_ips, st.just(""))
+    if f.type == "iplist":
+        return st.one_of(good_ips, st.lists(good_ips, max_size=3).map(", ".join), st.just(""))
     if f.type == "cidr":
         return st.sampled_from(GOOD_CIDRS)
     if f.type == "mac":
@@ -331,6 +333,18 @@ def bad_value(f: Any) -> st.SearchStrategy:
         ),
         "bool": st.sampled_from([2, -1, "maybe", "", [], {}, 0.5]),
         "ip": st.sampled_from(BAD_IPS + [167837953, ["10.141.0.1"], True]),
+        "iplist": st.sampled_from(
+            [
+                "256.1.1.1",
+                "10.141.0.01",
+                "10.141.0.5/16",
+                "x",
+                167837953,
+                True,
+                "10.141.0.1,banana",
+                ["10.141.0.1", 7],
+            ]
+        ),
         "cidr": st.sampled_from(BAD_CIDRS + [16, None]),
         "mac": st.sampled_from(["zz:zz:zz:zz:zz:zz", "aa:bb:cc:dd:ee", 1, ["aa"]]),
         "ref": st.sampled_from(BAD_NAMES + ["nope", 1, True, {"a": 1}] + NAMES),

@@ -119,7 +119,7 @@ class ThrowawayKindTests(unittest.TestCase):
         self.post("chassis", "c1", {"interfaces": [{"interface": "BOOTIF", "network": "cluster"}]})
         self.post("blade", "b1", {"chassis": "c1"})
         body = env("blade", "b1", {"interfaces": [{"interface": "eth1", "network": "ib"}]})
-        self.assertEqual(self.api.post("/config/blade/b1/interfaces", body)[0], 201)
+        self.assertEqual(self.api.post("/config/blade/b1/interfaces", body)[0], 204)
         code, answer = self.api.get("/config/blade/b1/interfaces/eth1")
         self.assertEqual(code, 200)
         item = answer["config"]["blade"]["b1"]["interfaces"][0]

@@ -320,7 +320,7 @@ class ScopedAddressTests(Base):
                     }
                 },
             )[0],
-            201,
+            204,
         )
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_kinds_table -*-
+# -*- test-case-name: tests.test_objects,tests.test_kinds_table,tests.clients.test_last_gaps -*-
 """Field descriptions and the coercion of raw JSON values into them.
 
 Every coercion either returns the canonical Python value or raises
@@ -196,6 +196,24 @@ def _ip(field: Field, value: Any, label: str) -> Any:
     return str(parse_ip(value.strip(), label))
 
 
+MAX_IPS = 32  # addresses in one list of name servers or forwarders
+
+
+def _iplist(field: Field, value: Any, label: str) -> Any:
+    """IP addresses separated by commas or spaces (or a JSON list of them),
+    kept as one comma-separated text, the form the luna CLI sends and shows."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = ",".join(value)
+    if not isinstance(value, str):
+        raise Invalid(f"{label}: expected IP addresses separated by commas, got {_describe(value)}")
+    parts = value.replace(",", " ").split()
+    if not parts:
+        return None
+    if len(parts) > MAX_IPS:
+        raise Invalid(f"{label}: more than {MAX_IPS} addresses")
+    return ",".join(str(parse_ip(part, label)) for part in parts)
+
+
 def _cidr(field: Field, value: Any, label: str) -> Any:
     example = "a network such as 10.141.0.0/16"
     if not isinstance(value, str):
@@ -272,6 +290,7 @@ COERCERS: dict[str, Callable[[Field, Any, str], Any]] = {
     "int": _int,
     "bool": _bool,
     "ip": _ip,
+    "iplist": _iplist,
     "cidr": _cidr,
     "mac": _mac,
     "list": _list,

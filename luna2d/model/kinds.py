@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_kinds_table,tests.clients.test_config_shapes -*-
+# -*- test-case-name: tests.test_kinds_table,tests.clients -*-
 """Every object kind luna2d keeps, described once as data.
 
 The store and the config resources read this table and nothing else to know
@@ -24,12 +24,16 @@ from luna2d.model.fields import (
     DOMAIN_RE,
     INTERFACE_RE,
     KERNEL_OPTIONS_RE,
+    TOKEN_RE,
     Field,
 )
 
 # A bonding mode (balance-rr, active-backup, 802.3ad, 0-6, ...) and the
 # comma-separated interfaces of a bond.
 BOND_MODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+# DNS search domains, separated by commas or spaces (cluster domain_search).
+_DOMAIN = r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?"
+DOMAIN_LIST_RE = re.compile(rf"^{_DOMAIN}([ ,]+{_DOMAIN})*$")
 BOND_SLAVES_RE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}(\s*,\s*[A-Za-z0-9][A-Za-z0-9._:-]{0,31}){0,31}$"
 )
@@ -324,6 +328,13 @@ NETWORK = Kind(
         # host -> address: extra DNS records, through /config/dns/<network>
         # (luna2d/store/dns.py).
         Field("dns_records", "map", internal=True),
+        # Kept and shown as the luna2 daemon keeps them; luna2d does not act
+        # on them yet (docs/API.md, "Fields kept for the TrinityX clients").
+        Field("gateway_metric", "int", minimum=0, maximum=2**32 - 1),
+        Field("zone", "choice", choices=("internal", "external")),
+        Field("type", "str", pattern=TOKEN_RE),
+        Field("shared", "ref", ref="network"),
+        Field("non_authoritative", "bool"),
     ),
 )
 
@@ -384,6 +395,7 @@ SWITCH = Kind(
         Field("vendor", "str"),
         Field("macaddress", "mac", aliases=("macaddr",)),
         COMMENT,
+        Field("uplinkports", "str"),  # kept and shown; luna2d does not act on it yet
     )
     + RACK_FIELDS,
 )
@@ -445,6 +457,20 @@ CLUSTER = Kind(
         COMMENT,
         # The discovery menu lists node and group names to unknown machines.
         Field("discovery_names", "bool", default=False),
+        # Kept and shown as the luna2 daemon keeps them; luna2d does not act
+        # on them yet (docs/API.md, "Fields kept for the TrinityX clients").
+        Field("user", "str"),
+        Field("nameserver_ip", "iplist"),
+        Field("forwardserver_ip", "iplist"),
+        Field("domain_search", "str", pattern=DOMAIN_LIST_RE),
+        Field("security", "bool"),
+        Field("packing_bootpause", "bool"),
+        Field("createnode_ondemand", "bool"),
+        Field("createnode_macashost", "bool"),
+        Field("nextnode_discover", "bool"),
+        Field("bind_legacy", "bool"),
+        Field("dnssec_enable", "bool"),
+        Field("dnssec_validation", "bool"),
     ),
 )
 

@@ -467,8 +467,11 @@ class ConfigAPI:
         self.auth.admin(request)
         body = single(read_json(request), self._iface_kind(kind), name)
         entries = envelope(body, "interfaces")
-        created = await self.store.write(objects.put_interfaces, kind, _name(kind, name), entries)
-        return _created_or_updated(request, created, f"interfaces created for {kind} {name}")
+        # 204 for a new interface too: ``luna group changeinterface`` (which
+        # adds as well as changes) reads only 204, the other interface
+        # commands read 204 or 201 (docs/API.md, "Interfaces").
+        await self.store.write(objects.put_interfaces, kind, _name(kind, name), entries)
+        return no_content(request)
 
     @app.route("/<kind>/<name>/interfaces/<iface>", methods=["GET"])
     def interface(self, request: Any, kind: str, name: str, iface: str) -> bytes:

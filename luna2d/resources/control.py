@@ -42,6 +42,7 @@ ACTIONS: dict[tuple[str, str], Callable[[], commands.Command]] = {
     key: factory for key, factory in commands.COMMANDS.items() if key[0] in CONTROL_COMMANDS
 }
 READ_ONLY = {("power", "status"), ("sel", "list")}
+SEL_SEPARATOR = ";;"  # between the SEL lines of a one-node ``sel list`` (the clients' form)
 # Actions that start a boot: the node may then fetch its install script once.
 BOOTS = {("power", "on"), ("power", "cycle"), ("power", "reset")}
 MAX_HOSTS = 100_000
@@ -212,7 +213,8 @@ class ControlAPI:
         if name == ("power", "status"):
             return reply(request, {"control": {"power": outcome.value, "status": outcome.value}})
         if name == ("sel", "list"):
-            return reply(request, {"control": {"sel": outcome.value}})
+            # one text, entries joined by ";;": the form luna and lnode split
+            return reply(request, {"control": {"sel": SEL_SEPARATOR.join(outcome.value)}})
         return no_content(request)
 
     # -- many nodes --------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_objects,tests.test_kinds_table,tests.clients.test_config_shapes -*-
+# -*- test-case-name: tests.test_objects,tests.test_kinds_table,tests.clients -*-
 """The generic object machinery: create-or-update, rename, clone and
 delete of any kind. Every function works on a Tx and raises LunaError
 values; nothing here does I/O. What differs between kinds comes from the
@@ -89,6 +89,9 @@ def apply_body(tx: Tx, obj: Obj, body: Body, created: bool, template: Obj | None
         f = kind.by_name[fname]
         if f.type == "ref":
             value = _ref(tx, f, value, fname)
+            if value is not None and value == obj.id and f.ref == kind.name:
+                # an object naming itself could never be deleted
+                raise Invalid(f"{fname}: {kind.name} {obj.name!r} cannot refer to itself")
         if value is None:
             obj.data.pop(fname, None)
         else:

@@ -146,7 +146,7 @@ class SingleNodeTests(ReactorCase):
         code, body = await cluster.call("GET", f"{base}/sel/node001/_list")
         self.assertEqual(code, 200)
         self.assertEqual(
-            [line.split(" | ")[2:] for line in body["control"]["sel"]],
+            [line.split(" | ")[2:] for line in body["control"]["sel"].split(";;")],
             [
                 ["Temperature #0x01", "Upper Non-critical going high", "Asserted"],
                 ["Processor #0x10", "Thermal Trip", "Asserted"],
@@ -154,7 +154,7 @@ class SingleNodeTests(ReactorCase):
         )
         self.assertEqual(await cluster.call("GET", f"{base}/sel/node001/_clear"), (204, None))
         self.assertEqual(
-            await cluster.call("GET", f"{base}/sel/node001/_list"), (200, {"control": {"sel": []}})
+            await cluster.call("GET", f"{base}/sel/node001/_list"), (200, {"control": {"sel": ""}})
         )
         self.assertEqual(sim.sets, ["set power 1", "set identify 0 1", "set identify 0 0"])
 
