@@ -1,5 +1,5 @@
 """Contract tests for what the unmodified ``luna`` CLI met against luna2d
-once the parts of issue 10 were merged (docs/notes/h4-cli.md):
+once the parts of issue 10 were merged (docs/CLIENTS.md):
 
 - ``luna secrets change`` reads only 204 as success, and sends its change
   even when the content is what is stored: a POST that changes nothing

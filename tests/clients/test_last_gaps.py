@@ -1,5 +1,5 @@
 """Contract tests for the last gaps of issue 10 between luna2d and the
-unmodified clients (docs/notes/h4-cli2.md):
+unmodified clients (docs/CLIENTS.md, docs/API.md):
 
 - ``luna control sel list <node>`` and ``lnode list <node>`` read
   ``control.sel`` of ``GET /control/action/sel/<node>/_list`` as one text,
