@@ -34,7 +34,9 @@ BASE64 = "base64"
 EITHER = "either"
 MODES = (BASE64, EITHER)
 
-_ALPHABET = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+# What a decoder with validation may accept: the alphabet and padding, in
+# any number (Python 3.11 takes "AAAA===" as the bytes of "AAAA").
+_ALPHABET = re.compile(r"[A-Za-z0-9+/]*=*")
 _LINE_BREAK = re.compile(r"\r?\n")
 # The widths base64 tools wrap at: coreutils base64 (76), openssl and PEM (64).
 _WRAP_WIDTHS = (64, 76)
