@@ -10,7 +10,7 @@ larger object or array is opened here, member by member, with the same
 error messages and positions as the standard decoder; a long string or
 number is decoded directly (linear in its length). Between steps the
 cooperator gives the reactor back; the garbage collector waits meanwhile
-(see ``_pause_collector``).
+(see ``luna2d.collector``).
 
 The checks ``read_json`` makes after a parse are made on the way: an
 unpaired surrogate is reported after a successful parse, as there; nesting
@@ -20,7 +20,6 @@ a malformed body first, this reports the depth first)."""
 from __future__ import annotations
 
 import codecs
-import gc
 import json
 import re
 from collections.abc import Generator, Iterator
@@ -28,6 +27,7 @@ from typing import Any
 
 from twisted.internet import defer, task
 
+from luna2d import collector
 from luna2d.errors import Invalid
 from luna2d.resources.common import (
     _SURROGATE_ESCAPE,
@@ -55,39 +55,22 @@ def parse_sliced(raw: bytes, cooperator: task.Cooperator) -> defer.Deferred[tupl
     out: list[tuple[bool, Any]] = []
 
     def steps() -> Iterator[None]:
-        _pause_collector()
+        # Building millions of containers sets off full garbage collections
+        # whose passes over the half-built body stalled the reactor 230 ms at
+        # a time; JSON values hold no reference cycles, so automatic
+        # collection waits until the parse ends (reference counting frees
+        # them as before).
+        collector.pause()
         try:
             value = yield from _steps(raw)
             out.append((True, value))
         except Invalid as exc:
             out.append((False, exc))
         finally:
-            _resume_collector()
+            collector.resume()
 
     done = cooperator.cooperate(steps()).whenDone()
     return done.addCallback(lambda _: out[0])
-
-
-# Building millions of containers sets off full garbage collections whose
-# passes over the half-built body stalled the reactor 230 ms at a time. The
-# values of a JSON document hold no reference cycles, so automatic
-# collection is paused while a large body is parsed (and resumed, as it
-# was, when the last such parse ends); reference counting frees them as
-# before.
-_paused = [0, False]  # parses under way, whether the collector was enabled
-
-
-def _pause_collector() -> None:
-    if _paused[0] == 0:
-        _paused[1] = gc.isenabled()
-        gc.disable()
-    _paused[0] += 1
-
-
-def _resume_collector() -> None:
-    _paused[0] -= 1
-    if _paused[0] == 0 and _paused[1]:
-        gc.enable()
 
 
 def parse(raw: bytes) -> Any:
