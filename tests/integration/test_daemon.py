@@ -32,6 +32,7 @@ from twisted.python import log
 from twisted.trial import unittest
 from twisted.web.client import HTTPConnectionPool
 
+from tests.integration.support import curl_post
 from tests.support import ReactorCase, the_reactor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -568,26 +569,9 @@ class BodyLimitTests(DaemonCase):
         rss_before = _rss_kib(daemon.process.pid)
 
         async def curl(path: Path, *extra: str) -> tuple[str, str]:
-            out, err, code = await getProcessOutputAndValue(
-                "/usr/bin/curl",
-                [
-                    "-sS",
-                    "-o",
-                    "-",
-                    "-w",
-                    "\n%{http_code}",
-                    "-X",
-                    "POST",
-                    *extra,
-                    "-H",
-                    "Content-Type: application/json",
-                    "--data-binary",
-                    f"@{path}",
-                    f"{daemon.url}/config/node/node001",
-                ],
-            )
+            url = f"{daemon.url}/config/node/node001"
+            code, status, text, err = await curl_post(url, path, *extra)
             self.assertEqual(code, 0, err)
-            text, status = out.decode().rsplit("\n", 1)
             return status, text
 
         status, text = await curl(big)
