@@ -179,12 +179,9 @@ class Daemon:
             f"--- run {n} ---\n{c.text()}" for n, c in enumerate(self.runs, 1) if n >= first_run
         )
 
-    async def start(self, *extra: str, umask: int | None = None) -> None:
-        """Spawn twistd (with ``umask`` if given) and wait until /version answers."""
-        assert not self.running, "the daemon is already running"
-        self.capture = _Capture()
-        self.runs.append(self.capture)
-        args = [
+    def argv(self, *extra: str) -> list[str]:
+        """The command line that runs the daemon on this ini, ``extra`` last."""
+        return [
             TWISTD,
             "-n",
             "--reactor=asyncio",
@@ -194,10 +191,17 @@ class Daemon:
             str(self.ini),
             *extra,
         ]
+
+    async def start(self, *extra: str, umask: int | None = None) -> None:
+        """Spawn twistd (with ``umask`` if given) and wait until /version answers."""
+        assert not self.running, "the daemon is already running"
+        self.capture = _Capture()
+        self.runs.append(self.capture)
+        args = self.argv(*extra)
         previous = os.umask(umask) if umask is not None else None
         try:
             self.process = self.reactor.spawnProcess(
-                self.capture, TWISTD, args, env={**os.environ, **self.env}, path=str(self.cwd)
+                self.capture, args[0], args, env={**os.environ, **self.env}, path=str(self.cwd)
             )
         finally:
             if previous is not None:
