@@ -47,6 +47,17 @@ def with_tftp(ini: str, section: str) -> str:
     return ini.replace("[TFTP]\nENABLED = no\n", section)
 
 
+async def tftp_daemon(case: DaemonCase, root: str, extra: str = "") -> tuple[Daemon, int]:
+    """A started daemon serving TFTP from ``root`` on a free UDP port, with
+    ``extra`` lines in its [TFTP] section. Returns it and the port."""
+    udp = free_udp_port()
+    daemon = Daemon(case)
+    section = f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = {root}\n{extra}"
+    daemon.ini.write_text(with_tftp(daemon.ini.read_text(), section))
+    await daemon.start()
+    return daemon, udp
+
+
 class ConfigTests(unittest.TestCase):
     def load(self, section: str) -> config.Config:
         folder = make_folder(self)
@@ -217,15 +228,7 @@ class DaemonTests(DaemonCase):
         package's; a file put into ROOT is served; /monitor/service/tftp says it
         listens and counts both transfers; each transfer has its line in the
         daemon's log; SIGTERM stops it cleanly."""
-        udp = free_udp_port()
-        daemon = Daemon(self)
-        daemon.ini.write_text(
-            with_tftp(
-                daemon.ini.read_text(),
-                f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = var/tftpboot\n",
-            )
-        )
-        await daemon.start()
+        daemon, udp = await tftp_daemon(self, "var/tftpboot")
         root = daemon.folder / "var" / "tftpboot"
         self.assertTrue(root.is_dir())
         out = daemon.folder / "got"
@@ -264,17 +267,11 @@ class DaemonTests(DaemonCase):
         table), both with ERROR 0 'server busy'; the others get an OACK that
         echoes timeout 3, or leaves 4 out, and end with 'timed out' 2 s
         after it, not 3 s or later."""
-        udp = free_udp_port()
-        daemon = Daemon(self)
-        daemon.ini.write_text(
-            with_tftp(
-                daemon.ini.read_text(),
-                f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\n"
-                "MAX_TRANSFERS = 4\nMAX_PER_CLIENT = 2\nMAX_TIMEOUT = 3\n"
-                "FIRST_ACK_TIMEOUT = 2\n",
-            )
+        daemon, udp = await tftp_daemon(
+            self,
+            "tftpboot",
+            "MAX_TRANSFERS = 4\nMAX_PER_CLIENT = 2\nMAX_TIMEOUT = 3\nFIRST_ACK_TIMEOUT = 2\n",
         )
-        await daemon.start()
         (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
         reactor = the_reactor()
         names = ["a1", "a2", "a3", "b1", "b2", "c1"]
@@ -320,15 +317,7 @@ class DaemonTests(DaemonCase):
         """REQUEST_RATE 1 (bursts of 2): three requests at once from three
         ports of one address get two OACKs and one silence; the counters of
         /monitor/service/tftp say one request was rate-limited."""
-        udp = free_udp_port()
-        daemon = Daemon(self)
-        daemon.ini.write_text(
-            with_tftp(
-                daemon.ini.read_text(),
-                f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\nREQUEST_RATE = 1\n",
-            )
-        )
-        await daemon.start()
+        daemon, udp = await tftp_daemon(self, "tftpboot", "REQUEST_RATE = 1\n")
         (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
         reactor = the_reactor()
         socks = []
