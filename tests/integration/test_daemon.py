@@ -89,6 +89,12 @@ def ini_text(
     )
 
 
+def twistd_args(ini: Path, *extra: str) -> list[str]:
+    """twistd's arguments (after its name) that run luna2d on ``ini`` in the
+    foreground, ``extra`` last."""
+    return ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(ini), *extra]
+
+
 def make_folder(case: unittest.TestCase) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="luna2d-it-"))
     case.addCleanup(shutil.rmtree, str(folder), True)
@@ -181,16 +187,7 @@ class Daemon:
 
     def argv(self, *extra: str) -> list[str]:
         """The command line that runs the daemon on this ini, ``extra`` last."""
-        return [
-            TWISTD,
-            "-n",
-            "--reactor=asyncio",
-            "--pidfile=",
-            "luna2d",
-            "--config",
-            str(self.ini),
-            *extra,
-        ]
+        return [TWISTD, *twistd_args(self.ini, *extra)]
 
     async def start(self, *extra: str, umask: int | None = None) -> None:
         """Spawn twistd (with ``umask`` if given) and wait until /version answers."""
@@ -869,15 +866,7 @@ class BadStartTests(DaemonCase):
         limit = defer.DeferredSemaphore(4)
 
         async def one(where: Path, extra: tuple[str, ...], expected: list[str]) -> str | None:
-            args = [
-                "-n",
-                "--reactor=asyncio",
-                "--pidfile=",
-                "luna2d",
-                "--config",
-                str(where / "luna.ini"),
-                *extra,
-            ]
+            args = twistd_args(where / "luna.ini", *extra)
             code, text = await limit.run(lambda: defer.ensureDeferred(self._twistd(args, where)))
             problems = []
             if code == 0:

@@ -28,6 +28,7 @@ from tests.integration.test_daemon import (
     ini_text,
     make_folder,
     node_body,
+    twistd_args,
 )
 from tests.tlsfiles import make_tls_files
 
@@ -350,14 +351,7 @@ class HTTPSDaemonTests(DaemonCase):
             where.mkdir()
             port = free_port()
             (where / "luna.ini").write_text(ini_text(port, api_extra=extra))
-            args = [
-                "-n",
-                "--reactor=asyncio",
-                "--pidfile=",
-                "luna2d",
-                "--config",
-                str(where / "luna.ini"),
-            ]
+            args = twistd_args(where / "luna.ini")
             out, err, code = await getProcessOutputAndValue(
                 TWISTD, args, env=dict(os.environ), path=str(where)
             )

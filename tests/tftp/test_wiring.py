@@ -30,6 +30,7 @@ from tests.integration.test_daemon import (
     ini_text,
     make_folder,
     the_reactor,
+    twistd_args,
 )
 
 CURL = shutil.which("curl") or "/usr/bin/curl"
@@ -356,7 +357,7 @@ class DaemonTests(DaemonCase):
             )
             out, err, code = await getProcessOutputAndValue(
                 TWISTD,
-                ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(daemon.ini)],
+                twistd_args(daemon.ini),
                 env=dict(os.environ),
                 path=str(daemon.cwd),
                 reactor=daemon.reactor,
