@@ -59,6 +59,20 @@ async def tftp_daemon(case: DaemonCase, root: str, extra: str = "") -> tuple[Dae
     return daemon, udp
 
 
+def tftp_limits(cfg: config.Config) -> tuple[int, int, int, int, int]:
+    """MAX_TRANSFERS, MAX_PER_CLIENT, MAX_TIMEOUT, FIRST_ACK_TIMEOUT and
+    REQUEST_RATE as loaded."""
+    tftp = cfg.tftp
+    assert isinstance(tftp, config.TFTPConfig)
+    return (
+        tftp.max_transfers,
+        tftp.max_per_client,
+        tftp.max_timeout,
+        tftp.first_ack_timeout,
+        tftp.request_rate,
+    )
+
+
 class ConfigTests(unittest.TestCase):
     def load(self, section: str) -> config.Config:
         folder = make_folder(self)
@@ -77,13 +91,7 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(cfg.tftp.root, cfg.path.parent / "tftpboot")
         self.assertEqual(cfg.tftp.ipxe, Path("/usr/lib/ipxe"))
         self.assertEqual(
-            (
-                cfg.tftp.max_transfers,
-                cfg.tftp.max_per_client,
-                cfg.tftp.max_timeout,
-                cfg.tftp.first_ack_timeout,
-                cfg.tftp.request_rate,
-            ),
+            tftp_limits(cfg),
             (1000, 32, 5, 6, 200),
         )
 
@@ -96,13 +104,7 @@ class ConfigTests(unittest.TestCase):
             "MAX_TIMEOUT = 255\nFIRST_ACK_TIMEOUT = 60\nREQUEST_RATE = 100000\n"
         )
         self.assertEqual(
-            (
-                cfg.tftp.max_transfers,
-                cfg.tftp.max_per_client,
-                cfg.tftp.max_timeout,
-                cfg.tftp.first_ack_timeout,
-                cfg.tftp.request_rate,
-            ),
+            tftp_limits(cfg),
             (65535, 65535, 255, 60, 100000),
         )
         cfg = self.load(
@@ -110,13 +112,7 @@ class ConfigTests(unittest.TestCase):
             "MAX_TIMEOUT = 1\nFIRST_ACK_TIMEOUT = 1\nREQUEST_RATE = 1\n"
         )
         self.assertEqual(
-            (
-                cfg.tftp.max_transfers,
-                cfg.tftp.max_per_client,
-                cfg.tftp.max_timeout,
-                cfg.tftp.first_ack_timeout,
-                cfg.tftp.request_rate,
-            ),
+            tftp_limits(cfg),
             (1, 1, 1, 1, 1),
         )
         cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 10\n")
