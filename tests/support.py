@@ -4,8 +4,10 @@ inline, and a TestCase for tests that wait on the real reactor."""
 
 from __future__ import annotations
 
+import gc
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from treq.testing import StubTreq
 from twisted.internet import defer, protocol
 from twisted.internet.task import Clock
 from twisted.trial import unittest
+from twisted.web.client import HTTPConnectionPool
 
 from luna2d.config import (
     APIConfig,
@@ -26,6 +29,7 @@ from luna2d.config import (
 )
 from luna2d.resources.auth import Auth
 from luna2d.resources.root import build
+from luna2d.resources.site import make_site
 from luna2d.store import bootstrap, db
 from luna2d.store import store as store_module
 from luna2d.store.crypto import Crypto
@@ -131,6 +135,63 @@ class ReactorCase(unittest.TestCase):
         if loop is not None and not loop.is_running():
             loop.call_soon(loop.stop)
             loop.run_forever()
+
+
+class CallbackMeter:
+    """The reactor thread's CPU time (``time.thread_time``) in each callback
+    of the event loop: every timer, socket event and call from a thread the
+    asyncio reactor runs is an ``asyncio.Handle``. CPU time, not wall time,
+    so that other processes on a loaded machine do not count, and a wait
+    for the GIL held by a worker thread does not either (the lag probe
+    measures those)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.callbacks = 0
+        self.longest = 0.0
+        self.total = 0.0
+        self.which = ""
+
+    def install(self, case: unittest.TestCase) -> None:
+        import asyncio
+
+        original = asyncio.Handle._run
+        meter = self
+
+        def run(handle: asyncio.Handle) -> None:
+            if not meter.on:
+                return original(handle)
+            start = time.thread_time()
+            try:
+                return original(handle)
+            finally:
+                spent = time.thread_time() - start
+                meter.callbacks += 1
+                meter.total += spent
+                if spent > meter.longest:
+                    meter.longest, meter.which = spent, repr(handle)[:300]
+
+        case.patch(asyncio.Handle, "_run", run)
+
+
+def serve_frozen(
+    case: unittest.TestCase, reactor: Any, store: Store
+) -> tuple[str, HTTPConnectionPool, str]:
+    """The whole API over ``store`` on a real port (port 0) of ``reactor``,
+    after the collector has been frozen as the daemon does once it has
+    loaded (tap.py). Returns the base URL, a non-persistent connection pool
+    and an admin token; the port, the pool and the freeze are undone at
+    cleanup."""
+    gc.collect()
+    gc.freeze()
+    case.addCleanup(gc.unfreeze)
+    auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, reactor)
+    site = make_site(build(store, auth, ADMIN), auth)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    case.addCleanup(port.stopListening)
+    http = HTTPConnectionPool(reactor, persistent=False)
+    case.addCleanup(http.closeCachedConnections)
+    return f"http://127.0.0.1:{port.getHost().port}", http, auth.issue(ADMIN, "admin")
 
 
 class API:

@@ -19,6 +19,14 @@ class AbsurdNetworkTests(unittest.TestCase):
     def setUp(self) -> None:
         self.api = API()
 
+    def eth6_address(self) -> str:
+        """node001's address on eth6 as the API shows it."""
+        return next(
+            i["ipaddress"]
+            for i in self.api.show("node", "node001")["interfaces"]
+            if i["interface"] == "eth6"
+        )
+
     def test_whole_address_space_refused(self) -> None:
         """::/0, 0.0.0.0/0 and a /7 answer 400; a /8 is accepted."""
         for cidr in ("::/0", "0.0.0.0/0", "::/7", "10.0.0.0/7"):
@@ -55,11 +63,7 @@ class AbsurdNetworkTests(unittest.TestCase):
             )[0],
             204,
         )
-        ip = next(
-            i["ipaddress"]
-            for i in self.api.show("node", "node001")["interfaces"]
-            if i["interface"] == "eth6"
-        )
+        ip = self.eth6_address()
         self.assertEqual(ip, "::1:1")
         self.assertEqual(
             self.api.get("/config/network/v6/_list"),
@@ -97,11 +101,7 @@ class AbsurdNetworkTests(unittest.TestCase):
             )[0],
             204,
         )
-        ip = next(
-            i["ipaddress"]
-            for i in self.api.show("node", "node001")["interfaces"]
-            if i["interface"] == "eth6"
-        )
+        ip = self.eth6_address()
         self.assertEqual(ip, "2001:db8::1")
 
 

@@ -8,7 +8,6 @@ it longer than 50 ms of CPU (it was 577 ms in one)."""
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -23,14 +22,16 @@ from luna2d.resources import jsonlist
 from luna2d.resources.site import make_site
 from tests.support import (
     API,
+    CallbackMeter,
     ReactorCase,
     hash_inline,
     open_store,
     result_of,
+    serve_frozen,
     the_reactor,
 )
 from tests.test_edge import Conn
-from tests.test_renumber import NODES, CallbackMeter, many_nodes
+from tests.test_renumber import NODES, many_nodes
 
 log = Logger()
 
@@ -224,13 +225,8 @@ class ListStallTests(ReactorCase):
 
     async def test_ten_thousand_nodes_under_50ms(self) -> None:
         import treq
-        from twisted.web.client import HTTPConnectionPool
 
-        from luna2d.config import APIConfig
         from luna2d.lag import LIMIT_MS
-        from luna2d.resources.auth import Auth
-        from luna2d.resources.root import build
-        from tests.support import ADMIN, PASSWORD, SECRET
 
         reactor = the_reactor()
         folder = Path(self.mktemp()).absolute()
@@ -238,18 +234,8 @@ class ListStallTests(ReactorCase):
         store, _ = open_store(folder, clock=reactor)
         self.addCleanup(lambda: store.pool.close())
         result_of(store.write(many_nodes))
-        # As the daemon does once it has loaded (tap.py).
-        gc.collect()
-        gc.freeze()
-        self.addCleanup(gc.unfreeze)
-        auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, reactor)
-        site = make_site(build(store, auth, ADMIN), auth)
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        http = HTTPConnectionPool(reactor, persistent=False)
-        self.addCleanup(http.closeCachedConnections)
-        url = f"http://127.0.0.1:{port.getHost().port}/config/node"
-        token = auth.issue(ADMIN, "admin")
+        base, http, token = serve_frozen(self, reactor, store)
+        url = f"{base}/config/node"
 
         meter = CallbackMeter()
         meter.install(self)

@@ -29,7 +29,15 @@ from twisted.trial import unittest
 from luna2d.errors import Invalid
 from luna2d.store import objects
 from luna2d.store.state import Iface, Tx, ip_key
-from tests.support import ReactorCase, load_store, open_store, result_of, the_reactor
+from tests.support import (
+    CallbackMeter,
+    ReactorCase,
+    load_store,
+    open_store,
+    result_of,
+    serve_frozen,
+    the_reactor,
+)
 
 log = Logger()
 
@@ -220,43 +228,6 @@ class ShallowEditTests(unittest.TestCase):
         self.assertTrue(any(sql.startswith("INSERT INTO object") for sql, _ in rows))
 
 
-class CallbackMeter:
-    """The reactor thread's CPU time (``time.thread_time``) in each callback
-    of the event loop: every timer, socket event and call from a thread the
-    asyncio reactor runs is an ``asyncio.Handle``. CPU time, not wall time,
-    so that other processes on a loaded machine do not count, and a wait
-    for the GIL held by a worker thread does not either (the lag probe
-    measures those)."""
-
-    def __init__(self) -> None:
-        self.on = False
-        self.callbacks = 0
-        self.longest = 0.0
-        self.total = 0.0
-        self.which = ""
-
-    def install(self, case: unittest.TestCase) -> None:
-        import asyncio
-
-        original = asyncio.Handle._run
-        meter = self
-
-        def run(handle: asyncio.Handle) -> None:
-            if not meter.on:
-                return original(handle)
-            start = time.thread_time()
-            try:
-                return original(handle)
-            finally:
-                spent = time.thread_time() - start
-                meter.callbacks += 1
-                meter.total += spent
-                if spent > meter.longest:
-                    meter.longest, meter.which = spent, repr(handle)[:300]
-
-        case.patch(asyncio.Handle, "_run", run)
-
-
 class ReactorStallTests(ReactorCase):
     """Issue 9, point 10: a /16 of 10,000 nodes (two interfaces with MACs
     each) renumbered through the HTTP API on a real port, over the daemon's
@@ -268,16 +239,10 @@ class ReactorStallTests(ReactorCase):
 
     async def test_renumber_and_boot_index_under_50ms(self) -> None:
         import treq
-        from twisted.web.client import HTTPConnectionPool
 
-        from luna2d.config import APIConfig
         from luna2d.lag import LIMIT_MS, LagProbe
-        from luna2d.resources.auth import Auth
-        from luna2d.resources.root import build
-        from luna2d.resources.site import make_site
         from luna2d.store import db
         from luna2d.store.bootindex import BootIndexer
-        from tests.support import ADMIN, PASSWORD, SECRET
 
         reactor = the_reactor()
         folder = Path(self.mktemp()).absolute()
@@ -287,18 +252,8 @@ class ReactorStallTests(ReactorCase):
         store.pool.close()
         store.pool = db.open_pool(cfg.database.database)
         self.addCleanup(lambda: store.pool.close())
-        # As the daemon does once it has loaded (tap.py).
-        gc.collect()
-        gc.freeze()
-        self.addCleanup(gc.unfreeze)
-        auth = Auth(APIConfig(ADMIN, PASSWORD, SECRET, 3600, "127.0.0.1", 0), store, reactor)
-        site = make_site(build(store, auth, ADMIN), auth)
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        http = HTTPConnectionPool(reactor, persistent=False)
-        self.addCleanup(http.closeCachedConnections)
-        url = f"http://127.0.0.1:{port.getHost().port}/config/network/cluster"
-        token = auth.issue(ADMIN, "admin")
+        base, http, token = serve_frozen(self, reactor, store)
+        url = f"{base}/config/network/cluster"
 
         indexer = BootIndexer(store)
         self.assertEqual(indexer.current().nodes, {})  # built in a thread: silent meanwhile

@@ -265,21 +265,19 @@ class SearchTests(unittest.TestCase):
         self.api.update("bmcsetup", "compute", {"password": "bmc-PASSWORD-xyz"})
         code, _ = self.api.post(
             "/config/secrets/node/node001",
-            {
-                "config": {
-                    "secrets": {
-                        "node": {
-                            "node001": [
-                                {
-                                    "secretname": "key",
-                                    "content": "SECRET-CONTENT",
-                                    "path": "/etc/key",
-                                }
-                            ]
+            env(
+                "secrets",
+                "node",
+                {
+                    "node001": [
+                        {
+                            "secretname": "key",
+                            "content": "SECRET-CONTENT",
+                            "path": "/etc/key",
                         }
-                    }
-                }
-            },
+                    ]
+                },
+            ),
         )
         self.assertEqual(code, 201)
         for path in (

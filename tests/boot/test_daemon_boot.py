@@ -20,6 +20,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from tests.boot.support import INITRD, KERNEL, MAC, TARBALL
 from tests.integration.test_daemon import Daemon, DaemonCase, make_folder
+from tests.support import env
 
 PAYLOAD = os.urandom(100_000)
 CURL = "/usr/bin/curl"
@@ -251,21 +252,19 @@ class BootDaemonTests(DaemonCase):
         code, body = await daemon.call(
             "POST",
             "/config/secrets/node/node001",
-            {
-                "config": {
-                    "secrets": {
-                        "node": {
-                            "node001": [
-                                {
-                                    "secretname": "key",
-                                    "content": "SECRET-KEY",
-                                    "path": "/etc/luna/key.pem",
-                                }
-                            ]
+            env(
+                "secrets",
+                "node",
+                {
+                    "node001": [
+                        {
+                            "secretname": "key",
+                            "content": "SECRET-KEY",
+                            "path": "/etc/luna/key.pem",
                         }
-                    }
-                }
-            },
+                    ]
+                },
+            ),
             token=token,
         )
         self.assertEqual(code, 201, body)

@@ -7,65 +7,21 @@ test can tell the two apart)."""
 
 from __future__ import annotations
 
-from tests.dhcp.netns import Lab
-from tests.dhcp.test_daemon import dhcp_ini
-from tests.integration.test_daemon import Daemon, DaemonCase, make_folder
+from tests.dhcp.support import lab_with_node
+from tests.integration.test_daemon import DaemonCase
 
 NODE_MAC = "02:4c:00:00:08:21"
 STRANGER = "02:4c:00:00:0e:01"
 
 
 class TakeoverTests(DaemonCase):
-    async def post(self, daemon: Daemon, token: str, kind: str, name: str, body: dict) -> None:
-        code, answer = await daemon.call(
-            "POST", f"/config/{kind}/{name}", {"config": {kind: {name: body}}}, token=token
-        )
-        self.assertIn(code, (201, 204), f"{kind} {name}: {answer}")
-
     async def test_stranger_cannot_claim_a_node(self) -> None:
         """GET /boot/manual/hostname/node821/<stranger> without a token is
         403 and leaves the node's MAC; DHCP from the stranger's MAC then gets
         an address of the dynamic range, not node821's; the discovery menu
         names no node. After the admin arms node821 the same request moves
         the MAC, and DHCP from that MAC gets the node's address."""
-        lab = await Lab(self, make_folder(self)).create(STRANGER)
-        daemon = Daemon(self, ini="")
-        daemon.ini.write_text(dhcp_ini(daemon.port, lab.host_if))
-        await daemon.start()
-        token = await daemon.token()
-        await self.post(
-            daemon,
-            token,
-            "network",
-            "lab",
-            {
-                "network": lab.network,
-                "gateway": lab.address(1),
-                "nameserver_ip": lab.address(2),
-                "dhcp": True,
-                "dhcp_range_begin": lab.address(100),
-                "dhcp_range_end": lab.address(110),
-            },
-        )
-        await self.post(
-            daemon,
-            token,
-            "group",
-            "labgroup",
-            {"interfaces": [{"interface": "BOOTIF", "network": "lab"}]},
-        )
-        await self.post(
-            daemon,
-            token,
-            "node",
-            "node821",
-            {
-                "group": "labgroup",
-                "interfaces": [
-                    {"interface": "BOOTIF", "ipaddress": lab.address(21), "macaddress": NODE_MAC}
-                ],
-            },
-        )
+        lab, daemon, token = await lab_with_node(self, STRANGER, "node821", NODE_MAC, {})
 
         code, body = await daemon.call("GET", f"/boot/manual/hostname/node821/{STRANGER}")
         self.assertEqual(code, 403, body)

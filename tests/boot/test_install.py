@@ -20,7 +20,7 @@ from twisted.trial import unittest
 
 from luna2d.store import objects
 from tests.boot.support import TARBALL, BootAPI
-from tests.support import SECRET, ReactorCase, result_of
+from tests.support import SECRET, ReactorCase, env, result_of
 
 TRICKY = "#!/bin/bash\necho \"$HOME\" '$x' `date` \\\nEOF\nLUNA2D\ncat <<EOF\nnested\nEOF\n"
 
@@ -251,41 +251,37 @@ class ContentTests(ReactorCase):
         as base64 decoded by ``base64 -d`` on the node."""
         code, _ = self.api.post(
             "/config/secrets/group/compute",
-            {
-                "config": {
-                    "secrets": {
-                        "group": {
-                            "compute": [
-                                {
-                                    "secretname": "shared",
-                                    "content": "GROUP-KEY",
-                                    "path": "/etc/shared.key",
-                                }
-                            ]
+            env(
+                "secrets",
+                "group",
+                {
+                    "compute": [
+                        {
+                            "secretname": "shared",
+                            "content": "GROUP-KEY",
+                            "path": "/etc/shared.key",
                         }
-                    }
-                }
-            },
+                    ]
+                },
+            ),
         )
         self.assertEqual(code, 201)
         code, _ = self.api.post(
             "/config/secrets/node/node001",
-            {
-                "config": {
-                    "secrets": {
-                        "node": {
-                            "node001": [
-                                {
-                                    "secretname": "own",
-                                    "content": "NODE-KEY\nline 2",
-                                    "path": "/etc/app/own.key",
-                                },
-                                {"secretname": "nopath", "content": "NOWHERE"},
-                            ]
-                        }
-                    }
-                }
-            },
+            env(
+                "secrets",
+                "node",
+                {
+                    "node001": [
+                        {
+                            "secretname": "own",
+                            "content": "NODE-KEY\nline 2",
+                            "path": "/etc/app/own.key",
+                        },
+                        {"secretname": "nopath", "content": "NOWHERE"},
+                    ]
+                },
+            ),
         )
         self.assertEqual(code, 201)
         body = self.script()
@@ -322,51 +318,47 @@ class ContentTests(ReactorCase):
         munge = bytes(range(256)) + os.urandom(768) + b"\r\n\x00"
         code, _ = self.api.post(
             "/config/secrets/group/compute",
-            {
-                "config": {
-                    "secrets": {
-                        "group": {
-                            "compute": [
-                                {
-                                    "secretname": "munge",
-                                    "content": base64.b64encode(munge).decode(),
-                                    "path": "/etc/munge/munge.key",
-                                },
-                                {
-                                    "secretname": "motd",
-                                    "content": "group motd",
-                                    "path": "/etc/motd",
-                                },
-                            ]
-                        }
-                    }
-                }
-            },
+            env(
+                "secrets",
+                "group",
+                {
+                    "compute": [
+                        {
+                            "secretname": "munge",
+                            "content": base64.b64encode(munge).decode(),
+                            "path": "/etc/munge/munge.key",
+                        },
+                        {
+                            "secretname": "motd",
+                            "content": "group motd",
+                            "path": "/etc/motd",
+                        },
+                    ]
+                },
+            ),
         )
         self.assertEqual(code, 201)
         code, _ = self.api.post(
             "/config/secrets/node/node001",
-            {
-                "config": {
-                    "secrets": {
-                        "node": {
-                            "node001": [
-                                {
-                                    "secretname": "license",
-                                    "content": "LICENSE: a\nno final newline",
-                                    "path": "/opt/app/license",
-                                },
-                                {"secretname": "empty", "content": "", "path": "/etc/empty"},
-                                {
-                                    "secretname": "motd",
-                                    "content": "node motd\n",
-                                    "path": "/etc/motd",
-                                },
-                            ]
-                        }
-                    }
-                }
-            },
+            env(
+                "secrets",
+                "node",
+                {
+                    "node001": [
+                        {
+                            "secretname": "license",
+                            "content": "LICENSE: a\nno final newline",
+                            "path": "/opt/app/license",
+                        },
+                        {"secretname": "empty", "content": "", "path": "/etc/empty"},
+                        {
+                            "secretname": "motd",
+                            "content": "node motd\n",
+                            "path": "/etc/motd",
+                        },
+                    ]
+                },
+            ),
         )
         self.assertEqual(code, 201)
         root, err, code = await self.run_write_secrets(self.script())
@@ -382,15 +374,11 @@ class ContentTests(ReactorCase):
         written (its folder is a file), so the installer reports it."""
         code, _ = self.api.post(
             "/config/secrets/node/node001",
-            {
-                "config": {
-                    "secrets": {
-                        "node": {
-                            "node001": [{"secretname": "k", "content": "key", "path": "/etc/x/k"}]
-                        }
-                    }
-                }
-            },
+            env(
+                "secrets",
+                "node",
+                {"node001": [{"secretname": "k", "content": "key", "path": "/etc/x/k"}]},
+            ),
         )
         self.assertEqual(code, 201)
         _, _, code = await self.run_write_secrets(self.script())
@@ -417,17 +405,11 @@ class ContentTests(ReactorCase):
         self.api.update("bmcsetup", "compute", {"unmanaged_bmc_users": "delete", "username": "a b"})
         code, _ = self.api.post(
             "/config/secrets/node/node001",
-            {
-                "config": {
-                    "secrets": {
-                        "node": {
-                            "node001": [
-                                {"secretname": "own", "content": TRICKY, "path": "/etc/o w n"}
-                            ]
-                        }
-                    }
-                }
-            },
+            env(
+                "secrets",
+                "node",
+                {"node001": [{"secretname": "own", "content": TRICKY, "path": "/etc/o w n"}]},
+            ),
         )
         self.assertEqual(code, 201)
         script = self.script()

@@ -368,21 +368,21 @@ class PowerGrantTests(ReactorCase):
         return response.code, (await response.content()).decode()
 
 
+# 127.0.0.0/24 with a DHCP range (.1-.50) below the nodes' addresses.
+LOOP_NETWORK = {
+    "network": "127.0.0.0/24",
+    "dhcp": True,
+    "dhcp_range_begin": "127.0.0.1",
+    "dhcp_range_end": "127.0.0.50",
+}
+
+
 class NodeTokenTests(unittest.TestCase):
     """Finding 4: a node token reports only its own boot interface's address."""
 
     def setUp(self) -> None:
         self.api = BootAPI(self)
-        self.api.update(
-            "network",
-            "loop",
-            {
-                "network": "127.0.0.0/24",
-                "dhcp": True,
-                "dhcp_range_begin": "127.0.0.1",
-                "dhcp_range_end": "127.0.0.50",
-            },
-        )
+        self.api.update("network", "loop", dict(LOOP_NETWORK))
         self.api.update(
             "node",
             "node001",
@@ -477,16 +477,7 @@ class DynamicNodeTests(unittest.TestCase):
     def setUp(self) -> None:
         self.api = BootAPI(self)
         self.api.bootable()
-        self.api.update(
-            "network",
-            "loop",
-            {
-                "network": "127.0.0.0/24",
-                "dhcp": True,
-                "dhcp_range_begin": "127.0.0.1",
-                "dhcp_range_end": "127.0.0.50",
-            },
-        )
+        self.api.update("network", "loop", dict(LOOP_NETWORK))
         self.api.update(
             "node",
             "node002",

@@ -31,11 +31,10 @@ import json
 import shutil
 from typing import Any
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
 from luna2d.ipmi.session import Fault, Success
-from tests.clients.test_control import HeldIPMI
+from tests.clients.support import HeldIPMICase
 from tests.clients.test_monitor import QUEUE_COLUMNS, STATUS_COLUMNS
 from tests.ipmi.test_control import bulk
 from tests.support import ADMIN, API, hash_inline
@@ -74,32 +73,16 @@ class SecretsChangeTests(unittest.TestCase):
         self.assertEqual(owner.secret("lic").content, b"v2")
 
 
-class ControlInMonitorTests(unittest.TestCase):
+class ControlInMonitorTests(HeldIPMICase):
     """Bulk control requests in /monitor/queue and /monitor/status (StubTreq,
     a Clock, BMCs answered by the test)."""
 
-    def setUp(self) -> None:
-        hash_inline(self)
-        self.ipmi = HeldIPMI()
-        self.api = API(ipmi=self.ipmi)
-        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
-        self.addCleanup(lambda: self.api.store.pool.close())
-
     def post(self, hosts: str) -> Any:
         body = json.dumps(bulk("power", "on", hosts)).encode()
-        d: defer.Deferred[Any] = self.api.treq.request(
-            "POST",
-            "http://luna/control/action/power/_on",
-            data=body,
-            headers={"x-access-tokens": self.api.admin_token},
-        )
-        self.api.treq.flush()
+        d = self.request("POST", "/control/action/power/_on", body)
         self.api.clock.advance(3)
         self.api.treq.flush()
-        response = self.successResultOf(d)
-        content = response.content()
-        self.api.treq.flush()
-        return response.code, json.loads(self.successResultOf(content))
+        return self.body_of(d)
 
     def monitor(self, what: str) -> list[dict[str, Any]]:
         code, body = self.api.get(f"/monitor/{what}")

@@ -34,9 +34,10 @@ from treq.testing import StubTreq
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from luna2d.ipmi.session import Outcome, Success
+from luna2d.ipmi.session import Success
 from luna2d.requests import EXPIRY
 from luna2d.resources.root import Guard, RootAPI
+from tests.clients.support import HeldIPMICase
 from tests.ipmi.test_control import Cluster, bulk, poll
 from tests.support import ADMIN, API, ReactorCase, hash_inline
 
@@ -283,46 +284,12 @@ class ConfigStatusTests(unittest.TestCase):
         self.assertEqual(self.api.get(path)[0], 200)
 
 
-class HeldIPMI:
-    """An IPMI client whose BMCs answer when the test says so: ``run``
-    hands out a Deferred per node, kept in ``pending``."""
-
-    def __init__(self) -> None:
-        self.pending: dict[str, defer.Deferred[Outcome]] = {}
-
-    def run(
-        self, target: Any, command: Any, cipher_suite: int | None = None
-    ) -> defer.Deferred[Outcome]:
-        self.pending[target.key] = defer.Deferred()
-        return self.pending[target.key]
-
-
-class WindowTests(unittest.TestCase):
+class WindowTests(HeldIPMICase):
     """The POST's wait on the injected clock (StubTreq, a Clock, BMCs held by the test)."""
-
-    def setUp(self) -> None:
-        hash_inline(self)
-        self.ipmi = HeldIPMI()
-        self.api = API(ipmi=self.ipmi)
-        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
-        self.addCleanup(lambda: self.api.store.pool.close())
 
     def post(self, hosts: str) -> defer.Deferred[Any]:
         body = json.dumps(bulk("power", "status", hosts)).encode()
-        d: defer.Deferred[Any] = self.api.treq.request(
-            "POST",
-            "http://luna/control/action/power/_status",
-            data=body,
-            headers={"x-access-tokens": self.api.admin_token},
-        )
-        self.api.treq.flush()
-        return d
-
-    def body_of(self, d: defer.Deferred[Any]) -> Any:
-        response = self.successResultOf(d)
-        content = response.content()
-        self.api.treq.flush()
-        return response.code, json.loads(self.successResultOf(content))
+        return self.request("POST", "/control/action/power/_status", body)
 
     def test_answers_after_the_wait(self) -> None:
         """With node002's BMC silent, the POST answers when the clock

@@ -20,41 +20,24 @@ unmodified clients (docs/CLIENTS.md, docs/API.md):
 
 from __future__ import annotations
 
-import json
 import shutil
 from typing import Any
 
-from twisted.internet import defer
 from twisted.trial import unittest
 
 from luna2d.ipmi.session import Success
-from tests.clients.test_control import HeldIPMI
-from tests.support import API, env, hash_inline
+from tests.clients.support import HeldIPMICase
+from tests.support import API, env
 
 
-class SelListTests(unittest.TestCase):
+class SelListTests(HeldIPMICase):
     """One node's SEL as the clients read it (StubTreq, BMC answered by the test)."""
 
-    def setUp(self) -> None:
-        hash_inline(self)
-        self.ipmi = HeldIPMI()
-        self.api = API(ipmi=self.ipmi)
-        self.addCleanup(shutil.rmtree, str(self.api.cfg.database.database.parent), True)
-        self.addCleanup(lambda: self.api.store.pool.close())
-
     def sel_list(self, lines: list[str]) -> tuple[int, Any]:
-        d: defer.Deferred[Any] = self.api.treq.request(
-            "GET",
-            "http://luna/control/action/sel/node001/_list",
-            headers={"x-access-tokens": self.api.admin_token},
-        )
-        self.api.treq.flush()
+        d = self.request("GET", "/control/action/sel/node001/_list")
         self.ipmi.pending["node001"].callback(Success(lines))
         self.api.treq.flush()
-        response = self.successResultOf(d)
-        content = response.content()
-        self.api.treq.flush()
-        return response.code, json.loads(self.successResultOf(content))
+        return self.body_of(d)
 
     def test_entries_joined_by_double_semicolon(self) -> None:
         """Two entries come back as one string; splitting it on ``;;`` as

@@ -9,71 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.dhcp.netns import Lab
-from tests.integration.test_daemon import Daemon, DaemonCase, ini_text, make_folder
+from tests.dhcp.support import dhcp_ini, lab_with_node
+from tests.integration.test_daemon import Daemon, DaemonCase
 
 KNOWN_MAC = "02:4c:00:00:02:21"
 FIRST_UNKNOWN = "02:4c:00:00:0a:01"
 SECOND_UNKNOWN = "02:4c:00:00:0a:02"
 
 
-def dhcp_ini(port: int, interfaces: str) -> str:
-    text = ini_text(port)
-    plain = "[DHCP]\nENABLED = no\n"
-    assert plain in text
-    return text.replace(
-        plain, f"[DHCP]\nENABLED = yes\nINTERFACES = {interfaces}\nLEASE_TIME = 30m\n"
-    )
-
-
 class DaemonDHCPTests(DaemonCase):
-    async def post(self, daemon: Daemon, token: str, kind: str, name: str, body: dict) -> None:
-        code, answer = await daemon.call(
-            "POST", f"/config/{kind}/{name}", {"config": {kind: {name: body}}}, token=token
-        )
-        self.assertIn(code, (201, 204), f"{kind} {name}: {answer}")
-
     async def test_serves_and_keeps_leases(self) -> None:
         """A node made over HTTP gets its fixed address (lease time from the
         ini); an unknown machine gets .100; after a restart that lease is
         still held: another machine gets .101 and the first gets .100 again."""
-        lab = await Lab(self, make_folder(self)).create(KNOWN_MAC)
-        daemon = Daemon(self, ini="")
-        daemon.ini.write_text(dhcp_ini(daemon.port, lab.host_if))
-        await daemon.start()
-        token = await daemon.token()
-        await self.post(
-            daemon,
-            token,
-            "network",
-            "lab",
-            {
-                "network": lab.network,
-                "gateway": lab.address(1),
-                "nameserver_ip": lab.address(2),
-                "dhcp": True,
-                "dhcp_range_begin": lab.address(100),
-                "dhcp_range_end": lab.address(110),
-            },
-        )
-        await self.post(
-            daemon,
-            token,
-            "group",
-            "labgroup",
-            {"domain": "lab.example", "interfaces": [{"interface": "BOOTIF", "network": "lab"}]},
-        )
-        await self.post(
-            daemon,
-            token,
-            "node",
-            "node201",
-            {
-                "group": "labgroup",
-                "interfaces": [
-                    {"interface": "BOOTIF", "ipaddress": lab.address(21), "macaddress": KNOWN_MAC}
-                ],
-            },
+        lab, daemon, _token = await lab_with_node(
+            self, KNOWN_MAC, "node201", KNOWN_MAC, {"domain": "lab.example"}
         )
         code, health = await daemon.call("GET", "/monitor/service/dhcp")
         self.assertEqual(code, 200, health)

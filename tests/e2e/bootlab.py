@@ -31,7 +31,7 @@ from twisted.internet import defer
 from twisted.internet.error import ProcessExitedAlready
 from twisted.trial import unittest
 
-from tests.integration.test_daemon import _LIVE, TWISTD, Daemon, _Capture, ini_text
+from tests.integration.test_daemon import _LIVE, Daemon, ini_text
 from tests.netns_support import IP, Namespace, Output, pause, run, the_reactor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,27 +122,9 @@ class NamespaceDaemon(Daemon):
         """The API as machines on the boot network reach it."""
         return f"http://{self.lab.server}:{self.port}"
 
-    async def start(self, *extra: str, umask: int | None = None) -> None:
-        assert not self.running, "the daemon is already running"
-        self.capture = _Capture()
-        self.runs.append(self.capture)
-        args = self.lab.netns_exec(
-            TWISTD,
-            "-n",
-            "--reactor=asyncio",
-            "--pidfile=",
-            "luna2d",
-            "--config",
-            str(self.ini),
-            *extra,
-        )
-        self.process = self.reactor.spawnProcess(
-            self.capture, args[0], args, env=dict(os.environ), path=str(self.cwd)
-        )
-        pid = self.process.pid
-        _LIVE.add(pid)
-        self.capture.when_ended().addCallback(lambda _: _LIVE.discard(pid))
-        await self.ready()
+    def argv(self, *extra: str) -> list[str]:
+        """The daemon's command line, run in the lab's namespace."""
+        return self.lab.netns_exec(*super().argv(*extra))
 
 
 class Spawned(Output):

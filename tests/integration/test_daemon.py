@@ -32,6 +32,7 @@ from twisted.python import log
 from twisted.trial import unittest
 from twisted.web.client import HTTPConnectionPool
 
+from tests.integration.support import curl_post
 from tests.support import ReactorCase, the_reactor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,6 +87,12 @@ def ini_text(
         "\n[DHCP]\nENABLED = no\n\n[TFTP]\nENABLED = no\n\n[DNS]\nENABLED = no\n"
         f"\n[BOOTSTRAP]\nENABLED = {'yes' if bootstrap else 'no'}\nCONTROLLER = controller\n"
     )
+
+
+def twistd_args(ini: Path, *extra: str) -> list[str]:
+    """twistd's arguments (after its name) that run luna2d on ``ini`` in the
+    foreground, ``extra`` last."""
+    return ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(ini), *extra]
 
 
 def make_folder(case: unittest.TestCase) -> Path:
@@ -178,25 +185,20 @@ class Daemon:
             f"--- run {n} ---\n{c.text()}" for n, c in enumerate(self.runs, 1) if n >= first_run
         )
 
+    def argv(self, *extra: str) -> list[str]:
+        """The command line that runs the daemon on this ini, ``extra`` last."""
+        return [TWISTD, *twistd_args(self.ini, *extra)]
+
     async def start(self, *extra: str, umask: int | None = None) -> None:
         """Spawn twistd (with ``umask`` if given) and wait until /version answers."""
         assert not self.running, "the daemon is already running"
         self.capture = _Capture()
         self.runs.append(self.capture)
-        args = [
-            TWISTD,
-            "-n",
-            "--reactor=asyncio",
-            "--pidfile=",
-            "luna2d",
-            "--config",
-            str(self.ini),
-            *extra,
-        ]
+        args = self.argv(*extra)
         previous = os.umask(umask) if umask is not None else None
         try:
             self.process = self.reactor.spawnProcess(
-                self.capture, TWISTD, args, env={**os.environ, **self.env}, path=str(self.cwd)
+                self.capture, args[0], args, env={**os.environ, **self.env}, path=str(self.cwd)
             )
         finally:
             if previous is not None:
@@ -568,26 +570,9 @@ class BodyLimitTests(DaemonCase):
         rss_before = _rss_kib(daemon.process.pid)
 
         async def curl(path: Path, *extra: str) -> tuple[str, str]:
-            out, err, code = await getProcessOutputAndValue(
-                "/usr/bin/curl",
-                [
-                    "-sS",
-                    "-o",
-                    "-",
-                    "-w",
-                    "\n%{http_code}",
-                    "-X",
-                    "POST",
-                    *extra,
-                    "-H",
-                    "Content-Type: application/json",
-                    "--data-binary",
-                    f"@{path}",
-                    f"{daemon.url}/config/node/node001",
-                ],
-            )
+            url = f"{daemon.url}/config/node/node001"
+            code, status, text, err = await curl_post(url, path, *extra)
             self.assertEqual(code, 0, err)
-            text, status = out.decode().rsplit("\n", 1)
             return status, text
 
         status, text = await curl(big)
@@ -881,15 +866,7 @@ class BadStartTests(DaemonCase):
         limit = defer.DeferredSemaphore(4)
 
         async def one(where: Path, extra: tuple[str, ...], expected: list[str]) -> str | None:
-            args = [
-                "-n",
-                "--reactor=asyncio",
-                "--pidfile=",
-                "luna2d",
-                "--config",
-                str(where / "luna.ini"),
-                *extra,
-            ]
+            args = twistd_args(where / "luna.ini", *extra)
             code, text = await limit.run(lambda: defer.ensureDeferred(self._twistd(args, where)))
             problems = []
             if code == 0:

@@ -18,6 +18,7 @@ from typing import Any
 from twisted.internet import defer, endpoints, protocol, task
 from twisted.internet.utils import getProcessOutputAndValue
 
+from tests.integration.support import curl_post
 from tests.integration.test_daemon import (
     TWISTD,
     Daemon,
@@ -27,6 +28,7 @@ from tests.integration.test_daemon import (
     ini_text,
     make_folder,
     node_body,
+    twistd_args,
 )
 from tests.tlsfiles import make_tls_files
 
@@ -222,24 +224,7 @@ class UnauthenticatedTests(DaemonCase):
         big.touch()
         os.truncate(big, 60 * MIB)
         rss_before = _rss_kib(daemon.process.pid)
-        out, err, code = await getProcessOutputAndValue(
-            "/usr/bin/curl",
-            [
-                "-sS",
-                "-o",
-                "-",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                f"@{big}",
-                f"{daemon.url}/config/node/node001",
-            ],
-        )
-        text, status = out.decode().rsplit("\n", 1)
+        _, status, text, err = await curl_post(f"{daemon.url}/config/node/node001", big)
         self.assertEqual(status, "401", err)
         self.assertIn("token", json.loads(text)["message"])
         self.assertLess(_rss_kib(daemon.process.pid) - rss_before, 16 * 1024)
@@ -366,14 +351,7 @@ class HTTPSDaemonTests(DaemonCase):
             where.mkdir()
             port = free_port()
             (where / "luna.ini").write_text(ini_text(port, api_extra=extra))
-            args = [
-                "-n",
-                "--reactor=asyncio",
-                "--pidfile=",
-                "luna2d",
-                "--config",
-                str(where / "luna.ini"),
-            ]
+            args = twistd_args(where / "luna.ini")
             out, err, code = await getProcessOutputAndValue(
                 TWISTD, args, env=dict(os.environ), path=str(where)
             )

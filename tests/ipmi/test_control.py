@@ -85,6 +85,15 @@ class Cluster:
         )
         assert code == 204, code
 
+    async def readonly_token(self) -> str:
+        """The readonly user ``viewer``, made over HTTP, and a token of it."""
+        await self.call(
+            "POST",
+            "/config/user/viewer",
+            {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}},
+        )
+        return self.auth.issue("viewer", "readonly")
+
     async def bmc_at(self, node: str, host: str) -> None:
         """Point the node's BMC interface at ``host`` on the BMC network."""
         body = {
@@ -372,12 +381,7 @@ class AsyncTests(ReactorCase):
         cluster = Cluster(self, wait=0.05)
         await cluster.setup()
         await cluster.bmc_at("node001", f"{cluster.prefix}.19")
-        await cluster.call(
-            "POST",
-            "/config/user/viewer",
-            {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}},
-        )
-        readonly = cluster.auth.issue("viewer", "readonly")
+        readonly = await cluster.readonly_token()
         code, first = await cluster.call(
             "POST", "/control/action/power/_status", bulk("power", "status", "node001")
         )
@@ -426,12 +430,7 @@ class RefusalTests(ReactorCase):
         cluster = Cluster(self)
         await cluster.setup()
         await cluster.bmc_at("node001", f"{cluster.prefix}.19")
-        await cluster.call(
-            "POST",
-            "/config/user/viewer",
-            {"config": {"user": {"viewer": {"password": "viewer-pw", "role": "readonly"}}}},
-        )
-        readonly = cluster.auth.issue("viewer", "readonly")
+        readonly = await cluster.readonly_token()
         node_token = cluster.auth.issue("node001", "node", node="node001")
         base = "/control/action"
         cases = [

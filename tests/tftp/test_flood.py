@@ -31,7 +31,7 @@ from luna2d.protocols.tftp.codec import (
     decode,
 )
 from luna2d.protocols.tftp.policy import BUSY, CLIENT_BUSY, Limits
-from tests.tftp.test_integration import CURL, TFTP, ClientCase
+from tests.tftp.test_integration import TFTP, ClientCase
 
 ATTACK_HOSTS = [f"127.0.1.{i}" for i in range(1, 251)]
 PORTS_PER_HOST = 4
@@ -118,17 +118,8 @@ class SilentFloodTests(FloodCase):
         self.assertEqual(len(self.service.server.active), flood, "the table is full")
 
         before = self.reactor.seconds()
-        text, code = await self.client(
-            CURL,
-            "-sS",
-            "--tftp-blksize",
-            "1432",
-            "-o",
-            "curl.bin",
-            f"tftp://127.0.0.1:{self.port}/boot.kpxe",
-        )
-        self.assertEqual(code, 0, text)
-        self.assertEqual(self.received("curl.bin"), data)
+        got = await self.curl_fetch("boot.kpxe", "curl.bin", "--tftp-blksize", "1432")
+        self.assertEqual(got, data)
         text, code = await self.client(
             TFTP, "-m", "binary", "127.0.0.1", str(self.port), "-c", "get", "boot.kpxe", "hpa.bin"
         )
@@ -184,11 +175,8 @@ class RequestRateTests(FloodCase):
         self.assertTrue(400 <= admitted <= 600, admitted)
         self.assertEqual(self.stats["evicted"], admitted - 32)
         self.assertEqual(self.held_by({"127.0.2.9"}), 32)
-        text, code = await self.client(
-            CURL, "-sS", "-o", "got.bin", f"tftp://127.0.0.1:{self.port}/boot.kpxe"
-        )
-        self.assertEqual(code, 0, text)
-        self.assertEqual(self.received("got.bin"), data)
+        got = await self.curl_fetch("boot.kpxe", "got.bin")
+        self.assertEqual(got, data)
         seen = attacker.received()
         self.assertGreaterEqual(
             sum(1 for got in seen if not got), 2000 - admitted, "dropped: no answer"
@@ -219,11 +207,8 @@ class PerAddressTests(FloodCase):
         await self.until(lambda: self.stats["evicted"] >= 96, 10, "the flood is turned over")
         self.assertEqual(self.held_by({"127.0.2.1"}), 4)
         self.assertEqual(self.service.server.admission.held_by("127.0.2.1"), 4)
-        text, code = await self.client(
-            CURL, "-sS", "-o", "got.bin", f"tftp://127.0.0.1:{self.port}/boot.kpxe"
-        )
-        self.assertEqual(code, 0, text)
-        self.assertEqual(self.received("got.bin"), data)
+        got = await self.curl_fetch("boot.kpxe", "got.bin")
+        self.assertEqual(got, data)
         await self.until(lambda: not self.held_by({"127.0.2.1"}), 10, "the last four time out")
         self.assertEqual(self.stats["unanswered"], 4)
         self.assertEqual(self.stats["evicted"], 96)

@@ -25,7 +25,6 @@ from collections import Counter
 from luna2d.protocols.tftp.codec import ReadRequest
 from luna2d.protocols.tftp.policy import Limits
 from tests.tftp.test_flood import LONG_TIMEOUT, FloodCase
-from tests.tftp.test_integration import CURL
 
 HOSTS = [f"127.0.2.{i}" for i in range(1, 101)]
 OTHER = ReadRequest("boot.kpxe", "octet", (("blksize", "1024"), ("tsize", "0")))
@@ -85,17 +84,8 @@ class FloodGarbageTests(FloodCase):
         )
         attacker.send(MISSING, port)
         await self.until(lambda: self.stats["refused"] >= 300, 10, "refusals")
-        text, code = await self.client(
-            CURL,
-            "-sS",
-            "--tftp-blksize",
-            "1432",
-            "-o",
-            "curl.bin",
-            f"tftp://127.0.0.1:{self.port}/boot.kpxe",
-        )
-        self.assertEqual(code, 0, text)
-        self.assertEqual(self.received("curl.bin"), data)
+        got = await self.curl_fetch("boot.kpxe", "curl.bin", "--tftp-blksize", "1432")
+        self.assertEqual(got, data)
         await self.until(lambda: self.stats["completed"] >= 1, 10, "curl's transfer ends")
         counts = self.stats.text()
         self.assertGreater(self.stats["evicted"], 0, counts)

@@ -72,6 +72,14 @@ class ClientCase(DaemonCase):
         )
         return (out + err).decode("utf-8", "replace"), code
 
+    async def curl_fetch(self, name: str, out: str, *flags: str) -> bytes:
+        """curl (with ``flags``) gets ``name`` from the service into ``out``;
+        it must exit 0. Returns what it wrote."""
+        url = f"tftp://127.0.0.1:{self.port}/{name}"
+        text, code = await self.client(CURL, "-sS", *flags, "-o", out, url)
+        self.assertEqual(code, 0, text)
+        return self.received(out)
+
     def received(self, name: str) -> bytes:
         path = self.out / name
         return path.read_bytes() if path.exists() else b""
@@ -238,17 +246,8 @@ class ClientTests(ClientCase):
         package = Path("/usr/lib/ipxe/undionly.kpxe")
         data = package.read_bytes() if package.exists() else os.urandom(70_000)
         (self.ipxe / "undionly.kpxe").write_bytes(data)
-        text, code = await self.client(
-            CURL,
-            "-sS",
-            "--tftp-blksize",
-            "1432",
-            "-o",
-            "undionly.kpxe",
-            f"tftp://127.0.0.1:{self.port}/undionly.kpxe",
-        )
-        self.assertEqual(code, 0, text)
-        self.assertEqual(self.received("undionly.kpxe"), data)
+        got = await self.curl_fetch("undionly.kpxe", "undionly.kpxe", "--tftp-blksize", "1432")
+        self.assertEqual(got, data)
 
 
 class RefusalTests(ClientCase):
@@ -305,11 +304,8 @@ class RefusalTests(ClientCase):
                 break
             await task.deferLater(self.reactor, 0.025, lambda: None)
         self.assertEqual(self.stats["dropped"], 4)
-        text, code = await self.client(
-            CURL, "-sS", "-o", "after.bin", f"tftp://127.0.0.1:{self.port}/after.bin"
-        )
-        self.assertEqual(code, 0, text)
-        self.assertEqual(self.received("after.bin"), data)
+        got = await self.curl_fetch("after.bin", "after.bin")
+        self.assertEqual(got, data)
 
 
 class _Collector(protocol.DatagramProtocol):

@@ -30,6 +30,7 @@ from tests.integration.test_daemon import (
     ini_text,
     make_folder,
     the_reactor,
+    twistd_args,
 )
 
 CURL = shutil.which("curl") or "/usr/bin/curl"
@@ -45,6 +46,31 @@ def free_udp_port() -> int:
 
 def with_tftp(ini: str, section: str) -> str:
     return ini.replace("[TFTP]\nENABLED = no\n", section)
+
+
+async def tftp_daemon(case: DaemonCase, root: str, extra: str = "") -> tuple[Daemon, int]:
+    """A started daemon serving TFTP from ``root`` on a free UDP port, with
+    ``extra`` lines in its [TFTP] section. Returns it and the port."""
+    udp = free_udp_port()
+    daemon = Daemon(case)
+    section = f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = {root}\n{extra}"
+    daemon.ini.write_text(with_tftp(daemon.ini.read_text(), section))
+    await daemon.start()
+    return daemon, udp
+
+
+def tftp_limits(cfg: config.Config) -> tuple[int, int, int, int, int]:
+    """MAX_TRANSFERS, MAX_PER_CLIENT, MAX_TIMEOUT, FIRST_ACK_TIMEOUT and
+    REQUEST_RATE as loaded."""
+    tftp = cfg.tftp
+    assert isinstance(tftp, config.TFTPConfig)
+    return (
+        tftp.max_transfers,
+        tftp.max_per_client,
+        tftp.max_timeout,
+        tftp.first_ack_timeout,
+        tftp.request_rate,
+    )
 
 
 class ConfigTests(unittest.TestCase):
@@ -65,13 +91,7 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(cfg.tftp.root, cfg.path.parent / "tftpboot")
         self.assertEqual(cfg.tftp.ipxe, Path("/usr/lib/ipxe"))
         self.assertEqual(
-            (
-                cfg.tftp.max_transfers,
-                cfg.tftp.max_per_client,
-                cfg.tftp.max_timeout,
-                cfg.tftp.first_ack_timeout,
-                cfg.tftp.request_rate,
-            ),
+            tftp_limits(cfg),
             (1000, 32, 5, 6, 200),
         )
 
@@ -84,13 +104,7 @@ class ConfigTests(unittest.TestCase):
             "MAX_TIMEOUT = 255\nFIRST_ACK_TIMEOUT = 60\nREQUEST_RATE = 100000\n"
         )
         self.assertEqual(
-            (
-                cfg.tftp.max_transfers,
-                cfg.tftp.max_per_client,
-                cfg.tftp.max_timeout,
-                cfg.tftp.first_ack_timeout,
-                cfg.tftp.request_rate,
-            ),
+            tftp_limits(cfg),
             (65535, 65535, 255, 60, 100000),
         )
         cfg = self.load(
@@ -98,13 +112,7 @@ class ConfigTests(unittest.TestCase):
             "MAX_TIMEOUT = 1\nFIRST_ACK_TIMEOUT = 1\nREQUEST_RATE = 1\n"
         )
         self.assertEqual(
-            (
-                cfg.tftp.max_transfers,
-                cfg.tftp.max_per_client,
-                cfg.tftp.max_timeout,
-                cfg.tftp.first_ack_timeout,
-                cfg.tftp.request_rate,
-            ),
+            tftp_limits(cfg),
             (1, 1, 1, 1, 1),
         )
         cfg = self.load("[TFTP]\nENABLED = yes\nMAX_TRANSFERS = 10\n")
@@ -217,15 +225,7 @@ class DaemonTests(DaemonCase):
         package's; a file put into ROOT is served; /monitor/service/tftp says it
         listens and counts both transfers; each transfer has its line in the
         daemon's log; SIGTERM stops it cleanly."""
-        udp = free_udp_port()
-        daemon = Daemon(self)
-        daemon.ini.write_text(
-            with_tftp(
-                daemon.ini.read_text(),
-                f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = var/tftpboot\n",
-            )
-        )
-        await daemon.start()
+        daemon, udp = await tftp_daemon(self, "var/tftpboot")
         root = daemon.folder / "var" / "tftpboot"
         self.assertTrue(root.is_dir())
         out = daemon.folder / "got"
@@ -264,17 +264,11 @@ class DaemonTests(DaemonCase):
         table), both with ERROR 0 'server busy'; the others get an OACK that
         echoes timeout 3, or leaves 4 out, and end with 'timed out' 2 s
         after it, not 3 s or later."""
-        udp = free_udp_port()
-        daemon = Daemon(self)
-        daemon.ini.write_text(
-            with_tftp(
-                daemon.ini.read_text(),
-                f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\n"
-                "MAX_TRANSFERS = 4\nMAX_PER_CLIENT = 2\nMAX_TIMEOUT = 3\n"
-                "FIRST_ACK_TIMEOUT = 2\n",
-            )
+        daemon, udp = await tftp_daemon(
+            self,
+            "tftpboot",
+            "MAX_TRANSFERS = 4\nMAX_PER_CLIENT = 2\nMAX_TIMEOUT = 3\nFIRST_ACK_TIMEOUT = 2\n",
         )
-        await daemon.start()
         (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
         reactor = the_reactor()
         names = ["a1", "a2", "a3", "b1", "b2", "c1"]
@@ -320,15 +314,7 @@ class DaemonTests(DaemonCase):
         """REQUEST_RATE 1 (bursts of 2): three requests at once from three
         ports of one address get two OACKs and one silence; the counters of
         /monitor/service/tftp say one request was rate-limited."""
-        udp = free_udp_port()
-        daemon = Daemon(self)
-        daemon.ini.write_text(
-            with_tftp(
-                daemon.ini.read_text(),
-                f"[TFTP]\nENABLED = yes\nPORT = {udp}\nROOT = tftpboot\nREQUEST_RATE = 1\n",
-            )
-        )
-        await daemon.start()
+        daemon, udp = await tftp_daemon(self, "tftpboot", "REQUEST_RATE = 1\n")
         (daemon.folder / "tftpboot" / "f.bin").write_bytes(b"x" * 3000)
         reactor = the_reactor()
         socks = []
@@ -367,7 +353,7 @@ class DaemonTests(DaemonCase):
             )
             out, err, code = await getProcessOutputAndValue(
                 TWISTD,
-                ["-n", "--reactor=asyncio", "--pidfile=", "luna2d", "--config", str(daemon.ini)],
+                twistd_args(daemon.ini),
                 env=dict(os.environ),
                 path=str(daemon.cwd),
                 reactor=daemon.reactor,
